@@ -1,0 +1,53 @@
+# Headroom: one entry point for every check. `make test` is what CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEV := $(VENV)/dev/headroom
+
+.PHONY: all demo test lint typecheck unit bench venv sysdeps sysdeps-redis clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip $(QUIET_PIP)
+	$(PY) -m pip install -q -e '.[test]' $(QUIET_PIP)
+	@mkdir -p $(DEV)
+	@for p in controller policies cli; do ln -sfn $(CURDIR)/$$p $(DEV)/$$p; done
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+sysdeps-redis:
+	@.ci/install-system-deps redis
+
+sysdeps:
+	@.ci/install-system-deps all
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy -p headroom.policies -p headroom.controller -p headroom.cli
+	$(BIN)/mypy tests bench
+	$(BIN)/lint-imports
+
+unit: venv
+	$(BIN)/pytest
+
+test: sysdeps lint
+	$(BIN)/pytest
+
+demo: sysdeps-redis venv
+	$(BIN)/headroom demo
+
+bench: sysdeps venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``headroom`` command line: thin typer commands over the policy core and the controller."""

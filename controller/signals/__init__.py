@@ -1,0 +1,1 @@
+"""Metric sources: one Protocol, one file per source (Prometheus, Redis INFO, CSV)."""

@@ -1,0 +1,1 @@
+"""Scale targets: one Protocol (``base.ScaleTarget``), one file per implementation."""
