@@ -1,0 +1,29 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.redis_cluster import RedisTestCluster, start_cluster
+
+ClusterFactory = Callable[..., RedisTestCluster]
+
+
+@pytest.fixture
+def redis_cluster_factory(tmp_path: Path) -> Iterator[ClusterFactory]:
+    """Start real Redis Clusters on loopback; every process is killed at teardown."""
+    started: list[RedisTestCluster] = []
+
+    def make(
+        masters: int = 3, replicas: int = 0, extra_args: tuple[str, ...] = ()
+    ) -> RedisTestCluster:
+        cluster = start_cluster(tmp_path / f"cluster{len(started)}", masters, replicas, extra_args)
+        started.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.stop()
