@@ -17,7 +17,8 @@ def test_cluster_factory_starts_and_stops(redis_cluster_factory: ClusterFactory)
     client = RedisCluster(host=host, port=int(port), decode_responses=True)
     for i in range(100):
         client.set(f"k{i}", i)
-    assert client.dbsize() == 100
+    assert client.dbsize(target_nodes=RedisCluster.PRIMARIES) == 100
+    assert [client.get(f"k{i}") for i in range(100)] == [str(i) for i in range(100)]
     client.close()
     cluster.stop()
     assert all(n.proc.poll() is not None for n in cluster.nodes)
