@@ -1,0 +1,97 @@
+"""Parsing of history/trace CSV text (``timestamp,qps``) into a :class:`Series`.
+
+Pure: callers read the file (``headroom.controller.signals.csv``, the CLI) and pass
+the text in. Timestamps are ISO-8601 with an offset (``2026-06-18T20:00:00+08:00``)
+or epoch seconds; naive ISO times are refused because their zone is unknowable.
+Empty values are gaps (NaN), never zeros.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import datetime
+
+import numpy as np
+
+from headroom.policies.errors import TraceError
+from headroom.policies.series import Series
+
+TIME_COLUMNS = ("timestamp", "time", "ts")
+VALUE_COLUMNS = ("qps", "value", "requests")
+
+
+def parse_timestamp(raw: str, where: str) -> float:
+    """Epoch seconds from ISO-8601-with-offset or a number of epoch seconds."""
+    text = raw.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise TraceError(
+            f"{where}: timestamp {text!r} is neither ISO-8601 nor epoch seconds"
+        ) from err
+    if when.tzinfo is None:
+        raise TraceError(f"{where}: timestamp {text!r} has no UTC offset")
+    return when.timestamp()
+
+
+def parse_trace_csv(
+    text: str, source: str = "trace.csv", value_column: str | None = None
+) -> Series:
+    """Parse CSV text with a ``timestamp`` column and a ``qps`` (or ``value``) column.
+
+    Rows are sorted by time; duplicate timestamps are refused, blank values become gaps.
+    """
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise TraceError(f"{source}: file is empty (expected header 'timestamp,qps')") from None
+    t_col = next((header.index(c) for c in TIME_COLUMNS if c in header), None)
+    wanted = (value_column,) if value_column else VALUE_COLUMNS
+    v_col = next((header.index(c) for c in wanted if c in header), None)
+    if t_col is None or v_col is None:
+        raise TraceError(f"{source}: header {','.join(header)!r} needs columns 'timestamp,qps'")
+    times: list[float] = []
+    values: list[float] = []
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        where = f"{source}:{lineno}"
+        if len(row) <= max(t_col, v_col):
+            raise TraceError(f"{where}: expected {len(header)} columns, got {len(row)}")
+        times.append(parse_timestamp(row[t_col], where))
+        raw = row[v_col].strip()
+        if not raw:
+            values.append(math.nan)
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise TraceError(f"{where}: {header[v_col]} {raw!r} is not a number") from None
+        if value < 0 or math.isinf(value):
+            raise TraceError(f"{where}: {header[v_col]} {raw!r} must be a finite value >= 0")
+        values.append(value)
+    if not times:
+        raise TraceError(f"{source}: no data rows")
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    t, v = t[order], v[order]
+    dup = np.nonzero(np.diff(t) == 0)[0]
+    if dup.size:
+        raise TraceError(f"{source}: duplicate timestamp {t[dup[0]]:.0f}")
+    return Series(t, v)
+
+
+def format_trace_csv(series: Series) -> str:
+    """The inverse of :func:`parse_trace_csv` with epoch-second timestamps."""
+    lines = ["timestamp,qps"]
+    for t, v in zip(series.t, series.v, strict=True):
+        lines.append(f"{t:.0f}," + ("" if math.isnan(v) else f"{v:.6g}"))
+    return "\n".join(lines) + "\n"

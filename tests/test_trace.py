@@ -1,0 +1,51 @@
+"""CSV traces: ISO with offsets, epoch seconds, gaps, and one-line errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from headroom.policies.errors import TraceError
+from headroom.policies.trace import format_trace_csv, parse_trace_csv
+
+
+def test_iso_with_offset_and_epoch_agree() -> None:
+    iso = parse_trace_csv(
+        "timestamp,qps\n2026-06-18T20:00:00+08:00,10\n2026-06-18T20:01:00+08:00,12\n"
+    )
+    epoch = parse_trace_csv("timestamp,qps\n1781784000,10\n1781784060,12\n")
+    assert list(iso.t) == list(epoch.t)
+    assert list(iso.v) == [10.0, 12.0]
+
+
+def test_blank_value_is_gap_not_zero() -> None:
+    s = parse_trace_csv("timestamp,qps\n0,1\n60,\n120,3\n")
+    assert math.isnan(s.v[1])
+    assert parse_trace_csv(format_trace_csv(s)).t.tolist() == [0, 60, 120]
+
+
+def test_unsorted_rows_are_sorted() -> None:
+    s = parse_trace_csv("timestamp,qps\n120,3\n0,1\n60,2\n")
+    assert s.v.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "empty"),
+        ("time,foo\n0,1\n", "needs columns"),
+        ("timestamp,qps\n2026-06-18T20:00:00,1\n", "t.csv:2: timestamp"),
+        ("timestamp,qps\n0,abc\n", "t.csv:2: qps 'abc' is not a number"),
+        ("timestamp,qps\n0,-1\n", ">= 0"),
+        ("timestamp,qps\n0,1\n0,2\n", "duplicate timestamp"),
+        ("timestamp,qps\n", "no data rows"),
+    ],
+)
+def test_errors_are_one_line_naming_the_place(text: str, needle: str) -> None:
+    with pytest.raises(TraceError) as info:
+        parse_trace_csv(text, "t.csv")
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+    assert message.startswith("t.csv")
