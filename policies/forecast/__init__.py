@@ -1,0 +1,1 @@
+"""Forecasters: one interface (``base.Forecaster``), one model per file."""

@@ -1,0 +1,219 @@
+"""The capacity policy schema: what Headroom keeps ahead of demand, and how.
+
+One pydantic model serves the YAML policy file, the CapacityPolicy CRD ``spec``
+(camelCase, as Kubernetes writes it) and the backtest simulator. Durations accept
+seconds or strings like ``90s``, ``10m``, ``2h``, ``1d``. Loading turns pydantic's
+errors into one-line :class:`PolicyError` messages naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from headroom.policies.errors import PolicyError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"10m"``, ``"1.5h"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '10m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"{value!r} is not a duration (use seconds or e.g. '90s', '10m', '2h')")
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValueError(f"duration {value!r} must be finite and >= 0")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class TargetKind(StrEnum):
+    REDIS_CLUSTER = "RedisCluster"
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    HPA = "HorizontalPodAutoscaler"
+    SCALE = "Scale"  # any other object with a /scale subresource (apiVersion + kind given)
+    LOCAL_REDIS = "LocalRedisCluster"  # the embedded default (headroom demo / local)
+
+
+class Provisioning(_Model):
+    """How long new units take to serve: lead time is computed from this, per action."""
+
+    fixed_seconds: Duration = 60.0  # scheduling + boot + readiness of any change
+    per_unit_seconds: Duration = 0.0  # extra per unit added (pods start in parallel: often 0)
+    data_bytes: float = Field(0.0, ge=0)  # Redis: dataset size that a reshard moves a share of
+    reshard_bytes_per_second: float = Field(50e6, gt=0)  # Redis: measured migration throughput
+
+    def delay(self, from_units: int, to_units: int) -> float:
+        """Seconds until ``to_units`` are ready when changing from ``from_units``."""
+        added = max(0, to_units - from_units)
+        seconds = self.fixed_seconds + self.per_unit_seconds * added
+        if self.data_bytes and to_units > 0 and from_units != to_units:
+            moved_share = abs(to_units - from_units) / max(to_units, from_units)
+            seconds += self.data_bytes * moved_share / self.reshard_bytes_per_second
+        return seconds
+
+
+class Target(_Model):
+    """One thing Headroom sizes, in units (Redis masters, pod replicas, an HPA floor)."""
+
+    name: str = Field(min_length=1)
+    kind: TargetKind = TargetKind.DEPLOYMENT
+    namespace: str = "default"
+    api_version: str | None = None  # needed for kind Scale (e.g. cluster.x-k8s.io/v1beta1)
+    scale_kind: str | None = None  # kind of the object behind a generic Scale target
+    capacity_per_unit: float = Field(gt=0)  # QPS one unit serves within the SLO (declared)
+    learn_capacity: bool = False  # replace the declared value by the learned one when confident
+    min_units: int = Field(1, ge=0)
+    max_units: int = Field(100, ge=1)
+    max_step: int = Field(0, ge=0)  # most units added or removed per action; 0 = no limit
+    provisioning: Provisioning = Provisioning()
+    labels: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Target:
+        if self.min_units > self.max_units:
+            raise ValueError(f"minUnits {self.min_units} is above maxUnits {self.max_units}")
+        if self.kind is TargetKind.SCALE and not (self.api_version and self.scale_kind):
+            raise ValueError("kind Scale needs apiVersion and scaleKind")
+        return self
+
+
+class MetricQuery(_Model):
+    """Where a signal comes from; ``query`` is PromQL for source prometheus."""
+
+    source: str = Field("redis", pattern=r"^(prometheus|redis|csv)$")
+    query: str | None = None
+    url: str | None = None
+
+
+class Metrics(_Model):
+    qps: MetricQuery = MetricQuery()
+    latency_p99: MetricQuery | None = None
+
+
+class Slo(_Model):
+    latency_p99_ms: float = Field(5.0, gt=0)
+    target_utilization: float = Field(0.8, gt=0, le=1)  # also the reactive HPA baseline's target
+
+
+class Forecasting(_Model):
+    quantile: float = Field(0.9, gt=0, lt=1)  # provision for this forecast quantile
+    history: Duration = 28 * 86400.0  # how much history to learn from
+    horizon: Duration = 24 * 3600.0
+    default_event_multiplier: float = Field(3.0, ge=1)  # an event with no similar past event
+    default_ramp: Duration = 1800.0  # pre-event ramp when the event does not say
+
+
+class ScaleIn(_Model):
+    cooldown: Duration = 1800.0  # after an event ends before scaling in
+    step_units: int = Field(1, ge=1)  # units removed per scale-in action
+    interval: Duration = 600.0  # between scale-in actions
+    stabilization: Duration = 900.0  # the forecast must stay low this long
+
+
+class FreezeWindow(_Model):
+    start: str  # ISO-8601 with offset
+    end: str
+    reason: str = "freeze"
+
+
+class Budget(_Model):
+    max_unit_hours: float = Field(gt=0)
+    period: Duration = 86400.0  # rolling window the cap applies to
+
+
+class AlertHook(_Model):
+    url: str = Field(pattern=r"^https?://")
+    on: list[str] = ["action", "capped", "unavailable"]
+
+
+class PolicySpec(_Model):
+    """The CapacityPolicy spec (and the YAML policy file's content)."""
+
+    name: str = "default"
+    targets: list[Target] = Field(min_length=1)
+    metrics: Metrics = Metrics()
+    slo: Slo = Slo()
+    headroom_factor: float = Field(1.0, ge=1)
+    lead_time: Duration = 0.0  # extra margin added to every computed provisioning delay
+    forecast: Forecasting = Forecasting()
+    scale_in: ScaleIn = ScaleIn()
+    freeze_windows: list[FreezeWindow] = []
+    budget: Budget | None = None
+    alerts: list[AlertHook] = []
+    event_selector: dict[str, str] = {}  # labels DemandEvents select this policy by
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> PolicySpec:
+        seen: set[str] = set()
+        for target in self.targets:
+            key = f"{target.namespace}/{target.name}"
+            if key in seen:
+                raise ValueError(f"target {key} is listed twice")
+            seen.add(key)
+        return self
+
+
+def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Pydantic's location as a readable path: ``targets[0].capacityPerUnit`` (target name too)."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    label = f"[{item}:{node['name']}]"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "spec"
+
+
+def parse_policy(data: Any, source: str = "policy") -> PolicySpec:
+    """Validate a policy document (a bare spec, or a CapacityPolicy object with ``spec``)."""
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: expected a mapping at the top level")
+    raw = data
+    if "spec" in data and isinstance(data["spec"], dict):
+        raw = dict(data["spec"])
+        name = (data.get("metadata") or {}).get("name")
+        if isinstance(name, str) and "name" not in raw:
+            raw["name"] = name
+    try:
+        return PolicySpec.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = _field_path(tuple(first["loc"]), raw)
+        message = first["msg"].removeprefix("Value error, ")
+        raise PolicyError(f"{source}: {where}: {message}") from None
