@@ -1,4 +1,4 @@
-"""`headroom forecast`, `headroom plan`, `headroom simulate`: the policy core on history files."""
+"""`headroom forecast` and `headroom plan`: the policy core on history files."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the top-level engine commands to ``app``."""
+    """Add the ``forecast`` and ``plan`` commands to ``app``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from headroom.cli import calendar, capacity, demo, engine, local, policy, redis
+from headroom.cli import calendar, capacity, demo, engine, local, policy, redis, simulate
 
 app = typer.Typer(
     name="headroom",
@@ -18,6 +18,7 @@ app.add_typer(calendar.app, name="calendar")
 app.add_typer(policy.app, name="policy")
 app.add_typer(capacity.app, name="capacity")
 engine.register(app)
+simulate.register(app)
 demo.register(app)
 
 
