@@ -1,0 +1,1 @@
+"""The embedded default: Redis Cluster nodes as ``redis-server`` processes on loopback."""
