@@ -1,0 +1,275 @@
+"""Prometheus as a signal source, through prometheus-api-client's ``PrometheusConnect``.
+
+The operator and ``headroom capacity learn --prometheus`` read QPS, p99 latency,
+memory, CPU and keys with PromQL. :data:`REDIS_EXPORTER` and :data:`HTTP_SERVER`
+are default query sets; a policy overrides any query. Query templates may use two
+tokens (``$`` never occurs in PromQL): ``$window`` (the rate window, e.g. ``1m``)
+and ``$by`` (grouping labels: empty for the target's total, ``instance`` for one
+series per unit), e.g. ``sum by ($by) (rate(x_total[$window]))``.
+
+Range queries are cut into chunks below Prometheus' 11,000-points-per-series limit,
+aligned to the step (``k*step``), and placed on one grid: a step Prometheus has no
+value for stays NaN. A Prometheus that is down, slow (``timeout`` is the budget for
+the whole call, retries included) or returns no series is answered with
+:class:`Unavailable` and its reason; nothing escapes as an exception.
+
+Facts about Debian's ``prometheus-redis-exporter`` 1.45 behind the defaults: no
+instantaneous-ops metric (rate ``redis_commands_processed_total``), and
+``redis_latency_percentiles_usec`` is a summary accumulated since server start,
+not a window. The Redis default p99 is therefore the worst data command's p99
+since start; for a windowed latency (which the capacity learner needs), override
+it with a client-side histogram or use the Redis INFO source's probe latency.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import Retry
+from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay, wait_fixed
+
+from headroom.controller.signals.base import Metric, Reading, Unavailable, grid
+from headroom.policies.series import Series, to_datetime
+
+log = logging.getLogger(__name__)
+
+MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
+CHUNK_POINTS = 10_000
+
+# Data commands only: the exporter's and operators' own INFO/CONFIG/CLUSTER calls are slow
+# and rare, and would dominate a max() over commands.
+_REDIS_DATA_CMD = 'cmd!~"info|ping|config.*|cluster.*|client.*|slowlog.*|latency.*|command.*|hello"'
+
+
+@dataclass(frozen=True)
+class QuerySet:
+    """PromQL templates per metric; see the module docstring for ``$window`` and ``$by``."""
+
+    queries: Mapping[Metric, str]
+    window: str = "1m"
+    unit_label: str = "instance"
+
+    def render(self, metric: Metric, per_unit: bool = False) -> str | None:
+        template = self.queries.get(metric)
+        if template is None:
+            return None
+        by = self.unit_label if per_unit else ""
+        return template.replace("$window", self.window).replace("$by", by)
+
+    def override(self, queries: Mapping[Metric, str] | None = None, **kw: Any) -> QuerySet:
+        """These defaults with some queries (or the window / unit label) replaced."""
+        merged = {**self.queries, **(queries or {})}
+        return replace(self, queries=merged, **kw)
+
+
+REDIS_EXPORTER = QuerySet(
+    {
+        Metric.QPS: "sum by ($by) (rate(redis_commands_processed_total[$window]))",
+        Metric.P99_LATENCY: (
+            f'max by ($by) (redis_latency_percentiles_usec{{quantile="99",{_REDIS_DATA_CMD}}})'
+            " / 1e6"
+        ),
+        Metric.MEMORY: "sum by ($by) (redis_memory_used_bytes)",
+        Metric.CPU: (
+            "sum by ($by) (rate(redis_cpu_sys_seconds_total[$window])"
+            " + rate(redis_cpu_user_seconds_total[$window]))"
+        ),
+        Metric.KEYS: "sum by ($by) (redis_db_keys)",
+    }
+)
+
+HTTP_SERVER = QuerySet(
+    {
+        Metric.QPS: "sum by ($by) (rate(http_requests_total[$window]))",
+        Metric.P99_LATENCY: (
+            "histogram_quantile(0.99, sum by (le, $by) "
+            "(rate(http_request_duration_seconds_bucket[$window])))"
+        ),
+        Metric.MEMORY: "sum by ($by) (process_resident_memory_bytes)",
+        Metric.CPU: "sum by ($by) (rate(process_cpu_seconds_total[$window]))",
+    },
+    window="5m",
+)
+
+PRESETS: Mapping[str, QuerySet] = {"redis": REDIS_EXPORTER, "http": HTTP_SERVER}
+
+
+class PromClient(Protocol):
+    """The two calls of ``PrometheusConnect`` this source uses (pass the network in)."""
+
+    def custom_query(
+        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any: ...
+
+    def custom_query_range(
+        self,
+        query: str,
+        start_time: datetime,
+        end_time: datetime,
+        step: str,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any: ...
+
+
+class _QueryFailed(Exception):
+    """Internal: one attempt failed; the message becomes the Unavailable reason."""
+
+
+@dataclass
+class PrometheusSource:
+    """Instant and range PromQL over one Prometheus; never raises for an outage."""
+
+    client: PromClient
+    queries: QuerySet = REDIS_EXPORTER
+    timeout: float = 5.0
+    attempts: int = 2
+    chunk_points: int = CHUNK_POINTS
+    name: str = "prometheus"
+    now: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def connect(cls, url: str, **kw: Any) -> PrometheusSource:
+        """A source on ``url``; retries are this class's (tenacity), not urllib3's."""
+        client = PrometheusConnect(url=url.rstrip("/"), retry=Retry(total=0), disable_ssl=False)
+        return cls(client=client, **kw)
+
+    # -- the SignalSource interface -----------------------------------------------------
+
+    def instant(self, metric: Metric) -> Reading | Unavailable:
+        promql = self.queries.render(metric)
+        if promql is None:
+            return Unavailable(self.name, f"no query configured for {metric}", self.now())
+        result = self.query(promql)
+        if isinstance(result, Unavailable):
+            return result
+        values = [v for v in result.values() if not math.isnan(v[1])]
+        if not values:
+            return Unavailable(self.name, f"no series (no data or stale) for {promql}", self.now())
+        at = max(t for t, _ in values)
+        return Reading(metric, math.fsum(v for _, v in values), at, self.name)
+
+    def range(self, metric: Metric, start: float, end: float, step: float) -> Series | Unavailable:
+        promql = self.queries.render(metric)
+        if promql is None:
+            return Unavailable(self.name, f"no query configured for {metric}", self.now())
+        result = self.query_range(promql, start, end, step)
+        if isinstance(result, Unavailable):
+            return result
+        if not result:
+            return Unavailable(self.name, f"no series (no data) for {promql}", self.now())
+        if len(result) == 1:
+            return next(iter(result.values()))
+        # Several series for a total query: sum where all are present, else a gap.
+        stacked = np.vstack([s.v for s in result.values()])
+        return Series(next(iter(result.values())).t, stacked.sum(axis=0))
+
+    # -- per unit and raw PromQL --------------------------------------------------------
+
+    def range_per_unit(
+        self, metric: Metric, start: float, end: float, step: float
+    ) -> dict[str, Series] | Unavailable:
+        """One series per unit (value of ``queries.unit_label``), same grid for all."""
+        promql = self.queries.render(metric, per_unit=True)
+        if promql is None:
+            return Unavailable(self.name, f"no query configured for {metric}", self.now())
+        result = self.query_range(promql, start, end, step)
+        if isinstance(result, Unavailable):
+            return result
+        label = self.queries.unit_label
+        return {dict(k).get(label, ""): s for k, s in result.items()}
+
+    def query(
+        self, promql: str
+    ) -> dict[tuple[tuple[str, str], ...], tuple[float, float]] | Unavailable:
+        """Instant query: labels -> (sample time, value)."""
+        try:
+            raw = self._call(lambda timeout: self.client.custom_query(promql, timeout=timeout))
+        except _QueryFailed as err:
+            return Unavailable(self.name, str(err), self.now())
+        out: dict[tuple[tuple[str, str], ...], tuple[float, float]] = {}
+        for item in raw:
+            labels = tuple(sorted(item.get("metric", {}).items()))
+            t, v = item["value"]
+            out[labels] = (float(t), float(v))
+        return out
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> dict[tuple[tuple[str, str], ...], Series] | Unavailable:
+        """Range query on the grid ``k*step`` in ``[start, end]``, chunked; NaN where absent."""
+        if step < 1 or step != int(step):
+            # PrometheusConnect rounds start/end to whole seconds; keep the grid exact.
+            return Unavailable(self.name, f"step must be whole seconds, got {step}", self.now())
+        t = grid(start, end, step)
+        if not t.size:
+            return {}
+        out: dict[tuple[tuple[str, str], ...], np.ndarray[Any, np.dtype[np.float64]]] = {}
+        size = max(1, min(self.chunk_points, MAX_POINTS))
+        for lo in range(0, int(t.size), size):
+            c0, c1 = float(t[lo]), float(t[min(lo + size, t.size) - 1])
+            chunk = functools.partial(
+                self.client.custom_query_range,
+                promql,
+                to_datetime(c0),
+                to_datetime(c1),
+                f"{int(step)}s",
+            )
+            try:
+                raw = self._call(lambda timeout: chunk(timeout=timeout))  # noqa: B023
+            except _QueryFailed as err:
+                return Unavailable(self.name, str(err), self.now())
+            for item in raw:
+                labels = tuple(sorted(item.get("metric", {}).items()))
+                v = out.setdefault(labels, np.full(t.shape, np.nan, dtype=np.float64))
+                for ts, val in item.get("values", []):
+                    i = int(round((float(ts) - float(t[0])) / step))
+                    if 0 <= i < t.size:
+                        v[i] = float(val)
+        return {k: Series(t, v) for k, v in out.items()}
+
+    def _call(self, fn: Callable[[float], Any]) -> Any:
+        """Run ``fn(timeout)`` with bounded retries inside the ``timeout`` budget."""
+        deadline = time.monotonic() + self.timeout
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.timeout),
+            wait=wait_fixed(0.2),
+            reraise=False,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.05:
+                        raise _QueryFailed(f"timed out after {self.timeout:.1f}s")
+                    try:
+                        return fn(remaining)
+                    except requests.Timeout as err:
+                        raise _QueryFailed(f"timed out after {self.timeout:.1f}s") from err
+                    except requests.ConnectionError as err:
+                        raise _QueryFailed(f"cannot connect: {_root(err)}") from err
+                    except PrometheusApiClientException as err:
+                        raise _QueryFailed(f"query refused: {str(err)[:200]}") from err
+                    except (ValueError, KeyError) as err:
+                        raise _QueryFailed(f"unreadable answer: {err}") from err
+        except RetryError as err:
+            last = err.last_attempt.exception()
+            raise _QueryFailed(str(last) if last else "failed") from last
+        raise _QueryFailed("no attempt made")
+
+
+def _root(err: BaseException) -> str:
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return str(err)[:200] or type(err).__name__

@@ -1,0 +1,144 @@
+"""Both live sources against real servers: a 3-master Redis Cluster, Debian's
+prometheus-redis-exporter and prometheus (1 s scrapes), load from redis-benchmark.
+
+Acceptance 1: each source's QPS over the benchmark is within 10% of redis-benchmark's
+own figure, and p99 latency is present. Acceptance 2: Prometheus stopped (or hung)
+mid-test is reported as unavailable within the timeout, never as zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from headroom.controller.signals.base import Metric, Reading, Unavailable
+from headroom.controller.signals.prometheus import REDIS_EXPORTER, PrometheusSource
+from headroom.controller.signals.redis_info import RedisInfoSource, load_history
+from headroom.policies.series import Series
+
+pytestmark = [pytest.mark.redis, pytest.mark.prometheus, pytest.mark.slow]
+
+BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
+
+
+def run_benchmark(port: int, requests: int, clients: int = 50) -> tuple[float, float, float]:
+    """(rps from redis-benchmark's CSV, wall start, wall end) of one SET run over the cluster."""
+    t0 = time.time()
+    out = subprocess.run(
+        [BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "--cluster", "-t", "set",
+         "-n", str(requests), "-c", str(clients), "-r", "100000", "--csv"],
+        check=True, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    t1 = time.time()
+    rows = [r for r in csv.reader(io.StringIO(out.stdout)) if r and r[0] == "SET"]
+    assert rows, out.stdout
+    return float(rows[0][1]), t0, t1
+
+
+def interior_mean(series: Series | Unavailable) -> float:
+    assert isinstance(series, Series), series
+    finite = series.v[~np.isnan(series.v)]
+    assert finite.size >= 3, series.v
+    return float(np.mean(finite))
+
+
+def test_sources_agree_with_redis_benchmark_and_prometheus_outage_is_unavailable(
+    redis_cluster_factory, prometheus_factory, tmp_path
+):
+    cluster = redis_cluster_factory(masters=3)
+    stack = prometheus_factory([n.addr for n in cluster.nodes])
+    stack.wait_for("redis_commands_processed_total", count=3)
+    # A 3 s rate window so an interior step sees only benchmark traffic.
+    prom = PrometheusSource.connect(stack.url, queries=REDIS_EXPORTER.override(window="3s"))
+    info = RedisInfoSource(cluster.seed, history_file=tmp_path / "history.json", probes=5)
+    info.start(interval=0.5)
+    try:
+        time.sleep(1.5)
+        rps, t0, t1 = run_benchmark(cluster.nodes[0].port, requests=600_000)
+        assert t1 - t0 >= 4, f"benchmark too short to compare windows ({t1 - t0:.1f}s)"
+        time.sleep(2.5)  # let the last scrapes land
+    finally:
+        info.stop()
+
+    # Steps whose window lies wholly inside the benchmark (after its connection setup).
+    prom_qps = interior_mean(prom.range(Metric.QPS, t0 + 4, t1 - 0.5, 1))
+    info_qps = interior_mean(info.range(Metric.QPS, t0 + 1.5, t1 - 0.5, 1.0))
+    print(f"redis-benchmark={rps:.0f} prometheus={prom_qps:.0f} redis-info={info_qps:.0f}")
+    assert prom_qps == pytest.approx(rps, rel=0.10)
+    assert info_qps == pytest.approx(rps, rel=0.10)
+
+    # p99 present from both, positive and finite.
+    p99_prom = prom.instant(Metric.P99_LATENCY)
+    assert isinstance(p99_prom, Reading) and 0 < p99_prom.value < 1, p99_prom
+    p99_info = info.range(Metric.P99_LATENCY, t0 + 1.5, t1 - 0.5, 1.0)
+    assert isinstance(p99_info, Series) and np.nanmax(p99_info.v) > 0
+    # Per-unit: three masters, each carrying about a third of the load.
+    per_unit = prom.range_per_unit(Metric.QPS, t0 + 4, t1 - 0.5, 1)
+    assert isinstance(per_unit, dict) and len(per_unit) == 3
+    assert sum(interior_mean(s) for s in per_unit.values()) == pytest.approx(prom_qps, rel=0.02)
+    masters = {n.addr for n in info.node_samples(t0 + 1.5, t1 - 0.5)}
+    assert len(masters) == 3
+
+    # A gap stays a gap: before Prometheus existed there is no value, not a zero.
+    early = prom.range(Metric.QPS, t0 - 600, t0, 1)
+    assert isinstance(early, Series) and np.isnan(early.v[:60]).all()
+    # Chunked range queries equal one big query, step-aligned.
+    whole = prom.range(Metric.QPS, t0, t1, 1)
+    chunked = PrometheusSource(prom.client, prom.queries, chunk_points=3).range(
+        Metric.QPS, t0, t1, 1
+    )
+    assert isinstance(whole, Series) and isinstance(chunked, Series)
+    assert np.array_equal(whole.t, chunked.t) and np.all(whole.t % 1 == 0)
+    assert np.allclose(whole.v, chunked.v, equal_nan=True)
+
+    # The INFO history survives a restart of the source.
+    assert len(load_history(tmp_path / "history.json")) == len(info.history())
+    again = RedisInfoSource(cluster.seed, history_file=tmp_path / "history.json")
+    assert interior_mean(again.range(Metric.QPS, t0 + 1.5, t1 - 0.5, 1.0)) == info_qps
+
+    # A query with no series is "no data", and a true zero is a Reading of zero.
+    missing = PrometheusSource(
+        prom.client, prom.queries.override({Metric.QPS: "sum(rate(no_such_total[1m]))"})
+    ).instant(Metric.QPS)
+    assert isinstance(missing, Unavailable) and "no series" in missing.reason
+    idle = PrometheusSource(
+        prom.client, prom.queries.override({Metric.QPS: "sum(redis_connected_slaves)"})
+    ).instant(Metric.QPS)
+    assert isinstance(idle, Reading) and idle.value == 0
+
+    # Acceptance 2: Prometheus goes away mid-test.
+    stack.stop_prometheus()
+    prom_short = PrometheusSource(prom.client, prom.queries, timeout=2.0)
+    started = time.monotonic()
+    now = prom_short.instant(Metric.QPS)
+    history = prom_short.range(Metric.QPS, t0, t1, 1)
+    elapsed = time.monotonic() - started
+    assert isinstance(now, Unavailable) and isinstance(history, Unavailable)
+    assert "connect" in now.reason, now.reason
+    assert elapsed < 2 * (2.0 + 0.5), elapsed
+    # Redis itself still answers: the INFO source is unaffected.
+    assert not isinstance(again.sample(), Unavailable)
+    assert not isinstance(again.sample(), Unavailable)
+    assert isinstance(again.instant(Metric.QPS), Reading)
+
+
+def test_hung_prometheus_is_unavailable_within_timeout():
+    """A server that accepts connections but never answers (slow) -> Unavailable, in time."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        source = PrometheusSource.connect(f"http://127.0.0.1:{port}", timeout=1.5, attempts=3)
+        started = time.monotonic()
+        result = source.instant(Metric.QPS)
+        elapsed = time.monotonic() - started
+    assert isinstance(result, Unavailable), result
+    assert "timed out" in result.reason
+    assert 1.0 < elapsed < 3.0, elapsed
