@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -138,10 +139,37 @@ class ScaleIn(_Model):
     stabilization: Duration = 900.0  # the forecast must stay low this long
 
 
+def parse_instant(value: str) -> float:
+    """Epoch seconds from ISO-8601 with an offset (``2025-06-18T00:00:00+08:00``)."""
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 time") from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{value!r} has no UTC offset (write e.g. {value}+08:00)")
+    return when.timestamp()
+
+
 class FreezeWindow(_Model):
+    """No scale-in, and scale-out only for demand now, between ``start`` and ``end``."""
+
     start: str  # ISO-8601 with offset
     end: str
     reason: str = "freeze"
+
+    @model_validator(mode="after")
+    def _times(self) -> FreezeWindow:
+        if parse_instant(self.end) <= parse_instant(self.start):
+            raise ValueError(f"end {self.end} is not after start {self.start}")
+        return self
+
+    @property
+    def start_epoch(self) -> float:
+        return parse_instant(self.start)
+
+    @property
+    def end_epoch(self) -> float:
+        return parse_instant(self.end)
 
 
 class Budget(_Model):

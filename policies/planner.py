@@ -1,0 +1,693 @@
+"""The planner: forecast + policy -> when to order how many units, and why.
+
+Called by ``headroom plan`` (:func:`plan_target`, the whole timeline), by the
+operator's control loop and the backtest simulator (:func:`decide`, what to order
+*now*, every tick) and by both to carry state between ticks (:func:`advance_state`).
+:func:`plan_target` replays the same per-tick rule :func:`decide` applies, so the two
+agree by construction: the plan's first action is what ``decide`` orders now.
+
+The rule at a tick ``t`` with ``u`` units ordered:
+
+- **need**: units for the forecast at the policy quantile (``policies/capacity.py``);
+  the order for demand at ``T`` is placed at ``T - (provisioning delay + lead_time)``,
+  so capacity is ready before demand arrives (``L`` = that lead in forecast steps).
+- **scale-out** when the need over ``[t, t + L]`` exceeds ``u``; it is never held back
+  by a cooldown. It sizes for the need over ``[t, t + L + stabilization]`` so a ramp is
+  one action, not one per step. With ``max_step`` each action adds at most that many
+  units, and a chain of steps is started early enough (one lead apart) to be complete
+  when demand arrives.
+- **scale-in** only when the need over ``[t, t + L + stabilization]`` is below ``u``,
+  outside every event window (ramp to end) plus ``scale_in.cooldown`` of an event that
+  applies to the target, outside freeze windows, ``scale_in.interval`` after the last
+  scale-in and ``stabilization`` after the last scale-out, by ``step_units`` at a time.
+- **freeze windows** block scale-in entirely; they block scale-out too, except when
+  the demand *now* needs more units than are ordered (serving users beats the freeze):
+  then the planner orders exactly what is needed now, no look-ahead.
+- **bounds**: needs are clamped to ``[min_units, max_units]``; clamping is reported
+  (``capped``, "capped at maxUnits").
+- **budget**: unit-hours in the current ``budget.period`` (``PlannerState``) plus the
+  projection to the period's end must fit ``max_unit_hours``. The planner lowers a
+  ceiling on *look-ahead* capacity until the projection fits, and reports it. The
+  trade-off: the budget never takes away units that the demand needs *right now* — an
+  order for current demand goes through even over budget, flagged ``capped`` with a
+  reason — so the budget trims pre-scaling, never silently the present.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.capacity import IntArray, units_for_array
+from headroom.policies.forecast.base import Forecast
+from headroom.policies.policy import PolicySpec, Target, TargetKind
+from headroom.policies.series import FloatArray
+
+
+@dataclass(frozen=True)
+class PlannerState:
+    """What the caller remembers between decisions (the operator keeps it in status)."""
+
+    last_scale_out: float | None = None
+    last_scale_in: float | None = None
+    unit_seconds_used: float = 0.0  # unit-seconds in the current budget period
+    period_start: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One order: at ``at`` change ``from_units`` -> ``to_units``, ready by ``ready_by``."""
+
+    at: float
+    ready_by: float
+    target: str
+    from_units: int
+    to_units: int
+    reason: str
+    event: str | None = None
+    capped: bool = False
+
+    @property
+    def is_scale_out(self) -> bool:
+        return self.to_units > self.from_units
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The timeline for one target on the forecast's times.
+
+    ``required[i]``: units that must be *ready* at ``t[i]``; ``units[i]``: units
+    *ordered* at ``t[i]`` (the schedule, with lead time, steps, cooldowns, caps).
+    """
+
+    target: str
+    t: FloatArray
+    required: IntArray
+    units: IntArray
+    actions: tuple[PlannedAction, ...]
+    capped: bool
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to order now: ``desired_units`` (== current when ``action`` is None)."""
+
+    desired_units: int
+    action: PlannedAction | None
+    capped: bool
+    reason: str
+
+
+# --- small formatting helpers (reasons are read by people) -------------------------------
+
+
+def format_qps(value: float) -> str:
+    """``410000`` -> ``410k``, ``1250000`` -> ``1.25M``."""
+    if not math.isfinite(value):
+        return "n/a"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def unit_noun(target: Target) -> str:
+    """How the units of a target are called: Redis masters, replicas otherwise."""
+    if target.kind in (TargetKind.REDIS_CLUSTER, TargetKind.LOCAL_REDIS):
+        return "masters"
+    return "replicas"
+
+
+def target_key(target: Target) -> str:
+    return f"{target.namespace}/{target.name}"
+
+
+def _clock(epoch: float, tz: str) -> str:
+    try:
+        zone = ZoneInfo(tz)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return datetime.fromtimestamp(epoch, tz=zone).strftime("%H:%M")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def _usable(units: int, target: Target, spec: PolicySpec) -> float:
+    """QPS ``units`` serve at the SLO's target utilisation (the headroom factor included)."""
+    return units * target.capacity_per_unit * spec.slo.target_utilization / spec.headroom_factor
+
+
+# --- calendar and freeze windows as sorted, merged intervals (cached: decide is hot) ------
+
+_Intervals = tuple[FloatArray, FloatArray]
+_CACHE_SIZE = 32
+_event_cache: OrderedDict[
+    tuple[int, tuple[tuple[str, str], ...], float], tuple[object, _Intervals, str]
+]
+_event_cache = OrderedDict()
+
+
+def _merge(pairs: list[tuple[float, float]]) -> _Intervals:
+    pairs.sort()
+    merged: list[list[float]] = []
+    for start, end in pairs:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    starts = np.array([m[0] for m in merged], dtype=np.float64)
+    ends = np.array([m[1] for m in merged], dtype=np.float64)
+    return starts, ends
+
+
+def _labels_for(spec: PolicySpec, target: Target) -> dict[str, str]:
+    """The labels an event selector is matched against: the policy's, then the target's."""
+    return {**spec.event_selector, **target.labels}
+
+
+def _event_windows(
+    calendar: Calendar, labels: dict[str, str], cooldown: float
+) -> tuple[_Intervals, str]:
+    """``[window_start, end + cooldown)`` of every event applying to ``labels``, merged,
+    and the zone those events are written in (reasons show local times)."""
+    key = (id(calendar), tuple(sorted(labels.items())), cooldown)
+    hit = _event_cache.get(key)
+    # The cache holds the calendar itself, so its id cannot be reused while cached.
+    if hit is not None and hit[0] is calendar:
+        _event_cache.move_to_end(key)
+        return hit[1], hit[2]
+    applying = [e for e in calendar.events if e.applies_to(labels)]
+    value = _merge([(e.window_start, e.end + cooldown) for e in applying])
+    tz = applying[0].tz if applying else "UTC"
+    _event_cache[key] = (calendar, value, tz)
+    if len(_event_cache) > _CACHE_SIZE:
+        _event_cache.popitem(last=False)
+    return value, tz
+
+
+def _freeze_windows(spec: PolicySpec) -> tuple[_Intervals, tuple[str, ...]]:
+    pairs = [(w.start_epoch, w.end_epoch) for w in spec.freeze_windows]
+    return _merge(pairs), tuple(w.reason for w in spec.freeze_windows)
+
+
+def _inside(t: FloatArray, windows: _Intervals) -> np.ndarray:
+    starts, ends = windows
+    if starts.size == 0:
+        return np.zeros(t.shape, dtype=bool)
+    idx = np.searchsorted(starts, t, side="right") - 1
+    safe = np.maximum(idx, 0)
+    return (idx >= 0) & (t < ends[safe])
+
+
+# --- the per-tick rule over arrays -------------------------------------------------------
+
+
+def _fwd_max(x: IntArray, width: int, count: int) -> IntArray:
+    """``out[j] = max(x[j : j + width + 1])`` for ``j < count``; ``x`` is long enough."""
+    if width <= 0:
+        return x[:count].copy()
+    if count == 1:  # decide's case: skip the window view's overhead
+        return np.array([x[: width + 1].max()], dtype=np.int64)
+    out = sliding_window_view(x[: count + width], width + 1).max(axis=1)
+    return np.asarray(out, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Arrays for positions ``lo .. lo + count - 1`` of the forecast, given ``u`` ordered."""
+
+    lo: int
+    t: FloatArray  # times of the positions
+    step: float
+    lead_steps: int
+    window_steps: int  # lead + stabilization
+    level: FloatArray  # demand at the quantile, from lo to the end of the forecast
+    req_ext: IntArray  # required units from lo, padded past the horizon with the last value
+    raw_over: np.ndarray  # bool per position in req_ext: the need was clamped at maxUnits
+    need: IntArray  # max required over [j, j + L]: what must be ordered by now
+    out_to: IntArray  # what a scale-out orders: max required over [j, j + L + S] (chain)
+    stay: IntArray  # max required over [j, j + L + S]: the floor for a scale-in
+    blocked_in: np.ndarray  # event window + cooldown, or freeze
+    freeze: np.ndarray
+    ceiling: int  # budget ceiling on look-ahead units (max_units when no budget)
+    budget_note: str
+    tz: str  # where the target's events happen: reasons show that local time
+
+
+def _lead_seconds(target: Target, spec: PolicySpec, u: int, to: int) -> float:
+    return target.provisioning.delay(u, max(to, u + 1)) + spec.lead_time
+
+
+def _build(
+    forecast: Forecast,
+    spec: PolicySpec,
+    target: Target,
+    calendar: Calendar,
+    state: PlannerState,
+    *,
+    now: float,
+    lo: int,
+    count: int,
+    u: int,
+) -> _Ctx:
+    level_all = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
+    t_all = forecast.t
+    n = int(t_all.size)
+    count = max(1, min(count, n - lo))
+    step = float(t_all[1] - t_all[0]) if n > 1 else 60.0
+    max_step = target.max_step
+    stab = spec.scale_in.stabilization
+
+    def steps(seconds: float) -> int:
+        return max(0, math.ceil(seconds / step - 1e-9))
+
+    # The lead depends on the size of the change (Redis reshards move data): first the
+    # most conservative lead bounds the window, then the real peak in it sets the lead.
+    biggest = min(target.max_units, u + max_step) if max_step else target.max_units
+    lead0 = steps(_lead_seconds(target, spec, u, biggest))
+    chain0 = math.ceil(max(0, target.max_units - u) / max_step) if max_step else 0
+    ext0 = (chain0 + 1) * lead0 + steps(stab) + 1
+    level = level_all[lo : lo + count + ext0]
+    req_all = units_for_array(level, target, spec)
+    peak = int(req_all.max())
+    lead = steps(_lead_seconds(target, spec, u, min(peak, biggest)))
+    window = lead + steps(stab)
+    chain = math.ceil(max(0, peak - u) / max_step) if max_step else 0
+    ext = max(window, (chain + 1) * lead) + 1
+    pad = count + ext - req_all.size
+    req_ext = np.concatenate([req_all, np.full(max(0, pad), req_all[-1], dtype=np.int64)])
+    usable_max = _usable(target.max_units, target, spec)
+    lvl_ext = np.concatenate([level, np.full(max(0, pad), level[-1])])
+    with np.errstate(invalid="ignore"):
+        raw_over = lvl_ext > usable_max * (1 + 1e-9)  # NaN compares False: a gap is no need
+
+    need = _fwd_max(req_ext, lead, count + chain * lead)
+    stay = _fwd_max(req_ext, window, count)
+    out_to = stay.copy()
+    if max_step and chain:
+        # A chain of k steps must start k leads before the need it serves.
+        trigger = need[:count].copy()
+        for k in range(1, chain + 1):
+            ahead = need[k * lead : k * lead + count]
+            trigger = np.maximum(trigger, ahead - k * max_step)
+            out_to = np.maximum(out_to, ahead)
+        need = trigger
+    else:
+        need = need[:count]
+
+    t = t_all[lo : lo + count]
+    labels = _labels_for(spec, target)
+    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown)
+    in_event = _inside(t, windows)
+    freeze_iv, _ = _freeze_windows(spec)
+    freeze = _inside(t, freeze_iv)
+
+    ceiling, note = target.max_units, ""
+    if spec.budget is not None:
+        ceiling, note = _budget_ceiling(spec, target, state, now=now, t=t, want=out_to, step=step)
+    return _Ctx(
+        lo=lo,
+        t=t,
+        step=step,
+        lead_steps=lead,
+        window_steps=window,
+        level=level,
+        req_ext=req_ext,
+        raw_over=raw_over,
+        need=need,
+        out_to=out_to,
+        stay=stay,
+        blocked_in=in_event | freeze,
+        freeze=freeze,
+        ceiling=ceiling,
+        budget_note=note,
+        tz=tz,
+    )
+
+
+def _period(spec: PolicySpec, state: PlannerState, now: float) -> tuple[float, float]:
+    """(start, unit-seconds used) of the budget period containing ``now``."""
+    assert spec.budget is not None
+    start = state.period_start if state.period_start is not None else now
+    if now >= start + spec.budget.period:
+        elapsed = math.floor((now - start) / spec.budget.period)
+        return start + elapsed * spec.budget.period, 0.0
+    return start, state.unit_seconds_used
+
+
+def _budget_ceiling(
+    spec: PolicySpec,
+    target: Target,
+    state: PlannerState,
+    *,
+    now: float,
+    t: FloatArray,
+    want: IntArray,
+    step: float,
+) -> tuple[int, str]:
+    """The highest look-ahead level whose projected unit-hours fit the period's budget."""
+    assert spec.budget is not None
+    start, used = _period(spec, state, now)
+    end = start + spec.budget.period
+    cap = spec.budget.max_unit_hours * 3600.0
+    in_period = want[t < end]
+    # Past the forecast horizon the period is assumed to run at the minimum.
+    tail = max(0.0, end - (float(t[-1]) + step if t.size else now)) * target.min_units
+
+    def projected(level: int) -> float:
+        clipped = np.clip(in_period, target.min_units, level)
+        return used + float(clipped.sum()) * step + tail
+
+    if projected(target.max_units) <= cap:
+        return target.max_units, ""
+    lo_u, hi_u = target.min_units, target.max_units
+    if projected(lo_u) > cap:
+        best = lo_u
+    else:
+        while lo_u < hi_u:
+            mid = (lo_u + hi_u + 1) // 2
+            if projected(mid) <= cap:
+                lo_u = mid
+            else:
+                hi_u = mid - 1
+        best = lo_u
+    left = max(0.0, cap - used) / 3600.0
+    note = (
+        f"budget {spec.budget.max_unit_hours:g} unit-hours per {_duration(spec.budget.period)}"
+        f" ({left:.1f} left) limits look-ahead to {best} {unit_noun(target)}"
+    )
+    return best, note
+
+
+def _step(
+    ctx: _Ctx,
+    p: int,
+    u: int,
+    state: PlannerState,
+    forecast: Forecast,
+    spec: PolicySpec,
+    target: Target,
+    now: float,
+) -> PlannedAction | None:
+    """The rule at position ``p`` (relative to ``ctx.lo``) with ``u`` units ordered."""
+    at = max(float(ctx.t[p]), now)
+    noun = unit_noun(target)
+    key = target_key(target)
+    q = f"p{round(spec.forecast.quantile * 100)}"
+    max_step = target.max_step
+
+    # Scale-out: the look-ahead need (or, in a freeze, only the need now).
+    now_req = int(ctx.req_ext[p])
+    frozen = bool(ctx.freeze[p])
+    if frozen:
+        want, goal, look = now_req, now_req, 0
+    else:
+        want, goal, look = int(ctx.need[p]), int(ctx.out_to[p]), ctx.window_steps
+    goal = max(goal, want, target.min_units)
+    want = max(want, target.min_units)
+    # Over the budget ceiling only the demand now is served; say so even when that
+    # still means an order (it is later and smaller than the look-ahead wanted).
+    budget_capped = goal > ctx.ceiling
+    goal = min(goal, max(ctx.ceiling, now_req, target.min_units))
+    if max_step:
+        goal = min(goal, u + max_step)
+    goal = min(goal, target.max_units)
+    if want > u and goal > u:
+        # Name the peak this order is for: the largest demand in its look-ahead window.
+        window = ctx.level[p : p + max(look, ctx.lead_steps) + 1]
+        i = p + int(np.nanargmax(window)) if np.isfinite(window).any() else p
+        demand = float(ctx.level[min(i, ctx.level.size - 1)])
+        event = forecast.driver_at(ctx.lo + i)
+        over_max = bool(ctx.raw_over[p : p + look + 1].any()) and goal >= target.max_units
+        return _action_out(
+            at,
+            u,
+            goal,
+            key,
+            noun,
+            q,
+            demand,
+            event,
+            spec,
+            target,
+            over_max,
+            budget_capped,
+            frozen,
+            ctx.budget_note,
+            ctx.tz,
+        )
+
+    if u > target.max_units:
+        return PlannedAction(
+            at=at,
+            ready_by=at + target.provisioning.delay(u, target.max_units),
+            target=key,
+            from_units=u,
+            to_units=target.max_units,
+            reason=f"{key} {u}→{target.max_units} {noun} at {_clock(at, ctx.tz)}: "
+            f"above maxUnits {target.max_units}",
+            capped=True,
+        )
+
+    # Scale-in: stable low need, no event or freeze, intervals since the last actions.
+    stay = max(int(ctx.stay[p]), target.min_units)
+    if stay >= u or ctx.blocked_in[p]:
+        return None
+    if state.last_scale_in is not None and at < state.last_scale_in + spec.scale_in.interval:
+        return None
+    if state.last_scale_out is not None and at < state.last_scale_out + spec.scale_in.stabilization:
+        return None
+    step_units = spec.scale_in.step_units
+    if max_step:
+        step_units = min(step_units, max_step)
+    to = max(stay, u - step_units)
+    window = ctx.level[p : p + ctx.window_steps + 1]
+    demand = float(np.nanmax(window)) if np.isfinite(window).any() else 0.0
+    horizon = _duration(ctx.window_steps * ctx.step)
+    reason = (
+        f"{key} {u}→{to} {noun} at {_clock(at, ctx.tz)}: {q} {format_qps(demand)} QPS "
+        f"≤ {format_qps(_usable(to, target, spec))} capacity for the next {horizon}"
+    )
+    return PlannedAction(
+        at=at,
+        ready_by=at + target.provisioning.delay(u, to),
+        target=key,
+        from_units=u,
+        to_units=to,
+        reason=reason,
+    )
+
+
+def _action_out(
+    at: float,
+    u: int,
+    to: int,
+    key: str,
+    noun: str,
+    q: str,
+    demand: float,
+    event: DemandEvent | None,
+    spec: PolicySpec,
+    target: Target,
+    over_max: bool,
+    budget_capped: bool,
+    frozen: bool,
+    budget_note: str,
+    display_tz: str,
+) -> PlannedAction:
+    tz = event.tz if event is not None else display_tz
+    head = f"{key} {u}→{to} {noun} at {_clock(at, tz)}"
+    if event is not None:
+        head += f" for '{event.name}' {_clock(event.start, event.tz)}"
+    if frozen:
+        head += " in a freeze window (demand now needs it)"
+    reason = (
+        f"{head}: {q} {format_qps(demand)} QPS > {format_qps(_usable(u, target, spec))} capacity"
+    )
+    if over_max:
+        reason += f"; capped at maxUnits {target.max_units}"
+    if budget_capped:
+        reason += f"; capped by {budget_note}"
+    return PlannedAction(
+        at=at,
+        ready_by=at + target.provisioning.delay(u, to),
+        target=key,
+        from_units=u,
+        to_units=to,
+        reason=reason,
+        event=event.name if event is not None else None,
+        capped=over_max or budget_capped,
+    )
+
+
+def _start_index(forecast: Forecast, now: float) -> int:
+    """The forecast position that holds ``now`` (the last step at or before it)."""
+    i = int(np.searchsorted(forecast.t, now, side="right")) - 1
+    return min(max(i, 0), max(int(forecast.t.size) - 1, 0))
+
+
+def _after_action(state: PlannerState, action: PlannedAction) -> PlannerState:
+    if action.is_scale_out:
+        return replace(state, last_scale_out=action.at)
+    return replace(state, last_scale_in=action.at)
+
+
+# --- public API --------------------------------------------------------------------------
+
+
+def decide(
+    forecast: Forecast,
+    spec: PolicySpec,
+    target: Target,
+    *,
+    now: float,
+    current_units: int,
+    calendar: Calendar,
+    state: PlannerState,
+) -> Decision:
+    """What to order *now* for ``target`` (cheap: only the look-ahead window is computed)."""
+    if forecast.t.size == 0:
+        return Decision(current_units, None, False, "hold: empty forecast")
+    lo = _start_index(forecast, now)
+    count = int(forecast.t.size) - lo if spec.budget is not None else 1
+    ctx = _build(
+        forecast, spec, target, calendar, state, now=now, lo=lo, count=count, u=current_units
+    )
+    action = _step(ctx, 0, current_units, state, forecast, spec, target, now)
+    if action is not None:
+        return Decision(action.to_units, action, action.capped, action.reason)
+    capped = bool(ctx.raw_over[0]) or (
+        ctx.ceiling < target.max_units and int(ctx.out_to[0]) > ctx.ceiling
+    )
+    return Decision(current_units, None, capped, _hold_reason(ctx, current_units, spec, target))
+
+
+def _hold_reason(ctx: _Ctx, u: int, spec: PolicySpec, target: Target) -> str:
+    if ctx.freeze[0] and int(ctx.need[0]) > u:
+        return f"hold: freeze window; {int(ctx.need[0])} {unit_noun(target)} wanted later"
+    if int(ctx.stay[0]) < u and ctx.blocked_in[0]:
+        return "hold: scale-in blocked by an event window, its cooldown or a freeze"
+    if int(ctx.stay[0]) < u:
+        return "hold: scale-in waits for its interval or stabilization"
+    return f"hold: {u} {unit_noun(target)} cover the next {_duration(ctx.window_steps * ctx.step)}"
+
+
+def plan_target(
+    forecast: Forecast,
+    spec: PolicySpec,
+    target: Target,
+    *,
+    now: float,
+    current_units: int,
+    calendar: Calendar,
+    state: PlannerState = PlannerState(),  # noqa: B008 - frozen, so a shared default is safe
+) -> Plan:
+    """The timeline for ``target`` over the forecast: required units, orders, actions."""
+    key = target_key(target)
+    n = int(forecast.t.size)
+    if n == 0:
+        empty_i = np.empty(0, dtype=np.int64)
+        return Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",))
+    lo = _start_index(forecast, now)
+    level = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
+    required = units_for_array(level, target, spec)
+    units = np.empty(n, dtype=np.int64)
+    units[:lo] = current_units
+    u, st = current_units, state
+    actions: list[PlannedAction] = []
+    notes: list[str] = []
+    j = lo
+    ctx = _build(forecast, spec, target, calendar, st, now=now, lo=j, count=n - j, u=u)
+    if ctx.budget_note:
+        notes.append(ctx.budget_note)
+    budget_capped = bool(ctx.budget_note)
+    while j < n:
+        p = j - ctx.lo
+        action = _step(ctx, p, u, st, forecast, spec, target, now)
+        if action is not None:
+            actions.append(action)
+            st = _after_action(st, action)
+            u = action.to_units
+            units[j] = u
+            j += 1
+            if j < n:
+                ctx = _build(forecast, spec, target, calendar, st, now=now, lo=j, count=n - j, u=u)
+            continue
+        units[j] = u
+        nxt = _next_candidate(ctx, p + 1, u, st, spec, target)
+        stop = n if nxt is None else ctx.lo + nxt
+        units[j:stop] = u
+        j = stop
+    usable_max = _usable(target.max_units, target, spec)
+    over = np.nan_to_num(level[lo:], nan=0.0) > usable_max * (1 + 1e-9)
+    if over.any():
+        first = float(forecast.t[lo + int(np.argmax(over))])
+        notes.append(
+            f"demand from {_clock(first, 'UTC')} UTC needs more than maxUnits "
+            f"{target.max_units} {unit_noun(target)}: capped at maxUnits"
+        )
+    capped = bool(over.any()) or any(a.capped for a in actions) or budget_capped
+    return Plan(key, forecast.t, required, units, tuple(actions), capped, tuple(notes))
+
+
+def _next_candidate(
+    ctx: _Ctx, start: int, u: int, st: PlannerState, spec: PolicySpec, target: Target
+) -> int | None:
+    """The first position >= ``start`` where the rule could act, or None."""
+    count = int(ctx.t.size)
+    if start >= count:
+        return None
+    if u < target.min_units or u > target.max_units:
+        return start
+    now_req = ctx.req_ext[start:count]
+    allowed = np.maximum(now_req, max(ctx.ceiling, target.min_units))
+    look = np.minimum(np.minimum(ctx.need[start:count], allowed), target.max_units)
+    out = np.where(ctx.freeze[start:], now_req > u, look > u)
+    earliest = -math.inf
+    if st.last_scale_in is not None:
+        earliest = st.last_scale_in + spec.scale_in.interval
+    if st.last_scale_out is not None:
+        earliest = max(earliest, st.last_scale_out + spec.scale_in.stabilization)
+    inn = (
+        (np.maximum(ctx.stay[start:], target.min_units) < u)
+        & ~ctx.blocked_in[start:]
+        & (ctx.t[start:] >= earliest)
+    )
+    hit = out | inn
+    if not hit.any():
+        return None
+    return start + int(np.argmax(hit))
+
+
+def advance_state(
+    state: PlannerState,
+    *,
+    now: float,
+    units: int,
+    dt: float,
+    action: PlannedAction | None,
+    spec: PolicySpec,
+) -> PlannerState:
+    """State after ``dt`` seconds at ``units`` (ordered) from ``now``, and ``action`` if any."""
+    start = state.period_start if state.period_start is not None else now
+    used = state.unit_seconds_used
+    if spec.budget is not None and now >= start + spec.budget.period:
+        start, used = _period(spec, state, now)
+    new = replace(state, period_start=start, unit_seconds_used=used + units * dt)
+    if action is not None:
+        new = _after_action(new, action)
+    return new

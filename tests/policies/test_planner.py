@@ -1,0 +1,267 @@
+"""Planner constraints on small hand-built forecasts: lead time, bounds, steps, cooldowns,
+freeze windows, budget, reasons, and decide/plan_target agreement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.forecast.base import Forecast
+from headroom.policies.planner import (
+    PlannerState,
+    advance_state,
+    decide,
+    format_qps,
+    plan_target,
+)
+from headroom.policies.policy import PolicySpec, parse_policy
+
+SH = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=SH).timestamp()
+STEP = 60.0
+
+
+def at(hour: int, minute: int = 0) -> float:
+    return datetime(2025, 3, 1, hour, minute, tzinfo=SH).timestamp()
+
+
+EVENT = DemandEvent(
+    "Spring livestream",
+    EventKind.LIVESTREAM,
+    start=at(20),
+    end=at(22),
+    ramp=1800,
+    tz="Asia/Shanghai",
+)
+
+
+def forecast(
+    base: float = 150e3, peak: float = 410e3, event: DemandEvent | None = EVENT, hours: int = 12
+) -> Forecast:
+    t = T0 + np.arange(0, hours * 3600, STEP)
+    d = np.full(t.size, base)
+    drivers: list[DemandEvent | None] = [None] * t.size
+    if event is not None:
+        inside = (t >= event.window_start) & (t < event.end)
+        d[inside] = peak
+        drivers = [event if x else None for x in inside]
+    return Forecast(t, d * 0.9, {0.5: d * 0.9, 0.9: d}, tuple(drivers))
+
+
+def policy(**over: Any) -> PolicySpec:
+    target: dict[str, Any] = {
+        "name": "cart",
+        "namespace": "redis",
+        "kind": "RedisCluster",
+        "capacityPerUnit": 100_000,
+        "minUnits": 3,
+        "maxUnits": 20,
+        "provisioning": {"fixedSeconds": "10m"},
+    }
+    target.update(over.pop("target", {}))
+    return parse_policy({"targets": [target], **over}, "test")
+
+
+CAL = Calendar.of([EVENT])
+
+
+def test_reason_and_lead_time_place_units_before_the_ramp() -> None:
+    spec = policy(leadTime="5m")
+    plan = plan_target(forecast(), spec, spec.targets[0], now=T0, current_units=3, calendar=CAL)
+    first = plan.actions[0]
+    delay = spec.targets[0].provisioning.delay(3, 6)
+    assert first.at <= EVENT.window_start - delay - spec.lead_time
+    assert first.ready_by <= EVENT.window_start
+    assert (first.from_units, first.to_units) == (3, 6)
+    assert first.reason == (
+        "redis/cart 3→6 masters at 19:15 for 'Spring livestream' 20:00: "
+        "p90 410k QPS > 240k capacity"
+    )
+    assert first.event == "Spring livestream"
+    # Every step the forecast needs N units, N were ordered at least one lead earlier.
+    lead = int((delay + spec.lead_time) // STEP)
+    assert np.all(plan.units[:-lead] >= plan.required[lead:])
+
+
+def test_no_event_no_action_when_current_units_cover() -> None:
+    spec = policy()
+    plan = plan_target(
+        forecast(event=None), spec, spec.targets[0], now=T0, current_units=3, calendar=Calendar()
+    )
+    assert plan.actions == ()
+    assert np.all(plan.units == 3)
+
+
+def test_scale_out_to_max_units_is_capped_and_says_so() -> None:
+    spec = policy(target={"maxUnits": 5})
+    plan = plan_target(forecast(), spec, spec.targets[0], now=T0, current_units=3, calendar=CAL)
+    assert plan.units.max() == 5
+    assert plan.capped
+    assert "capped at maxUnits 5" in plan.actions[0].reason
+    assert plan.actions[0].capped
+    assert any("maxUnits" in n for n in plan.notes)
+
+
+def test_min_units_is_restored_immediately() -> None:
+    spec = policy(target={"minUnits": 4})
+    d = decide(
+        forecast(event=None),
+        spec,
+        spec.targets[0],
+        now=T0,
+        current_units=2,
+        calendar=Calendar(),
+        state=PlannerState(),
+    )
+    assert d.desired_units == 4 and d.action is not None
+
+
+def test_max_step_chains_start_early_enough() -> None:
+    spec = policy(target={"maxStep": 1})
+    tgt = spec.targets[0]
+    plan = plan_target(forecast(), spec, tgt, now=T0, current_units=3, calendar=CAL)
+    outs = [a for a in plan.actions if a.is_scale_out]
+    assert [a.to_units - a.from_units for a in outs] == [1, 1, 1]
+    # The last step of the chain is ready before the ramp starts.
+    assert outs[-1].ready_by <= EVENT.window_start
+    assert all(abs(a.to_units - a.from_units) <= 1 for a in plan.actions)
+
+
+def test_scale_in_waits_for_cooldown_and_steps_by_interval() -> None:
+    spec = policy(
+        scaleIn={"cooldown": "45m", "stepUnits": 2, "interval": "20m", "stabilization": "15m"}
+    )
+    plan = plan_target(
+        forecast(peak=900e3, hours=16), spec, spec.targets[0], now=T0, current_units=3, calendar=CAL
+    )
+    ins = [a for a in plan.actions if not a.is_scale_out]
+    assert ins, plan.actions
+    assert ins[0].at >= EVENT.end + 45 * 60
+    assert all(a.from_units - a.to_units <= 2 for a in ins)
+    gaps = np.diff([a.at for a in ins])
+    assert np.all(gaps >= 20 * 60)
+    assert ins[-1].to_units == 3
+    # Never during the event window (ramp .. end).
+    assert not any(EVENT.window_start <= a.at < EVENT.end for a in ins)
+
+
+def test_scale_out_is_not_blocked_by_a_recent_scale_in() -> None:
+    spec = policy(scaleIn={"interval": "2h"})
+    state = PlannerState(last_scale_in=T0 - 60)
+    d = decide(
+        forecast(base=500e3, event=None),
+        spec,
+        spec.targets[0],
+        now=T0,
+        current_units=3,
+        calendar=Calendar(),
+        state=state,
+    )
+    assert d.action is not None and d.desired_units == 7
+
+
+def test_freeze_window_blocks_prescale_but_not_demand_now() -> None:
+    freeze = {
+        "start": "2025-03-01T19:00:00+08:00",
+        "end": "2025-03-01T21:00:00+08:00",
+        "reason": "change freeze",
+    }
+    spec = policy(freezeWindows=[freeze])
+    tgt = spec.targets[0]
+    plan = plan_target(forecast(), spec, tgt, now=T0, current_units=3, calendar=CAL)
+    outs = [a for a in plan.actions if a.is_scale_out]
+    # The look-ahead order would fall at 19:20 inside the freeze: it waits for demand now
+    # (the ramp at 19:30), and orders exactly what is needed then.
+    assert outs[0].at == EVENT.window_start
+    assert "freeze window" in outs[0].reason
+    # Scale-in is blocked inside a freeze, even when the need drops.
+    spec2 = policy(freezeWindows=[freeze])
+    d = decide(
+        forecast(event=None),
+        spec2,
+        spec2.targets[0],
+        now=at(19, 30),
+        current_units=8,
+        calendar=Calendar(),
+        state=PlannerState(),
+    )
+    assert d.action is None
+    d2 = decide(
+        forecast(event=None),
+        spec2,
+        spec2.targets[0],
+        now=at(21, 30),
+        current_units=8,
+        calendar=Calendar(),
+        state=PlannerState(),
+    )
+    assert d2.action is not None and d2.desired_units == 7
+
+
+def test_budget_caps_lookahead_but_not_demand_now() -> None:
+    # 12 h at >= 3 units is 36 unit-hours; the event wants 6 units for 2.5 h (+7.5).
+    spec = policy(budget={"maxUnitHours": 38, "period": "12h"})
+    tgt = spec.targets[0]
+    plan = plan_target(
+        forecast(),
+        spec,
+        tgt,
+        now=T0,
+        current_units=3,
+        calendar=CAL,
+        state=PlannerState(period_start=T0),
+    )
+    assert plan.capped
+    assert any("budget" in n for n in plan.notes)
+    first = plan.actions[0]
+    assert first.capped and "budget" in first.reason
+    # Demand now (the ramp) still gets its units: no silent shortfall.
+    idx = int(np.searchsorted(plan.t, EVENT.window_start))
+    assert plan.units[idx] >= plan.required[idx]
+    spent = plan.units[plan.t < T0 + 12 * 3600].sum() * STEP / 3600
+    unbounded = plan_target(
+        forecast(), policy(), policy().targets[0], now=T0, current_units=3, calendar=CAL
+    )
+    assert spent < unbounded.units.sum() * STEP / 3600
+
+
+def test_decide_agrees_with_plan_on_first_action() -> None:
+    spec = policy(leadTime="3m", target={"maxStep": 2})
+    tgt = spec.targets[0]
+    fc = forecast()
+    plan = plan_target(fc, spec, tgt, now=T0, current_units=3, calendar=CAL)
+    first = plan.actions[0]
+    # Before the first action, decide holds; at it, decide orders the same thing.
+    before = decide(
+        fc, spec, tgt, now=first.at - STEP, current_units=3, calendar=CAL, state=PlannerState()
+    )
+    assert before.action is None and before.desired_units == 3
+    now = decide(fc, spec, tgt, now=first.at, current_units=3, calendar=CAL, state=PlannerState())
+    assert now.action == first
+    # Walking decide tick by tick reproduces the whole plan.
+    state, u, acts = PlannerState(), 3, []
+    for t in fc.t:
+        d = decide(fc, spec, tgt, now=float(t), current_units=u, calendar=CAL, state=state)
+        if d.action is not None:
+            acts.append(d.action)
+            u = d.desired_units
+        state = advance_state(state, now=float(t), units=u, dt=STEP, action=d.action, spec=spec)
+    assert tuple(acts) == plan.actions
+
+
+def test_advance_state_budget_period_rolls_over() -> None:
+    spec = policy(budget={"maxUnitHours": 100, "period": "1h"})
+    s = advance_state(PlannerState(), now=T0, units=4, dt=60, action=None, spec=spec)
+    assert s.period_start == T0 and s.unit_seconds_used == 240
+    s = advance_state(s, now=T0 + 3600, units=2, dt=60, action=None, spec=spec)
+    assert s.period_start == T0 + 3600 and s.unit_seconds_used == 120
+
+
+@pytest.mark.parametrize(("v", "s"), [(410e3, "410k"), (1.25e6, "1.25M"), (950, "950")])
+def test_format_qps(v: float, s: str) -> None:
+    assert format_qps(v) == s
