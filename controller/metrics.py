@@ -1,0 +1,177 @@
+"""The operator's own Prometheus metrics: what Headroom forecast, planned and did.
+
+The control loop (``headroom demo``, the operator's reconcile pass, the resharder's
+progress callback) calls :class:`OperatorMetrics`; :func:`serve` exposes its
+registry over HTTP for Prometheus to scrape. Every series is documented in
+``docs/metrics.md``; keep the two in step. Names follow Prometheus conventions:
+``headroom_`` prefix, base units in the name, ``_total`` counters. Label values
+must stay low-cardinality: ``target`` is a scale target's name, ``reason`` a
+CamelCase reason word (``ScheduledEvent``), never free text.
+
+Each instance owns its own :class:`CollectorRegistry` (never the global one), so
+tests and several loops in one process do not collide.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+
+class OperatorMetrics:
+    """Typed setters for every operator series, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self._capacity_method: dict[str, str] = {}
+        self.forecast = Gauge(
+            "headroom_forecast_requests_per_second",
+            "Forecast demand for the next decision horizon, by quantile (0.5, 0.9, ...).",
+            ["target", "quantile"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "headroom_ready_units", "Units of the target ready to serve.", ["target"], registry=r
+        )
+        self.desired = Gauge(
+            "headroom_desired_units", "Units the target was last asked for.", ["target"], registry=r
+        )
+        self.planned = Gauge(
+            "headroom_planned_units",
+            "Units the plan wants now (before step limits, cooldowns and freezes apply).",
+            ["target"],
+            registry=r,
+        )
+        self.next_action = Gauge(
+            "headroom_next_action_timestamp_seconds",
+            "Unix time of the next planned scaling action; 0 when none is planned.",
+            ["target"],
+            registry=r,
+        )
+        self.capacity = Gauge(
+            "headroom_capacity_per_unit_requests_per_second",
+            "QPS one unit serves at the SLO (declared or learned) that the plan uses.",
+            ["target", "method"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "headroom_scaling_actions",
+            "Scaling actions taken, by target and reason.",
+            ["target", "reason"],
+            registry=r,
+        )
+        self.keys_moved = Counter(
+            "headroom_resharding_keys_moved",
+            "Keys migrated between Redis masters by the resharder.",
+            ["target"],
+            registry=r,
+        )
+        self.slots_moved = Counter(
+            "headroom_resharding_slots_moved",
+            "Hash slots migrated between Redis masters by the resharder.",
+            ["target"],
+            registry=r,
+        )
+        self.source_up = Gauge(
+            "headroom_signal_source_up",
+            "1 if the metric source answered on its last read, 0 if it was unavailable.",
+            ["source"],
+            registry=r,
+        )
+        self.source_last_success = Gauge(
+            "headroom_signal_source_last_success_timestamp_seconds",
+            "Unix time the metric source last answered.",
+            ["source"],
+            registry=r,
+        )
+
+    def observe_forecast(self, target: str, quantile: float, qps: float) -> None:
+        self.forecast.labels(target=target, quantile=_quantile_label(quantile)).set(qps)
+
+    def set_units(
+        self, target: str, ready: int, desired: int | None = None, planned: int | None = None
+    ) -> None:
+        self.ready.labels(target=target).set(ready)
+        if desired is not None:
+            self.desired.labels(target=target).set(desired)
+        if planned is not None:
+            self.planned.labels(target=target).set(planned)
+
+    def set_next_action(self, target: str, at: float | None) -> None:
+        """``at`` in unix seconds; ``None`` (nothing planned) is exported as 0."""
+        self.next_action.labels(target=target).set(at or 0.0)
+
+    def set_capacity(self, target: str, qps_per_unit: float, method: str) -> None:
+        """``method`` is how it was obtained: declared, crossing, extrapolated."""
+        old = self._capacity_method.get(target)
+        if old is not None and old != method:
+            self.capacity.remove(target, old)
+        self._capacity_method[target] = method
+        self.capacity.labels(target=target, method=method).set(qps_per_unit)
+
+    def record_action(self, target: str, reason: str) -> None:
+        self.actions.labels(target=target, reason=reason).inc()
+
+    def record_resharding(self, target: str, keys: int = 0, slots: int = 0) -> None:
+        """Add keys/slots moved since the last call (counters only go up)."""
+        if keys:
+            self.keys_moved.labels(target=target).inc(keys)
+        if slots:
+            self.slots_moved.labels(target=target).inc(slots)
+
+    def set_source_available(self, source: str, available: bool, at: float | None = None) -> None:
+        """Record a read of ``source``; ``at`` (unix seconds) stamps a successful one."""
+        self.source_up.labels(source=source).set(1 if available else 0)
+        if available and at is not None:
+            self.source_last_success.labels(source=source).set(at)
+
+    def touch(self, target: str, sources: tuple[str, ...] = ()) -> None:
+        """Create every labelled series for ``target`` (and ``sources``) so they exist at 0."""
+        self.ready.labels(target=target)
+        self.desired.labels(target=target)
+        self.planned.labels(target=target)
+        self.next_action.labels(target=target)
+        self.keys_moved.labels(target=target)
+        self.slots_moved.labels(target=target)
+        for source in sources:
+            self.source_up.labels(source=source)
+
+
+def _quantile_label(q: float) -> str:
+    return f"{q:g}"
+
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """A running ``/metrics`` server; call it (or :meth:`stop`) to shut it down."""
+
+    host: str
+    port: int
+    _server: WSGIServer
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __call__(self) -> None:
+        self.stop()
+
+
+def serve(registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0) -> MetricsEndpoint:
+    """Serve ``registry`` at ``http://host:port/metrics`` (port 0: any free port).
+
+    Binds loopback unless told otherwise: exposing metrics beyond the machine (e.g.
+    ``0.0.0.0`` in a pod) is a deliberate choice of the caller.
+    """
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsEndpoint(host, int(server.server_port), server, thread)
