@@ -1,0 +1,550 @@
+"""The HTTP front of the Kubernetes API emulator: URL routing, discovery, watch streams,
+authentication, RBAC and fault injection over a :class:`tests.harness.store.Store`.
+
+Started by :class:`tests.harness.harness.KubeHarness`; it can be stopped and restarted on
+the same port to model an API server that goes away and comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.harness import errors
+from tests.harness.errors import ApiError
+from tests.harness.faults import Faults, fault_error
+from tests.harness.rbac import Attributes, Authorizer, Tokens, User, forbidden, unauthorized
+from tests.harness.resources import ResourceType, discovery_resources
+from tests.harness.selectors import parse_field_selector, parse_label_selector
+from tests.harness.store import Obj, Store
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-headroom-emulator",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T00:00:00Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One served request, so tests can see what a component actually called."""
+
+    user: str
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    code: int
+
+
+@dataclass(frozen=True)
+class Route:
+    rt: ResourceType
+    version: str
+    namespace: str
+    name: str
+    subresource: str
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    api: ApiServer
+
+
+class ApiServer:
+    """An HTTP server on ``host``; ``stop()`` and ``start()`` keep the same port."""
+
+    def __init__(
+        self,
+        store: Store,
+        tokens: Tokens,
+        *,
+        authorize: bool = True,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bookmark_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.authorizer = Authorizer(store) if authorize else None
+        self.faults = faults or Faults()
+        self.host = host
+        self.port = port
+        self.bookmark_interval = bookmark_interval
+        self.audit: deque[AuditRecord] = deque(maxlen=20000)
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._watch_stops: set[threading.Event] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            return
+        httpd = _Server((self.host, self.port), _Handler)
+        httpd.api = self
+        self.port = int(httpd.server_address[1])
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"kube-api-{self.port}",
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Go away: close the listener, every open connection and every watch."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        self.drop_watches()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def drop_watches(self) -> int:
+        """End every open watch stream (cleanly, as a server-side timeout would)."""
+        with self._lock:
+            stops = list(self._watch_stops)
+        for stop in stops:
+            stop.set()
+        self.store.wake_watchers()
+        return len(stops)
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _watching(self, stop: threading.Event, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._watch_stops.add(stop)
+            else:
+                self._watch_stops.discard(stop)
+
+
+def _version_of(rt: ResourceType, version: str, obj: Obj) -> Obj:
+    obj["apiVersion"] = rt.api_version(version)
+    return obj
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    # ---- plumbing --------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.server.api._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.api._track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _send_json(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _read_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as err:
+            raise errors.bad_request(f"the request body is not valid JSON: {err}") from err
+
+    # ---- request flow ----------------------------------------------------------------
+    def _serve(self, method: str) -> None:
+        api = self.server.api
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        user_name, attrs, code = "", Attributes(verb=method.lower(), path=path), 500
+        try:
+            body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            rule = api.faults.take(method, path)
+            if rule is not None:
+                if rule.delay:
+                    time.sleep(rule.delay)
+                if rule.status is not None:
+                    raise fault_error(rule.status)
+            user = self._authenticate()
+            user_name = user.name if user else ""
+            route = self._route(path)
+            attrs = self._attributes(method, path, query, route, body)
+            if api.authorizer is not None:
+                if user is None:
+                    raise unauthorized()
+                if not api.authorizer.allowed(user, attrs):
+                    raise forbidden(user, attrs)
+            if route is None:
+                code = self._serve_discovery(path)
+            else:
+                code = self._serve_resource(method, route, query, body, attrs.verb)
+        except ApiError as err:
+            code = err.code
+            headers = {"Retry-After": "1"} if err.code == 429 else None
+            self._send_json(err.code, err.status(), headers)
+        except (BrokenPipeError, ConnectionResetError):
+            code = 499
+            self.close_connection = True
+        finally:
+            api.audit.append(
+                AuditRecord(
+                    user_name,
+                    attrs.verb,
+                    attrs.group,
+                    attrs.resource,
+                    attrs.subresource,
+                    attrs.namespace,
+                    attrs.name,
+                    code,
+                )
+            )
+
+    def _authenticate(self) -> User | None:
+        header = self.headers.get("Authorization") or ""
+        if not header.lower().startswith("bearer "):
+            return None
+        user = self.server.api.tokens.user(header[7:].strip())
+        if user is None:
+            raise unauthorized()
+        return user
+
+    def _route(self, path: str) -> Route | None:
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        if not rest:
+            return None
+        store = self.server.api.store
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        rt = store.type(group, rest[0], version)
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and not ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        if namespace and not rt.namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        return Route(rt, version, namespace, name, sub)
+
+    def _attributes(
+        self, method: str, path: str, query: dict[str, str], route: Route | None, body: Any
+    ) -> Attributes:
+        if route is None:
+            return Attributes(verb=method.lower(), path=path)
+        watching = query.get("watch") in ("true", "1")
+        verb = {
+            "GET": "watch" if watching else ("get" if route.name else "list"),
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if route.name else "deletecollection",
+        }[method]
+        return Attributes(
+            verb=verb,
+            group=route.rt.group,
+            resource=route.rt.plural,
+            subresource=route.subresource,
+            namespace=route.namespace,
+            name=route.name,
+            path=path,
+        )
+
+    # ---- discovery -------------------------------------------------------------------
+    def _serve_discovery(self, path: str) -> int:
+        store = self.server.api.store
+        types = store.types()
+        parts = [p for p in path.split("/") if p]
+        body: Any
+        if path == "/version":
+            body = VERSION_INFO
+        elif path in ("/healthz", "/readyz", "/livez"):
+            data = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(data)
+            return 200
+        elif path == "/api":
+            body = {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {
+                        "clientCIDR": "0.0.0.0/0",
+                        "serverAddress": f"{self.server.api.host}:{self.server.api.port}",
+                    }
+                ],
+            }
+        elif path == "/api/v1":
+            body = self._resource_list("v1", [t for t in types if t.group == ""])
+        elif path == "/apis":
+            body = {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    self._group(g, types) for g in sorted({t.group for t in types if t.group})
+                ],
+            }
+        elif len(parts) == 2 and parts[0] == "apis":
+            if not any(t.group == parts[1] for t in types):
+                raise ApiError(
+                    404, "NotFound", "the server could not find the requested resource", {}
+                )
+            body = self._group(parts[1], types)
+        elif len(parts) == 3 and parts[0] == "apis":
+            members = [t for t in types if t.group == parts[1] and parts[2] in t.versions]
+            if not members:
+                raise ApiError(
+                    404, "NotFound", "the server could not find the requested resource", {}
+                )
+            body = self._resource_list(f"{parts[1]}/{parts[2]}", members, parts[2])
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        self._send_json(200, body)
+        return 200
+
+    @staticmethod
+    def _group(group: str, types: list[ResourceType]) -> Obj:
+        versions: list[str] = []
+        for t in types:
+            if t.group == group:
+                versions += [v for v in t.versions if v not in versions]
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": entries,
+            "preferredVersion": entries[0],
+        }
+
+    @staticmethod
+    def _resource_list(group_version: str, types: list[ResourceType], version: str = "v1") -> Obj:
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": discovery_resources(types, version),
+        }
+
+    # ---- resources -------------------------------------------------------------------
+    def _serve_resource(
+        self, method: str, route: Route, query: dict[str, str], body: Any, verb: str
+    ) -> int:
+        store = self.server.api.store
+        rt, version, ns, name, sub = (
+            route.rt,
+            route.version,
+            route.namespace,
+            route.name,
+            route.subresource,
+        )
+        if verb == "watch":
+            return self._watch(route, query)
+        if verb == "list":
+            return self._list(route, query)
+        if verb in ("create", "update", "patch") and body is None:
+            raise errors.bad_request("the request body is empty")
+        result: Obj
+        code = 200
+        if verb == "get":
+            result = store.get_scale(rt, ns, name) if sub == "scale" else store.get(rt, ns, name)
+        elif verb == "create":
+            if name:
+                raise errors.method_not_allowed()
+            if not isinstance(body, dict):
+                raise errors.bad_request("the request body is not an object")
+            result, code = store.create(rt, ns, body), 201
+        elif verb == "update":
+            if not isinstance(body, dict):
+                raise errors.bad_request("the request body is not an object")
+            if sub == "scale":
+                result = store.update_scale(rt, ns, name, body)
+            else:
+                result = store.update(rt, ns, name, body, subresource=sub or None)
+        elif verb == "patch":
+            ctype = self.headers.get("Content-Type") or ""
+            result = store.patch(rt, ns, name, ctype, body, subresource=sub or None)
+        elif verb == "delete":
+            pre = (body or {}).get("preconditions") or {} if isinstance(body, dict) else {}
+            obj, removed = store.delete(
+                rt,
+                ns,
+                name,
+                precondition_rv=pre.get("resourceVersion"),
+                precondition_uid=pre.get("uid"),
+            )
+            if removed and not rt.return_deleted:
+                details = {"name": name, "kind": rt.plural, "uid": obj["metadata"]["uid"]}
+                if rt.group:
+                    details["group"] = rt.group
+                result = {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                }
+            else:
+                result = obj
+        else:  # deletecollection
+            items, _, _ = store.list_objects(
+                rt,
+                ns or None,
+                parse_label_selector(query.get("labelSelector")),
+                parse_field_selector(query.get("fieldSelector"), rt.plural),
+            )
+            for item in items:
+                try:
+                    store.delete(
+                        rt, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                    )
+                except ApiError:
+                    pass
+            result = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+        if result.get("kind") not in ("Status", "Scale"):
+            result = _version_of(rt, version, result)
+        self._send_json(code, result)
+        return code
+
+    def _list(self, route: Route, query: dict[str, str]) -> int:
+        store = self.server.api.store
+        rt = route.rt
+        rv = query.get("resourceVersion")
+        if rv and rv != "0" and query.get("resourceVersionMatch") == "Exact":
+            if int(rv) < store.compacted_rv:
+                raise errors.gone(f"too old resource version: {rv} ({store.compacted_rv})")
+        items, current, token = store.list_objects(
+            rt,
+            route.namespace or None,
+            parse_label_selector(query.get("labelSelector")),
+            parse_field_selector(query.get("fieldSelector"), rt.plural),
+            limit=int(query.get("limit") or 0),
+            continue_token=query.get("continue") or None,
+        )
+        meta: Obj = {"resourceVersion": str(current)}
+        if token:
+            meta["continue"] = token
+        body = {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version(route.version),
+            "metadata": meta,
+            "items": [_version_of(rt, route.version, i) for i in items],
+        }
+        self._send_json(200, body)
+        return 200
+
+    def _watch(self, route: Route, query: dict[str, str]) -> int:
+        api = self.server.api
+        rt = route.rt
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        stop = threading.Event()
+        events = api.store.watch(
+            rt,
+            route.namespace or None,
+            query.get("resourceVersion"),
+            parse_label_selector(query.get("labelSelector")),
+            parse_field_selector(query.get("fieldSelector"), rt.plural),
+            timeout=timeout,
+            bookmark_interval=api.bookmark_interval if bookmarks else None,
+            stop=stop,
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        api._watching(stop, True)
+        try:
+            for event in events:
+                if event["type"] != "ERROR" and event["type"] != "BOOKMARK":
+                    _version_of(rt, route.version, event["object"])
+                line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+                if not api.running:
+                    raise ConnectionResetError
+            if not api.running:
+                raise ConnectionResetError  # the API went away: no clean end of stream
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        finally:
+            api._watching(stop, False)
+            stop.set()
+        return 200

@@ -1,0 +1,515 @@
+"""The kubelet emulator: StatefulSet and Deployment pods, with Redis pods as real processes.
+
+For each workload it keeps Pod objects in the store (StatefulSet names ``NAME-ORDINAL``,
+ordered start, scale-down from the highest ordinal); a pod whose container is Redis (image
+containing "redis" or label ``headroom.dev/kind: redis``) runs one real ``redis-server`` on
+its own loopback address 127.0.0.N:6379 with the container's args, and becomes Ready once it
+answers PING. Other pods become Ready after ``startup_delay``. Workload status
+(replicas/readyReplicas/availableReplicas/observedGeneration) follows. Started by
+:meth:`tests.harness.harness.KubeHarness.start_kubelet`; ``stop()`` kills every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.harness.errors import ApiError
+from tests.harness.selectors import selector_matches
+from tests.harness.store import Obj, Store, now_rfc3339
+from tests.support.procs import kill_group, port_is_free, spawn
+
+log = logging.getLogger(__name__)
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_LABEL = "headroom.dev/kind"
+NODE_NAME = "emulated-node"
+_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
+
+
+@dataclass
+class PodProcess:
+    """One running ``redis-server`` for one pod."""
+
+    namespace: str
+    pod: str
+    ip: str
+    port: int
+    workdir: Path
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def addr(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def ip_of(n: int) -> str:
+    return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def ping(ip: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_container(template: Obj) -> Obj | None:
+    """The Redis container of a pod (template), if it is a Redis pod."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    for c in containers:
+        if "redis" in str(c.get("image", "")) and "exporter" not in str(c.get("image", "")):
+            return dict(c)
+    if labels.get(REDIS_LABEL) == "redis" and containers:
+        return dict(containers[0])
+    return None
+
+
+def _expand(arg: str, env: dict[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion in command and args."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), arg)
+
+
+def redis_args(container: Obj, env: dict[str, str]) -> list[str]:
+    """The redis-server arguments a container's command/args amount to (config files dropped)."""
+    words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])]
+    if len(words) >= 3 and Path(words[0]).name in ("sh", "bash") and words[1] == "-c":
+        words = shlex.split(words[2])
+    words = [_expand(w, env) for w in words]
+    if words and Path(words[0]).name in ("redis-server", "docker-entrypoint.sh"):
+        words = words[1:]
+        if words and Path(words[0]).name == "redis-server":
+            words = words[1:]
+    # A config file path inside the image does not exist here; its flags must come as args.
+    while words and not words[0].startswith("--"):
+        words = words[1:]
+    return words
+
+
+class Kubelet:
+    """Reconciles workloads into pods and pods into processes, on a background thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        workdir: Path,
+        *,
+        startup_delay: float = 0.0,
+        restart_delay: float = 0.2,
+        poll_interval: float = 0.1,
+        redis_server: str = REDIS_SERVER,
+        first_ip: int = 2,
+    ) -> None:
+        self.store = store
+        self.workdir = workdir
+        self.startup_delay = startup_delay
+        self.restart_delay = restart_delay
+        self.poll_interval = poll_interval
+        self.redis_server = redis_server
+        self.processes: dict[tuple[str, str], PodProcess] = {}
+        self.errors: list[str] = []
+        self._ips: dict[tuple[str, str], str] = {}
+        self._bad_ips: set[str] = set()
+        self._next_ip = first_ip
+        self._fake_ip = 2
+        self._restart_at: dict[tuple[str, str], float] = {}
+        self._restarts: dict[tuple[str, str], int] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pods = store.type("", "pods")
+        self._sts = store.type("apps", "statefulsets")
+        self._deploy = store.type("apps", "deployments")
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> Kubelet:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kubelet")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the loop and kill every process it started."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            procs = list(self.processes.values())
+            self.processes.clear()
+        for p in procs:
+            kill_group(p.proc)
+
+    def crash(self, namespace: str, pod: str) -> int:
+        """Kill a pod's process (SIGKILL); it restarts with the same data dir. Returns the pid."""
+        with self._lock:
+            p = self.processes[(namespace, pod)]
+            p.proc.kill()
+            p.proc.wait(5)
+            return p.pid
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self.processes.values()]
+
+    def process(self, namespace: str, pod: str) -> PodProcess | None:
+        with self._lock:
+            return self.processes.get((namespace, pod))
+
+    # ---- loop ------------------------------------------------------------------------
+    def _run(self) -> None:
+        seen = -1
+        while not self._stop.is_set():
+            try:
+                self.reconcile()
+            except ApiError as err:  # a racing client write; the next pass sees it
+                log.debug("Kubelet pass hit %s", err.message)
+            except Exception as err:  # noqa: BLE001 - keep the kubelet alive, report it
+                self.errors.append(f"{type(err).__name__}: {err}")
+                log.exception("Kubelet pass failed")
+            seen = self.store.wait_for_change(seen, self.poll_interval)
+            seen = self.store.resource_version
+
+    def reconcile(self) -> None:
+        with self._lock:
+            for sts in self.store.list_objects(self._sts, None)[0]:
+                self._statefulset(sts)
+            for dep in self.store.list_objects(self._deploy, None)[0]:
+                self._deployment(dep)
+            pods = self.store.list_objects(self._pods, None)[0]
+            live = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
+            for key in list(self.processes):
+                pod = live.get(key)
+                if pod is None or pod["metadata"].get("deletionTimestamp"):
+                    self._kill(key)
+            for key, pod in live.items():
+                if not pod["metadata"].get("deletionTimestamp"):
+                    self._run_pod(key, pod)
+            for sts in self.store.list_objects(self._sts, None)[0]:
+                self._workload_status(self._sts, sts)
+            for dep in self.store.list_objects(self._deploy, None)[0]:
+                self._workload_status(self._deploy, dep)
+
+    # ---- workloads -> pods -----------------------------------------------------------
+    def _owned(self, owner: Obj) -> list[Obj]:
+        uid = owner["metadata"]["uid"]
+        pods = self.store.list_objects(self._pods, owner["metadata"]["namespace"])[0]
+        return [
+            p
+            for p in pods
+            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])
+        ]
+
+    def _statefulset(self, sts: Obj) -> None:
+        if sts["metadata"].get("deletionTimestamp"):
+            return
+        ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+        spec = sts.get("spec") or {}
+        want = int(spec.get("replicas", 1))
+        pods = {p["metadata"]["name"]: p for p in self._owned(sts)}
+        ordinals = sorted(
+            (int(n.rsplit("-", 1)[1]) for n in pods if re.fullmatch(rf"{re.escape(name)}-\d+", n)),
+        )
+        for ordinal in sorted((o for o in ordinals if o >= want), reverse=True):
+            pod_name = f"{name}-{ordinal}"
+            self._kill((ns, pod_name))
+            self._delete_pod(ns, pod_name)
+        parallel = spec.get("podManagementPolicy") == "Parallel"
+        for ordinal in range(want):
+            pod_name = f"{name}-{ordinal}"
+            if pod_name in pods:
+                if not parallel and not _ready(pods[pod_name]):
+                    return  # OrderedReady: the next ordinal waits for this one
+                continue
+            pod = self._pod_from_template(sts, pod_name)
+            labels = pod["metadata"].setdefault("labels", {})
+            labels["statefulset.kubernetes.io/pod-name"] = pod_name
+            labels["apps.kubernetes.io/pod-index"] = str(ordinal)
+            pod["spec"]["hostname"] = pod_name
+            if spec.get("serviceName"):
+                pod["spec"]["subdomain"] = spec["serviceName"]
+            self.store.create(self._pods, ns, pod, internal=True)
+            if not parallel:
+                return
+
+    def _deployment(self, dep: Obj) -> None:
+        if dep["metadata"].get("deletionTimestamp"):
+            return
+        ns = dep["metadata"]["namespace"]
+        want = int((dep.get("spec") or {}).get("replicas", 1))
+        pods = sorted(self._owned(dep), key=lambda p: p["metadata"]["creationTimestamp"])
+        for pod in pods[want:][::-1]:
+            self._kill((ns, pod["metadata"]["name"]))
+            self._delete_pod(ns, pod["metadata"]["name"])
+        template = (dep.get("spec") or {}).get("template") or {}
+        digest = hashlib.sha1(repr(template).encode()).hexdigest()[:10]
+        tag = "".join(_SUFFIX[int(c, 16) % len(_SUFFIX)] for c in digest)
+        for _ in range(want - len(pods)):
+            suffix = "".join(random.choices(_SUFFIX, k=5))
+            pod = self._pod_from_template(dep, f"{dep['metadata']['name']}-{tag}-{suffix}")
+            pod["metadata"].setdefault("labels", {})["pod-template-hash"] = tag
+            self.store.create(self._pods, ns, pod, internal=True)
+
+    def _pod_from_template(self, owner: Obj, pod_name: str) -> Obj:
+        template = (owner.get("spec") or {}).get("template") or {}
+        tmeta = template.get("metadata") or {}
+        spec = dict(template.get("spec") or {})
+        spec["nodeName"] = NODE_NAME
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": owner["metadata"]["namespace"],
+                "labels": dict(tmeta.get("labels") or {}),
+                "annotations": dict(tmeta.get("annotations") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": owner["apiVersion"],
+                        "kind": owner["kind"],
+                        "name": owner["metadata"]["name"],
+                        "uid": owner["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": spec,
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}
+                ],
+            },
+        }
+
+    def _delete_pod(self, ns: str, name: str) -> None:
+        try:
+            self.store.delete(self._pods, ns, name)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    # ---- pods -> processes -----------------------------------------------------------
+    def _allocate_ip(self, key: tuple[str, str]) -> str:
+        ip = self._ips.get(key)
+        if ip is not None and ip not in self._bad_ips:
+            return ip
+        used = set(self._ips.values()) | self._bad_ips
+        while True:
+            n = self._next_ip
+            self._next_ip += 1
+            ip = ip_of(n)
+            if n & 255 in (0, 255) or ip in used:
+                continue
+            if port_is_free(ip, 6379) and port_is_free(ip, 16379):
+                self._ips[key] = ip
+                return ip
+
+    def _run_pod(self, key: tuple[str, str], pod: Obj) -> None:
+        container = redis_container(pod)
+        if container is None:
+            self._fake_pod(key, pod)
+            return
+        proc = self.processes.get(key)
+        if proc is not None and not proc.alive():
+            never_ready = not _ready(pod)
+            self.processes.pop(key)
+            self._restarts[key] = self._restarts.get(key, 0) + 1
+            self._restart_at[key] = time.monotonic() + self.restart_delay
+            log_text = (proc.workdir / "redis.log").read_text(errors="replace")
+            if never_ready and "Address already in use" in log_text:
+                self._bad_ips.add(proc.ip)  # another test took the address first
+            self._set_pod_status(pod, proc.ip, ready=False, container=container, running=False)
+            return
+        if proc is None:
+            if time.monotonic() < self._restart_at.get(key, 0.0):
+                return
+            proc = self._spawn(key, pod, container)
+        if not _ready(pod) or pod["status"].get("podIP") != proc.ip:
+            if ping(proc.ip, proc.port):
+                self._set_pod_status(pod, proc.ip, ready=True, container=container, running=True)
+            elif pod["status"].get("phase") != "Running" or _ready(pod):
+                self._set_pod_status(pod, proc.ip, ready=False, container=container, running=True)
+
+    def _spawn(self, key: tuple[str, str], pod: Obj, container: Obj) -> PodProcess:
+        ns, name = key
+        ip = self._allocate_ip(key)
+        workdir = self.workdir / ns / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = {
+            e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e
+        }
+        env.update({"POD_IP": ip, "POD_NAME": name, "POD_NAMESPACE": ns, "HOSTNAME": name})
+        args = redis_args(container, env)
+        port = 6379
+        if "--port" in args:
+            port = int(args[args.index("--port") + 1])
+        else:
+            args += ["--port", str(port)]
+        argv = [
+            self.redis_server,
+            *args,
+            "--bind",
+            ip,
+            "--dir",
+            str(workdir),
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ]
+        proc = PodProcess(
+            ns, name, ip, port, workdir, argv, spawn(argv, workdir, workdir / "redis.log")
+        )
+        self.processes[key] = proc
+        log.info("Started redis-server pod=%s/%s addr=%s pid=%d", ns, name, proc.addr, proc.pid)
+        return proc
+
+    def _kill(self, key: tuple[str, str]) -> None:
+        proc = self.processes.pop(key, None)
+        if proc is not None:
+            kill_group(proc.proc)
+            log.info("Stopped redis-server pod=%s/%s pid=%d", key[0], key[1], proc.pid)
+
+    def _fake_pod(self, key: tuple[str, str], pod: Obj) -> None:
+        if _ready(pod):
+            return
+        ip = self._ips.get(key)
+        if ip is None:
+            ip = f"10.244.{(self._fake_ip >> 8) & 255}.{self._fake_ip & 255}"
+            self._fake_ip += 1
+            self._ips[key] = ip
+        created = _parse_time(pod["metadata"]["creationTimestamp"])
+        ready = time.time() - created >= self.startup_delay
+        self._set_pod_status(pod, ip, ready=ready, container=None, running=True)
+
+    def _set_pod_status(
+        self, pod: Obj, ip: str, *, ready: bool, container: Obj | None, running: bool
+    ) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        status = dict(pod.get("status") or {})
+        flag = "True" if ready else "False"
+        old_conditions = {c["type"]: c for c in status.get("conditions") or []}
+
+        def cond(type_: str, value: str) -> Obj:
+            old = old_conditions.get(type_)
+            if old is not None and old.get("status") == value:
+                return dict(old)
+            return {"type": type_, "status": value, "lastTransitionTime": now_rfc3339()}
+
+        status.update(
+            {
+                "phase": "Running" if running else status.get("phase", "Running"),
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
+                "hostIP": "127.0.0.1",
+                "startTime": status.get("startTime") or now_rfc3339(),
+                "conditions": [
+                    cond("Initialized", "True"),
+                    cond("Ready", flag),
+                    cond("ContainersReady", flag),
+                    cond("PodScheduled", "True"),
+                ],
+            }
+        )
+        statuses = []
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            proc = self.processes.get(key)
+            state: Obj = (
+                {"running": {"startedAt": status["startTime"]}}
+                if running
+                else {"waiting": {"reason": "CrashLoopBackOff"}}
+            )
+            statuses.append(
+                {
+                    "name": c.get("name", "main"),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": ready,
+                    "started": running,
+                    "state": state,
+                    "restartCount": self._restarts.get(key, 0),
+                    "containerID": f"emulated://{proc.pid}" if proc and container else "",
+                }
+            )
+        status["containerStatuses"] = statuses
+        if status == pod.get("status"):
+            return
+        try:
+            self.store.mutate(
+                self._pods,
+                key[0],
+                key[1],
+                lambda p: p.__setitem__("status", status),
+                subresource="status",
+            )
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    def _workload_status(self, rt: Any, owner: Obj) -> None:
+        pods = [p for p in self._owned(owner) if not p["metadata"].get("deletionTimestamp")]
+        spec = owner.get("spec") or {}
+        if spec.get("selector") and not all(selector_matches(spec["selector"], p) for p in pods):
+            pods = [p for p in pods if selector_matches(spec["selector"], p)]
+        ready = sum(1 for p in pods if _ready(p))
+        status: Obj = {
+            "observedGeneration": owner["metadata"].get("generation", 1),
+            "replicas": len(pods),
+        }
+        for k, v in (
+            ("readyReplicas", ready),
+            ("availableReplicas", ready),
+            ("currentReplicas", len(pods)),
+            ("updatedReplicas", len(pods)),
+        ):
+            if v:
+                status[k] = v
+        if rt is self._deploy and len(pods) - ready:
+            status["unavailableReplicas"] = len(pods) - ready
+        if status == owner.get("status"):
+            return
+        ns, name = owner["metadata"]["namespace"], owner["metadata"]["name"]
+        try:
+            self.store.mutate(
+                rt, ns, name, lambda o: o.__setitem__("status", status), subresource="status"
+            )
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+
+def _ready(pod: Obj) -> bool:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _parse_time(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
