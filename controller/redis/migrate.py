@@ -1,0 +1,317 @@
+"""Moves slots between two masters with the standard protocol, many slots per round trip.
+
+Called by the resharder (one :class:`PairMigrator` per busy source->target pair,
+at most one pair per node at a time) and by the repair code (to finish a
+half-done migration). For a chunk of slots of one pair:
+
+1. ``CLUSTER SETSLOT s IMPORTING src`` on the target, then ``MIGRATING tgt`` on
+   the source (target first, as redis-cli does: a crash in between leaves only
+   an importing flag and no key anywhere but the source);
+2. ``GETKEYSINSLOT`` + ``MEMORY USAGE`` for every open slot in one pipeline,
+   then ``MIGRATE ... KEYS`` batches sized by bytes (big keys alone with a
+   longer timeout), all batches of the round in one pipeline; repeat until
+   every slot is empty on the source;
+3. ``COUNTKEYSINSLOT`` must be 0 on the source for a slot before any
+   ``SETSLOT NODE`` is sent for it (a failed MIGRATE must never hand a slot
+   over with keys left behind); then ``SETSLOT NODE`` on the target, the
+   source, and every other master.
+
+MIGRATE cannot mix slots in one command (CROSSSLOT), so slots stay separate
+commands but share round trips; Redis also saves nodes.conf once per event
+loop pass, so pipelined SETSLOTs cost one config write instead of hundreds.
+
+BUSYKEY: while a slot is MIGRATING on the source and IMPORTING on the target,
+clients are served from the source for every key the source still holds
+(ASK only happens for keys the source lacks). A key present on both sides is
+therefore stale on the target: a copy restored by an earlier MIGRATE whose
+reply was lost (timeout, crash). Overwriting it with REPLACE keeps the
+authoritative copy, so REPLACE is used, but only on that BUSYKEY retry and only
+while this pair's own IMPORTING/MIGRATING flags are set. Repairs of slots whose
+state we cannot vouch for pass ``replace_on_busykey=False`` and stop instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from headroom.controller.redis.topology import cmd, pipelined
+from headroom.policies.errors import MigrationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    """Batch sizes and timeouts; batches shrink on timeouts and grow back on success."""
+
+    batch_keys: int = 1000  # keys per GETKEYSINSLOT and at most per MIGRATE
+    batch_bytes: int = 4 << 20
+    min_batch_bytes: int = 64 << 10
+    big_key_bytes: int = 1 << 20  # such keys move alone, with big_timeout_ms
+    timeout_ms: int = 10_000
+    big_timeout_ms: int = 30_000
+    max_timeout_ms: int = 60_000  # the source's client must wait longer than this
+    chunk_slots: int = 128  # slots opened together per pair
+    chunk_keys: int = 20_000  # ... or fewer, when they hold many keys
+    retries: int = 6  # other MIGRATE errors (CLUSTERDOWN, TRYAGAIN) before giving up
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A master and a client connected to it."""
+
+    id: str
+    host: str
+    port: int
+    client: redis.Redis
+
+    @property
+    def name(self) -> str:
+        return f"{self.id[:8]} ({self.host}:{self.port})"
+
+
+ProgressFn = Callable[[int, int, int, str], None]  # slots done, keys, bytes, current
+CrashHook = Callable[[int], bool]  # keys moved so far -> die now (tests only)
+
+
+@dataclass
+class _SlotState:
+    timeout_ms: int
+    batch_bytes: int
+    replace: bool = False
+    failures: int = 0
+
+
+def _is(err: BaseException, prefix: str) -> bool:
+    return str(err).upper().startswith(prefix)
+
+
+def _unreachable(ep: Endpoint, slots: Sequence[int], err: BaseException) -> MigrationError:
+    first = f"slot {slots[0]}" if len(slots) == 1 else f"slots {min(slots)}..{max(slots)}"
+    return MigrationError(
+        f"node {ep.name} stopped answering while moving {first} ({err.__class__.__name__}); "
+        "the cluster is left repairable: run `headroom redis fix`"
+    )
+
+
+@dataclass
+class PairMigrator:
+    """Moves chunks of slots from ``source`` to ``target``; not thread-safe, one per worker."""
+
+    source: Endpoint
+    target: Endpoint
+    others: Sequence[Endpoint]
+    options: MigrateOptions = field(default_factory=MigrateOptions)
+    progress: ProgressFn | None = None
+    crash_hook: CrashHook | None = None
+    keys_moved: int = 0
+    bytes_moved: int = 0
+    _batch_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        self._batch_bytes = self.options.batch_bytes
+
+    # -- the whole protocol for one chunk -------------------------------------------------
+    def move(self, slots: Sequence[int]) -> None:
+        """Open, empty and hand over ``slots``; raises MigrationError leaving them repairable."""
+        src, tgt = self.source, self.target
+        self._pipeline(tgt, slots, [("CLUSTER", "SETSLOT", s, "IMPORTING", src.id) for s in slots])
+        self._pipeline(src, slots, [("CLUSTER", "SETSLOT", s, "MIGRATING", tgt.id) for s in slots])
+        self.move_keys(slots, replace_on_busykey=True)
+        self.hand_over(slots)
+
+    def move_keys(self, slots: Sequence[int], *, replace_on_busykey: bool) -> None:
+        """Empty ``slots`` on the source; both migration flags must already be set."""
+        opts = self.options
+        state = {s: _SlotState(opts.timeout_ms, self._batch_bytes) for s in slots}
+        pending = list(slots)
+        while pending:
+            found = self._pipeline(
+                self.source, pending,
+                [("CLUSTER", "GETKEYSINSLOT", s, opts.batch_keys) for s in pending],
+            )  # fmt: skip
+            keyed = {s: list(keys) for s, keys in zip(pending, found, strict=True) if keys}
+            if not keyed:
+                return
+            pending = list(keyed)
+            all_keys = [k for keys in keyed.values() for k in keys]
+            sizes_raw = self._pipeline(
+                self.source, pending, [("MEMORY", "USAGE", k) for k in all_keys]
+            )
+            sizes = {k: int(v or 0) for k, v in zip(all_keys, sizes_raw, strict=True)}
+            small: list[tuple[int, list[str], int]] = []
+            big: list[tuple[int, list[str], int]] = []
+            for s, keys in keyed.items():
+                for batch, nbytes in self._batches(keys, sizes, state[s].batch_bytes):
+                    is_big = len(batch) == 1 and nbytes >= opts.big_key_bytes
+                    (big if is_big else small).append((s, batch, nbytes))
+            if self.crash_hook is not None and self.crash_hook(self.keys_moved):
+                self._crash_mid_slot(small + big, state)
+            cmds = [
+                self._migrate_args(b, state[s].timeout_ms, state[s].replace) for s, b, _ in small
+            ]
+            results: list[Any] = self._pipeline(self.source, pending, cmds, raise_errors=False)
+            for (s, batch, nbytes), res in zip(small, results, strict=True):
+                self._account(s, batch, nbytes, res, state[s], replace_on_busykey)
+            for s, batch, nbytes in big:
+                timeout = max(state[s].timeout_ms, opts.big_timeout_ms)
+                res = self._call(
+                    self.source, [s], self._migrate_args(batch, timeout, state[s].replace)
+                )
+                self._account(s, batch, nbytes, res, state[s], replace_on_busykey)
+
+    def hand_over(self, slots: Sequence[int]) -> None:
+        """SETSLOT NODE everywhere, but only for slots the source reports empty."""
+        src, tgt = self.source, self.target
+        counts = self._pipeline(src, slots, [("CLUSTER", "COUNTKEYSINSLOT", s) for s in slots])
+        left = [s for s, c in zip(slots, counts, strict=True) if int(c) > 0]
+        if left:  # a key we could not see yet (never expected): empty them again first
+            self.move_keys(left, replace_on_busykey=True)
+            return self.hand_over(slots)
+        node_cmds = [("CLUSTER", "SETSLOT", s, "NODE", tgt.id) for s in slots]
+        self._pipeline(tgt, slots, node_cmds)
+        self._pipeline(src, slots, node_cmds)
+        for other in self.others:
+            # Others learn the new owner by gossip too; telling them only speeds that up.
+            try:
+                pipelined(other.client, node_cmds)
+            except redis.RedisError as err:
+                log.warning("Skipped SETSLOT NODE on node=%s error=%s", other.name, err)
+        if self.progress is not None:
+            self.progress(len(slots), 0, 0, f"{src.id[:8]}->{tgt.id[:8]} slot {slots[-1]}")
+        return None
+
+    # -- helpers --------------------------------------------------------------------------
+    def _batches(
+        self, keys: list[str], sizes: dict[str, int], limit: int
+    ) -> list[tuple[list[str], int]]:
+        out: list[tuple[list[str], int]] = []
+        batch: list[str] = []
+        nbytes = 0
+        for k in keys:
+            size = sizes.get(k, 0)
+            if size >= self.options.big_key_bytes:
+                out.append(([k], size))
+                continue
+            if batch and (nbytes + size > limit or len(batch) >= self.options.batch_keys):
+                out.append((batch, nbytes))
+                batch, nbytes = [], 0
+            batch.append(k)
+            nbytes += size
+        if batch:
+            out.append((batch, nbytes))
+        return out
+
+    def _migrate_args(self, keys: list[str], timeout_ms: int, replace: bool) -> tuple[Any, ...]:
+        args: list[Any] = ["MIGRATE", self.target.host, self.target.port, "", 0, timeout_ms]
+        if replace:
+            args.append("REPLACE")
+        if self.options.password is not None:
+            if self.options.username:
+                args += ["AUTH2", self.options.username, self.options.password]
+            else:
+                args += ["AUTH", self.options.password]
+        return (*args, "KEYS", *keys)
+
+    def _account(
+        self, slot: int, batch: list[str], nbytes: int, res: Any, st: _SlotState, replace_ok: bool
+    ) -> None:
+        opts = self.options
+        if not isinstance(res, Exception):
+            self.keys_moved += len(batch)
+            self.bytes_moved += nbytes
+            self._batch_bytes = min(opts.batch_bytes, self._batch_bytes * 2)
+            if self.progress is not None:
+                self.progress(
+                    0, len(batch), nbytes, f"{self.source.id[:8]}->{self.target.id[:8]} slot {slot}"
+                )
+            return
+        where = f"slot {slot} {self.source.name} -> {self.target.name}"
+        if _is(res, "BUSYKEY"):
+            if not replace_ok or st.replace:
+                raise MigrationError(
+                    f"{where}: key {batch[0]!r} already exists on the target with a copy we "
+                    "cannot prove stale; left for inspection, nothing was overwritten"
+                ) from res
+            log.warning("Replaced stale target copies slot=%d keys=%d", slot, len(batch))
+            st.replace = True
+            return
+        if _is(res, "IOERR") or "timeout" in str(res).lower():
+            if st.timeout_ms >= opts.max_timeout_ms and st.batch_bytes <= opts.min_batch_bytes:
+                raise MigrationError(
+                    f"{where}: MIGRATE keeps timing out ({res}); run `headroom redis fix`"
+                ) from res
+            st.timeout_ms = min(opts.max_timeout_ms, st.timeout_ms * 2)
+            st.batch_bytes = max(opts.min_batch_bytes, st.batch_bytes // 4)
+            self._batch_bytes = max(opts.min_batch_bytes, self._batch_bytes // 2)
+            log.warning(
+                "Shrank MIGRATE batch slot=%d bytes=%d timeout_ms=%d",
+                slot,
+                st.batch_bytes,
+                st.timeout_ms,
+            )
+            self._ping_target()
+            return
+        st.failures += 1
+        if st.failures > opts.retries:
+            raise MigrationError(
+                f"{where}: MIGRATE failed: {res}; run `headroom redis fix`"
+            ) from res
+        time.sleep(0.05 * 2**st.failures)
+
+    def _ping_target(self) -> None:
+        try:
+            self.target.client.ping()
+        except redis.RedisError as err:
+            raise _unreachable(self.target, [0], err) from err
+
+    def _crash_mid_slot(
+        self, batches: list[tuple[int, list[str], int]], state: dict[int, _SlotState]
+    ) -> None:
+        """Test hook: move part of one slot, then die as ``kill -9`` would."""
+        slot, keys, _ = max(batches, key=lambda b: len(b[1]))
+        part = keys[: max(1, len(keys) // 2)]
+        self._call(self.source, [slot], self._migrate_args(part, state[slot].timeout_ms, True))
+        log.warning("Killing myself mid-slot slot=%d moved=%d of=%d", slot, len(part), len(keys))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def _call(self, ep: Endpoint, slots: Sequence[int], args: Sequence[Any]) -> Any:
+        try:
+            return cmd(ep.client, *args)
+        except redis.ResponseError as err:
+            return err
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise _unreachable(ep, slots, err) from err
+
+    def _pipeline(
+        self,
+        ep: Endpoint,
+        slots: Sequence[int],
+        cmds: Sequence[Sequence[Any]],
+        *,
+        raise_errors: bool = True,
+    ) -> list[Any]:
+        if not cmds:
+            return []
+        try:
+            results = pipelined(ep.client, cmds)
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise _unreachable(ep, slots, err) from err
+        if raise_errors:
+            for cmd, res in zip(cmds, results, strict=True):
+                if isinstance(res, Exception):
+                    shown = " ".join(str(c) for c in cmd[:5])
+                    raise MigrationError(
+                        f"{ep.name} refused `{shown}`: {res}; run `headroom redis fix`"
+                    ) from res
+        return results

@@ -1,0 +1,567 @@
+"""The resharder facade: status, rebalance, drain, fix for any reachable Redis Cluster.
+
+Called by ``headroom redis ...`` (cli/redis.py), by the local provisioner after
+it starts or before it stops nodes, and later by the RedisCluster controller.
+Every entry point reads the topology fresh, repairs slots left open by a crash
+before it moves anything, and refuses bad input before it changes anything.
+
+Work is split into source->target pairs; up to min(#sources, #targets) pairs
+run at once, and a node is never in two migrations at the same time. A new
+(empty) master first receives one slot with the fewest keys, alone, so that
+clients can learn of it from CLUSTER SLOTS before they could be sent there
+by ASK (redis-py fails on an ASK to a node it has never seen, issue 4015).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+
+from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
+from headroom.controller.redis.repair import repair
+from headroom.controller.redis.slotplan import SlotPlan, plan_slots
+from headroom.controller.redis.topology import (
+    SLOTS,
+    Node,
+    Topology,
+    cluster_nodes,
+    cmd,
+    pipelined,
+    read_topology,
+    split_addr,
+)
+from headroom.policies.errors import (
+    ClusterError,
+    ClusterUnreachable,
+    HeadroomError,
+    InputError,
+    MigrationError,
+    UnsafeOperation,
+)
+
+log = logging.getLogger(__name__)
+
+Connect = Callable[[str, int], redis.Redis]
+
+CONTROL_TIMEOUT_S = 10.0
+
+
+def make_connect(
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_insecure: bool = False,
+    socket_timeout: float = CONTROL_TIMEOUT_S,
+) -> Connect:
+    """A Connect for plain, AUTH/ACL and TLS clusters (bytes replies: keys may be binary)."""
+
+    def connect(host: str, port: int) -> redis.Redis:
+        extra: dict[str, Any] = {}
+        if tls:
+            extra = {
+                "ssl": True,
+                "ssl_ca_certs": tls_ca,
+                "ssl_certfile": tls_cert,
+                "ssl_keyfile": tls_key,
+                "ssl_cert_reqs": "none" if tls_insecure else "required",
+                "ssl_check_hostname": not tls_insecure,
+            }
+        return redis.Redis(
+            host=host,
+            port=port,
+            username=username,
+            password=password,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=5.0,
+            decode_responses=False,
+            **extra,
+        )
+
+    return connect
+
+
+@dataclass(frozen=True)
+class ReshardProgress:
+    slots_done: int
+    slots_total: int
+    keys_moved: int
+    bytes_moved: int
+    current: str  # e.g. "a1b2c3d4->e5f6a7b8 slot 1234"
+
+
+class ProgressListener(Protocol):
+    def __call__(self, progress: ReshardProgress) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReshardReport:
+    slots_moved: int
+    keys_moved: int
+    bytes_moved: int
+    seconds: float
+    errors: list[str]
+    repaired: list[str]
+    plan: SlotPlan
+    forgotten: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "slots_moved": self.slots_moved,
+            "keys_moved": self.keys_moved,
+            "bytes_moved": self.bytes_moved,
+            "seconds": round(self.seconds, 3),
+            "keys_per_second": round(self.keys_moved / self.seconds, 1) if self.seconds else 0.0,
+            "errors": self.errors,
+            "repaired": self.repaired,
+            "forgotten": self.forgotten,
+            "plan": self.plan.to_json(),
+        }
+
+
+class _Tally:
+    """Thread-safe running totals, forwarded to the listener."""
+
+    def __init__(self, total: int, listener: ProgressListener | None) -> None:
+        self.lock = threading.Lock()
+        self.total = total
+        self.slots = 0
+        self.keys = 0
+        self.bytes = 0
+        self.listener = listener
+
+    def add(self, slots: int, keys: int, nbytes: int, current: str) -> None:
+        with self.lock:
+            self.slots += slots
+            self.keys += keys
+            self.bytes += nbytes
+            snap = ReshardProgress(self.slots, self.total, self.keys, self.bytes, current)
+        if self.listener is not None:
+            self.listener(snap)
+
+
+class Resharder:
+    """Rebalances, drains and repairs one Redis Cluster, reached through ``seed``."""
+
+    def __init__(
+        self,
+        seed: str,
+        *,
+        connect: Connect | None = None,
+        progress: ProgressListener | None = None,
+        parallel: bool = True,
+        options: MigrateOptions | None = None,
+        cluster_timeout: float = 30.0,
+        crash_after_keys: int | None = None,
+    ) -> None:
+        """``crash_after_keys`` is a test hook: SIGKILL itself mid-slot after that many keys."""
+        split_addr(seed)
+        self.seed = seed
+        self._connect = connect or make_connect(
+            username=options.username if options else None,
+            password=options.password if options else None,
+        )
+        self._progress = progress
+        self._parallel = parallel
+        self.options = options or MigrateOptions()
+        self._cluster_timeout = cluster_timeout
+        self._crash_after_keys = crash_after_keys
+        self._clients: dict[tuple[str, int], redis.Redis] = {}
+        self._lock = threading.Lock()
+
+    # -- reading ----------------------------------------------------------------------------
+    def _client(self, host: str, port: int) -> redis.Redis:
+        with self._lock:
+            key = (host, port)
+            if key not in self._clients:
+                self._clients[key] = self._connect(host, port)
+            return self._clients[key]
+
+    def _endpoint(self, node: Node, *, migration: bool = False) -> Endpoint:
+        if not migration:
+            return Endpoint(node.id, node.host, node.port, self._client(node.host, node.port))
+        client = self._connect(node.host, node.port)
+        # The source waits for MIGRATE, which may itself wait up to max_timeout_ms.
+        pool_kwargs = getattr(client.connection_pool, "connection_kwargs", None)
+        if isinstance(pool_kwargs, dict):
+            pool_kwargs["socket_timeout"] = self.options.max_timeout_ms / 1000 + 30
+        return Endpoint(node.id, node.host, node.port, client)
+
+    def topology(self) -> Topology:
+        """Masters, replicas, slots and keys per master, open slots, health."""
+        return read_topology(self.seed, self._client)
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+
+    # -- planning ---------------------------------------------------------------------------
+    def _resolve_weights(
+        self, topo: Topology, weights: Mapping[str, float] | None
+    ) -> dict[str, float] | None:
+        if weights is None:
+            return None
+        out: dict[str, float] = {}
+        for key, w in weights.items():
+            node = topo.node(key)
+            if not node.is_master:
+                raise InputError(f"weight for {node.short} ({node.addr}): it is a replica")
+            out[node.id] = float(w)
+        if out and sum(out.values()) <= 0 and len(out) == len(topo.masters):
+            raise InputError("weights sum to zero: no master would hold any slot")
+        return out
+
+    def _usable(self, topo: Topology) -> list[Node]:
+        masters = list(topo.masters)
+        if not masters:
+            raise ClusterError(f"cluster at {self.seed} has no master")
+        down = [m for m in masters if not m.reachable]
+        if down:
+            raise ClusterUnreachable(f"master {down[0].short} ({down[0].addr}) does not answer")
+        return masters
+
+    def _slot_keys(self, masters: list[Node]) -> tuple[dict[int, int], dict[str, float]]:
+        keys: dict[int, int] = {}
+        per_key: dict[str, float] = {}
+        for m in masters:
+            if not m.slots:
+                continue
+            client = self._client(m.host, m.port)
+            slots = sorted(m.slots)
+            try:
+                counts = pipelined(client, [("CLUSTER", "COUNTKEYSINSLOT", s) for s in slots])
+                mem = client.info("memory")
+            except redis.RedisError as err:
+                raise ClusterUnreachable(f"node {m.short} ({m.addr}) failed: {err}") from err
+            keys.update({s: int(c) for s, c in zip(slots, counts, strict=True)})
+            dataset = float(mem.get("used_memory_dataset", 0))
+            per_key[m.id] = dataset / m.keys if m.keys else 0.0
+        return keys, per_key
+
+    def plan_rebalance(
+        self, *, use_empty_masters: bool = True, weights: Mapping[str, float] | None = None
+    ) -> SlotPlan:
+        """The moves a rebalance would make now (read-only: a dry run)."""
+        topo = self.topology()
+        return self._plan(topo, use_empty_masters=use_empty_masters, weights=weights)
+
+    def _plan(
+        self,
+        topo: Topology,
+        *,
+        use_empty_masters: bool = True,
+        weights: Mapping[str, float] | None = None,
+        drain: tuple[str, ...] = (),
+    ) -> SlotPlan:
+        masters = self._usable(topo)
+        resolved = self._resolve_weights(topo, weights)
+        slot_keys, per_key = self._slot_keys(masters)
+        return plan_slots(
+            {m.id: m.slots for m in masters},
+            weights=resolved,
+            use_empty_masters=use_empty_masters,
+            drain=drain,
+            slot_keys=slot_keys,
+            key_bytes=per_key,
+        )
+
+    # -- acting -----------------------------------------------------------------------------
+    def rebalance(
+        self,
+        *,
+        use_empty_masters: bool = True,
+        weights: Mapping[str, float] | None = None,
+        raise_on_error: bool = True,
+    ) -> ReshardReport:
+        """Repair open slots, then move slots to the balanced (weighted) map."""
+        started = time.monotonic()
+        topo = self.topology()
+        self._usable(topo)
+        self._resolve_weights(topo, weights)  # bad input fails before anything changes
+        repaired = self._repair(topo)
+        self.wait_cluster_ok(self._cluster_timeout)
+        topo = self.topology()
+        plan = self._plan(topo, use_empty_masters=use_empty_masters, weights=weights)
+        return self._execute(topo, plan, started, repaired, raise_on_error)
+
+    def drain(
+        self, node_id: str, *, forget: bool = False, raise_on_error: bool = True
+    ) -> ReshardReport:
+        """Move every slot off ``node_id``; with ``forget`` also remove it from the cluster."""
+        started = time.monotonic()
+        topo = self.topology()
+        masters = self._usable(topo)
+        node = topo.node(node_id)
+        if not node.is_master:
+            raise UnsafeOperation(f"node {node.short} ({node.addr}) is a replica: nothing to drain")
+        if not [m for m in masters if m.id != node.id]:
+            raise UnsafeOperation(
+                f"refusing to drain {node.short} ({node.addr}): it is the last master"
+            )
+        # A Redis 7 master that gives away its last slot would turn into a replica of
+        # the taker; keep it a master so drains of several nodes never trip on that.
+        try:
+            self._client(node.host, node.port).config_set("cluster-allow-replica-migration", "no")
+        except redis.RedisError as err:
+            log.warning("Kept replica migration setting node=%s error=%s", node.short, err)
+        repaired = self._repair(topo)
+        self.wait_cluster_ok(self._cluster_timeout)
+        topo = self.topology()
+        plan = self._plan(topo, drain=(node.id,))
+        report = self._execute(topo, plan, started, repaired, raise_on_error)
+        if forget and report.ok:
+            forgotten = self._forget(node.id)
+            report = ReshardReport(
+                report.slots_moved, report.keys_moved, report.bytes_moved,
+                time.monotonic() - started, report.errors, report.repaired, report.plan,
+                forgotten,
+            )  # fmt: skip
+        return report
+
+    def fix(self) -> ReshardReport:
+        """Repair open slots left by any crash and wait until the cluster is ok."""
+        started = time.monotonic()
+        topo = self.topology()
+        repaired = self._repair(topo)
+        self.wait_cluster_ok(self._cluster_timeout)
+        return ReshardReport(0, 0, 0, time.monotonic() - started, [], repaired, _no_plan(topo))
+
+    def meet(self, *addrs: str) -> None:
+        """CLUSTER MEET new nodes from the seed, then wait until every node agrees and is ok."""
+        host, port = split_addr(self.seed)
+        seed = self._client(host, port)
+        for addr in addrs:
+            h, p = split_addr(addr)
+            try:
+                cmd(seed, "CLUSTER", "MEET", h, p)
+            except redis.RedisError as err:
+                raise ClusterUnreachable(
+                    f"CLUSTER MEET {addr} from {self.seed} failed: {err}"
+                ) from err
+        self.wait_cluster_ok(self._cluster_timeout)
+
+    def wait_cluster_ok(self, timeout: float = 30.0) -> None:
+        """Until every node reports cluster_state:ok and all know the same nodes."""
+        deadline = time.monotonic() + timeout
+        why = "no answer"
+        while True:
+            try:
+                why = self._not_ok()
+            except HeadroomError as err:
+                why = str(err)
+            if not why:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cluster at {self.seed} not ok after {timeout:.0f}s: {why}")
+            time.sleep(0.1)
+
+    # -- internals --------------------------------------------------------------------------
+    def _not_ok(self) -> str:
+        topo = self.topology()
+        ids = {n.id for n in topo.nodes}
+        for n in topo.nodes:
+            if not n.reachable:
+                return f"{n.addr} does not answer"
+            if n.state != "ok":
+                return f"{n.addr} reports cluster_state:{n.state}"
+            seen = {
+                x.id
+                for x in cluster_nodes(self._client(n.host, n.port), n.addr)
+                if "noaddr" not in x.flags
+            }
+            if seen != ids:
+                return f"{n.addr} does not yet agree on the node list"
+        if topo.uncovered():
+            return f"{len(topo.uncovered())} slots uncovered"
+        return ""
+
+    def _repair(self, topo: Topology) -> list[str]:
+        if not topo.open_slots() and not topo.uncovered():
+            return []
+        return repair(topo, self._endpoint, self.options)
+
+    def _execute(
+        self,
+        topo: Topology,
+        plan: SlotPlan,
+        started: float,
+        repaired: list[str],
+        raise_on_error: bool,
+    ) -> ReshardReport:
+        tally = _Tally(plan.slots, self._progress)
+        errors: list[str] = []
+        if not plan.empty:
+            try:
+                self._run_moves(topo, plan, tally)
+            except HeadroomError as err:
+                errors.append(str(err))
+        report = ReshardReport(
+            tally.slots, tally.keys, tally.bytes, time.monotonic() - started, errors,
+            repaired, plan,
+        )  # fmt: skip
+        log.info(
+            "Resharded cluster seed=%s slots=%d keys=%d seconds=%.2f errors=%d",
+            self.seed, report.slots_moved, report.keys_moved, report.seconds, len(errors),
+        )  # fmt: skip
+        if errors and raise_on_error:
+            raise MigrationError(errors[0])
+        return report
+
+    def _run_moves(self, topo: Topology, plan: SlotPlan, tally: _Tally) -> None:
+        by_id = {n.id: n for n in topo.masters}
+        queues: dict[tuple[str, str], deque[int]] = {}
+        for m in plan.moves:
+            queues.setdefault((m.source, m.target), deque()).append(m.slot)
+        keys = dict(plan.slot_keys)
+        crash = self._crash_after_keys
+        hook = None if crash is None else (lambda _n: tally.keys >= crash)
+
+        def migrator(src: str, tgt: str) -> PairMigrator:
+            others = [self._endpoint(n) for n in topo.masters if n.id not in (src, tgt)]
+            return PairMigrator(
+                self._endpoint(by_id[src], migration=True),
+                self._endpoint(by_id[tgt], migration=True),
+                others, self.options, tally.add, hook,
+            )  # fmt: skip
+
+        # New masters first get one slot with the fewest keys, alone (redis-py issue 4015).
+        for tgt in sorted({t for _, t in queues if plan.before.get(t, 0) == 0}):
+            pair, slot = min(
+                ((p, s) for p, q in queues.items() if p[1] == tgt for s in q),
+                key=lambda ps: (keys.get(ps[1], 0), ps[1]),
+            )
+            queues[pair].remove(slot)
+            migrator(*pair).move([slot])
+        self._run_pairs(queues, keys, migrator)
+
+    def _run_pairs(
+        self,
+        queues: dict[tuple[str, str], deque[int]],
+        keys: Mapping[int, int],
+        migrator: Callable[[str, str], PairMigrator],
+    ) -> None:
+        cond = threading.Condition()
+        busy: set[str] = set()
+        failures: list[BaseException] = []
+        opts = self.options
+
+        def take() -> tuple[tuple[str, str], list[int]] | None:
+            with cond:
+                while True:
+                    if failures or not any(queues.values()):
+                        return None
+                    free = [p for p, q in queues.items() if q and not busy & set(p)]
+                    if free:
+                        pair = max(free, key=lambda p: len(queues[p]))
+                        q = queues[pair]
+                        chunk: list[int] = []
+                        nkeys = 0
+                        while q and len(chunk) < opts.chunk_slots and nkeys < opts.chunk_keys:
+                            s = q.popleft()
+                            chunk.append(s)
+                            nkeys += keys.get(s, 0)
+                        busy.update(pair)
+                        return pair, chunk
+                    cond.wait(0.5)
+
+        def worker() -> None:
+            movers: dict[tuple[str, str], PairMigrator] = {}
+            while (job := take()) is not None:
+                pair, chunk = job
+                try:
+                    if pair not in movers:
+                        movers[pair] = migrator(*pair)
+                    movers[pair].move(chunk)
+                except BaseException as err:  # noqa: BLE001 - reported by the caller
+                    with cond:
+                        failures.append(err)
+                finally:
+                    with cond:
+                        busy.difference_update(pair)
+                        cond.notify_all()
+            for m in movers.values():
+                m.source.client.close()
+                m.target.client.close()
+
+        sources = {s for s, _ in queues}
+        targets = {t for _, t in queues}
+        n = min(len(sources), len(targets)) if self._parallel else 1
+        threads = [threading.Thread(target=worker, name=f"reshard-{i}") for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            first = failures[0]
+            if isinstance(first, HeadroomError):
+                raise first
+            raise MigrationError(f"migration stopped: {first}; run `headroom redis fix`") from first
+
+    def _forget(self, node_id: str) -> list[str]:
+        """CLUSTER FORGET an emptied master (and its replicas) everywhere, then reset them."""
+        topo = self.topology()
+        node = topo.node(node_id)
+        if node.slots:
+            raise UnsafeOperation(f"node {node.short} still owns {len(node.slots)} slots")
+        if node.keys:
+            raise UnsafeOperation(f"node {node.short} still holds {node.keys} keys; not forgetting")
+        leaving = [node] + [r for r in topo.replicas if r.master_id == node.id]
+        leaving_ids = {n.id for n in leaving}
+        staying = [n for n in topo.nodes if n.id not in leaving_ids]
+        for n in staying:
+            client = self._client(n.host, n.port)
+            for gone in leaving:
+                try:
+                    cmd(client, "CLUSTER", "FORGET", gone.id)
+                except redis.ResponseError as err:
+                    if "unknown node" not in str(err).lower():
+                        raise ClusterError(f"{n.addr} refused CLUSTER FORGET: {err}") from err
+                except redis.RedisError as err:
+                    raise ClusterUnreachable(f"{n.addr} failed CLUSTER FORGET: {err}") from err
+        # Within FORGET's 60 s ban: wipe the leavers so they cannot gossip back in.
+        for gone in leaving:
+            client = self._client(gone.host, gone.port)
+            try:
+                if int(cmd(client, "DBSIZE")) == 0:
+                    cmd(client, "FLUSHALL")
+                cmd(client, "CLUSTER", "RESET", "HARD")
+            except redis.RedisError as err:
+                log.warning("Left forgotten node unreset node=%s error=%s", gone.addr, err)
+        if self.seed in {n.addr for n in leaving}:
+            self.seed = next(n.addr for n in staying if n.is_master)
+        self.wait_cluster_ok(self._cluster_timeout)
+        log.info("Forgot nodes ids=%s", ",".join(n.short for n in leaving))
+        return [n.id for n in leaving]
+
+
+def _no_plan(topo: Topology) -> SlotPlan:
+    counts = {m.id: len(m.slots) for m in topo.masters}
+    return SlotPlan(moves=(), before=counts, after=counts)
+
+
+__all__ = [
+    "SLOTS",
+    "Connect",
+    "ProgressListener",
+    "ReshardProgress",
+    "ReshardReport",
+    "Resharder",
+    "make_connect",
+]

@@ -1,0 +1,331 @@
+"""Reads a Redis Cluster's shape (CLUSTER NODES of every node) into frozen values.
+
+Used by the resharder (to plan and to repair) and by ``headroom redis status``.
+Each master's own ``myself`` line is the truth about the slots it claims and
+the migrations it has open (``[slot->-target]``, ``[slot-<-source]``); the
+seed's view supplies the node list and the slots of nodes that do not answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import redis
+
+from headroom.policies.errors import ClusterUnreachable, NotACluster, UnknownNode
+
+SLOTS = 16384
+
+Connect = Callable[[str, int], redis.Redis]
+
+
+def cmd(client: redis.Redis, *args: Any) -> Any:
+    """``client.execute_command`` with a type (redis-py leaves it untyped)."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def pipelined(client: redis.Redis, cmds: Iterable[Sequence[Any]]) -> list[Any]:
+    """Send ``cmds`` in one round trip; errors come back in the list, not raised."""
+    pipe = client.pipeline(transaction=False)
+    for args in cmds:
+        pipe.execute_command(*args)  # type: ignore[no-untyped-call]
+    return list(pipe.execute(raise_on_error=False))
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 hosts may hold colons) -> ``(host, port)``."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ClusterUnreachable(f"{addr}: not a HOST:PORT address")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of the cluster as seen right now."""
+
+    id: str
+    host: str
+    port: int
+    role: str  # "master" or "replica"
+    master_id: str | None
+    flags: tuple[str, ...]
+    slots: frozenset[int]
+    migrating: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    importing: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    keys: int | None = None  # DBSIZE; None when the node did not answer
+    state: str | None = None  # cluster_state from CLUSTER INFO
+    reachable: bool = True
+
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def short(self) -> str:
+        return self.id[:8]
+
+    @property
+    def is_master(self) -> bool:
+        return self.role == "master"
+
+    @property
+    def failed(self) -> bool:
+        return "fail" in self.flags or "fail?" in self.flags or not self.reachable
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return slot_ranges(self.slots)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "addr": self.addr,
+            "role": self.role,
+            "master_id": self.master_id,
+            "flags": list(self.flags),
+            "slots": len(self.slots),
+            "ranges": [f"{a}-{b}" if a != b else str(a) for a, b in self.ranges()],
+            "keys": self.keys,
+            "state": self.state,
+            "reachable": self.reachable,
+            "migrating": {str(s): t for s, t in sorted(self.migrating.items())},
+            "importing": {str(s): t for s, t in sorted(self.importing.items())},
+        }
+
+
+@dataclass(frozen=True)
+class OpenSlot:
+    """A slot some node has marked MIGRATING or IMPORTING."""
+
+    slot: int
+    migrating: Mapping[str, str]  # node id -> target id
+    importing: Mapping[str, str]  # node id -> source id
+
+    def describe(self) -> str:
+        parts = [f"{n[:8]}->{t[:8]}" for n, t in self.migrating.items()]
+        parts += [f"{n[:8]}<-{s[:8]}" for n, s in self.importing.items()]
+        return f"slot {self.slot} ({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every node, the slots each master claims, open migrations, and health."""
+
+    seed: str
+    nodes: tuple[Node, ...]
+
+    @property
+    def masters(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_master)
+
+    @property
+    def replicas(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if not n.is_master)
+
+    def node(self, node_id: str) -> Node:
+        """The node whose id is ``node_id`` or starts with it (a unique prefix)."""
+        exact = [n for n in self.nodes if n.id == node_id]
+        if exact:
+            return exact[0]
+        found = [n for n in self.nodes if node_id and n.id.startswith(node_id)]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise UnknownNode(f"node {node_id!r} is not in the cluster at {self.seed}")
+        raise UnknownNode(f"node id prefix {node_id!r} matches {len(found)} nodes at {self.seed}")
+
+    def owners(self) -> dict[int, str]:
+        """slot -> the master that claims it (first claimant wins if two do)."""
+        out: dict[int, str] = {}
+        for m in self.masters:
+            for s in m.slots:
+                out.setdefault(s, m.id)
+        return out
+
+    def uncovered(self) -> list[int]:
+        owned = self.owners()
+        return [s for s in range(SLOTS) if s not in owned]
+
+    def open_slots(self) -> list[OpenSlot]:
+        slots: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+        for n in self.masters:
+            for s, t in n.migrating.items():
+                slots.setdefault(s, ({}, {}))[0][n.id] = t
+            for s, src in n.importing.items():
+                slots.setdefault(s, ({}, {}))[1][n.id] = src
+        return [
+            OpenSlot(s, MappingProxyType(m), MappingProxyType(i))
+            for s, (m, i) in sorted(slots.items())
+        ]
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        for n in self.nodes:
+            if not n.reachable:
+                out.append(f"node {n.short} ({n.addr}) does not answer")
+            elif "fail" in n.flags or "fail?" in n.flags:
+                out.append(f"node {n.short} ({n.addr}) is flagged {','.join(n.flags)}")
+            elif n.state != "ok":
+                out.append(f"node {n.short} ({n.addr}) reports cluster_state:{n.state}")
+        uncovered = self.uncovered()
+        if uncovered:
+            out.append(f"{len(uncovered)} slots are not covered (first: {uncovered[0]})")
+        out.extend(f"open {o.describe()}" for o in self.open_slots())
+        return out
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems()
+
+    def to_json(self) -> dict[str, Any]:
+        masters = self.masters
+        return {
+            "seed": self.seed,
+            "healthy": self.healthy,
+            "problems": self.problems(),
+            "masters": len(masters),
+            "replicas": len(self.replicas),
+            "slots_covered": SLOTS - len(self.uncovered()),
+            "keys": sum(m.keys or 0 for m in masters),
+            "open_slots": [
+                {"slot": o.slot, "migrating": dict(o.migrating), "importing": dict(o.importing)}
+                for o in self.open_slots()
+            ],
+            "nodes": [n.to_json() for n in self.nodes],
+        }
+
+
+def slot_ranges(slots: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted slots folded into inclusive ``(first, last)`` ranges."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(slots):
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+@dataclass(frozen=True)
+class _Line:
+    id: str
+    host: str
+    port: int
+    flags: tuple[str, ...]
+    master_id: str | None
+    slots: frozenset[int]
+    migrating: dict[int, str]
+    importing: dict[int, str]
+
+
+def parse_nodes(text: str) -> list[_Line]:
+    """Parse CLUSTER NODES output (Redis 7: ``ip:port@cport[,hostname]``)."""
+    lines: list[_Line] = []
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) < 8:
+            continue
+        addr = parts[1].split("@", 1)[0]
+        host, _, port = addr.rpartition(":")
+        flags = tuple(parts[2].split(","))
+        slots: set[int] = set()
+        migrating: dict[int, str] = {}
+        importing: dict[int, str] = {}
+        for item in parts[8:]:
+            if item.startswith("["):
+                body = item.strip("[]")
+                if "->-" in body:
+                    s, t = body.split("->-")
+                    migrating[int(s)] = t
+                elif "-<-" in body:
+                    s, src = body.split("-<-")
+                    importing[int(s)] = src
+            elif "-" in item:
+                a, b = item.split("-")
+                slots.update(range(int(a), int(b) + 1))
+            else:
+                slots.add(int(item))
+        lines.append(
+            _Line(
+                id=parts[0],
+                host=host,
+                port=int(port) if port.isdigit() else 0,
+                flags=flags,
+                master_id=None if parts[3] == "-" else parts[3],
+                slots=frozenset(slots),
+                migrating=migrating,
+                importing=importing,
+            )
+        )
+    return lines
+
+
+def cluster_nodes(client: redis.Redis, where: str) -> list[_Line]:
+    """CLUSTER NODES of one node, with connection and mode errors translated."""
+    try:
+        raw = cmd(client, "CLUSTER", "NODES")
+    except redis.ConnectionError as err:
+        raise ClusterUnreachable(f"cannot reach Redis at {where}: {err}") from err
+    except redis.TimeoutError as err:
+        raise ClusterUnreachable(f"Redis at {where} did not answer in time") from err
+    except redis.AuthenticationError as err:
+        raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
+    except redis.ResponseError as err:
+        if "cluster support disabled" in str(err).lower():
+            raise NotACluster(f"Redis at {where} is not running in cluster mode") from err
+        raise ClusterUnreachable(f"Redis at {where} refused CLUSTER NODES: {err}") from err
+    return parse_nodes(_as_str(raw))
+
+
+def _as_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_topology(seed: str, client_for: Callable[[str, int], redis.Redis]) -> Topology:
+    """Ask the seed for the node list, then every node for its own claims and state."""
+    host, port = split_addr(seed)
+    seed_lines = cluster_nodes(client_for(host, port), seed)
+    nodes: list[Node] = []
+    for line in seed_lines:
+        if "noaddr" in line.flags or "handshake" in line.flags or not line.port:
+            continue
+        host_n = host if "myself" in line.flags and line.host in ("", "0.0.0.0") else line.host
+        own: _Line | None = None
+        keys: int | None = None
+        state: str | None = None
+        reachable = True
+        try:
+            client = client_for(host_n, line.port)
+            own = next(
+                x for x in cluster_nodes(client, f"{host_n}:{line.port}") if "myself" in x.flags
+            )
+            keys = int(cmd(client, "DBSIZE"))
+            info = _as_str(cmd(client, "CLUSTER", "INFO"))
+            for row in info.splitlines():
+                if row.startswith("cluster_state:"):
+                    state = row.split(":", 1)[1].strip()
+        except (ClusterUnreachable, redis.RedisError, StopIteration):
+            reachable = False
+        src = own if own is not None and own.id == line.id else line
+        is_master = "master" in src.flags
+        nodes.append(
+            Node(
+                id=line.id,
+                host=host_n,
+                port=line.port,
+                role="master" if is_master else "replica",
+                master_id=src.master_id,
+                flags=tuple(f for f in line.flags if f != "myself"),
+                slots=src.slots if is_master else frozenset(),
+                migrating=MappingProxyType(dict(src.migrating)),
+                importing=MappingProxyType(dict(src.importing)),
+                keys=keys,
+                state=state,
+                reachable=reachable,
+            )
+        )
+    nodes.sort(key=lambda n: (n.role != "master", n.port, n.host))
+    return Topology(seed=seed, nodes=tuple(nodes))
