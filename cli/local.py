@@ -1,9 +1,286 @@
-"""`headroom local`: Run a real Redis Cluster on loopback (the embedded default)."""
+"""`headroom local`: Run a real Redis Cluster on loopback (the embedded default).
+
+Thin commands over :class:`headroom.controller.local.provisioner.LocalProvisioner`
+and :class:`headroom.controller.cluster_scaler.ClusterScaler` (the same pair
+``headroom demo`` drives). State lives in ``--dir`` (default
+``$HEADROOM_LOCAL_DIR`` or ``.headroom/local``), so ``up``, ``scale``,
+``status`` and ``down`` can run as separate commands.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from headroom.cli._common import console, err_console, errors_to_exit, print_json
+from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
+from headroom.controller.local.provisioner import (
+    BUS_PORT_OFFSET,
+    DEFAULT_BASE_PORT,
+    DEFAULT_HOST,
+    LocalClusterSpec,
+    LocalProvisioner,
+    port_in_use,
+)
+from headroom.controller.redis.resharder import ReshardProgress
+from headroom.policies.errors import InputError
 
 app = typer.Typer(
     help="Run a real Redis Cluster on loopback (the embedded default).", no_args_is_help=True
 )
+
+DirOption = typer.Option(
+    None, "--dir", help="State dir (default: $HEADROOM_LOCAL_DIR or .headroom/local)."
+)
+JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
+
+
+def state_dir(given: Path | None) -> Path:
+    """The state dir a command works on."""
+    if given is not None:
+        return given
+    return Path(os.environ.get("HEADROOM_LOCAL_DIR") or ".headroom/local")
+
+
+@app.command()
+def up(
+    masters: int = typer.Option(..., "--masters", help="Number of masters."),
+    replicas: int = typer.Option(0, "--replicas", help="Replicas per master."),
+    base_port: int = typer.Option(DEFAULT_BASE_PORT, "--base-port", help="First port to use."),
+    directory: Path | None = DirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Start a Redis Cluster of MASTERS masters (and REPLICAS replicas each) on loopback."""
+    with errors_to_exit():
+        _check_shape(masters, replicas)
+        where = state_dir(directory)
+        if LocalProvisioner.exists(where) and LocalProvisioner.open(where).list_nodes():
+            raise InputError(
+                f"{where}: a local cluster is already up; "
+                "use `headroom local scale` or `headroom local down`"
+            )
+        count = masters * (1 + replicas)
+        ports = list(range(base_port, base_port + count))
+        if base_port < 1 or ports[-1] + BUS_PORT_OFFSET > 65535:
+            raise InputError(
+                f"--base-port {base_port}: {count} nodes need ports up to "
+                f"{ports[-1]} and bus ports up to {ports[-1] + BUS_PORT_OFFSET} (max 65535)"
+            )
+        for port in ports:
+            if port_in_use(DEFAULT_HOST, port):
+                raise InputError(
+                    f"port {port} (or its bus port {port + BUS_PORT_OFFSET}) on {DEFAULT_HOST} "
+                    f"is in use; {count} nodes need ports {ports[0]}-{ports[-1]} (--base-port)"
+                )
+        provisioner = LocalProvisioner.create(where, host=DEFAULT_HOST, base_port=base_port)
+        try:
+            with provisioner.exclusive():
+                provisioner.set_spec(LocalClusterSpec(masters, replicas))
+                for port in ports:
+                    provisioner.add_node(port=port)
+                scaler = ClusterScaler(provisioner, replicas_per_master=replicas)
+                with _progress(json_out) as show:
+                    scaler.on_phase = show.phase
+                    scaler.scale_masters(masters)
+                status = scaler.status()
+                scaler.close()
+        except BaseException:
+            provisioner.destroy()  # a half-built cluster is worse than none
+            raise
+        _report(provisioner, status, json_out)
+
+
+@app.command()
+def scale(
+    masters: int = typer.Option(..., "--masters", help="Number of masters to converge on."),
+    replicas: int | None = typer.Option(
+        None, "--replicas", help="Replicas per master (default: keep the current setting)."
+    ),
+    directory: Path | None = DirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Grow or shrink the local cluster online; run again to finish an interrupted run."""
+    with errors_to_exit():
+        _check_shape(masters, replicas or 0)
+        provisioner = LocalProvisioner.open(state_dir(directory))
+        with provisioner.exclusive():
+            spec = provisioner.spec
+            keep = replicas if replicas is not None else (spec.replicas if spec else 0)
+            provisioner.set_spec(LocalClusterSpec(masters, keep))
+            scaler = ClusterScaler(provisioner, replicas_per_master=keep)
+            with _progress(json_out) as show:
+                scaler.on_phase = show.phase
+                report = scaler.scale_masters(masters, progress=show.update)
+            status = scaler.status()
+            scaler.close()
+        if json_out:
+            print_json({"scale": report.to_json(), **_status_json(provisioner, status)})
+            return
+        console.print(
+            f"Scaled masters {report.masters_before} -> {report.masters_after} "
+            f"(replicas per master {report.replicas_per_master}) in {report.seconds:.1f}s; "
+            f"started {len(report.added)} nodes, stopped {len(report.removed)}"
+        )
+        _report(provisioner, status, json_out=False)
+
+
+@app.command()
+def status(directory: Path | None = DirOption, json_out: bool = JsonOption) -> None:
+    """Show nodes, roles, slots and keys of the local cluster."""
+    with errors_to_exit():
+        provisioner = LocalProvisioner.open(state_dir(directory))
+        spec = provisioner.spec
+        scaler = ClusterScaler(provisioner, replicas_per_master=spec.replicas if spec else 0)
+        cluster = scaler.status()
+        scaler.close()
+        _report(provisioner, cluster, json_out)
+
+
+@app.command()
+def down(directory: Path | None = DirOption, json_out: bool = JsonOption) -> None:
+    """Stop every node of the local cluster and delete its state dir."""
+    with errors_to_exit():
+        where = state_dir(directory)
+        if not LocalProvisioner.exists(where):
+            if json_out:
+                print_json({"dir": str(where), "stopped_pids": []})
+            else:
+                err_console.print(f"No local cluster in {where}; nothing to stop.")
+            return
+        provisioner = LocalProvisioner.open(where)
+        with provisioner.exclusive():
+            pids = provisioner.destroy()
+        if json_out:
+            print_json({"dir": str(provisioner.state_dir), "stopped_pids": pids})
+        else:
+            console.print(f"Stopped {len(pids)} redis-server processes; removed {where}")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _check_shape(masters: int, replicas: int) -> None:
+    if masters < 1:
+        raise InputError(f"--masters must be at least 1, got {masters}")
+    if replicas < 0:
+        raise InputError(f"--replicas must be 0 or more, got {replicas}")
+
+
+class _Bar:
+    """Phase text and a slots bar (keys and bytes alongside) fed by the scaler."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def phase(self, text: str) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task(text, total=None, keys=0, mb=0.0)
+        else:
+            self.progress.update(self.task, description=text)
+
+    def update(self, progress: ReshardProgress) -> None:
+        p = progress
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.phase("migrating slots")
+        assert self.task is not None
+        self.progress.update(
+            self.task,
+            total=max(p.slots_total, 1),
+            completed=p.slots_done,
+            keys=p.keys_moved,
+            mb=p.bytes_moved / 1e6,
+        )
+
+
+class _progress:  # noqa: N801 - used like a function: `with _progress(json) as show`
+    def __init__(self, json_out: bool) -> None:
+        quiet = json_out or not err_console.is_terminal
+        self.progress = (
+            None
+            if quiet
+            else Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("slots  {task.fields[keys]} keys  {task.fields[mb]:.1f} MB"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+            )
+        )
+
+    def __enter__(self) -> _Bar:
+        if self.progress is not None:
+            self.progress.start()
+        return _Bar(self.progress)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _status_json(provisioner: LocalProvisioner, status: ClusterStatus) -> dict[str, Any]:
+    spec = provisioner.spec
+    pids = {p.info.name: p.pid for p in provisioner.processes()}
+    nodes = []
+    for node in status.nodes:
+        row = node.to_json()
+        row["pid"] = pids.get(node.name) if node.name else None
+        nodes.append(row)
+    return {
+        "dir": str(provisioner.state_dir),
+        "spec": {"masters": spec.masters, "replicas": spec.replicas} if spec else None,
+        "cluster": {**status.to_json(), "nodes": nodes},
+    }
+
+
+def _report(provisioner: LocalProvisioner, status: ClusterStatus, json_out: bool) -> None:
+    if json_out:
+        print_json(_status_json(provisioner, status))
+        return
+    data = _status_json(provisioner, status)
+    spec = provisioner.spec
+    table = Table(title=f"Local Redis Cluster in {provisioner.state_dir}")
+    for column in ("name", "addr", "pid", "role", "node id", "slots", "keys"):
+        table.add_column(column, justify="right" if column in ("slots", "keys") else "left")
+    for row in data["cluster"]["nodes"]:
+        node_id = row["node_id"] or "-"
+        role = row["role"]
+        if role == "replica" and row["master_id"]:
+            role = f"replica of {row['master_id'][:8]}"
+        table.add_row(
+            row["name"] or "-",
+            row["addr"],
+            str(row["pid"] or "-"),
+            role,
+            node_id[:8],
+            str(row["slots"]),
+            "-" if row["keys"] is None else str(row["keys"]),
+        )
+    console.print(table)
+    health = "ok" if status.healthy else "NOT OK: " + "; ".join(status.problems[:3])
+    wanted = f" (asked for {spec.masters} x {1 + spec.replicas} nodes)" if spec else ""
+    console.print(
+        f"masters {status.masters_serving}{wanted}, slots covered {status.slots_covered}/16384, "
+        f"keys {status.keys}, cluster {health}"
+    )
+    sys.stdout.flush()

@@ -69,6 +69,8 @@ def port_in_use(host: str, port: int) -> bool:
         if p >= 65536:
             return True
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # Like redis-server itself: a port in TIME_WAIT is free, a listener is not.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, p))
             except OSError:

@@ -1,0 +1,680 @@
+"""Grow or shrink a Redis Cluster to N masters: provisioner + resharder, level-triggered.
+
+:class:`ClusterScaler` is what ``headroom local up/scale``, the demo's
+``LocalRedisTarget`` and (later) the Kubernetes RedisCluster controller call.
+It reads the world (the provisioner's nodes and the cluster's own view), then
+does whatever is left to reach ``masters`` masters with ``replicas`` replicas
+each, so a run that was killed at any point is finished by the next call:
+
+* bootstrap (no slot owned yet): MEET the first masters, ADDSLOTSRANGE an even
+  split of the 16384 slots;
+* scale-out: reuse empty masters, add nodes, CLUSTER MEET, wait for
+  ``cluster_state:ok`` everywhere, then ``Resharder.rebalance(use_empty_masters=True)``;
+* scale-in: the newest masters leave; their replicas move to masters that need
+  one (or leave too), ``Resharder.drain(node, forget=True)`` empties and forgets
+  each, then the node is FLUSHALLed, CLUSTER RESET HARD (a forgotten id is
+  refused for 60 s, a reset one gets a new id) and removed;
+* replicas: every serving master gets exactly ``replicas`` (CLUSTER REPLICATE).
+
+Nodes that hold no slot and belong to no master are removed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from headroom.controller.provisioning import NodeAddr, NodeInfo, NodeProvisioner
+from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
+from headroom.controller.redis.topology import (
+    SLOTS,
+    Node,
+    Topology,
+    cluster_nodes,
+    read_topology,
+    slot_ranges,
+)
+from headroom.policies.errors import (
+    ClusterError,
+    ClusterUnreachable,
+    HeadroomError,
+    InputError,
+    UnsafeOperation,
+)
+
+log = logging.getLogger(__name__)
+
+Connect = Callable[[str, int], redis.Redis]
+PhaseListener = Callable[[str], None]
+
+
+def default_connect(host: str, port: int) -> redis.Redis:
+    """A plain client for one node; pass your own ``connect`` for AUTH or TLS."""
+    return redis.Redis(
+        host=host, port=port, socket_timeout=30, socket_connect_timeout=5, decode_responses=True
+    )
+
+
+@dataclass(frozen=True)
+class ScaleReport:
+    """What one :meth:`ClusterScaler.scale_masters` call did."""
+
+    masters_before: int
+    masters_after: int
+    replicas_per_master: int
+    added: tuple[str, ...] = ()  # provisioner names of nodes started
+    removed: tuple[str, ...] = ()  # provisioner names of nodes stopped
+    reshards: tuple[ReshardReport, ...] = ()
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "masters_before": self.masters_before,
+            "masters_after": self.masters_after,
+            "replicas_per_master": self.replicas_per_master,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "reshards": [_report_json(r) for r in self.reshards],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as ``headroom local status`` shows it."""
+
+    addr: str
+    name: str | None  # the provisioner's name; None for a node it did not start
+    node_id: str | None
+    role: str  # master | replica | empty (master without slots) | spare (not in cluster) | down
+    master_id: str | None = None
+    slots: int = 0
+    keys: int | None = None
+    open_slots: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "addr": self.addr,
+            "name": self.name,
+            "node_id": self.node_id,
+            "role": self.role,
+            "master_id": self.master_id,
+            "slots": self.slots,
+            "keys": self.keys,
+            "open_slots": self.open_slots,
+        }
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """The cluster's shape right now, read without changing anything."""
+
+    nodes: tuple[NodeStatus, ...]
+    slots_covered: int
+    open_slots: int
+    state_ok: bool  # every member answers cluster_state:ok
+    problems: tuple[str, ...] = ()
+
+    @property
+    def masters_serving(self) -> int:
+        return sum(1 for n in self.nodes if n.role == "master" and n.slots > 0)
+
+    @property
+    def keys(self) -> int:
+        return sum(n.keys or 0 for n in self.nodes if n.role == "master")
+
+    @property
+    def healthy(self) -> bool:
+        return self.state_ok and self.slots_covered == SLOTS and not self.open_slots
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "masters": self.masters_serving,
+            "replicas": sum(1 for n in self.nodes if n.role == "replica"),
+            "slots_covered": self.slots_covered,
+            "open_slots": self.open_slots,
+            "keys": self.keys,
+            "problems": list(self.problems),
+            "nodes": [n.to_json() for n in self.nodes],
+        }
+
+
+@dataclass
+class _Probe:
+    """A provisioned node asked directly: its id and what it believes."""
+
+    info: NodeInfo
+    node_id: str | None = None  # None: the node does not answer
+    known: int = 0  # lines in its CLUSTER NODES (1 = it has met nobody)
+    slots: int = 0
+    keys: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.node_id is not None
+
+
+@dataclass
+class _World:
+    probes: list[_Probe]
+    topo: Topology | None
+    members: dict[str, Node] = field(default_factory=dict)
+
+    def probe_of(self, node_id: str) -> _Probe | None:
+        return next((p for p in self.probes if p.node_id == node_id), None)
+
+    def ordinal(self, node_id: str) -> int:
+        probe = self.probe_of(node_id)
+        return probe.info.ordinal if probe is not None else -1  # foreign nodes count as oldest
+
+    @property
+    def serving(self) -> list[Node]:
+        masters = [n for n in self.members.values() if n.is_master and n.slots]
+        return sorted(masters, key=lambda n: self.ordinal(n.id))
+
+    @property
+    def empties(self) -> list[Node]:
+        nodes = [
+            n
+            for n in self.members.values()
+            if n.is_master and not n.slots and n.reachable and self.probe_of(n.id) is not None
+        ]
+        return sorted(nodes, key=lambda n: self.ordinal(n.id))
+
+    @property
+    def outsiders(self) -> list[_Probe]:
+        found = [p for p in self.probes if p.alive and p.node_id not in self.members]
+        return sorted(found, key=lambda p: p.info.ordinal)
+
+    @property
+    def dead(self) -> list[_Probe]:
+        return [p for p in self.probes if not p.alive]
+
+    def replicas_of(self, master_id: str) -> list[Node]:
+        nodes = [n for n in self.members.values() if not n.is_master and n.master_id == master_id]
+        return sorted(nodes, key=lambda n: self.ordinal(n.id))
+
+
+class ClusterScaler:
+    """Brings a cluster to ``masters`` masters and ``replicas_per_master`` replicas each."""
+
+    def __init__(
+        self,
+        provisioner: NodeProvisioner,
+        *,
+        replicas_per_master: int = 0,
+        connect: Connect | None = None,
+        ok_timeout: float = 60.0,
+        on_phase: PhaseListener | None = None,
+    ) -> None:
+        if replicas_per_master < 0:
+            raise InputError(f"replicas per master must be 0 or more, got {replicas_per_master}")
+        self.provisioner = provisioner
+        self.replicas_per_master = replicas_per_master
+        self._user_connect = connect
+        self._connect: Connect = connect or default_connect
+        self.ok_timeout = ok_timeout
+        self.on_phase = on_phase
+        self._clients: dict[NodeAddr, redis.Redis] = {}
+        self._clients_lock = threading.Lock()
+        self._added: list[str] = []
+        self._removed: list[str] = []
+
+    # -- public ------------------------------------------------------------------------------
+
+    def scale_masters(
+        self,
+        masters: int,
+        *,
+        replicas: int | None = None,
+        progress: ProgressListener | None = None,
+    ) -> ScaleReport:
+        """Converge on ``masters`` serving masters; safe to call again after any crash."""
+        if masters < 1:
+            raise InputError(f"masters must be at least 1, got {masters}")
+        if replicas is not None:
+            if replicas < 0:
+                raise InputError(f"replicas per master must be 0 or more, got {replicas}")
+            self.replicas_per_master = replicas
+        started = time.monotonic()
+        self._added, self._removed = [], []
+        reshards: list[ReshardReport] = []
+
+        world = self._observe()
+        before = len(world.serving)
+        world = self._clean_up(world)
+        if world.topo is None or world.topo.uncovered():
+            self._bootstrap(masters, world)
+            world = self._observe()
+            self._wait_converged(world)
+        reshards += self._scale_masters(masters, world, progress)
+        self._fit_replicas(self._observe())
+        world = self._observe()
+        for probe in world.outsiders:
+            self._remove(probe.info)
+        final = self._observe()
+        self._wait_converged(final)
+        report = ScaleReport(
+            masters_before=before,
+            masters_after=len(final.serving),
+            replicas_per_master=self.replicas_per_master,
+            added=tuple(self._added),
+            removed=tuple(self._removed),
+            reshards=tuple(reshards),
+            seconds=time.monotonic() - started,
+        )
+        log.info(
+            "Scaled Redis Cluster masters=%d->%d replicas=%d added=%d removed=%d seconds=%.1f",
+            before,
+            report.masters_after,
+            self.replicas_per_master,
+            len(report.added),
+            len(report.removed),
+            report.seconds,
+        )
+        return report
+
+    def status(self) -> ClusterStatus:
+        """Read every provisioned node and the cluster's view; changes nothing."""
+        world = self._observe()
+        rows: list[NodeStatus] = []
+        seen: set[str] = set()
+        topo = world.topo
+        for node in topo.nodes if topo else ():
+            probe = world.probe_of(node.id)
+            seen.add(node.id)
+            if not node.reachable:
+                role = "down"
+            elif node.is_master:
+                role = "master" if node.slots else "empty"
+            else:
+                role = "replica"
+            rows.append(
+                NodeStatus(
+                    addr=node.addr,
+                    name=probe.info.name if probe else None,
+                    node_id=node.id,
+                    role=role,
+                    master_id=node.master_id,
+                    slots=len(node.slots),
+                    keys=node.keys,
+                    open_slots=len(node.migrating) + len(node.importing),
+                )
+            )
+        for probe in world.probes:
+            if probe.node_id in seen:
+                continue
+            rows.append(
+                NodeStatus(
+                    addr=str(probe.info.addr),
+                    name=probe.info.name,
+                    node_id=probe.node_id,
+                    role="spare" if probe.alive else "down",
+                    slots=probe.slots,
+                    keys=probe.keys if probe.alive else None,
+                )
+            )
+        if topo is None:
+            return ClusterStatus(tuple(rows), 0, 0, False, ("no node owns a slot",))
+        members = [n for n in topo.nodes if n.reachable]
+        return ClusterStatus(
+            nodes=tuple(rows),
+            slots_covered=SLOTS - len(topo.uncovered()),
+            open_slots=len(topo.open_slots()),
+            state_ok=bool(members) and all(n.state == "ok" for n in members),
+            problems=tuple(topo.problems()),
+        )
+
+    def close(self) -> None:
+        """Close the clients this scaler opened."""
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    # -- reading the world -------------------------------------------------------------------
+
+    def _probe(self, info: NodeInfo) -> _Probe:
+        probe = _Probe(info)
+        try:
+            client = self._client(info.addr)
+            lines = cluster_nodes(client, str(info.addr))
+            me = next(line for line in lines if "myself" in line.flags)
+            probe.keys = int(client.dbsize())
+        except (HeadroomError, redis.RedisError, StopIteration):
+            return probe
+        probe.node_id, probe.known, probe.slots = me.id, len(lines), len(me.slots)
+        return probe
+
+    def _observe(self) -> _World:
+        probes = [self._probe(info) for info in self.provisioner.list_nodes()]
+        owners = [p for p in probes if p.alive and p.slots]
+        if not owners:
+            return _World(probes, None)
+        # The seed is the slot owner that knows the most nodes: the heart of the cluster.
+        seed = max(owners, key=lambda p: (p.known, -p.info.ordinal))
+        topo = read_topology(str(seed.info.addr), lambda h, p: self._client(NodeAddr(h, p)))
+        members = {n.id: n for n in topo.nodes}
+        return _World(probes, topo, members)
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def _clean_up(self, world: _World) -> _World:
+        """Remove dead provisioned nodes and reset leftovers so every outsider is a blank node."""
+        changed = False
+        for probe in world.dead:
+            node = _member_at(world, probe.info.addr)
+            if node is not None and node.is_master and node.slots:
+                raise ClusterUnreachable(
+                    f"{probe.info.addr}: master {node.short} owns {len(node.slots)} slots "
+                    "and does not answer; restart it or fail it over first"
+                )
+            if node is not None:
+                self._forget_everywhere(world, node.id)
+            self._remove(probe.info)
+            changed = True
+        for probe in world.outsiders:
+            if probe.slots and world.topo is not None:
+                raise UnsafeOperation(
+                    f"{probe.info.addr} owns {probe.slots} slots but is not part of the "
+                    f"cluster seen from {world.topo.seed}; refusing to touch it"
+                )
+            if probe.known > 1 or probe.keys:
+                self._reset(probe.info.addr)
+                changed = True
+        return self._observe() if changed else world
+
+    def _bootstrap(self, masters: int, world: _World) -> None:
+        """Give the first ``masters`` masters an even split of the slots nobody owns yet."""
+        topo = world.topo
+        if topo is not None:
+            keys = sum(n.keys or 0 for n in topo.masters)
+            if keys:
+                raise ClusterError(
+                    f"{len(topo.uncovered())} slots are not covered at {topo.seed} while the "
+                    "cluster holds keys; run `headroom redis fix` first"
+                )
+        pool: list[NodeAddr] = [NodeAddr.parse(n.addr) for n in world.serving]
+        pool += [NodeAddr.parse(n.addr) for n in world.empties]
+        pool += [p.info.addr for p in world.outsiders]
+        while len(pool) < masters:
+            pool.append(self._add().addr)
+        chosen = pool[:masters]
+        self._phase(f"assigning {SLOTS} slots to {masters} masters")
+        for epoch, addr in enumerate(chosen, start=1):
+            # Distinct config epochs up front spare the cluster a round of collision
+            # resolution; only a node that has met nobody accepts this, so errors are moot.
+            try:
+                self._client(addr).execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)  # type: ignore[no-untyped-call]
+            except redis.RedisError:
+                pass
+        anchor = NodeAddr.parse(topo.seed) if topo is not None else chosen[0]
+        self._meet([anchor], [a for a in chosen if a != anchor])
+        ids = [self._node_id(a) for a in chosen]
+        self._wait(lambda: all(set(ids) <= self._known_ids(a) for a in chosen), "MEET")
+        owned: set[int] = set()
+        for addr in chosen:
+            owned |= self._own_slots(addr)
+        for addr, (first, last) in zip(chosen, even_ranges(masters), strict=True):
+            missing = [s for s in range(first, last + 1) if s not in owned]
+            args: list[int] = []
+            for a, b in slot_ranges(missing):
+                args += [a, b]
+            if args:
+                self._client(addr).execute_command("CLUSTER", "ADDSLOTSRANGE", *args)  # type: ignore[no-untyped-call]
+        log.info("Assigned slots masters=%d", masters)
+
+    def _scale_masters(
+        self, masters: int, world: _World, progress: ProgressListener | None
+    ) -> list[ReshardReport]:
+        serving = world.serving
+        seed = serving[0].addr
+        if len(serving) < masters:
+            need = masters - len(serving)
+            pool = [NodeAddr.parse(n.addr) for n in world.empties]
+            pool += [p.info.addr for p in world.outsiders]
+            newcomers, spares = pool[:need], pool[need:]
+            while len(newcomers) < need:
+                newcomers.append(self._add().addr)
+            for node in world.empties:
+                if NodeAddr.parse(node.addr) in spares:
+                    self._retire(world, node)  # would get slots from use_empty_masters
+            members = {NodeAddr.parse(n.addr) for n in world.members.values() if n.reachable}
+            self._phase(f"joining {need} new masters")
+            self._meet(members, [a for a in newcomers if a not in members])
+            self._wait_converged(self._observe(), extra=newcomers)
+            self._phase(f"rebalancing slots onto {masters} masters")
+            with self._resharding(seed, progress) as resharder:
+                return [resharder.rebalance(use_empty_masters=True)]
+        reports: list[ReshardReport] = []
+        for node in world.empties:
+            self._retire(world, node)
+        if len(serving) > masters:
+            ours = [n for n in reversed(serving) if world.probe_of(n.id) is not None]
+            leaving = ours[: len(serving) - masters]
+            if len(leaving) < len(serving) - masters:
+                raise UnsafeOperation(
+                    f"only {len(ours)} of {len(serving)} masters were started by this "
+                    f"provisioner; cannot scale in to {masters}"
+                )
+            staying = [n for n in serving if n not in leaving]
+            seed = staying[0].addr
+            for node in leaving:
+                self._move_replicas(self._observe(), node, [s.id for s in staying])
+                self._phase(f"draining {node.addr} ({node.short})")
+                with self._resharding(seed, progress) as resharder:
+                    reports.append(resharder.drain(node.id, forget=True))
+                self._reset(NodeAddr.parse(node.addr))
+                log.info("Drained master node=%s addr=%s", node.short, node.addr)
+        after = self._observe()
+        topo = after.topo
+        counts = [len(n.slots) for n in after.serving]
+        if topo is not None and (topo.open_slots() or max(counts) - min(counts) > 1):
+            # Finishes a rebalance that a crash interrupted, or evens out after drains.
+            self._phase(f"balancing slots over {masters} masters")
+            with self._resharding(seed, progress) as resharder:
+                reports.append(resharder.rebalance(use_empty_masters=False))
+        return reports
+
+    def _move_replicas(self, world: _World, leaving: Node, staying: Sequence[str]) -> None:
+        """Re-home the replicas of a master about to leave, or retire them."""
+        want = self.replicas_per_master
+        for replica in world.replicas_of(leaving.id):
+            home = next((m for m in staying if len(world.replicas_of(m)) < want), None)
+            if home is not None and world.probe_of(replica.id) is not None:
+                self._replicate(NodeAddr.parse(replica.addr), home)
+                world = self._observe()
+            else:
+                self._retire(world, replica)
+
+    def _fit_replicas(self, world: _World) -> None:
+        want = self.replicas_per_master
+        serving = world.serving
+        ids = {n.id for n in serving}
+        orphans = [
+            n
+            for n in world.members.values()
+            if not n.is_master and n.master_id not in ids and world.probe_of(n.id) is not None
+        ]
+        spares = [p.info.addr for p in world.outsiders]
+        for master in serving:
+            replicas = world.replicas_of(master.id)
+            for extra in list(reversed(replicas))[: max(0, len(replicas) - want)]:
+                self._retire(world, extra)
+            for _ in range(want - len(replicas)):
+                if orphans:
+                    self._replicate(NodeAddr.parse(orphans.pop(0).addr), master.id)
+                    continue
+                addr = spares.pop(0) if spares else self._add().addr
+                self._meet([NodeAddr.parse(m.addr) for m in world.members.values()], [addr])
+                self._wait(self._knows(addr, master.id), f"{addr} to meet {master.addr}")
+                self._replicate(addr, master.id)
+        for orphan in orphans:
+            self._retire(world, orphan)
+
+    # -- single steps --------------------------------------------------------------------------
+
+    def _add(self) -> NodeInfo:
+        self._phase("starting a node")
+        info = self.provisioner.add_node()
+        self._added.append(info.name)
+        return info
+
+    def _remove(self, info: NodeInfo) -> None:
+        self.provisioner.remove_node(info.name)
+        self._removed.append(info.name)
+
+    def _retire(self, world: _World, node: Node) -> None:
+        """Make every other node forget ``node``, then blank it for reuse or removal."""
+        self._forget_everywhere(world, node.id)
+        self._reset(NodeAddr.parse(node.addr))
+        log.info("Retired node node=%s addr=%s", node.short, node.addr)
+
+    def _forget_everywhere(self, world: _World, node_id: str) -> None:
+        for other in world.members.values():
+            if other.id == node_id or not other.reachable:
+                continue
+            try:
+                self._client(NodeAddr.parse(other.addr)).execute_command(  # type: ignore[no-untyped-call]
+                    "CLUSTER", "FORGET", node_id
+                )
+            except redis.ResponseError as err:
+                if "unknown node" not in str(err).lower():
+                    raise ClusterError(f"{other.addr}: CLUSTER FORGET {node_id}: {err}") from err
+            except redis.RedisError as err:
+                raise ClusterUnreachable(f"{other.addr}: CLUSTER FORGET failed: {err}") from err
+
+    def _reset(self, addr: NodeAddr) -> None:
+        client = self._client(addr)
+        try:
+            client.flushall()
+        except redis.ResponseError:
+            pass  # a replica refuses FLUSHALL; RESET flushes it anyway
+        try:
+            client.execute_command("CLUSTER", "RESET", "HARD")  # type: ignore[no-untyped-call]
+        except redis.RedisError as err:
+            raise ClusterError(f"{addr}: CLUSTER RESET HARD failed: {err}") from err
+
+    def _meet(self, known: Iterable[NodeAddr], newcomers: Iterable[NodeAddr]) -> None:
+        """Each newcomer MEETs every node (and earlier newcomers) directly.
+
+        A full mesh of MEETs takes a blink; waiting for gossip to spread one MEET
+        takes seconds.
+        """
+        peers = list(dict.fromkeys(known))
+        for addr in newcomers:
+            client = self._client(addr)
+            for peer in peers:
+                if peer == addr:
+                    continue
+                try:
+                    client.execute_command("CLUSTER", "MEET", peer.host, peer.port)  # type: ignore[no-untyped-call]
+                except redis.RedisError as err:
+                    raise ClusterError(f"{addr}: CLUSTER MEET {peer} failed: {err}") from err
+            peers.append(addr)
+
+    def _replicate(self, addr: NodeAddr, master_id: str) -> None:
+        self._phase(f"attaching replica {addr}")
+        try:
+            self._client(addr).execute_command("CLUSTER", "REPLICATE", master_id)  # type: ignore[no-untyped-call]
+        except redis.RedisError as err:
+            raise ClusterError(f"{addr}: CLUSTER REPLICATE {master_id} failed: {err}") from err
+
+    def _wait_converged(self, world: _World, extra: Iterable[NodeAddr] = ()) -> None:
+        """Every member (and ``extra``) knows all the others and says cluster_state:ok."""
+        addrs = {NodeAddr.parse(n.addr) for n in world.members.values() if n.reachable}
+        addrs |= set(extra)
+        ids = {self._node_id(a) for a in addrs}
+
+        def converged() -> bool:
+            for addr in addrs:
+                if not ids <= self._known_ids(addr) or self._state(addr) != "ok":
+                    return False
+            return True
+
+        self._wait(converged, "cluster_state:ok on every node")
+
+    def _wait(self, check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.ok_timeout
+        while True:
+            try:
+                if check():
+                    return
+            except (redis.RedisError, HeadroomError):
+                pass  # a node mid-handshake may refuse; the deadline bounds it
+            if time.monotonic() > deadline:
+                raise ClusterError(f"timed out after {self.ok_timeout:.0f}s waiting for {what}")
+            time.sleep(0.1)
+
+    def _client(self, addr: NodeAddr) -> redis.Redis:
+        with self._clients_lock:
+            client = self._clients.get(addr)
+            if client is None:
+                client = self._clients[addr] = self._connect(addr.host, addr.port)
+            return client
+
+    def _knows(self, addr: NodeAddr, node_id: str) -> Callable[[], bool]:
+        return lambda: node_id in self._known_ids(addr)
+
+    def _node_id(self, addr: NodeAddr) -> str:
+        return _as_str(self._client(addr).execute_command("CLUSTER", "MYID"))  # type: ignore[no-untyped-call]
+
+    def _known_ids(self, addr: NodeAddr) -> set[str]:
+        lines = cluster_nodes(self._client(addr), str(addr))
+        return {line.id for line in lines if "handshake" not in line.flags}
+
+    def _own_slots(self, addr: NodeAddr) -> set[int]:
+        lines = cluster_nodes(self._client(addr), str(addr))
+        return set(next(line for line in lines if "myself" in line.flags).slots)
+
+    def _state(self, addr: NodeAddr) -> str:
+        info = _as_str(self._client(addr).execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
+        for row in info.splitlines():
+            if row.startswith("cluster_state:"):
+                return row.split(":", 1)[1].strip()
+        return "unknown"
+
+    @contextlib.contextmanager
+    def _resharding(self, seed: str, progress: ProgressListener | None) -> Iterator[Resharder]:
+        resharder = Resharder(seed, connect=self._user_connect, progress=progress)
+        try:
+            yield resharder
+        finally:
+            resharder.close()
+
+    def _phase(self, text: str) -> None:
+        if self.on_phase is not None:
+            self.on_phase(text)
+
+
+def even_ranges(masters: int) -> list[tuple[int, int]]:
+    """The 16384 slots cut into ``masters`` contiguous ranges whose sizes differ by at most one."""
+    base, extra = divmod(SLOTS, masters)
+    out: list[tuple[int, int]] = []
+    first = 0
+    for i in range(masters):
+        size = base + (1 if i < extra else 0)
+        out.append((first, first + size - 1))
+        first += size
+    return out
+
+
+def _member_at(world: _World, addr: NodeAddr) -> Node | None:
+    return next((n for n in world.members.values() if n.addr == str(addr)), None)
+
+
+def _as_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _report_json(report: Any) -> Any:
+    to_json = getattr(report, "to_json", None)
+    return to_json() if callable(to_json) else str(report)

@@ -1,0 +1,177 @@
+"""Scale target for a Redis Cluster that a :class:`ClusterScaler` grows and shrinks.
+
+Used by ``headroom demo`` (over the local provisioner); the control loop sees
+only :class:`headroom.controller.targets.base.ScaleTarget`. Resharding takes
+seconds to minutes, so :meth:`LocalRedisTarget.scale` only records the wish and
+wakes a worker thread; :meth:`status` reports progress while it converges. A
+failed attempt is retried after ``retry_after`` seconds, because the loop will
+not ask again for a size it already asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.resharder import ReshardProgress
+from headroom.controller.targets.base import ScaleStatus
+from headroom.policies.errors import HeadroomError, InputError
+
+log = logging.getLogger(__name__)
+
+
+class LocalRedisTarget:
+    """A Redis Cluster's masters as a :class:`ScaleTarget`; the work runs in one worker thread."""
+
+    def __init__(
+        self, scaler: ClusterScaler, *, name: str = "redis/local", retry_after: float = 5.0
+    ) -> None:
+        self.scaler = scaler
+        self._name = name
+        self.retry_after = retry_after
+        self._cond = threading.Condition()
+        self._desired: int | None = None
+        self._converged: int | None = None  # the size the last successful run reached
+        self._running = False
+        self._closing = False
+        self._phase = ""
+        self._progress: ReshardProgress | None = None
+        self._error: str | None = None
+        self._ready = 0
+        self._worker: threading.Thread | None = None
+        scaler.on_phase = self._on_phase
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def progress(self) -> ReshardProgress | None:
+        """The latest slot-migration progress of the run under way (None between runs)."""
+        with self._cond:
+            return self._progress
+
+    @property
+    def last_error(self) -> str | None:
+        with self._cond:
+            return self._error
+
+    def scale(self, units: int, reason: str) -> None:
+        if units < 1:
+            raise InputError(f"{self._name}: masters must be at least 1, got {units}")
+        with self._cond:
+            if self._closing:
+                raise HeadroomError(f"{self._name}: target is closed")
+            if units != self._desired:
+                log.info(
+                    "Asked to scale target=%s masters=%s->%d reason=%s",
+                    self._name,
+                    self._desired,
+                    units,
+                    reason,
+                )
+            self._desired = units
+            if self._error is not None:
+                self._converged = None  # a new ask retries a failed run at once
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name=f"scale-{self._name}", daemon=True
+                )
+                self._worker.start()
+            self._cond.notify_all()
+
+    def status(self) -> ScaleStatus:
+        try:
+            ready = self.scaler.status().masters_serving
+        except HeadroomError as err:
+            log.warning("Failed to read target=%s error=%s", self._name, err)
+            ready = self._ready
+        with self._cond:
+            self._ready = ready
+            desired = self._desired if self._desired is not None else ready
+            busy = self._running or (self._desired is not None and self._desired != self._converged)
+            return ScaleStatus(desired=desired, ready=ready, busy=busy, detail=self._detail(busy))
+
+    def cluster_status(self) -> ClusterStatus:
+        """The full picture (nodes, slots, keys) for dashboards."""
+        return self.scaler.status()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no run is under way or pending; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: (
+                    not self._running
+                    and (self._desired is None or self._desired == self._converged)
+                ),
+                timeout,
+            )
+
+    def close(self) -> None:
+        """Let a run under way finish, then stop the worker."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            worker = self._worker
+        if worker is not None:
+            worker.join()
+        self.scaler.close()
+
+    # -- worker --------------------------------------------------------------------------------
+
+    def _detail(self, busy: bool) -> str:
+        if busy and self._progress is not None and self._progress.slots_total:
+            p = self._progress
+            return f"migrating {p.slots_done}/{p.slots_total} slots"
+        if busy and self._phase:
+            return self._phase
+        if self._error is not None:
+            return f"failed: {self._error}"
+        return ""
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: (
+                        self._closing
+                        or (self._desired is not None and self._desired != self._converged)
+                    )
+                )
+                if self._closing:
+                    return
+                assert self._desired is not None
+                target = self._desired
+                self._running, self._progress, self._phase = True, None, ""
+            try:
+                self.scaler.scale_masters(target, progress=self._on_progress)
+            except HeadroomError as err:
+                log.warning(
+                    "Failed to scale target=%s masters=%d error=%s", self._name, target, err
+                )
+                with self._cond:
+                    self._running, self._error = False, str(err)
+                    self._cond.notify_all()
+                    # Retry later unless a new ask or close() wakes us first.
+                    self._cond.wait(self.retry_after)
+                continue
+            except Exception as err:
+                log.exception("Scaling crashed target=%s masters=%d", self._name, target)
+                with self._cond:
+                    self._running, self._error = False, f"internal error: {err}"
+                    self._cond.notify_all()
+                    self._cond.wait(self.retry_after)
+                continue
+            with self._cond:
+                self._running, self._error, self._converged = False, None, target
+                self._progress, self._phase = None, ""
+                self._cond.notify_all()
+
+    def _on_progress(self, progress: ReshardProgress) -> None:
+        with self._cond:
+            self._progress = progress
+
+    def _on_phase(self, text: str) -> None:
+        with self._cond:
+            self._phase = text
