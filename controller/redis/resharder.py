@@ -101,7 +101,7 @@ class ReshardProgress:
 
 
 class ProgressListener(Protocol):
-    def __call__(self, progress: ReshardProgress) -> None: ...
+    def __call__(self, p: ReshardProgress, /) -> None: ...
 
 
 @dataclass(frozen=True)

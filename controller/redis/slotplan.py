@@ -172,23 +172,44 @@ def plan_slots(
         if excess > 0:
             ranked = _give_order(held[n], keys, newcomers)
             offers.append([(s, n) for s in ranked[:excess]])
-    # Interleave givers so every giver feeds every taker: pairs stay busy in parallel.
-    stream: list[tuple[int, str]] = []
+    # How many slots each giver sends each taker: the stream interleaves givers and
+    # always feeds the taker furthest from its share, so every giver feeds every
+    # taker in proportion and several disjoint pairs can run at once.
+    stream: list[str] = []
     for i in range(max((len(o) for o in offers), default=0)):
-        stream.extend(o[i] for o in offers if i < len(o))
+        stream.extend(o[i][1] for o in offers if i < len(o))
     need = {n: after[n] - before[n] for n in held if after[n] > before[n]}
     given = dict.fromkeys(need, 0)
-    moves: list[SlotMove] = []
-    for slot, src in stream:
+    flow: dict[tuple[str, str], int] = {}
+    for src in stream:
         if not need:  # more offered than wanted only when slots are claimed twice
             break
-        # the taker furthest (relatively) from its share gets the next slot
         tgt = min(need, key=lambda n: (given[n] / need[n], n))
+        flow[(src, tgt)] = flow.get((src, tgt), 0) + 1
         given[tgt] += 1
         if given[tgt] == need[tgt]:
             need.pop(tgt)
             given.pop(tgt)
-        moves.append(SlotMove(slot, src, tgt))
+    # Each giver's list is cut into one contiguous block per taker, after handing
+    # each newcomer one empty slot if the giver has one.
+    moves: list[SlotMove] = []
+    has_empty: set[str] = set()
+    for offer in offers:
+        src = offer[0][1]
+        left = {t: c for (g, t), c in sorted(flow.items()) if g == src}
+        slots = [s for s, _ in offer]
+        for t in left:
+            if before[t] == 0 and t not in has_empty and left[t] > 0:
+                empty = next((s for s in slots if keys and keys.get(s, 1) == 0), None)
+                if empty is not None:
+                    slots.remove(empty)
+                    moves.append(SlotMove(empty, src, t))
+                    left[t] -= 1
+                    has_empty.add(t)
+        i = 0
+        for t, count in left.items():
+            moves.extend(SlotMove(s, src, t) for s in slots[i : i + count])
+            i += count
     return SlotPlan(
         moves=tuple(moves),
         before=_frozen(before),
