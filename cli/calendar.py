@@ -1,7 +1,210 @@
-"""`headroom calendar`: Validate and list demand calendars (YAML or ICS)."""
+"""`headroom calendar`: validate and list demand calendars (YAML, ICS, DemandEvents).
+
+Thin over ``headroom.policies.calendars.load_calendar``, the parser the engine,
+the simulator and the operator use.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendars import (
+    YEAR,
+    event_to_resource,
+    load_calendar,
+    parse_time,
+)
+from headroom.policies.calendars._event import zone
+from headroom.policies.planner import format_qps
 
 app = typer.Typer(help="Validate and list demand calendars (YAML or ICS).", no_args_is_help=True)
+
+FileArg = Annotated[
+    Path, typer.Argument(help="Calendar file: .yaml/.yml (events or DemandEvents) or .ics.")
+]
+
+
+def read_calendar(
+    path: Path,
+    *,
+    window: tuple[float, float] | None = None,
+    default_tz: str | None = None,
+) -> Calendar:
+    """Read and parse a calendar file (shared by the engine commands)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
+    return load_calendar(data, str(path), window=window, default_tz=default_tz)
+
+
+def _time_option(value: str | None, option: str, tz: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value, tz)
+    except ValueError as err:
+        fail(f"{option}: {err}", EXIT_INPUT)
+
+
+def _expectation(event: DemandEvent) -> str:
+    exp = event.expectation
+    if exp is None:
+        return "learn"
+    parts = []
+    if exp.multiplier is not None:
+        parts.append(f"x{exp.multiplier:g}")
+    if exp.peak_qps is not None:
+        parts.append(f"peak {format_qps(exp.peak_qps)} QPS")
+    return ", ".join(parts)
+
+
+def _ramp(seconds: float) -> str:
+    if not seconds:
+        return "-"
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    return f"{seconds / 60:g}m"
+
+
+def _pairs(mapping: Any) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(mapping.items())) or "-"
+
+
+def event_json(event: DemandEvent, shown_tz: str | None = None) -> dict[str, Any]:
+    """An event for ``--json`` (times in ``shown_tz``, else in the event's own zone)."""
+    tz = shown_tz or event.tz
+    return {
+        "name": event.name,
+        "kind": event.kind.value,
+        "start": describe_iso(event.start, tz),
+        "end": describe_iso(event.end, tz),
+        "start_epoch": event.start,
+        "end_epoch": event.end,
+        "ramp_seconds": event.ramp,
+        "timezone": tz,
+        "labels": dict(event.labels),
+        "selector": dict(event.selector),
+        "expectation": None
+        if event.expectation is None
+        else {
+            "multiplier": event.expectation.multiplier,
+            "peak_qps": event.expectation.peak_qps,
+        },
+    }
+
+
+def _local(epoch: float, tz: str, fmt: str) -> str:
+    return datetime.fromtimestamp(epoch, tz=zone(tz)).strftime(fmt)
+
+
+def describe_iso(epoch: float, tz: str) -> str:
+    return datetime.fromtimestamp(epoch, tz=zone(tz)).isoformat()
+
+
+@app.command("validate")
+def validate(
+    file: FileArg,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Check a calendar; print "ok: N events" or one line naming the bad field (exit 2)."""
+    with errors_to_exit():
+        cal = read_calendar(file)
+        if json_out:
+            print_json({"ok": True, "file": str(file), "events": len(cal)})
+        else:
+            console.print(f"ok: {len(cal)} events", highlight=False)
+
+
+@app.command("list")
+def list_events(
+    file: FileArg,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Only events ending after this time (ISO-8601).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Only events starting before this time.")
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Show times in this zone (default: each event's own)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the events of a calendar (recurring ICS events expanded) as a table."""
+    with errors_to_exit():
+        if tz is not None:
+            try:
+                zone(tz)
+            except ValueError as err:
+                fail(f"--tz: {err}", EXIT_INPUT)
+        lo = _time_option(start, "--from", tz)
+        hi = _time_option(end, "--to", tz)
+        if lo is not None and hi is not None and hi <= lo:
+            fail("--to: must be after --from", EXIT_INPUT)
+        window = None
+        if lo is not None or hi is not None:
+            centre_lo = lo if lo is not None else (hi or 0.0) - 2 * YEAR
+            centre_hi = hi if hi is not None else centre_lo + 2 * YEAR
+            window = (centre_lo, centre_hi)
+        cal = read_calendar(file, window=window)
+        events = list(cal.events)
+        if lo is not None or hi is not None:
+            events = list(cal.between(lo if lo is not None else -float("inf"), hi or float("inf")))
+        if json_out:
+            print_json({"file": str(file), "events": [event_json(e, tz) for e in events]})
+            return
+        shown_tz = tz or (events[0].tz if events else "UTC")
+        mixed = tz is None and len({e.tz for e in events}) > 1
+        title = f"{file.name}: {len(events)} events" + ("" if mixed else f" ({shown_tz})")
+        table = Table(title=title, title_justify="left")
+        for column in ("start", "end", "ramp", "kind", "name", "expect", "labels", "applies to"):
+            fixed = column in ("start", "end", "ramp", "kind")
+            table.add_column(column, no_wrap=fixed, overflow="fold")
+        for e in events:
+            zone_name = tz or e.tz
+            start_s = _local(e.start, zone_name, "%Y-%m-%d %H:%M")
+            same_day = _local(e.start, zone_name, "%Y%m%d") == _local(e.end, zone_name, "%Y%m%d")
+            end_s = _local(e.end, zone_name, "%H:%M" if same_day else "%m-%d %H:%M")
+            if mixed:
+                start_s += f" {_local(e.start, zone_name, '%z')}"
+            table.add_row(
+                start_s,
+                end_s,
+                _ramp(e.ramp),
+                e.kind.value,
+                e.name,
+                _expectation(e),
+                _pairs(e.labels),
+                _pairs(e.selector) if e.selector else "all",
+            )
+        # Piped output has no terminal width; do not squeeze the table into 80 columns.
+        out = console if console.is_terminal else Console(width=160)
+        out.print(table)
+
+
+@app.command("export")
+def export(
+    file: FileArg,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="metadata.namespace to set.")
+    ] = None,
+) -> None:
+    """Print the calendar as DemandEvent resources (YAML) for ``kubectl apply -f -``."""
+    with errors_to_exit():
+        cal = read_calendar(file)
+        docs = []
+        for i, event in enumerate(cal.events):
+            slug = re.sub(r"[^a-z0-9]+", "-", event.name.lower()).strip("-")[:40] or "event"
+            docs.append(event_to_resource(event, f"{slug}-{i + 1}", namespace))
+        typer.echo(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), nl=False)

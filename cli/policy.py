@@ -1,7 +1,101 @@
-"""`headroom policy`: Validate capacity policies."""
+"""`headroom policy`: validate capacity policies (YAML, a spec or a CapacityPolicy object)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.policies.planner import format_qps, unit_noun
+from headroom.policies.policy import PolicySpec, Target, load_policy
+
 app = typer.Typer(help="Validate capacity policies.", no_args_is_help=True)
+
+
+def read_policy(path: Path) -> PolicySpec:
+    """Read and validate a policy file (shared by the engine commands)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
+    return load_policy(data, str(path))
+
+
+def _minutes(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g}m"
+    return f"{seconds:g}s"
+
+
+def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:
+    return {
+        "name": target.name,
+        "namespace": target.namespace,
+        "kind": target.kind.value,
+        "capacity_per_unit": target.capacity_per_unit,
+        "min_units": target.min_units,
+        "max_units": target.max_units,
+        "max_step": target.max_step,
+        "unit": unit_noun(target),
+        "delay_one_unit_seconds": target.provisioning.delay(target.min_units, target.min_units + 1),
+        "delay_min_to_max_seconds": target.provisioning.delay(target.min_units, target.max_units),
+        "max_capacity_qps": target.max_units
+        * target.capacity_per_unit
+        * spec.slo.target_utilization
+        / spec.headroom_factor,
+    }
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="Policy YAML (a spec or a CapacityPolicy).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check a policy; print a summary of its targets, or one line naming the bad field."""
+    with errors_to_exit():
+        spec = read_policy(file)
+        summary = {
+            "ok": True,
+            "file": str(file),
+            "name": spec.name,
+            "quantile": spec.forecast.quantile,
+            "target_utilization": spec.slo.target_utilization,
+            "headroom_factor": spec.headroom_factor,
+            "lead_time_seconds": spec.lead_time,
+            "budget_unit_hours": spec.budget.max_unit_hours if spec.budget else None,
+            "budget_period_seconds": spec.budget.period if spec.budget else None,
+            "freeze_windows": len(spec.freeze_windows),
+            "dry_run": spec.dry_run,
+            "targets": [_target_json(t, spec) for t in spec.targets],
+        }
+        if json_out:
+            print_json(summary)
+            return
+        budget = (
+            f", budget {spec.budget.max_unit_hours:g} unit-hours/{_minutes(spec.budget.period)}"
+            if spec.budget
+            else ""
+        )
+        console.print(
+            f"ok: policy {spec.name!r}: {len(spec.targets)} targets, provision for "
+            f"p{round(spec.forecast.quantile * 100)} at {spec.slo.target_utilization:.0%} "
+            f"utilisation, lead time +{_minutes(spec.lead_time)}{budget}"
+            + (", dry run" if spec.dry_run else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        for t in spec.targets:
+            info = _target_json(t, spec)
+            console.print(
+                f"  {t.namespace}/{t.name} ({t.kind.value}): {t.min_units}..{t.max_units} "
+                f"{info['unit']}, {format_qps(t.capacity_per_unit)} QPS per unit, "
+                f"max step {t.max_step or 'unlimited'}, "
+                f"+1 unit ready in {_minutes(info['delay_one_unit_seconds'])}, "
+                f"at most {format_qps(info['max_capacity_qps'])} QPS within the SLO",
+                highlight=False,
+                soft_wrap=True,
+            )

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -24,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from headroom.policies.errors import PolicyError
+from headroom.policies.errors import InputError, PolicyError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -245,3 +246,44 @@ def parse_policy(data: Any, source: str = "policy") -> PolicySpec:
         where = _field_path(tuple(first["loc"]), raw)
         message = first["msg"].removeprefix("Value error, ")
         raise PolicyError(f"{source}: {where}: {message}") from None
+
+
+class _TextLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as strings: time zones are resolved by us, not YAML."""
+
+
+_TextLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# YAML 1.2 booleans only: `on: [action]` is a key named "on", not True (as in YAML 1.1).
+_TextLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml_documents(
+    text: str | bytes, source: str, error: type[InputError] = PolicyError
+) -> list[Any]:
+    """Every YAML document in ``text``; a syntax error is one line with file and line."""
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_TextLoader) if doc is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        where = f"{source}: line {mark.line + 1}" if mark is not None else source
+        raise error(f"{where}: {problem}") from None
+
+
+def load_policy(text: str | bytes, source: str = "policy") -> PolicySpec:
+    """A policy from YAML text (a bare spec or a CapacityPolicy object)."""
+    docs = load_yaml_documents(text, source, PolicyError)
+    if len(docs) != 1:
+        raise PolicyError(f"{source}: expected one YAML document, found {len(docs)}")
+    return parse_policy(docs[0], source)

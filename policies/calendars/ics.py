@@ -1,0 +1,172 @@
+"""iCalendar (.ics) calendars -> :class:`Calendar`, recurring events expanded.
+
+Parsing is icalendar's, recurrence (RRULE, RDATE, EXDATE, TZID with DST) is
+recurring-ical-events'; this module only maps properties onto event fields.
+Headroom's fields come from ``X-HEADROOM-KIND``, ``X-HEADROOM-MULTIPLIER``,
+``X-HEADROOM-PEAK-QPS``, ``X-HEADROOM-RAMP``, ``X-HEADROOM-LABELS`` (``k=v,k=v``) and
+``X-HEADROOM-SELECTOR``, or from ``key: value`` lines in DESCRIPTION (X- properties
+win). Floating times take ``X-WR-TIMEZONE`` or the caller's default zone; without
+either they are an error. Called by ``load_calendar``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import icalendar
+import recurring_ical_events
+
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendars._event import build_event, zone
+from headroom.policies.errors import CalendarError
+
+_X_FIELDS = {
+    "X-HEADROOM-KIND": "kind",
+    "X-HEADROOM-MULTIPLIER": "multiplier",
+    "X-HEADROOM-PEAK-QPS": "peak_qps",
+    "X-HEADROOM-RAMP": "ramp",
+    "X-HEADROOM-LABELS": "labels",
+    "X-HEADROOM-SELECTOR": "selector",
+}
+_DESCRIPTION_KEYS = {
+    "kind": "kind",
+    "multiplier": "multiplier",
+    "peak_qps": "peak_qps",
+    "peakqps": "peak_qps",
+    "peak-qps": "peak_qps",
+    "ramp": "ramp",
+    "labels": "labels",
+    "selector": "selector",
+    "appliesto": "selector",
+    "applies_to": "selector",
+}
+
+
+def _pairs(text: str, field: str) -> dict[str, str]:
+    """``k=v,k=v`` (or ``k: v``) -> mapping; ValueError names the bad item."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{field}: {item!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _headroom_props(component: Any) -> dict[str, str]:
+    props: dict[str, str] = {}
+    description = component.get("DESCRIPTION")
+    if description is not None:
+        for line in str(description).splitlines():
+            key, sep, value = line.partition(":")
+            norm = key.strip().lower()
+            if sep and norm in _DESCRIPTION_KEYS:
+                props[_DESCRIPTION_KEYS[norm]] = value.strip()
+    for prop, field in _X_FIELDS.items():
+        value = component.get(prop)
+        if value is not None:
+            props[field] = str(value).strip()
+    return props
+
+
+def _fields(props: dict[str, str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if "kind" in props:
+        fields["kind"] = props["kind"].lower()
+    if "ramp" in props:
+        fields["ramp"] = props["ramp"]
+    expectation: dict[str, str] = {}
+    for key in ("multiplier", "peak_qps"):
+        if key in props:
+            expectation[key] = props[key]
+    if expectation:
+        fields["expectation"] = expectation
+    for key in ("labels", "selector"):
+        if key in props:
+            fields["labels" if key == "labels" else "applies_to"] = _pairs(props[key], key)
+    return fields
+
+
+def _time(value: Any, tz: str | None, what: str) -> datetime:
+    """An aware datetime for DTSTART/DTEND; dates are midnight in the calendar's zone."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            if tz is None:
+                raise ValueError(
+                    f"{what}: floating time {value.isoformat()} has no time zone "
+                    "(add TZID or X-WR-TIMEZONE)"
+                )
+            return value.replace(tzinfo=zone(tz))
+        return value
+    if isinstance(value, date):
+        if tz is None:
+            raise ValueError(
+                f"{what}: all-day date {value.isoformat()} needs a time zone (X-WR-TIMEZONE)"
+            )
+        return datetime(value.year, value.month, value.day, tzinfo=zone(tz))
+    raise ValueError(f"{what}: is missing")
+
+
+def _occurrence(component: Any, *, source: str, index: int, tz: str | None) -> DemandEvent:
+    name = str(component.get("SUMMARY") or "").strip()
+    label = f'event "{name}"' if name else f"event #{index + 1}"
+    try:
+        props = _headroom_props(component)
+        fields: dict[str, Any] = {"name": name, **_fields(props)}
+        start_prop = component.get("DTSTART")
+        start = _time(start_prop.dt if start_prop is not None else None, tz, "DTSTART")
+        end_prop = component.get("DTEND")
+        if end_prop is not None:
+            end = _time(end_prop.dt, tz, "DTEND")
+        elif component.get("DURATION") is not None:
+            end = start + component.get("DURATION").dt
+        elif not isinstance(start_prop.dt, datetime):
+            end = start + timedelta(days=1)
+        else:
+            raise ValueError("DTEND: is missing (or give DURATION)")
+    except ValueError as err:
+        raise CalendarError(f"{source}: {label}: {err}") from None
+    fields["start"] = start
+    fields["end"] = end
+    return build_event(fields, source=source, index=index)
+
+
+def parse_ics_calendar(
+    data: str | bytes,
+    source: str,
+    *,
+    window: tuple[float, float],
+    default_tz: str | None = None,
+) -> Calendar:
+    """Occurrences of every VEVENT in ``[window[0], window[1])`` (epoch seconds)."""
+    try:
+        cal = icalendar.Calendar.from_ical(data)
+    except (ValueError, IndexError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CalendarError(f"{source}: not a valid iCalendar file: {first}") from None
+    wr_tz = cal.get("X-WR-TIMEZONE")
+    tz = str(wr_tz) if wr_tz is not None else default_tz
+    if tz is not None:
+        try:
+            zone(tz)
+        except ValueError as err:
+            raise CalendarError(f"{source}: X-WR-TIMEZONE: {err}") from None
+    masters = list(cal.walk("VEVENT"))
+    # Validate each master once, so a bad property is reported even when no
+    # occurrence falls inside the window.
+    for i, component in enumerate(masters):
+        _occurrence(component, source=source, index=i, tz=tz)
+    lo = datetime.fromtimestamp(window[0], tz=UTC)
+    hi = datetime.fromtimestamp(window[1], tz=UTC)
+    try:
+        occurrences = recurring_ical_events.of(cal).between(lo, hi)
+    except (ValueError, TypeError) as err:
+        raise CalendarError(f"{source}: cannot expand recurring events: {err}") from None
+    return Calendar.of(
+        _occurrence(component, source=source, index=i, tz=tz)
+        for i, component in enumerate(occurrences)
+    )

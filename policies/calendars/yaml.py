@@ -1,0 +1,93 @@
+"""YAML calendars and DemandEvent custom resources -> :class:`Calendar`.
+
+Accepted shapes (called by ``load_calendar``, ``headroom calendar`` and the operator,
+which reads DemandEvent objects with :func:`event_from_resource`):
+
+- a mapping with ``events:`` (a list of event mappings) and an optional file-level
+  ``timezone:`` for naive times;
+- a list of events, or of DemandEvent objects;
+- one or more DemandEvent objects (``---`` separated), or a ``kind: List`` of them.
+
+Times are ISO-8601 with an offset, or naive plus ``timezone:`` (file or event level,
+an IANA name such as ``Asia/Shanghai``); timestamps are never guessed by YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendars._event import build_event, event_to_fields
+from headroom.policies.errors import CalendarError
+from headroom.policies.policy import load_yaml_documents
+
+API_VERSION = "headroom.dev/v1alpha1"
+KIND = "DemandEvent"
+
+
+def _is_resource(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("kind") == KIND and "spec" in doc
+
+
+def event_from_resource(obj: dict[str, Any], source: str, index: int = 0) -> DemandEvent:
+    """A DemandEvent custom resource (apiVersion headroom.dev/v1alpha1) as an event."""
+    spec = obj.get("spec")
+    meta = obj.get("metadata") or {}
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(spec, dict):
+        raise CalendarError(f'{source}: DemandEvent "{name or index + 1}": spec: is required')
+    fields = dict(spec)
+    if "name" not in fields and isinstance(name, str):
+        fields["name"] = name
+    if "labels" not in fields and isinstance(meta, dict) and isinstance(meta.get("labels"), dict):
+        fields["labels"] = meta["labels"]
+    return build_event(fields, source=source, index=index)
+
+
+def event_to_resource(
+    event: DemandEvent, name: str, namespace: str | None = None
+) -> dict[str, Any]:
+    """The DemandEvent custom resource for an event (``headroom calendar export``)."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": meta,
+        "spec": event_to_fields(event),
+    }
+
+
+def parse_yaml_calendar(text: str | bytes, source: str) -> Calendar:
+    """Every event in a YAML calendar; a bad field is one ``CalendarError`` line."""
+    docs = load_yaml_documents(text, source, CalendarError)
+    items: list[Any] = []
+    file_tz: str | None = None
+    for doc in docs:
+        if isinstance(doc, dict) and "events" in doc:
+            extra = sorted(set(doc) - {"events", "timezone", "name", "description"})
+            if extra:
+                raise CalendarError(f"{source}: {extra[0]}: is not a known top-level field")
+            tz = doc.get("timezone")
+            if tz is not None and not isinstance(tz, str):
+                raise CalendarError(f"{source}: timezone: must be a zone name like Asia/Shanghai")
+            file_tz = tz
+            if not isinstance(doc["events"], list):
+                raise CalendarError(f"{source}: events: must be a list of events")
+            items.extend(doc["events"])
+        elif isinstance(doc, dict) and doc.get("kind") in ("List", f"{KIND}List"):
+            items.extend(doc.get("items") or [])
+        elif isinstance(doc, list):
+            items.extend(doc)
+        elif isinstance(doc, dict):
+            items.append(doc)
+        else:
+            raise CalendarError(f"{source}: expected 'events:', a list of events or DemandEvents")
+    events = [
+        event_from_resource(item, source, i)
+        if _is_resource(item)
+        else build_event(item, source=source, index=i, default_tz=file_tz)
+        for i, item in enumerate(items)
+    ]
+    return Calendar.of(events)
