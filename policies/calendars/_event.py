@@ -48,7 +48,7 @@ class SelectorSpec(_Model):
 class EventSpec(_Model):
     """The fields of one event (YAML entry, DemandEvent ``spec``, or ICS properties)."""
 
-    name: str = Field(min_length=1)
+    name: Annotated[str, BeforeValidator(_as_label)] = Field(min_length=1)  # `name: 618`
     kind: EventKind = EventKind.CUSTOM
     start: Any
     end: Any
@@ -126,6 +126,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def event_label(fields: Any, index: int) -> str:
     name = fields.get("name") if isinstance(fields, dict) else None
+    if isinstance(name, int | float) and not isinstance(name, bool):
+        name = str(name)
     return f'event "{name}"' if isinstance(name, str) and name else f"event #{index + 1}"
 
 
