@@ -26,6 +26,8 @@ class Forecast:
     quantiles: Mapping[float, FloatArray]
     # Per time step, the event (if any) that drives the uplift there: for plan reasons.
     drivers: tuple[DemandEvent | None, ...] = field(default=())
+    # The median without any event uplift (None if the model has no such notion): charts.
+    baseline: FloatArray | None = None
 
     def level(self, q: float) -> FloatArray:
         """The band for quantile ``q``, interpolated between stored levels."""

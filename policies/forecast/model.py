@@ -1,0 +1,211 @@
+"""``HeadroomForecaster``: seasonal baseline x learned event uplift, with quantiles.
+
+The forecaster the planner, the simulator's ``headroom`` strategy, ``headroom forecast``
+and the control loop use (through :class:`~headroom.policies.forecast.base.Forecaster`).
+
+``fit(history, calendar)`` learns only from the samples it is given (callers pass
+``history.before(now)``; the last ``Forecasting.history`` seconds are used) and from the
+calendar's events that already ended; ``predict`` uses nothing else. Steps:
+
+1. finer-than-``grid`` samples are averaged onto the grid (irregular steps allowed);
+2. event windows (ramp, event, tail) are masked and :func:`fit_baseline` learns the
+   daily/weekly profile, the level and the residual distribution;
+3. each past event's uplift over that baseline is measured (:func:`learn_event`);
+4. ``predict`` adds, per step, the largest uplift of any event there (that event is the
+   step's *driver*) and combines residual quantiles with the uplift's uncertainty:
+   ``q_p = base + uplift + med + sign(p - .5) * hypot(resid_p - med, z_p * sd_uplift)``.
+
+Cheap path for simulators: refit once per simulated day, then call :meth:`update` with the
+samples that arrived since (moves the level only; microseconds) before each ``predict``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Self
+
+import numpy as np
+
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.forecast.base import Forecast
+from headroom.policies.forecast.seasonal import Baseline, BoolArray, fit_baseline
+from headroom.policies.forecast.uplift import (
+    MIN_UPLIFT,
+    LearnedEvent,
+    Uplift,
+    UpliftModel,
+    event_window,
+    learn_event,
+)
+from headroom.policies.policy import Forecasting
+from headroom.policies.series import FloatArray, Series
+
+
+def _excluded(t: FloatArray, windows: Sequence[tuple[float, float]]) -> BoolArray:
+    mask = np.zeros(t.shape, dtype=np.bool_)
+    for lo, hi in windows:
+        a = int(np.searchsorted(t, lo, side="left"))
+        b = int(np.searchsorted(t, hi, side="left"))
+        mask[a:b] = True
+    return mask
+
+
+def _step(series: Series) -> float:
+    """Median spacing of the newest samples (cheap: ``Series.step`` scans all of them)."""
+    tail = series.t[-2049:]
+    return float(np.median(np.diff(tail))) if tail.size > 1 else 0.0
+
+
+def resample(history: Series, grid: float) -> Series:
+    """Average samples onto a ``grid``-second grid when they are finer than it (gaps stay NaN)."""
+    if len(history) < 2 or _step(history) >= grid:
+        return history
+    k = np.floor((history.t - history.t[0]) / grid).astype(np.int64)
+    ok = np.isfinite(history.v)
+    n = np.bincount(k, weights=ok.astype(np.float64))
+    s = np.bincount(k, weights=np.where(ok, history.v, 0.0))
+    present = np.bincount(k) > 0
+    t = history.t[0] + np.arange(n.size) * grid
+    v = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    return Series(t[present], v[present])
+
+
+class HeadroomForecaster:
+    """Baseline seasonality x learned event uplift; implements ``Forecaster``."""
+
+    def __init__(
+        self,
+        spec_forecasting: Forecasting | None = None,
+        *,
+        tz: str | None = None,
+        bin_seconds: float = 900.0,
+        grid: float = 60.0,
+        declared_weight: float = 1.0,
+    ) -> None:
+        """``tz``: zone whose local time the daily/weekly shape follows (default: the first
+        calendar event's zone, else UTC). ``declared_weight``: 1 = a declared expectation
+        overrides what was learned, 0.5 = halfway in log space."""
+        self.spec = spec_forecasting or Forecasting()
+        self.tz = tz
+        self.bin_seconds = bin_seconds
+        self.grid = grid
+        self.declared_weight = declared_weight
+        self._baseline: Baseline | None = None
+        self._uplift = UpliftModel((), self.spec.default_event_multiplier, self.spec.default_ramp)
+        self._calendar = Calendar()
+
+    # -- fitting ---------------------------------------------------------------------------
+    @property
+    def baseline(self) -> Baseline:
+        if self._baseline is None:
+            raise RuntimeError("HeadroomForecaster.predict called before fit")
+        return self._baseline
+
+    @property
+    def learned_events(self) -> tuple[LearnedEvent, ...]:
+        return self._uplift.learned
+
+    def fit(self, history: Series, calendar: Calendar) -> Self:
+        self._calendar = calendar
+        tz = self.tz or (calendar.events[0].tz if calendar.events else None)
+        ramp = self.spec.default_ramp
+        if len(history):
+            step = _step(history) if len(history) > 1 else self.grid
+            as_of = history.end + step
+            hist = resample(history.between(as_of - self.spec.history, as_of), self.grid)
+        else:
+            as_of, hist = 0.0, history
+        windows = [event_window(e, ramp) for e in calendar.events]
+        if len(hist):
+            windows = [(lo, hi) for lo, hi in windows if lo < as_of and hi > hist.start]
+        excluded = _excluded(hist.t, windows)
+        self._baseline = fit_baseline(
+            hist.t, hist.v, excluded, as_of=as_of, tz=tz, bin_seconds=self.bin_seconds
+        )
+        learned: list[LearnedEvent] = []
+        base = self._baseline
+        if len(hist):
+            for ev in calendar.events:
+                lo, hi = event_window(ev, ramp)
+                if ev.end > as_of or hi <= hist.start:
+                    continue  # not over yet (or before the history): nothing to learn from
+                part = hist.between(lo, hi)
+                if not len(part):
+                    continue
+                expected = base.profile.at(part.t) + base.level_before(lo)
+                ratio = np.log(part.v + base.floor) - expected
+                le = learn_event(ev, part.t, ratio, ramp)
+                if le is not None:
+                    learned.append(le)
+        self._uplift = UpliftModel(
+            tuple(learned),
+            self.spec.default_event_multiplier,
+            ramp,
+            self.declared_weight,
+        )
+        return self
+
+    def update(self, recent: Series) -> Self:
+        """Move the level with samples newer than the fit (no refit of shape or uplift)."""
+        recent = recent.between(self.baseline.as_of, math.inf)
+        if len(recent):
+            windows = [event_window(e, self.spec.default_ramp) for e in self._calendar.events]
+            self._baseline = self.baseline.with_recent(
+                recent.t, recent.v, _excluded(recent.t, windows)
+            )
+        return self
+
+    # -- prediction ------------------------------------------------------------------------
+    def uplift_for(self, event: DemandEvent) -> Uplift:
+        """The uplift this model applies to ``event`` (for reports and plan reasons)."""
+        return self._uplift.for_event(event, self._event_baseline_qps(event))
+
+    def _event_baseline_qps(self, event: DemandEvent) -> float:
+        tb = np.linspace(event.start, max(event.end, event.start + 1), 8)
+        return float(np.mean(np.exp(self.baseline.log_mean(tb)))) - self.baseline.floor
+
+    def predict(
+        self,
+        start: float,
+        horizon: float,
+        step: float,
+        levels: Sequence[float] = (0.5, 0.9, 0.99),
+    ) -> Forecast:
+        base = self.baseline
+        n = max(1, math.ceil(horizon / step))
+        t = start + np.arange(n, dtype=np.float64) * step
+        mu_b = base.log_mean(t)
+        up = np.zeros(n)
+        sd = np.zeros(n)
+        driver = np.full(n, -1, dtype=np.int64)
+        events = [
+            e
+            for e in self._calendar.events
+            if (w := event_window(e, self.spec.default_ramp))[0] < t[-1] + step and w[1] > start
+        ]
+        for i, ev in enumerate(events):
+            u, s, _ = self._uplift.log_uplift(ev, t, self._event_baseline_qps(ev))
+            better = u > up
+            up = np.where(better, u, up)
+            sd = np.where(better, s, sd)
+            driver[better] = i
+        med = base.residual_quantile(t, 0.5)
+        quantiles: dict[float, FloatArray] = {}
+        for p in levels:
+            dq = base.residual_quantile(t, p) - med
+            z = NormalDist().inv_cdf(p)
+            y = mu_b + up + med + np.sign(dq + z * sd) * np.hypot(dq, z * sd)
+            quantiles[float(p)] = np.maximum(np.exp(y) - base.floor, 0.0)
+        mean = np.exp(mu_b + up + 0.5 * sd**2) * base.mean_factor(t) - base.floor
+        drivers = tuple(
+            events[d] if d >= 0 and up[k] > MIN_UPLIFT else None for k, d in enumerate(driver)
+        )
+        return Forecast(
+            t=t,
+            mean=np.maximum(mean, 0.0),
+            quantiles=quantiles,
+            drivers=drivers,
+            baseline=np.maximum(np.exp(mu_b + med) - base.floor, 0.0),
+        )

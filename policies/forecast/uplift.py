@@ -1,0 +1,220 @@
+"""Event uplift: how much (and in what shape) demand rises over baseline around an event.
+
+Called by :mod:`headroom.policies.forecast.model`. Each event is seen on a relative-time
+grid of 24 bins: 6 over the pre-event ramp, 12 over the event itself, 6 over the tail
+after its end. That grid captures people gathering before a livestream, the step at
+the start, growth to a peak and the decay afterwards, whatever the event's length.
+
+* :func:`learn_event` measures one past event: the mean log ratio observed / baseline
+  per bin (the baseline being what was known just before the event's window).
+* :class:`UpliftModel` turns the learned events into the uplift of a future event: the
+  past events of the same kind sharing the most labels with it (all labels equal = the
+  same similarity key; none shared = the kind only); mean shape across them and, as
+  uncertainty, their spread (shrunk towards a prior when there are few). A declared
+  expectation (multiplier, or peak QPS over the baseline) rescales the learned shape to
+  its peak (``declared_weight`` = 1 overrides, less blends). With no similar past event,
+  a conservative template at the policy's ``default_event_multiplier`` applies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from headroom.policies.calendar import DemandEvent
+from headroom.policies.series import FloatArray
+
+RAMP_BINS, BODY_BINS, TAIL_BINS = 6, 12, 6
+NBINS = RAMP_BINS + BODY_BINS + TAIL_BINS
+HOUR = 3600.0
+PRIOR_REL_SD = 0.2  # relative spread assumed when only one or two similar events exist
+PRIOR_ABS_SD = 0.03
+DECLARED_REL_SD = 0.1  # an organiser's figure is trusted, not blindly
+DEFAULT_REL_SD = 0.1  # the default multiplier is conservative already
+MIN_UPLIFT = math.log(1.02)  # below this an event does not drive a forecast step
+
+# The template for events with no similar past event: ramp rising to the full uplift at
+# the start (conservative: people gather early), full during the event, linear decay.
+TEMPLATE = np.concatenate(
+    (
+        np.arange(1, RAMP_BINS + 1) / RAMP_BINS,
+        np.ones(BODY_BINS),
+        np.arange(TAIL_BINS, 0, -1) / (TAIL_BINS + 1),
+    )
+)
+
+
+def effective_ramp(event: DemandEvent, default_ramp: float) -> float:
+    """The event's own ramp, or the policy's default when it declares none."""
+    return event.ramp if event.ramp > 0 else default_ramp
+
+
+def tail_seconds(event: DemandEvent, ramp: float) -> float:
+    """How long after ``end`` the event still lifts demand (at least an hour, at most 6)."""
+    return min(max(HOUR, ramp, 0.5 * (event.end - event.start)), 6 * HOUR)
+
+
+def event_window(event: DemandEvent, default_ramp: float) -> tuple[float, float]:
+    """``[start - ramp, end + tail)``: where this event may move demand."""
+    ramp = effective_ramp(event, default_ramp)
+    return event.start - ramp, event.end + tail_seconds(event, ramp)
+
+
+def event_position(event: DemandEvent, t: FloatArray, default_ramp: float) -> FloatArray:
+    """Position of each ``t`` on the event's 24-bin grid (NaN outside the window)."""
+    ramp = effective_ramp(event, default_ramp)
+    tail = tail_seconds(event, ramp)
+    dur = max(event.end - event.start, 1.0)
+    x = np.full(t.shape, np.nan)
+    if ramp > 0:
+        r = (t >= event.start - ramp) & (t < event.start)
+        x[r] = (t[r] - (event.start - ramp)) / ramp * RAMP_BINS
+    b = (t >= event.start) & (t < event.end)
+    x[b] = RAMP_BINS + (t[b] - event.start) / dur * BODY_BINS
+    a = (t >= event.end) & (t < event.end + tail)
+    x[a] = RAMP_BINS + BODY_BINS + (t[a] - event.end) / tail * TAIL_BINS
+    return x
+
+
+def shape_at(shape: FloatArray, x: FloatArray) -> FloatArray:
+    """Value of a 24-bin shape at grid positions ``x`` (0 outside).
+
+    Linear between bin centres, but never below the bin's own value, so a step at the
+    event's start is fully there at the start (provisioning errs early, not late).
+    """
+    inside = np.isfinite(x)
+    out = np.zeros(x.shape)
+    xi = x[inside]
+    xp = np.concatenate(([0.0], np.arange(NBINS) + 0.5, [float(NBINS)]))
+    fp = np.concatenate(([0.0], shape, [0.0]))
+    lin = np.interp(xi, xp, fp)
+    own = shape[np.clip(np.floor(xi).astype(np.int64), 0, NBINS - 1)]
+    out[inside] = np.maximum(lin, own) if shape.max() > 0 else lin
+    return out
+
+
+@dataclass(frozen=True)
+class LearnedEvent:
+    """One past event's log uplift per grid bin (NaN where the history had no data)."""
+
+    event: DemandEvent
+    shape: FloatArray
+
+    @property
+    def peak(self) -> float:
+        """The learned peak multiplier."""
+        return math.exp(float(np.nanmax(self.shape)))
+
+
+def learn_event(
+    event: DemandEvent, t: FloatArray, log_ratio: FloatArray, default_ramp: float
+) -> LearnedEvent | None:
+    """Average ``log_ratio`` (observed over baseline, log) per bin of ``event``'s grid.
+
+    ``None`` when the history covers less than a third of the event itself.
+    """
+    x = event_position(event, t, default_ramp)
+    ok = np.isfinite(x) & np.isfinite(log_ratio)
+    if not bool(ok.any()):
+        return None
+    idx = np.floor(x[ok]).astype(np.int64).clip(0, NBINS - 1)
+    n = np.bincount(idx, minlength=NBINS)
+    s = np.bincount(idx, weights=log_ratio[ok], minlength=NBINS)
+    shape = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    if int((n[RAMP_BINS : RAMP_BINS + BODY_BINS] > 0).sum()) < BODY_BINS // 3:
+        return None
+    return LearnedEvent(event, shape)
+
+
+@dataclass(frozen=True)
+class Uplift:
+    """The log uplift (``mu``) and its standard deviation (``sd``) per grid bin."""
+
+    mu: FloatArray
+    sd: FloatArray
+    source: str  # "learned", "declared", "declared+learned" or "default"
+    similar: int  # how many past events it was learned from
+
+    @property
+    def peak(self) -> float:
+        return math.exp(float(self.mu.max()))
+
+
+def _aggregate(group: list[LearnedEvent]) -> tuple[FloatArray, FloatArray]:
+    stack = np.vstack([g.shape for g in group])
+    have = np.isfinite(stack)
+    n = have.sum(axis=0).astype(np.float64)
+    sums = np.where(have, stack, 0.0).sum(axis=0)
+    mu = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
+    # Bins no past event covered: body bins take the body's peak, ramp/tail bins nothing.
+    body = slice(RAMP_BINS, RAMP_BINS + BODY_BINS)
+    body_peak = float(np.nanmax(mu[body])) if bool(np.isfinite(mu[body]).any()) else 0.0
+    fill = np.zeros(NBINS)
+    fill[body] = body_peak
+    mu = np.where(np.isfinite(mu), mu, fill)
+    dev2 = np.where(have, (stack - mu) ** 2, 0.0).sum(axis=0)
+    prior = (PRIOR_REL_SD * np.abs(mu) + PRIOR_ABS_SD) ** 2
+    var = (dev2 + prior) / np.maximum(n, 1.0)  # n - 1 degrees of freedom plus one prior
+    sd = np.sqrt(var * (1.0 + 1.0 / np.maximum(n, 1.0)))
+    return mu, sd
+
+
+@dataclass(frozen=True)
+class UpliftModel:
+    """Past events learned from history; gives the uplift of any (future) event."""
+
+    learned: tuple[LearnedEvent, ...]
+    default_multiplier: float = 3.0
+    default_ramp: float = 1800.0
+    declared_weight: float = 1.0
+
+    def similar(self, event: DemandEvent) -> list[LearnedEvent]:
+        """Past events of the same kind sharing the most labels with ``event``."""
+        same_kind = [le for le in self.learned if le.event.kind == event.kind]
+        if not same_kind:
+            return []
+
+        def score(le: LearnedEvent) -> int:
+            return sum(1 for k, v in event.labels.items() if le.event.labels.get(k) == v)
+
+        best = max(score(le) for le in same_kind)
+        return [le for le in same_kind if score(le) == best]
+
+    def for_event(self, event: DemandEvent, baseline_qps: float | None = None) -> Uplift:
+        """The uplift of ``event``; ``baseline_qps`` (baseline over the event) turns a
+        declared ``peak_qps`` into a multiplier."""
+        group = self.similar(event)
+        declared: float | None = None
+        exp = event.expectation
+        if exp is not None and exp.multiplier is not None:
+            declared = exp.multiplier
+        elif exp is not None and exp.peak_qps is not None and baseline_qps is not None:
+            declared = exp.peak_qps / max(baseline_qps, 1e-9)
+        if declared is not None:
+            declared = max(declared, 1.0)
+        if group:
+            mu, sd = _aggregate(group)
+            peak = float(mu.max())
+            if declared is None:
+                return Uplift(mu, sd, "learned", len(group))
+            target = math.log(declared)
+            if self.declared_weight < 1 and peak > 0:
+                target = self.declared_weight * target + (1 - self.declared_weight) * peak
+            if peak > MIN_UPLIFT:
+                scaled = np.maximum(mu, 0.0) * (target / peak)
+                return Uplift(scaled, DECLARED_REL_SD * scaled, "declared+learned", len(group))
+        if declared is not None:
+            mu = TEMPLATE * math.log(declared)
+            return Uplift(mu, DECLARED_REL_SD * mu, "declared", len(group))
+        mu = TEMPLATE * math.log(self.default_multiplier)
+        return Uplift(mu, DEFAULT_REL_SD * mu, "default", 0)
+
+    def log_uplift(
+        self, event: DemandEvent, t: FloatArray, baseline_qps: float | None = None
+    ) -> tuple[FloatArray, FloatArray, Uplift]:
+        """Log uplift mean and sd of ``event`` at times ``t`` (0 outside its window)."""
+        up = self.for_event(event, baseline_qps)
+        x = event_position(event, t, self.default_ramp)
+        return shape_at(up.mu, x), shape_at(up.sd, x), up
