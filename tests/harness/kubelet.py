@@ -137,6 +137,7 @@ class Kubelet:
         self._fake_ip = 2
         self._restart_at: dict[tuple[str, str], float] = {}
         self._restarts: dict[tuple[str, str], int] = {}
+        self._first_seen: dict[str, float] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -402,8 +403,9 @@ class Kubelet:
             ip = f"10.244.{(self._fake_ip >> 8) & 255}.{self._fake_ip & 255}"
             self._fake_ip += 1
             self._ips[key] = ip
-        created = _parse_time(pod["metadata"]["creationTimestamp"])
-        ready = time.time() - created >= self.startup_delay
+        # Seen-at on a monotonic clock: creationTimestamp has only whole seconds.
+        seen = self._first_seen.setdefault(pod["metadata"]["uid"], time.monotonic())
+        ready = time.monotonic() - seen >= self.startup_delay
         self._set_pod_status(pod, ip, ready=ready, container=None, running=True)
 
     def _set_pod_status(
@@ -507,9 +509,3 @@ def _ready(pod: Obj) -> bool:
         if c.get("type") == "Ready":
             return bool(c.get("status") == "True")
     return False
-
-
-def _parse_time(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
