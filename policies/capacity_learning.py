@@ -13,7 +13,9 @@ How, and why that way:
    weighted isotonic regression (pool adjacent violators). A saturated server shows
    up as a wall (QPS stops rising, p99 climbs); the wall lands in the top bins.
 3. If the fitted curve crosses the SLO, the capacity is interpolated between the
-   last bin under it and the first bin over it (``method="crossing"``).
+   last bin under it and the first bin over it (``method="crossing"``); windows
+   inside the crossing bin that met the SLO raise it to their median QPS (a
+   saturation wall is vertical, and a straight line from the bin below undershoots).
 4. If it never crosses, the queueing shape ``1/p99 ~ a - b*qps`` (M/M/1-like) is
    fitted to the bins and solved for the SLO (``method="extrapolated"``), capped at
    twice the highest QPS seen. Extrapolation is less trustworthy: with a declared
@@ -182,6 +184,14 @@ def learn_capacity(
             )
         x0, x1, y0, y1 = centers[i - 1], centers[i], fitted[i - 1], fitted[i]
         learned = float(x0 + (slo_seconds - y0) * (x1 - x0) / (y1 - y0)) if y1 > y0 else float(x0)
+        # A saturated server is a wall: QPS stops rising while p99 climbs, so the crossing
+        # bin holds windows both under and over the SLO at nearly the same QPS, and a line
+        # from the bin below undershoots. Windows that met the SLO inside the crossing bin
+        # prove the unit served that much: take their median QPS when there are enough.
+        lo, hi = rows[i][0], rows[i][1]
+        served = q[(q >= lo) & (q < hi) & (lat <= slo_seconds)]
+        if served.size >= min_bin_points:
+            learned = max(learned, float(np.median(served)))
         near_count = _near(q, learned, near)
         below = int(np.sum((q >= learned * (1 - near)) & (q < learned)))
         above = near_count - below

@@ -273,3 +273,25 @@ def _root(err: BaseException) -> str:
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
     return str(err)[:200] or type(err).__name__
+
+
+def unit_pairs(
+    source: PrometheusSource, start: float, end: float, step: float
+) -> tuple[list[float], list[float]] | Unavailable:
+    """(QPS, p99 seconds) per unit per step where both are present: the learner's input."""
+    qps = source.range_per_unit(Metric.QPS, start, end, step)
+    if isinstance(qps, Unavailable):
+        return qps
+    p99 = source.range_per_unit(Metric.P99_LATENCY, start, end, step)
+    if isinstance(p99, Unavailable):
+        return p99
+    xs: list[float] = []
+    ys: list[float] = []
+    for unit, q in qps.items():
+        lat = p99.get(unit)
+        if lat is None:
+            continue
+        both = ~np.isnan(q.v) & ~np.isnan(lat.v)
+        xs.extend(q.v[both].tolist())
+        ys.extend(lat.v[both].tolist())
+    return xs, ys
