@@ -87,6 +87,10 @@ class History:
         return self._n
 
     @property
+    def first_time(self) -> float:
+        return float(self._t[0]) if self._n else math.nan
+
+    @property
     def last_time(self) -> float:
         return float(self._t[self._n - 1]) if self._n else math.nan
 
@@ -104,6 +108,11 @@ class History:
     def tail(self, count: int) -> FloatArray:
         """A copy of the last ``count`` values."""
         return self._v[max(0, self._n - count) : self._n].copy()
+
+    def since(self, start: float) -> Series:
+        """The samples at ``t >= start`` (a copy): cheap when ``start`` is recent."""
+        lo = int(np.searchsorted(self._t[: self._n], start, side="left"))
+        return Series(self._t[lo : self._n].copy(), self._v[lo : self._n].copy())
 
 
 @dataclass(frozen=True)
