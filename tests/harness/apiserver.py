@@ -8,6 +8,7 @@ the same port to model an API server that goes away and comes back.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -23,7 +24,7 @@ from tests.harness.faults import Faults, fault_error
 from tests.harness.rbac import Attributes, Authorizer, Tokens, User, forbidden, unauthorized
 from tests.harness.resources import ResourceType, discovery_resources
 from tests.harness.selectors import parse_field_selector, parse_label_selector
-from tests.harness.store import Obj, Store
+from tests.harness.store import IDLE, Obj, Store
 
 VERSION_INFO = {
     "major": "1",
@@ -208,9 +209,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _read_body(self) -> Any:
+    def _read_raw(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _read_body(self) -> Any:
+        raw = self._read_raw()
         if not raw:
             return None
         try:
@@ -226,6 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         user_name, attrs, code = "", Attributes(verb=method.lower(), path=path), 500
         try:
+            if method == "PATCH" and "apply-patch" in (self.headers.get("Content-Type") or ""):
+                self._read_raw()
+                raise errors.unsupported_media_type(self.headers.get("Content-Type") or "")
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             rule = api.faults.take(method, path)
             if rule is not None:
@@ -323,6 +330,14 @@ class _Handler(BaseHTTPRequestHandler):
             name=route.name,
             path=path,
         )
+
+    def _client_gone(self) -> bool:
+        """True when the watching client closed its end (readable with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     # ---- discovery -------------------------------------------------------------------
     def _serve_discovery(self, path: str) -> int:
@@ -533,6 +548,10 @@ class _Handler(BaseHTTPRequestHandler):
         api._watching(stop, True)
         try:
             for event in events:
+                if event is IDLE:
+                    if self._client_gone():
+                        return 200
+                    continue
                 if event["type"] != "ERROR" and event["type"] != "BOOKMARK":
                     _version_of(rt, route.version, event["object"])
                 line = json.dumps(event, separators=(",", ":")).encode() + b"\n"

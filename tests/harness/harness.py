@@ -41,9 +41,12 @@ class KubeHarness:
         self.tokens = Tokens(admin_token=secrets.token_hex(16))
         self.faults = Faults()
         self.server = ApiServer(
-            self.store, self.tokens, authorize=rbac, faults=self.faults,
+            self.store,
+            self.tokens,
+            authorize=rbac,
+            faults=self.faults,
             bookmark_interval=bookmark_interval,
-        )  # fmt: skip
+        )
         self.kubelet: Kubelet | None = None
         self._clients: list[Any] = []
 
@@ -69,9 +72,11 @@ class KubeHarness:
     def start_kubelet(self, startup_delay: float = 0.0, poll_interval: float = 0.1) -> Kubelet:
         if self.kubelet is None:
             self.kubelet = Kubelet(
-                self.store, self.workdir / "kubelet", startup_delay=startup_delay,
+                self.store,
+                self.workdir / "kubelet",
+                startup_delay=startup_delay,
                 poll_interval=poll_interval,
-            ).start()  # fmt: skip
+            ).start()
         return self.kubelet
 
     # ---- access ----------------------------------------------------------------------

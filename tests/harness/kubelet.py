@@ -11,6 +11,7 @@ answers PING. Other pods become Ready after ``startup_delay``. Workload status
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import random
@@ -36,6 +37,14 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_LABEL = "headroom.dev/kind"
 NODE_NAME = "emulated-node"
 _SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
+_LIVE: set[Kubelet] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Last resort (an interrupted test run): no redis-server outlives the interpreter."""
+    for kubelet in list(_LIVE):
+        kubelet.stop()
 
 
 @dataclass
@@ -49,6 +58,7 @@ class PodProcess:
     workdir: Path
     argv: list[str]
     proc: subprocess.Popen[bytes]
+    log_offset: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -121,7 +131,7 @@ class Kubelet:
         restart_delay: float = 0.2,
         poll_interval: float = 0.1,
         redis_server: str = REDIS_SERVER,
-        first_ip: int = 2,
+        first_ip: int | None = None,
     ) -> None:
         self.store = store
         self.workdir = workdir
@@ -133,7 +143,9 @@ class Kubelet:
         self.errors: list[str] = []
         self._ips: dict[tuple[str, str], str] = {}
         self._bad_ips: set[str] = set()
-        self._next_ip = first_ip
+        # Pods get 127.0.X.2, .3, ...; a random X keeps concurrent test runs apart (the
+        # address is still checked free before use).
+        self._next_ip = first_ip if first_ip is not None else 256 * random.randint(1, 250) + 2
         self._fake_ip = 2
         self._restart_at: dict[tuple[str, str], float] = {}
         self._restarts: dict[tuple[str, str], int] = {}
@@ -148,6 +160,7 @@ class Kubelet:
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Kubelet:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, daemon=True, name="kubelet")
         self._thread.start()
         return self
@@ -162,6 +175,7 @@ class Kubelet:
             self.processes.clear()
         for p in procs:
             kill_group(p.proc)
+        _LIVE.discard(self)
 
     def crash(self, namespace: str, pod: str) -> int:
         """Kill a pod's process (SIGKILL); it restarts with the same data dir. Returns the pid."""
@@ -340,7 +354,9 @@ class Kubelet:
             self.processes.pop(key)
             self._restarts[key] = self._restarts.get(key, 0) + 1
             self._restart_at[key] = time.monotonic() + self.restart_delay
-            log_text = (proc.workdir / "redis.log").read_text(errors="replace")
+            with open(proc.workdir / "redis.log", "rb") as f:
+                f.seek(proc.log_offset)
+                log_text = f.read().decode(errors="replace")
             if never_ready and "Address already in use" in log_text:
                 self._bad_ips.add(proc.ip)  # another test took the address first
             self._set_pod_status(pod, proc.ip, ready=False, container=container, running=False)

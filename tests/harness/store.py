@@ -66,6 +66,9 @@ class Event:
     old: Obj | None
 
 
+IDLE: Obj = {"type": "IDLE"}  # not sent to clients; see Store._stream
+
+
 def gone_status(requested: int, oldest: int) -> Obj:
     return errors.gone(f"too old resource version: {requested} ({oldest})").status()
 
@@ -441,6 +444,7 @@ class Store:
         if initial and initial[0]["type"] == "ERROR":
             return
         deadline = time.monotonic() + timeout
+        idle = 0
         next_bookmark = time.monotonic() + (bookmark_interval or 0)
         while not stop.is_set():
             now = time.monotonic()
@@ -465,6 +469,11 @@ class Store:
                     if bookmark_interval:
                         wait = max(0.0, min(wait, next_bookmark - now))
                     self.changed.wait(wait)
+            if not pending:
+                idle += 1
+                if idle % 8 == 0:
+                    yield IDLE  # lets the server notice a client that went away
+            idle = 0 if pending else idle
             for event in pending:
                 yield event
                 if event["type"] == "ERROR":
