@@ -169,6 +169,8 @@ def learn_capacity(
             # Even the lightest load breaks the SLO: the unit cannot meet it at all here.
             learned = float(centers[0])
             why = "p99 is over the SLO even at the lowest load seen"
+            if declared is not None:
+                return fallback(why + "; declared value used", learned, fitted=evidence)
             return _estimate(
                 learned,
                 "crossing",

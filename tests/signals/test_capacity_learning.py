@@ -82,6 +82,8 @@ def test_over_slo_at_lowest_load_is_low_confidence():
     q = np.linspace(100, 1000, 100)
     est = learn_capacity(q, np.full(q.size, 0.010), 0.005)
     assert est.crossed and est.confidence == "low"
+    safe = learn_capacity(q, np.full(q.size, 0.010), 0.005, declared=300)
+    assert safe.qps_per_unit == 300 and safe.method == "declared" and safe.learned == est.learned
 
 
 def test_estimate_json_has_no_nan():
