@@ -159,7 +159,7 @@ def down(directory: Path | None = DirOption, json_out: bool = JsonOption) -> Non
             if json_out:
                 print_json({"dir": str(where), "stopped_pids": []})
             else:
-                err_console.print(f"No local cluster in {where}; nothing to stop.")
+                print(f"No local cluster in {where}; nothing to stop.", file=sys.stderr)
             return
         provisioner = LocalProvisioner.open(where)
         with provisioner.exclusive():
