@@ -26,6 +26,8 @@ from tests.harness.resources import ResourceType, discovery_resources
 from tests.harness.selectors import parse_field_selector, parse_label_selector
 from tests.harness.store import IDLE, Obj, Store
 
+# What the real server's system:public-info-viewer role lets anonymous callers see.
+ANONYMOUS_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
 VERSION_INFO = {
     "major": "1",
     "minor": "31",
@@ -244,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
             user_name = user.name if user else ""
             route = self._route(path)
             attrs = self._attributes(method, path, query, route, body)
-            if api.authorizer is not None:
+            if api.authorizer is not None and not (user is None and path in ANONYMOUS_PATHS):
                 if user is None:
                     raise unauthorized()
                 if not api.authorizer.allowed(user, attrs):
