@@ -252,6 +252,14 @@ def _lead_seconds(target: Target, spec: PolicySpec, u: int, to: int) -> float:
     return target.provisioning.delay(u, max(to, u + 1)) + spec.lead_time
 
 
+def _lead_steps(forecast: Forecast, spec: PolicySpec, target: Target, u: int, ctx: _Ctx) -> int:
+    """The lead (in steps) :func:`_build` would compute for ``u`` over ``ctx``'s window."""
+    biggest = min(target.max_units, u + target.max_step) if target.max_step else target.max_units
+    peak = int(ctx.req_ext.max())
+    seconds = _lead_seconds(target, spec, u, min(peak, biggest))
+    return max(0, math.ceil(seconds / ctx.step - 1e-9))
+
+
 def _build(
     forecast: Forecast,
     spec: PolicySpec,
@@ -286,7 +294,11 @@ def _build(
     peak = int(req_all.max())
     lead = steps(_lead_seconds(target, spec, u, min(peak, biggest)))
     window = lead + steps(stab)
-    chain = math.ceil(max(0, peak - u) / max_step) if max_step else 0
+    # Chains: with max_step a need of N units at T takes k = ceil((N - u) / max_step)
+    # orders one lead apart, so the k-th term looks k leads ahead. The terms do not
+    # depend on u (terms that cannot matter for any u are harmless), which lets
+    # plan_target keep these arrays across its own actions while the lead is unchanged.
+    chain = math.ceil(max(0, peak - target.min_units) / max_step) + 1 if max_step else 0
     ext = max(window, (chain + 1) * lead) + 1
     pad = count + ext - req_all.size
     req_ext = np.concatenate([req_all, np.full(max(0, pad), req_all[-1], dtype=np.int64)])
@@ -295,19 +307,27 @@ def _build(
     with np.errstate(invalid="ignore"):
         raw_over = lvl_ext > usable_max * (1 + 1e-9)  # NaN compares False: a gap is no need
 
-    need = _fwd_max(req_ext, lead, count + chain * lead)
     stay = _fwd_max(req_ext, window, count)
-    out_to = stay.copy()
-    if max_step and chain:
-        # A chain of k steps must start k leads before the need it serves.
+    out_to = stay
+    if chain and count == 1:
+        # decide's case: the k-th needs are one strided window view, no loop.
+        ks = np.arange(chain + 1)
+        views = sliding_window_view(req_ext[: (chain + 1) * lead + 1], lead + 1)
+        needs = views[ks * lead].max(axis=1) if lead else req_ext[: chain + 1]
+        need = np.array([(needs - ks * max_step).max()], dtype=np.int64)
+        out_to = np.maximum(stay, (needs[1:] - (ks[1:] - 1) * max_step).max())
+    elif chain:
+        need = _fwd_max(req_ext, lead, count + chain * lead)
+        # Start now when the k-th need minus k steps exceeds what is ordered; size the
+        # order toward the peak the chain is working to (capped at max_step by _step).
         trigger = need[:count].copy()
         for k in range(1, chain + 1):
             ahead = need[k * lead : k * lead + count]
             trigger = np.maximum(trigger, ahead - k * max_step)
-            out_to = np.maximum(out_to, ahead)
+            out_to = np.maximum(out_to, ahead - (k - 1) * max_step)
         need = trigger
     else:
-        need = need[:count]
+        need = _fwd_max(req_ext, lead, count)
 
     t = t_all[lo : lo + count]
     labels = _labels_for(spec, target)
@@ -426,6 +446,16 @@ def _step(
     if max_step:
         goal = min(goal, u + max_step)
     goal = min(goal, target.max_units)
+    if want > u and goal > u and u < target.min_units and now_req <= u:
+        return PlannedAction(
+            at=at,
+            ready_by=at + target.provisioning.delay(u, goal),
+            target=key,
+            from_units=u,
+            to_units=goal,
+            reason=f"{key} {u}→{goal} {noun} at {_clock(at, ctx.tz)}: "
+            f"below minUnits {target.min_units}",
+        )
     if want > u and goal > u:
         # Name the peak this order is for: the largest demand in its look-ahead window.
         window = ctx.level[p : p + max(look, ctx.lead_steps) + 1]
@@ -452,13 +482,14 @@ def _step(
         )
 
     if u > target.max_units:
+        down = max(target.max_units, u - max_step) if max_step else target.max_units
         return PlannedAction(
             at=at,
-            ready_by=at + target.provisioning.delay(u, target.max_units),
+            ready_by=at + target.provisioning.delay(u, down),
             target=key,
             from_units=u,
-            to_units=target.max_units,
-            reason=f"{key} {u}→{target.max_units} {noun} at {_clock(at, ctx.tz)}: "
+            to_units=down,
+            reason=f"{key} {u}→{down} {noun} at {_clock(at, ctx.tz)}: "
             f"above maxUnits {target.max_units}",
             capped=True,
         )
@@ -624,7 +655,7 @@ def plan_target(
             u = action.to_units
             units[j] = u
             j += 1
-            if j < n:
+            if j < n and _lead_steps(forecast, spec, target, u, ctx) != ctx.lead_steps:
                 ctx = _build(forecast, spec, target, calendar, st, now=now, lo=j, count=n - j, u=u)
             continue
         units[j] = u

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.forecast.base import Forecast
@@ -265,3 +267,46 @@ def test_advance_state_budget_period_rolls_over() -> None:
 @pytest.mark.parametrize(("v", "s"), [(410e3, "410k"), (1.25e6, "1.25M"), (950, "950")])
 def test_format_qps(v: float, s: str) -> None:
     assert format_qps(v) == s
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    levels=st.lists(st.floats(0, 2e6), min_size=3, max_size=12),
+    current=st.integers(0, 25),
+    max_step=st.integers(0, 4),
+    data_bytes=st.sampled_from([0.0, 4e9]),
+    event_piece=st.integers(-1, 11),
+    freeze=st.booleans(),
+)
+def test_plan_invariants_and_decide_walk_match(
+    levels, current, max_step, data_bytes, event_piece, freeze
+) -> None:
+    # A piecewise-constant 6 h forecast (30-min pieces) at 5-min steps.
+    t = T0 + np.arange(0, 6 * 3600, 300.0)
+    d = np.repeat(np.asarray(levels), int(np.ceil(t.size / len(levels))))[: t.size]
+    fc = Forecast(t, d, {0.9: d})
+    spec = policy(
+        target={
+            "maxStep": max_step,
+            "provisioning": {"fixedSeconds": "10m", "dataBytes": data_bytes},
+        }
+    )
+    tgt = spec.targets[0]
+    plan = plan_target(fc, spec, tgt, now=T0, current_units=current, calendar=Calendar())
+    for a in plan.actions:
+        assert a.to_units <= tgt.max_units or a.to_units == a.from_units - max_step
+        # Below minUnits only a step-limited climb toward it is allowed.
+        assert a.to_units >= tgt.min_units or a.to_units == a.from_units + max_step
+        if max_step:
+            assert abs(a.to_units - a.from_units) <= max_step
+    assert np.all(plan.units <= max(tgt.max_units, current))
+    state, u, acts = PlannerState(), current, []
+    for now in fc.t:
+        dec = decide(
+            fc, spec, tgt, now=float(now), current_units=u, calendar=Calendar(), state=state
+        )
+        if dec.action is not None:
+            acts.append(dec.action)
+            u = dec.desired_units
+        state = advance_state(state, now=float(now), units=u, dt=300, action=dec.action, spec=spec)
+    assert tuple(acts) == plan.actions
