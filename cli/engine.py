@@ -1,9 +1,496 @@
-"""`headroom forecast` and `headroom plan`: the policy core on history files."""
+"""`headroom forecast` and `headroom plan`: the policy core on history files.
+
+Thin: read the history CSV, the calendar and the policy, cut the history at ``--at``
+(the forecast sees only samples before it), then call the same pure functions the
+operator and the simulator call — ``HeadroomForecaster`` and ``planner.plan_target`` —
+and print a table, ``--json``, or a ``--chart`` PNG (history, forecast band p50/p90/p99,
+events shaded, planned capacity).
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
 import typer
+from rich.table import Table
+
+from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli.calendar import read_calendar
+from headroom.cli.policy import read_policy
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendars import parse_time
+from headroom.policies.capacity import capacity_of
+from headroom.policies.forecast.base import Forecast
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.planner import Plan, format_qps, plan_target, target_key, unit_noun
+from headroom.policies.policy import PolicySpec, Target, parse_duration
+from headroom.policies.series import Series
+from headroom.policies.trace import parse_trace_csv
+
+LEVELS = (0.5, 0.9, 0.99)
+MAX_TABLE_ROWS = 24
+
+HistoryOpt = Annotated[
+    Path, typer.Option("--history", help="History CSV (timestamp,qps): what was observed.")
+]
+CalendarOpt = Annotated[
+    Path | None, typer.Option("--calendar", help="Calendar of demand events (YAML or ICS).")
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--at", help="Forecast as of this time (ISO-8601 or epoch); default: end of history."
+    ),
+]
+HorizonOpt = Annotated[
+    str | None,
+    typer.Option("--horizon", help="How far ahead, e.g. 6h, 1d (default: the policy's)."),
+]
+StepOpt = Annotated[
+    str | None, typer.Option("--step", help="Forecast step (default: the history's, >= 1m).")
+]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", help="Only this target (name or namespace/name).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ChartOpt = Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", help="Zone for times shown (default: the calendar's, else UTC)."),
+]
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    history: Series  # already cut at ``at``
+    calendar: Calendar
+    spec: PolicySpec | None
+    at: float
+    horizon: float
+    step: float
+    tz: str
+
+
+def _read_history(path: Path) -> Series:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        fail(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}", EXIT_INPUT)
+    return parse_trace_csv(text, str(path))
+
+
+def _duration_option(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as err:
+        fail(f"{option}: {err}", EXIT_INPUT)
+    if seconds <= 0:
+        fail(f"{option}: must be more than 0", EXIT_INPUT)
+    return seconds
+
+
+def _load(
+    history_path: Path,
+    calendar_path: Path | None,
+    policy_path: Path | None,
+    at: str | None,
+    horizon: str | None,
+    step: str | None,
+    tz: str | None,
+) -> _Inputs:
+    series = _read_history(history_path)
+    spec = read_policy(policy_path) if policy_path is not None else None
+    calendar = Calendar()
+    if calendar_path is not None:
+        # Recurring ICS events are expanded around the history (and the forecast after it).
+        window = (series.start - 400 * 86400.0, series.end + 400 * 86400.0)
+        calendar = read_calendar(calendar_path, window=window)
+    zone = tz or (calendar.events[0].tz if calendar.events else "UTC")
+    try:
+        ZoneInfo(zone)
+    except (KeyError, ValueError):
+        fail(f"--tz: unknown time zone {zone!r}", EXIT_INPUT)
+    data_step = series.step if len(series) > 1 else 60.0
+    if at is None:
+        at_epoch = series.end + data_step
+    else:
+        try:
+            at_epoch = parse_time(at, zone)
+        except ValueError as err:
+            fail(f"--at: {err}", EXIT_INPUT)
+    past = series.before(at_epoch)
+    if not len(past) or not bool(np.isfinite(past.v).any()):
+        fail(f"{history_path}: no samples before --at {_iso(at_epoch, zone)}", EXIT_INPUT)
+    default_horizon = spec.forecast.horizon if spec is not None else 86400.0
+    horizon_s = _duration_option(horizon, "--horizon") or default_horizon
+    step_s = _duration_option(step, "--step") or max(60.0, data_step)
+    return _Inputs(past, calendar, spec, at_epoch, horizon_s, step_s, zone)
+
+
+def _iso(epoch: float, tz: str) -> str:
+    return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).isoformat()
+
+
+def _clock(epoch: float, tz: str) -> str:
+    return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).strftime("%m-%d %H:%M")
+
+
+def _select_targets(spec: PolicySpec, name: str | None) -> list[Target]:
+    if name is None:
+        return list(spec.targets)
+    chosen = [t for t in spec.targets if name in (t.name, target_key(t))]
+    if not chosen:
+        names = ", ".join(target_key(t) for t in spec.targets)
+        fail(f"--target: no target {name!r} in the policy (targets: {names})", EXIT_INPUT)
+    return chosen
+
+
+def _event_labels(spec: PolicySpec | None, target: Target | None) -> dict[str, str] | None:
+    """Labels the calendar's selectors are matched against (as the planner does)."""
+    if spec is None:
+        return None
+    return {**spec.event_selector, **(target.labels if target is not None else {})}
+
+
+def _forecast(inputs: _Inputs, target: Target | None) -> tuple[HeadroomForecaster, Forecast]:
+    labels = _event_labels(inputs.spec, target)
+    calendar = inputs.calendar if labels is None else inputs.calendar.for_labels(labels)
+    model = HeadroomForecaster(inputs.spec.forecast if inputs.spec else None, tz=inputs.tz)
+    model.fit(inputs.history, calendar)
+    return model, model.predict(inputs.at, inputs.horizon, inputs.step, LEVELS)
+
+
+def _events_in(model: HeadroomForecaster, fc: Forecast) -> list[DemandEvent]:
+    seen: dict[tuple[str, float], DemandEvent] = {}
+    for ev in fc.drivers:
+        if ev is not None:
+            seen.setdefault((ev.name, ev.start), ev)
+    return list(seen.values())
+
+
+def _event_json(model: HeadroomForecaster, ev: DemandEvent, tz: str) -> dict[str, Any]:
+    up = model.uplift_for(ev)
+    return {
+        "name": ev.name,
+        "kind": ev.kind.value,
+        "labels": dict(ev.labels),
+        "start": _iso(ev.start, tz),
+        "end": _iso(ev.end, tz),
+        "uplift_source": up.source,
+        "similar_past_events": up.similar,
+        "peak_multiplier": round(up.peak, 3),
+    }
+
+
+def _forecast_json(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> dict[str, Any]:
+    base = model.baseline
+    points = []
+    for i, t in enumerate(fc.t):
+        drv = fc.drivers[i] if i < len(fc.drivers) else None
+        point: dict[str, Any] = {"t": _iso(float(t), inputs.tz), "mean": float(fc.mean[i])}
+        for q in LEVELS:
+            point[f"p{round(q * 100):d}"] = float(fc.quantiles[q][i])
+        if fc.baseline is not None:
+            point["baseline"] = float(fc.baseline[i])
+        point["driver"] = drv.name if drv is not None else None
+        points.append(point)
+    return {
+        "at": _iso(inputs.at, inputs.tz),
+        "horizon_seconds": inputs.horizon,
+        "step_seconds": inputs.step,
+        "history_samples": len(inputs.history),
+        "model": {
+            "level_windows_hours": list(base.windows_h),
+            "weekly_shrink": round(base.profile.weekly_shrink, 3),
+            "learned_events": len(model.learned_events),
+        },
+        "events": [_event_json(model, ev, inputs.tz) for ev in _events_in(model, fc)],
+        "points": points,
+    }
+
+
+def _row_stride(n: int) -> int:
+    return max(1, math.ceil(n / MAX_TABLE_ROWS))
+
+
+def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> None:
+    table = Table(title=f"Forecast from {_iso(inputs.at, inputs.tz)} ({inputs.tz})")
+    for col in ("time", "p50", "p90", "p99", "event"):
+        table.add_column(col, justify="right" if col.startswith("p") else "left")
+    stride = _row_stride(fc.t.size)
+    for i in range(0, fc.t.size, stride):
+        # Each row shows the highest value in its stretch: peaks must not fall between rows.
+        sl = slice(i, i + stride)
+        drivers = [d for d in fc.drivers[sl] if d is not None]
+        table.add_row(
+            _clock(float(fc.t[i]), inputs.tz),
+            *(format_qps(float(fc.quantiles[q][sl].max())) for q in LEVELS),
+            drivers[0].name if drivers else "",
+        )
+    console.print(table)
+    events = _events_in(model, fc)
+    if events:
+        ev_table = Table(title="Events in the horizon")
+        for col in ("event", "kind", "start", "uplift", "from"):
+            ev_table.add_column(col)
+        for ev in events:
+            up = model.uplift_for(ev)
+            origin = {
+                "learned": f"{up.similar} similar past event(s)",
+                "declared+learned": f"declared, shape from {up.similar} past event(s)",
+                "declared": "declared",
+                "default": "policy default (no similar past event)",
+            }[up.source]
+            ev_table.add_row(
+                ev.name, ev.kind.value, _clock(ev.start, inputs.tz), f"x{up.peak:.2f}", origin
+            )
+        console.print(ev_table)
+    p90 = fc.quantiles[0.9]
+    k = int(np.argmax(p90))
+    console.print(
+        f"Peak p90 {format_qps(float(p90[k]))} QPS at {_clock(float(fc.t[k]), inputs.tz)}; "
+        f"learned from {len(inputs.history)} samples and {len(model.learned_events)} past events."
+    )
+
+
+# --- charts ------------------------------------------------------------------------------
+
+
+def _chart(
+    path: Path,
+    inputs: _Inputs,
+    fc: Forecast,
+    events: list[DemandEvent],
+    plan: Plan | None = None,
+    target: Target | None = None,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    zone = ZoneInfo(inputs.tz)
+
+    def dates(epochs: Any) -> Any:
+        # Matplotlib's date axis counts days since 1970-01-01 UTC.
+        return np.asarray(epochs, dtype=np.float64) / 86400.0
+
+    shown = inputs.history.between(inputs.at - max(inputs.horizon, 86400.0), inputs.at)
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=90)
+    ax.plot(dates(shown.t), shown.v, color="0.35", lw=0.7, label="history")
+    ft = dates(fc.t)
+    ax.fill_between(
+        ft,
+        fc.quantiles[0.5],
+        fc.quantiles[0.99],
+        color="tab:blue",
+        alpha=0.15,
+        label="p50-p99",
+        step=None,
+    )
+    ax.fill_between(
+        ft, fc.quantiles[0.5], fc.quantiles[0.9], color="tab:blue", alpha=0.25, label="p50-p90"
+    )
+    ax.plot(ft, fc.quantiles[0.5], color="tab:blue", lw=1.2, label="forecast p50")
+    if fc.baseline is not None:
+        ax.plot(ft, fc.baseline, color="tab:blue", lw=0.8, ls=":", label="baseline")
+    lo, hi = float(shown.t[0]) if len(shown) else inputs.at, float(fc.t[-1])
+    for ev in events:
+        if ev.end < lo or ev.window_start > hi:
+            continue
+        ax.axvspan(*dates(np.asarray([ev.window_start, ev.start])), color="tab:orange", alpha=0.1)
+        ax.axvspan(*dates(np.asarray([ev.start, ev.end])), color="tab:orange", alpha=0.22)
+        ax.annotate(
+            ev.name,
+            (dates(np.asarray([ev.start]))[0], 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="tab:orange",
+        )
+    if plan is not None and target is not None:
+        cap = np.asarray([capacity_of(int(u), target) for u in plan.units])
+        ax.step(
+            dates(plan.t),
+            cap,
+            where="post",
+            color="tab:green",
+            lw=1.4,
+            label=f"ordered capacity ({target.name}, {unit_noun(target)} x "
+            f"{format_qps(target.capacity_per_unit)})",
+        )
+        for a in plan.actions:
+            ax.axvline(dates(a.at), color="tab:green", lw=0.6, ls="--")
+    ax.axvline(dates(inputs.at), color="k", lw=0.8)
+    ax.set_ylabel("QPS")
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=zone))  # type: ignore[no-untyped-call]
+    ax.set_title(f"Headroom forecast at {_iso(inputs.at, inputs.tz)}", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as err:
+        fail(f"{path}: cannot write chart: {err.strerror or err}", EXIT_INPUT)
+    finally:
+        plt.close(fig)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def forecast_command(
+    history: HistoryOpt,
+    calendar: CalendarOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy (forecast settings, event selector).")
+    ] = None,
+    at: AtOpt = None,
+    horizon: HorizonOpt = None,
+    step: StepOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+    chart: ChartOpt = None,
+    tz: TzOpt = None,
+) -> None:
+    """Forecast demand (p50/p90/p99) from history and the calendar's events."""
+    with errors_to_exit():
+        inputs = _load(history, calendar, policy, at, horizon, step, tz)
+        chosen: Target | None = None
+        if target is not None:
+            if inputs.spec is None:
+                fail("--target needs --policy", EXIT_INPUT)
+            chosen = _select_targets(inputs.spec, target)[0]
+        model, fc = _forecast(inputs, chosen)
+        if chart is not None:
+            _chart(chart, inputs, fc, list(model.calendar.events))
+        if as_json:
+            doc = _forecast_json(model, fc, inputs)
+            if chart is not None:
+                doc["chart"] = str(chart)
+            print_json(doc)
+            return
+        _print_forecast(model, fc, inputs)
+        if chart is not None:
+            console.print(f"Wrote chart {chart}")
+
+
+def _plan_json(plan: Plan, target: Target, current: int, inputs: _Inputs) -> dict[str, Any]:
+    return {
+        "target": plan.target,
+        "kind": target.kind.value,
+        "current_units": current,
+        "peak_units": int(plan.units.max()) if plan.units.size else current,
+        "peak_required": int(plan.required.max()) if plan.required.size else 0,
+        "capped": plan.capped,
+        "notes": list(plan.notes),
+        "actions": [
+            {
+                "at": _iso(a.at, inputs.tz),
+                "ready_by": _iso(a.ready_by, inputs.tz),
+                "from_units": a.from_units,
+                "to_units": a.to_units,
+                "reason": a.reason,
+                "event": a.event,
+                "capped": a.capped,
+            }
+            for a in plan.actions
+        ],
+        "timeline": {
+            "t": [_iso(float(t), inputs.tz) for t in plan.t],
+            "required": [int(x) for x in plan.required],
+            "units": [int(x) for x in plan.units],
+        },
+    }
+
+
+def plan_command(
+    history: HistoryOpt,
+    policy: Annotated[Path, typer.Option("--policy", help="Capacity policy (YAML).")],
+    calendar: CalendarOpt = None,
+    at: AtOpt = None,
+    horizon: HorizonOpt = None,
+    step: StepOpt = None,
+    target: TargetOpt = None,
+    current_units: Annotated[
+        int | None,
+        typer.Option("--current-units", min=0, help="Units running now (default: minUnits)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    chart: ChartOpt = None,
+    tz: TzOpt = None,
+) -> None:
+    """Plan capacity per target: when to scale to how many units, and why."""
+    with errors_to_exit():
+        inputs = _load(history, calendar, policy, at, horizon, step, tz)
+        assert inputs.spec is not None
+        spec = inputs.spec
+        results: list[tuple[Target, int, Plan, Forecast, HeadroomForecaster]] = []
+        for tgt in _select_targets(spec, target):
+            model, fc = _forecast(inputs, tgt)
+            labels = _event_labels(spec, tgt) or {}
+            current = tgt.min_units if current_units is None else current_units
+            plan = plan_target(
+                fc,
+                spec,
+                tgt,
+                now=inputs.at,
+                current_units=current,
+                calendar=inputs.calendar.for_labels(labels),
+            )
+            results.append((tgt, current, plan, fc, model))
+        if chart is not None:
+            tgt, _, plan, fc, model = results[0]
+            _chart(chart, inputs, fc, list(model.calendar.events), plan, tgt)
+        if as_json:
+            doc: dict[str, Any] = {
+                "policy": spec.name,
+                "at": _iso(inputs.at, inputs.tz),
+                "horizon_seconds": inputs.horizon,
+                "quantile": spec.forecast.quantile,
+                "targets": [_plan_json(p, t, c, inputs) for t, c, p, _, _ in results],
+            }
+            if chart is not None:
+                doc["chart"] = str(chart)
+            print_json(doc)
+            return
+        for tgt, current, plan, _, _ in results:
+            noun = unit_noun(tgt)
+            table = Table(
+                title=f"Plan for {plan.target} ({tgt.kind.value}): {current} {noun} now, "
+                f"peak {int(plan.units.max())} {noun}" + (" [capped]" if plan.capped else "")
+            )
+            for col in ("order at", "ready by", "units", "reason"):
+                table.add_column(col)
+            for a in plan.actions:
+                table.add_row(
+                    _clock(a.at, inputs.tz),
+                    _clock(a.ready_by, inputs.tz),
+                    f"{a.from_units}->{a.to_units}",
+                    a.reason,
+                )
+            if not plan.actions:
+                table.add_row("-", "-", f"{current}", "no change needed in the horizon")
+            console.print(table)
+            for note in plan.notes:
+                console.print(f"note: {note}")
+        if chart is not None:
+            console.print(f"Wrote chart {chart}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``forecast`` and ``plan`` commands to ``app``."""
+    app.command("forecast")(forecast_command)
+    app.command("plan")(plan_command)

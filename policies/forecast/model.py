@@ -15,8 +15,10 @@ calendar's events that already ended; ``predict`` uses nothing else. Steps:
    step's *driver*) and combines residual quantiles with the uplift's uncertainty:
    ``q_p = base + uplift + med + sign(p - .5) * hypot(resid_p - med, z_p * sd_uplift)``.
 
-Cheap path for simulators: refit once per simulated day, then call :meth:`update` with the
-samples that arrived since (moves the level only; microseconds) before each ``predict``.
+Cheap path for simulators: refit once per simulated day (or hour), then call :meth:`update`
+with the samples that arrived since before each ``predict``. It re-measures the level on the
+trailing windows chosen at the last fit (tens of microseconds); the profile, the window
+choice, the residuals and the learned events stay as fitted until the next ``fit``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class HeadroomForecaster:
         if self._baseline is None:
             raise RuntimeError("HeadroomForecaster.predict called before fit")
         return self._baseline
+
+    @property
+    def calendar(self) -> Calendar:
+        """The calendar given to the last ``fit`` (past events learned, future ones applied)."""
+        return self._calendar
 
     @property
     def learned_events(self) -> tuple[LearnedEvent, ...]:

@@ -29,7 +29,7 @@ from headroom.policies.series import FloatArray
 RAMP_BINS, BODY_BINS, TAIL_BINS = 6, 12, 6
 NBINS = RAMP_BINS + BODY_BINS + TAIL_BINS
 HOUR = 3600.0
-PRIOR_REL_SD = 0.2  # relative spread assumed when only one or two similar events exist
+PRIOR_REL_SD = 0.15  # relative spread assumed when only one or two similar events exist
 PRIOR_ABS_SD = 0.03
 DECLARED_REL_SD = 0.1  # an organiser's figure is trusted, not blindly
 DEFAULT_REL_SD = 0.1  # the default multiplier is conservative already

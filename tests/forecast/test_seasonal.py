@@ -84,7 +84,7 @@ def test_gaps_are_not_zeros() -> None:
 
 
 def test_zero_traffic_and_empty_history() -> None:
-    t = START + np.arange(2 * 1440) * 60.0
+    t = START + np.arange(2 * 1440, dtype=np.float64) * 60.0
     v = np.zeros(t.size)
     v[t > START + DAY] = 50.0  # a service that went live yesterday
     model = HeadroomForecaster().fit(Series(t, v), Calendar())

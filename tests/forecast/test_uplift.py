@@ -1,0 +1,127 @@
+"""Event uplift learned from past events: per kind and labels, defaults, declared expectations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from headroom.policies.calendar import Calendar, DemandEvent, EventKind, Expectation
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.policy import Forecasting
+from headroom.policies.synthetic import generate_trace
+from tests.forecast.conftest import DAY, HOUR, START, livestream
+
+PAST_DAYS = (2, 6, 9, 13, 16, 20, 23)
+
+
+def _fit(events: list[DemandEvent], truths: list[float], future: list[DemandEvent], **kw):
+    trace = generate_trace(START, 28, 60, 1000, events, truths, noise=0.08, seed=11)
+    spec = Forecasting(default_event_multiplier=kw.pop("default", 2.0))
+    model = HeadroomForecaster(spec, **kw).fit(trace, Calendar.of([*events, *future]))
+    return model
+
+
+def _peak_ratio(model: HeadroomForecaster, ev: DemandEvent) -> float:
+    """Forecast p50 at the event's busiest point over the forecast without events."""
+    fc = model.predict(ev.start - 2 * HOUR, ev.end - ev.start + 4 * HOUR, 60)
+    assert fc.baseline is not None
+    return float(np.max(fc.level(0.5) / fc.baseline))
+
+
+def test_learned_multiplier_is_within_20_percent() -> None:
+    past = [livestream(d) for d in PAST_DAYS]
+    truths = [3.0, 2.8, 3.2, 3.1, 2.9, 3.0, 3.1]
+    nxt = livestream(29, "next show")
+    model = _fit(past, truths, [nxt])
+    assert len(model.learned_events) == len(past)
+    up = model.uplift_for(nxt)
+    assert up.source == "learned" and up.similar == len(past)
+    assert 0.8 * 3.0 < up.peak < 1.2 * 3.0
+    assert 0.8 * 3.0 < _peak_ratio(model, nxt) < 1.2 * 3.0
+    # The drivers name the event while it lifts demand, and nothing far from it.
+    fc = model.predict(nxt.start - 6 * HOUR, 12 * HOUR, 60)
+    at_start = int((nxt.start - fc.t[0]) // 60)
+    assert fc.drivers[at_start] == nxt
+    assert fc.drivers[0] is None
+    # The shape: lower during the ramp than at the peak, then it decays after the end.
+    mu = up.mu
+    assert mu[:6].max() < mu[6:18].max() and mu[-1] < mu[6:18].max()
+
+
+def test_unknown_kind_gets_the_policy_default() -> None:
+    past = [livestream(d) for d in PAST_DAYS]
+    promo = DemandEvent(
+        "first promotion",
+        EventKind.PROMOTION,
+        START + 29 * DAY + 10 * HOUR,
+        START + 29 * DAY + 14 * HOUR,
+        ramp=HOUR,
+    )
+    model = _fit(past, [3.0] * len(past), [promo], default=2.0)
+    up = model.uplift_for(promo)
+    assert up.source == "default" and up.similar == 0
+    assert math.isclose(up.peak, 2.0, rel_tol=1e-9)
+    assert math.isclose(_peak_ratio(model, promo), 2.0, rel_tol=0.02)
+
+
+def test_declared_expectation_overrides_learned() -> None:
+    past = [livestream(d) for d in PAST_DAYS]
+    declared = livestream(29, "declared", expectation=Expectation(multiplier=5.0))
+    model = _fit(past, [3.0] * len(past), [declared])
+    up = model.uplift_for(declared)
+    assert up.source == "declared+learned"
+    assert math.isclose(up.peak, 5.0, rel_tol=1e-6)
+    assert 4.5 < _peak_ratio(model, declared) < 5.5
+
+    # Blend halfway (in log space) between declared 5x and learned ~3x.
+    blended = _fit(past, [3.0] * len(past), [declared], declared_weight=0.5)
+    assert 3.4 < blended.uplift_for(declared).peak < 4.4
+
+    # A peak QPS is turned into a multiplier over the baseline during the event.
+    by_qps = livestream(29, "by qps", expectation=Expectation(peak_qps=10_000.0))
+    model = _fit(past, [3.0] * len(past), [by_qps])
+    fc = model.predict(by_qps.start, by_qps.end - by_qps.start, 60)
+    assert 8_000 < float(fc.level(0.5).max()) < 13_000
+
+
+def test_labels_tell_a_big_host_from_a_small_one() -> None:
+    past: list[DemandEvent] = []
+    truths: list[float] = []
+    for i, d in enumerate(PAST_DAYS):
+        big = i % 2 == 0
+        past.append(livestream(d, host="big" if big else "small", hour=20 if big else 14))
+        truths.append(4.0 if big else 1.5)
+    big_next = livestream(29, "big next", host="big")
+    small_next = livestream(29, "small next", host="small", hour=14)
+    stranger = livestream(30, "new host", host="newcomer")
+    model = _fit(past, truths, [big_next, small_next, stranger])
+    big_up, small_up = model.uplift_for(big_next), model.uplift_for(small_next)
+    assert big_up.similar == 4 and small_up.similar == 3
+    assert 3.2 < big_up.peak < 4.8
+    assert 1.2 < small_up.peak < 1.8
+    # A host never seen: all livestreams (the kind) are the best evidence there is.
+    assert model.uplift_for(stranger).similar == len(past)
+    assert small_up.peak < model.uplift_for(stranger).peak < big_up.peak
+
+
+def test_spread_across_past_events_widens_the_band() -> None:
+    steady = [livestream(d) for d in PAST_DAYS]
+    nxt = livestream(29, "next")
+    tight = _fit(steady, [3.0] * 7, [nxt])
+    loose = _fit(steady, [1.8, 4.5, 2.2, 4.0, 1.6, 4.8, 2.5], [nxt])
+
+    def band(model: HeadroomForecaster) -> float:
+        fc = model.predict(nxt.start, nxt.end - nxt.start, 60)
+        return float(np.median(fc.level(0.9) / fc.level(0.5)))
+
+    assert band(loose) > band(tight) * 1.1
+
+
+@pytest.mark.parametrize("ramp", [0.0, 2 * HOUR])
+def test_events_with_or_without_declared_ramp(ramp: float) -> None:
+    past = [livestream(d, ramp=ramp) for d in PAST_DAYS]
+    nxt = livestream(29, "next", ramp=ramp)
+    model = _fit(past, [3.0] * 7, [nxt])
+    assert 0.8 * 3.0 < model.uplift_for(nxt).peak < 1.2 * 3.0
