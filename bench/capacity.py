@@ -17,6 +17,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def direct_capacity(steps: list[Step], slo_ms: float) -> float | None:
 
 
 def measure(slo_ms: float, seconds: float, clients: tuple[int, ...]) -> dict[str, object]:
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="headroom-bench-capacity-"))
     port = free_port()
     server = spawn(
@@ -83,8 +85,9 @@ def measure(slo_ms: float, seconds: float, clients: tuple[int, ...]) -> dict[str
     source = RedisInfoSource(f"127.0.0.1:{port}", probes=20, latency_window=1.0)
     try:
         wait_until(
-            lambda: subprocess.run([CLI, "-p", str(port), "ping"], capture_output=True).returncode
-            == 0,
+            lambda: (
+                subprocess.run([CLI, "-p", str(port), "ping"], capture_output=True).returncode == 0
+            ),
             10,
             "redis-server",
         )
@@ -106,7 +109,10 @@ def measure(slo_ms: float, seconds: float, clients: tuple[int, ...]) -> dict[str
     qps, p99 = unit_pairs(source.node_samples())
     estimate = learn_capacity(qps, p99, slo_ms / 1000.0)
     direct = direct_capacity(steps, slo_ms)
-    return {"steps": steps, "direct": direct, "estimate": estimate, "slo_ms": slo_ms}
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    return {
+        "steps": steps, "direct": direct, "estimate": estimate, "slo_ms": slo_ms, "load": load,
+    }  # fmt: skip
 
 
 def report(result: dict[str, object]) -> str:
@@ -144,7 +150,8 @@ def report(result: dict[str, object]) -> str:
         + (f"{learned:,.0f} |" if learned else "none |"),
         f"| difference | {error:+.1%} (acceptance: within ±25%) |",
         "",
-        f"Learner's reason: {est.reason}.",
+        f"Learner's reason: {est.reason}. Machine load average (1 min) during the run: "
+        f"{result['load']} (other work shares these 2 cores; latency tails follow it).",
         "",
         "Why these settings: on a 2-core machine redis-benchmark and redis-server share the "
         "CPU, so the server saturates (throughput stops rising) long before latency is "

@@ -20,7 +20,8 @@ How, and why that way:
    fitted to the bins and solved for the SLO (``method="extrapolated"``), capped at
    twice the highest QPS seen. Extrapolation is less trustworthy: with a declared
    value, the declared value is used and the extrapolation reported as evidence.
-5. With too few points or bins (``thin data``) the declared value is used.
+5. With too few points or bins (``thin data``) the declared value is used. Windows
+   under ``idle_fraction`` of the highest QPS seen are not evidence.
 
 The :class:`CapacityEstimate` carries the evidence: the bins, how many points lie
 near the crossing, whether the SLO was crossed at all, and a confidence word.
@@ -105,6 +106,7 @@ def learn_capacity(
     min_bin_points: int = 3,
     bins: int | None = None,
     near: float = 0.15,
+    idle_fraction: float = 0.02,
 ) -> CapacityEstimate:
     """Estimate one unit's QPS at the p99 SLO from ``(qps, p99)`` pairs; see the module doc."""
     if not slo_seconds > 0:
@@ -114,6 +116,10 @@ def learn_capacity(
     if q.shape != lat.shape:
         raise ValueError(f"qps{q.shape} and p99{lat.shape} must have the same length")
     ok = np.isfinite(q) & np.isfinite(lat) & (q > 0) & (lat > 0)
+    if ok.any():
+        # Near-idle windows (between load tests, at night) say nothing about capacity, and
+        # their latency is dominated by whatever else the host is doing.
+        ok &= q >= idle_fraction * float(q[ok].max())
     q, lat = q[ok], lat[ok]
     n = int(q.size)
     max_q = float(q.max()) if n else 0.0
