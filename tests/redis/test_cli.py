@@ -28,7 +28,7 @@ def one_error_line(result, code: int) -> str:
     assert result.exit_code == code, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    return str(lines[0])
 
 
 def slot_map(seed: str) -> dict[int, str]:
