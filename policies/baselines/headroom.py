@@ -10,7 +10,10 @@ only its level follows new samples (``HeadroomForecaster.update``), which keeps 
 the scale-in stabilisation plus ``horizon_margin``, on the trace's own step.
 
 It decides every ``decide_every`` seconds (5 minutes by default: forecast + plan cost
-about a millisecond, too much for every minute of a month). A need that arises between
+about a millisecond, too much for every minute of a month) and forecasts every
+``forecast_every`` (15 minutes; each forecast reaches that much further, and the
+forecaster's level moves over hours, so a decision sees the same numbers it would
+have computed itself). A need that arises between
 two decisions must already be ordered at the earlier one, so the planner's ``lead_time``
 is extended by the decision interval minus one trace step; the policy is otherwise used
 as written.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import math
 
 from headroom.policies.calendar import Calendar
+from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.planner import PlannerState, advance_state, decide
 from headroom.policies.policy import PolicySpec, Target
@@ -43,6 +47,7 @@ class HeadroomStrategy:
         calendar: Calendar,
         *,
         decide_every: float = 300.0,
+        forecast_every: float = 900.0,
         refit_every: float = _DAY,
         horizon_margin: float = _HOUR,
         min_history: float = _HOUR,
@@ -54,9 +59,11 @@ class HeadroomStrategy:
         self.calendar = calendar.for_labels(labels)
         self.decide_every = decide_every
         self.refit_every = refit_every
+        self.forecast_every = forecast_every
         self.min_history = min_history
         longest = target.provisioning.delay(target.min_units, target.max_units)
         self.horizon = longest + spec.lead_time + spec.scale_in.stabilization + horizon_margin
+        self.horizon += forecast_every
         self.levels = (spec.forecast.quantile,)
         self.forecaster = HeadroomForecaster(spec.forecast)
         self.state = PlannerState()
@@ -64,6 +71,8 @@ class HeadroomStrategy:
         self._fitted_at: float | None = None
         self._updated_to = -math.inf
         self._step = 60.0
+        self._forecast: Forecast | None = None
+        self._forecast_at = -math.inf
 
     def initial_units(self, default: int) -> int:
         return default
@@ -92,12 +101,15 @@ class HeadroomStrategy:
 
     def decide(self, now: float, past: History, fleet: Fleet) -> int:
         dt = self.decide_every
-        if not self._refresh(now, past):
-            self.state = advance_state(
-                self.state, now=now, units=fleet.ordered, dt=dt, action=None, spec=self.spec
-            )
-            return fleet.ordered
-        forecast = self.forecaster.predict(now, self.horizon, self._step, self.levels)
+        if self._forecast is None or now - self._forecast_at >= self.forecast_every:
+            if not self._refresh(now, past):
+                self.state = advance_state(
+                    self.state, now=now, units=fleet.ordered, dt=dt, action=None, spec=self.spec
+                )
+                return fleet.ordered
+            self._forecast = self.forecaster.predict(now, self.horizon, self._step, self.levels)
+            self._forecast_at = now
+        forecast = self._forecast
         decision = decide(
             forecast,
             self.spec,
