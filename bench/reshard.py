@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,7 +40,9 @@ def contenders() -> list[tuple[str, list[str]]]:
     ]  # fmt: skip
 
 
-def run_one(base: Path, name: str, argv: list[str], keys: int, big: int, new: int) -> dict:
+def run_one(
+    base: Path, name: str, argv: list[str], keys: int, big: int, new: int
+) -> dict[str, Any]:
     cluster = start_cluster(base, 3)
     try:
         load(cluster, keys, big=big)
