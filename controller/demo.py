@@ -1,0 +1,500 @@
+"""``headroom demo``: Headroom's whole job on the embedded default, end to end.
+
+Starts a real Redis Cluster on loopback (the local provisioner), loads a dataset,
+and drives it with a cluster-aware client whose rate follows a generated day of
+traffic with a scheduled livestream, on a scaled clock. The same
+:class:`~headroom.controller.loop.ControlLoop` the operator runs reads Redis INFO,
+forecasts from the calendar and two weeks of prior history, and resizes the
+cluster through :class:`~headroom.controller.targets.local_redis.LocalRedisTarget`
+(local provisioner + resharder). At the end every key is checked, the same
+measured traffic is replayed against a reactive HPA with the same provisioning
+delay, and a JSON report plus a chart are written. Every process it started is
+stopped, also on Ctrl-C.
+
+The CLI (``headroom.cli.demo``) renders :class:`DemoSnapshot` updates as a live
+dashboard; tests read the JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from redis.cluster import RedisCluster
+
+from headroom.controller.clock import ScaledClock
+from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
+from headroom.controller.history import SourceHistory
+from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
+from headroom.controller.local.provisioner import LocalProvisioner
+from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
+from headroom.controller.signals.base import Metric, Reading
+from headroom.controller.signals.redis_info import RedisInfoSource
+from headroom.controller.targets.local_redis import LocalRedisTarget
+from headroom.policies.baselines.hpa import ReactiveHpa
+from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendars import load_calendar
+from headroom.policies.capacity import capacity_of
+from headroom.policies.errors import InputError
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.policy import PolicySpec, Target, parse_policy
+from headroom.policies.series import Series
+from headroom.policies.simulate import fixed_delay, run_strategy
+from headroom.policies.synthetic import generate_trace
+
+log = logging.getLogger("headroom.demo")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
+SLOTS = 16384
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Knobs of ``headroom demo`` (the CLI exposes them as options)."""
+
+    out_dir: Path
+    masters: int = 3
+    keys: int = 200_000
+    speed: float = 600.0  # simulated seconds per wall-clock second
+    hours: float = 14.0  # simulated span, from ``start_hour`` on the event's day
+    start_hour: float = 12.0
+    history_days: int = 14
+    base_qps: float = 600.0  # weekday mean demand before the livestream
+    event_multiplier: float = 4.0  # the livestream's true peak uplift (Headroom must learn it)
+    calendar_file: Path = EXAMPLES / "demo-calendar.yaml"
+    policy_file: Path = EXAMPLES / "demo-policy.yaml"
+    base_port: int | None = None
+    tick: float = 300.0  # simulated seconds between control-loop passes
+    sample_every: float = 0.25  # wall seconds between dashboard/timeline samples
+    seed: int = 7
+    keep_running: bool = False
+
+    def __post_init__(self) -> None:
+        if self.masters < 1:
+            raise InputError(f"--masters must be at least 1, got {self.masters}")
+        if self.speed <= 0:
+            raise InputError(f"--speed must be positive, got {self.speed}")
+        if self.hours <= 0:
+            raise InputError(f"--hours must be positive, got {self.hours}")
+        if self.keys < 0:
+            raise InputError(f"--keys must be 0 or more, got {self.keys}")
+
+
+@dataclass(frozen=True)
+class DemoSample:
+    """One point of the demo's timeline (simulated epoch seconds)."""
+
+    t: float
+    wanted_qps: float  # what the generated traffic asks for
+    measured_qps: float  # what Redis INFO measured (NaN when unavailable)
+    forecast_p50: float
+    forecast_p90: float
+    desired: int
+    masters: int
+    capacity_units: float  # SLOTS / most slots on one master: the bottleneck master decides
+    busy: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class DemoSnapshot:
+    """What the dashboard shows after each sample."""
+
+    sample: DemoSample
+    phase: str
+    event: DemandEvent
+    tz: str
+    next_action: str
+    load: LoadStats
+    actions: tuple[LoopEvent, ...]
+    start: float
+    end: float
+
+
+@dataclass
+class DemoReport:
+    """The demo's outcome; ``to_json`` is the contract tests read."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    timeline: list[DemoSample] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": self.summary, "timeline": [asdict(s) for s in self.timeline]}
+
+
+def _free_base_port(count: int) -> int:
+    """A base port with ``count`` free ports (and their +10000 cluster-bus ports) above it."""
+    for base in range(17000, 29000, 50):
+        if all(_port_free(base + i) and _port_free(base + i + 10000) for i in range(count)):
+            return base
+    raise InputError("no free port range for the demo cluster; pass --base-port")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def capacity_units(status: ClusterStatus) -> float:
+    """Masters' worth of capacity: keys spread evenly, so the busiest master is the limit."""
+    slots = [n.slots for n in status.nodes if n.role == "master" and n.slots > 0]
+    return SLOTS / max(slots) if slots else 0.0
+
+
+class DemoRunner:
+    """Runs the demo once; ``on_update`` receives a snapshot after every sample."""
+
+    def __init__(
+        self,
+        config: DemoConfig,
+        on_update: Callable[[DemoSnapshot], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.on_update = on_update or (lambda _s: None)
+        self.on_phase = on_phase or (lambda _p: None)
+        self.spec = self._load_policy()
+        self.target = self._demo_target()
+        self.calendar = self._load_calendar()
+        self.event = self.calendar.events[-1]
+        self.tz = self.event.tz
+        self.start, self.end = self._window()
+        self.prior, self.live = self._traffic()
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _load_policy(self) -> PolicySpec:
+        import yaml
+
+        path = self.config.policy_file
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as err:
+            raise InputError(f"{path}: cannot read policy: {err.strerror}") from err
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML: {err}") from err
+        return parse_policy(data, str(path))
+
+    def _demo_target(self) -> Target:
+        target = self.spec.targets[0]
+        if target.min_units > self.config.masters:
+            raise InputError(
+                f"--masters {self.config.masters} is below the policy's minUnits {target.min_units}"
+            )
+        return target
+
+    def _load_calendar(self) -> Calendar:
+        path = self.config.calendar_file
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise InputError(f"{path}: cannot read calendar: {err.strerror}") from err
+        calendar = load_calendar(data, str(path)).for_labels(self.spec.event_selector)
+        if not len(calendar):
+            raise InputError(f"{path}: no event selects policy {self.spec.name!r}")
+        return calendar
+
+    def _window(self) -> tuple[float, float]:
+        """The simulated span: ``start_hour`` local time on the last event's day."""
+        zone = ZoneInfo(self.tz)
+        day = datetime.fromtimestamp(self.event.start, zone).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        start = (day + timedelta(hours=self.config.start_hour)).timestamp()
+        return start, start + self.config.hours * 3600.0
+
+    def _traffic(self) -> tuple[Series, Series]:
+        """Two weeks of prior history and the live day, from one generated trace."""
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        truth = [
+            cfg.event_multiplier
+            if e is self.event
+            else cfg.event_multiplier * rng.uniform(0.85, 1.15)
+            for e in self.calendar.events
+        ]
+        begin = self.start - cfg.history_days * 86400.0
+        days = (self.end - begin) / 86400.0
+        trace = generate_trace(
+            begin,
+            days,
+            60.0,
+            cfg.base_qps,
+            self.calendar.events,
+            truth,
+            noise=0.05,
+            tz=self.tz,
+            seed=cfg.seed,
+        )
+        return trace.before(self.start), trace.between(self.start, self.end + 60.0)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> DemoReport:
+        cfg = self.config
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        base_port = cfg.base_port or _free_base_port(self.target.max_units + 2)
+        provisioner = LocalProvisioner.create(cfg.out_dir / "cluster", base_port=base_port)
+        target: LocalRedisTarget | None = None
+        source: RedisInfoSource | None = None
+        load: LoadGenerator | None = None
+        try:
+            self.on_phase(
+                f"Starting a {cfg.masters}-master Redis Cluster on 127.0.0.1:{base_port}+"
+            )
+            scaler = ClusterScaler(provisioner)
+            scaler.scale_masters(cfg.masters)
+            seed = self._seed(scaler.status())
+            target = LocalRedisTarget(scaler, name=self.target.name)
+            client = self._client(seed)
+            self.on_phase(f"Loading {cfg.keys:,} keys")
+            load_dataset(client, cfg.keys)
+
+            clock = ScaledClock(self.start, cfg.speed)
+            source = RedisInfoSource(seed, now=clock.now, stale_after=10.0)
+            source.start(interval=cfg.sample_every)
+            history = SourceHistory(
+                source, lookback=self.spec.forecast.history, step=60.0, prior=self.prior
+            )
+            sink = ListSink()
+            loop = ControlLoop(
+                self.spec,
+                targets={self.target.name: target},
+                history=history,
+                calendar=lambda: self.calendar,
+                clock=clock,
+                forecaster=lambda: HeadroomForecaster(self.spec.forecast, tz=self.tz),
+                sink=sink,
+            )
+            live = self.live
+            load = LoadGenerator(
+                lambda: self._client(seed),
+                lambda: float(np.interp(clock.now(), live.t, live.v)),
+                dataset_keys=cfg.keys,
+            )
+            load.start()
+            self.on_phase("Running the day")
+            timeline = self._drive(clock, loop, target, source, load, sink)
+            load.stop()
+            self.on_phase("Waiting for the last migration, then checking every key")
+            target.wait_idle(120.0)
+            verification = load.verify(client)
+            final = target.cluster_status()
+            summary = self._summary(timeline, sink.events, load.stats(), verification, final)
+            report = DemoReport(cfg.out_dir, summary, timeline)
+            self._write(report)
+            if cfg.keep_running:
+                self.on_phase(f"Cluster left running (seed {seed}); Ctrl-C to stop it")
+                while True:
+                    time.sleep(3600)
+            return report
+        finally:
+            if load is not None:
+                load.stop()
+            if source is not None:
+                source.stop()
+            if target is not None:
+                target.close()
+            provisioner.destroy()
+
+    @staticmethod
+    def _seed(status: ClusterStatus) -> str:
+        for node in status.nodes:
+            if node.role == "master" and node.slots > 0:
+                return node.addr
+        raise InputError("the demo cluster has no master serving slots")
+
+    @staticmethod
+    def _client(seed: str) -> RedisCluster:
+        host, port = seed.rsplit(":", 1)
+        return RedisCluster(host=host, port=int(port), decode_responses=True)
+
+    def _drive(
+        self,
+        clock: ScaledClock,
+        loop: ControlLoop,
+        target: LocalRedisTarget,
+        source: RedisInfoSource,
+        load: LoadGenerator,
+        sink: ListSink,
+    ) -> list[DemoSample]:
+        timeline: list[DemoSample] = []
+        report: PassReport | None = None
+        next_pass = clock.now()
+        while (now := clock.now()) < self.end:
+            if now >= next_pass:
+                report = loop.reconcile()
+                next_pass += self.config.tick
+            sample = self._sample(now, report, target, source)
+            timeline.append(sample)
+            self.on_update(
+                DemoSnapshot(
+                    sample=sample,
+                    phase="running",
+                    event=self.event,
+                    tz=self.tz,
+                    next_action=self._next_action(report),
+                    load=load.stats(),
+                    actions=tuple(e for e in sink.events if e.kind != "SourceUnavailable"),
+                    start=self.start,
+                    end=self.end,
+                )
+            )
+            time.sleep(self.config.sample_every)
+        return timeline
+
+    def _sample(
+        self,
+        now: float,
+        report: PassReport | None,
+        target: LocalRedisTarget,
+        source: RedisInfoSource,
+    ) -> DemoSample:
+        measured = source.instant(Metric.QPS)
+        status = target.status()
+        cluster = target.cluster_status()
+        p50 = p90 = math.nan
+        if report is not None and report.forecast is not None and report.forecast.t.size:
+            f = report.forecast
+            i = min(int(np.searchsorted(f.t, now)), f.t.size - 1)
+            p50 = float(f.level(0.5)[i])
+            p90 = float(f.level(self.spec.forecast.quantile)[i])
+        return DemoSample(
+            t=now,
+            wanted_qps=float(np.interp(now, self.live.t, self.live.v)),
+            measured_qps=measured.value if isinstance(measured, Reading) else math.nan,
+            forecast_p50=p50,
+            forecast_p90=p90,
+            desired=status.desired,
+            masters=cluster.masters_serving,
+            capacity_units=capacity_units(cluster),
+            busy=status.busy,
+            detail=status.detail,
+        )
+
+    @staticmethod
+    def _next_action(report: PassReport | None) -> str:
+        if report is None or not report.targets or report.targets[0].decision is None:
+            return "waiting for the first forecast"
+        return report.targets[0].decision.reason
+
+    # -- the outcome -------------------------------------------------------------------------
+
+    def _summary(
+        self,
+        timeline: list[DemoSample],
+        events: list[LoopEvent],
+        load: LoadStats,
+        verification: Verification,
+        final: ClusterStatus,
+    ) -> dict[str, Any]:
+        t = np.array([s.t for s in timeline])
+        dt = np.diff(np.append(t, self.end))
+        measured = np.array([s.measured_qps for s in timeline])
+        wanted = np.array([s.wanted_qps for s in timeline])
+        demand = np.where(np.isfinite(measured), measured, wanted)
+        cap = np.array([capacity_of(s.capacity_units, self.target) for s in timeline])
+        under = float(np.sum(dt[demand > cap]) / 60.0)
+        actions = [e for e in events if e.kind == "Scaled"]
+        event = self.event
+        peak_desired = max(
+            (s.desired for s in timeline if event.window_start <= s.t < event.end), default=0
+        )
+        at_start = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
+        ready_at = next(
+            (s.t for s in timeline if s.capacity_units >= peak_desired - 1e-6 and s.t >= t[0]), None
+        )
+        scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
+        delay = self._observed_delay(timeline, scale_outs)
+        reactive = self._reactive(timeline, delay)
+        return {
+            "event": {
+                "name": event.name,
+                "start": event.start,
+                "ramp_start": event.window_start,
+                "end": event.end,
+                "tz": self.tz,
+            },
+            "keys_lost": verification.keys_lost,
+            "keys_checked": verification.dataset_expected + verification.writes_expected,
+            "writes_acknowledged": verification.writes_expected,
+            "client_errors": load.errors,
+            "client_ops": load.ops,
+            "last_client_error": load.last_error,
+            "underprovisioned_minutes": round(under, 1),
+            "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
+            "capacity_ready_before_event": bool(
+                at_start.capacity_units >= peak_desired - 1e-6
+                and peak_desired > self.config.masters
+            ),
+            "capacity_at_ramp_start": round(at_start.capacity_units, 2),
+            "peak_desired_masters": peak_desired,
+            "ready_minutes_before_start": (
+                round((event.start - ready_at) / 60.0, 1) if ready_at is not None else None
+            ),
+            "observed_provisioning_delay_minutes": round(delay / 60.0, 1),
+            "final_masters": final.masters_serving,
+            "final_cluster_healthy": final.healthy,
+            "actions": [
+                {
+                    "at": e.at,
+                    "minutes_from_event_start": round((e.at - event.start) / 60.0, 1),
+                    "from": e.from_units,
+                    "to": e.to_units,
+                    "reason": e.reason,
+                }
+                for e in actions
+            ],
+            "demand_peak_qps": round(float(np.nanmax(demand)), 1),
+            "speed": self.config.speed,
+        }
+
+    def _observed_delay(self, timeline: list[DemoSample], scale_outs: list[LoopEvent]) -> float:
+        """Simulated seconds from the first scale-out order until its capacity was ready."""
+        if not scale_outs:
+            return self.target.provisioning.delay(self.config.masters, self.config.masters + 1)
+        first = scale_outs[0]
+        goal = first.to_units or 0
+        done = next(
+            (s.t for s in timeline if s.t >= first.at and s.capacity_units >= goal - 1e-6), None
+        )
+        return (done - first.at) if done is not None else self.end - first.at
+
+    def _reactive(self, timeline: list[DemoSample], delay: float) -> float:
+        """A Kubernetes HPA (v2 defaults) on the same measured traffic and delay."""
+        t = np.array([s.t for s in timeline])
+        v = np.array(
+            [s.measured_qps if math.isfinite(s.measured_qps) else s.wanted_qps for s in timeline]
+        )
+        grid = np.arange(t[0], t[-1], 60.0)
+        demand = Series(grid, np.interp(grid, t, v))
+        result = run_strategy(
+            demand,
+            ReactiveHpa(self.target, self.spec),
+            target=self.target,
+            delay=fixed_delay(delay),
+            initial_units=self.config.masters,
+        )
+        return result.underprovisioned_minutes
+
+    def _write(self, report: DemoReport) -> None:
+        out = report.out_dir
+        (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
+        from headroom.controller.demo_chart import render_chart
+
+        render_chart(report, self.event, self.target, self.tz, out / "demo.png")

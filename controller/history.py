@@ -1,0 +1,43 @@
+"""Demand history for the control loop, read from a signal source.
+
+:class:`SourceHistory` implements the loop's ``HistoryProvider`` over any
+:class:`~headroom.controller.signals.base.SignalSource`: the operator points it at
+Prometheus, the demo at Redis INFO. An optional *prior* series (a CSV export, the
+weeks before the source existed) is prepended, so a new cluster still forecasts
+from the shape of past weeks.
+"""
+
+from __future__ import annotations
+
+from headroom.controller.signals.base import Metric, SignalSource, Unavailable
+from headroom.policies.series import Series
+
+
+class SourceHistory:
+    """``history(end)``: prior samples, then the source's samples up to ``end`` on a grid."""
+
+    def __init__(
+        self,
+        source: SignalSource,
+        *,
+        lookback: float,
+        step: float,
+        metric: Metric = Metric.QPS,
+        prior: Series | None = None,
+    ) -> None:
+        self.source = source
+        self.lookback = lookback
+        self.step = step
+        self.metric = metric
+        self.prior = prior if prior is not None else Series.empty()
+
+    def history(self, end: float) -> Series:
+        start = end - self.lookback
+        prior = self.prior.between(start, end)
+        live_start = max(start, prior.end + self.step) if len(prior) else start
+        live = self.source.range(self.metric, live_start, end, self.step)
+        if isinstance(live, Unavailable):
+            if len(prior) and prior.end >= end - 2 * self.step:
+                return prior  # the source has nothing newer yet; the prior is still fresh
+            raise live.error()
+        return prior.append(live) if len(prior) else live
