@@ -256,7 +256,8 @@ class ClusterScaler:
             world = self._observe()
             self._wait_converged(world)
         reshards += self._scale_masters(masters, world, progress)
-        self._fit_replicas(self._observe())
+        attached = self._fit_replicas(self._observe())
+        self._wait_replicas(attached)
         world = self._observe()
         for probe in world.outsiders:
             self._remove(probe.info)
@@ -495,7 +496,9 @@ class ClusterScaler:
             else:
                 self._retire(world, replica)
 
-    def _fit_replicas(self, world: _World) -> None:
+    def _fit_replicas(self, world: _World) -> dict[NodeAddr, str]:
+        """Give every serving master exactly ``want`` replicas; returns replica -> master id."""
+        attached: dict[NodeAddr, str] = {}
         want = self.replicas_per_master
         serving = world.serving
         ids = {n.id for n in serving}
@@ -511,14 +514,36 @@ class ClusterScaler:
                 self._retire(world, extra)
             for _ in range(want - len(replicas)):
                 if orphans:
-                    self._replicate(NodeAddr.parse(orphans.pop(0).addr), master.id)
-                    continue
-                addr = spares.pop(0) if spares else self._add().addr
-                self._meet([NodeAddr.parse(m.addr) for m in world.members.values()], [addr])
-                self._wait(self._knows(addr, master.id), f"{addr} to meet {master.addr}")
+                    addr = NodeAddr.parse(orphans.pop(0).addr)
+                else:
+                    addr = spares.pop(0) if spares else self._add().addr
+                    self._meet([NodeAddr.parse(m.addr) for m in world.members.values()], [addr])
+                    self._wait(self._knows(addr, master.id), f"{addr} to meet {master.addr}")
                 self._replicate(addr, master.id)
+                attached[addr] = master.id
         for orphan in orphans:
             self._retire(world, orphan)
+        return attached
+
+    def _wait_replicas(self, attached: dict[NodeAddr, str]) -> None:
+        """Until every member sees each new replica, with its master; gossip takes a moment,
+        and a replica the seed does not list yet would look like a spare to remove."""
+        if not attached:
+            return
+        ids = {self._node_id(addr): master for addr, master in attached.items()}
+
+        def agreed() -> bool:
+            world = self._observe()
+            addrs = {NodeAddr.parse(n.addr) for n in world.members.values() if n.reachable}
+            for addr in addrs | set(attached):
+                lines = {x.id: x for x in cluster_nodes(self._client(addr), str(addr))}
+                for node_id, master in ids.items():
+                    line = lines.get(node_id)
+                    if line is None or line.master_id != master or "slave" not in line.flags:
+                        return False
+            return True
+
+        self._wait(agreed, "every node to see the new replicas")
 
     # -- single steps --------------------------------------------------------------------------
 

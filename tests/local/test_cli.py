@@ -52,9 +52,10 @@ def test_up_status_scale_down_through_the_cli(state: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "masters 3" in result.stdout and "cluster ok" in result.stdout
 
-    pids = [n["pid"] for n in json.loads(run("status", "--dir", str(state), "--json").stdout)[
-        "cluster"
-    ]["nodes"]]
+    pids = [
+        n["pid"]
+        for n in json.loads(run("status", "--dir", str(state), "--json").stdout)["cluster"]["nodes"]
+    ]
     assert len(pids) == 3 and all(pid_alive(p) for p in pids)
     result = run("down", "--dir", str(state))
     assert result.exit_code == 0, result.output

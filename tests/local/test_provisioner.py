@@ -39,10 +39,10 @@ def test_up_three_masters_serves_a_cluster_client_and_down_leaves_no_process(
     assert status.healthy and status.masters_serving == 3
     assert sorted(n.slots for n in status.nodes) == [5461, 5461, 5462]
 
-    client = cluster_client(provisioner)
-    values = load_keys(client, 3000)
+    cluster = cluster_client(provisioner)
+    values = load_keys(cluster, 3000)
     assert missing_keys(provisioner, values) == []
-    client.close()
+    cluster.close()
 
     # A second handle on the same dir (another CLI invocation) sees the same nodes.
     again = LocalProvisioner.open(provisioner.state_dir)
