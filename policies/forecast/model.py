@@ -129,7 +129,13 @@ class HeadroomForecaster:
             windows = [(lo, hi) for lo, hi in windows if lo < as_of and hi > hist.start]
         excluded = _excluded(hist.t, windows)
         self._baseline = fit_baseline(
-            hist.t, hist.v, excluded, as_of=as_of, tz=tz, bin_seconds=self.bin_seconds
+            hist.t,
+            hist.v,
+            excluded,
+            as_of=as_of,
+            tz=tz,
+            bin_seconds=self.bin_seconds,
+            step=_step(hist) if len(hist) > 1 else None,
         )
         learned: list[LearnedEvent] = []
         base = self._baseline
@@ -198,17 +204,18 @@ class HeadroomForecaster:
             up = np.where(better, u, up)
             sd = np.where(better, s, sd)
             driver[better] = i
-        med = base.residual_quantile(t, 0.5)
+        levels = tuple(float(p) for p in levels)
+        med, *resid = base.residual_quantiles(t, (0.5, *levels))
         quantiles: dict[float, FloatArray] = {}
-        for p in levels:
-            dq = base.residual_quantile(t, p) - med
+        for p, rq in zip(levels, resid, strict=True):
+            dq = rq - med
             z = NormalDist().inv_cdf(p)
             y = mu_b + up + med + np.sign(dq + z * sd) * np.hypot(dq, z * sd)
-            quantiles[float(p)] = np.maximum(np.exp(y) - base.floor, 0.0)
+            quantiles[p] = np.maximum(np.exp(y) - base.floor, 0.0)
         mean = np.exp(mu_b + up + 0.5 * sd**2) * base.mean_factor(t) - base.floor
-        drivers = tuple(
-            events[d] if d >= 0 and up[k] > MIN_UPLIFT else None for k, d in enumerate(driver)
-        )
+        lookup: list[DemandEvent | None] = [None, *events]
+        which = np.where(up > MIN_UPLIFT, driver + 1, 0)
+        drivers = tuple(map(lookup.__getitem__, which.tolist()))
         return Forecast(
             t=t,
             mean=np.maximum(mean, 0.0),

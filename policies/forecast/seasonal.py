@@ -44,7 +44,7 @@ LEAD_BUCKETS: tuple[tuple[float, int], ...] = ((2 * HOUR, 1), (8 * HOUR, 4), (ma
 LEVEL_WINDOWS_H: tuple[int, ...] = (1, 3, 6, 12, 24, 72, 168)
 RECENCY_HALF_LIFE_H = 48.0
 MAX_RESIDUAL_SAMPLES = 2048
-MAX_FIT_SAMPLES = 8192  # longer histories are block-averaged for the profile and level
+MAX_FIT_SAMPLES = 4096  # longer histories are block-averaged for the profile and level
 FALLBACK_SD = 0.3  # log-scale spread when the history is too short to measure residuals
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -89,6 +89,14 @@ def utc_offsets(t: FloatArray, tz: str | None) -> FloatArray:
         values.append(offs[i + 1])
     idx = np.searchsorted(np.asarray(bounds), t, side="right")
     return np.asarray(np.asarray(values)[idx], dtype=np.float64)
+
+
+def _sorted_quantile(values: FloatArray, p: float) -> float:
+    """Linear-interpolated quantile of an already sorted array (``np.quantile``'s default)."""
+    pos = p * (values.size - 1)
+    i = min(int(pos), values.size - 1)
+    j = min(i + 1, values.size - 1)
+    return float(values[i] + (values[j] - values[i]) * (pos - i))
 
 
 def _fmod(x: FloatArray, period: float) -> FloatArray:
@@ -196,6 +204,7 @@ class Baseline:
     levels: tuple[float, ...]  # per lead bucket
     windows_h: tuple[int, ...]  # trailing level window (hours) per lead bucket
     residuals: tuple[FloatArray, ...]  # sorted standardised residuals per bucket (may be empty)
+    exp_means: tuple[float, ...]  # E[exp(residual)] per bucket
     hour_scale: FloatArray  # residual scale per local hour of day (mean ~1)
     # In-sample hourly level (bucket 0 window), for measuring event uplift against.
     hist_level: FloatArray
@@ -221,32 +230,36 @@ class Baseline:
             return self.levels[0]
         return float(self.hist_level[min(max(j, 0), self.hist_level.size - 1)])
 
-    def residual_quantile(
-        self, t: FloatArray, p: float, offsets: FloatArray | None = None
-    ) -> FloatArray:
-        """Quantile ``p`` of the log residual at each ``t`` (lead bucket and hour of day)."""
+    def residual_quantiles(
+        self, t: FloatArray, levels: tuple[float, ...], offsets: FloatArray | None = None
+    ) -> list[FloatArray]:
+        """Quantiles ``levels`` of the log residual at each ``t`` (per lead bucket, scaled
+        by hour of day)."""
         b = self.bucket(t)
         local = t + (utc_offsets(t, self.profile.tz) if offsets is None else offsets)
         scale = self.hour_scale[_bins(local, DAY, HOUR)]
-        per_bucket = np.empty(len(LEAD_BUCKETS))
-        for i, res in enumerate(self.residuals):
-            if res.size:
-                per_bucket[i] = float(np.quantile(res, p))
-            else:
-                per_bucket[i] = FALLBACK_SD * (1 + i) * NormalDist().inv_cdf(p)
-        return np.asarray(per_bucket[b] * scale, dtype=np.float64)
+        out = []
+        for p in levels:
+            per_bucket = np.asarray(
+                [
+                    _sorted_quantile(res, p)
+                    if res.size
+                    else FALLBACK_SD * (1 + i) * NormalDist().inv_cdf(p)
+                    for i, res in enumerate(self.residuals)
+                ]
+            )
+            out.append(np.asarray(per_bucket[b] * scale, dtype=np.float64))
+        return out
+
+    def residual_quantile(
+        self, t: FloatArray, p: float, offsets: FloatArray | None = None
+    ) -> FloatArray:
+        """Quantile ``p`` of the log residual at each ``t``."""
+        return self.residual_quantiles(t, (p,), offsets)[0]
 
     def mean_factor(self, t: FloatArray) -> FloatArray:
         """E[exp(residual)] per lead bucket: turns the log forecast into a mean."""
-        f = np.asarray(
-            [
-                float(np.mean(np.exp(r)))
-                if r.size
-                else math.exp(0.5 * (FALLBACK_SD * (1 + i)) ** 2)
-                for i, r in enumerate(self.residuals)
-            ]
-        )
-        return np.asarray(f[self.bucket(t)], dtype=np.float64)
+        return np.asarray(np.asarray(self.exp_means)[self.bucket(t)], dtype=np.float64)
 
     def with_recent(self, t: FloatArray, v: FloatArray, excluded: BoolArray) -> Baseline:
         """The same profile and residuals, with levels re-measured on newer samples.
@@ -301,6 +314,7 @@ def fit_baseline(
     as_of: float,
     tz: str | None = None,
     bin_seconds: float = 900.0,
+    step: float | None = None,
 ) -> Baseline:
     """Fit the baseline on samples ``(t, v)`` (NaN = gap) ending before ``as_of``.
 
@@ -317,7 +331,10 @@ def fit_baseline(
         t, v, excluded = _blocks(t, v, excluded, k)
     else:
         raw_t, raw_v, raw_x = t, v, excluded
-    step = float(np.median(np.diff(t))) if t.size > 1 else 60.0
+    if step is None:
+        step = float(np.median(np.diff(t[-2049:]))) if t.size > 1 else 60.0
+    else:
+        step *= k
     finite = np.isfinite(v)
     mean_v = float(v[finite].mean()) if bool(finite.any()) else 0.0
     floor = max(0.01 * mean_v, 1e-6)
@@ -339,7 +356,7 @@ def fit_baseline(
         tod = _bins(local, DAY, bin_seconds)
         d_mean, d_n, _ = _robust_bin_mean(tod, yz, w, nd)
         daily = _fill_circular(d_mean, d_n)
-        daily = daily - float(np.average(daily, weights=np.maximum(d_n, 1e-9)))
+        daily = daily - float(daily @ d_n) / max(float(d_n.sum()), 1e-9)
         if span >= WEEK:
             tow = _bins(local + 3 * DAY, WEEK, bin_seconds)
             # Take out a centred 7-day moving level first, so that a level shift (growth,
@@ -357,7 +374,7 @@ def fit_baseline(
             dev = np.where(w > 0, dev - moving[day], 0.0)
             w_mean, w_n, w_var = _robust_bin_mean(tow, dev, w, nw)
             w_mean = np.where(w_n > 0, w_mean, 0.0)
-            w_mean = w_mean - float(np.average(w_mean, weights=np.maximum(w_n, 1e-9)))
+            w_mean = w_mean - float(w_mean @ w_n) / max(float(w_n.sum()), 1e-9)
             # Noise of each bin's mean, counting whole weeks (samples within a day correlate).
             weeks = np.maximum(w_n * step / bin_seconds, 1.0)
             se2 = float(np.mean(w_var / weeks))
@@ -429,6 +446,10 @@ def fit_baseline(
         levels=levels,
         windows_h=tuple(windows),
         residuals=tuple(residuals),
+        exp_means=tuple(
+            float(np.mean(np.exp(r))) if r.size else math.exp(0.5 * (FALLBACK_SD * (1 + i)) ** 2)
+            for i, r in enumerate(residuals)
+        ),
         hour_scale=np.asarray(hour_scale, dtype=np.float64),
         hist_level=trails[windows[0]],
         hist_anchor=anchor,
