@@ -69,6 +69,7 @@ TzOpt = Annotated[
 @dataclass(frozen=True)
 class _Inputs:
     history: Series  # already cut at ``at``
+    later: Series  # samples at or after ``at`` (never given to the forecast; charts only)
     calendar: Calendar
     spec: PolicySpec | None
     at: float
@@ -132,7 +133,8 @@ def _load(
     default_horizon = spec.forecast.horizon if spec is not None else 86400.0
     horizon_s = _duration_option(horizon, "--horizon") or default_horizon
     step_s = _duration_option(step, "--step") or max(60.0, data_step)
-    return _Inputs(past, calendar, spec, at_epoch, horizon_s, step_s, zone)
+    later = series.between(at_epoch, at_epoch + horizon_s)
+    return _Inputs(past, later, calendar, spec, at_epoch, horizon_s, step_s, zone)
 
 
 def _iso(epoch: float, tz: str) -> str:
@@ -287,6 +289,14 @@ def _chart(
     shown = inputs.history.between(inputs.at - max(inputs.horizon, 86400.0), inputs.at)
     fig, ax = plt.subplots(figsize=(11, 4.8), dpi=90)
     ax.plot(dates(shown.t), shown.v, color="0.35", lw=0.7, label="history")
+    if len(inputs.later):
+        ax.plot(
+            dates(inputs.later.t),
+            inputs.later.v,
+            color="0.6",
+            lw=0.5,
+            label="actual (not seen by the forecast)",
+        )
     ft = dates(fc.t)
     ax.fill_between(
         ft,
