@@ -12,7 +12,9 @@ calendar's events that already ended; ``predict`` uses nothing else. Steps:
    daily/weekly profile, the level and the residual distribution;
 3. each past event's uplift over that baseline is measured (:func:`learn_event`);
 4. ``predict`` adds, per step, the largest uplift of any event there (that event is the
-   step's *driver*) and combines residual quantiles with the uplift's uncertainty:
+   step's *driver*); for an event already under way, the uplift is scaled up when the
+   last half hour ran hotter than expected (never down). It combines residual quantiles
+   with the uplift's uncertainty:
    ``q_p = base + uplift + med + sign(p - .5) * hypot(resid_p - med, z_p * sd_uplift)``.
 
 Cheap path for simulators: refit once per simulated day (or hour), then call :meth:`update`
@@ -43,6 +45,10 @@ from headroom.policies.forecast.uplift import (
 )
 from headroom.policies.policy import Forecasting
 from headroom.policies.series import FloatArray, Series
+
+
+NOWCAST_MEMORY = 12 * 3600.0  # newest samples kept for judging events under way
+NOWCAST_RECENT = 1800.0  # ... of which the last half hour is compared with the model
 
 
 def _excluded(t: FloatArray, windows: Sequence[tuple[float, float]]) -> BoolArray:
@@ -95,6 +101,7 @@ class HeadroomForecaster:
         self.grid = grid
         self.declared_weight = declared_weight
         self._baseline: Baseline | None = None
+        self._tail = Series.empty()  # the newest samples: how hot an ongoing event runs
         self._uplift = UpliftModel((), self.spec.default_event_multiplier, self.spec.default_ramp)
         self._calendar = Calendar()
 
@@ -128,6 +135,7 @@ class HeadroomForecaster:
         if len(hist):
             windows = [(lo, hi) for lo, hi in windows if lo < as_of and hi > hist.start]
         excluded = _excluded(hist.t, windows)
+        self._tail = hist.between(as_of - NOWCAST_MEMORY, as_of)
         self._baseline = fit_baseline(
             hist.t,
             hist.v,
@@ -164,6 +172,8 @@ class HeadroomForecaster:
         """Move the level with samples newer than the fit (no refit of shape or uplift)."""
         recent = recent.between(self.baseline.as_of, math.inf)
         if len(recent):
+            tail = self._tail.append(recent)
+            self._tail = tail.between(tail.end - NOWCAST_MEMORY, math.inf)
             windows = [event_window(e, self.spec.default_ramp) for e in self._calendar.events]
             self._baseline = self.baseline.with_recent(
                 recent.t, recent.v, _excluded(recent.t, windows)
@@ -178,6 +188,26 @@ class HeadroomForecaster:
     def _event_baseline_qps(self, event: DemandEvent) -> float:
         tb = np.linspace(event.start, max(event.end, event.start + 1), 8)
         return float(np.mean(np.exp(self.baseline.log_mean(tb)))) - self.baseline.floor
+
+    def _hotness(self, event: DemandEvent, baseline_qps: float) -> float:
+        """For an event under way: how much hotter than expected it runs (>= 1, <= 3).
+
+        The ratio of the observed log-uplift over the last half hour inside the event's
+        window to the uplift the model expected there. Only upward: a quiet start never
+        lowers the plan for the rest of an event (demand can still arrive).
+        """
+        base = self.baseline
+        obs = self._tail.between(max(event.window_start, base.as_of - NOWCAST_RECENT), base.as_of)
+        ok = np.isfinite(obs.v)
+        if int(ok.sum()) < 5:
+            return 1.0
+        t_obs = obs.t[ok]
+        observed = np.log(obs.v[ok] + base.floor) - base.log_mean(t_obs)
+        expected, _, _ = self._uplift.log_uplift(event, t_obs, baseline_qps)
+        mu = float(expected.mean())
+        if mu < math.log(1.2):
+            return 1.0  # too early in the ramp to tell
+        return min(max(float(observed.mean()) / mu, 1.0), 3.0)
 
     def predict(
         self,
@@ -199,7 +229,11 @@ class HeadroomForecaster:
             if (w := event_window(e, self.spec.default_ramp))[0] < t[-1] + step and w[1] > start
         ]
         for i, ev in enumerate(events):
-            u, s, _ = self._uplift.log_uplift(ev, t, self._event_baseline_qps(ev))
+            qps = self._event_baseline_qps(ev)
+            u, s, _ = self._uplift.log_uplift(ev, t, qps)
+            if ev.window_start < base.as_of:
+                hot = self._hotness(ev, qps)
+                u, s = u * hot, s * hot
             better = u > up
             up = np.where(better, u, up)
             sd = np.where(better, s, sd)

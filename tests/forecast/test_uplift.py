@@ -125,3 +125,23 @@ def test_events_with_or_without_declared_ramp(ramp: float) -> None:
     nxt = livestream(29, "next", ramp=ramp)
     model = _fit(past, [3.0] * 7, [nxt])
     assert 0.8 * 3.0 < model.uplift_for(nxt).peak < 1.2 * 3.0
+
+
+def test_an_event_running_hotter_than_learned_raises_the_rest_of_its_forecast() -> None:
+    """Past shows were ~3x; tonight's runs at 6x. Twenty minutes in, the forecast for the
+    rest of the show follows what is observed (causally: only samples before now)."""
+    past = [livestream(d) for d in PAST_DAYS]
+    tonight = livestream(29, "tonight")
+    trace = generate_trace(START, 30, 60, 1000, [*past, tonight], [3.0] * 7 + [6.0], seed=12)
+    cal = Calendar.of([*past, tonight])
+    now = tonight.start + 20 * 60
+    model = HeadroomForecaster().fit(trace.before(now), cal)
+    fc = model.predict(now, tonight.end - now, 60)
+    assert fc.baseline is not None
+    hot = float(np.median(fc.level(0.5) / fc.baseline))
+    assert hot > 4.5
+    # Before the show started the model could only know the past shows: about 3x.
+    early = HeadroomForecaster().fit(trace.before(tonight.start - HOUR), cal)
+    fc = early.predict(tonight.start, tonight.end - tonight.start, 60)
+    assert fc.baseline is not None
+    assert float(np.median(fc.level(0.5) / fc.baseline)) < 3.6
