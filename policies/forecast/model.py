@@ -46,7 +46,6 @@ from headroom.policies.forecast.uplift import (
 from headroom.policies.policy import Forecasting
 from headroom.policies.series import FloatArray, Series
 
-
 NOWCAST_MEMORY = 12 * 3600.0  # newest samples kept for judging events under way
 NOWCAST_RECENT = 1800.0  # ... of which the last half hour is compared with the model
 
