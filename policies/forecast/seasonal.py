@@ -382,7 +382,12 @@ def fit_baseline(
             shrink = max(0.0, 1.0 - se2 / spread) if spread > 0 else 0.0
             weekly = w_mean * shrink
     profile = Profile(bin_seconds, daily, weekly, tz, shrink)
-    r = np.where(w > 0, y - profile.at(t, offsets), 0.0)
+    # In-sample, the bin's own value is enough (the level averages over an hour or more);
+    # interpolation is for predictions and for the raw-sample residuals below.
+    fitted = np.zeros_like(t)
+    if span >= DAY:
+        fitted = daily[tod] + (weekly[tow] if weekly.size else 0.0)
+    r = np.where(w > 0, y - fitted, 0.0)
 
     # Hourly residual sums, bins anchored so the last bin ends at as_of.
     hours = max(1, math.ceil(span / HOUR)) if valid_t.size else 1
