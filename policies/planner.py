@@ -17,7 +17,8 @@ The rule at a tick ``t`` with ``u`` units ordered:
   units, and a chain of steps is started early enough (one lead apart) to be complete
   when demand arrives.
 - **scale-in** only when the need over ``[t, t + L + stabilization]`` is below ``u``,
-  outside every event window (ramp to end) plus ``scale_in.cooldown`` of an event that
+  outside every event window (from the longest lead before the ramp, when its
+  pre-scale may be ordered, to the end) plus ``scale_in.cooldown`` of an event that
   applies to the target, outside freeze windows, ``scale_in.interval`` after the last
   scale-in and ``stabilization`` after the last scale-out, by ``step_units`` at a time.
 - **freeze windows** block scale-in entirely; they block scale-out too, except when
@@ -156,7 +157,7 @@ def _usable(units: int, target: Target, spec: PolicySpec) -> float:
 _Intervals = tuple[FloatArray, FloatArray]
 _CACHE_SIZE = 32
 _event_cache: OrderedDict[
-    tuple[int, tuple[tuple[str, str], ...], float], tuple[object, _Intervals, str]
+    tuple[int, tuple[tuple[str, str], ...], float, float], tuple[object, _Intervals, str]
 ]
 _event_cache = OrderedDict()
 
@@ -180,18 +181,21 @@ def _labels_for(spec: PolicySpec, target: Target) -> dict[str, str]:
 
 
 def _event_windows(
-    calendar: Calendar, labels: dict[str, str], cooldown: float
+    calendar: Calendar, labels: dict[str, str], cooldown: float, before: float = 0.0
 ) -> tuple[_Intervals, str]:
-    """``[window_start, end + cooldown)`` of every event applying to ``labels``, merged,
-    and the zone those events are written in (reasons show local times)."""
-    key = (id(calendar), tuple(sorted(labels.items())), cooldown)
+    """``[window_start - before, end + cooldown)`` of every event applying to ``labels``,
+    merged, and the zone those events are written in (reasons show local times).
+
+    ``before`` is the longest lead: from the moment the pre-scale for an event may be
+    ordered, scaling in would only undo it (and a reshard cannot be undone cheaply)."""
+    key = (id(calendar), tuple(sorted(labels.items())), cooldown, before)
     hit = _event_cache.get(key)
     # The cache holds the calendar itself, so its id cannot be reused while cached.
     if hit is not None and hit[0] is calendar:
         _event_cache.move_to_end(key)
         return hit[1], hit[2]
     applying = [e for e in calendar.events if e.applies_to(labels)]
-    value = _merge([(e.window_start, e.end + cooldown) for e in applying])
+    value = _merge([(e.window_start - before, e.end + cooldown) for e in applying])
     tz = applying[0].tz if applying else "UTC"
     _event_cache[key] = (calendar, value, tz)
     if len(_event_cache) > _CACHE_SIZE:
@@ -331,7 +335,8 @@ def _build(
 
     t = t_all[lo : lo + count]
     labels = _labels_for(spec, target)
-    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown)
+    longest_lead = _lead_seconds(target, spec, target.min_units, target.max_units)
+    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown, longest_lead)
     in_event = _inside(t, windows)
     freeze_iv, _ = _freeze_windows(spec)
     freeze = _inside(t, freeze_iv)

@@ -9,7 +9,7 @@ them twice. Per-master samples are kept too, because capacity is per unit.
 
 Time, on purpose, is read from two clocks:
 
-* rates (QPS from ``total_commands_processed`` deltas, CPU from ``used_cpu_*``)
+* rates (QPS from ``INFO commandstats`` call deltas, CPU from ``used_cpu_*``)
   divide by elapsed **monotonic wall** seconds, because Redis counts real commands
   in real time even when the demo runs a scaled clock;
 * history is **stamped** with ``now()`` (pass ``clock.now`` of a
@@ -60,6 +60,30 @@ ADMIN_COMMANDS = frozenset(
     {"info", "ping", "config", "cluster", "client", "slowlog", "latency", "command", "hello",
      "auth", "select", "memory", "debug", "monitor", "readonly", "readwrite", "echo", "time"}
 )  # fmt: skip
+
+
+# Commands that move or replicate data between nodes: a reshard sends one RESTORE-ASKING
+# per migrated key to the target, which is not client demand either.
+NOT_DEMAND = ADMIN_COMMANDS | frozenset(
+    {"migrate", "restore-asking", "restore", "asking", "dump", "sync", "psync", "replconf",
+     "flushall", "flushdb", "wait", "failover"}
+)  # fmt: skip
+
+
+def demand_calls(info: Mapping[str, Any]) -> float:
+    """Client commands served so far: ``INFO commandstats`` calls minus admin and migration.
+
+    Falls back to ``total_commands_processed`` when the section is missing.
+    """
+    total = 0.0
+    seen = False
+    for key, stats in info.items():
+        if not key.startswith("cmdstat_") or not isinstance(stats, dict):
+            continue
+        seen = True
+        if key.removeprefix("cmdstat_").split("|")[0] not in NOT_DEMAND:
+            total += float(stats.get("calls", 0))
+    return total if seen else _f(info, "total_commands_processed")
 
 
 def default_connect(timeout: float = 2.0) -> Connect:
@@ -274,9 +298,11 @@ class RedisInfoSource:
         for attempt in self._retrying():
             with attempt:
                 rtts = self._probe(client)
-                info = client.info("server", "stats", "memory", "cpu", "keyspace", "latencystats")
+                info = client.info(
+                    "server", "stats", "memory", "cpu", "keyspace", "latencystats", "commandstats"
+                )
         mono = time.monotonic()
-        commands = _f(info, "total_commands_processed")
+        commands = demand_calls(info)
         cpu = _f(info, "used_cpu_sys") + _f(info, "used_cpu_user")
         run_id = str(info.get("run_id", ""))
         prev = self._state.get(addr)
@@ -284,10 +310,9 @@ class RedisInfoSource:
         probes: deque[tuple[float, float]] = deque()
         if prev is not None and prev.run_id == run_id and mono > prev.mono:
             elapsed = mono - prev.mono
-            # Our own INFO and PINGs since the last look are not demand.
-            own = self.probes + 1
+            # Our own INFO and PINGs are admin commands, already left out of the count.
             if commands >= prev.commands:
-                qps = max(0.0, commands - prev.commands - own) / elapsed
+                qps = (commands - prev.commands) / elapsed
             cpu_rate = max(0.0, cpu - prev.cpu) / elapsed
             probes = prev.probes
         probes.extend((mono, rtt) for rtt in rtts)
