@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -63,13 +64,14 @@ PEAK_UNITS = 20
 CAPACITY = 100.0  # QPS per unit; the NASA trace is scaled so its peak needs PEAK_UNITS
 
 # The policy values the bench runs with (tunable here, never in the engine).
-POLICY_VALUES = {
+POLICY_VALUES: dict[str, Any] = {
     "slo": {"targetUtilization": 0.8},
     "headroomFactor": 1.0,
     "leadTime": "0s",
-    "forecast": {"quantile": 0.9, "defaultEventMultiplier": 3.0, "defaultRamp": "30m"},
-    "scaleIn": {"cooldown": "30m", "stepUnits": 1, "interval": "10m", "stabilization": "15m"},
+    "forecast": {"quantile": 0.99, "defaultEventMultiplier": 3.0, "defaultRamp": "30m"},
+    "scaleIn": {"cooldown": "30m", "stepUnits": 3, "interval": "5m", "stabilization": "10m"},
 }
+SWEEP_QUANTILES = (0.9, 0.95, 0.99)
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,13 @@ class Case:
     calendar: Calendar
     spec: PolicySpec
     note: str
+    truth: dict[str, float]  # true event sizes, where known (generated traces)
 
 
-def policy(capacity: float, max_units: int) -> PolicySpec:
+def policy(capacity: float, max_units: int, quantile: float | None = None) -> PolicySpec:
+    values = dict(POLICY_VALUES)
+    if quantile is not None:
+        values["forecast"] = {**POLICY_VALUES["forecast"], "quantile": quantile}
     return parse_policy(
         {
             "name": "bench",
@@ -93,7 +99,7 @@ def policy(capacity: float, max_units: int) -> PolicySpec:
                     "maxUnits": max_units,
                 }
             ],
-            **POLICY_VALUES,
+            **values,
         }
     )
 
@@ -144,6 +150,7 @@ def nasa_cases() -> list[Case]:
                     f"{CAPACITY:g} QPS at 80 %); launch 1995-07-13 09:41:55 EDT, "
                     "ramp 3.5 h, end +2.5 h"
                 ),
+                truth={},
             )
         )
     return cases
@@ -194,6 +201,7 @@ def synthetic_case(seed: int, days: int) -> Case:
             f"{sum(e.expectation is not None for e in events)} declared), "
             f"peak {peak:.0f} QPS, {CAPACITY * 10:g} QPS per unit"
         ),
+        truth={e.name: m for e, m in zip(events, multipliers, strict=True)},
     )
 
 
@@ -215,6 +223,34 @@ def run_case(case: Case, delay: float) -> Simulation:
         delay=target_delay(target),
         initial_units=units_for(first, target, spec),
     )
+
+
+def sweep(case: Case, delay: float, base: Simulation) -> list[str]:
+    """headroom at other forecast quantiles, against the same run's HPA and oracle."""
+    t0 = case.spec.targets[0]
+    hpa, oracle = base.results["reactive_hpa"], base.results["oracle"]
+    lines = [
+        "| quantile | underprov. min (vs hpa) | unit-hours (vs hpa, vs oracle) | peak units |",
+        "|---:|---:|---:|---:|",
+    ]
+    for q in SWEEP_QUANTILES:
+        base_spec = policy(t0.capacity_per_unit, t0.max_units, q)
+        spec, _ = with_fixed_delay(base_spec, base_spec.targets[0], delay)
+        (head,) = build_strategies(case.trace, case.calendar, spec, spec.targets[0], ["headroom"])
+        r = simulate(
+            case.trace,
+            [head],
+            target=spec.targets[0],
+            delay=target_delay(spec.targets[0]),
+            initial_units=base.initial_units,
+        ).results["headroom"]
+        lines.append(
+            f"| {q:g} | {r.underprovisioned_minutes:.0f} "
+            f"({r.underprovisioned_minutes / hpa.underprovisioned_minutes:.0%}) "
+            f"| {r.unit_hours:,.0f} ({r.unit_hours / hpa.unit_hours:.2f}x, "
+            f"{r.unit_hours / oracle.unit_hours:.2f}x) | {r.peak_units} |"
+        )
+    return lines
 
 
 def _local(epoch: float, tz: str) -> str:
@@ -250,6 +286,39 @@ def misses(sim: Simulation, calendar: Calendar, tz: str, limit: int = 6) -> list
         rest = sum(x[0] for x in rows[limit:])
         out.append(f"... {len(rows) - limit} shorter stretches, {rest:.0f} min in total")
     return out
+
+
+def event_table(sim: Simulation, calendar: Calendar, truth: dict[str, float]) -> list[str]:
+    """Per event (ramp - 1 h to end + 3 h): what headroom paid and missed vs the others."""
+    t = sim.trace.t
+    res = sim.results
+    lines = [
+        "| event | declared | true size | headroom peak / unit-h / short min "
+        "| oracle_at_slo peak / unit-h | reactive_hpa short min |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for ev in calendar.events:
+        sel = (t >= ev.window_start - 3600) & (t < ev.end + 3 * 3600)
+        if not sel.any():
+            continue
+
+        def cost(name: str, sel: np.ndarray = sel) -> tuple[int, float, float]:
+            r = res[name]
+            units = r.ordered_at(t[sel])
+            return int(units.max()), float(units.sum()) / 60, float(r.under_seconds[sel].sum()) / 60
+
+        hp, hu, hm = cost("headroom")
+        op, ou, _ = cost("oracle_at_slo")
+        _, _, am = cost("reactive_hpa")
+        declared = "-"
+        if ev.expectation is not None and ev.expectation.multiplier is not None:
+            declared = f"x{ev.expectation.multiplier:g}"
+        true = f"x{truth[ev.name]:g}" if ev.name in truth else "?"
+        lines.append(
+            f"| {ev.name} | {declared} | {true} | {hp} / {hu:,.0f} / {hm:.0f} "
+            f"| {op} / {ou:,.0f} | {am:.0f} |"
+        )
+    return lines
 
 
 def table(sim: Simulation) -> list[str]:
@@ -341,6 +410,11 @@ def main() -> int:
                 body += table(sim) + [""]
                 if delay == 600.0:
                     body += lines + [""]
+                    if case is cases[0] or case is cases[2]:
+                        body += ["Forecast quantile sweep (same delay, other values equal):", ""]
+                        body += sweep(case, delay, sim) + [""]
+                body += ["Per event (from 1 h before the ramp to 3 h after the end):", ""]
+                body += event_table(sim, case.calendar, case.truth) + [""]
                 miss = misses(sim, case.calendar, tz)
                 if miss:
                     body += ["headroom's underprovisioned stretches (longest first):", ""]

@@ -13,7 +13,9 @@ It decides every ``decide_every`` seconds (5 minutes by default: forecast + plan
 about a millisecond, too much for every minute of a month) and forecasts every
 ``forecast_every`` (15 minutes; each forecast reaches that much further, and the
 forecaster's level moves over hours, so a decision sees the same numbers it would
-have computed itself). A need that arises between
+have computed itself) — except that a sample above the cached forecast's band triggers a
+fresh forecast at once, so a surprise is acted on at the next decision. A need that
+arises between
 two decisions must already be ordered at the earlier one, so the planner's ``lead_time``
 is extended by the decision interval minus one trace step; the policy is otherwise used
 as written.
@@ -22,6 +24,8 @@ as written.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from headroom.policies.calendar import Calendar
 from headroom.policies.forecast.base import Forecast
@@ -99,9 +103,23 @@ class HeadroomStrategy:
         self._updated_to = past.last_time
         return True
 
+    def _surprised(self, past: History) -> bool:
+        """The newest sample is above the cached forecast's band: forecast again now."""
+        fc = self._forecast
+        if fc is None or not len(past) or not past.last_value == past.last_value:
+            return False
+        i = int(np.searchsorted(fc.t, past.last_time, side="right")) - 1
+        if i < 0:
+            return False
+        return past.last_value > float(fc.level(self.spec.forecast.quantile)[i])
+
     def decide(self, now: float, past: History, fleet: Fleet) -> int:
         dt = self.decide_every
-        if self._forecast is None or now - self._forecast_at >= self.forecast_every:
+        if (
+            self._forecast is None
+            or now - self._forecast_at >= self.forecast_every
+            or self._surprised(past)
+        ):
             if not self._refresh(now, past):
                 self.state = advance_state(
                     self.state, now=now, units=fleet.ordered, dt=dt, action=None, spec=self.spec
