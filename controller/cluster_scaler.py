@@ -472,9 +472,16 @@ class ClusterScaler:
                 self._move_replicas(self._observe(), node, [s.id for s in staying])
                 self._phase(f"draining {node.addr} ({node.short})")
                 with self._resharding(seed, progress) as resharder:
-                    reports.append(resharder.drain(node.id, forget=True))
-                self._reset(NodeAddr.parse(node.addr))
-                log.info("Drained master node=%s addr=%s", node.short, node.addr)
+                    reports.append(resharder.drain(node.id, forget=False))
+                # Stop the drained node without CLUSTER RESET: until it stops it still
+                # answers MOVED to clients with a stale slot map, while a reset node would
+                # answer CLUSTERDOWN, which redis-py's pipelines do not retry. Once it is
+                # gone, clients get a connection error, refresh the map and retry.
+                self._forget_everywhere(self._observe(), node.id)
+                probe = world.probe_of(node.id)
+                if probe is not None:
+                    self._remove(probe.info)
+                log.info("Drained and removed master node=%s addr=%s", node.short, node.addr)
         after = self._observe()
         topo = after.topo
         counts = [len(n.slots) for n in after.serving]

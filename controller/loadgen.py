@@ -91,6 +91,7 @@ class LoadGenerator:
         self._last_error = ""
         self._next_write = 0
         self._acked: list[int] = []  # ids of writes the server acknowledged
+        self._broken = False  # the client failed in a way it may not recover from
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="headroom-load", daemon=True)
@@ -120,6 +121,10 @@ class LoadGenerator:
                 if count:
                     owed -= count
                     self._send(client, count)
+                if self._broken:
+                    client.close()
+                    client = self._factory()
+                    self._broken = False
                 self._stop.wait(max(0.0, self._tick - (time.monotonic() - now)))
         finally:
             client.close()
@@ -138,10 +143,13 @@ class LoadGenerator:
                 pipe.get(f"{DATASET_PREFIX}{self._rng.randrange(max(1, self._dataset_keys))}")
         try:
             results = pipe.execute(raise_on_error=False)
-        except RedisError as err:
+        except (RedisError, AttributeError, KeyError) as err:
+            # AttributeError/KeyError: redis-py's cluster client trips over an ASK to a node
+            # it has not seen yet (redis-py issue 4015). Count it, start a fresh client.
             with self._lock:
                 self._errors += count
                 self._last_error = f"{type(err).__name__}: {err}"
+            self._broken = True
             return
         acked: list[int] = []
         errors = 0
