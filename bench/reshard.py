@@ -1,21 +1,34 @@
-"""Benchmark: Headroom's rebalance vs `redis-cli --cluster rebalance` on identical clusters.
+"""Benchmark: Headroom vs `redis-cli --cluster` growing a Redis Cluster 3->6 and shrinking it 6->3.
 
-Each contender gets its own freshly built cluster (3 masters, the same keys and
-big keys), then 2 empty masters are met and the contender rebalances with
-empty masters in use. Keys are verified afterwards. Writes the `reshard`
-section of docs/BENCHMARKS.md. Usage: python bench/reshard.py [--keys N] [--big N] [--new N]
+Each contender gets its own freshly built cluster (3 masters, the same 1,000,000
+keys by default), then 3 empty masters are met (untimed) and the contender runs
+what a user would run:
+
+* scale-out: `headroom redis rebalance --use-empty-masters` vs
+  `redis-cli --cluster rebalance --cluster-use-empty-masters`;
+* scale-in (the 3 new masters leave): `headroom redis drain --forget` with the
+  three `--node`s in one command (they drain in parallel) vs the fastest fair
+  redis-cli way we know: one `redis-cli --cluster rebalance --cluster-weight
+  ID=0 ...` for all three (one command computes one plan and moves every slot to
+  the staying masters), then `redis-cli --cluster del-node` for each.
+
+redis-cli runs with its defaults and with `--cluster-pipeline 1000`. Every key
+is verified (count and value) after each step. Timed: the wall clock of the
+commands, including Headroom's CLI start-up. Writes the `reshard` section of
+docs/BENCHMARKS.md. Usage: python bench/reshard.py [--keys N] [--big N] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -23,92 +36,171 @@ sys.path.insert(0, str(ROOT))
 from bench._report import write_section  # noqa: E402
 from headroom.controller.redis.resharder import Resharder  # noqa: E402
 from tests.redis.data import load, total_keys, verify  # noqa: E402
-from tests.support.redis_cluster import REDIS_CLI, start_cluster  # noqa: E402
+from tests.support.redis_cluster import REDIS_CLI, RedisTestCluster, start_cluster  # noqa: E402
 
 HEADROOM = str(Path(sys.executable).parent / "headroom")
+NEW = 3
 
 
-def contenders() -> list[tuple[str, list[str]]]:
-    return [
-        ("redis-cli (defaults)", [REDIS_CLI, "--cluster", "rebalance", "{seed}",
-                                  "--cluster-use-empty-masters"]),
-        ("redis-cli --cluster-pipeline 1000", [REDIS_CLI, "--cluster", "rebalance", "{seed}",
-                                               "--cluster-use-empty-masters",
-                                               "--cluster-pipeline", "1000"]),
-        ("headroom", [HEADROOM, "redis", "rebalance", "--seed", "{seed}",
-                      "--use-empty-masters", "--json"]),
-    ]  # fmt: skip
+@dataclass(frozen=True)
+class Step:
+    seconds: float
+    keys_moved: int
+    lost: int
+    slots: str  # "min..max" slots per master afterwards
+    masters: int
 
 
-def run_one(
-    base: Path, name: str, argv: list[str], keys: int, big: int, new: int
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Row:
+    name: str
+    out: Step
+    into: Step
+
+
+def _run(cmds: list[list[str]]) -> float:
+    started = time.monotonic()
+    for argv in cmds:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[:4])} failed: {proc.stderr.strip()[-800:]}")
+    return time.monotonic() - started
+
+
+def _after(cluster: RedisTestCluster, seconds: float, moved: int, keys: int, big: int) -> Step:
+    topo = Resharder(cluster.seed).topology()
+    masters = [m for m in topo.masters if m.slots]
+    counts = sorted(len(m.slots) for m in masters)
+    if topo.open_slots() or sum(counts) != 16384:
+        raise SystemExit(f"cluster not clean after the step: {topo.problems()}")
+    lost = len(verify(cluster, keys, big=big)) + (keys + big - total_keys(cluster))
+    return Step(seconds, moved, lost, f"{counts[0]}..{counts[-1]}", len(masters))
+
+
+def _keys_on(cluster: RedisTestCluster, addrs: set[str]) -> int:
+    topo = Resharder(cluster.seed).topology()
+    return sum(m.keys or 0 for m in topo.masters if m.addr in addrs)
+
+
+def run_one(base: Path, name: str, pipeline: int | None, keys: int, big: int) -> Row:
     cluster = start_cluster(base, 3)
     try:
         load(cluster, keys, big=big)
-        added = [cluster.start_node() for _ in range(new)]
+        added = [cluster.start_node() for _ in range(NEW)]
         Resharder(cluster.seed).meet(*[n.addr for n in added])
-        cmd = [a.replace("{seed}", cluster.seed) for a in argv]
-        started = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        seconds = time.monotonic() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} failed: {proc.stderr.strip()[-500:]}")
-        topo = Resharder(cluster.seed).topology()
-        counts = sorted(len(m.slots) for m in topo.masters)
-        moved = sum(m.keys or 0 for m in topo.masters if m.addr in {n.addr for n in added})
-        bad = verify(cluster, keys, big=big)
-        return {
-            "name": name,
-            "seconds": seconds,
-            "keys_moved": moved,
-            "lost": len(bad) + (keys + big - total_keys(cluster)),
-            "slots": f"{counts[0]}..{counts[-1]}",
-            "open": len(topo.open_slots()),
-        }
+        new_addrs = {n.addr for n in added}
+        seed = cluster.seed
+        pipe = [] if pipeline is None else ["--cluster-pipeline", str(pipeline)]
+        ids = [n.node_id() for n in added]
+        if name == "headroom":
+            out_cmds = [
+                [HEADROOM, "redis", "rebalance", "--seed", seed, "--use-empty-masters", "--json"]
+            ]
+            in_cmds = [
+                [
+                    HEADROOM,
+                    "redis",
+                    "drain",
+                    "--seed",
+                    seed,
+                    "--forget",
+                    "--json",
+                    *[a for i in ids for a in ("--node", i)],
+                ]
+            ]
+        else:
+            out_cmds = [
+                [REDIS_CLI, "--cluster", "rebalance", seed, "--cluster-use-empty-masters", *pipe]
+            ]
+            in_cmds = [
+                [
+                    REDIS_CLI,
+                    "--cluster",
+                    "rebalance",
+                    seed,
+                    "--cluster-weight",
+                    *[f"{i}=0" for i in ids],
+                    *pipe,
+                ]
+            ]
+            in_cmds += [[REDIS_CLI, "--cluster", "del-node", seed, i] for i in ids]
+        # fmt: skip
+        out = _after(cluster, _run(out_cmds), _keys_on(cluster, new_addrs), keys, big)
+        moving = _keys_on(cluster, new_addrs)
+        into = _after(cluster, _run(in_cmds), moving, keys, big)
+        if _keys_on(cluster, new_addrs):
+            raise SystemExit(f"{name}: drained masters still hold keys")
+        return Row(name, out, into)
     finally:
         cluster.stop()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--keys", type=int, default=200_000)
-    ap.add_argument("--big", type=int, default=4)
-    ap.add_argument("--new", type=int, default=2)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--big", type=int, default=0)
+    ap.add_argument("--only", choices=["headroom", "redis-cli", "redis-cli-p1000"])
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    contenders: list[tuple[str, int | None]] = [
+        ("redis-cli", None),
+        ("redis-cli-p1000", 1000),
+        ("headroom", None),
+    ]
+    if args.only:
+        contenders = [c for c in contenders if c[0] == args.only]
+    label = {
+        "redis-cli": "redis-cli (defaults)",
+        "redis-cli-p1000": "redis-cli --cluster-pipeline 1000",
+        "headroom": "headroom",
+    }
+    load_before = os.getloadavg()
     base = Path(tempfile.mkdtemp(prefix="headroom-bench-"))
-    rows = []
+    rows: list[Row] = []
     try:
-        for i, (name, argv) in enumerate(contenders()):
-            row = run_one(base / f"c{i}", name, argv, args.keys, args.big, args.new)
+        for i, (name, pipeline) in enumerate(contenders):
+            row = run_one(base / f"c{i}", name, pipeline, args.keys, args.big)
             rows.append(row)
-            print(f"{name:36s} {row['seconds']:7.2f}s  keys moved {row['keys_moved']:>8,}  "
-                  f"lost {row['lost']}  slots/master {row['slots']}  open {row['open']}",
-                  flush=True)  # fmt: skip
+            for what, st in (("3->6", row.out), ("6->3", row.into)):
+                print(f"{label[name]:36s} {what} {st.seconds:7.2f}s  moved {st.keys_moved:>9,}  "
+                      f"lost {st.lost}  slots/master {st.slots}", flush=True)  # fmt: skip
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    ours = rows[-1]["seconds"]
+    load_after = os.getloadavg()
+    ours = next((r for r in rows if r.name == "headroom"), None)
     lines = [
-        f"3 masters -> {3 + args.new} masters (`--use-empty-masters`), {args.keys:,} string keys "
-        f"plus {args.big} keys of 4 MB; each contender on its own freshly built cluster with the "
-        "same data; every key verified afterwards.",
+        f"{args.keys:,} string keys"
+        + (f" plus {args.big} keys of 10 MB" if args.big else "")
+        + "; each contender on its own freshly built cluster with the same data; every "
+        "key verified after each step. **3->6**: 3 empty masters met, then "
+        "`headroom redis rebalance --use-empty-masters` vs `redis-cli --cluster rebalance "
+        "--cluster-use-empty-masters`. **6->3**: the 3 new masters leave: one "
+        "`headroom redis drain --forget --node A --node B --node C` (parallel pairs) vs "
+        "`redis-cli --cluster rebalance --cluster-weight A=0 B=0 C=0` then `del-node` x3. "
+        "Seconds are wall clock of the commands, Headroom's CLI start-up included. "
+        f"Load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f} (2 cores).",
         "",
-        "| tool | seconds | keys moved | keys/s | lost | slots per master | Headroom faster by |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| tool | 3->6 s | keys moved | keys/s | lost | 6->3 s | keys moved | keys/s | lost "
+        "| Headroom faster by (3->6 / 6->3) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        rate = r["keys_moved"] / r["seconds"]
-        ratio = r["seconds"] / ours
+        ratio = (
+            f"{r.out.seconds / ours.out.seconds:.2f}x / {r.into.seconds / ours.into.seconds:.2f}x"
+            if ours
+            else "-"
+        )
         lines.append(
-            f"| {r['name']} | {r['seconds']:.2f} | {r['keys_moved']:,} | {rate:,.0f} | {r['lost']} "
-            f"| {r['slots']} | {ratio:.2f}x |"
+            f"| {label[r.name]} | {r.out.seconds:.2f} | {r.out.keys_moved:,} | "
+            f"{r.out.keys_moved / r.out.seconds:,.0f} | {r.out.lost} | {r.into.seconds:.2f} | "
+            f"{r.into.keys_moved:,} | {r.into.keys_moved / r.into.seconds:,.0f} | {r.into.lost} "
+            f"| {ratio} |"
         )
     body = "\n".join(lines)
     print(body)
-    if not args.no_write:
-        write_section("reshard", "Redis Cluster rebalance: Headroom vs redis-cli", body)
-    return 0 if all(r["lost"] == 0 for r in rows) else 1
+    if not args.no_write and not args.only:
+        write_section("reshard", "Redis Cluster 3->6->3: Headroom vs redis-cli", body)
+    return 0 if all(r.out.lost == 0 and r.into.lost == 0 for r in rows) else 1
 
 
 if __name__ == "__main__":

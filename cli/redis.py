@@ -229,7 +229,12 @@ def rebalance(
 @app.command()
 def drain(
     seed: Seed,
-    node: Annotated[str, typer.Option("--node", help="Id (or unique prefix) of the master.")],
+    node: Annotated[
+        list[str],
+        typer.Option(
+            "--node", help="Id (or unique prefix) of a master; repeat to drain several at once."
+        ),
+    ],
     forget: Annotated[
         bool, typer.Option("--forget", help="Then CLUSTER FORGET it everywhere and reset it.")
     ] = False,
@@ -237,7 +242,7 @@ def drain(
     tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     tls_insecure: TlsInsecure = False,
 ) -> None:  # fmt: skip
-    """Move every slot off a master; with --forget remove it from the cluster."""
+    """Move every slot off one or more masters; with --forget remove them from the cluster."""
     with errors_to_exit():
         with _progress(console.is_terminal and not as_json) as bar:
             r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar)

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -302,32 +302,53 @@ class Resharder:
         return self._execute(topo, plan, started, repaired, raise_on_error)
 
     def drain(
-        self, node_id: str, *, forget: bool = False, raise_on_error: bool = True
+        self,
+        node_ids: str | Sequence[str],
+        *,
+        forget: bool = False,
+        raise_on_error: bool = True,
     ) -> ReshardReport:
-        """Move every slot off ``node_id``; with ``forget`` also remove it from the cluster."""
+        """Move every slot off the given master(s); with ``forget`` also remove them.
+
+        Several masters drain together: their slots flow to the staying masters over
+        disjoint pairs at once, instead of one leaving node at a time.
+        """
         started = time.monotonic()
         topo = self.topology()
         masters = self._usable(topo)
-        node = topo.node(node_id)
-        if not node.is_master:
-            raise UnsafeOperation(f"node {node.short} ({node.addr}) is a replica: nothing to drain")
-        if not [m for m in masters if m.id != node.id]:
-            raise UnsafeOperation(
-                f"refusing to drain {node.short} ({node.addr}): it is the last master"
-            )
+        wanted = [node_ids] if isinstance(node_ids, str) else list(node_ids)
+        if not wanted:
+            raise InputError("drain: no node given")
+        leaving: list[Node] = []
+        for node_id in wanted:
+            node = topo.node(node_id)
+            if not node.is_master:
+                raise UnsafeOperation(
+                    f"node {node.short} ({node.addr}) is a replica: nothing to drain"
+                )
+            if node not in leaving:
+                leaving.append(node)
+        ids = {n.id for n in leaving}
+        if not [m for m in masters if m.id not in ids]:
+            names = ", ".join(f"{n.short} ({n.addr})" for n in leaving)
+            what = "it is the last master" if len(leaving) == 1 else "they are the last masters"
+            raise UnsafeOperation(f"refusing to drain {names}: {what}")
         # A Redis 7 master that gives away its last slot would turn into a replica of
         # the taker; keep it a master so drains of several nodes never trip on that.
-        try:
-            self._client(node.host, node.port).config_set("cluster-allow-replica-migration", "no")
-        except redis.RedisError as err:
-            log.warning("Kept replica migration setting node=%s error=%s", node.short, err)
+        for node in leaving:
+            try:
+                self._client(node.host, node.port).config_set(
+                    "cluster-allow-replica-migration", "no"
+                )
+            except redis.RedisError as err:
+                log.warning("Kept replica migration setting node=%s error=%s", node.short, err)
         repaired = self._repair(topo)
         self.wait_cluster_ok(self._cluster_timeout)
         topo = self.topology()
-        plan = self._plan(topo, drain=(node.id,))
+        plan = self._plan(topo, drain=tuple(n.id for n in leaving))
         report = self._execute(topo, plan, started, repaired, raise_on_error)
         if forget and report.ok:
-            forgotten = self._forget(node.id)
+            forgotten = self._forget([n.id for n in leaving])
             report = ReshardReport(
                 report.slots_moved, report.keys_moved, report.bytes_moved,
                 time.monotonic() - started, report.errors, report.repaired, report.plan,
@@ -514,15 +535,19 @@ class Resharder:
                 raise first
             raise MigrationError(f"migration stopped: {first}; run `headroom redis fix`") from first
 
-    def _forget(self, node_id: str) -> list[str]:
-        """CLUSTER FORGET an emptied master (and its replicas) everywhere, then reset them."""
+    def _forget(self, node_ids: Sequence[str]) -> list[str]:
+        """CLUSTER FORGET emptied masters (and their replicas) everywhere, then reset them."""
         topo = self.topology()
-        node = topo.node(node_id)
-        if node.slots:
-            raise UnsafeOperation(f"node {node.short} still owns {len(node.slots)} slots")
-        if node.keys:
-            raise UnsafeOperation(f"node {node.short} still holds {node.keys} keys; not forgetting")
-        leaving = [node] + [r for r in topo.replicas if r.master_id == node.id]
+        leaving: list[Node] = []
+        for node_id in node_ids:
+            node = topo.node(node_id)
+            if node.slots:
+                raise UnsafeOperation(f"node {node.short} still owns {len(node.slots)} slots")
+            if node.keys:
+                raise UnsafeOperation(
+                    f"node {node.short} still holds {node.keys} keys; not forgetting"
+                )
+            leaving += [node] + [r for r in topo.replicas if r.master_id == node.id]
         leaving_ids = {n.id for n in leaving}
         staying = [n for n in topo.nodes if n.id not in leaving_ids]
         for n in staying:

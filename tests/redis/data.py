@@ -1,4 +1,9 @@
-"""Test data for resharder tests: load keys of several types, verify them all, a live client."""
+"""Test data for resharder tests and bench/reshard.py: load, checksum and verify keys, live client.
+
+Loading and reading go straight to the owning master of each slot (from CLUSTER
+SLOTS), one MSET/MGET per slot in per-node pipelines, so a million keys load in
+seconds; the cluster must be stable (no open slots) while they run.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,28 @@ import hashlib
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
+from redis.crc import key_slot
 
 from tests.support.redis_cluster import RedisTestCluster
 
-BIG = 4 << 20  # bytes per big key
+BIG = 10 << 20  # bytes per big key
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """``keys`` strings k:i=v:i, ``hashes`` hashes h:i, ``big`` strings big:i of BIG bytes."""
+
+    keys: int
+    hashes: int = 0
+    big: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.keys + self.hashes + self.big
 
 
 def cluster_client(cluster: RedisTestCluster) -> redis.RedisCluster:
@@ -20,47 +40,124 @@ def cluster_client(cluster: RedisTestCluster) -> redis.RedisCluster:
     return redis.RedisCluster(host=node.host, port=node.port, socket_timeout=10)
 
 
-def load(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> None:
-    """``keys`` strings k:i=v:i, ``hashes`` hashes h:i, ``big`` strings big:i of BIG bytes."""
-    rc = cluster_client(cluster)
-    pipe = rc.pipeline()
-    for i in range(keys):
-        pipe.set(f"k:{i}", f"v:{i}")
-        if i % 5000 == 4999:
-            pipe.execute()
-            pipe = rc.pipeline()
-    for i in range(hashes):
-        pipe.hset(f"h:{i}", mapping={"a": str(i), "b": "x" * 50})
-    pipe.execute()
-    for i in range(big):
-        rc.set(f"big:{i}", _big_value(i))
-    rc.close()
+def _alive_client(cluster: RedisTestCluster) -> redis.Redis:
+    for node in cluster.nodes:
+        c = redis.Redis(host=node.host, port=node.port, socket_timeout=10)
+        try:
+            c.ping()
+            return c
+        except redis.ConnectionError:
+            continue
+    raise RuntimeError("no node of the cluster answers")
 
 
-def _big_value(i: int) -> bytes:
+def slot_owners(cluster: RedisTestCluster) -> dict[int, tuple[str, int]]:
+    """slot -> (host, port) of its master, from CLUSTER SLOTS of a live node."""
+    out: dict[int, tuple[str, int]] = {}
+    for row in _alive_client(cluster).execute_command("CLUSTER", "SLOTS"):
+        host, port = row[2][0], int(row[2][1])
+        addr = (host.decode() if isinstance(host, bytes) else str(host), port)
+        for s in range(int(row[0]), int(row[1]) + 1):
+            out[s] = addr
+    return out
+
+
+def _grouped(names: list[str]) -> dict[int, list[str]]:
+    by_slot: dict[int, list[str]] = {}
+    for n in names:
+        by_slot.setdefault(key_slot(n.encode()), []).append(n)
+    return by_slot
+
+
+def _per_node(
+    cluster: RedisTestCluster, by_slot: dict[int, list[str]]
+) -> Iterator[tuple[redis.Redis, list[list[str]]]]:
+    owners = slot_owners(cluster)
+    nodes: dict[tuple[str, int], list[list[str]]] = {}
+    for s, names in by_slot.items():
+        nodes.setdefault(owners[s], []).append(names)
+    for (host, port), groups in nodes.items():
+        client = redis.Redis(host=host, port=port, socket_timeout=60)
+        yield client, groups
+        client.close()
+
+
+def _chunks(items: list[list[str]], n: int = 500) -> Iterator[list[list[str]]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def big_value(i: int) -> bytes:
     return bytes([65 + i % 26]) * BIG
+
+
+def load(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> Dataset:
+    """Write the dataset with one MSET per slot, pipelined per master."""
+    ds = Dataset(keys, hashes, big)
+    for client, groups in _per_node(cluster, _grouped([f"k:{i}" for i in range(keys)])):
+        for chunk in _chunks(groups):
+            pipe = client.pipeline(transaction=False)
+            for names in chunk:
+                pipe.mset({n: f"v:{n[2:]}" for n in names})
+            pipe.execute()
+    for client, groups in _per_node(cluster, _grouped([f"h:{i}" for i in range(hashes)])):
+        pipe = client.pipeline(transaction=False)
+        for names in groups:
+            for n in names:
+                pipe.hset(n, mapping={"a": n[2:], "b": "x" * 50})
+        pipe.execute()
+    rc = cluster_client(cluster)
+    for i in range(big):
+        rc.set(f"big:{i}", big_value(i))
+    rc.close()
+    return ds
+
+
+def _read(cluster: RedisTestCluster, ds: Dataset) -> dict[str, bytes | None]:
+    """Every value of the dataset (hashes as their sorted field=value pairs)."""
+    out: dict[str, bytes | None] = {}
+    for client, groups in _per_node(cluster, _grouped([f"k:{i}" for i in range(ds.keys)])):
+        for chunk in _chunks(groups):
+            pipe = client.pipeline(transaction=False)
+            for names in chunk:
+                pipe.mget(names)
+            for names, values in zip(chunk, pipe.execute(), strict=True):
+                out.update(zip(names, values, strict=True))
+    for client, groups in _per_node(cluster, _grouped([f"h:{i}" for i in range(ds.hashes)])):
+        pipe = client.pipeline(transaction=False)
+        flat = [n for names in groups for n in names]
+        for n in flat:
+            pipe.hgetall(n)
+        for n, h in zip(flat, pipe.execute(), strict=True):
+            out[n] = b";".join(k + b"=" + v for k, v in sorted(h.items())) if h else None
+    rc = cluster_client(cluster)
+    for i in range(ds.big):
+        value = rc.get(f"big:{i}")
+        out[f"big:{i}"] = value if isinstance(value, bytes) or value is None else value.encode()
+    rc.close()
+    return out
 
 
 def verify(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> list[str]:
     """Names of missing or wrong keys (empty when every key is intact)."""
-    rc = cluster_client(cluster)
-    bad: list[str] = []
-    names = [f"k:{i}" for i in range(keys)]
-    for start in range(0, keys, 5000):
-        chunk = names[start : start + 5000]
-        values = rc.mget_nonatomic(chunk)
-        bad += [k for k, v in zip(chunk, values, strict=True) if v != f"v:{k[2:]}".encode()]
-    for i in range(hashes):
-        if rc.hget(f"h:{i}", "a") != str(i).encode():
-            bad.append(f"h:{i}")
-    for i in range(big):
-        if rc.get(f"big:{i}") != _big_value(i):
-            bad.append(f"big:{i}")
-    rc.close()
+    got = _read(cluster, Dataset(keys, hashes, big))
+    bad = [f"k:{i}" for i in range(keys) if got[f"k:{i}"] != f"v:{i}".encode()]
+    bad += [f"h:{i}" for i in range(hashes) if got[f"h:{i}"] != f"a={i};b={'x' * 50}".encode()]
+    bad += [f"big:{i}" for i in range(big) if got[f"big:{i}"] != big_value(i)]
     return bad
 
 
+def digest(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> str:
+    """SHA-256 over every name and value of the dataset, in a fixed order."""
+    got = _read(cluster, Dataset(keys, hashes, big))
+    h = hashlib.sha256()
+    for name in sorted(got):
+        h.update(name.encode() + b"\0" + (got[name] or b"<nil>") + b"\0")
+    return h.hexdigest()
+
+
 def total_keys(cluster: RedisTestCluster) -> int:
+    """DBSIZE summed over the masters that answer."""
     total = 0
     for n in cluster.nodes:
         c = n.client()
@@ -72,17 +169,6 @@ def total_keys(cluster: RedisTestCluster) -> int:
     return total
 
 
-def digest(cluster: RedisTestCluster, keys: int) -> str:
-    rc = cluster_client(cluster)
-    h = hashlib.sha256()
-    names = [f"k:{i}" for i in range(keys)]
-    for start in range(0, keys, 5000):
-        for v in rc.mget_nonatomic(names[start : start + 5000]):
-            h.update(v or b"<nil>")
-    rc.close()
-    return h.hexdigest()
-
-
 @dataclass
 class LiveClient:
     """A cluster-aware client reading and writing in a thread while slots move."""
@@ -92,6 +178,7 @@ class LiveClient:
     errors: list[str] = field(default_factory=list)
     written: dict[str, int] = field(default_factory=dict)
     ops: int = 0
+    prefix: str = "live"
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -111,13 +198,13 @@ class LiveClient:
         i = 0
         while not self._stop.is_set():
             try:
-                key = f"live:{i}"
+                key = f"{self.prefix}:{i}"
                 rc.set(key, i)
                 self.written[key] = i
                 j = rnd.randrange(self.preloaded)
                 if rc.get(f"k:{j}") != f"v:{j}".encode():
                     self.errors.append(f"k:{j} wrong during migration")
-                back = rc.get(f"live:{rnd.randrange(i + 1)}")
+                back = rc.get(f"{self.prefix}:{rnd.randrange(i + 1)}")
                 if back is None:
                     self.errors.append("a written key read back as nil")
                 self.ops += 1
