@@ -49,12 +49,18 @@ def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -
         )
     eps = {m.id: endpoint(m) for m in masters}
     done: list[str] = []
-    for o in opened:
-        done.append(_fix_slot(o.slot, masters, eps, options, dict(o.migrating), dict(o.importing)))
-    for slot in uncovered:
-        if any(slot == o.slot for o in opened):
-            continue
-        done.append(_fix_slot(slot, masters, eps, options, {}, {}))
+    try:
+        for o in opened:
+            done.append(
+                _fix_slot(o.slot, masters, eps, options, dict(o.migrating), dict(o.importing))
+            )
+        for slot in uncovered:
+            if any(slot == o.slot for o in opened):
+                continue
+            done.append(_fix_slot(slot, masters, eps, options, {}, {}))
+    finally:
+        for ep in eps.values():
+            ep.client.close()
     for line in done:
         log.info("Repaired %s", line)
     return done

@@ -193,14 +193,22 @@ class Resharder:
             return self._clients[key]
 
     def _endpoint(self, node: Node, *, migration: bool = False) -> Endpoint:
+        """A shared control client, or (``migration``) an own one that may run MIGRATE.
+
+        Only a node sending MIGRATE must wait longer than MIGRATE's own timeout; a
+        target keeps the control timeout, so a target that stops answering is
+        reported in seconds, not minutes.
+        """
         if not migration:
             return Endpoint(node.id, node.host, node.port, self._client(node.host, node.port))
         client = self._connect(node.host, node.port)
-        # The source waits for MIGRATE, which may itself wait up to max_timeout_ms.
         pool_kwargs = getattr(client.connection_pool, "connection_kwargs", None)
         if isinstance(pool_kwargs, dict):
             pool_kwargs["socket_timeout"] = self.options.max_timeout_ms / 1000 + 30
         return Endpoint(node.id, node.host, node.port, client)
+
+    def _own_endpoint(self, node: Node) -> Endpoint:
+        return Endpoint(node.id, node.host, node.port, self._connect(node.host, node.port))
 
     def topology(self) -> Topology:
         """Masters, replicas, slots and keys per master, open slots, health."""
@@ -416,7 +424,8 @@ class Resharder:
     def _repair(self, topo: Topology) -> list[str]:
         if not topo.open_slots() and not topo.uncovered():
             return []
-        return repair(topo, self._endpoint, self.options)
+        # Repair may MIGRATE from any master, so every endpoint may wait that long.
+        return repair(topo, lambda n: self._endpoint(n, migration=True), self.options)
 
     def _execute(
         self,
@@ -458,7 +467,7 @@ class Resharder:
             others = [self._endpoint(n) for n in topo.masters if n.id not in (src, tgt)]
             return PairMigrator(
                 self._endpoint(by_id[src], migration=True),
-                self._endpoint(by_id[tgt], migration=True),
+                self._own_endpoint(by_id[tgt]),
                 others, self.options, tally.add, hook,
             )  # fmt: skip
 
@@ -469,7 +478,12 @@ class Resharder:
                 key=lambda ps: (keys.get(ps[1], 0), ps[1]),
             )
             queues[pair].remove(slot)
-            migrator(*pair).move([slot])
+            first = migrator(*pair)
+            try:
+                first.move([slot])
+            finally:
+                first.source.client.close()
+                first.target.client.close()
         self._run_pairs(queues, keys, migrator)
 
     def _run_pairs(
