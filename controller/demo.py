@@ -65,7 +65,7 @@ class DemoConfig:
     out_dir: Path
     masters: int = 3
     keys: int = 200_000
-    speed: float = 600.0  # simulated seconds per wall-clock second
+    speed: float = 360.0  # simulated seconds per wall-clock second (an hour in 10 s)
     hours: float = 14.0  # simulated span, from ``start_hour`` on the event's day
     start_hour: float = 12.0
     history_days: int = 14
@@ -415,7 +415,8 @@ class DemoRunner:
         peak_desired = max(
             (s.desired for s in timeline if event.window_start <= s.t < event.end), default=0
         )
-        at_start = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
+        at_ramp = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
+        at_start = next((s for s in timeline if s.t >= event.start), timeline[-1])
         ready_at = next(
             (s.t for s in timeline if s.capacity_units >= peak_desired - 1e-6 and s.t >= t[0]), None
         )
@@ -442,7 +443,8 @@ class DemoRunner:
                 at_start.capacity_units >= peak_desired - 1e-6
                 and peak_desired > self.config.masters
             ),
-            "capacity_at_ramp_start": round(at_start.capacity_units, 2),
+            "capacity_at_ramp_start": round(at_ramp.capacity_units, 2),
+            "capacity_at_event_start": round(at_start.capacity_units, 2),
             "peak_desired_masters": peak_desired,
             "ready_minutes_before_start": (
                 round((event.start - ready_at) / 60.0, 1) if ready_at is not None else None
@@ -465,13 +467,19 @@ class DemoRunner:
         }
 
     def _observed_delay(self, timeline: list[DemoSample], scale_outs: list[LoopEvent]) -> float:
-        """Simulated seconds from the first scale-out order until its capacity was ready."""
+        """Simulated seconds from the first scale-out order until it had converged."""
         if not scale_outs:
             return self.target.provisioning.delay(self.config.masters, self.config.masters + 1)
         first = scale_outs[0]
         goal = first.to_units or 0
+        after = [s for s in timeline if s.t > first.at]
         done = next(
-            (s.t for s in timeline if s.t >= first.at and s.capacity_units >= goal - 1e-6), None
+            (
+                s.t
+                for s in after
+                if s.capacity_units >= goal - 1e-6 or (s.t > first.at and not s.busy)
+            ),
+            None,
         )
         return (done - first.at) if done is not None else self.end - first.at
 
