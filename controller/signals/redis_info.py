@@ -62,11 +62,16 @@ ADMIN_COMMANDS = frozenset(
 )  # fmt: skip
 
 
-# Commands that move or replicate data between nodes: a reshard sends one RESTORE-ASKING
-# per migrated key to the target, which is not client demand either.
+# Not client demand either: commands that move or replicate data between nodes (a
+# reshard sends one RESTORE-ASKING per migrated key), and wrappers whose inner commands
+# Redis counts on their own (a script's redis.call(), a transaction's queued commands),
+# so an application's EVAL is counted once through its GETs and SETs, and Headroom's
+# own migration script not at all.
 NOT_DEMAND = ADMIN_COMMANDS | frozenset(
     {"migrate", "restore-asking", "restore", "asking", "dump", "sync", "psync", "replconf",
-     "flushall", "flushdb", "wait", "failover"}
+     "flushall", "flushdb", "wait", "failover", "dbsize",
+     "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro", "script", "function",
+     "multi", "exec", "discard", "watch", "unwatch"}
 )  # fmt: skip
 
 
