@@ -8,9 +8,12 @@ agree by construction: the plan's first action is what ``decide`` orders now.
 
 The rule at a tick ``t`` with ``u`` units ordered:
 
-- **need**: units for the forecast at the policy quantile (``policies/capacity.py``);
-  the order for demand at ``T`` is placed at ``T - (provisioning delay + lead_time)``,
-  so capacity is ready before demand arrives (``L`` = that lead in forecast steps).
+- **need**: units for the forecast (``policies/capacity.py``,
+  :func:`~headroom.policies.capacity.planned_units_array`): the median at the SLO's
+  target utilisation, the policy quantile at 100 % — each margin once (the utilisation
+  margin is for latency at the expected demand, the quantile for the uncertainty). The
+  order for demand at ``T`` is placed at ``T - (provisioning delay + lead_time)``, so
+  capacity is ready before demand arrives (``L`` = that lead in forecast steps).
 - **scale-out** when the need over ``[t, t + L]`` exceeds ``u``; it is never held back
   by a cooldown. It sizes for the need over ``[t, t + L + stabilization]`` so a ramp is
   one action, not one per step. With ``max_step`` each action adds at most that many
@@ -46,7 +49,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.capacity import IntArray, units_for_array
+from headroom.policies.capacity import IntArray, planned_units_array, planned_units_raw
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.policy import PolicySpec, Target, TargetKind
 from headroom.policies.series import FloatArray
@@ -152,6 +155,33 @@ def _usable(units: int, target: Target, spec: PolicySpec) -> float:
     return units * target.capacity_per_unit * spec.slo.target_utilization / spec.headroom_factor
 
 
+def _full(units: int, target: Target, spec: PolicySpec) -> float:
+    """QPS ``units`` serve at 100 % utilisation (the headroom factor included)."""
+    return units * target.capacity_per_unit / spec.headroom_factor
+
+
+def median_level(forecast: Forecast) -> FloatArray:
+    """The forecast's median: the 0.5 band, interpolated if bracketed, else the mean."""
+    levels = sorted(forecast.quantiles)
+    if 0.5 in forecast.quantiles or (levels and levels[0] < 0.5 < levels[-1]):
+        return np.asarray(forecast.level(0.5), dtype=np.float64)
+    return np.asarray(forecast.mean, dtype=np.float64)
+
+
+def _need_text(
+    q: str, median: float, upper: float, units: int, target: Target, spec: PolicySpec, op: str
+) -> str:
+    """Why ``units`` are (``op`` ">") or are not (``op`` "≤") enough: the binding margin."""
+    util = spec.slo.target_utilization
+    by_median = median / util > upper if math.isfinite(median) else False
+    if by_median:
+        return (
+            f"p50 {format_qps(median)} QPS {op} {format_qps(_usable(units, target, spec))} "
+            f"capacity at {util:.0%}"
+        )
+    return f"{q} {format_qps(upper)} QPS {op} {format_qps(_full(units, target, spec))} capacity"
+
+
 # --- calendar and freeze windows as sorted, merged intervals (cached: decide is hot) ------
 
 _Intervals = tuple[FloatArray, FloatArray]
@@ -240,6 +270,7 @@ class _Ctx:
     lead_steps: int
     window_steps: int  # lead + stabilization
     level: FloatArray  # demand at the quantile, from lo to the end of the forecast
+    median: FloatArray  # the median forecast over the same positions
     req_ext: IntArray  # required units from lo, padded past the horizon with the last value
     raw_over: np.ndarray  # bool per position in req_ext: the need was clamped at maxUnits
     need: IntArray  # max required over [j, j + L]: what must be ordered by now
@@ -277,6 +308,7 @@ def _build(
     u: int,
 ) -> _Ctx:
     level_all = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
+    med_all = median_level(forecast)
     t_all = forecast.t
     n = int(t_all.size)
     count = max(1, min(count, n - lo))
@@ -294,7 +326,9 @@ def _build(
     chain0 = math.ceil(max(0, target.max_units - u) / max_step) if max_step else 0
     ext0 = (chain0 + 1) * lead0 + steps(stab) + 1
     level = level_all[lo : lo + count + ext0]
-    req_all = units_for_array(level, target, spec)
+    median = med_all[lo : lo + count + ext0]
+    raw_all = planned_units_raw(median, level, target, spec)
+    req_all = np.clip(raw_all, target.min_units, target.max_units)
     peak = int(req_all.max())
     lead = steps(_lead_seconds(target, spec, u, min(peak, biggest)))
     window = lead + steps(stab)
@@ -306,10 +340,7 @@ def _build(
     ext = max(window, (chain + 1) * lead) + 1
     pad = count + ext - req_all.size
     req_ext = np.concatenate([req_all, np.full(max(0, pad), req_all[-1], dtype=np.int64)])
-    usable_max = _usable(target.max_units, target, spec)
-    lvl_ext = np.concatenate([level, np.full(max(0, pad), level[-1])])
-    with np.errstate(invalid="ignore"):
-        raw_over = lvl_ext > usable_max * (1 + 1e-9)  # NaN compares False: a gap is no need
+    raw_over = np.concatenate([raw_all, np.full(max(0, pad), raw_all[-1])]) > target.max_units
 
     stay = _fwd_max(req_ext, window, count)
     out_to = stay
@@ -351,6 +382,7 @@ def _build(
         lead_steps=lead,
         window_steps=window,
         level=level,
+        median=median,
         req_ext=req_ext,
         raw_over=raw_over,
         need=need,
@@ -462,10 +494,8 @@ def _step(
             f"below minUnits {target.min_units}",
         )
     if want > u and goal > u:
-        # Name the peak this order is for: the largest demand in its look-ahead window.
-        window = ctx.level[p : p + max(look, ctx.lead_steps) + 1]
-        i = p + int(np.nanargmax(window)) if np.isfinite(window).any() else p
-        demand = float(ctx.level[min(i, ctx.level.size - 1)])
+        # Name the peak this order is for: the largest need in its look-ahead window.
+        i = _peak_index(ctx, p, max(look, ctx.lead_steps))
         event = forecast.driver_at(ctx.lo + i)
         over_max = bool(ctx.raw_over[p : p + look + 1].any()) and goal >= target.max_units
         return _action_out(
@@ -474,8 +504,7 @@ def _step(
             goal,
             key,
             noun,
-            q,
-            demand,
+            _need_text(q, float(ctx.median[i]), float(ctx.level[i]), u, target, spec, ">"),
             event,
             spec,
             target,
@@ -511,13 +540,10 @@ def _step(
     if max_step:
         step_units = min(step_units, max_step)
     to = max(stay, u - step_units)
-    window = ctx.level[p : p + ctx.window_steps + 1]
-    demand = float(np.nanmax(window)) if np.isfinite(window).any() else 0.0
+    i = _peak_index(ctx, p, ctx.window_steps)
     horizon = _duration(ctx.window_steps * ctx.step)
-    reason = (
-        f"{key} {u}→{to} {noun} at {_clock(at, ctx.tz)}: {q} {format_qps(demand)} QPS "
-        f"≤ {format_qps(_usable(to, target, spec))} capacity for the next {horizon}"
-    )
+    need = _need_text(q, float(ctx.median[i]), float(ctx.level[i]), to, target, spec, "≤")
+    reason = f"{key} {u}→{to} {noun} at {_clock(at, ctx.tz)}: {need} for the next {horizon}"
     return PlannedAction(
         at=at,
         ready_by=at + target.provisioning.delay(u, to),
@@ -528,14 +554,28 @@ def _step(
     )
 
 
+def _peak_index(ctx: _Ctx, p: int, look: int) -> int:
+    """Position of the largest need in ``[p, p + look]`` (the forecast's, not the padding)."""
+    hi = min(p + look + 1, ctx.level.size)
+    if hi <= p:
+        return min(p, ctx.level.size - 1)
+    window = ctx.req_ext[p:hi]
+    best = p + int(np.argmax(window))
+    # Among equal needs, name the highest upper-quantile demand (the peak people expect).
+    ties = np.flatnonzero(window == window[best - p])
+    if ties.size > 1:
+        upper = np.nan_to_num(ctx.level[p:hi][ties], nan=-math.inf)
+        best = p + int(ties[int(np.argmax(upper))])
+    return best
+
+
 def _action_out(
     at: float,
     u: int,
     to: int,
     key: str,
     noun: str,
-    q: str,
-    demand: float,
+    need: str,
     event: DemandEvent | None,
     spec: PolicySpec,
     target: Target,
@@ -551,9 +591,7 @@ def _action_out(
         head += f" for '{event.name}' {_clock(event.start, event.tz)}"
     if frozen:
         head += " in a freeze window (demand now needs it)"
-    reason = (
-        f"{head}: {q} {format_qps(demand)} QPS > {format_qps(_usable(u, target, spec))} capacity"
-    )
+    reason = f"{head}: {need}"
     if over_max:
         reason += f"; capped at maxUnits {target.max_units}"
     if budget_capped:
@@ -640,7 +678,9 @@ def plan_target(
         return Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",))
     lo = _start_index(forecast, now)
     level = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
-    required = units_for_array(level, target, spec)
+    median = median_level(forecast)
+    raw = planned_units_raw(median, level, target, spec)
+    required = planned_units_array(median, level, target, spec)
     units = np.empty(n, dtype=np.int64)
     units[:lo] = current_units
     u, st = current_units, state
@@ -668,8 +708,7 @@ def plan_target(
         stop = n if nxt is None else ctx.lo + nxt
         units[j:stop] = u
         j = stop
-    usable_max = _usable(target.max_units, target, spec)
-    over = np.nan_to_num(level[lo:], nan=0.0) > usable_max * (1 + 1e-9)
+    over = raw[lo:] > target.max_units
     if over.any():
         first = float(forecast.t[lo + int(np.argmax(over))])
         notes.append(

@@ -68,7 +68,7 @@ class HeadroomStrategy:
         longest = target.provisioning.delay(target.min_units, target.max_units)
         self.horizon = longest + spec.lead_time + spec.scale_in.stabilization + horizon_margin
         self.horizon += forecast_every
-        self.levels = (spec.forecast.quantile,)
+        self.levels = (0.5, spec.forecast.quantile)  # the planner sizes the median too
         self.forecaster = HeadroomForecaster(spec.forecast)
         self.state = PlannerState()
         self.reasons: list[tuple[float, str]] = []  # (time, reason) of every order

@@ -45,6 +45,9 @@ LEVEL_WINDOWS_H: tuple[int, ...] = (1, 3, 6, 12, 24, 72, 168)
 RECENCY_HALF_LIFE_H = 48.0
 MAX_RESIDUAL_SAMPLES = 2048
 MAX_FIT_SAMPLES = 4096  # longer histories are block-averaged for the profile and level
+HOLDOUT = 7 * DAY  # newest history the residuals are measured on, out of sample ...
+HOLDOUT_SHARE = 0.25  # ... at most this share of it ...
+HOLDOUT_MIN_SPAN = 4 * DAY  # ... and only with this much history (else in-sample)
 FALLBACK_SD = 0.3  # log-scale spread when the history is too short to measure residuals
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -306,62 +309,36 @@ def _blocks(
     return tb, np.asarray(vb, dtype=np.float64), ex
 
 
-def fit_baseline(
-    t: FloatArray,
-    v: FloatArray,
-    excluded: BoolArray,
-    *,
-    as_of: float,
-    tz: str | None = None,
-    bin_seconds: float = 900.0,
-    step: float | None = None,
-) -> Baseline:
-    """Fit the baseline on samples ``(t, v)`` (NaN = gap) ending before ``as_of``.
-
-    ``excluded`` is True for samples inside event windows: they are left out of the
-    profile, the level and the residuals. Long histories are averaged into blocks of
-    ``k`` samples (at most :data:`MAX_FIT_SAMPLES` blocks) for the profile and level; the
-    residuals are measured on every ``k``-th raw sample, so quantiles keep the noise of
-    the original resolution.
-    """
-    k = max(1, math.ceil(t.size / MAX_FIT_SAMPLES))
-    if k > 1:
-        pick = np.arange(t.size - 1, -1, -k)[::-1]  # every k-th sample, the newest included
-        raw_t, raw_v, raw_x = t[pick], v[pick], excluded[pick]
-        t, v, excluded = _blocks(t, v, excluded, k)
-    else:
-        raw_t, raw_v, raw_x = t, v, excluded
-    if step is None:
-        step = float(np.median(np.diff(t[-2049:]))) if t.size > 1 else 60.0
-    else:
-        step *= k
-    finite = np.isfinite(v)
-    mean_v = float(v[finite].mean()) if bool(finite.any()) else 0.0
-    floor = max(0.01 * mean_v, 1e-6)
-    okv = finite & ~excluded
-    w = okv.astype(np.float64)
-    y = np.log(np.where(okv, v, 0.0) + floor)
-    yz = np.where(okv, y, 0.0)
+def _fit_profile(
+    local: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    span: float,
+    step: float,
+    bin_seconds: float,
+    tz: str | None,
+) -> tuple[Profile, FloatArray]:
+    """The profile from samples with weight ``w`` > 0, and its in-sample value at every
+    sample (the bin's own value: the level averages over an hour or more; interpolation is
+    for predictions and raw-sample residuals)."""
     nd = int(round(DAY / bin_seconds))
     nw = 7 * nd
-    offsets = utc_offsets(t, tz)
-    local = t + offsets
-    valid_t = t[okv]
-    span = float(as_of - valid_t[0]) if valid_t.size else 0.0
-
+    yz = np.where(w > 0, y, 0.0)
     daily = np.zeros(nd)
     weekly = np.zeros(0)
     shrink = 0.0
+    fitted = np.zeros_like(local)
     if span >= DAY:
         tod = _bins(local, DAY, bin_seconds)
         d_mean, d_n, _ = _robust_bin_mean(tod, yz, w, nd)
         daily = _fill_circular(d_mean, d_n)
         daily = daily - float(daily @ d_n) / max(float(d_n.sum()), 1e-9)
+        fitted = daily[tod]
         if span >= WEEK:
             tow = _bins(local + 3 * DAY, WEEK, bin_seconds)
             # Take out a centred 7-day moving level first, so that a level shift (growth,
             # a launch) is not mistaken for a weekday pattern.
-            dev = np.where(w > 0, y - daily[tod], 0.0)
+            dev = np.where(w > 0, yz - fitted, 0.0)
             day = np.floor((local - local[0]) * (1 / DAY)).astype(np.int64)
             dn = np.bincount(day, weights=w)
             ds = np.concatenate(([0.0], np.cumsum(np.bincount(day, weights=dev * w))))
@@ -381,12 +358,56 @@ def fit_baseline(
             spread = float(np.var(w_mean))
             shrink = max(0.0, 1.0 - se2 / spread) if spread > 0 else 0.0
             weekly = w_mean * shrink
-    profile = Profile(bin_seconds, daily, weekly, tz, shrink)
-    # In-sample, the bin's own value is enough (the level averages over an hour or more);
-    # interpolation is for predictions and for the raw-sample residuals below.
-    fitted = np.zeros_like(t)
-    if span >= DAY:
-        fitted = daily[tod] + (weekly[tow] if weekly.size else 0.0)
+            fitted = fitted + weekly[tow]
+    return Profile(bin_seconds, daily, weekly, tz, shrink), fitted
+
+
+def fit_baseline(
+    t: FloatArray,
+    v: FloatArray,
+    excluded: BoolArray,
+    *,
+    as_of: float,
+    tz: str | None = None,
+    bin_seconds: float = 900.0,
+    step: float | None = None,
+) -> Baseline:
+    """Fit the baseline on samples ``(t, v)`` (NaN = gap) ending before ``as_of``.
+
+    ``excluded`` is True for samples inside event windows: they are left out of the
+    profile, the level and the residuals. Long histories are averaged into blocks of
+    ``k`` samples (at most :data:`MAX_FIT_SAMPLES` blocks) for the profile and level; the
+    residuals are measured on every ``k``-th raw sample, so quantiles keep the noise of
+    the original resolution.
+    """
+    k = max(1, math.ceil(t.size / MAX_FIT_SAMPLES))
+    fin_raw = np.isfinite(v)
+    mean_v = float(v[fin_raw].mean()) if bool(fin_raw.any()) else 0.0
+    floor = max(0.01 * mean_v, 1e-6)
+    if k > 1:
+        pick = np.arange(t.size - 1, -1, -k)[::-1]  # every k-th sample, the newest included
+        raw_t, raw_v, raw_x = t[pick], v[pick], excluded[pick]
+        # Blocks average log values, not values: the profile and level must be on the
+        # scale the raw-sample residuals and ``with_recent`` use (a mean of logs). The log
+        # of a block mean is higher by about half the noise variance: on noisy traffic
+        # that bias would count twice once the level is refreshed from raw samples.
+        t, y, excluded = _blocks(t, np.log(v + floor), excluded, k)
+    else:
+        raw_t, raw_v, raw_x = t, v, excluded
+        y = np.log(v + floor)
+    if step is None:
+        step = float(np.median(np.diff(t[-2049:]))) if t.size > 1 else 60.0
+    else:
+        step *= k
+    finite = np.isfinite(y)
+    okv = finite & ~excluded
+    w = okv.astype(np.float64)
+    offsets = utc_offsets(t, tz)
+    local = t + offsets
+    valid_t = t[okv]
+    span = float(as_of - valid_t[0]) if valid_t.size else 0.0
+
+    profile, fitted = _fit_profile(local, y, w, span, step, bin_seconds, tz)
     r = np.where(w > 0, y - fitted, 0.0)
 
     # Hourly residual sums, bins anchored so the last bin ends at as_of.
@@ -416,11 +437,28 @@ def fit_baseline(
                 best = candidates[int(np.argmin(errs))]
         windows.append(best)
     levels = tuple(float(trails[wh][-1]) for wh in windows)
+    hist_level = trails[windows[0]]
 
     # Back-test residuals per bucket at its lag on raw samples, standardised by hour of day.
     raw_ok = np.isfinite(raw_v) & ~raw_x & (raw_t >= anchor)
     rt = raw_t[raw_ok]
     rr = np.log(raw_v[raw_ok] + floor) - profile.at(rt)
+    keep = rt >= as_of - max(LEVEL_WINDOWS_H) * HOUR
+    recent_t, recent_r = rt[keep], rr[keep]
+    # Held out: with enough history the residuals are measured on the newest days against
+    # a profile and levels fitted without them. In-sample residuals are too narrow (the
+    # profile has absorbed part of the noise it is measured on) and old: the spread that
+    # matters is the one of the latest days.
+    hold = min(HOLDOUT, span * HOLDOUT_SHARE)
+    if span >= HOLDOUT_MIN_SPAN:
+        train = w * (t < as_of - hold)
+        profile_tr, fitted_tr = _fit_profile(local, y, train, span - hold, step, bin_seconds, tz)
+        r_tr = np.where(w > 0, y - fitted_tr, 0.0)
+        rs_tr = _bincount(j, r_tr * w * inside, hours)
+        trails = dict(zip(windows, _trailing_levels(rs_tr, rn, windows, overall), strict=True))
+        late = rt >= as_of - hold
+        rt = rt[late]
+        rr = np.log(raw_v[raw_ok][late] + floor) - profile_tr.at(rt)
     rj = np.clip(np.floor((rt - anchor) * (1 / HOUR)).astype(np.int64), 0, hours - 1)
     hod = _bins(rt + utc_offsets(rt, tz), DAY, HOUR)
     residuals: list[FloatArray] = []
@@ -443,7 +481,6 @@ def fit_baseline(
         stride = max(1, z.size // MAX_RESIDUAL_SAMPLES)
         residuals.append(np.sort(z[::stride]))
 
-    keep = rt >= as_of - max(LEVEL_WINDOWS_H) * HOUR
     return Baseline(
         profile=profile,
         floor=floor,
@@ -456,8 +493,8 @@ def fit_baseline(
             for i, r in enumerate(residuals)
         ),
         hour_scale=np.asarray(hour_scale, dtype=np.float64),
-        hist_level=trails[windows[0]],
+        hist_level=hist_level,
         hist_anchor=anchor,
-        recent_t=rt[keep],
-        recent_r=rr[keep],
+        recent_t=recent_t,
+        recent_r=recent_r,
     )

@@ -76,18 +76,32 @@ def test_reason_and_lead_time_place_units_before_the_ramp() -> None:
     spec = policy(leadTime="5m")
     plan = plan_target(forecast(), spec, spec.targets[0], now=T0, current_units=3, calendar=CAL)
     first = plan.actions[0]
-    delay = spec.targets[0].provisioning.delay(3, 6)
+    delay = spec.targets[0].provisioning.delay(3, 5)
     assert first.at <= EVENT.window_start - delay - spec.lead_time
     assert first.ready_by <= EVENT.window_start
-    assert (first.from_units, first.to_units) == (3, 6)
+    # p50 369k at the 80 % target needs 5 (ceil 4.6), p90 410k at 100 % needs 5 (ceil 4.1).
+    assert (first.from_units, first.to_units) == (3, 5)
     assert first.reason == (
-        "redis/cart 3→6 masters at 19:15 for 'Spring livestream' 20:00: "
-        "p90 410k QPS > 240k capacity"
+        "redis/cart 3→5 masters at 19:15 for 'Spring livestream' 20:00: "
+        "p50 369k QPS > 240k capacity at 80%"
     )
     assert first.event == "Spring livestream"
     # Every step the forecast needs N units, N were ordered at least one lead earlier.
     lead = int((delay + spec.lead_time) // STEP)
     assert np.all(plan.units[:-lead] >= plan.required[lead:])
+
+
+def test_need_sizes_the_median_at_target_utilisation_and_the_quantile_at_full() -> None:
+    """Each margin once: p50 / 0.8 and p90 / 1.0, whichever needs more units."""
+    spec = policy()
+    t = T0 + np.arange(0, 3600, STEP)
+    flat = np.ones(t.size)
+    wide = Forecast(t, flat * 300e3, {0.5: flat * 300e3, 0.9: flat * 790e3})
+    narrow = Forecast(t, flat * 300e3, {0.5: flat * 300e3, 0.9: flat * 330e3})
+    for fc, units, text in ((wide, 8, "p90 790k QPS > 300k capacity"), (narrow, 4, "p50 300k")):
+        plan = plan_target(fc, spec, spec.targets[0], now=T0, current_units=3, calendar=CAL)
+        assert int(plan.required[0]) == units  # ceil(7.9) / ceil(300 / 80 = 3.75)
+        assert text in plan.actions[0].reason
 
 
 def test_no_event_no_action_when_current_units_cover() -> None:
@@ -100,11 +114,11 @@ def test_no_event_no_action_when_current_units_cover() -> None:
 
 
 def test_scale_out_to_max_units_is_capped_and_says_so() -> None:
-    spec = policy(target={"maxUnits": 5})
+    spec = policy(target={"maxUnits": 4})  # the event needs 5
     plan = plan_target(forecast(), spec, spec.targets[0], now=T0, current_units=3, calendar=CAL)
-    assert plan.units.max() == 5
+    assert plan.units.max() == 4
     assert plan.capped
-    assert "capped at maxUnits 5" in plan.actions[0].reason
+    assert "capped at maxUnits 4" in plan.actions[0].reason
     assert plan.actions[0].capped
     assert any("maxUnits" in n for n in plan.notes)
 
@@ -128,7 +142,7 @@ def test_max_step_chains_start_early_enough() -> None:
     tgt = spec.targets[0]
     plan = plan_target(forecast(), spec, tgt, now=T0, current_units=3, calendar=CAL)
     outs = [a for a in plan.actions if a.is_scale_out]
-    assert [a.to_units - a.from_units for a in outs] == [1, 1, 1]
+    assert [a.to_units - a.from_units for a in outs] == [1, 1]  # 3 -> 5
     # The last step of the chain is ready before the ramp starts.
     assert outs[-1].ready_by <= EVENT.window_start
     assert all(abs(a.to_units - a.from_units) <= 1 for a in plan.actions)
@@ -164,7 +178,8 @@ def test_scale_out_is_not_blocked_by_a_recent_scale_in() -> None:
         calendar=Calendar(),
         state=state,
     )
-    assert d.action is not None and d.desired_units == 7
+    # p50 450k at 80 % of 100k per unit: 6 (p90 500k at 100 %: 5).
+    assert d.action is not None and d.desired_units == 6
 
 
 def test_freeze_window_blocks_prescale_but_not_demand_now() -> None:
