@@ -12,9 +12,10 @@ calendar's events that already ended; ``predict`` uses nothing else. Steps:
    daily/weekly profile, the level and the residual distribution;
 3. each past event's uplift over that baseline is measured (:func:`learn_event`);
 4. ``predict`` adds, per step, the largest uplift of any event there (that event is the
-   step's *driver*); for an event already under way, the uplift is scaled up when the
-   last half hour ran hotter than expected (never down). It combines residual quantiles
-   with the uplift's uncertainty:
+   step's *driver*); for an event already under way, its scale is re-estimated from the
+   samples seen since its window opened (:meth:`HeadroomForecaster._nowcast`, a Bayesian
+   update of the learned uplift, up or down, that narrows its uncertainty). It combines
+   residual quantiles with the uplift's uncertainty:
    ``q_p = base + uplift + med + sign(p - .5) * hypot(resid_p - med, z_p * sd_uplift)``.
 
 Cheap path for simulators: refit once per simulated day (or hour), then call :meth:`update`
@@ -47,7 +48,10 @@ from headroom.policies.policy import Forecasting
 from headroom.policies.series import FloatArray, Series
 
 NOWCAST_MEMORY = 12 * 3600.0  # newest samples kept for judging events under way
-NOWCAST_RECENT = 1800.0  # ... of which the last half hour is compared with the model
+NOWCAST_RECENT = 3600.0  # ... of which the last hour is compared with the model
+NOWCAST_MIN_TAU = 0.05  # an uplift is never taken as known better than 5 % (log scale)
+NOWCAST_CORRELATION = 4.0  # neighbouring 1-minute residuals correlate: fewer effective samples
+NOWCAST_SHAPE_SD = 0.05  # a measured scale still leaves the shape over time uncertain
 
 
 def _excluded(t: FloatArray, windows: Sequence[tuple[float, float]]) -> BoolArray:
@@ -188,25 +192,48 @@ class HeadroomForecaster:
         tb = np.linspace(event.start, max(event.end, event.start + 1), 8)
         return float(np.mean(np.exp(self.baseline.log_mean(tb)))) - self.baseline.floor
 
-    def _hotness(self, event: DemandEvent, baseline_qps: float) -> float:
-        """For an event under way: how much hotter than expected it runs (>= 1, <= 3).
+    def _nowcast(self, event: DemandEvent, up: Uplift, baseline_qps: float) -> tuple[float, float]:
+        """For an event under way: the posterior scale ``r`` of its log uplift, and its sd.
 
-        The ratio of the observed log-uplift over the last half hour inside the event's
-        window to the uplift the model expected there. Only upward: a quiet start never
-        lowers the plan for the rest of an event (demand can still arrive).
+        The uplift learned (or declared, or defaulted) is a prior: ``r ~ N(1, tau)`` with
+        ``tau`` its relative spread at the peak. The samples seen since the event's window
+        opened (the last hour at most) measure ``r`` by least squares on the expected
+        shape, ``o_i = r * m_i + noise`` (``o_i`` relative to the hour before the window;
+        noise: the baseline's residual spread, inflated for correlation between
+        neighbouring samples), so early ramp samples, where ``m_i``
+        is small, say little. The posterior is their precision-weighted blend, kept within
+        ``[1/3, 3]``. Before the start, only a learned shape (whose ramp-to-peak ratio was
+        seen on past events) may lower the forecast; a template's ramp is a guess.
         """
         base = self.baseline
         obs = self._tail.between(max(event.window_start, base.as_of - NOWCAST_RECENT), base.as_of)
         ok = np.isfinite(obs.v)
-        if int(ok.sum()) < 5:
-            return 1.0
+        tau = max(float(up.sd.max()) / max(float(up.mu.max()), 1e-9), NOWCAST_MIN_TAU)
+        if int(ok.sum()) < 3 or up.mu.max() <= MIN_UPLIFT:
+            return 1.0, tau
         t_obs = obs.t[ok]
         observed = np.log(obs.v[ok] + base.floor) - base.log_mean(t_obs)
-        expected, _, _ = self._uplift.log_uplift(event, t_obs, baseline_qps)
-        mu = float(expected.mean())
-        if mu < math.log(1.2):
-            return 1.0  # too early in the ramp to tell
-        return min(max(float(observed.mean()) / mu, 1.0), 3.0)
+        # Relative to the hour before the window opened: the baseline's level can be off
+        # at this time of day by as much as a small event's ramp lifts it.
+        before = self._tail.between(event.window_start - NOWCAST_RECENT, event.window_start)
+        fin = np.isfinite(before.v)
+        if int(fin.sum()) >= 10:
+            pre = np.log(before.v[fin] + base.floor) - base.log_mean(before.t[fin])
+            observed -= float(pre.mean())
+        else:
+            observed -= base.residual_quantile(t_obs, 0.5)
+        expected, _, _ = self._uplift.log_uplift(event, t_obs, baseline_qps, envelope=False)
+        info = float(expected @ expected)
+        if info <= 0:
+            return 1.0, tau
+        spread = base.residual_quantile(t_obs, 0.8413) - base.residual_quantile(t_obs, 0.1587)
+        noise2 = float(np.mean((0.5 * spread) ** 2)) * NOWCAST_CORRELATION
+        r_hat = float(expected @ observed) / info
+        precision = 1.0 / tau**2 + info / noise2
+        r = (1.0 / tau**2 + r_hat * info / noise2) / precision
+        if base.as_of < event.start and up.source not in ("learned", "declared+learned"):
+            r = max(r, 1.0)
+        return min(max(r, 1.0 / 3.0), 3.0), math.sqrt(1.0 / precision)
 
     def predict(
         self,
@@ -229,10 +256,10 @@ class HeadroomForecaster:
         ]
         for i, ev in enumerate(events):
             qps = self._event_baseline_qps(ev)
-            u, s, _ = self._uplift.log_uplift(ev, t, qps)
+            u, s, uplift = self._uplift.log_uplift(ev, t, qps)
             if ev.window_start < base.as_of:
-                hot = self._hotness(ev, qps)
-                u, s = u * hot, s * hot
+                r, r_sd = self._nowcast(ev, uplift, qps)
+                u, s = u * r, np.hypot(u * r_sd, NOWCAST_SHAPE_SD * u)
             better = u > up
             up = np.where(better, u, up)
             sd = np.where(better, s, sd)

@@ -78,11 +78,12 @@ def event_position(event: DemandEvent, t: FloatArray, default_ramp: float) -> Fl
     return x
 
 
-def shape_at(shape: FloatArray, x: FloatArray) -> FloatArray:
+def shape_at(shape: FloatArray, x: FloatArray, envelope: bool = True) -> FloatArray:
     """Value of a 24-bin shape at grid positions ``x`` (0 outside).
 
-    Linear between bin centres, but never below the bin's own value, so a step at the
-    event's start is fully there at the start (provisioning errs early, not late).
+    Linear between bin centres, but (``envelope``) never below the bin's own value, so a
+    step at the event's start is fully there at the start (provisioning errs early, not
+    late). Without ``envelope``: plain interpolation, to compare with what was observed.
     """
     inside = np.isfinite(x)
     out = np.zeros(x.shape)
@@ -91,7 +92,7 @@ def shape_at(shape: FloatArray, x: FloatArray) -> FloatArray:
     fp = np.concatenate(([0.0], shape, [0.0]))
     lin = np.interp(xi, xp, fp)
     own = shape[np.clip(np.floor(xi).astype(np.int64), 0, NBINS - 1)]
-    out[inside] = np.maximum(lin, own) if shape.max() > 0 else lin
+    out[inside] = np.maximum(lin, own) if envelope and shape.max() > 0 else lin
     return out
 
 
@@ -212,9 +213,13 @@ class UpliftModel:
         return Uplift(mu, DEFAULT_REL_SD * mu, "default", 0)
 
     def log_uplift(
-        self, event: DemandEvent, t: FloatArray, baseline_qps: float | None = None
+        self,
+        event: DemandEvent,
+        t: FloatArray,
+        baseline_qps: float | None = None,
+        envelope: bool = True,
     ) -> tuple[FloatArray, FloatArray, Uplift]:
         """Log uplift mean and sd of ``event`` at times ``t`` (0 outside its window)."""
         up = self.for_event(event, baseline_qps)
         x = event_position(event, t, self.default_ramp)
-        return shape_at(up.mu, x), shape_at(up.sd, x), up
+        return shape_at(up.mu, x, envelope), shape_at(up.sd, x, envelope), up

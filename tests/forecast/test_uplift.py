@@ -145,3 +145,26 @@ def test_an_event_running_hotter_than_learned_raises_the_rest_of_its_forecast() 
     fc = early.predict(tonight.start, tonight.end - tonight.start, 60)
     assert fc.baseline is not None
     assert float(np.median(fc.level(0.5) / fc.baseline)) < 3.6
+
+
+def test_an_event_running_cooler_than_learned_lowers_and_narrows_the_rest() -> None:
+    """Past shows were ~4x; tonight's is 1.8x. Twenty minutes in, the nowcast lowers the
+    rest of the show's forecast (a Bayesian update, not a one-way ratchet) and its band
+    narrows; before the start the model still expects the learned size."""
+    past = [livestream(d) for d in PAST_DAYS]
+    tonight = livestream(29, "tonight")
+    truths = [4.0, 3.6, 4.4, 4.1, 3.9, 4.0, 4.2]
+    trace = generate_trace(START, 30, 60, 1000, [*past, tonight], [*truths, 1.8], seed=12)
+    cal = Calendar.of([*past, tonight])
+    early = HeadroomForecaster().fit(trace.before(tonight.window_start), cal)
+    fc = early.predict(tonight.start, tonight.end - tonight.start, 60)
+    assert fc.baseline is not None
+    before = float(np.median(fc.level(0.5) / fc.baseline))
+    width_before = float(np.median(fc.level(0.99) / fc.level(0.5)))
+    assert before > 3.3
+    now = tonight.start + 20 * 60
+    model = HeadroomForecaster().fit(trace.before(now), cal)
+    fc = model.predict(now, tonight.end - now, 60)
+    assert fc.baseline is not None
+    assert float(np.median(fc.level(0.5) / fc.baseline)) < 2.4
+    assert float(np.median(fc.level(0.99) / fc.level(0.5))) < width_before
