@@ -150,6 +150,11 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _covers(capacity_units: float, masters: int) -> bool:
+    """Whether a balanced map's capacity counts as ``masters`` (16384/5 is not a whole slot)."""
+    return capacity_units >= masters * (1 - 1e-3)
+
+
 def capacity_units(status: ClusterStatus) -> float:
     """Masters' worth of capacity: keys spread evenly, so the busiest master is the limit."""
     slots = [n.slots for n in status.nodes if n.role == "master" and n.slots > 0]
@@ -417,9 +422,7 @@ class DemoRunner:
         )
         at_ramp = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
         at_start = next((s for s in timeline if s.t >= event.start), timeline[-1])
-        ready_at = next(
-            (s.t for s in timeline if s.capacity_units >= peak_desired - 1e-6 and s.t >= t[0]), None
-        )
+        ready_at = next((s.t for s in timeline if _covers(s.capacity_units, peak_desired)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
         reactive = self._reactive(timeline, delay)
@@ -440,7 +443,7 @@ class DemoRunner:
             "underprovisioned_minutes": round(under, 1),
             "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
             "capacity_ready_before_event": bool(
-                at_start.capacity_units >= peak_desired - 1e-6
+                _covers(at_start.capacity_units, peak_desired)
                 and peak_desired > self.config.masters
             ),
             "capacity_at_ramp_start": round(at_ramp.capacity_units, 2),
@@ -474,11 +477,7 @@ class DemoRunner:
         goal = first.to_units or 0
         after = [s for s in timeline if s.t > first.at]
         done = next(
-            (
-                s.t
-                for s in after
-                if s.capacity_units >= goal - 1e-6 or (s.t > first.at and not s.busy)
-            ),
+            (s.t for s in after if _covers(s.capacity_units, goal) or not s.busy),
             None,
         )
         return (done - first.at) if done is not None else self.end - first.at
