@@ -1,27 +1,68 @@
-"""The ``headroom`` typer app: joins one module per command group."""
+"""The ``headroom`` typer app: joins one module per command group.
+
+Importing every group costs over a second (pydantic schemas, calendars, the
+Prometheus client), which every ``headroom redis ...`` call would pay. So the
+console script builds an app with only the group it was asked for;
+``--help`` and ``from headroom.cli.main import app`` (tests) get every group.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from typing import Any
+
 import typer
 
-from headroom.cli import calendar, capacity, demo, engine, local, policy, redis, simulate
+# name on the command line -> (module, how it joins the app)
+GROUPS: dict[str, str] = {
+    "redis": "headroom.cli.redis",
+    "local": "headroom.cli.local",
+    "calendar": "headroom.cli.calendar",
+    "policy": "headroom.cli.policy",
+    "capacity": "headroom.cli.capacity",
+}
+COMMANDS: dict[str, str] = {
+    "forecast": "headroom.cli.engine",
+    "plan": "headroom.cli.engine",
+    "simulate": "headroom.cli.simulate",
+    "demo": "headroom.cli.demo",
+}
 
-app = typer.Typer(
-    name="headroom",
-    help="Elastic cache and capacity autoscaler: scale Redis Clusters and pools ahead of events.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(redis.app, name="redis")
-app.add_typer(local.app, name="local")
-app.add_typer(calendar.app, name="calendar")
-app.add_typer(policy.app, name="policy")
-app.add_typer(capacity.app, name="capacity")
-engine.register(app)
-simulate.register(app)
-demo.register(app)
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every group, or just the one named ``only`` (when it is known)."""
+    app = typer.Typer(
+        name="headroom",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    # A callback keeps the app a group even when only one command is registered
+    # (typer would otherwise make a lone command the root and misread its name).
+    app.callback()(_root)
+    wanted = only if only in GROUPS or only in COMMANDS else None
+    for name, module in GROUPS.items():
+        if wanted in (None, name):
+            app.add_typer(importlib.import_module(module).app, name=name)
+    registered: set[str] = set()
+    for name, module in COMMANDS.items():
+        if wanted in (None, name) and module not in registered:
+            importlib.import_module(module).register(app)
+            registered.add(module)
+    return app
+
+
+def _root() -> None:
+    """Elastic cache and capacity autoscaler: scale Redis Clusters and pools ahead of events."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    first = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    build_app(first)()
