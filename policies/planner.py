@@ -555,18 +555,11 @@ def _step(
 
 
 def _peak_index(ctx: _Ctx, p: int, look: int) -> int:
-    """Position of the largest need in ``[p, p + look]`` (the forecast's, not the padding)."""
+    """Position of the (first) largest need in ``[p, p + look]``, within the forecast."""
     hi = min(p + look + 1, ctx.level.size)
     if hi <= p:
         return min(p, ctx.level.size - 1)
-    window = ctx.req_ext[p:hi]
-    best = p + int(np.argmax(window))
-    # Among equal needs, name the highest upper-quantile demand (the peak people expect).
-    ties = np.flatnonzero(window == window[best - p])
-    if ties.size > 1:
-        upper = np.nan_to_num(ctx.level[p:hi][ties], nan=-math.inf)
-        best = p + int(ties[int(np.argmax(upper))])
-    return best
+    return p + int(ctx.req_ext[p:hi].argmax())
 
 
 def _action_out(

@@ -35,7 +35,7 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.forecast.seasonal import Baseline, BoolArray, fit_baseline
+from headroom.policies.forecast.seasonal import Baseline, BoolArray, fit_baseline, utc_offsets
 from headroom.policies.forecast.uplift import (
     MIN_UPLIFT,
     LearnedEvent,
@@ -245,7 +245,8 @@ class HeadroomForecaster:
         base = self.baseline
         n = max(1, math.ceil(horizon / step))
         t = start + np.arange(n, dtype=np.float64) * step
-        mu_b = base.log_mean(t)
+        offsets = utc_offsets(t, base.profile.tz)  # once: the zone lookups are not free
+        mu_b = base.log_mean(t, offsets)
         up = np.zeros(n)
         sd = np.zeros(n)
         driver = np.full(n, -1, dtype=np.int64)
@@ -265,7 +266,7 @@ class HeadroomForecaster:
             sd = np.where(better, s, sd)
             driver[better] = i
         levels = tuple(float(p) for p in levels)
-        med, *resid = base.residual_quantiles(t, (0.5, *levels))
+        med, *resid = base.residual_quantiles(t, (0.5, *levels), offsets)
         quantiles: dict[float, FloatArray] = {}
         for p, rq in zip(levels, resid, strict=True):
             dq = rq - med
