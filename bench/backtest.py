@@ -253,6 +253,54 @@ def sweep(case: Case, delay: float, base: Simulation) -> list[str]:
     return lines
 
 
+def level_oracle(case: Case, delay: float, hpa: StrategyResult) -> str:
+    """How cheap *any* forecaster could be: a clairvoyant reference that knows the future
+    smooth level (the centred 61-minute median of the trace) but not the minute-to-minute
+    noise around it, and provisions ``c`` times that level with perfect timing (the oracle's
+    rule). The smallest ``c`` with at most 10 % of reactive_hpa's underprovisioned minutes
+    and its unit-hours bound what a causal forecast (which knows the level less well) can
+    reach with a constant margin."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    spec, target = with_fixed_delay(case.spec, case.spec.targets[0], delay)
+    v = np.nan_to_num(case.trace.v, nan=0.0)
+    half = 30
+    padded = np.concatenate((np.full(half, v[0]), v, np.full(half, v[-1])))
+    level = np.median(sliding_window_view(padded, 2 * half + 1), axis=1)
+    first = float(case.trace.v[0])
+
+    def run(c: float) -> StrategyResult:
+        ref = Oracle(Series(case.trace.t, level * c), target, target_delay(target))
+        ref.name = "level_oracle"
+        return simulate(
+            case.trace,
+            [ref],
+            target=target,
+            delay=target_delay(target),
+            initial_units=units_for(first, target, spec),
+        ).results["level_oracle"]
+
+    goal = 0.1 * hpa.underprovisioned_minutes
+    lo, hi = 1.0, 4.0
+    best = run(hi)
+    if best.underprovisioned_minutes > goal:
+        return f"level-clairvoyant reference: even 4x the level misses {goal:.0f} min"
+    for _ in range(7):
+        mid = 0.5 * (lo + hi)
+        r = run(mid)
+        if r.underprovisioned_minutes <= goal:
+            hi, best = mid, r
+        else:
+            lo = mid
+    return (
+        f"level-clairvoyant reference (knows the future 61-min median level, not the "
+        f"noise): needs {hi:.2f}x the level for <= 10 % of reactive_hpa's minutes "
+        f"({best.underprovisioned_minutes:.0f} <= {goal:.0f} min) and then costs "
+        f"{best.unit_hours:,.0f} unit-hours = {best.unit_hours / hpa.unit_hours:.2f}x "
+        f"reactive_hpa's {hpa.unit_hours:,.0f}"
+    )
+
+
 def _local(epoch: float, tz: str) -> str:
     return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).strftime("%m-%d %H:%M")
 
@@ -379,7 +427,29 @@ def main() -> int:
         "window) on QPS per ready pod against the SLO's 80 % target; `oracle` is the "
         "cheapest schedule with no shortfall (perfect foresight), `oracle_at_slo` the "
         "same at the SLO's utilisation. Policy values: "
-        f"`{POLICY_VALUES}`.",
+        f"`{POLICY_VALUES}` (set here as a user would; nothing in the engine knows the "
+        "trace).",
+        "",
+        "How headroom sizes (engine, not bench): the planner provisions "
+        "`max(units for p50 at the SLO's target utilisation, units for p_q at 100 %)` — the "
+        "utilisation margin is for latency at the *expected* demand, the forecast quantile "
+        "for the *uncertainty*; applying both to p_q paid for both at once (25 % over p99). "
+        "Residual quantiles are measured out of sample on the newest days of history "
+        "(up to 7) against a profile fitted without them (NASA at 10-70 min ahead: p90 "
+        "exceeded 17.9 % -> 10 % of minutes, p99 4.4 % -> 1.6 %). An event under way "
+        "updates its learned uplift both ways (a Bayesian nowcast on the samples since its "
+        "window opened) instead of only raising it.",
+        "",
+        "Why the 10-minute targets are not met together: the `level-clairvoyant reference` "
+        "line under each case knows the future smooth level (a centred 61-minute median, "
+        "so every event's true size too) and times its orders perfectly; it only lacks the "
+        "minute-to-minute noise. On NASA it still needs 1.10x reactive_hpa's unit-hours to "
+        "stay within 10 % of its underprovisioned minutes (the 1-minute NASA series has a "
+        "log-sd of ~0.45 around its level: p99/p50 ~ 2.7x), so no causal forecaster with a "
+        "constant margin can meet both; `oracle_at_slo` > `reactive_hpa` unit-hours shows "
+        "the same from the other side (the HPA is cheap because it lags and runs short). "
+        "On the generated traces the reference meets both with almost nothing to spare; "
+        "headroom, which must learn event sizes from few past events, lands between.",
         "",
     ]
     summary: list[str] = [
@@ -409,7 +479,7 @@ def main() -> int:
                 ]
                 body += table(sim) + [""]
                 if delay == 600.0:
-                    body += lines + [""]
+                    body += lines + [f"- {level_oracle(case, delay, res['reactive_hpa'])}", ""]
                     if case is cases[0] or case is cases[2]:
                         body += ["Forecast quantile sweep (same delay, other values equal):", ""]
                         body += sweep(case, delay, sim) + [""]

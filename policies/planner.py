@@ -281,6 +281,10 @@ class _Ctx:
     ceiling: int  # budget ceiling on look-ahead units (max_units when no budget)
     budget_note: str
     tz: str  # where the target's events happen: reasons show that local time
+    # For skipping ahead (plan_target): a scale-out is possible where ``out_level > u``,
+    # a scale-in where ``in_level < u`` (blocked positions hold a value no ``u`` is above).
+    out_level: IntArray
+    in_level: IntArray
 
 
 def _lead_seconds(target: Target, spec: PolicySpec, u: int, to: int) -> float:
@@ -375,6 +379,12 @@ def _build(
     ceiling, note = target.max_units, ""
     if spec.budget is not None:
         ceiling, note = _budget_ceiling(spec, target, state, now=now, t=t, want=out_to, step=step)
+    now_req = req_ext[: t.size]
+    allowed = np.maximum(now_req, max(ceiling, target.min_units))
+    look = np.minimum(np.minimum(need[: t.size], allowed), target.max_units)
+    out_level = np.where(freeze, now_req, look)
+    blocked = in_event | freeze
+    in_level = np.where(blocked, np.iinfo(np.int64).max, np.maximum(stay, target.min_units))
     return _Ctx(
         lo=lo,
         t=t,
@@ -393,6 +403,8 @@ def _build(
         ceiling=ceiling,
         budget_note=note,
         tz=tz,
+        out_level=np.asarray(out_level, dtype=np.int64),
+        in_level=np.asarray(in_level, dtype=np.int64),
     )
 
 
@@ -721,24 +733,17 @@ def _next_candidate(
         return None
     if u < target.min_units or u > target.max_units:
         return start
-    now_req = ctx.req_ext[start:count]
-    allowed = np.maximum(now_req, max(ctx.ceiling, target.min_units))
-    look = np.minimum(np.minimum(ctx.need[start:count], allowed), target.max_units)
-    out = np.where(ctx.freeze[start:], now_req > u, look > u)
+    out = ctx.out_level[start:] > u
+    first_out = start + int(out.argmax()) if out.any() else count
     earliest = -math.inf
     if st.last_scale_in is not None:
         earliest = st.last_scale_in + spec.scale_in.interval
     if st.last_scale_out is not None:
         earliest = max(earliest, st.last_scale_out + spec.scale_in.stabilization)
-    inn = (
-        (np.maximum(ctx.stay[start:], target.min_units) < u)
-        & ~ctx.blocked_in[start:]
-        & (ctx.t[start:] >= earliest)
-    )
-    hit = out | inn
-    if not hit.any():
-        return None
-    return start + int(np.argmax(hit))
+    lo_in = max(start, int(np.searchsorted(ctx.t, earliest, side="left")))
+    inn = ctx.in_level[lo_in:first_out] < u
+    first = lo_in + int(inn.argmax()) if inn.any() else first_out
+    return first if first < count else None
 
 
 def advance_state(
