@@ -3,7 +3,7 @@
 The embedded default (``headroom demo``) and ``headroom capacity learn --redis`` use
 it. Each :meth:`RedisInfoSource.sample` reads the topology from ``CLUSTER NODES`` on
 the seed (so it follows scale-out and scale-in; a standalone server counts as one
-master), then asks each node for ``INFO`` and times a few ``PING`` probes. Cluster
+master), then asks each node for ``INFO`` and times a few ``TIME`` probes. Cluster
 totals sum the *masters* only: replicas replay the masters' writes and would count
 them twice. Per-master samples are kept too, because capacity is per unit.
 
@@ -16,12 +16,21 @@ Time, on purpose, is read from two clocks:
   :class:`~headroom.controller.clock.ScaledClock`), because the forecaster lives
   on that timeline.
 
-Latency: ``p99_latency_seconds`` is the 99th percentile of this source's own
-``PING`` round trips over the last ``latency_window`` wall seconds. A probe waits
-behind every queued client on Redis' single event loop, so it sees the queueing
-delay clients see, which server-side command time (``INFO commandstats``, a few
-microseconds) never shows. ``INFO latencystats`` (Redis >= 7) is recorded as
-``server_p99_seconds`` but is accumulated since server start, not windowed.
+Latency: ``p99_seconds`` (what :attr:`Metric.P99_LATENCY` reads) is the 99th
+percentile, over the last ``latency_window`` wall seconds, of the *queueing delay*
+of this source's own probes: each probe is a ``TIME`` command, and its delay is the
+server's clock when it ran minus this process's clock when it was sent. A probe
+waits behind every queued client on Redis' single event loop (and behind the
+server being descheduled), so it sees the wait clients see, which server-side
+command time (``INFO commandstats`` / ``latencystats``, a few microseconds) never
+shows. Timing the one-way trip rather than the round trip leaves out this
+process's own wake-up and parsing delay after the reply, which on a busy host is
+larger than the queueing it is trying to measure. The two clocks are lined up on
+the least-delayed probe of the last ``offset_window`` seconds (see
+:func:`clock_offset`), so a server on another host with a skewed clock reads the
+same. The round-trip p99 is kept as ``rtt_p99_seconds`` for evidence.
+``INFO latencystats`` (Redis >= 7) is recorded as ``server_p99_seconds`` but is
+accumulated since server start, not windowed.
 
 The history is a bounded ring buffer; :meth:`RedisInfoSource.save` /
 :meth:`RedisInfoSource.restore` keep it in a JSON file so a restart does not forget.
@@ -120,6 +129,7 @@ class NodeSample:
     memory_bytes: float
     keys: float
     cpu_rate: float
+    rtt_p99_seconds: float = math.nan
 
     def value(self, metric: Metric) -> float:
         return {
@@ -168,6 +178,39 @@ class ClusterSample:
         return cls(float(raw["at"]), nodes, dict(raw.get("missing", {})))
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One timed ``TIME`` command: wall seconds at send and receive here, and on the server."""
+
+    mono: float
+    sent: float
+    served: float
+    received: float
+
+    @property
+    def rtt(self) -> float:
+        return self.received - self.sent
+
+
+def clock_offset(probes: Iterable[Probe]) -> float:
+    """The server's clock minus ours, read off the least-delayed probe (NaN without probes).
+
+    A probe that found the server idle ran one loopback (or network) trip after it
+    was sent, so the smallest ``served - sent`` overstates the offset by that trip
+    only (tens of microseconds). Unlike NTP's symmetric-round-trip guess it does not
+    depend on how fast *this* process gets back to the reply. It needs one idle
+    moment per window, so the source keeps it over ``offset_window`` (minutes), not
+    over the latency window: a server saturated for a whole latency window still has
+    its queueing measured against an offset from calmer times.
+    """
+    return min((p.served - p.sent for p in probes), default=math.nan)
+
+
+def queueing_delays(probes: Iterable[Probe], offset: float) -> list[float]:
+    """Each probe's send-to-execution delay on the server's clock; never negative."""
+    return [max(0.0, p.served - p.sent - offset) for p in probes]
+
+
 @dataclass
 class _NodeState:
     """What a rate needs from the previous look at a node (wall time, counters)."""
@@ -176,7 +219,8 @@ class _NodeState:
     commands: float
     cpu: float
     run_id: str
-    probes: deque[tuple[float, float]]  # (monotonic, round-trip seconds)
+    probes: deque[Probe]
+    offsets: deque[tuple[float, float]]  # (monotonic, clock_offset of that sample's probes)
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
@@ -202,7 +246,12 @@ def _parse_cluster_nodes(text: str) -> list[tuple[str, str, str]]:
 
 _FLOAT_FIELDS = (
     "at", "qps", "p99_seconds", "server_p99_seconds", "memory_bytes", "keys", "cpu_rate",
+    "rtt_p99_seconds",
 )  # fmt: skip
+
+
+def _p99(values: list[float]) -> float:
+    return float(np.quantile(values, 0.99)) if values else math.nan
 
 
 def _float(value: Any) -> float:
@@ -226,6 +275,7 @@ class RedisInfoSource:
         history_file: Path | str | None = None,
         probes: int = 10,
         latency_window: float = 5.0,
+        offset_window: float = 600.0,
         stale_after: float = 30.0,
         name: str = "redis-info",
     ) -> None:
@@ -236,6 +286,7 @@ class RedisInfoSource:
         self.history_file = Path(history_file) if history_file else None
         self.probes = probes
         self.latency_window = latency_window
+        self.offset_window = offset_window
         self.stale_after = stale_after
         self._name = name
         self._clients: dict[str, redis.Redis] = {}
@@ -290,19 +341,21 @@ class RedisInfoSource:
                 return nodes
         raise redis.ConnectionError(last_error)
 
-    def _probe(self, client: redis.Redis) -> list[float]:
-        rtts = []
+    def _probe(self, client: redis.Redis) -> list[Probe]:
+        probes = []
         for _ in range(self.probes):
-            t0 = time.perf_counter()
-            client.ping()
-            rtts.append(time.perf_counter() - t0)
-        return rtts
+            sent = time.time()
+            seconds, micros = client.execute_command("TIME")  # type: ignore[no-untyped-call]
+            received = time.time()
+            served = int(seconds) + int(micros) / 1e6
+            probes.append(Probe(time.monotonic(), sent, served, received))
+        return probes
 
     def _sample_node(self, node_id: str, addr: str, role: str, at: float) -> NodeSample:
         client = self._client(addr)
         for attempt in self._retrying():
             with attempt:
-                rtts = self._probe(client)
+                fresh = self._probe(client)
                 info = client.info(
                     "server", "stats", "memory", "cpu", "keyspace", "latencystats", "commandstats"
                 )
@@ -312,19 +365,26 @@ class RedisInfoSource:
         run_id = str(info.get("run_id", ""))
         prev = self._state.get(addr)
         qps = cpu_rate = math.nan
-        probes: deque[tuple[float, float]] = deque()
+        probes: deque[Probe] = deque()
+        offsets: deque[tuple[float, float]] = deque()
         if prev is not None and prev.run_id == run_id and mono > prev.mono:
             elapsed = mono - prev.mono
-            # Our own INFO and PINGs are admin commands, already left out of the count.
+            # Our own INFO and TIME probes are admin commands, already left out of the count.
             if commands >= prev.commands:
                 qps = (commands - prev.commands) / elapsed
             cpu_rate = max(0.0, cpu - prev.cpu) / elapsed
-            probes = prev.probes
-        probes.extend((mono, rtt) for rtt in rtts)
-        while probes and probes[0][0] < mono - self.latency_window:
+            probes, offsets = prev.probes, prev.offsets
+        probes.extend(fresh)
+        while probes and probes[0].mono < mono - self.latency_window:
             probes.popleft()
-        self._state[addr] = _NodeState(mono, commands, cpu, run_id, probes)
-        p99 = float(np.quantile([r for _, r in probes], 0.99)) if probes else math.nan
+        if fresh:
+            offsets.append((mono, clock_offset(fresh)))
+        while offsets and offsets[0][0] < mono - self.offset_window:
+            offsets.popleft()
+        self._state[addr] = _NodeState(mono, commands, cpu, run_id, probes, offsets)
+        offset = min((o for _, o in offsets), default=math.nan)
+        p99 = _p99(queueing_delays(probes, offset))
+        rtt_p99 = _p99([p.rtt for p in probes])
         server_p99 = [
             float(v["p99"]) / 1e6
             for k, v in info.items()
@@ -349,6 +409,7 @@ class RedisInfoSource:
             memory_bytes=_f(info, "used_memory"),
             keys=keys,
             cpu_rate=cpu_rate,
+            rtt_p99_seconds=rtt_p99,
         )
 
     def sample(self) -> ClusterSample | Unavailable:
