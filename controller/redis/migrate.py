@@ -110,7 +110,12 @@ class MigrateOptions:
     chunk_keys: int = 20_000  # ... or fewer, when they hold many keys
     retries: int = 6  # other MIGRATE errors (CLUSTERDOWN, TRYAGAIN) before giving up
     server_side: bool = True  # size and MIGRATE small keys in a script on the source
-    script_timeout_ms: int = 2_000  # MIGRATE timeout inside the script (busy threshold is 5 s)
+    # MIGRATE timeout inside the script: a loopback/LAN batch takes milliseconds, and an
+    # IOERR only moves the slot to the key-by-key path, which has the adaptive timeouts.
+    script_timeout_ms: int = 1_000
+    # Scripts per round trip: a silent target costs each queued script one timeout
+    # before we can notice, so this bounds that wait (script_slots * script_timeout_ms).
+    script_slots: int = 8
     ping_timeout_s: float = 5.0  # how long a node may stay silent when we check it is alive
     username: str | None = None
     password: str | None = None
@@ -146,8 +151,25 @@ def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def _is(err: BaseException, prefix: str) -> bool:
-    return str(err).upper().startswith(prefix)
+_NOT_RUN = redis.ResponseError("not run: an earlier script in the round timed out")
+
+
+def _timed_out(res: Any) -> bool:
+    """A script reply (or error) saying MIGRATE hit its timeout or an I/O error."""
+    if isinstance(res, list) and len(res) > 2 and res[2]:
+        text = _text(res[2])
+    elif isinstance(res, Exception) and res is not _NOT_RUN:
+        text = str(res)
+    else:
+        return False
+    return text.upper().startswith("IOERR") or "timeout" in text.lower()
+
+
+def _is(err: BaseException, code: str) -> bool:
+    """Whether a MIGRATE error carries ``code``, also when relayed from the target
+    (Redis 7.0: ``ERR Target instance replied with error: BUSYKEY ...``)."""
+    text = str(err).upper()
+    return text.startswith(code) or f"REPLIED WITH ERROR: {code}" in text
 
 
 def _unreachable(ep: Endpoint, slots: Sequence[int], err: BaseException) -> MigrationError:
@@ -168,6 +190,7 @@ class PairMigrator:
     options: MigrateOptions = field(default_factory=MigrateOptions)
     progress: ProgressFn | None = None
     crash_hook: CrashHook | None = None
+    silent: set[str] = field(default_factory=set)  # shared by a run's migrators
     keys_moved: int = 0
     bytes_moved: int = 0
     _batch_bytes: int = 0
@@ -249,9 +272,21 @@ class PairMigrator:
                  1 if state[s].replace else 0, *auth)
                 for s in pending
             ]  # fmt: skip
-            results = self._pipeline(self.source, pending, cmds, raise_errors=False)
+            results: list[Any] = []
+            for i in range(0, len(cmds), opts.script_slots):
+                group = pending[i : i + opts.script_slots]
+                got = self._pipeline(
+                    self.source, group, cmds[i : i + opts.script_slots], raise_errors=False
+                )
+                results += got
+                if any(_timed_out(r) for r in got):
+                    results += [_NOT_RUN] * (len(cmds) - len(results))
+                    break
             again: list[int] = []
             for s, res in zip(pending, results, strict=True):
+                if res is _NOT_RUN:
+                    again.append(s)
+                    continue
                 if isinstance(res, Exception):
                     # Scripts refused (ACL, a key that expired under us, ...): no harm done,
                     # the key-by-key path handles this slot and the rest of this pair.
@@ -264,9 +299,9 @@ class PairMigrator:
                     self._account(s, [""] * int(moved), int(nbytes), b"OK", state[s], replace_ok)
                 if err:
                     failure = redis.ResponseError(_text(err))
-                    if _is(failure, "IOERR") or "timeout" in str(failure).lower():
+                    if _timed_out(res):
                         # The key-by-key path owns the adaptive timeouts and batch sizes.
-                        self._ping_target()
+                        self._ping_target([s])
                         classic.append(s)
                         continue
                     self._account(s, ["?"], 0, failure, state[s], replace_ok)
@@ -297,8 +332,15 @@ class PairMigrator:
         self._pipeline(src, slots, node_cmds)
         for other in self.others:
             # Others learn the new owner by gossip too; telling them only speeds that up.
+            # One that does not answer in time (down, or busy with a long MIGRATE of its
+            # own) is left to gossip for the rest of the run, not waited for per chunk.
+            if other.id in self.silent:
+                continue
             try:
                 pipelined(other.client, node_cmds)
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                self.silent.add(other.id)
+                log.warning("Left node to gossip node=%s error=%s", other.name, err)
             except redis.RedisError as err:
                 log.warning("Skipped SETSLOT NODE on node=%s error=%s", other.name, err)
         if self.progress is not None:
@@ -374,7 +416,7 @@ class PairMigrator:
                 st.batch_bytes,
                 st.timeout_ms,
             )
-            self._ping_target()
+            self._ping_target([slot])
             return
         st.failures += 1
         if st.failures > opts.retries:
@@ -383,7 +425,7 @@ class PairMigrator:
             ) from res
         time.sleep(0.05 * 2**st.failures)
 
-    def _ping_target(self) -> None:
+    def _ping_target(self, slots: Sequence[int]) -> None:
         """Fail fast with a clear error when the target went silent (not after minutes)."""
         pool = self.target.client.connection_pool
         kwargs = {**pool.connection_kwargs, "socket_timeout": self.options.ping_timeout_s}
@@ -393,7 +435,7 @@ class PairMigrator:
         try:
             probe.ping()
         except redis.RedisError as err:
-            raise _unreachable(self.target, [0], err) from err
+            raise _unreachable(self.target, slots, err) from err
         finally:
             probe.close()
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
 from headroom.controller.redis.repair import repair
@@ -85,6 +87,10 @@ def make_connect(
             socket_timeout=socket_timeout,
             socket_connect_timeout=5.0,
             decode_responses=False,
+            # redis-py retries timeouts 3 times by default: a silent node would cost 4x
+            # the timeout per command, and pipelines of MIGRATE/SETSLOT must not be
+            # replayed behind our back. Errors are handled where they happen.
+            retry=Retry(NoBackoff(), 0),
             **extra,
         )
 
@@ -462,13 +468,14 @@ class Resharder:
         keys = dict(plan.slot_keys)
         crash = self._crash_after_keys
         hook = None if crash is None else (lambda _n: tally.keys >= crash)
+        silent: set[str] = set()
 
         def migrator(src: str, tgt: str) -> PairMigrator:
             others = [self._endpoint(n) for n in topo.masters if n.id not in (src, tgt)]
             return PairMigrator(
                 self._endpoint(by_id[src], migration=True),
                 self._own_endpoint(by_id[tgt]),
-                others, self.options, tally.add, hook,
+                others, self.options, tally.add, hook, silent,
             )  # fmt: skip
 
         # New masters first get one slot with the fewest keys, alone (redis-py issue 4015).
