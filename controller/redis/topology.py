@@ -267,17 +267,28 @@ def cluster_nodes(client: redis.Redis, where: str) -> list[_Line]:
     """CLUSTER NODES of one node, with connection and mode errors translated."""
     try:
         raw = cmd(client, "CLUSTER", "NODES")
+    except redis.AuthenticationError as err:
+        raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
     except redis.ConnectionError as err:
+        if _auth_problem(err):  # RESP3's HELLO fails this way when a password is missing
+            raise ClusterUnreachable(
+                f"Redis at {where} requires authentication (a password or ACL user)"
+            ) from err
         raise ClusterUnreachable(f"cannot reach Redis at {where}: {err}") from err
     except redis.TimeoutError as err:
         raise ClusterUnreachable(f"Redis at {where} did not answer in time") from err
-    except redis.AuthenticationError as err:
-        raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
     except redis.ResponseError as err:
+        if _auth_problem(err):
+            raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
         if "cluster support disabled" in str(err).lower():
             raise NotACluster(f"Redis at {where} is not running in cluster mode") from err
         raise ClusterUnreachable(f"Redis at {where} refused CLUSTER NODES: {err}") from err
     return parse_nodes(_as_str(raw))
+
+
+def _auth_problem(err: BaseException) -> bool:
+    text = str(err).upper()
+    return any(w in text for w in ("NOAUTH", "WRONGPASS", "NOPERM", "AUTHENTICATED"))
 
 
 def _as_str(value: Any) -> str:
