@@ -16,11 +16,19 @@ How, and why that way:
    last bin under it and the first bin over it (``method="crossing"``); windows
    inside the crossing bin that met the SLO raise it to their median QPS (a
    saturation wall is vertical, and a straight line from the bin below undershoots).
-4. If it never crosses, the queueing shape ``1/p99 ~ a - b*qps`` (M/M/1-like) is
+4. A saturation wall can hide from the bin medians: past saturation QPS stays flat
+   while p99 spans from far under to far over the SLO at that same QPS (how many
+   windows land over depends on how hard the unit was pushed, not on QPS). If the
+   medians never cross but at least ``wall_fraction`` of the windows at the top QPS
+   (within ``near`` of its 95th percentile, and at least ``min_bin_points`` of them)
+   are over the SLO, the unit is at its limit there: the capacity is the median QPS
+   of the top windows that met the SLO (``method="crossing"``, reason "saturation
+   wall").
+5. Otherwise, if it never crosses, the queueing shape ``1/p99 ~ a - b*qps`` (M/M/1-like) is
    fitted to the bins and solved for the SLO (``method="extrapolated"``), capped at
    twice the highest QPS seen. Extrapolation is less trustworthy: with a declared
    value, the declared value is used and the extrapolation reported as evidence.
-5. With too few points or bins (``thin data``) the declared value is used. Windows
+6. With too few points or bins (``thin data``) the declared value is used. Windows
    under ``idle_fraction`` of the highest QPS seen are not evidence.
 
 The :class:`CapacityEstimate` carries the evidence: the bins, how many points lie
@@ -107,6 +115,7 @@ def learn_capacity(
     bins: int | None = None,
     near: float = 0.15,
     idle_fraction: float = 0.02,
+    wall_fraction: float = 0.1,
 ) -> CapacityEstimate:
     """Estimate one unit's QPS at the p99 SLO from ``(qps, p99)`` pairs; see the module doc."""
     if not slo_seconds > 0:
@@ -209,6 +218,34 @@ def learn_capacity(
             learned,
             "crossing",
             confidence,
+            declared,
+            slo_seconds,
+            True,
+            q,
+            max_q,
+            evidence,
+            near,
+            why,
+        )
+
+    # Never crossed by the medians; a saturation wall at the top QPS? (module doc, step 4)
+    top = q >= (1 - near) * float(np.quantile(q, 0.95))
+    over_top = int(np.sum(top & (lat > slo_seconds)))
+    served_top = q[top & (lat <= slo_seconds)]
+    if (
+        over_top >= min_bin_points
+        and over_top >= wall_fraction * int(top.sum())
+        and served_top.size >= min_bin_points
+    ):
+        learned = float(np.median(served_top))
+        why = (
+            f"saturation wall: p99 over the SLO in {over_top} of {int(top.sum())} windows "
+            f"at the top QPS (>= {float(q[top].min()):.0f}) while QPS stayed flat"
+        )
+        return _estimate(
+            learned,
+            "crossing",
+            "medium",
             declared,
             slo_seconds,
             True,

@@ -43,6 +43,34 @@ def test_saturation_wall_gives_the_saturated_throughput():
     assert est.qps_per_unit == pytest.approx(saturation, rel=0.10)
 
 
+def closed_loop(saturation, clients, slo, rng):
+    """Windows of a closed-loop sweep: QPS flat past saturation, p99 growing with clients."""
+    c = np.repeat(clients, 12).astype(float)
+    q = np.minimum(c * 3_000, saturation) * rng.normal(1, 0.04, c.size)
+    p99 = np.maximum(0.0003, c / saturation * 2.5) * rng.lognormal(0, 0.15, c.size)
+    return q, p99
+
+
+def test_saturation_wall_hidden_from_the_medians_is_found():
+    """Most windows at the wall meet the SLO (few client counts pushed past it): the bin
+    medians never cross, the windows over the SLO at the top QPS still show the wall."""
+    rng = np.random.default_rng(4)
+    saturation, slo = 13_000.0, 0.010
+    q, p99 = closed_loop(saturation, [1, 2, 4, 8, 16, 32, 64, 128, 256], slo, rng)
+    est = learn_capacity(q, p99, slo, declared=50_000)
+    assert est.method == "crossing" and est.crossed and "saturation wall" in est.reason
+    assert est.qps_per_unit == pytest.approx(saturation, rel=0.05)
+    assert all(b.p99_fitted <= slo for b in est.bins)  # the medians alone never crossed
+
+
+def test_a_few_slow_windows_at_the_top_are_not_a_wall():
+    rng = np.random.default_rng(6)
+    q, p99 = closed_loop(13_000.0, [1, 2, 4, 8, 16, 32], 0.010, rng)  # p99 <= ~6 ms
+    p99[np.argsort(q)[-2:]] = 0.050  # two stalls among the busiest windows
+    est = learn_capacity(q, p99, 0.010)
+    assert est.method == "extrapolated" and not est.crossed
+
+
 def test_thin_data_falls_back_to_declared():
     est = learn_capacity([100, 200, 300], [0.001, 0.002, 0.009], 0.005, declared=1234)
     assert est.qps_per_unit == 1234 and est.method == "declared" and est.confidence == "none"
