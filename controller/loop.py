@@ -12,7 +12,6 @@ Nothing in a pass depends on why it runs (timer, watch event, restart).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -22,10 +21,16 @@ import numpy as np
 from headroom.controller.clock import Clock
 from headroom.controller.targets.base import ScaleStatus, ScaleTarget
 from headroom.policies.calendar import Calendar
-from headroom.policies.capacity import units_for
+from headroom.policies.capacity import planned_units_array
 from headroom.policies.errors import HeadroomError, SourceUnavailable
 from headroom.policies.forecast.base import Forecast, Forecaster
-from headroom.policies.planner import Decision, PlannerState, advance_state, decide
+from headroom.policies.planner import (
+    Decision,
+    PlannerState,
+    advance_state,
+    decide,
+    median_level,
+)
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import Series
 
@@ -209,8 +214,14 @@ class ControlLoop:
             calendar=calendar,
             state=state.planner,
         )
-        required_now = units_for(
-            float(forecast.level(self.spec.forecast.quantile)[0]), target, self.spec
+        # The planner's own sizing rule (p50 at target utilisation, quantile at 100%).
+        required_now = int(
+            planned_units_array(
+                median_level(forecast)[:1],
+                forecast.level(self.spec.forecast.quantile)[:1],
+                target,
+                self.spec,
+            )[0]
         )
         action = decision.action
         if decision.desired_units != status.desired:
@@ -247,6 +258,4 @@ class ControlLoop:
         state.planner = advance_state(
             state.planner, now=now, units=status.desired, dt=dt, action=action, spec=self.spec
         )
-        if math.isnan(required_now):
-            return TargetReport(target.name, status, decision, None)
         return TargetReport(target.name, status, decision, required_now)
