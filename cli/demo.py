@@ -37,8 +37,8 @@ def demo(
     masters: Annotated[int, typer.Option(help="Masters the local cluster starts with.")] = 3,
     keys: Annotated[int, typer.Option(help="Dataset keys loaded before the day starts.")] = 200_000,
     speed: Annotated[
-        float, typer.Option(help="Simulated seconds per real second (600: a day in 2.4 minutes).")
-    ] = 600.0,
+        float, typer.Option(help="Simulated seconds per real second (360: an hour in 10 s).")
+    ] = 360.0,
     hours: Annotated[float, typer.Option(help="Simulated hours to run, from --start-hour.")] = 14.0,
     start_hour: Annotated[float, typer.Option(help="Local hour the demo day starts.")] = 12.0,
     base_qps: Annotated[float, typer.Option(help="Mean demand of a normal day (QPS).")] = 600.0,
