@@ -65,8 +65,25 @@ def _excluded(t: FloatArray, windows: Sequence[tuple[float, float]]) -> BoolArra
 
 def _step(series: Series) -> float:
     """Median spacing of the newest samples (cheap: ``Series.step`` scans all of them)."""
-    tail = series.t[-2049:]
-    return float(np.median(np.diff(tail))) if tail.size > 1 else 0.0
+    return _spacing(series.t)
+
+
+def _spacing(t: FloatArray) -> float:
+    """Median spacing of the newest 2,049 times; a regular grid skips the median's sort."""
+    tail = t[-2049:]
+    if tail.size < 2:
+        return 0.0
+    d = np.diff(tail)
+    lo = float(d.min())
+    return lo if lo == float(d.max()) else float(np.median(d))
+
+
+def _window(series: Series, start: float, end: float) -> tuple[FloatArray, FloatArray]:
+    """``series.between(start, end)`` as arrays: slices of a valid series need no re-check
+    (``Series`` validates its times on construction, a pass over 40,000 samples)."""
+    lo = int(np.searchsorted(series.t, start, side="left"))
+    hi = int(np.searchsorted(series.t, end, side="left"))
+    return series.t[lo:hi], series.v[lo:hi]
 
 
 def resample(history: Series, grid: float) -> Series:
@@ -131,36 +148,42 @@ class HeadroomForecaster:
         if len(history):
             step = _step(history) if len(history) > 1 else self.grid
             as_of = history.end + step
-            hist = resample(history.between(as_of - self.spec.history, as_of), self.grid)
+            ht, hv = _window(history, as_of - self.spec.history, as_of)
+            if ht.size >= 2 and _spacing(ht) < self.grid:
+                hist = resample(Series(ht, hv), self.grid)
+                ht, hv = hist.t, hist.v
         else:
-            as_of, hist = 0.0, history
+            as_of, ht, hv = 0.0, history.t, history.v
         windows = [event_window(e, ramp) for e in calendar.events]
-        if len(hist):
-            windows = [(lo, hi) for lo, hi in windows if lo < as_of and hi > hist.start]
-        excluded = _excluded(hist.t, windows)
-        self._tail = hist.between(as_of - NOWCAST_MEMORY, as_of)
+        if ht.size:
+            windows = [(lo, hi) for lo, hi in windows if lo < as_of and hi > ht[0]]
+        excluded = _excluded(ht, windows)
+        tail = int(np.searchsorted(ht, as_of - NOWCAST_MEMORY, side="left"))
+        self._tail = Series(ht[tail:], hv[tail:])
         self._baseline = fit_baseline(
-            hist.t,
-            hist.v,
+            ht,
+            hv,
             excluded,
             as_of=as_of,
             tz=tz,
             bin_seconds=self.bin_seconds,
-            step=_step(hist) if len(hist) > 1 else None,
+            step=_spacing(ht) if ht.size > 1 else None,
         )
         learned: list[LearnedEvent] = []
         base = self._baseline
-        if len(hist):
+        if ht.size:
             for ev in calendar.events:
                 lo, hi = event_window(ev, ramp)
-                if ev.end > as_of or hi <= hist.start:
+                if ev.end > as_of or hi <= ht[0]:
                     continue  # not over yet (or before the history): nothing to learn from
-                part = hist.between(lo, hi)
-                if not len(part):
+                a = int(np.searchsorted(ht, lo, side="left"))
+                b = int(np.searchsorted(ht, hi, side="left"))
+                if a == b:
                     continue
-                expected = base.profile.at(part.t) + base.level_before(lo)
-                ratio = np.log(part.v + base.floor) - expected
-                le = learn_event(ev, part.t, ratio, ramp)
+                pt, pv = ht[a:b], hv[a:b]
+                expected = base.profile.at(pt) + base.level_before(lo)
+                ratio = np.log(pv + base.floor) - expected
+                le = learn_event(ev, pt, ratio, ramp)
                 if le is not None:
                     learned.append(le)
         self._uplift = UpliftModel(
