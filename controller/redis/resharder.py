@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 Connect = Callable[[str, int], redis.Redis]
 
 CONTROL_TIMEOUT_S = 10.0
+CLIENT_NAME = "headroom-resharder"  # so our own connections are told from applications'
+_MIGRATE_CMDS = frozenset({"restore-asking", "restore", "select", "auth", "migrate", "NULL"})
 
 
 def make_connect(
@@ -91,6 +93,7 @@ def make_connect(
             # the timeout per command, and pipelines of MIGRATE/SETSLOT must not be
             # replayed behind our back. Errors are handled where they happen.
             retry=Retry(NoBackoff(), 0),
+            client_name=CLIENT_NAME,
             **extra,
         )
 
@@ -491,18 +494,73 @@ class Resharder:
             finally:
                 first.source.client.close()
                 first.target.client.close()
+        # Then a few more of their fewest-key slots in small chunks (short ASK windows),
+        # and a pause: clients that touch any of them get MOVED, which (unlike ASK) adds
+        # the node to redis-py's table, and every 5th MOVED refreshes the whole table.
+        newcomers = {t for _, t in queues if plan.before.get(t, 0) == 0}
+        intro: dict[tuple[str, str], deque[int]] = {}
+        for tgt in sorted(newcomers):
+            mine = sorted(
+                ((p, s) for p, q in queues.items() if p[1] == tgt for s in q),
+                key=lambda ps: (keys.get(ps[1], 0), ps[1]),
+            )[: self.options.intro_slots]
+            for pair, slot in mine:
+                queues[pair].remove(slot)
+                intro.setdefault(pair, deque()).append(slot)
+        if intro:
+            self._run_pairs(intro, keys, migrator, chunk_slots=self.options.intro_chunk_slots)
+            old = [m for m in topo.masters if m.id not in newcomers]
+            self._wait_clients_know([by_id[t] for t in sorted(newcomers)], old)
         self._run_pairs(queues, keys, migrator)
+
+    def _wait_clients_know(self, newcomers: list[Node], old: list[Node]) -> None:
+        """Until some application client talks to every new master (bounded).
+
+        A client connects to a node only once it knows it, so a foreign connection
+        on each newcomer means clients have learned them; with no application client
+        on the old masters there is nobody to wait for.
+        """
+        if not any(self._foreign_clients(n) for n in old):
+            return
+        deadline = time.monotonic() + self.options.intro_wait_s
+        while time.monotonic() < deadline:
+            unknown = [n for n in newcomers if not self._foreign_clients(n)]
+            if not unknown:
+                return
+            time.sleep(0.05)
+        log.warning(
+            "Went on before clients knew new masters nodes=%s waited_s=%.1f",
+            ",".join(n.short for n in unknown), self.options.intro_wait_s,
+        )  # fmt: skip
+
+    def _foreign_clients(self, node: Node) -> int:
+        """Normal connections on ``node`` that are neither ours nor MIGRATE's."""
+        try:
+            raw = cmd(self._client(node.host, node.port), "CLIENT", "LIST", "TYPE", "normal")
+        except redis.RedisError:
+            return 0
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        count = 0
+        for line in text.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if fields.get("name") == CLIENT_NAME or fields.get("cmd") in _MIGRATE_CMDS:
+                continue
+            count += 1
+        return count
 
     def _run_pairs(
         self,
         queues: dict[tuple[str, str], deque[int]],
         keys: Mapping[int, int],
         migrator: Callable[[str, str], PairMigrator],
+        *,
+        chunk_slots: int | None = None,
     ) -> None:
         cond = threading.Condition()
         busy: set[str] = set()
         failures: list[BaseException] = []
         opts = self.options
+        per_chunk = chunk_slots or opts.chunk_slots
 
         def take() -> tuple[tuple[str, str], list[int]] | None:
             with cond:
@@ -515,7 +573,7 @@ class Resharder:
                         q = queues[pair]
                         chunk: list[int] = []
                         nkeys = 0
-                        while q and len(chunk) < opts.chunk_slots and nkeys < opts.chunk_keys:
+                        while q and len(chunk) < per_chunk and nkeys < opts.chunk_keys:
                             s = q.popleft()
                             chunk.append(s)
                             nkeys += keys.get(s, 0)
