@@ -43,13 +43,14 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.capacity import IntArray, planned_units_array, planned_units_raw
+from headroom.policies.capacity import IntArray, planned_units_raw
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.policy import PolicySpec, Target, TargetKind
 from headroom.policies.series import FloatArray
@@ -134,12 +135,17 @@ def target_key(target: Target) -> str:
     return f"{target.namespace}/{target.name}"
 
 
-def _clock(epoch: float, tz: str) -> str:
+@lru_cache(maxsize=64)
+def _zone(tz: str) -> ZoneInfo:
     try:
-        zone = ZoneInfo(tz)
+        return ZoneInfo(tz)
     except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return datetime.fromtimestamp(epoch, tz=zone).strftime("%H:%M")
+        return ZoneInfo("UTC")
+
+
+def _clock(epoch: float, tz: str) -> str:
+    local = datetime.fromtimestamp(epoch, tz=_zone(tz))
+    return f"{local.hour:02d}:{local.minute:02d}"  # strftime("%H:%M"), a plan has dozens
 
 
 def _duration(seconds: float) -> str:
@@ -256,8 +262,15 @@ def _fwd_max(x: IntArray, width: int, count: int) -> IntArray:
         return x[:count].copy()
     if count == 1:  # decide's case: skip the window view's overhead
         return np.array([x[: width + 1].max()], dtype=np.int64)
-    out = sliding_window_view(x[: count + width], width + 1).max(axis=1)
-    return np.asarray(out, dtype=np.int64)
+    # Doubling: after each pass m[j] = max(x[j : j + s]); two overlapping spans of s cover
+    # the window. log2(width) array passes instead of a (count x width) window view.
+    m = np.asarray(x[: count + width], dtype=np.int64)
+    s = 1
+    while 2 * s <= width + 1:
+        m = np.maximum(m[:-s], m[s:])
+        s *= 2
+    r = width + 1 - s
+    return np.maximum(m[:count], m[r : r + count])
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,10 @@ class _Ctx:
     # a scale-in where ``in_level < u`` (blocked positions hold a value no ``u`` is above).
     out_level: IntArray
     in_level: IntArray
+    peak: int  # the largest requirement in req_ext (what the lead is sized for)
+    key: str  # the target's name, its units' noun and the quantile, as reasons show them
+    noun: str
+    q: str
 
 
 def _lead_seconds(target: Target, spec: PolicySpec, u: int, to: int) -> float:
@@ -294,8 +311,7 @@ def _lead_seconds(target: Target, spec: PolicySpec, u: int, to: int) -> float:
 def _lead_steps(forecast: Forecast, spec: PolicySpec, target: Target, u: int, ctx: _Ctx) -> int:
     """The lead (in steps) :func:`_build` would compute for ``u`` over ``ctx``'s window."""
     biggest = min(target.max_units, u + target.max_step) if target.max_step else target.max_units
-    peak = int(ctx.req_ext.max())
-    seconds = _lead_seconds(target, spec, u, min(peak, biggest))
+    seconds = _lead_seconds(target, spec, u, min(ctx.peak, biggest))
     return max(0, math.ceil(seconds / ctx.step - 1e-9))
 
 
@@ -310,7 +326,10 @@ def _build(
     lo: int,
     count: int,
     u: int,
+    raw_units: IntArray | None = None,
 ) -> _Ctx:
+    """The per-position arrays of the rule from ``lo``; ``raw_units`` (optional):
+    ``planned_units_raw`` over the whole forecast, when the caller has it already."""
     level_all = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
     med_all = median_level(forecast)
     t_all = forecast.t
@@ -331,8 +350,11 @@ def _build(
     ext0 = (chain0 + 1) * lead0 + steps(stab) + 1
     level = level_all[lo : lo + count + ext0]
     median = med_all[lo : lo + count + ext0]
-    raw_all = planned_units_raw(median, level, target, spec)
-    req_all = np.clip(raw_all, target.min_units, target.max_units)
+    if raw_units is not None:  # elementwise: a slice of the whole equals the slice's own
+        raw_all = raw_units[lo : lo + count + ext0]
+    else:
+        raw_all = planned_units_raw(median, level, target, spec)
+    req_all = np.minimum(np.maximum(raw_all, target.min_units), target.max_units)
     peak = int(req_all.max())
     lead = steps(_lead_seconds(target, spec, u, min(peak, biggest)))
     window = lead + steps(stab)
@@ -405,6 +427,10 @@ def _build(
         tz=tz,
         out_level=np.asarray(out_level, dtype=np.int64),
         in_level=np.asarray(in_level, dtype=np.int64),
+        peak=int(req_ext.max()),
+        key=target_key(target),
+        noun=unit_noun(target),
+        q=f"p{round(spec.forecast.quantile * 100)}",
     )
 
 
@@ -474,9 +500,7 @@ def _step(
 ) -> PlannedAction | None:
     """The rule at position ``p`` (relative to ``ctx.lo``) with ``u`` units ordered."""
     at = max(float(ctx.t[p]), now)
-    noun = unit_noun(target)
-    key = target_key(target)
-    q = f"p{round(spec.forecast.quantile * 100)}"
+    noun, key, q = ctx.noun, ctx.key, ctx.q
     max_step = target.max_step
 
     # Scale-out: the look-ahead need (or, in a freeze, only the need now).
@@ -620,9 +644,14 @@ def _start_index(forecast: Forecast, now: float) -> int:
 
 
 def _after_action(state: PlannerState, action: PlannedAction) -> PlannerState:
-    if action.is_scale_out:
-        return replace(state, last_scale_out=action.at)
-    return replace(state, last_scale_in=action.at)
+    # Built directly: dataclasses.replace costs several times more, once per action.
+    if action.to_units > action.from_units:
+        return PlannerState(
+            action.at, state.last_scale_in, state.unit_seconds_used, state.period_start
+        )
+    return PlannerState(
+        state.last_scale_out, action.at, state.unit_seconds_used, state.period_start
+    )
 
 
 # --- public API --------------------------------------------------------------------------
@@ -685,14 +714,17 @@ def plan_target(
     level = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
     median = median_level(forecast)
     raw = planned_units_raw(median, level, target, spec)
-    required = planned_units_array(median, level, target, spec)
+    required = np.minimum(np.maximum(raw, target.min_units), target.max_units)  # as clamped
     units = np.empty(n, dtype=np.int64)
     units[:lo] = current_units
     u, st = current_units, state
     actions: list[PlannedAction] = []
     notes: list[str] = []
     j = lo
-    ctx = _build(forecast, spec, target, calendar, st, now=now, lo=j, count=n - j, u=u)
+    ctx = _build(
+        forecast, spec, target, calendar, st, now=now, lo=j, count=n - j, u=u, raw_units=raw
+    )
+    leads: dict[int, int] = {}  # _lead_steps per units ordered, for the current ctx
     if ctx.budget_note:
         notes.append(ctx.budget_note)
     budget_capped = bool(ctx.budget_note)
@@ -705,8 +737,24 @@ def plan_target(
             u = action.to_units
             units[j] = u
             j += 1
-            if j < n and _lead_steps(forecast, spec, target, u, ctx) != ctx.lead_steps:
-                ctx = _build(forecast, spec, target, calendar, st, now=now, lo=j, count=n - j, u=u)
+            if j < n:
+                lead = leads.get(u)
+                if lead is None:
+                    lead = leads[u] = _lead_steps(forecast, spec, target, u, ctx)
+                if lead != ctx.lead_steps:
+                    ctx = _build(
+                        forecast,
+                        spec,
+                        target,
+                        calendar,
+                        st,
+                        now=now,
+                        lo=j,
+                        count=n - j,
+                        u=u,
+                        raw_units=raw,
+                    )
+                    leads = {}
             continue
         units[j] = u
         nxt = _next_candidate(ctx, p + 1, u, st, spec, target)
@@ -734,15 +782,17 @@ def _next_candidate(
     if u < target.min_units or u > target.max_units:
         return start
     out = ctx.out_level[start:] > u
-    first_out = start + int(out.argmax()) if out.any() else count
+    i = int(out.argmax())  # the first True, or 0 when there is none
+    first_out = start + i if out[i] else count
     earliest = -math.inf
     if st.last_scale_in is not None:
         earliest = st.last_scale_in + spec.scale_in.interval
     if st.last_scale_out is not None:
         earliest = max(earliest, st.last_scale_out + spec.scale_in.stabilization)
-    lo_in = max(start, int(np.searchsorted(ctx.t, earliest, side="left")))
+    lo_in = max(start, int(ctx.t.searchsorted(earliest, side="left")))
     inn = ctx.in_level[lo_in:first_out] < u
-    first = lo_in + int(inn.argmax()) if inn.any() else first_out
+    k = int(inn.argmax()) if inn.size else 0
+    first = lo_in + k if inn.size and inn[k] else first_out
     return first if first < count else None
 
 
