@@ -167,10 +167,13 @@ def _print_summary(report: DemoReport) -> None:
     table.add_row("keys lost", f"{s['keys_lost']} of {s['keys_checked']:,} checked")
     table.add_row("client errors", f"{s['client_errors']} in {s['client_ops']:,} operations")
     ready = s["ready_minutes_before_start"]
+    when = ""
+    if ready is not None:
+        when = f" ({ready:.0f} min before the start)" if ready >= 0 else f" ({-ready:.0f} min late)"
     table.add_row(
         "capacity ready before the event",
-        f"{'yes' if s['capacity_ready_before_event'] else 'NO'}"
-        + (f" ({ready:.0f} min before the start)" if ready is not None else ""),
+        f"{'yes' if s['capacity_ready_before_event'] else 'NO'}: "
+        f"{s['planned_masters_for_event']} masters planned{when}",
     )
     table.add_row(
         "underprovisioned minutes",

@@ -422,7 +422,10 @@ class DemoRunner:
         )
         at_ramp = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
         at_start = next((s for s in timeline if s.t >= event.start), timeline[-1])
-        ready_at = next((s.t for s in timeline if _covers(s.capacity_units, peak_desired)), None)
+        # The size planned for the event before it began (later corrections during the
+        # event, from what it turns out to be, are the reactive guard's job).
+        planned = max((s.desired for s in timeline if s.t < event.start), default=0)
+        ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
         reactive = self._reactive(timeline, delay)
@@ -443,9 +446,9 @@ class DemoRunner:
             "underprovisioned_minutes": round(under, 1),
             "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
             "capacity_ready_before_event": bool(
-                _covers(at_start.capacity_units, peak_desired)
-                and peak_desired > self.config.masters
+                planned > self.config.masters and _covers(at_start.capacity_units, planned)
             ),
+            "planned_masters_for_event": planned,
             "capacity_at_ramp_start": round(at_ramp.capacity_units, 2),
             "capacity_at_event_start": round(at_start.capacity_units, 2),
             "peak_desired_masters": peak_desired,
