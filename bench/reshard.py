@@ -124,7 +124,6 @@ def run_one(base: Path, name: str, pipeline: int | None, keys: int, big: int) ->
                 ]
             ]
             in_cmds += [[REDIS_CLI, "--cluster", "del-node", seed, i] for i in ids]
-        # fmt: skip
         out = _after(cluster, _run(out_cmds), _keys_on(cluster, new_addrs), keys, big)
         moving = _keys_on(cluster, new_addrs)
         into = _after(cluster, _run(in_cmds), moving, keys, big)
@@ -135,11 +134,52 @@ def run_one(base: Path, name: str, pipeline: int | None, keys: int, big: int) ->
         cluster.stop()
 
 
+LABEL = {
+    "redis-cli": "redis-cli (defaults)",
+    "redis-cli-p1000": "redis-cli --cluster-pipeline 1000",
+    "headroom": "headroom",
+}
+
+
+def one_run(contenders: list[tuple[str, int | None]], keys: int, big: int) -> list[Row]:
+    base = Path(tempfile.mkdtemp(prefix="headroom-bench-"))
+    rows: list[Row] = []
+    try:
+        for i, (name, pipeline) in enumerate(contenders):
+            row = run_one(base / f"c{i}", name, pipeline, keys, big)
+            rows.append(row)
+            for what, st in (("3->6", row.out), ("6->3", row.into)):
+                print(f"{LABEL[name]:36s} {what} {st.seconds:7.2f}s  moved {st.keys_moved:>9,}  "
+                      f"lost {st.lost}  slots/master {st.slots}", flush=True)  # fmt: skip
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
+def table(rows: list[Row], run: int) -> list[str]:
+    ours = next((r for r in rows if r.name == "headroom"), None)
+    out = []
+    for r in rows:
+        ratio = (
+            f"{r.out.seconds / ours.out.seconds:.2f}x / {r.into.seconds / ours.into.seconds:.2f}x"
+            if ours
+            else "-"
+        )
+        out.append(
+            f"| {run} | {LABEL[r.name]} | {r.out.seconds:.2f} | {r.out.keys_moved:,} | "
+            f"{r.out.keys_moved / r.out.seconds:,.0f} | {r.out.lost} | {r.into.seconds:.2f} | "
+            f"{r.into.keys_moved:,} | {r.into.keys_moved / r.into.seconds:,.0f} | {r.into.lost} "
+            f"| {ratio} |"
+        )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--big", type=int, default=0)
-    ap.add_argument("--only", choices=["headroom", "redis-cli", "redis-cli-p1000"])
+    ap.add_argument("--runs", type=int, default=1, help="repeat the whole comparison")
+    ap.add_argument("--only", choices=sorted(LABEL))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     contenders: list[tuple[str, int | None]] = [
@@ -149,58 +189,40 @@ def main() -> int:
     ]
     if args.only:
         contenders = [c for c in contenders if c[0] == args.only]
-    label = {
-        "redis-cli": "redis-cli (defaults)",
-        "redis-cli-p1000": "redis-cli --cluster-pipeline 1000",
-        "headroom": "headroom",
-    }
-    load_before = os.getloadavg()
-    base = Path(tempfile.mkdtemp(prefix="headroom-bench-"))
-    rows: list[Row] = []
-    try:
-        for i, (name, pipeline) in enumerate(contenders):
-            row = run_one(base / f"c{i}", name, pipeline, args.keys, args.big)
-            rows.append(row)
-            for what, st in (("3->6", row.out), ("6->3", row.into)):
-                print(f"{label[name]:36s} {what} {st.seconds:7.2f}s  moved {st.keys_moved:>9,}  "
-                      f"lost {st.lost}  slots/master {st.slots}", flush=True)  # fmt: skip
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-    load_after = os.getloadavg()
-    ours = next((r for r in rows if r.name == "headroom"), None)
+    loads: list[str] = []
+    rows: list[str] = []
+    every: list[Row] = []
+    for run in range(1, args.runs + 1):
+        before = os.getloadavg()[0]
+        got = one_run(contenders, args.keys, args.big)
+        loads.append(f"run {run}: {before:.2f} -> {os.getloadavg()[0]:.2f}")
+        rows += table(got, run)
+        every += got
     lines = [
         f"{args.keys:,} string keys"
         + (f" plus {args.big} keys of 10 MB" if args.big else "")
         + "; each contender on its own freshly built cluster with the same data; every "
-        "key verified after each step. **3->6**: 3 empty masters met, then "
-        "`headroom redis rebalance --use-empty-masters` vs `redis-cli --cluster rebalance "
-        "--cluster-use-empty-masters`. **6->3**: the 3 new masters leave: one "
-        "`headroom redis drain --forget --node A --node B --node C` (parallel pairs) vs "
-        "`redis-cli --cluster rebalance --cluster-weight A=0 B=0 C=0` then `del-node` x3. "
-        "Seconds are wall clock of the commands, Headroom's CLI start-up included. "
-        f"Load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f} (2 cores).",
+        "key verified (count and value) after each step. **3->6**: 3 empty masters met "
+        "(untimed), then `headroom redis rebalance --use-empty-masters` vs `redis-cli --cluster "
+        "rebalance --cluster-use-empty-masters`. **6->3**: the 3 new masters leave: one "
+        "`headroom redis drain --forget --node A --node B --node C` (the three drain as "
+        "parallel pairs) vs the fastest fair redis-cli way we found, one `redis-cli --cluster "
+        "rebalance --cluster-weight A=0 B=0 C=0` (one plan, all slots to the staying masters) "
+        "then `redis-cli --cluster del-node` for each. Seconds are the wall clock of the "
+        "commands, Headroom's CLI start-up included. Load average (1 min, 2 cores) "
+        + "; ".join(loads)
+        + ".",
         "",
-        "| tool | 3->6 s | keys moved | keys/s | lost | 6->3 s | keys moved | keys/s | lost "
-        "| Headroom faster by (3->6 / 6->3) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | tool | 3->6 s | keys moved | keys/s | lost | 6->3 s | keys moved | keys/s "
+        "| lost | Headroom faster by (3->6 / 6->3) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
     ]
-    for r in rows:
-        ratio = (
-            f"{r.out.seconds / ours.out.seconds:.2f}x / {r.into.seconds / ours.into.seconds:.2f}x"
-            if ours
-            else "-"
-        )
-        lines.append(
-            f"| {label[r.name]} | {r.out.seconds:.2f} | {r.out.keys_moved:,} | "
-            f"{r.out.keys_moved / r.out.seconds:,.0f} | {r.out.lost} | {r.into.seconds:.2f} | "
-            f"{r.into.keys_moved:,} | {r.into.keys_moved / r.into.seconds:,.0f} | {r.into.lost} "
-            f"| {ratio} |"
-        )
     body = "\n".join(lines)
     print(body)
     if not args.no_write and not args.only:
         write_section("reshard", "Redis Cluster 3->6->3: Headroom vs redis-cli", body)
-    return 0 if all(r.out.lost == 0 and r.into.lost == 0 for r in rows) else 1
+    return 0 if all(r.out.lost == 0 and r.into.lost == 0 for r in every) else 1
 
 
 if __name__ == "__main__":
