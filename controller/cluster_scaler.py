@@ -58,7 +58,12 @@ PhaseListener = Callable[[str], None]
 def default_connect(host: str, port: int) -> redis.Redis:
     """A plain client for one node; pass your own ``connect`` for AUTH or TLS."""
     return redis.Redis(
-        host=host, port=port, socket_timeout=30, socket_connect_timeout=5, decode_responses=True
+        host=host,
+        port=port,
+        socket_timeout=30,
+        socket_connect_timeout=5,
+        decode_responses=True,
+        client_name="headroom-scaler",  # not an application client (see the resharder)
     )
 
 

@@ -6,10 +6,17 @@ Every entry point reads the topology fresh, repairs slots left open by a crash
 before it moves anything, and refuses bad input before it changes anything.
 
 Work is split into source->target pairs; up to min(#sources, #targets) pairs
-run at once, and a node is never in two migrations at the same time. A new
-(empty) master first receives one slot with the fewest keys, alone, so that
-clients can learn of it from CLUSTER SLOTS before they could be sent there
-by ASK (redis-py fails on an ASK to a node it has never seen, issue 4015).
+run at once (also when several masters drain together), and a node is never in
+two migrations at the same time.
+
+New masters are introduced to clients before the bulk move, because redis-py
+fails on an ASK to a node it has never seen (issue 4015) and learns nodes only
+from MOVED or a full CLUSTER SLOTS refresh: each newcomer first gets one
+fewest-key slot alone, then a few more in small chunks (short ASK windows),
+and the bulk waits (at most ``intro_wait_s``) until some application client
+has connected to every newcomer, i.e. has learned it. With no application
+client connected there is nobody to wait for. This narrows the race a great
+deal; only a client-side fix closes it.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ Connect = Callable[[str, int], redis.Redis]
 
 CONTROL_TIMEOUT_S = 10.0
 CLIENT_NAME = "headroom-resharder"  # so our own connections are told from applications'
+OWN_PREFIX = "headroom-"
 _MIGRATE_CMDS = frozenset({"restore-asking", "restore", "select", "auth", "migrate", "NULL"})
 
 
@@ -543,7 +551,8 @@ class Resharder:
         count = 0
         for line in text.splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-            if fields.get("name") == CLIENT_NAME or fields.get("cmd") in _MIGRATE_CMDS:
+            # Any "headroom-*" connection is ours (resharder, scaler, signal sampler).
+            if fields.get("name", "").startswith(OWN_PREFIX) or fields.get("cmd") in _MIGRATE_CMDS:
                 continue
             count += 1
         return count

@@ -110,6 +110,7 @@ def default_connect(timeout: float = 2.0) -> Connect:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
+            client_name="headroom-signals",  # not an application client (see the resharder)
         )
 
     return connect
