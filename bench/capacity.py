@@ -344,9 +344,10 @@ Why it is measured this way:
   popcount) ranges from ~60 to ~110 µs between runs, and within a run the server's
   speed can move by half (the *rps spread* column). Both answers then drift, and
   not alike: the direct figure is a median per client count, while the learner's
-  wall is found among the fastest windows, so a disturbed run reads high. In the
-  development runs, spreads of 45–90% gave +9% to +50% (two of seven outside the
-  band); the one run on a steady machine (spread 18%) gave +3%. The estimator was
+  wall is found among the fastest windows, so a disturbed run reads high. In ten
+  development runs the learner landed between +3% and +50% of the direct figure;
+  the three outside the band all ended at a load average of 3.5 or more with large
+  spreads, and the steadiest run (spread 18%) gave +3%. The estimator was
   not tuned to these runs; the bench waits for a lull (`--quiet-load`) instead and
   reports the spread so a disturbed run is visible.
 - **Server CPU** (`used_cpu_*` deltas) is the second signal: a single-threaded master
