@@ -35,12 +35,21 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.forecast.seasonal import Baseline, BoolArray, fit_baseline, utc_offsets
+from headroom.policies.forecast.seasonal import (
+    Baseline,
+    BoolArray,
+    FitAxis,
+    Stencil,
+    fit_on_axis,
+    utc_offsets,
+)
 from headroom.policies.forecast.uplift import (
     MIN_UPLIFT,
     LearnedEvent,
     Uplift,
     UpliftModel,
+    effective_ramp,
+    event_position,
     event_window,
     learn_event,
 )
@@ -84,6 +93,46 @@ def _window(series: Series, start: float, end: float) -> tuple[FloatArray, Float
     lo = int(np.searchsorted(series.t, start, side="left"))
     hi = int(np.searchsorted(series.t, end, side="left"))
     return series.t[lo:hi], series.v[lo:hi]
+
+
+def _same_times(a: FloatArray, b: FloatArray) -> bool:
+    """Whether two time arrays are equal: by identity of their memory, else by value."""
+    if a.shape != b.shape:
+        return False
+    if a is b or (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+    ):
+        return True
+    return bool(np.array_equal(a, b))
+
+
+class _SharedAxes:
+    """Per-time-axis work shared by :meth:`HeadroomForecaster.fit_many` between histories
+    sampled at the same times: the :class:`FitAxis` and, per past event, the slice of the
+    history it covers, its grid positions and the profile stencil there."""
+
+    MAX_AXES = 4  # distinct time axes kept (a fleet scraped together has one)
+
+    def __init__(self) -> None:
+        self._axes: list[tuple[FloatArray, tuple[object, ...], FitAxis, dict[int, _EventCut]]] = []
+
+    def get(
+        self, t: FloatArray, key: tuple[object, ...], build: FitAxis | None = None
+    ) -> tuple[FitAxis | None, dict[int, _EventCut]]:
+        for t0, k0, axis, cuts in self._axes:
+            if k0 == key and _same_times(t0, t):
+                return axis, cuts
+        if build is None:
+            return None, {}
+        cuts = {}
+        self._axes.append((t, key, build, cuts))
+        if len(self._axes) > self.MAX_AXES:
+            self._axes.pop(0)
+        return build, cuts
+
+
+_EventCut = tuple[int, int, FloatArray, Stencil]  # slice a:b of the history, positions, stencil
 
 
 def resample(history: Series, grid: float) -> Series:
@@ -142,6 +191,44 @@ class HeadroomForecaster:
         return self._uplift.learned
 
     def fit(self, history: Series, calendar: Calendar) -> Self:
+        return self._fit(history, calendar, None)
+
+    @classmethod
+    def fit_many(
+        cls,
+        histories: Sequence[Series],
+        calendar: Calendar | Sequence[Calendar],
+        spec_forecasting: Forecasting | None = None,
+        *,
+        tz: str | None = None,
+        bin_seconds: float = 900.0,
+        grid: float = 60.0,
+        declared_weight: float = 1.0,
+    ) -> list[HeadroomForecaster]:
+        """One fitted forecaster per history (``calendar``: one for all, or one each).
+
+        The batch API of the control loop (all targets of a pass) and the engine bench:
+        the result equals ``[cls(...).fit(h, c) for h, c in ...]``, but histories sampled at
+        the same times with the same calendar share what depends on the times alone
+        (blocks, local-time bins, hourly bins, event windows and positions, profile
+        stencils: about a third of a fit), computed once.
+        """
+        cals = [calendar] * len(histories) if isinstance(calendar, Calendar) else list(calendar)
+        if len(cals) != len(histories):
+            raise ValueError(f"fit_many: {len(histories)} histories but {len(cals)} calendars")
+        shared = _SharedAxes()
+        return [
+            cls(
+                spec_forecasting,
+                tz=tz,
+                bin_seconds=bin_seconds,
+                grid=grid,
+                declared_weight=declared_weight,
+            )._fit(h, c, shared)
+            for h, c in zip(histories, cals, strict=True)
+        ]
+
+    def _fit(self, history: Series, calendar: Calendar, shared: _SharedAxes | None) -> Self:
         self._calendar = calendar
         tz = self.tz or (calendar.events[0].tz if calendar.events else None)
         ramp = self.spec.default_ramp
@@ -157,33 +244,45 @@ class HeadroomForecaster:
         windows = [event_window(e, ramp) for e in calendar.events]
         if ht.size:
             windows = [(lo, hi) for lo, hi in windows if lo < as_of and hi > ht[0]]
-        excluded = _excluded(ht, windows)
         tail = int(np.searchsorted(ht, as_of - NOWCAST_MEMORY, side="left"))
         self._tail = Series(ht[tail:], hv[tail:])
-        self._baseline = fit_baseline(
-            ht,
-            hv,
-            excluded,
-            as_of=as_of,
-            tz=tz,
-            bin_seconds=self.bin_seconds,
-            step=_spacing(ht) if ht.size > 1 else None,
-        )
+        # Everything the shared work depends on besides the times: the event windows and
+        # grid positions follow from each event's start, end and ramp.
+        events = tuple((e.start, e.end, effective_ramp(e, ramp)) for e in calendar.events)
+        key = (as_of, tz, self.bin_seconds, ramp, events)
+        axis, cuts = shared.get(ht, key) if shared is not None else (None, {})
+        if axis is None:
+            axis = FitAxis(
+                ht,
+                _excluded(ht, windows),
+                as_of=as_of,
+                tz=tz,
+                bin_seconds=self.bin_seconds,
+                step=_spacing(ht) if ht.size > 1 else None,
+            )
+            if shared is not None:
+                _, cuts = shared.get(ht, key, axis)
+        self._baseline = base = fit_on_axis(axis, hv)
         learned: list[LearnedEvent] = []
-        base = self._baseline
         if ht.size:
-            for ev in calendar.events:
+            nw = 7 * axis.nd if base.profile.weekly.size else 0
+            for i, ev in enumerate(calendar.events):
                 lo, hi = event_window(ev, ramp)
                 if ev.end > as_of or hi <= ht[0]:
                     continue  # not over yet (or before the history): nothing to learn from
-                a = int(np.searchsorted(ht, lo, side="left"))
-                b = int(np.searchsorted(ht, hi, side="left"))
+                cut = cuts.get(i)
+                if cut is None or (nw and cut[3].weekly is None):
+                    a = int(np.searchsorted(ht, lo, side="left"))
+                    b = int(np.searchsorted(ht, hi, side="left"))
+                    pt = ht[a:b]
+                    st = Stencil.of(pt, None, base.profile.tz, self.bin_seconds, axis.nd, nw)
+                    cut = cuts[i] = (a, b, event_position(ev, pt, ramp), st)
+                a, b, x, st = cut
                 if a == b:
                     continue
-                pt, pv = ht[a:b], hv[a:b]
-                expected = base.profile.at(pt) + base.level_before(lo)
-                ratio = np.log(pv + base.floor) - expected
-                le = learn_event(ev, pt, ratio, ramp)
+                expected = base.profile.at_stencil(st) + base.level_before(lo)
+                ratio = np.log(hv[a:b] + base.floor) - expected
+                le = learn_event(ev, ht[a:b], ratio, ramp, x)
                 if le is not None:
                     learned.append(le)
         self._uplift = UpliftModel(

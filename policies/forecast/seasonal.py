@@ -146,17 +146,52 @@ def _fill_circular(values: FloatArray, count: FloatArray) -> FloatArray:
     )
 
 
-def _interp_bins(pos: FloatArray, table: FloatArray) -> FloatArray:
-    """Circular linear interpolation of ``table`` (bin centres at i + 0.5) at ``pos``."""
+def _interp_index(pos: FloatArray, n: int) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """Neighbouring bins ``a``, ``b`` of ``pos`` on a circular table of ``n`` (centres at
+    i + 0.5) and their weights ``1 - f``, ``f``."""
     x = pos - 0.5
     i0 = np.floor(x)
     f = x - i0
-    n = table.size
     a = i0.astype(np.int64)
     a -= (a // n) * n
     b = a + 1
     b[b == n] = 0
-    return np.asarray(table[a] * (1 - f) + table[b] * f, dtype=np.float64)
+    return a, b, 1 - f, f
+
+
+def _interp_bins(pos: FloatArray, table: FloatArray) -> FloatArray:
+    """Circular linear interpolation of ``table`` (bin centres at i + 0.5) at ``pos``."""
+    a, b, g, f = _interp_index(pos, table.size)
+    return np.asarray(table[a] * g + table[b] * f, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Stencil:
+    """Where times fall on a profile's daily (and weekly) table: the part of
+    :meth:`Profile.at` that depends on the times only, kept when many profiles are
+    evaluated at the same times (fitting many targets with one time axis)."""
+
+    daily: tuple[IntArray, IntArray, FloatArray, FloatArray]
+    weekly: tuple[IntArray, IntArray, FloatArray, FloatArray] | None
+
+    @classmethod
+    def of(
+        cls,
+        t: FloatArray,
+        offsets: FloatArray | None,
+        tz: str | None,
+        bin_seconds: float,
+        nd: int,
+        nw: int,
+    ) -> Stencil:
+        local = t + (utc_offsets(t, tz) if offsets is None else offsets)
+        daily = _interp_index(_fmod(local, DAY) * (1.0 / bin_seconds), nd)
+        weekly = None
+        if nw:
+            # Epoch 0 was a Thursday 00:00: shift so that bin 0 is Monday 00:00.
+            pos = _fmod(local + 3 * DAY, WEEK) * (1.0 / bin_seconds)
+            weekly = _interp_index(pos, nw)
+        return cls(daily, weekly)
 
 
 @dataclass(frozen=True)
@@ -170,12 +205,18 @@ class Profile:
     weekly_shrink: float = 0.0
 
     def at(self, t: FloatArray, offsets: FloatArray | None = None) -> FloatArray:
-        local = t + (utc_offsets(t, self.tz) if offsets is None else offsets)
-        out = _interp_bins(_fmod(local, DAY) * (1.0 / self.bin_seconds), self.daily)
+        st = Stencil.of(t, offsets, self.tz, self.bin_seconds, self.daily.size, self.weekly.size)
+        return self.at_stencil(st)
+
+    def at_stencil(self, st: Stencil) -> FloatArray:
+        """:meth:`at` on times whose :class:`Stencil` was computed already."""
+        a, b, g, f = st.daily
+        out = np.asarray(self.daily[a] * g + self.daily[b] * f, dtype=np.float64)
         if self.weekly.size:
-            # Epoch 0 was a Thursday 00:00: shift so that bin 0 is Monday 00:00.
-            pos = _fmod(local + 3 * DAY, WEEK) * (1.0 / self.bin_seconds)
-            out = out + _interp_bins(pos, self.weekly)
+            if st.weekly is None:
+                raise ValueError("Profile.at_stencil: stencil without the weekly table")
+            a, b, g, f = st.weekly
+            out = out + np.asarray(self.weekly[a] * g + self.weekly[b] * f, dtype=np.float64)
         return out
 
 
@@ -288,17 +329,11 @@ class Baseline:
         return replace(self, as_of=as_of, levels=tuple(levels), recent_t=rt, recent_r=rr)
 
 
-def _blocks(
-    t: FloatArray, v: FloatArray, excluded: BoolArray, k: int
-) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """Means over consecutive blocks of ``k`` samples (the newest samples in full blocks).
+def _block_means(vv: FloatArray, k: int) -> FloatArray:
+    """Means of the rows of ``vv`` (blocks of ``k`` samples) over their finite values.
 
     Avoids full-size temporaries where it can: on large arrays each one costs page faults.
     """
-    m = t.size // k
-    off = t.size - m * k
-    tb = 0.5 * (t[off::k] + t[off + k - 1 :: k])
-    vv = v[off:].reshape(m, k)
     fin = np.isfinite(vv)
     if bool(fin.all()):
         vb = vv @ np.full(k, 1.0 / k)  # a BLAS product: much faster than mean(axis=1)
@@ -306,8 +341,7 @@ def _blocks(
         cnt = fin.sum(axis=1)
         vb = np.where(fin, vv, 0.0).sum(axis=1) / np.maximum(cnt, 1)
         vb[cnt == 0] = np.nan
-    ex = np.asarray(excluded[off:].reshape(m, k).any(axis=1), dtype=np.bool_)
-    return tb, np.asarray(vb, dtype=np.float64), ex
+    return np.asarray(vb, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -390,6 +424,152 @@ def _fit_profile(
     return Profile(bin_seconds, daily, weekly, tz, shrink), fitted
 
 
+@dataclass(frozen=True)
+class _Residuals:
+    """The raw samples residuals are measured on (``sel`` over the raw picks), and what
+    follows from their times: profile stencils, recency and hold-out masks, and per lead
+    bucket the samples that have a level ``lag`` hours earlier."""
+
+    sel: BoolArray
+    rt: FloatArray
+    at_all: Stencil
+    keep: BoolArray
+    late: BoolArray | None
+    at_late: Stencil | None
+    buckets: tuple[tuple[BoolArray, IntArray, IntArray] | None, ...]  # use, src[use], hod[use]
+
+
+@dataclass(frozen=True)
+class _SpanAxis:
+    """What depends on the times and on the span of valid history (hourly bins, hold-out)."""
+
+    hours: int
+    anchor: float
+    j: IntArray
+    inside: BoolArray
+    candidates: list[int]
+    recency: FloatArray
+    hold: float
+    holdout: bool
+    train: BoolArray | None
+    raw_base: BoolArray  # raw picks outside events and after the anchor (finite or not)
+
+
+class FitAxis:
+    """Everything :func:`fit_baseline` derives from the sample *times* (and the event mask),
+    not from the values: blocks, local time and bins, hourly bins, profile stencils of the
+    raw samples. Targets whose histories share one time axis (the same scrape times, the
+    same calendar) share one ``FitAxis``: ``HeadroomForecaster.fit_many`` builds it once
+    for all of them. Results are the same as without it (the same code computes them)."""
+
+    def __init__(
+        self,
+        t: FloatArray,
+        excluded: BoolArray,
+        *,
+        as_of: float,
+        tz: str | None = None,
+        bin_seconds: float = 900.0,
+        step: float | None = None,
+    ) -> None:
+        self.as_of = as_of
+        self.tz = tz
+        self.bin_seconds = bin_seconds
+        self.size = int(t.size)
+        k = max(1, math.ceil(t.size / MAX_FIT_SAMPLES))
+        self.k = k
+        self.pick: IntArray | None = None
+        self.off = 0
+        if k > 1:
+            self.pick = np.arange(t.size - 1, -1, -k)[::-1]  # every k-th, the newest included
+            self.raw_t, self.raw_x = t[self.pick], excluded[self.pick]
+            m = t.size // k
+            self.off = off = t.size - m * k
+            # The newest samples in full blocks of k.
+            self.t = 0.5 * (t[off::k] + t[off + k - 1 :: k])
+            self.excluded = np.asarray(excluded[off:].reshape(m, k).any(axis=1), dtype=np.bool_)
+        else:
+            self.raw_t, self.raw_x = t, excluded
+            self.t, self.excluded = t, excluded
+        if step is None:
+            tb = self.t
+            self.step = float(np.median(np.diff(tb[-2049:]))) if tb.size > 1 else 60.0
+        else:
+            self.step = step * k
+        self.offsets = utc_offsets(self.t, tz)
+        self.local = self.t + self.offsets
+        self.grid = _Grid.of(self.local, bin_seconds)
+        self.nd = int(round(DAY / bin_seconds))
+        self._spans: dict[tuple[float, bool], _SpanAxis] = {}
+        self._all_finite: dict[tuple[float, bool], _Residuals] = {}
+
+    def span_axis(self, span: float, valid: bool) -> _SpanAxis:
+        key = (span, valid)
+        hit = self._spans.get(key)
+        if hit is not None:
+            return hit
+        t, as_of = self.t, self.as_of
+        # Hourly bins anchored so the last bin ends at as_of.
+        hours = max(1, math.ceil(span / HOUR)) if valid else 1
+        anchor = as_of - hours * HOUR
+        j = np.minimum(
+            np.maximum(np.floor((t - anchor) * (1 / HOUR)).astype(np.int64), 0), hours - 1
+        )
+        hold = min(HOLDOUT, span * HOLDOUT_SHARE)
+        holdout = span >= HOLDOUT_MIN_SPAN
+        sa = _SpanAxis(
+            hours=hours,
+            anchor=anchor,
+            j=j,
+            inside=t >= anchor,
+            candidates=[wh for wh in LEVEL_WINDOWS_H if wh <= max(1, hours)] or [1],
+            # Recent hours count more when choosing: a regime change two days ago matters
+            # more than four quiet weeks before it.
+            recency=np.exp2((np.arange(hours) - (hours - 1)) / RECENCY_HALF_LIFE_H),
+            hold=hold,
+            holdout=holdout,
+            train=(t < as_of - hold) if holdout else None,
+            raw_base=~self.raw_x & (self.raw_t >= anchor),
+        )
+        self._spans[key] = sa
+        return sa
+
+    def residuals(
+        self, sa: _SpanAxis, raw_finite: BoolArray, span: float, valid: bool
+    ) -> _Residuals:
+        """The residual samples for raw values finite at ``raw_finite`` (cached when all are)."""
+        every = bool(raw_finite.all())
+        key = (span, valid)
+        if every and key in self._all_finite:
+            return self._all_finite[key]
+        sel = sa.raw_base if every else raw_finite & sa.raw_base
+        rt = self.raw_t[sel]
+        nw = 7 * self.nd if span >= WEEK else 0
+        at_all = Stencil.of(rt, None, self.tz, self.bin_seconds, self.nd, nw)
+        keep = rt >= self.as_of - max(LEVEL_WINDOWS_H) * HOUR
+        late = at_late = None
+        if sa.holdout:
+            late = rt >= self.as_of - sa.hold
+            rt2 = rt[late]
+            at_late = Stencil.of(rt2, None, self.tz, self.bin_seconds, self.nd, nw)
+        else:
+            rt2 = rt
+        rj = np.minimum(
+            np.maximum(np.floor((rt2 - sa.anchor) * (1 / HOUR)).astype(np.int64), 0),
+            sa.hours - 1,
+        )
+        hod = _bins(rt2 + utc_offsets(rt2, self.tz), DAY, HOUR)
+        buckets: list[tuple[BoolArray, IntArray, IntArray] | None] = []
+        for _, lag in LEAD_BUCKETS:
+            src = rj - lag
+            use = src >= 0
+            buckets.append((use, src[use], hod[use]) if int(use.sum()) >= 30 else None)
+        res = _Residuals(sel, rt, at_all, keep, late, at_late, tuple(buckets))
+        if every:
+            self._all_finite[key] = res
+        return res
+
+
 def fit_baseline(
     t: FloatArray,
     v: FloatArray,
@@ -399,6 +579,7 @@ def fit_baseline(
     tz: str | None = None,
     bin_seconds: float = 900.0,
     step: float | None = None,
+    axis: FitAxis | None = None,
 ) -> Baseline:
     """Fit the baseline on samples ``(t, v)`` (NaN = gap) ending before ``as_of``.
 
@@ -406,58 +587,56 @@ def fit_baseline(
     profile, the level and the residuals. Long histories are averaged into blocks of
     ``k`` samples (at most :data:`MAX_FIT_SAMPLES` blocks) for the profile and level; the
     residuals are measured on every ``k``-th raw sample, so quantiles keep the noise of
-    the original resolution.
+    the original resolution. ``axis``: a :class:`FitAxis` built from these ``t``,
+    ``excluded`` and keywords (to share it between many series on the same times).
     """
-    k = max(1, math.ceil(t.size / MAX_FIT_SAMPLES))
+    if axis is None:
+        axis = FitAxis(t, excluded, as_of=as_of, tz=tz, bin_seconds=bin_seconds, step=step)
+    return fit_on_axis(axis, v)
+
+
+def fit_on_axis(axis: FitAxis, v: FloatArray) -> Baseline:
+    """:func:`fit_baseline` for values ``v`` on the times ``axis`` was built from."""
+    as_of, tz, bin_seconds, k = axis.as_of, axis.tz, axis.bin_seconds, axis.k
     fin_raw = np.isfinite(v)
     if bool(fin_raw.all()):
         mean_v = float(v.mean()) if v.size else 0.0
     else:
         mean_v = float(v[fin_raw].mean()) if bool(fin_raw.any()) else 0.0
     floor = max(0.01 * mean_v, 1e-6)
-    if k > 1:
-        pick = np.arange(t.size - 1, -1, -k)[::-1]  # every k-th sample, the newest included
-        raw_t, raw_v, raw_x = t[pick], v[pick], excluded[pick]
+    if axis.pick is not None:
+        raw_v = v[axis.pick]
         # Blocks average log values, not values: the profile and level must be on the
         # scale the raw-sample residuals and ``with_recent`` use (a mean of logs). The log
         # of a block mean is higher by about half the noise variance: on noisy traffic
         # that bias would count twice once the level is refreshed from raw samples.
-        t, y, excluded = _blocks(t, np.log(v + floor), excluded, k)
+        logs = np.log(v + floor)
+        y = _block_means(logs[axis.off :].reshape(-1, k), k)
     else:
-        raw_t, raw_v, raw_x = t, v, excluded
+        raw_v = v
         y = np.log(v + floor)
-    if step is None:
-        step = float(np.median(np.diff(t[-2049:]))) if t.size > 1 else 60.0
-    else:
-        step *= k
+    t, excluded, local, step = axis.t, axis.excluded, axis.local, axis.step
     finite = np.isfinite(y)
     okv = finite & ~excluded
     w = okv.astype(np.float64)
-    offsets = utc_offsets(t, tz)
-    local = t + offsets
-    valid_t = t[okv]
-    span = float(as_of - valid_t[0]) if valid_t.size else 0.0
+    first = int(okv.argmax()) if okv.size else 0
+    valid = bool(okv.size) and bool(okv[first])
+    span = float(as_of - t[first]) if valid else 0.0
+    sa = axis.span_axis(span, valid)
 
-    grid = _Grid.of(local, bin_seconds)
-    profile, fitted = _fit_profile(local, y, w, span, step, bin_seconds, tz, grid)
+    profile, fitted = _fit_profile(local, y, w, span, step, bin_seconds, tz, axis.grid)
     r = np.where(w > 0, y - fitted, 0.0)
 
-    # Hourly residual sums, bins anchored so the last bin ends at as_of.
-    hours = max(1, math.ceil(span / HOUR)) if valid_t.size else 1
-    anchor = as_of - hours * HOUR
-    j = np.minimum(np.maximum(np.floor((t - anchor) * (1 / HOUR)).astype(np.int64), 0), hours - 1)
-    inside = t >= anchor
+    hours, j, inside = sa.hours, sa.j, sa.inside
     rs = _bincount(j, r * w * inside, hours)
     rn = _bincount(j, w * inside, hours)
     overall = float(rs.sum() / rn.sum()) if rn.sum() > 0 else float(math.log(floor))
     hourly = np.where(rn > 0, rs / np.maximum(rn, 1e-12), np.nan)
 
-    candidates = [wh for wh in LEVEL_WINDOWS_H if wh <= max(1, hours)] or [1]
+    candidates = sa.candidates
     table = _trailing_levels(rs, rn, candidates, overall)
     trails = {wh: table[i] for i, wh in enumerate(candidates)}
-    # Recent hours count more when choosing: a regime change two days ago matters more
-    # than four quiet weeks before it.
-    recency = np.exp2((np.arange(hours) - (hours - 1)) / RECENCY_HALF_LIFE_H)
+    recency = sa.recency
     windows: list[int] = []
     for _, lag in LEAD_BUCKETS:
         best = candidates[-1]
@@ -472,46 +651,39 @@ def fit_baseline(
     hist_level = trails[windows[0]]
 
     # Back-test residuals per bucket at its lag on raw samples, standardised by hour of day.
-    raw_ok = np.isfinite(raw_v) & ~raw_x & (raw_t >= anchor)
-    rt = raw_t[raw_ok]
-    rr = np.log(raw_v[raw_ok] + floor) - profile.at(rt)
-    keep = rt >= as_of - max(LEVEL_WINDOWS_H) * HOUR
-    recent_t, recent_r = rt[keep], rr[keep]
+    res = axis.residuals(sa, np.isfinite(raw_v), span, valid)
+    raw_sel = raw_v[res.sel]
+    rr = np.log(raw_sel + floor) - profile.at_stencil(res.at_all)
+    recent_t, recent_r = res.rt[res.keep], rr[res.keep]
     # Held out: with enough history the residuals are measured on the newest days against
     # a profile and levels fitted without them. In-sample residuals are too narrow (the
     # profile has absorbed part of the noise it is measured on) and old: the spread that
     # matters is the one of the latest days.
-    hold = min(HOLDOUT, span * HOLDOUT_SHARE)
-    if span >= HOLDOUT_MIN_SPAN:
-        train = w * (t < as_of - hold)
+    if sa.holdout and sa.train is not None and res.late is not None and res.at_late is not None:
+        train = w * sa.train
         profile_tr, fitted_tr = _fit_profile(
-            local, y, train, span - hold, step, bin_seconds, tz, grid
+            local, y, train, span - sa.hold, step, bin_seconds, tz, axis.grid
         )
         r_tr = np.where(w > 0, y - fitted_tr, 0.0)
         rs_tr = _bincount(j, r_tr * w * inside, hours)
         trails = dict(zip(windows, _trailing_levels(rs_tr, rn, windows, overall), strict=True))
-        late = rt >= as_of - hold
-        rt = rt[late]
-        rr = np.log(raw_v[raw_ok][late] + floor) - profile_tr.at(rt)
-    rj = np.minimum(np.maximum(np.floor((rt - anchor) * (1 / HOUR)).astype(np.int64), 0), hours - 1)
-    hod = _bins(rt + utc_offsets(rt, tz), DAY, HOUR)
+        rr = np.log(raw_sel[res.late] + floor) - profile_tr.at_stencil(res.at_late)
     residuals: list[FloatArray] = []
     hour_scale = np.ones(24)
-    for b, (_, lag) in enumerate(LEAD_BUCKETS):
-        src = rj - lag
-        use = src >= 0
-        if int(use.sum()) < 30:
+    for b, bucket in enumerate(res.buckets):
+        if bucket is None:
             residuals.append(np.empty(0))
             continue
-        e = rr[use] - trails[windows[b]][src[use]]
+        use, src, hod = bucket
+        e = rr[use] - trails[windows[b]][src]
         if b == 0:
             centred = e - float(e.mean())
             s2_all = float(np.mean(centred**2)) or 1e-12
-            nn = np.bincount(hod[use], minlength=24)
-            ss = np.bincount(hod[use], weights=centred**2, minlength=24)
+            nn = np.bincount(hod, minlength=24)
+            ss = np.bincount(hod, weights=centred**2, minlength=24)
             prior = 60.0  # pseudo-samples pulling each hour towards the overall spread
             hour_scale = np.sqrt((ss + prior * s2_all) / (nn + prior) / s2_all)
-        z = e / hour_scale[hod[use]]
+        z = e / hour_scale[hod]
         stride = max(1, z.size // MAX_RESIDUAL_SAMPLES)
         residuals.append(np.sort(z[::stride]))
 
@@ -528,7 +700,7 @@ def fit_baseline(
         ),
         hour_scale=np.asarray(hour_scale, dtype=np.float64),
         hist_level=hist_level,
-        hist_anchor=anchor,
+        hist_anchor=sa.anchor,
         recent_t=recent_t,
         recent_r=recent_r,
     )

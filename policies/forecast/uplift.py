@@ -110,13 +110,18 @@ class LearnedEvent:
 
 
 def learn_event(
-    event: DemandEvent, t: FloatArray, log_ratio: FloatArray, default_ramp: float
+    event: DemandEvent,
+    t: FloatArray,
+    log_ratio: FloatArray,
+    default_ramp: float,
+    position: FloatArray | None = None,
 ) -> LearnedEvent | None:
     """Average ``log_ratio`` (observed over baseline, log) per bin of ``event``'s grid.
 
     ``None`` when the history covers less than a third of the event itself.
+    ``position``: ``event_position(event, t, default_ramp)`` when the caller has it.
     """
-    x = event_position(event, t, default_ramp)
+    x = event_position(event, t, default_ramp) if position is None else position
     ok = np.isfinite(x) & np.isfinite(log_ratio)
     if not bool(ok.any()):
         return None
