@@ -104,6 +104,7 @@ class DemoSample:
     capacity_units: float  # SLOTS / most slots on one master: the bottleneck master decides
     busy: bool
     detail: str
+    client_errors: int = 0  # cumulative
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ class DemoRunner:
             if now >= next_pass:
                 report = loop.reconcile()
                 next_pass += self.config.tick
-            sample = self._sample(now, report, target, source)
+            sample = self._sample(now, report, target, source, load.stats().errors)
             timeline.append(sample)
             self.on_update(
                 DemoSnapshot(
@@ -369,6 +370,7 @@ class DemoRunner:
         report: PassReport | None,
         target: LocalRedisTarget,
         source: RedisInfoSource,
+        client_errors: int,
     ) -> DemoSample:
         measured = source.instant(Metric.QPS)
         status = target.status()
@@ -390,6 +392,7 @@ class DemoRunner:
             capacity_units=capacity_units(cluster),
             busy=status.busy,
             detail=status.detail,
+            client_errors=client_errors,
         )
 
     @staticmethod
@@ -422,9 +425,18 @@ class DemoRunner:
         )
         at_ramp = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
         at_start = next((s for s in timeline if s.t >= event.start), timeline[-1])
-        # The size planned for the event before it began (later corrections during the
-        # event, from what it turns out to be, are the reactive guard's job).
-        planned = max((s.desired for s in timeline if s.t < event.start), default=0)
+        # The size planned for the event: scale-outs the plan meant to be serving by the
+        # start (their ``ready_by``). Corrections ordered later (the ramp turning out
+        # hotter than forecast) cannot be ready in time under any policy; the summary
+        # still counts any shortfall they leave in the underprovisioned minutes.
+        planned = max(
+            (
+                e.to_units or 0
+                for e in actions
+                if e.at < event.start and e.ready_by is not None and e.ready_by <= event.start
+            ),
+            default=0,
+        )
         ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)

@@ -60,6 +60,7 @@ class LoopEvent:
     from_units: int | None = None
     to_units: int | None = None
     event: str | None = None
+    ready_by: float | None = None  # when the plan needs the new units serving
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ class ControlLoop:
                             status.desired,
                             decision.desired_units,
                             action.event if action else None,
+                            action.ready_by if action else None,
                         )
                     )
                     status = replace(status, desired=decision.desired_units)
