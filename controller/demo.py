@@ -399,6 +399,9 @@ class DemoRunner:
     def _next_action(report: PassReport | None) -> str:
         if report is None or not report.targets or report.targets[0].decision is None:
             return "waiting for the first forecast"
+        upcoming = report.targets[0].next_action(report.at)
+        if upcoming is not None:
+            return upcoming.reason
         return report.targets[0].decision.reason
 
     # -- the outcome -------------------------------------------------------------------------

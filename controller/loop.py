@@ -26,10 +26,13 @@ from headroom.policies.errors import HeadroomError, SourceUnavailable
 from headroom.policies.forecast.base import Forecast, Forecaster
 from headroom.policies.planner import (
     Decision,
+    Plan,
+    PlannedAction,
     PlannerState,
     advance_state,
     decide,
     median_level,
+    plan_target,
 )
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import Series
@@ -79,6 +82,14 @@ class TargetReport:
     status: ScaleStatus
     decision: Decision | None
     required_now: int | None
+    # The timeline ahead (after this pass's action): next actions with their reasons.
+    plan: Plan | None = None
+
+    def next_action(self, now: float) -> PlannedAction | None:
+        """The next planned change after ``now``, if the plan has one."""
+        if self.plan is None:
+            return None
+        return next((a for a in self.plan.actions if a.at > now), None)
 
 
 @dataclass(frozen=True)
@@ -260,4 +271,13 @@ class ControlLoop:
         state.planner = advance_state(
             state.planner, now=now, units=status.desired, dt=dt, action=action, spec=self.spec
         )
-        return TargetReport(target.name, status, decision, required_now)
+        plan = plan_target(
+            forecast,
+            self.spec,
+            target,
+            now=now,
+            current_units=status.desired,
+            calendar=calendar,
+            state=state.planner,
+        )
+        return TargetReport(target.name, status, decision, required_now, plan)

@@ -169,3 +169,15 @@ def test_actuator_for_unknown_target_is_refused() -> None:
             forecaster=HeadroomForecaster,
             sink=ListSink(),
         )
+
+
+def test_report_carries_the_plan_ahead_with_the_next_action() -> None:
+    clock = ManualClock(T0 + 14 * DAY + 12 * 3600)
+    target = RecordingTarget("cart", 3)
+    loop, _ = _loop(_spec(), StaticHistory(_trace()), clock, target)
+    report = loop.reconcile()
+    upcoming = report.targets[0].next_action(clock.now())
+    assert upcoming is not None
+    event = _events()[-1]
+    assert clock.now() < upcoming.at <= event.start - 40 * 60
+    assert upcoming.to_units > 3 and "live 14" in upcoming.reason
