@@ -3,15 +3,16 @@
 The operator plans every target on every pass, so this is the number that bounds how many
 targets one replica can serve. Each target gets its own history (a shared daily/weekly
 shape, its own scale and noise, the same livestreams) and its own Target; we time
-``HeadroomForecaster.fit`` + ``predict`` (24 h at 1-minute steps, p50/p90/p99) +
-``planner.plan_target`` for each, and generate the data outside the timed region.
+``HeadroomForecaster.fit_many`` (the batch fit of a control-loop pass; also one ``fit`` per
+target, for comparison) + ``predict`` (24 h at 1-minute steps, p50/p90/p99, and at 5-minute
+steps) + ``planner.plan_target`` for each, and generate the data outside the timed region.
 
 Peer: statsmodels' Holt-Winters (``ExponentialSmoothing``, multiplicative daily season)
 on the same histories. On 1-minute data (season = 1440) one fit takes over a minute, so it
 runs on 15-minute means (season = 96); we report its fit+forecast time per target and the
 next-day error of both models on a few targets.
 
-Run: ``.venv/bin/python bench/engine_speed.py [--targets 1000] [--peer-series 5]``.
+Run: ``.venv/bin/python bench/engine_speed.py [--targets 1000] [--repeat 2] [--peer-series 5]``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def _target_histories(base: Series, targets: int) -> list[Series]:
 
 
 def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[str, float]:
-    """Fit (``fit_many``, or one ``fit`` per target with ``batch=False``), predict, plan."""
+    """Fit (``fit_many``, or one ``fit`` per target with ``batch=False``), predict, plan.
+
+    Wall and process CPU time per stage; the CPU time is the steadier figure on a machine
+    other jobs share (it still rises with them: they share caches and cores)."""
     base = generate_trace(START, DAYS, 60, 1000, list(_calendar().events)[:4], noise=0.0, seed=1)
     calendar = _calendar()
     spec = _spec(targets)
@@ -99,8 +103,7 @@ def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[s
     per_target: list[float] = []
     with Progress(transient=True) as progress:
         task = progress.add_task(f"planning targets ({step:g} s steps)", total=2 * targets)
-        c0 = time.process_time()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         if batch:
             models = HeadroomForecaster.fit_many(histories, calendar, spec.forecast)
             progress.advance(task, targets)
@@ -109,27 +112,30 @@ def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[s
             for history in histories:
                 models.append(HeadroomForecaster(spec.forecast).fit(history, calendar))
                 progress.advance(task)
-        t1 = time.perf_counter()
-        fit_s = t1 - t0
-        predict_s = plan_s = 0.0
+        fit_cpu, fit_s = time.process_time() - c0, time.perf_counter() - t0
+        predict_s = plan_s = predict_cpu = plan_cpu = 0.0
         for model, target in zip(models, spec.targets, strict=True):
-            t1 = time.perf_counter()
+            c1, t1 = time.process_time(), time.perf_counter()
             fc = model.predict(now, spec.forecast.horizon, step, (0.5, 0.9, 0.99))
-            t2 = time.perf_counter()
+            c2, t2 = time.process_time(), time.perf_counter()
             plan_target(fc, spec, target, now=now, current_units=2, calendar=calendar)
-            t3 = time.perf_counter()
+            c3, t3 = time.process_time(), time.perf_counter()
             predict_s += t2 - t1
             plan_s += t3 - t2
+            predict_cpu += c2 - c1
+            plan_cpu += c3 - c2
             per_target.append(fit_s / targets + t3 - t1)
             progress.advance(task)
-        cpu = time.process_time() - c0
     return {
         "targets": targets,
         "total_s": fit_s + predict_s + plan_s,
-        "cpu_s": cpu,
+        "cpu_s": fit_cpu + predict_cpu + plan_cpu,
         "fit_s": fit_s,
         "predict_s": predict_s,
         "plan_s": plan_s,
+        "fit_cpu": fit_cpu,
+        "predict_cpu": predict_cpu,
+        "plan_cpu": plan_cpu,
         "median_ms": statistics.median(per_target) * 1000,
         "p99_ms": float(np.quantile(per_target, 0.99)) * 1000,
     }
@@ -180,41 +186,82 @@ def _load() -> str:
         return "n/a"
 
 
+def _best(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the least wall time (the one other jobs on the machine disturbed least)."""
+    return min(runs, key=lambda r: r["total_s"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--peer-series", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=2, help="Runs per configuration (best kept)")
     parser.add_argument("--no-write", action="store_true", help="Do not update BENCHMARKS.md")
     args = parser.parse_args()
 
     load_before = _load()
-    ours = run_headroom(args.targets)
-    coarse = run_headroom(args.targets, step=300.0)
+    n, reps = args.targets, max(1, args.repeat)
+    batch_runs = [run_headroom(n) for _ in range(reps)]
+    single_runs = [run_headroom(n, batch=False) for _ in range(reps)]
+    coarse_runs = [run_headroom(n, step=300.0) for _ in range(reps)]
+    load_after = _load()
+    ours, single, coarse = _best(batch_runs), _best(single_runs), _best(coarse_runs)
     peer = run_peer(args.peer_series)
 
     def ms(run: dict[str, float], key: str) -> str:
         return f"{run[key] / run['targets'] * 1000:.2f} ms"
 
-    verdict = "meets" if ours["total_s"] < 2.0 * args.targets / 1000 else "misses"
+    def walls(runs: list[dict[str, float]]) -> str:
+        return ", ".join(f"{r['total_s']:.2f} s" for r in runs)
+
+    def row(name: str, run: dict[str, float], stage: str, note: str = "") -> str:
+        wall, cpu = run[f"{stage}_s"], run[f"{stage}_cpu" if stage != "total" else "cpu_s"]
+        return f"| {name} | {wall:.2f} s | {cpu:.2f} s | {ms(run, f'{stage}_s')}{note} |"
+
+    table = "\n".join(
+        [
+            "| stage | wall | process CPU | wall per target |",
+            "|---|---:|---:|---:|",
+            row("`HeadroomForecaster.fit_many`", ours, "fit"),
+            row("`predict` (1,440 steps)", ours, "predict"),
+            row("`plan_target`", ours, "plan"),
+            row(
+                "**all**",
+                ours,
+                "total",
+                f" (median {ours['median_ms']:.2f} ms, p99 {ours['p99_ms']:.2f} ms)",
+            ),
+            row(
+                "one `fit` per target instead",
+                single,
+                "fit",
+                f" (all stages: {single['total_s']:.2f} s wall, {single['cpu_s']:.2f} s CPU)",
+            ),
+        ]
+    )
+    limit = 2.0 * n / 1000
+    verdict = "meets" if ours["total_s"] < limit else "misses"
+    cpu_verdict = "meets" if ours["cpu_s"] < limit else "misses"
     body = f"""
 Forecast (fit + 24 h prediction at 1-minute steps, p50/p90/p99) and plan for
 **{ours["targets"]:,} targets**, each with its own 28 days of 1-minute history (40,320
 samples) and a calendar of livestreams; data generation is outside the timed region.
+The fit is the batch API the control loop uses for a pass,
+`HeadroomForecaster.fit_many(histories, calendar, spec)`: histories scraped at the same
+times share the work that depends on the times alone (blocks, local-time bins, hourly
+bins, event windows, profile stencils), with results equal to one `fit` each (tested
+bitwise). Best of {reps} runs per row.
 
-| stage | total | per target |
-|---|---:|---:|
-| `HeadroomForecaster.fit` | {ours["fit_s"]:.2f} s | {ms(ours, "fit_s")} |
-| `predict` (1,440 steps) | {ours["predict_s"]:.2f} s | {ms(ours, "predict_s")} |
-| `plan_target` | {ours["plan_s"]:.2f} s | {ms(ours, "plan_s")} |
-| **all** (wall) | **{ours["total_s"]:.2f} s** | {ms(ours, "total_s")} (median \
-{ours["median_ms"]:.2f} ms, p99 {ours["p99_ms"]:.2f} ms) |
-| all (process CPU time) | {ours["cpu_s"]:.2f} s | {ms(ours, "cpu_s")} |
+{table}
 
-Target: 1,000 targets in under 2 s — **{verdict}** it at 1-minute forecast steps. With
-5-minute steps (288 per day; what an operator pass needs) the same work takes
-**{coarse["total_s"]:.2f} s** (fit {coarse["fit_s"]:.2f} s, predict {coarse["predict_s"]:.2f} s,
-plan {coarse["plan_s"]:.2f} s). Load average when the run started: {load_before} (2 cores,
-shared with other test runs; the CPU-time row is the less noisy figure).
+Target: 1,000 targets in under 2 s — wall time **{verdict}** it at 1-minute forecast steps
+(runs: {walls(batch_runs)}); process CPU time **{cpu_verdict}** it. With 5-minute steps
+(288 per day; the resolution an operator pass plans at) the same work takes
+**{coarse["total_s"]:.2f} s** wall, {coarse["cpu_s"]:.2f} s CPU (fit {coarse["fit_s"]:.2f} s,
+predict {coarse["predict_s"]:.2f} s, plan {coarse["plan_s"]:.2f} s; runs: {walls(coarse_runs)}).
+Load average at the start: {load_before}; at the end: {load_after} (2 cores, shared with
+other engineers' test runs: when the load is above 2 the wall time is well above the CPU
+time).
 
 Peer, same machine, {peer["series"]} of the same kind of histories (no events):
 statsmodels `ExponentialSmoothing` (multiplicative daily season) needs the history cut to
