@@ -755,9 +755,12 @@ def plan_target(
                         raw_units=raw,
                     )
                     leads = {}
-            continue
-        units[j] = u
-        nxt = _next_candidate(ctx, p + 1, u, st, spec, target)
+            start = j - ctx.lo  # the rule again from the next position on (what it skips
+            # is where it cannot act, exactly as after a position without an action)
+        else:
+            units[j] = u
+            start = p + 1
+        nxt = _next_candidate(ctx, start, u, st, spec, target)
         stop = n if nxt is None else ctx.lo + nxt
         units[j:stop] = u
         j = stop
