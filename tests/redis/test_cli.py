@@ -87,6 +87,14 @@ def test_unknown_node_zero_weights_bad_weight_leave_the_cluster_unchanged(cluste
     assert slot_map(cluster.seed) == before
 
 
+def test_draining_every_master_at_once_is_refused(cluster):
+    before = slot_map(cluster.seed)
+    nodes = [a for n in cluster.nodes for a in ("--node", n.node_id()[:10])]
+    line = one_error_line(run("drain", "--seed", cluster.seed, *nodes), 1)
+    assert "last masters" in line
+    assert slot_map(cluster.seed) == before
+
+
 def test_dry_run_prints_the_plan_and_touches_nothing(cluster):
     ids = [n.node_id() for n in cluster.nodes]
     before = slot_map(cluster.seed)

@@ -116,9 +116,11 @@ def test_kill_9_at_any_point_then_fix_and_rebalance_converge(redis_cluster_facto
             [HEADROOM, "redis", "rebalance", "--seed", seed, "--use-empty-masters", "--json"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_until(
-            lambda m=moved, p=proc: _new_keys(new) > m or p.poll() is not None, 60, "keys moving"
-        )
+
+        def moving(m: int = moved, p: subprocess.Popen[bytes] = proc) -> bool:
+            return _new_keys(new) > m or p.poll() is not None
+
+        wait_until(moving, 60, "keys moving")
         time.sleep(rnd.uniform(0.0, 0.15))
         proc.send_signal(signal.SIGKILL)
         kills += proc.wait(10) == -signal.SIGKILL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -118,7 +119,7 @@ def tls_cluster(tmp_path: Path) -> Iterator[tuple[list[int], dict[str, str]]]:
             procs.append(spawn(argv, wd, wd / "redis.log"))
         clients = [_tls_client(p, certs) for p in ports]
         for c in clients:
-            wait_until(lambda c=c: bool(c.ping()), 15, "TLS redis-server")
+            wait_until(functools.partial(c.ping), 15, "TLS redis-server")
         clients[0].execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8191)
         clients[1].execute_command("CLUSTER", "ADDSLOTSRANGE", 8192, 16383)
         for p in ports[1:]:
