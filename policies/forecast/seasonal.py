@@ -155,6 +155,18 @@ def _fill_circular(values: FloatArray, count: FloatArray) -> FloatArray:
     )
 
 
+def _mean(a: FloatArray) -> float:
+    """``float(np.mean(a))`` (the same sum and division) without its Python wrapper."""
+    return float(np.add.reduce(a) / a.size)
+
+
+def _var(a: FloatArray) -> float:
+    """``float(np.var(a))``, the same steps as numpy's, without its Python wrapper."""
+    x = a - np.add.reduce(a, keepdims=True) / a.size
+    np.multiply(x, x, out=x)
+    return float(np.add.reduce(x) / a.size)
+
+
 def _interp_index(pos: FloatArray, n: int) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
     """Neighbouring bins ``a``, ``b`` of ``pos`` on a circular table of ``n`` (centres at
     i + 0.5) and their weights ``1 - f``, ``f``."""
@@ -358,11 +370,14 @@ class Baseline:
 
 
 def _block_log_means(vv: FloatArray, floor: float) -> FloatArray | None:
-    """Means of ``log(vv + floor)`` over the rows of ``vv`` (blocks of positive, finite
-    samples), as logs of products of up to 8 factors: one log per 8 samples instead of one
-    per sample (a tenth of the work on 1-minute data; equal within float rounding).
-    ``None`` if a product left the float range (then take the logs one by one)."""
+    """Means of ``log(vv + floor)`` over the rows of ``vv`` (blocks of finite samples), as
+    logs of products of up to 8 factors: one log per 8 samples instead of one per sample
+    (a tenth of the work on 1-minute data; equal within float rounding). ``None`` when a
+    product could leave the float range (factors beyond 1e±37; take the logs one by one).
+    """
     k = vv.shape[1]
+    if vv.size == 0 or not (1e-37 < float(vv.min()) + floor and float(vv.max()) + floor < 1e37):
+        return None
     total: FloatArray | None = None
     for a in range(0, k, 8):
         p = vv[:, a] + floor
@@ -372,8 +387,7 @@ def _block_log_means(vv: FloatArray, floor: float) -> FloatArray | None:
         total = logs if total is None else total + logs
     if total is None:
         return None
-    out = np.asarray(total * (1.0 / k), dtype=np.float64)
-    return out if bool(np.isfinite(out).all()) else None
+    return np.asarray(total * (1.0 / k), dtype=np.float64)
 
 
 def _block_means(vv: FloatArray, k: int) -> FloatArray:
@@ -499,8 +513,8 @@ def _fit_profile(
             w_mean = w_mean - float(w_mean @ w_n) / wt.weekly_total
             # Noise of each bin's mean, counting whole weeks (samples within a day correlate).
             weeks = np.maximum(w_n * step / bin_seconds, 1.0)
-            se2 = float(np.mean(w_var / weeks))
-            spread = float(np.var(w_mean))
+            se2 = _mean(w_var / weeks)
+            spread = _var(w_mean)
             shrink = max(0.0, 1.0 - se2 / spread) if spread > 0 else 0.0
             weekly = w_mean * shrink
             fitted = fitted + weekly[tow]
@@ -752,7 +766,7 @@ def fit_on_axis(axis: FitAxis, v: FloatArray) -> Baseline:
         # that bias would count twice once the level is refreshed from raw samples.
         blocks = v[axis.off :].reshape(-1, k)
         fast = None
-        if every and v.size and float(v.min()) + floor > 0:
+        if every:
             fast = _block_log_means(blocks, floor)
         y = fast if fast is not None else _block_means(np.log(blocks + floor), k)
     else:
@@ -843,8 +857,8 @@ def fit_on_axis(axis: FitAxis, v: FloatArray) -> Baseline:
         use, src, hod = bucket
         e = rr[use] - trails[windows[b]][src]
         if b == 0:
-            centred = e - float(e.mean())
-            s2_all = float(np.mean(centred**2)) or 1e-12
+            centred = e - _mean(e)
+            s2_all = _mean(centred**2) or 1e-12
             nn = np.bincount(hod, minlength=24)
             ss = np.bincount(hod, weights=centred**2, minlength=24)
             prior = 60.0  # pseudo-samples pulling each hour towards the overall spread
@@ -861,7 +875,7 @@ def fit_on_axis(axis: FitAxis, v: FloatArray) -> Baseline:
         windows_h=tuple(windows),
         residuals=tuple(residuals),
         exp_means=tuple(
-            float(np.mean(np.exp(r))) if r.size else math.exp(0.5 * (FALLBACK_SD * (1 + i)) ** 2)
+            _mean(np.exp(r)) if r.size else math.exp(0.5 * (FALLBACK_SD * (1 + i)) ** 2)
             for i, r in enumerate(residuals)
         ),
         hour_scale=np.asarray(hour_scale, dtype=np.float64),

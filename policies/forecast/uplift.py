@@ -78,6 +78,9 @@ def event_position(event: DemandEvent, t: FloatArray, default_ramp: float) -> Fl
     return x
 
 
+_XP = np.concatenate(([0.0], np.arange(NBINS) + 0.5, [float(NBINS)]))  # bin centres, ends
+
+
 def shape_at(shape: FloatArray, x: FloatArray, envelope: bool = True) -> FloatArray:
     """Value of a 24-bin shape at grid positions ``x`` (0 outside).
 
@@ -85,15 +88,24 @@ def shape_at(shape: FloatArray, x: FloatArray, envelope: bool = True) -> FloatAr
     step at the event's start is fully there at the start (provisioning errs early, not
     late). Without ``envelope``: plain interpolation, to compare with what was observed.
     """
+    return shapes_at((shape,), x, envelope)[0]
+
+
+def shapes_at(
+    shapes: tuple[FloatArray, ...], x: FloatArray, envelope: bool = True
+) -> list[FloatArray]:
+    """:func:`shape_at` of several shapes at the same positions (found once)."""
     inside = np.isfinite(x)
-    out = np.zeros(x.shape)
     xi = x[inside]
-    xp = np.concatenate(([0.0], np.arange(NBINS) + 0.5, [float(NBINS)]))
-    fp = np.concatenate(([0.0], shape, [0.0]))
-    lin = np.interp(xi, xp, fp)
-    own = shape[np.clip(np.floor(xi).astype(np.int64), 0, NBINS - 1)]
-    out[inside] = np.maximum(lin, own) if envelope and shape.max() > 0 else lin
-    return out
+    bins = np.floor(xi).astype(np.int64)
+    np.minimum(np.maximum(bins, 0, out=bins), NBINS - 1, out=bins)
+    result = []
+    for shape in shapes:
+        out = np.zeros(x.shape)
+        lin = np.interp(xi, _XP, np.concatenate(([0.0], shape, [0.0])))
+        out[inside] = np.maximum(lin, shape[bins]) if envelope and shape.max() > 0 else lin
+        result.append(out)
+    return result
 
 
 @dataclass(frozen=True)
@@ -227,4 +239,5 @@ class UpliftModel:
         """Log uplift mean and sd of ``event`` at times ``t`` (0 outside its window)."""
         up = self.for_event(event, baseline_qps)
         x = event_position(event, t, self.default_ramp)
-        return shape_at(up.mu, x, envelope), shape_at(up.sd, x, envelope), up
+        mu, sd = shapes_at((up.mu, up.sd), x, envelope)
+        return mu, sd, up
