@@ -316,8 +316,12 @@ Why it is measured this way:
   in. The round trip would add the probe's own wake-up and parsing after the reply,
   which in Python on a busy 2-core machine is milliseconds, larger than the SLO (it is
   why a round-trip `PING` probe read 3–6 ms p99 at one client and put the knee at a
-  third of the true capacity in an earlier version). Clocks are aligned on the fastest
-  probe (NTP style), so the same probe works against a server on another host.
+  third of the true capacity in an earlier version). Clocks are aligned on the
+  least-delayed probe of the last 10 minutes, so the same probe works against a
+  server on another host. It reads lower than redis-benchmark's round trip (compare
+  the two p99 columns) because the reply's wait for the end of the event-loop
+  iteration is left out with the probe's own delay; past saturation the SLO
+  crossing sits on the wall, where that factor barely moves the QPS.
 - **The workload.** With a one-key `SET`, redis-benchmark plus the kernel's loopback
   cost as much CPU per request as redis-server, so on 2 cores neither the server nor
   the generator saturates cleanly, the server's CPU stayed near 0.5 and the knee was
@@ -350,9 +354,10 @@ Why it is measured this way:
   spreads, and the steadiest run (spread 18%) gave +3%. The estimator was
   not tuned to these runs; the bench waits for a lull (`--quiet-load`) instead and
   reports the spread so a disturbed run is visible.
-- **Server CPU** (`used_cpu_*` deltas) is the second signal: a single-threaded master
-  whose CPU approaches one core is at its knee whatever the SLO; the column confirms
-  that the latency knee is the server's, not the load generator's.
+- **Server CPU** (`used_cpu_*` deltas, from the same INFO samples) is shown as a
+  second signal, not used by the learner: a single-threaded master whose CPU
+  approaches one core is at its knee whatever the SLO; the column confirms that the
+  latency knee is the server's, not the load generator's.
 """
 
 
