@@ -40,6 +40,7 @@ from headroom.policies.forecast.seasonal import (
     BoolArray,
     FitAxis,
     Stencil,
+    TimeIndex,
     fit_on_axis,
     utc_offsets,
 )
@@ -133,6 +134,74 @@ class _SharedAxes:
 
 
 _EventCut = tuple[int, int, FloatArray, Stencil]  # slice a:b of the history, positions, stencil
+
+
+class _SharedPredict:
+    """What :meth:`HeadroomForecaster.predict_many` computes once for all its models: the
+    forecast times, zone offsets, per-baseline-kind :class:`TimeIndex`, the calendar's
+    events in the horizon and their grid positions. Keys hold object ids: the objects
+    (models' calendars and events, the time arrays) live at least as long as the call."""
+
+    def __init__(self) -> None:
+        self._times: dict[tuple[float, int, float], FloatArray] = {}
+        self._offsets: dict[tuple[int, str | None], FloatArray] = {}
+        self._index: dict[tuple[int, tuple[float, str | None, float, int, int]], TimeIndex] = {}
+        self._events: dict[tuple[int, float, float, float], list[DemandEvent]] = {}
+        self._positions: dict[tuple[int, int, float], FloatArray] = {}
+        self._spans: dict[int, FloatArray] = {}
+
+    def times(self, start: float, n: int, step: float) -> FloatArray:
+        key = (start, n, step)
+        hit = self._times.get(key)
+        if hit is None:
+            hit = self._times[key] = start + np.arange(n, dtype=np.float64) * step
+        return hit
+
+    def offsets(self, t: FloatArray, tz: str | None) -> FloatArray:
+        key = (id(t), tz)
+        hit = self._offsets.get(key)
+        if hit is None:
+            hit = self._offsets[key] = utc_offsets(t, tz)
+        return hit
+
+    def index(self, base: Baseline, t: FloatArray) -> TimeIndex:
+        key = (id(t), base.index_key())
+        hit = self._index.get(key)
+        if hit is None:
+            hit = self._index[key] = base.index(t, self.offsets(t, base.profile.tz))
+        return hit
+
+    def events(
+        self, calendar: Calendar, ramp: float, start: float, end: float
+    ) -> list[DemandEvent]:
+        key = (id(calendar), ramp, start, end)
+        hit = self._events.get(key)
+        if hit is None:
+            hit = self._events[key] = _events_in(calendar, ramp, start, end)
+        return hit
+
+    def position(self, event: DemandEvent, t: FloatArray, ramp: float) -> FloatArray:
+        key = (id(event), id(t), ramp)
+        hit = self._positions.get(key)
+        if hit is None:
+            hit = self._positions[key] = event_position(event, t, ramp)
+        return hit
+
+    def span_times(self, event: DemandEvent) -> FloatArray:
+        hit = self._spans.get(id(event))
+        if hit is None:
+            hit = self._spans[id(event)] = _span_times(event)
+        return hit
+
+
+def _events_in(calendar: Calendar, ramp: float, start: float, end: float) -> list[DemandEvent]:
+    """Events whose window (ramp, event, tail) overlaps ``[start, end)``."""
+    return [e for e in calendar.events if (w := event_window(e, ramp))[0] < end and w[1] > start]
+
+
+def _span_times(event: DemandEvent) -> FloatArray:
+    """Eight times across the event: where its baseline demand is averaged."""
+    return np.linspace(event.start, max(event.end, event.start + 1), 8)
 
 
 def resample(history: Series, grid: float) -> Series:
@@ -310,9 +379,16 @@ class HeadroomForecaster:
         """The uplift this model applies to ``event`` (for reports and plan reasons)."""
         return self._uplift.for_event(event, self._event_baseline_qps(event))
 
-    def _event_baseline_qps(self, event: DemandEvent) -> float:
-        tb = np.linspace(event.start, max(event.end, event.start + 1), 8)
-        return float(np.mean(np.exp(self.baseline.log_mean(tb)))) - self.baseline.floor
+    def _event_baseline_qps(
+        self, event: DemandEvent, shared: _SharedPredict | None = None
+    ) -> float:
+        base = self.baseline
+        if shared is None:
+            tb = _span_times(event)
+            return float(np.mean(np.exp(base.log_mean(tb)))) - base.floor
+        tb = shared.span_times(event)
+        mu = base.log_mean(tb, at=shared.index(base, tb))
+        return float(np.mean(np.exp(mu))) - base.floor
 
     def _nowcast(self, event: DemandEvent, up: Uplift, baseline_qps: float) -> tuple[float, float]:
         """For an event under way: the posterior scale ``r`` of its log uplift, and its sd.
@@ -364,22 +440,49 @@ class HeadroomForecaster:
         step: float,
         levels: Sequence[float] = (0.5, 0.9, 0.99),
     ) -> Forecast:
+        return self._predict(start, horizon, step, levels, None)
+
+    @staticmethod
+    def predict_many(
+        models: Sequence[HeadroomForecaster],
+        start: float,
+        horizon: float,
+        step: float,
+        levels: Sequence[float] = (0.5, 0.9, 0.99),
+    ) -> list[Forecast]:
+        """``[m.predict(start, horizon, step, levels) for m in models]`` (equal results),
+        with what depends on the times and calendar alone computed once: the batch
+        predict of a control-loop pass, after :meth:`fit_many`."""
+        shared = _SharedPredict()
+        return [m._predict(start, horizon, step, levels, shared) for m in models]
+
+    def _predict(
+        self,
+        start: float,
+        horizon: float,
+        step: float,
+        levels: Sequence[float],
+        shared: _SharedPredict | None,
+    ) -> Forecast:
         base = self.baseline
         n = max(1, math.ceil(horizon / step))
-        t = start + np.arange(n, dtype=np.float64) * step
-        offsets = utc_offsets(t, base.profile.tz)  # once: the zone lookups are not free
-        mu_b = base.log_mean(t, offsets)
+        ramp = self.spec.default_ramp
+        if shared is None:
+            t = start + np.arange(n, dtype=np.float64) * step
+            at = base.index(t)  # once for log_mean, the residuals and the mean factor
+            events = _events_in(self._calendar, ramp, start, float(t[-1]) + step)
+        else:
+            t = shared.times(start, n, step)
+            at = shared.index(base, t)
+            events = shared.events(self._calendar, ramp, start, float(t[-1]) + step)
+        mu_b = base.log_mean(t, at=at)
         up = np.zeros(n)
         sd = np.zeros(n)
         driver = np.full(n, -1, dtype=np.int64)
-        events = [
-            e
-            for e in self._calendar.events
-            if (w := event_window(e, self.spec.default_ramp))[0] < t[-1] + step and w[1] > start
-        ]
         for i, ev in enumerate(events):
-            qps = self._event_baseline_qps(ev)
-            u, s, uplift = self._uplift.log_uplift(ev, t, qps)
+            qps = self._event_baseline_qps(ev, shared)
+            pos = shared.position(ev, t, ramp) if shared is not None else None
+            u, s, uplift = self._uplift.log_uplift(ev, t, qps, position=pos)
             if ev.window_start < base.as_of:
                 r, r_sd = self._nowcast(ev, uplift, qps)
                 u, s = u * r, np.hypot(u * r_sd, NOWCAST_SHAPE_SD * u)
@@ -388,17 +491,22 @@ class HeadroomForecaster:
             sd = np.where(better, s, sd)
             driver[better] = i
         levels = tuple(float(p) for p in levels)
-        med, *resid = base.residual_quantiles(t, (0.5, *levels), offsets)
+        med, *resid = base.residual_quantiles(t, (0.5, *levels), at=at)
         quantiles: dict[float, FloatArray] = {}
         for p, rq in zip(levels, resid, strict=True):
             dq = rq - med
             z = NormalDist().inv_cdf(p)
             y = mu_b + up + med + np.sign(dq + z * sd) * np.hypot(dq, z * sd)
             quantiles[p] = np.maximum(np.exp(y) - base.floor, 0.0)
-        mean = np.exp(mu_b + up + 0.5 * sd**2) * base.mean_factor(t) - base.floor
+        mean = np.exp(mu_b + up + 0.5 * sd**2) * base.mean_factor(t, at) - base.floor
         lookup: list[DemandEvent | None] = [None, *events]
         which = np.where(up > MIN_UPLIFT, driver + 1, 0)
-        drivers = tuple(map(lookup.__getitem__, which.tolist()))
+        # A driver holds for whole stretches: one tuple per run, not one lookup per step.
+        cuts = [0, *(np.flatnonzero(which[1:] != which[:-1]) + 1).tolist(), n]
+        runs: list[DemandEvent | None] = []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            runs += [lookup[int(which[a])]] * (b - a)
+        drivers = tuple(runs)
         return Forecast(
             t=t,
             mean=np.maximum(mean, 0.0),

@@ -280,6 +280,15 @@ def _trailing_levels(
 
 
 @dataclass(frozen=True)
+class TimeIndex:
+    """Lead bucket, profile stencil and local hour of some times (see ``Baseline.index``)."""
+
+    bucket: IntArray
+    stencil: Stencil
+    hour: IntArray
+
+
+@dataclass(frozen=True)
 class Baseline:
     """A fitted baseline: predicts ``log(v + floor)`` and its residual quantiles."""
 
@@ -303,10 +312,39 @@ class Baseline:
         edges = np.asarray([b for b, _ in LEAD_BUCKETS[:-1]])
         return np.asarray(np.searchsorted(edges, lead, side="right"), dtype=np.int64)
 
-    def log_mean(self, t: FloatArray, offsets: FloatArray | None = None) -> FloatArray:
-        """Profile plus level at ``t`` (log scale, residual median not included)."""
-        lv = np.asarray(self.levels)[self.bucket(t)]
-        return np.asarray(self.profile.at(t, offsets) + lv, dtype=np.float64)
+    def log_mean(
+        self,
+        t: FloatArray,
+        offsets: FloatArray | None = None,
+        at: TimeIndex | None = None,
+    ) -> FloatArray:
+        """Profile plus level at ``t`` (log scale, residual median not included).
+        ``at``: :meth:`index` of ``t``, when the caller keeps it for several baselines."""
+        if at is None:
+            lv = np.asarray(self.levels)[self.bucket(t)]
+            return np.asarray(self.profile.at(t, offsets) + lv, dtype=np.float64)
+        lv = np.asarray(self.levels)[at.bucket]
+        return np.asarray(self.profile.at_stencil(at.stencil) + lv, dtype=np.float64)
+
+    def index(self, t: FloatArray, offsets: FloatArray | None = None) -> TimeIndex:
+        """What :meth:`log_mean`, :meth:`residual_quantiles` and :meth:`mean_factor` derive
+        from the times alone; equal for every baseline with the same ``as_of``, zone, bin
+        width and weekly table (forecasting many targets at once shares it)."""
+        if offsets is None:
+            offsets = utc_offsets(t, self.profile.tz)
+        prof = self.profile
+        return TimeIndex(
+            bucket=self.bucket(t),
+            stencil=Stencil.of(
+                t, offsets, prof.tz, prof.bin_seconds, prof.daily.size, prof.weekly.size
+            ),
+            hour=_bins(t + offsets, DAY, HOUR),
+        )
+
+    def index_key(self) -> tuple[float, str | None, float, int, int]:
+        """Baselines with equal keys have equal :meth:`index` for the same times."""
+        prof = self.profile
+        return (self.as_of, prof.tz, prof.bin_seconds, prof.daily.size, prof.weekly.size)
 
     def level_before(self, when: float) -> float:
         """The in-sample level just before ``when`` (what a forecaster knew then)."""
@@ -316,13 +354,20 @@ class Baseline:
         return float(self.hist_level[min(max(j, 0), self.hist_level.size - 1)])
 
     def residual_quantiles(
-        self, t: FloatArray, levels: tuple[float, ...], offsets: FloatArray | None = None
+        self,
+        t: FloatArray,
+        levels: tuple[float, ...],
+        offsets: FloatArray | None = None,
+        at: TimeIndex | None = None,
     ) -> list[FloatArray]:
         """Quantiles ``levels`` of the log residual at each ``t`` (per lead bucket, scaled
         by hour of day)."""
-        b = self.bucket(t)
-        local = t + (utc_offsets(t, self.profile.tz) if offsets is None else offsets)
-        scale = self.hour_scale[_bins(local, DAY, HOUR)]
+        if at is None:
+            b = self.bucket(t)
+            local = t + (utc_offsets(t, self.profile.tz) if offsets is None else offsets)
+            scale = self.hour_scale[_bins(local, DAY, HOUR)]
+        else:
+            b, scale = at.bucket, self.hour_scale[at.hour]
         out = []
         for p in levels:
             per_bucket = np.asarray(
@@ -342,9 +387,10 @@ class Baseline:
         """Quantile ``p`` of the log residual at each ``t``."""
         return self.residual_quantiles(t, (p,), offsets)[0]
 
-    def mean_factor(self, t: FloatArray) -> FloatArray:
+    def mean_factor(self, t: FloatArray, at: TimeIndex | None = None) -> FloatArray:
         """E[exp(residual)] per lead bucket: turns the log forecast into a mean."""
-        return np.asarray(np.asarray(self.exp_means)[self.bucket(t)], dtype=np.float64)
+        b = self.bucket(t) if at is None else at.bucket
+        return np.asarray(np.asarray(self.exp_means)[b], dtype=np.float64)
 
     def with_recent(self, t: FloatArray, v: FloatArray, excluded: BoolArray) -> Baseline:
         """The same profile and residuals, with levels re-measured on newer samples.

@@ -168,7 +168,8 @@ def _aggregate(group: list[LearnedEvent]) -> tuple[FloatArray, FloatArray]:
     mu = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
     # Bins no past event covered: body bins take the body's peak, ramp/tail bins nothing.
     body = slice(RAMP_BINS, RAMP_BINS + BODY_BINS)
-    body_peak = float(np.nanmax(mu[body])) if bool(np.isfinite(mu[body]).any()) else 0.0
+    seen = mu[body][np.isfinite(mu[body])]
+    body_peak = float(seen.max()) if seen.size else 0.0  # np.nanmax, without its wrapper
     fill = np.zeros(NBINS)
     fill[body] = body_peak
     mu = np.where(np.isfinite(mu), mu, fill)
@@ -235,9 +236,11 @@ class UpliftModel:
         t: FloatArray,
         baseline_qps: float | None = None,
         envelope: bool = True,
+        position: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, Uplift]:
-        """Log uplift mean and sd of ``event`` at times ``t`` (0 outside its window)."""
+        """Log uplift mean and sd of ``event`` at times ``t`` (0 outside its window).
+        ``position``: ``event_position(event, t, default_ramp)`` when the caller has it."""
         up = self.for_event(event, baseline_qps)
-        x = event_position(event, t, self.default_ramp)
+        x = event_position(event, t, self.default_ramp) if position is None else position
         mu, sd = shapes_at((up.mu, up.sd), x, envelope)
         return mu, sd, up

@@ -109,3 +109,16 @@ def test_fit_many_of_nothing_and_of_empty_histories() -> None:
     one = HeadroomForecaster().fit(Series.empty(), Calendar())
     for batch in empty:
         _assert_same(one.predict(NOW, HOUR, 60.0), batch.predict(NOW, HOUR, 60.0))
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
+def test_predict_many_equals_one_predict_per_model(tz: str) -> None:
+    histories = _histories()
+    calendar = _calendar(tz)
+    models = HeadroomForecaster.fit_many(histories, calendar)
+    # One model refreshed with newer samples: another as_of, its own time index.
+    models[3].update(Series(NOW + np.arange(30, dtype=np.float64) * 60.0, np.full(30, 900.0)))
+    for start, step in ((NOW, 60.0), (NOW + 1800.0, 300.0), (NOW + 20 * HOUR, 60.0)):
+        many = HeadroomForecaster.predict_many(models, start, DAY, step, (0.5, 0.8, 0.99))
+        for model, batch in zip(models, many, strict=True):
+            _assert_same(model.predict(start, DAY, step, (0.5, 0.8, 0.99)), batch)
