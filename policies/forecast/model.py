@@ -46,13 +46,14 @@ from headroom.policies.forecast.seasonal import (
 )
 from headroom.policies.forecast.uplift import (
     MIN_UPLIFT,
+    EventBins,
     LearnedEvent,
     Uplift,
     UpliftModel,
     effective_ramp,
     event_position,
     event_window,
-    learn_event,
+    learn_on_bins,
 )
 from headroom.policies.policy import Forecasting
 from headroom.policies.series import FloatArray, Series
@@ -133,7 +134,8 @@ class _SharedAxes:
         return build, cuts
 
 
-_EventCut = tuple[int, int, FloatArray, Stencil]  # slice a:b of the history, positions, stencil
+# Slice a:b of the history an event covers, the grid bins there, the profile stencil there.
+_EventCut = tuple[int, int, EventBins, Stencil]
 
 
 class _SharedPredict:
@@ -301,13 +303,18 @@ class HeadroomForecaster:
         self._calendar = calendar
         tz = self.tz or (calendar.events[0].tz if calendar.events else None)
         ramp = self.spec.default_ramp
+        hstep: float | None = None  # spacing of the newest samples of what is fitted
         if len(history):
             step = _step(history) if len(history) > 1 else self.grid
             as_of = history.end + step
             ht, hv = _window(history, as_of - self.spec.history, as_of)
-            if ht.size >= 2 and _spacing(ht) < self.grid:
-                hist = resample(Series(ht, hv), self.grid)
-                ht, hv = hist.t, hist.v
+            if ht.size >= 2:
+                # The window ends where the history does: with as many samples, the same tail.
+                hstep = step if ht.size >= 2049 else _spacing(ht)
+                if hstep < self.grid:
+                    hist = resample(Series(ht, hv), self.grid)
+                    ht, hv = hist.t, hist.v
+                    hstep = _spacing(ht) if ht.size > 1 else None
         else:
             as_of, ht, hv = 0.0, history.t, history.v
         windows = [event_window(e, ramp) for e in calendar.events]
@@ -327,7 +334,7 @@ class HeadroomForecaster:
                 as_of=as_of,
                 tz=tz,
                 bin_seconds=self.bin_seconds,
-                step=_spacing(ht) if ht.size > 1 else None,
+                step=hstep,
             )
             if shared is not None:
                 _, cuts = shared.get(ht, key, axis)
@@ -345,13 +352,15 @@ class HeadroomForecaster:
                     b = int(np.searchsorted(ht, hi, side="left"))
                     pt = ht[a:b]
                     st = Stencil.of(pt, None, base.profile.tz, self.bin_seconds, axis.nd, nw)
-                    cut = cuts[i] = (a, b, event_position(ev, pt, ramp), st)
-                a, b, x, st = cut
+                    cut = cuts[i] = (a, b, EventBins.of(event_position(ev, pt, ramp)), st)
+                a, b, bins, st = cut
                 if a == b:
                     continue
                 expected = base.profile.at_stencil(st) + base.level_before(lo)
                 ratio = np.log(hv[a:b] + base.floor) - expected
-                le = learn_event(ev, ht[a:b], ratio, ramp, x)
+                if not bool(np.isfinite(ratio[bins.ok]).all()):  # gaps: bins of its own
+                    bins = EventBins.of(event_position(ev, ht[a:b], ramp), ratio)
+                le = learn_on_bins(ev, ratio, bins)
                 if le is not None:
                     learned.append(le)
         self._uplift = UpliftModel(

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from headroom.policies.calendar import DemandEvent
 from headroom.policies.series import FloatArray
@@ -134,11 +135,34 @@ def learn_event(
     ``position``: ``event_position(event, t, default_ramp)`` when the caller has it.
     """
     x = event_position(event, t, default_ramp) if position is None else position
-    ok = np.isfinite(x) & np.isfinite(log_ratio)
+    return learn_on_bins(event, log_ratio, EventBins.of(x, log_ratio))
+
+
+@dataclass(frozen=True)
+class EventBins:
+    """Samples that count (``ok``), their grid bin and the count per bin: what
+    :func:`learn_event` derives from the positions (and where the ratio is finite)."""
+
+    ok: npt.NDArray[np.bool_]
+    idx: npt.NDArray[np.int64]
+    n: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, x: FloatArray, log_ratio: FloatArray | None = None) -> EventBins:
+        """Bins of positions ``x`` (finite ratios only, when ``log_ratio`` is given)."""
+        ok = np.isfinite(x) if log_ratio is None else np.isfinite(x) & np.isfinite(log_ratio)
+        idx = np.floor(x[ok]).astype(np.int64).clip(0, NBINS - 1)
+        return cls(ok, idx, np.bincount(idx, minlength=NBINS))
+
+
+def learn_on_bins(
+    event: DemandEvent, log_ratio: FloatArray, bins: EventBins
+) -> LearnedEvent | None:
+    """:func:`learn_event` with its bins known (``EventBins.of(x, log_ratio)``; positions
+    alone do when ``log_ratio`` is finite wherever they are)."""
+    ok, idx, n = bins.ok, bins.idx, bins.n
     if not bool(ok.any()):
         return None
-    idx = np.floor(x[ok]).astype(np.int64).clip(0, NBINS - 1)
-    n = np.bincount(idx, minlength=NBINS)
     s = np.bincount(idx, weights=log_ratio[ok], minlength=NBINS)
     shape = np.where(n > 0, s / np.maximum(n, 1), np.nan)
     if int((n[RAMP_BINS : RAMP_BINS + BODY_BINS] > 0).sum()) < BODY_BINS // 3:
