@@ -22,7 +22,6 @@ from headroom.controller.signals.redis_info import (
     Probe,
     RedisInfoSource,
     clock_offset,
-    default_connect,
     queueing_delays,
 )
 from tests.support.procs import free_port, kill_group, spawn, wait_until
@@ -76,10 +75,8 @@ class _Dawdler(redis.Redis):
 
 
 def test_a_slow_prober_does_not_read_as_server_latency(redis_port):
-    plain = default_connect()
-
     def connect(host: str, port: int) -> redis.Redis:
-        return _Dawdler(connection_pool=plain(host, port).connection_pool)
+        return _Dawdler(host=host, port=port, socket_timeout=2, decode_responses=True)
 
     source = RedisInfoSource(f"127.0.0.1:{redis_port}", connect=connect, probes=5)
     try:
