@@ -45,6 +45,15 @@ def _ceil(x: float) -> int:
     return math.ceil(x - _EPS)
 
 
+def _demand(x: FloatArray) -> FloatArray:
+    """``np.nan_to_num(np.maximum(x, 0.0), nan=0.0)``: negative and NaN demand count as 0
+    (infinite as the largest float); the common all-finite case skips nan_to_num's wrapper."""
+    d = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+    if not bool(np.isfinite(d).all()):
+        d = np.nan_to_num(d, nan=0.0)
+    return d
+
+
 def units_for(demand: float, target: Target, spec: PolicySpec) -> int:
     """Units that serve ``demand`` at the SLO's target utilisation with the headroom factor."""
     if math.isnan(demand):
@@ -57,7 +66,7 @@ def units_for(demand: float, target: Target, spec: PolicySpec) -> int:
 def units_for_array(demand: FloatArray, target: Target, spec: PolicySpec) -> IntArray:
     """:func:`units_for` over an array (NaN -> ``min_units``)."""
     per_unit = target.capacity_per_unit * spec.slo.target_utilization
-    d = np.nan_to_num(np.maximum(np.asarray(demand, dtype=np.float64), 0.0), nan=0.0)
+    d = _demand(demand)
     raw = np.ceil(d * spec.headroom_factor / per_unit - _EPS).astype(np.int64)
     return np.clip(raw, target.min_units, target.max_units)
 
@@ -81,8 +90,8 @@ def planned_units_raw(
     """:func:`planned_units_array` before clamping to the bounds (to report capping)."""
     cap = target.capacity_per_unit
     hf = spec.headroom_factor
-    m = np.nan_to_num(np.maximum(np.asarray(median, dtype=np.float64), 0.0), nan=0.0)
-    u = np.nan_to_num(np.maximum(np.asarray(upper, dtype=np.float64), 0.0), nan=0.0)
+    m = _demand(median)
+    u = _demand(upper)
     at_slo = np.ceil(m * hf / (cap * spec.slo.target_utilization) - _EPS)
     at_full = np.ceil(u * hf / cap - _EPS)
     return np.maximum(at_slo, at_full).astype(np.int64)
@@ -97,8 +106,7 @@ def covering_units(demand: float, target: Target) -> int:
 
 def covering_units_array(demand: FloatArray, target: Target) -> IntArray:
     """:func:`covering_units` over an array (NaN -> 0), unclamped."""
-    d = np.nan_to_num(np.maximum(np.asarray(demand, dtype=np.float64), 0.0), nan=0.0)
-    return np.ceil(d / target.capacity_per_unit - _EPS).astype(np.int64)
+    return np.ceil(_demand(demand) / target.capacity_per_unit - _EPS).astype(np.int64)
 
 
 def capacity_of(units: int | float, target: Target) -> float:

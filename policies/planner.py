@@ -302,6 +302,7 @@ class _Ctx:
     key: str  # the target's name, its units' noun and the quantile, as reasons show them
     noun: str
     q: str
+    horizon: str  # the look-ahead window (lead + stabilization) as reasons show it
 
 
 def _lead_seconds(target: Target, spec: PolicySpec, u: int, to: int) -> float:
@@ -431,6 +432,7 @@ def _build(
         key=target_key(target),
         noun=unit_noun(target),
         q=f"p{round(spec.forecast.quantile * 100)}",
+        horizon=_duration(window * step),
     )
 
 
@@ -577,7 +579,7 @@ def _step(
         step_units = min(step_units, max_step)
     to = max(stay, u - step_units)
     i = _peak_index(ctx, p, ctx.window_steps)
-    horizon = _duration(ctx.window_steps * ctx.step)
+    horizon = ctx.horizon
     need = _need_text(q, float(ctx.median[i]), float(ctx.level[i]), to, target, spec, "≤")
     reason = f"{key} {u}→{to} {noun} at {_clock(at, ctx.tz)}: {need} for the next {horizon}"
     return PlannedAction(

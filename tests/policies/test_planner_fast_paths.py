@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
+from headroom.policies.capacity import _demand
 from headroom.policies.planner import _fwd_max
 
 
@@ -18,3 +19,17 @@ def test_forward_max_by_doubling_equals_the_window_maximum(width: int) -> None:
         got = _fwd_max(x, width, count)
         assert got.dtype == np.int64
         assert np.array_equal(got, want), (width, count)
+
+
+def test_demand_cleaning_is_nan_to_num_of_the_non_negative_part() -> None:
+    cases = [
+        np.array([1.0, -2.0, np.nan, np.inf, -np.inf, 0.0]),
+        np.array([3.0, 4.5]),
+        np.array([], dtype=np.float64),
+        np.array([np.nan]),
+    ]
+    for x in cases:
+        want = np.nan_to_num(np.maximum(x, 0.0), nan=0.0)
+        got = _demand(x)
+        assert got.dtype == np.float64
+        assert np.array_equal(got, want)
