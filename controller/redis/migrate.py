@@ -122,9 +122,9 @@ class MigrateOptions:
     # before we can notice, so this bounds that wait (script_slots * script_timeout_ms).
     script_slots: int = 8
     # New masters are introduced to clients before the bulk move (see the resharder).
-    intro_slots: int = 48  # per new master
+    intro_slots: int = 128  # per new master
     intro_chunk_slots: int = 4
-    intro_wait_s: float = 3.0  # at most, for application clients to learn new masters
+    intro_wait_s: float = 10.0  # at most, for application clients to learn new masters
     ping_timeout_s: float = 5.0  # how long a node may stay silent when we check it is alive
     username: str | None = None
     password: str | None = None

@@ -12,7 +12,7 @@ two migrations at the same time.
 New masters are introduced to clients before the bulk move, because redis-py
 fails on an ASK to a node it has never seen (issue 4015) and learns nodes only
 from MOVED or a full CLUSTER SLOTS refresh: each newcomer first gets one
-fewest-key slot alone, then a few more in small chunks (short ASK windows),
+fewest-key slot alone, then more (non-empty, fewest keys first) in small chunks (short ASK windows),
 and the bulk waits (at most ``intro_wait_s``) until some application client
 has connected to every newcomer, i.e. has learned it. With no application
 client connected there is nobody to wait for. This narrows the race a great
@@ -502,15 +502,17 @@ class Resharder:
             finally:
                 first.source.client.close()
                 first.target.client.close()
-        # Then a few more of their fewest-key slots in small chunks (short ASK windows),
-        # and a pause: clients that touch any of them get MOVED, which (unlike ASK) adds
-        # the node to redis-py's table, and every 5th MOVED refreshes the whole table.
+        # Then more of their slots in small chunks (short ASK windows), and a pause:
+        # clients that touch any of them get MOVED, which (unlike ASK) adds the node to
+        # redis-py's table, and every 5th MOVED refreshes the whole table. Slots that hold
+        # keys come first (fewest first): clients reading existing data touch those, while
+        # an empty slot may never be touched and would teach no client anything.
         newcomers = {t for _, t in queues if plan.before.get(t, 0) == 0}
         intro: dict[tuple[str, str], deque[int]] = {}
         for tgt in sorted(newcomers):
             mine = sorted(
                 ((p, s) for p, q in queues.items() if p[1] == tgt for s in q),
-                key=lambda ps: (keys.get(ps[1], 0), ps[1]),
+                key=lambda ps: (keys.get(ps[1], 0) == 0, keys.get(ps[1], 0), ps[1]),
             )[: self.options.intro_slots]
             for pair, slot in mine:
                 queues[pair].remove(slot)
