@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -46,3 +47,16 @@ def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def save_figure(fig: Any, path: Path, dpi: int | None = None) -> None:
+    """Write a matplotlib figure to ``path`` (closing it); an unwritable path is bad input."""
+    import matplotlib.pyplot as plt
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+    except OSError as err:
+        fail(f"{path}: cannot write chart: {err.strerror or err}", EXIT_INPUT)
+    finally:
+        plt.close(fig)

@@ -18,7 +18,14 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli._common import (
+    EXIT_INPUT,
+    console,
+    errors_to_exit,
+    fail,
+    print_json,
+    save_figure,
+)
 from headroom.controller.signals import prometheus as prom
 from headroom.controller.signals import redis_info
 from headroom.controller.signals.base import Metric, Unavailable
@@ -204,6 +211,4 @@ def write_chart(path: Path, qps: list[float], p99: list[float], est: CapacityEst
     ax.legend()
     ax.set_title(f"Learned capacity: {est.reason}", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

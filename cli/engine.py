@@ -20,7 +20,14 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli._common import (
+    EXIT_INPUT,
+    console,
+    errors_to_exit,
+    fail,
+    print_json,
+    save_figure,
+)
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.policies.calendar import Calendar, DemandEvent
@@ -350,12 +357,7 @@ def _chart(
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as err:
-        fail(f"{path}: cannot write chart: {err.strerror or err}", EXIT_INPUT)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 # --- commands ----------------------------------------------------------------------------

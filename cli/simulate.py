@@ -20,7 +20,14 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli._common import (
+    EXIT_INPUT,
+    console,
+    errors_to_exit,
+    fail,
+    print_json,
+    save_figure,
+)
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
@@ -157,12 +164,7 @@ def write_chart(path: Path, sim: Simulation, events: list[DemandEvent]) -> None:
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(f"headroom simulate: {sim.target.name}")
     fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as err:
-        fail(f"{path}: cannot write chart: {err.strerror or err}", EXIT_INPUT)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 def simulate_command(
