@@ -124,19 +124,22 @@ def _robust_bin_mean(
     nbins: int,
     k: float = 2.5,
     counts: tuple[FloatArray, FloatArray] | None = None,
+    zeroed: bool = False,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Winsorised mean per bin (values beyond ``k`` sd clipped), count and variance.
 
     ``y`` must be finite where ``w`` is 0 (the caller zeroes gaps). ``counts``: the
-    weight per bin and its floor at 1, when known already.
+    weight per bin and its floor at 1, when known already. ``zeroed``: ``w`` is 0 or 1
+    and ``y`` is 0 where ``w`` is, so ``y * w`` is ``y`` (two products skipped).
     """
     if counts is None:
         n = _bincount(idx, w, nbins)
         safe = np.maximum(n, 1.0)
     else:
         n, safe = counts
-    mean = _bincount(idx, y * w, nbins) / safe
-    var = np.maximum(_bincount(idx, y * y * w, nbins) / safe - mean**2, 0.0)
+    yw, yyw = (y, y * y) if zeroed else (y * w, y * y * w)
+    mean = _bincount(idx, yw, nbins) / safe
+    var = np.maximum(_bincount(idx, yyw, nbins) / safe - mean**2, 0.0)
     sd = np.sqrt(var)
     # minimum/maximum: np.clip's wrapper costs more than the work on a few thousand values.
     yc = np.minimum(np.maximum(y, (mean - k * sd)[idx]), (mean + k * sd)[idx])
@@ -489,6 +492,7 @@ class _Weights:
 
     w: FloatArray
     pos: BoolArray  # w > 0
+    binary: bool  # every weight is 0 or 1 (a sample counts or not)
     daily: tuple[FloatArray, FloatArray]  # weight per time-of-day bin, and floored at 1
     daily_total: float
     weekly: tuple[FloatArray, FloatArray]
@@ -511,6 +515,7 @@ class _Weights:
         return cls(
             w=w,
             pos=w > 0,
+            binary=bool(np.all((w == 0.0) | (w == 1.0))),
             daily=(d_n, np.maximum(d_n, 1.0)),
             daily_total=max(float(d_n.sum()), 1e-9),
             weekly=(w_n, np.maximum(w_n, 1.0)),
@@ -547,7 +552,7 @@ def _fit_profile(
         wt = weights if weights is not None else _Weights.of(w, g, nd)
         yz = np.where(wt.pos, y, 0.0)
         tod = g.tod
-        d_mean, d_n, _ = _robust_bin_mean(tod, yz, w, nd, counts=wt.daily)
+        d_mean, d_n, _ = _robust_bin_mean(tod, yz, w, nd, counts=wt.daily, zeroed=wt.binary)
         daily = _fill_circular(d_mean, d_n)
         daily = daily - float(daily @ d_n) / wt.daily_total
         fitted = daily[tod]
@@ -560,7 +565,9 @@ def _fit_profile(
             np.cumsum(np.bincount(day, weights=dev * w, minlength=g.days), out=ds[1:])
             moving = (ds[wt.hi] - ds[wt.lo]) / wt.moving_den
             dev = np.where(wt.pos, dev - moving[day], 0.0)
-            w_mean, w_n, w_var = _robust_bin_mean(tow, dev, w, nw, counts=wt.weekly)
+            w_mean, w_n, w_var = _robust_bin_mean(
+                tow, dev, w, nw, counts=wt.weekly, zeroed=wt.binary
+            )
             w_mean = np.where(w_n > 0, w_mean, 0.0)
             w_mean = w_mean - float(w_mean @ w_n) / wt.weekly_total
             # Noise of each bin's mean, counting whole weeks (samples within a day correlate).
@@ -581,8 +588,9 @@ class _Residuals:
 
     sel: BoolArray
     rt: FloatArray
-    at_all: Stencil
-    keep: BoolArray
+    at_all: Stencil | None  # all of rt: without a hold-out, the residuals are measured there
+    keep: BoolArray  # within the longest level window: the cheap update path's samples
+    at_keep: Stencil
     late: BoolArray | None
     at_late: Stencil | None
     buckets: tuple[tuple[BoolArray, IntArray, IntArray] | None, ...]  # use, src[use], hod[use]
@@ -751,15 +759,16 @@ class FitAxis:
         sel = sa.raw_base if every or raw_finite is None else raw_finite & sa.raw_base
         rt = self.raw_t[sel]
         nw = 7 * self.nd if span >= WEEK else 0
-        at_all = Stencil.of(rt, None, self.tz, self.bin_seconds, self.nd, nw)
         keep = rt >= self.as_of - max(LEVEL_WINDOWS_H) * HOUR
-        late = at_late = None
+        at_keep = Stencil.of(rt[keep], None, self.tz, self.bin_seconds, self.nd, nw)
+        late = at_late = at_all = None
         if sa.holdout:
             late = rt >= self.as_of - sa.hold
             rt2 = rt[late]
             at_late = Stencil.of(rt2, None, self.tz, self.bin_seconds, self.nd, nw)
         else:
             rt2 = rt
+            at_all = Stencil.of(rt, None, self.tz, self.bin_seconds, self.nd, nw)
         rj = np.minimum(
             np.maximum(np.floor((rt2 - sa.anchor) * (1 / HOUR)).astype(np.int64), 0),
             sa.hours - 1,
@@ -770,7 +779,7 @@ class FitAxis:
             src = rj - lag
             use = src >= 0
             buckets.append((use, src[use], hod[use]) if int(use.sum()) >= 30 else None)
-        res = _Residuals(sel, rt, at_all, keep, late, at_late, tuple(buckets))
+        res = _Residuals(sel, rt, at_all, keep, at_keep, late, at_late, tuple(buckets))
         if every:
             self._all_finite[key] = res
         return res
@@ -884,8 +893,12 @@ def fit_on_axis(axis: FitAxis, v: FloatArray) -> Baseline:
     # Back-test residuals per bucket at its lag on raw samples, standardised by hour of day.
     res = axis.residuals(sa, None if every else np.isfinite(raw_v), span, valid)
     raw_sel = raw_v[res.sel]
-    rr = np.log(raw_sel + floor) - profile.at_stencil(res.at_all)
-    recent_t, recent_r = res.rt[res.keep], rr[res.keep]
+    recent_t = res.rt[res.keep]
+    if res.at_all is not None:
+        rr = np.log(raw_sel + floor) - profile.at_stencil(res.at_all)
+        recent_r = rr[res.keep]
+    else:  # the residuals come from the hold-out below: only the recent ones are needed
+        recent_r = np.log(raw_sel[res.keep] + floor) - profile.at_stencil(res.at_keep)
     # Held out: with enough history the residuals are measured on the newest days against
     # a profile and levels fitted without them. In-sample residuals are too narrow (the
     # profile has absorbed part of the noise it is measured on) and old: the spread that
