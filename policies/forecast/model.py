@@ -10,7 +10,7 @@ calendar's events that already ended; ``predict`` uses nothing else. Steps:
 1. finer-than-``grid`` samples are averaged onto the grid (irregular steps allowed);
 2. event windows (ramp, event, tail) are masked and :func:`fit_baseline` learns the
    daily/weekly profile, the level and the residual distribution;
-3. each past event's uplift over that baseline is measured (:func:`learn_event`);
+3. each past event's uplift over that baseline is measured (:func:`learn_on_bins`);
 4. ``predict`` adds, per step, the largest uplift of any event there (that event is the
    step's *driver*); for an event already under way, its scale is re-estimated from the
    samples seen since its window opened (:meth:`HeadroomForecaster._nowcast`, a Bayesian
@@ -22,6 +22,13 @@ Cheap path for simulators: refit once per simulated day (or hour), then call :me
 with the samples that arrived since before each ``predict``. It re-measures the level on the
 trailing windows chosen at the last fit (tens of microseconds); the profile, the window
 choice, the residuals and the learned events stay as fitted until the next ``fit``.
+
+Batch path for a control-loop pass over many targets: :meth:`HeadroomForecaster.fit_many`
+and :meth:`HeadroomForecaster.predict_many` give exactly what one ``fit`` / ``predict`` per
+target gives, but histories sampled at the same times (one Prometheus range query per
+pass) with the same calendar share everything that depends on the times alone
+(:class:`~headroom.policies.forecast.seasonal.FitAxis`, time indexes, event positions):
+about 1 ms per target for 28 days of 1-minute history instead of 2 (bench/engine_speed.py).
 """
 
 from __future__ import annotations
