@@ -205,9 +205,13 @@ def main() -> int:
 
     load_before = _load()
     n, reps = args.targets, max(1, args.repeat)
-    batch_runs = [run_headroom(n) for _ in range(reps)]
-    single_runs = [run_headroom(n, batch=False) for _ in range(reps)]
-    coarse_runs = [run_headroom(n, step=300.0) for _ in range(reps)]
+    batch_runs: list[dict[str, float]] = []
+    single_runs: list[dict[str, float]] = []
+    coarse_runs: list[dict[str, float]] = []
+    for _ in range(reps):  # interleaved: a burst of other work on the machine hits all three
+        batch_runs.append(run_headroom(n))
+        coarse_runs.append(run_headroom(n, step=300.0))
+        single_runs.append(run_headroom(n, batch=False))
     load_after = _load()
     ours, single, coarse = _best(batch_runs), _best(single_runs), _best(coarse_runs)
     peer = run_peer(args.peer_series)
