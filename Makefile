@@ -14,7 +14,7 @@ DEV := $(VENV)/dev/headroom
 all: test
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { .ci/install-system-deps venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip $(QUIET_PIP)
 	$(PY) -m pip install -q -e '.[test]' $(QUIET_PIP)
 	@mkdir -p $(DEV)
