@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEV := $(VENV)/dev/headroom
 
-.PHONY: all demo test lint typecheck unit bench venv sysdeps sysdeps-redis clean
+.PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean
 
 all: test
 
