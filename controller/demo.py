@@ -47,7 +47,7 @@ from headroom.policies.calendars import load_calendar
 from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.policy import PolicySpec, Target, parse_policy
+from headroom.policies.policy import PolicySpec, Target, load_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import fixed_delay, run_strategy
 from headroom.policies.synthetic import generate_trace
@@ -185,16 +185,12 @@ class DemoRunner:
     # -- inputs ------------------------------------------------------------------------------
 
     def _load_policy(self) -> PolicySpec:
-        import yaml
-
         path = self.config.policy_file
         try:
-            data = yaml.safe_load(path.read_text())
+            data = path.read_bytes()
         except OSError as err:
             raise InputError(f"{path}: cannot read policy: {err.strerror}") from err
-        except yaml.YAMLError as err:
-            raise InputError(f"{path}: not valid YAML: {err}") from err
-        return parse_policy(data, str(path))
+        return load_policy(data, str(path))
 
     def _demo_target(self) -> Target:
         target = self.spec.targets[0]
