@@ -179,7 +179,8 @@ class ControlLoop:
             events.append(LoopEvent(now, self.spec.name, "SourceUnavailable", str(err)))
 
         reports = [
-            self._reconcile_target(t, now, forecast, calendar, events) for t in self.spec.targets
+            self._reconcile_target(t, now, forecast, calendar, events, demand_now)
+            for t in self.spec.targets
         ]
         capped = [r.name for r in reports if r.decision is not None and r.decision.capped]
         conditions.append(
@@ -206,6 +207,7 @@ class ControlLoop:
         forecast: Forecast | None,
         calendar: Calendar,
         events: list[LoopEvent],
+        demand_now: float | None = None,
     ) -> TargetReport:
         actuator = self.targets.get(target.name)
         state = self._state[target.name]
@@ -225,6 +227,7 @@ class ControlLoop:
             current_units=status.desired,
             calendar=calendar,
             state=state.planner,
+            observed_demand=demand_now,
         )
         # The planner's own sizing rule (p50 at target utilisation, quantile at 100%).
         required_now = int(
@@ -279,5 +282,6 @@ class ControlLoop:
             current_units=status.desired,
             calendar=calendar,
             state=state.planner,
+            observed_demand=demand_now,
         )
         return TargetReport(target.name, status, decision, required_now, plan)

@@ -27,6 +27,14 @@ The rule at a tick ``t`` with ``u`` units ordered:
 - **freeze windows** block scale-in entirely; they block scale-out too, except when
   the demand *now* needs more units than are ordered (serving users beats the freeze):
   then the planner orders exactly what is needed now, no look-ahead.
+- **reactive guard**: when the caller passes the demand it has *observed* (the newest
+  sample before ``t``), the order is never below what that demand needs at the SLO's
+  target utilisation (:func:`reactive_guard`, the plan's median rule applied to what was
+  seen). It scales out at once — no cooldown, only ``max_step`` and ``max_units`` — so a
+  surprise the forecast missed (an unscheduled spike, an event bigger than learned, the
+  first day before a daily profile exists) is acted on as an HPA would, and a scale-in
+  stops at that floor (going lower would be undone at the next tick). It never holds
+  units up on its own: scale-in stays with the forecast rules below.
 - **bounds**: needs are clamped to ``[min_units, max_units]``; clamping is reported
   (``capped``, "capped at maxUnits").
 - **budget**: unit-hours in the current ``budget.period`` (``PlannerState``) plus the
@@ -50,7 +58,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.capacity import IntArray, planned_units_raw
+from headroom.policies.capacity import IntArray, planned_units_raw, units_for
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.policy import PolicySpec, Target, TargetKind
 from headroom.policies.series import FloatArray
@@ -659,6 +667,73 @@ def _after_action(state: PlannerState, action: PlannedAction) -> PlannerState:
 # --- public API --------------------------------------------------------------------------
 
 
+def reactive_floor(observed_demand: float | None, target: Target, spec: PolicySpec) -> int:
+    """Units the *observed* demand needs now, sized like the plan's median (at the SLO's
+    target utilisation, the headroom factor included); 0 when nothing usable was observed.
+
+    Clamped to ``max_units`` only: ``min_units`` is the forecast rule's business."""
+    if observed_demand is None or not math.isfinite(observed_demand) or observed_demand <= 0:
+        return 0
+    return min(units_for(observed_demand, target, spec), target.max_units)
+
+
+def reactive_guard(
+    observed_demand: float | None,
+    spec: PolicySpec,
+    target: Target,
+    *,
+    now: float,
+    current_units: int,
+    tz: str = "UTC",
+) -> PlannedAction | None:
+    """The reactive guard alone: a scale-out to what the observed demand needs now, or None.
+
+    Pure and cheap (no forecast): the simulator runs it between full decisions, and
+    :func:`decide` applies it on top of the forecast rule. It only ever adds units, never
+    waits for a cooldown, and respects ``max_step`` and ``max_units``; scale-in stays with
+    the forecast rule."""
+    u = current_units
+    floor = reactive_floor(observed_demand, target, spec)
+    if floor <= u:
+        return None
+    to = min(floor, u + target.max_step) if target.max_step else floor
+    assert observed_demand is not None  # floor > 0 only for an observed demand
+    key, noun = target_key(target), unit_noun(target)
+    util = spec.slo.target_utilization
+    reason = (
+        f"{key} {u}→{to} {noun} at {_clock(now, tz)}: reactive: observed "
+        f"{format_qps(observed_demand)} QPS > {format_qps(_usable(u, target, spec))} "
+        f"capacity at {util:.0%}"
+    )
+    return PlannedAction(
+        at=now,
+        ready_by=now + target.provisioning.delay(u, to),
+        target=key,
+        from_units=u,
+        to_units=to,
+        reason=reason,
+    )
+
+
+def _with_guard(
+    action: PlannedAction | None,
+    guard: PlannedAction | None,
+    floor: int,
+    u: int,
+) -> PlannedAction | None:
+    """Combine the forecast rule's action with the guard's: the larger scale-out wins; a
+    scale-in never goes below what the observed demand needs (it would be undone at once)."""
+    if guard is not None and (action is None or action.to_units < guard.to_units):
+        return guard
+    if action is not None and action.to_units < u and action.to_units < floor:
+        if floor >= u:
+            return None
+        head, _, rest = action.reason.partition(f"{u}→{action.to_units}")
+        reason = f"{head}{u}→{floor}{rest}; not below the observed demand's {floor}"
+        return replace(action, to_units=floor, reason=reason)
+    return action
+
+
 def decide(
     forecast: Forecast,
     spec: PolicySpec,
@@ -668,9 +743,20 @@ def decide(
     current_units: int,
     calendar: Calendar,
     state: PlannerState,
+    observed_demand: float | None = None,
 ) -> Decision:
-    """What to order *now* for ``target`` (cheap: only the look-ahead window is computed)."""
+    """What to order *now* for ``target`` (cheap: only the look-ahead window is computed).
+
+    ``observed_demand``: the newest demand the caller has *seen* (a sample before
+    ``now``; None if it has none). The reactive guard never orders fewer units than it
+    needs at the SLO's target utilisation (:func:`reactive_guard`): a surprise the
+    forecast missed is scaled for at once, with no cooldown."""
+    u = current_units
+    floor = reactive_floor(observed_demand, target, spec)
     if forecast.t.size == 0:
+        guard = reactive_guard(observed_demand, spec, target, now=now, current_units=u)
+        if guard is not None:
+            return Decision(guard.to_units, guard, False, guard.reason)
         return Decision(current_units, None, False, "hold: empty forecast")
     lo = _start_index(forecast, now)
     count = int(forecast.t.size) - lo if spec.budget is not None else 1
@@ -678,12 +764,18 @@ def decide(
         forecast, spec, target, calendar, state, now=now, lo=lo, count=count, u=current_units
     )
     action = _step(ctx, 0, current_units, state, forecast, spec, target, now)
+    if floor:
+        guard = reactive_guard(observed_demand, spec, target, now=now, current_units=u, tz=ctx.tz)
+        action = _with_guard(action, guard, floor, u)
     if action is not None:
         return Decision(action.to_units, action, action.capped, action.reason)
     capped = bool(ctx.raw_over[0]) or (
         ctx.ceiling < target.max_units and int(ctx.out_to[0]) > ctx.ceiling
     )
-    return Decision(current_units, None, capped, _hold_reason(ctx, current_units, spec, target))
+    reason = _hold_reason(ctx, current_units, spec, target)
+    if floor >= u and int(ctx.stay[0]) < u and not ctx.blocked_in[0]:
+        reason = f"hold: the observed demand needs {floor} {unit_noun(target)}"
+    return Decision(current_units, None, capped, reason)
 
 
 def _hold_reason(ctx: _Ctx, u: int, spec: PolicySpec, target: Target) -> str:
@@ -705,8 +797,12 @@ def plan_target(
     current_units: int,
     calendar: Calendar,
     state: PlannerState = PlannerState(),  # noqa: B008 - frozen, so a shared default is safe
+    observed_demand: float | None = None,
 ) -> Plan:
-    """The timeline for ``target`` over the forecast: required units, orders, actions."""
+    """The timeline for ``target`` over the forecast: required units, orders, actions.
+
+    ``observed_demand`` applies the reactive guard at the first position only (it is
+    what was seen *now*; later positions are the forecast's), as :func:`decide` does."""
     key = target_key(target)
     n = int(forecast.t.size)
     if n == 0:
@@ -730,9 +826,15 @@ def plan_target(
     if ctx.budget_note:
         notes.append(ctx.budget_note)
     budget_capped = bool(ctx.budget_note)
+    floor = reactive_floor(observed_demand, target, spec)
     while j < n:
         p = j - ctx.lo
         action = _step(ctx, p, u, st, forecast, spec, target, now)
+        if floor and j == lo:
+            guard = reactive_guard(
+                observed_demand, spec, target, now=now, current_units=u, tz=ctx.tz
+            )
+            action = _with_guard(action, guard, floor, u)
         if action is not None:
             actions.append(action)
             st = _after_action(st, action)

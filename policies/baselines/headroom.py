@@ -9,8 +9,11 @@ only its level follows new samples (``HeadroomForecaster.update``), which keeps 
 30-day replay within seconds. The forecast covers the longest provisioning lead plus
 the scale-in stabilisation plus ``horizon_margin``, on the trace's own step.
 
-It decides every ``decide_every`` seconds (5 minutes by default: forecast + plan cost
-about a millisecond, too much for every minute of a month) and forecasts every
+It runs the planner's full rule every ``decide_every`` seconds (5 minutes by default:
+forecast + plan cost about a millisecond, too much for every minute of a month) and the
+planner's reactive guard (:func:`~headroom.policies.planner.reactive_guard`, microseconds)
+on every new sample in between, so a surprise is scaled for at the next sample, as an HPA
+would; the full rule passes the newest sample to ``decide`` too. It forecasts every
 ``forecast_every`` (15 minutes; each forecast reaches that much further, and the
 forecaster's level moves over hours, so a decision sees the same numbers it would
 have computed itself) — except that a sample above the cached forecast's band triggers a
@@ -30,13 +33,14 @@ import numpy as np
 from headroom.policies.calendar import Calendar
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner import PlannerState, advance_state, decide
+from headroom.policies.planner import PlannerState, advance_state, decide, reactive_guard
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
 from headroom.policies.simulate import Fleet, History
 
 _HOUR = 3600.0
 _DAY = 86400.0
+_EMPTY = np.empty(0, dtype=np.float64)
 
 
 class HeadroomStrategy:
@@ -77,6 +81,7 @@ class HeadroomStrategy:
         self._step = 60.0
         self._forecast: Forecast | None = None
         self._forecast_at = -math.inf
+        self._next_full: float | None = None  # when the forecast rule runs next
 
     def initial_units(self, default: int) -> int:
         return default
@@ -87,7 +92,9 @@ class HeadroomStrategy:
         self.decide_every = every * self._step
         extra = self.decide_every - self._step
         self.spec = self._policy.model_copy(update={"lead_time": self._policy.lead_time + extra})
-        return grid[::every]
+        # Every sample: the reactive guard looks at each new one (cheap); the forecast
+        # rule runs every ``decide_every`` (see decide).
+        return grid
 
     def _refresh(self, now: float, past: History) -> bool:
         """Refit or move the level; False while there is too little history to forecast."""
@@ -114,20 +121,38 @@ class HeadroomStrategy:
         return past.last_value > float(fc.level(self.spec.forecast.quantile)[i])
 
     def decide(self, now: float, past: History, fleet: Fleet) -> int:
-        dt = self.decide_every
+        dt = self._step
+        observed = past.last_value if len(past) else None
+        if self._next_full is not None and now < self._next_full:
+            # Between full decisions only the reactive guard runs, on the newest sample.
+            guard = reactive_guard(
+                observed, self.spec, self.target, now=now, current_units=fleet.ordered
+            )
+            units = fleet.ordered if guard is None else guard.to_units
+            self.state = advance_state(
+                self.state, now=now, units=units, dt=dt, action=guard, spec=self.spec
+            )
+            if guard is not None:
+                self.reasons.append((now, guard.reason))
+            return units
+        self._next_full = now + self.decide_every - 1e-6
         if (
             self._forecast is None
             or now - self._forecast_at >= self.forecast_every
             or self._surprised(past)
         ):
             if not self._refresh(now, past):
-                self.state = advance_state(
-                    self.state, now=now, units=fleet.ordered, dt=dt, action=None, spec=self.spec
-                )
-                return fleet.ordered
+                # Too little history to forecast: the guard alone (an empty forecast).
+                self._forecast = None
+                forecast = Forecast(_EMPTY, _EMPTY, {})
+                return self._order(forecast, now, observed, fleet, dt)
             self._forecast = self.forecaster.predict(now, self.horizon, self._step, self.levels)
             self._forecast_at = now
-        forecast = self._forecast
+        return self._order(self._forecast, now, observed, fleet, dt)
+
+    def _order(
+        self, forecast: Forecast, now: float, observed: float | None, fleet: Fleet, dt: float
+    ) -> int:
         decision = decide(
             forecast,
             self.spec,
@@ -136,6 +161,7 @@ class HeadroomStrategy:
             current_units=fleet.ordered,
             calendar=self.calendar,
             state=self.state,
+            observed_demand=observed,
         )
         self.state = advance_state(
             self.state,
