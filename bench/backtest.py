@@ -438,7 +438,11 @@ def main() -> int:
         "(up to 7) against a profile fitted without them (NASA at 10-70 min ahead: p90 "
         "exceeded 17.9 % -> 10 % of minutes, p99 4.4 % -> 1.6 %). An event under way "
         "updates its learned uplift both ways (a Bayesian nowcast on the samples since its "
-        "window opened) instead of only raising it.",
+        "window opened) instead of only raising it. A reactive guard in the planner's "
+        "`decide` never orders fewer units than the newest *observed* sample needs at the "
+        "SLO's target utilisation once it is more than 10 % above it (the HPA's tolerance), "
+        "scaling out at once with no cooldown; scale-in stays with the forecast rules. The "
+        "simulator runs the guard on every sample and the full forecast rule every 5 min.",
         "",
         "Why the 10-minute targets are not met together: the `level-clairvoyant reference` "
         "line under each case knows the future smooth level (a centred 61-minute median, "

@@ -30,11 +30,12 @@ The rule at a tick ``t`` with ``u`` units ordered:
 - **reactive guard**: when the caller passes the demand it has *observed* (the newest
   sample before ``t``), the order is never below what that demand needs at the SLO's
   target utilisation (:func:`reactive_guard`, the plan's median rule applied to what was
-  seen). It scales out at once — no cooldown, only ``max_step`` and ``max_units`` — so a
-  surprise the forecast missed (an unscheduled spike, an event bigger than learned, the
-  first day before a daily profile exists) is acted on as an HPA would, and a scale-in
-  stops at that floor (going lower would be undone at the next tick). It never holds
-  units up on its own: scale-in stays with the forecast rules below.
+  seen), once it is above the target utilisation by more than ``GUARD_TOLERANCE`` (the
+  HPA's default 10 %). It scales out at once — no cooldown, only ``max_step`` and
+  ``max_units`` — so a surprise the forecast missed (an unscheduled spike, an event
+  bigger than learned, the first day before a daily profile exists) is acted on as an
+  HPA would, and a scale-in stops at that floor (going lower would be undone at the next
+  tick). It never holds units up on its own: scale-in stays with the forecast rules.
 - **bounds**: needs are clamped to ``[min_units, max_units]``; clamping is reported
   (``capped``, "capped at maxUnits").
 - **budget**: unit-hours in the current ``budget.period`` (``PlannerState``) plus the
@@ -667,6 +668,11 @@ def _after_action(state: PlannerState, action: PlannedAction) -> PlannerState:
 # --- public API --------------------------------------------------------------------------
 
 
+# Like the HPA's default tolerance: one noisy sample just over target utilisation is not
+# a surprise worth a provisioning delay of units (the forecast's quantile covers it).
+GUARD_TOLERANCE = 0.1
+
+
 def reactive_floor(observed_demand: float | None, target: Target, spec: PolicySpec) -> int:
     """Units the *observed* demand needs now, sized like the plan's median (at the SLO's
     target utilisation, the headroom factor included); 0 when nothing usable was observed.
@@ -696,8 +702,10 @@ def reactive_guard(
     floor = reactive_floor(observed_demand, target, spec)
     if floor <= u:
         return None
-    to = min(floor, u + target.max_step) if target.max_step else floor
     assert observed_demand is not None  # floor > 0 only for an observed demand
+    if observed_demand <= _usable(u, target, spec) * (1.0 + GUARD_TOLERANCE):
+        return None
+    to = min(floor, u + target.max_step) if target.max_step else floor
     key, noun = target_key(target), unit_noun(target)
     util = spec.slo.target_utilization
     reason = (
