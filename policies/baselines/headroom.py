@@ -123,8 +123,11 @@ class HeadroomStrategy:
     def decide(self, now: float, past: History, fleet: Fleet) -> int:
         dt = self._step
         observed = past.last_value if len(past) else None
-        if self._next_full is not None and now < self._next_full:
-            # Between full decisions only the reactive guard runs, on the newest sample.
+        surprised = self._surprised(past)
+        if self._next_full is not None and now < self._next_full and not surprised:
+            # Between full decisions only the reactive guard runs, on the newest sample;
+            # a sample above the forecast's band brings the full rule (and a fresh
+            # forecast, whose nowcast resizes an event under way) forward to now.
             guard = reactive_guard(
                 observed, self.spec, self.target, now=now, current_units=fleet.ordered
             )
@@ -136,11 +139,7 @@ class HeadroomStrategy:
                 self.reasons.append((now, guard.reason))
             return units
         self._next_full = now + self.decide_every - 1e-6
-        if (
-            self._forecast is None
-            or now - self._forecast_at >= self.forecast_every
-            or self._surprised(past)
-        ):
+        if self._forecast is None or now - self._forecast_at >= self.forecast_every or surprised:
             if not self._refresh(now, past):
                 # Too little history to forecast: the guard alone (an empty forecast).
                 self._forecast = None
