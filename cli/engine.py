@@ -73,6 +73,12 @@ TzOpt = Annotated[
 ]
 
 
+def _last_observed(history: Series) -> float | None:
+    """The newest non-gap sample before ``--at``: what the reactive guard sees (as the loop)."""
+    finite = history.v[np.isfinite(history.v)]
+    return float(finite[-1]) if finite.size else None
+
+
 @dataclass(frozen=True)
 class _Inputs:
     history: Series  # already cut at ``at``
@@ -461,6 +467,7 @@ def plan_command(
                 now=inputs.at,
                 current_units=current,
                 calendar=inputs.calendar.for_labels(labels),
+                observed_demand=_last_observed(inputs.history),
             )
             results.append((tgt, current, plan, fc, model))
         if chart is not None:
