@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ from headroom.controller.clock import ScaledClock
 from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
 from headroom.controller.history import SourceHistory
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
-from headroom.controller.local.provisioner import LocalProvisioner
+from headroom.controller.local.provisioner import LocalProvisioner, port_in_use
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
@@ -48,7 +47,7 @@ from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import PolicySpec, Target, load_policy
-from headroom.policies.series import Series
+from headroom.policies.series import FloatArray, Series
 from headroom.policies.simulate import fixed_delay, run_strategy
 from headroom.policies.synthetic import generate_trace
 
@@ -135,20 +134,11 @@ class DemoReport:
 
 
 def _free_base_port(count: int) -> int:
-    """A base port with ``count`` free ports (and their +10000 cluster-bus ports) above it."""
+    """A base port with ``count`` free ports (and their cluster-bus ports) above it."""
     for base in range(17000, 29000, 50):
-        if all(_port_free(base + i) and _port_free(base + i + 10000) for i in range(count)):
+        if not any(port_in_use("127.0.0.1", base + i) for i in range(count)):
             return base
     raise InputError("no free port range for the demo cluster; pass --base-port")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _covers(capacity_units: float, masters: int) -> bool:
@@ -439,7 +429,7 @@ class DemoRunner:
         ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
-        reactive = self._reactive(timeline, delay)
+        reactive = self._reactive(t, demand, delay)
         return {
             "event": {
                 "name": event.name,
@@ -496,16 +486,12 @@ class DemoRunner:
         )
         return (done - first.at) if done is not None else self.end - first.at
 
-    def _reactive(self, timeline: list[DemoSample], delay: float) -> float:
+    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> float:
         """A Kubernetes HPA (v2 defaults) on the same measured traffic and delay."""
-        t = np.array([s.t for s in timeline])
-        v = np.array(
-            [s.measured_qps if math.isfinite(s.measured_qps) else s.wanted_qps for s in timeline]
-        )
         grid = np.arange(t[0], t[-1], 60.0)
-        demand = Series(grid, np.interp(grid, t, v))
+        per_minute = Series(grid, np.interp(grid, t, demand))
         result = run_strategy(
-            demand,
+            per_minute,
             ReactiveHpa(self.target, self.spec),
             target=self.target,
             delay=fixed_delay(delay),
