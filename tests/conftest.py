@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_cluster import RedisTestCluster, start_cluster
+from tests.support.redis_cluster import (
+    RedisNode,
+    RedisTestCluster,
+    start_cluster,
+    start_plain_redis,
+)
 
 ClusterFactory = Callable[..., RedisTestCluster]
 
@@ -27,3 +32,11 @@ def redis_cluster_factory(tmp_path: Path) -> Iterator[ClusterFactory]:
     yield make
     for cluster in started:
         cluster.stop()
+
+
+@pytest.fixture
+def plain_redis(tmp_path: Path) -> Iterator[RedisNode]:
+    """A standalone redis-server on loopback (not a cluster); killed at teardown."""
+    node = start_plain_redis(tmp_path / "plain")
+    yield node
+    node.stop()

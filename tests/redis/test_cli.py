@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from headroom.cli.main import app
 from headroom.controller.redis.resharder import Resharder
-from tests.support.procs import free_port, kill_group, spawn, wait_until
-from tests.support.redis_cluster import REDIS_SERVER, RedisTestCluster
+from tests.support.procs import free_port, wait_until
+from tests.support.redis_cluster import RedisTestCluster
 
 pytestmark = [pytest.mark.redis]
 
@@ -58,20 +58,9 @@ def test_unreachable_seed_from_a_real_process():
     assert proc.stdout == ""
 
 
-def test_not_a_cluster(tmp_path):
-    port = free_port()
-    proc = spawn(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir",
-         str(tmp_path)], tmp_path, tmp_path / "redis.log",
-    )  # fmt: skip
-    try:
-        import redis
-
-        wait_until(lambda: bool(redis.Redis(port=port).ping()), 10, "plain redis-server")
-        line = one_error_line(run("rebalance", "--seed", f"127.0.0.1:{port}"), 1)
-        assert "not running in cluster mode" in line
-    finally:
-        kill_group(proc)
+def test_not_a_cluster(plain_redis):
+    line = one_error_line(run("rebalance", "--seed", plain_redis.addr), 1)
+    assert "not running in cluster mode" in line
 
 
 def test_unknown_node_zero_weights_bad_weight_leave_the_cluster_unchanged(cluster):

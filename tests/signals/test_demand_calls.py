@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-import redis
 
 from headroom.controller.signals.redis_info import demand_calls
-from tests.support.procs import free_port, kill_group, spawn, wait_until
+from tests.support.redis_cluster import RedisNode
 
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def plain_redis(tmp_path: Path) -> Iterator[redis.Redis]:
-    port = free_port()
-    server = shutil.which("redis-server") or "redis-server"
-    argv = [
-        server,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--dir",
-        str(tmp_path),
-    ]
-    proc = spawn(argv, tmp_path, tmp_path / "redis.log")
-    client = redis.Redis(port=port, decode_responses=True)
-    try:
-        wait_until(lambda: bool(client.ping()), 10, "redis-server")
-        yield client
-    finally:
-        client.close()
-        kill_group(proc)
-
-
-def test_scripts_and_transactions_count_by_their_inner_commands(plain_redis: redis.Redis) -> None:
-    r = plain_redis
+def test_scripts_and_transactions_count_by_their_inner_commands(plain_redis: RedisNode) -> None:
+    r = plain_redis.client()
     r.config_resetstat()
     for i in range(10):
         r.set(f"k{i}", i)

@@ -103,3 +103,18 @@ def start_cluster(
         cluster.stop()
         raise
     return cluster
+
+
+def start_plain_redis(workdir: Path, host: str = "127.0.0.1") -> RedisNode:
+    """One standalone (not cluster-enabled) redis-server; ``stop()`` it when done."""
+    (port,) = free_ports(1, host)
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", host, "--save", "", "--appendonly",
+            "no", "--dir", str(workdir)]  # fmt: skip
+    node = RedisNode(host, port, workdir, spawn(argv, workdir, workdir / "redis.log"))
+    try:
+        wait_until(lambda: bool(node.client().ping()), 10, f"plain redis-server on {node.addr}")
+    except BaseException:
+        node.stop()
+        raise
+    return node
