@@ -531,14 +531,13 @@ def _step(
         goal = min(goal, u + max_step)
     goal = min(goal, target.max_units)
     if want > u and goal > u and u < target.min_units and now_req <= u:
-        return PlannedAction(
-            at=at,
-            ready_by=at + target.provisioning.delay(u, goal),
-            target=key,
-            from_units=u,
-            to_units=goal,
-            reason=f"{key} {u}→{goal} {noun} at {_clock(at, ctx.tz)}: "
-            f"below minUnits {target.min_units}",
+        return _order(
+            key,
+            target,
+            at,
+            u,
+            goal,
+            f"{key} {u}→{goal} {noun} at {_clock(at, ctx.tz)}: below minUnits {target.min_units}",
         )
     if want > u and goal > u:
         # Name the peak this order is for: the largest need in its look-ahead window.
@@ -564,14 +563,13 @@ def _step(
 
     if u > target.max_units:
         down = max(target.max_units, u - max_step) if max_step else target.max_units
-        return PlannedAction(
-            at=at,
-            ready_by=at + target.provisioning.delay(u, down),
-            target=key,
-            from_units=u,
-            to_units=down,
-            reason=f"{key} {u}→{down} {noun} at {_clock(at, ctx.tz)}: "
-            f"above maxUnits {target.max_units}",
+        return _order(
+            key,
+            target,
+            at,
+            u,
+            down,
+            f"{key} {u}→{down} {noun} at {_clock(at, ctx.tz)}: above maxUnits {target.max_units}",
             capped=True,
         )
 
@@ -591,6 +589,28 @@ def _step(
     horizon = ctx.horizon
     need = _need_text(q, float(ctx.median[i]), float(ctx.level[i]), to, target, spec, "≤")
     reason = f"{key} {u}→{to} {noun} at {_clock(at, ctx.tz)}: {need} for the next {horizon}"
+    return _order(
+        key,
+        target,
+        at,
+        u,
+        to,
+        reason,
+    )
+
+
+def _order(
+    key: str,
+    target: Target,
+    at: float,
+    u: int,
+    to: int,
+    reason: str,
+    *,
+    event: str | None = None,
+    capped: bool = False,
+) -> PlannedAction:
+    """An order placed at ``at``: ready once the target's provisioning delay has passed."""
     return PlannedAction(
         at=at,
         ready_by=at + target.provisioning.delay(u, to),
@@ -598,6 +618,8 @@ def _step(
         from_units=u,
         to_units=to,
         reason=reason,
+        event=event,
+        capped=capped,
     )
 
 
@@ -636,13 +658,13 @@ def _action_out(
         reason += f"; capped at maxUnits {target.max_units}"
     if budget_capped:
         reason += f"; capped by {budget_note}"
-    return PlannedAction(
-        at=at,
-        ready_by=at + target.provisioning.delay(u, to),
-        target=key,
-        from_units=u,
-        to_units=to,
-        reason=reason,
+    return _order(
+        key,
+        target,
+        at,
+        u,
+        to,
+        reason,
         event=event.name if event is not None else None,
         capped=over_max or budget_capped,
     )
@@ -713,13 +735,13 @@ def reactive_guard(
         f"{format_qps(observed_demand)} QPS > {format_qps(_usable(u, target, spec))} "
         f"capacity at {util:.0%}"
     )
-    return PlannedAction(
-        at=now,
-        ready_by=now + target.provisioning.delay(u, to),
-        target=key,
-        from_units=u,
-        to_units=to,
-        reason=reason,
+    return _order(
+        key,
+        target,
+        now,
+        u,
+        to,
+        reason,
     )
 
 
