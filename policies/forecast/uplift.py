@@ -10,7 +10,9 @@ the start, growth to a peak and the decay afterwards, whatever the event's lengt
 * :class:`UpliftModel` turns the learned events into the uplift of a future event: the
   past events of the same kind sharing the most labels with it (all labels equal = the
   same similarity key; none shared = the kind only); mean shape across them and, as
-  uncertainty, their spread (shrunk towards a prior when there are few). A declared
+  uncertainty, their spread, shrunk towards a prior when there are few: the spread of
+  the peaks of *every* past event of the kind (:func:`kind_spread`; a host seen once may
+  stray from it as far as the kind's events differ), at least ``PRIOR_REL_SD``. A declared
   expectation (multiplier, or peak QPS over the baseline) rescales the learned shape to
   its peak (``declared_weight`` = 1 overrides, less blends). With no similar past event,
   a conservative template at the policy's ``default_event_multiplier`` applies.
@@ -34,7 +36,8 @@ PRIOR_REL_SD = 0.15  # relative spread assumed when only one or two similar even
 PRIOR_ABS_SD = 0.03
 DECLARED_REL_SD = 0.1  # an organiser's figure is trusted, not blindly
 DEFAULT_REL_SD = 0.1  # the default multiplier is conservative already
-MIN_UPLIFT = math.log(1.02)  # below this an event does not drive a forecast step
+MIN_UPLIFT = math.log(1.02)
+KIND_SPREAD_MIN_EVENTS = 3  # below this an event does not drive a forecast step
 
 # The template for events with no similar past event: ramp rising to the full uplift at
 # the start (conservative: people gather early), full during the event, linear decay.
@@ -184,7 +187,31 @@ class Uplift:
         return math.exp(float(self.mu.max()))
 
 
-def _aggregate(group: list[LearnedEvent]) -> tuple[FloatArray, FloatArray]:
+def _log_peak(le: LearnedEvent) -> float:
+    body = le.shape[RAMP_BINS : RAMP_BINS + BODY_BINS]
+    seen = body[np.isfinite(body)]
+    return float(seen.max()) if seen.size else 0.0
+
+
+def kind_spread(events: list[LearnedEvent]) -> float:
+    """How much the sizes of past events of one kind differ: the standard deviation of
+    their log peaks relative to the mean log peak (0 with fewer than three events).
+
+    A host (or label set) with one or two past events says little about how far its next
+    event may stray from them; the kind's own spread, learned from every past event of it,
+    is the prior for that (``_aggregate``)."""
+    if len(events) < KIND_SPREAD_MIN_EVENTS:
+        return 0.0
+    peaks = np.asarray([_log_peak(le) for le in events])
+    mean = float(peaks.mean())
+    if mean <= MIN_UPLIFT:
+        return 0.0
+    return float(np.std(peaks / mean, ddof=1))
+
+
+def _aggregate(
+    group: list[LearnedEvent], prior_rel_sd: float = PRIOR_REL_SD
+) -> tuple[FloatArray, FloatArray]:
     stack = np.vstack([g.shape for g in group])
     have = np.isfinite(stack)
     n = have.sum(axis=0).astype(np.float64)
@@ -198,7 +225,7 @@ def _aggregate(group: list[LearnedEvent]) -> tuple[FloatArray, FloatArray]:
     fill[body] = body_peak
     mu = np.where(np.isfinite(mu), mu, fill)
     dev2 = np.where(have, (stack - mu) ** 2, 0.0).sum(axis=0)
-    prior = (PRIOR_REL_SD * np.abs(mu) + PRIOR_ABS_SD) ** 2
+    prior = (prior_rel_sd * np.abs(mu) + PRIOR_ABS_SD) ** 2
     var = (dev2 + prior) / np.maximum(n, 1.0)  # n - 1 degrees of freedom plus one prior
     sd = np.sqrt(var * (1.0 + 1.0 / np.maximum(n, 1.0)))
     return mu, sd
@@ -238,7 +265,8 @@ class UpliftModel:
         if declared is not None:
             declared = max(declared, 1.0)
         if group:
-            mu, sd = _aggregate(group)
+            same_kind = [le for le in self.learned if le.event.kind == event.kind]
+            mu, sd = _aggregate(group, max(PRIOR_REL_SD, kind_spread(same_kind)))
             peak = float(mu.max())
             if declared is None:
                 return Uplift(mu, sd, "learned", len(group))

@@ -119,6 +119,26 @@ def test_spread_across_past_events_widens_the_band() -> None:
     assert band(loose) > band(tight) * 1.1
 
 
+def test_a_host_seen_once_borrows_the_spread_of_its_kind() -> None:
+    """One past show says little about how far the next may stray from it: the spread of
+    every past event of the kind (other hosts included) widens that host's band, while
+    its median stays its own."""
+    others = [livestream(d, host=h) for d, h in zip(PAST_DAYS[:6], "abcabc", strict=True)]
+    solo = livestream(PAST_DAYS[6], host="solo")
+    nxt = livestream(29, "solo next", host="solo")
+    alike = _fit([*others, solo], [3.0] * 7, [nxt])
+    varied = _fit([*others, solo], [1.8, 4.5, 2.2, 4.0, 1.6, 4.8, 3.0], [nxt])
+
+    def band(model: HeadroomForecaster) -> float:
+        fc = model.predict(nxt.start, nxt.end - nxt.start, 60)
+        return float(np.median(fc.level(0.9) / fc.level(0.5)))
+
+    for model in (alike, varied):
+        up = model.uplift_for(nxt)
+        assert up.similar == 1 and 2.4 < up.peak < 3.6  # the host's own show
+    assert band(varied) > band(alike) * 1.15
+
+
 @pytest.mark.parametrize("ramp", [0.0, 2 * HOUR])
 def test_events_with_or_without_declared_ramp(ramp: float) -> None:
     past = [livestream(d, ramp=ramp) for d in PAST_DAYS]
