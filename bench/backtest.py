@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -253,38 +254,81 @@ def sweep(case: Case, delay: float, base: Simulation) -> list[str]:
     return lines
 
 
-def level_oracle(case: Case, delay: float, hpa: StrategyResult) -> str:
-    """How cheap *any* forecaster could be: a clairvoyant reference that knows the future
-    smooth level (the centred 61-minute median of the trace) but not the minute-to-minute
-    noise around it, and provisions ``c`` times that level with perfect timing (the oracle's
-    rule). The smallest ``c`` with at most 10 % of reactive_hpa's underprovisioned minutes
-    and its unit-hours bound what a causal forecast (which knows the level less well) can
-    reach with a constant margin."""
+def _centred_level(v: np.ndarray, half: int = 30) -> np.ndarray:
+    """The centred (2 * half + 1)-minute median: the smooth level, future included."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    spec, target = with_fixed_delay(case.spec, case.spec.targets[0], delay)
-    v = np.nan_to_num(case.trace.v, nan=0.0)
-    half = 30
     padded = np.concatenate((np.full(half, v[0]), v, np.full(half, v[-1])))
-    level = np.median(sliding_window_view(padded, 2 * half + 1), axis=1)
-    first = float(case.trace.v[0])
+    return np.asarray(np.median(sliding_window_view(padded, 2 * half + 1), axis=1))
 
-    def run(c: float) -> StrategyResult:
-        ref = Oracle(Series(case.trace.t, level * c), target, target_delay(target))
-        ref.name = "level_oracle"
+
+def _groups(v: np.ndarray, level: np.ndarray, delay_steps: int) -> np.ndarray:
+    """Per minute: level decile x tercile of the recent volatility (the spread of
+    log(v / level) over the 30 minutes before the order, i.e. ending ``delay`` earlier)."""
+    deciles = np.quantile(level, np.linspace(0.1, 0.9, 9))
+    lvl = np.searchsorted(deciles, level)
+    r = np.log(np.maximum(v, 1e-9) / np.maximum(level, 1e-9))
+    r = np.where(v > 0, r, 0.0)
+    c1 = np.concatenate(([0.0], np.cumsum(r)))
+    c2 = np.concatenate(([0.0], np.cumsum(r * r)))
+    n = v.size
+    end = np.clip(np.arange(n) - delay_steps, 0, n)
+    start = np.clip(end - 30, 0, n)
+    cnt = np.maximum(end - start, 1)
+    mean = (c1[end] - c1[start]) / cnt
+    vol = np.sqrt(np.maximum((c2[end] - c2[start]) / cnt - mean * mean, 0.0))
+    terciles = np.quantile(vol, [1 / 3, 2 / 3])
+    return np.asarray(lvl * 3 + np.searchsorted(terciles, vol), dtype=np.int64)
+
+
+def margin_references(case: Case, delay: float, hpa: StrategyResult) -> list[str]:
+    """How cheap a strategy that sizes from the demand *level* could be at best.
+
+    Two clairvoyant references know the future smooth level (the centred 61-minute
+    median of the trace, so every event's true size too) and order with perfect timing
+    (the oracle's rule, paying from the order like everyone), but not the minute-to-minute
+    noise around the level:
+
+    - ``uniform``: ``c`` times the level, the smallest ``c`` with at most 10 % of
+      reactive_hpa's underprovisioned minutes;
+    - ``per group``: a margin per group of minutes (level decile x tercile of the volatility
+      seen before the order), all chosen *in hindsight* on this very trace to spend the
+      same minute budget where it is cheapest (a Lagrangian sweep: each group's margin
+      minimises ``unit-hours + lambda * minutes``).
+
+    Neither is causal: they bound from below what a forecaster of the level plus a
+    margin can reach. The lag-``delay`` autocorrelation of log(v / level) says how much
+    the samples before an order tell about the noise at the time it serves.
+    """
+    spec, target = with_fixed_delay(case.spec, case.spec.targets[0], delay)
+    cap = target.capacity_per_unit
+    v = np.nan_to_num(case.trace.v, nan=0.0)
+    level = _centred_level(v)
+    first = float(case.trace.v[0])
+    goal = 0.1 * hpa.underprovisioned_minutes
+
+    def run(margin: np.ndarray | float) -> StrategyResult:
+        ref = Oracle(Series(case.trace.t, level * margin), target, target_delay(target))
+        ref.name = "margin_reference"
         return simulate(
             case.trace,
             [ref],
             target=target,
             delay=target_delay(target),
             initial_units=units_for(first, target, spec),
-        ).results["level_oracle"]
+        ).results["margin_reference"]
 
-    goal = 0.1 * hpa.underprovisioned_minutes
+    def verdict(r: StrategyResult) -> str:
+        return (
+            f"{r.underprovisioned_minutes:.0f} min <= {goal:.0f}, "
+            f"{r.unit_hours:,.0f} unit-hours = {r.unit_hours / hpa.unit_hours:.2f}x "
+            f"reactive_hpa's {hpa.unit_hours:,.0f}"
+        )
+
     lo, hi = 1.0, 4.0
     best = run(hi)
     if best.underprovisioned_minutes > goal:
-        return f"level-clairvoyant reference: even 4x the level misses {goal:.0f} min"
+        return [f"margin references: even 4x the level misses {goal:.0f} min"]
     for _ in range(7):
         mid = 0.5 * (lo + hi)
         r = run(mid)
@@ -292,13 +336,55 @@ def level_oracle(case: Case, delay: float, hpa: StrategyResult) -> str:
             hi, best = mid, r
         else:
             lo = mid
-    return (
-        f"level-clairvoyant reference (knows the future 61-min median level, not the "
-        f"noise): needs {hi:.2f}x the level for <= 10 % of reactive_hpa's minutes "
-        f"({best.underprovisioned_minutes:.0f} <= {goal:.0f} min) and then costs "
-        f"{best.unit_hours:,.0f} unit-hours = {best.unit_hours / hpa.unit_hours:.2f}x "
-        f"reactive_hpa's {hpa.unit_hours:,.0f}"
+    lines = [
+        f"clairvoyant level x uniform margin (knows the future 61-min median level, not "
+        f"the noise): {hi:.2f}x the level: {verdict(best)}"
+    ]
+
+    # Per group: unit-minutes and short minutes of each candidate margin, per group.
+    delay_steps = max(1, round(delay / 60.0))
+    group = _groups(v, level, delay_steps)
+    ng = int(group.max()) + 1
+    cs = np.exp(np.linspace(0.0, math.log(4.0), 120))
+    units = np.maximum(np.ceil(cs[:, None] * level[None, :] / cap - 1e-9), target.min_units)
+    short = (v[None, :] > units * cap).astype(np.float64)
+    cost = np.stack([np.bincount(group, weights=row, minlength=ng) for row in units])
+    miss = np.stack([np.bincount(group, weights=row, minlength=ng) for row in short])
+    budget = goal
+    chosen: StrategyResult | None = None
+    for _ in range(6):
+        pick: np.ndarray | None = None
+        best_cost = math.inf
+        for lam in np.exp(np.linspace(math.log(1e-2), math.log(1e4), 300)):
+            js = np.argmin(cost + lam * miss, axis=0)
+            m = float(miss[js, np.arange(ng)].sum())
+            c = float(cost[js, np.arange(ng)].sum())
+            if m <= budget and c < best_cost:
+                best_cost, pick = c, js
+        if pick is None:
+            break
+        r = run(cs[pick][group])
+        if r.underprovisioned_minutes <= goal:
+            chosen = r
+            break
+        budget *= 0.8  # the simulator's continuous accounting counts a little more
+    if chosen is not None:
+        lines.append(
+            f"clairvoyant level x per-group margins chosen in hindsight ({ng} groups: level "
+            f"decile x recent-volatility tercile): {verdict(chosen)}"
+        )
+    r_log = np.log(np.maximum(v, 1e-9) / np.maximum(level, 1e-9))[v > 0]
+    r_log = r_log - r_log.mean()
+    lag = delay_steps
+    acf = float(np.corrcoef(r_log[:-lag], r_log[lag:])[0, 1])
+    a = np.abs(r_log) - np.abs(r_log).mean()
+    acf_abs = float(np.corrcoef(a[:-lag], a[lag:])[0, 1])
+    lines.append(
+        f"noise around the level: log-sd {float(r_log.std()):.2f}; autocorrelation "
+        f"{lag} min apart {acf:+.3f} (of its size: {acf_abs:+.3f}) — what the samples "
+        f"before an order tell about the noise when it serves"
     )
+    return lines
 
 
 def _local(epoch: float, tz: str) -> str:
@@ -438,26 +524,47 @@ def main() -> int:
         "(up to 7) against a profile fitted without them (NASA at 10-70 min ahead: p90 "
         "exceeded 17.9 % -> 10 % of minutes, p99 4.4 % -> 1.6 %). An event under way "
         "updates its learned uplift both ways (a Bayesian nowcast on the samples since its "
-        "window opened) instead of only raising it. A reactive guard in the planner's "
+        "window opened) instead of only raising it; a host with only one or two past events "
+        "takes, as the prior spread of its next event's size, the spread of every past "
+        "event of the kind (a size seen once says little). A reactive guard in the planner's "
         "`decide` never orders fewer units than the newest *observed* sample needs at the "
         "SLO's target utilisation once it is more than 10 % above it (the HPA's tolerance), "
         "scaling out at once with no cooldown; scale-in stays with the forecast rules. The "
         "simulator runs the guard on every sample and the full forecast rule every 5 min.",
         "",
-        "Why the 10-minute targets are not met together: the `level-clairvoyant reference` "
-        "line under each case knows the future smooth level (a centred 61-minute median, "
-        "so every event's true size too) and times its orders perfectly; it only lacks the "
-        "minute-to-minute noise. On NASA it still needs 1.10x reactive_hpa's unit-hours to "
-        "stay within 10 % of its underprovisioned minutes (the 1-minute NASA series has a "
-        "log-sd of ~0.45 around its level: p99/p50 ~ 2.7x), so no causal forecaster with a "
-        "constant margin can meet both; `oracle_at_slo` > `reactive_hpa` unit-hours shows "
-        "the same from the other side (the HPA is cheap because it lags and runs short). "
-        "On the generated traces most of headroom's remaining minutes are one undeclared "
-        "livestream per trace that steps up faster than the 10-minute delay to a size above "
-        "what that host's one or two past events taught (11-12 min each): the reactive "
-        "guard scales out on the first sample it sees, but those units arrive 10 minutes "
-        "later; the rest are single noisy minutes. Lowering the forecast quantile (the "
-        "sweep) trades minutes for unit-hours without meeting both.",
+        "Why the 10-minute targets are not met together. Under each case two *clairvoyant "
+        "margin references* know the future smooth level (a centred 61-minute median, so "
+        "every event's true size too) and order with perfect timing, lacking only the "
+        "minute-to-minute noise: one with a uniform margin, one with a margin per group of "
+        "minutes (level decile x recent-volatility tercile) chosen in hindsight on the "
+        "trace itself to spend the minute budget where it is cheapest. Neither is causal; "
+        "both bound what a forecaster that sizes from the level can reach. On NASA "
+        "(log-sd ~0.43 around the level) the uniform one needs 1.10x and the hindsight one "
+        "1.02x reactive_hpa's unit-hours to stay within 10 % of its underprovisioned "
+        "minutes, and the noise 10 minutes after an order is uncorrelated with the noise "
+        "before it (autocorrelation -0.02; of its size +0.09): the samples a strategy has "
+        "when it orders say nothing more about it. So the NASA pair is out of reach for "
+        "any forecaster that sizes from the level and the recent volatility, not just this "
+        "one; the HPA is cheap because it lags and runs "
+        "short (`oracle_at_slo` costs more than it). On the generated traces the "
+        "references reach 0.96-0.98x: the level they know includes every livestream's true "
+        "size, which a causal strategy cannot know 10 minutes before the start (sizes are "
+        "drawn independently of the host from x1.8 to x5, and 20 minutes of a 30-minute "
+        "ramp pin the size only to about +-50 %); to cover the step at the start it must "
+        "order for the upper end of what the kind's past events allow, and the policy "
+        "never scales in during an event, so that pre-scale is paid until the end.",
+        "",
+        "Tried and not kept (10-minute delay; `gen` = seeds 1/2/3): scaling "
+        "in during events (against the policy's rule) 1.04/1.02/1.03x the HPA's "
+        "unit-hours at 9.9/15.0/14.2 % of its minutes (9.4/11.2/9.0 % with the kind "
+        "spread below); sizing the look-ahead past the lead by the median, to order later "
+        "with more of the ramp seen, 1.13/1.05/1.06x at 9.4/13.1/9.7 %; scale-in with no "
+        "stabilisation, cooldown or step limit, NASA 1.59x, gen 1.06/1.02/1.03x with more "
+        "minutes; quantile 0.97, NASA 236 min (9.1 %) at 1.36x, gen 9.4/18.8/18.1 % at "
+        "1.09/1.04/1.04x. Kept: a host with one or two past events borrows the spread of "
+        "its kind (every past event of the kind, other hosts included) as its prior: gen "
+        "minutes 8.8/13.8/13.5 % -> 4.7/10.0/8.4 % of the HPA's, unit-hours "
+        "1.12/1.05/1.06x -> 1.19/1.06/1.06x.",
         "",
     ]
     summary: list[str] = [
@@ -487,7 +594,8 @@ def main() -> int:
                 ]
                 body += table(sim) + [""]
                 if delay == 600.0:
-                    body += lines + [f"- {level_oracle(case, delay, res['reactive_hpa'])}", ""]
+                    refs = margin_references(case, delay, res["reactive_hpa"])
+                    body += lines + [f"- {line}" for line in refs] + [""]
                     if case is cases[0] or case is cases[2]:
                         body += ["Forecast quantile sweep (same delay, other values equal):", ""]
                         body += sweep(case, delay, sim) + [""]
