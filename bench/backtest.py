@@ -45,6 +45,7 @@ from headroom.policies.baselines.suite import (  # noqa: E402
 )
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind, Expectation  # noqa: E402
 from headroom.policies.capacity import units_for  # noqa: E402
+from headroom.policies.forecast.model import HeadroomForecaster  # noqa: E402
 from headroom.policies.policy import PolicySpec, parse_policy  # noqa: E402
 from headroom.policies.series import Series  # noqa: E402
 from headroom.policies.simulate import (  # noqa: E402
@@ -387,6 +388,68 @@ def margin_references(case: Case, delay: float, hpa: StrategyResult) -> list[str
     return lines
 
 
+def forecast_quality(case: Case, leads: tuple[int, int] = (10, 25)) -> str:
+    """How good the forecast is where orders are placed: every 15 minutes outside event
+    windows, the forecaster (refitted daily, updated with new samples in between, as the
+    simulator's strategy does) predicts ``leads`` minutes ahead (a 10-minute delay plus
+    up to one forecast interval); against the samples that came, how often each band was
+    exceeded, and how far its median was from the smooth level (the centred 61-minute
+    median) — next to a plain trailing 60-minute level on the same profile."""
+    spec = case.spec
+    levels = (0.5, 0.9, spec.forecast.quantile)
+    tr = case.trace
+    t, v = tr.t, np.nan_to_num(tr.v, nan=0.0)
+    level = _centred_level(v)
+    quiet = np.ones(t.size, dtype=bool)
+    for ev in case.calendar.events:
+        quiet &= ~((t >= ev.window_start - 3600) & (t < ev.end + 3 * 3600))
+    model = HeadroomForecaster(spec.forecast)
+    lo, hi = leads
+    fitted = upto = -math.inf
+    exceeded = dict.fromkeys(levels, 0)
+    errors: list[float] = []
+    trailing: list[float] = []
+    for now in np.arange(t[0] + 7 * DAY, t[-1] - 3600, 900.0):
+        if now - fitted >= DAY:
+            model.fit(tr.before(now), case.calendar)
+            fitted = now
+        else:
+            model.update(tr.between(upto, now))
+        upto = now
+        fc = model.predict(now, hi * 60.0, 60.0, levels)
+        i0 = int(np.searchsorted(t, now))
+        idx = np.arange(i0 + lo, min(i0 + hi, t.size))
+        idx = idx[quiet[idx] & (v[idx] > 0) & (level[idx] > 0)]
+        if not idx.size:
+            continue
+        k = idx - i0
+        for p in levels:
+            exceeded[p] += int((v[idx] > fc.level(p)[k]).sum())
+        errors += np.log(fc.level(0.5)[k] / level[idx]).tolist()
+        base = model.baseline
+        past = slice(max(0, i0 - 60), i0)
+        resid = np.log(v[past] + base.floor) - base.profile.at(t[past])
+        ok = quiet[past] & np.isfinite(resid)
+        if int(ok.sum()) >= 10:
+            mid = float(base.residual_quantile(t[idx], 0.5).mean())
+            guess = np.exp(base.profile.at(t[idx]) + float(resid[ok].mean()) + mid) - base.floor
+            trailing += np.log(np.maximum(guess, 1e-9) / level[idx]).tolist()
+
+    def spread(e: list[float]) -> str:
+        a = np.asarray(e)
+        q25, q50, q75 = np.quantile(a, [0.25, 0.5, 0.75])
+        return f"{(q75 - q25) / 1.349:.3f} (median {q50:+.3f})"
+
+    n = len(errors)
+    bands = ", ".join(f"p{round(p * 100)} {exceeded[p] / n:.1%}" for p in levels)
+    return (
+        f"forecast quality where orders are placed ({lo}-{hi - 1} min ahead, every 15 min "
+        f"outside events, {n:,} samples): bands exceeded {bands}; error of the median "
+        f"against the smooth level, in log (robust sd): {spread(errors)}, a trailing "
+        f"60-minute level on the same profile {spread(trailing)}"
+    )
+
+
 def _local(epoch: float, tz: str) -> str:
     return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).strftime("%m-%d %H:%M")
 
@@ -545,7 +608,11 @@ def main() -> int:
         "before it (autocorrelation -0.02; of its size +0.09): the samples a strategy has "
         "when it orders say nothing more about it. So the NASA pair is out of reach for "
         "any forecaster that sizes from the level and the recent volatility, not just this "
-        "one; the HPA is cheap because it lags and runs "
+        "one. Nor is the forecaster the gap: where orders are placed (10-24 min ahead) its "
+        "bands are calibrated (NASA: p50/p90/p99 exceeded 50.4/10.4/1.6 % of minutes) and its "
+        "median is as close to the level as a trailing 60-minute level on the same profile "
+        "(robust sd 0.18 in log on NASA, 0.03 on the generated traces; the `forecast "
+        "quality` line under each case); the HPA is cheap because it lags and runs "
         "short (`oracle_at_slo` costs more than it). On the generated traces the "
         "references reach 0.96-0.98x: the level they know includes every livestream's true "
         "size, which a causal strategy cannot know 10 minutes before the start (sizes are "
@@ -595,6 +662,7 @@ def main() -> int:
                 body += table(sim) + [""]
                 if delay == 600.0:
                     refs = margin_references(case, delay, res["reactive_hpa"])
+                    refs.append(forecast_quality(case))
                     body += lines + [f"- {line}" for line in refs] + [""]
                     if case is cases[0] or case is cases[2]:
                         body += ["Forecast quantile sweep (same delay, other values equal):", ""]
