@@ -17,7 +17,9 @@ would; the full rule passes the newest sample to ``decide`` too. It forecasts ev
 ``forecast_every`` (15 minutes; each forecast reaches that much further, and the
 forecaster's level moves over hours, so a decision sees the same numbers it would
 have computed itself) — except that a sample above the cached forecast's band triggers a
-fresh forecast at once, so a surprise is acted on at the next decision. A need that
+fresh forecast at once, so a surprise is acted on at the next decision (at most once per
+``SURPRISE_INTERVAL``: on a 1-second trace a noisy band is crossed every few seconds,
+and the guard already acts on every sample). A need that
 arises between
 two decisions must already be ordered at the earlier one, so the planner's ``lead_time``
 is extended by the decision interval minus one trace step; the policy is otherwise used
@@ -41,6 +43,7 @@ from headroom.policies.simulate import Fleet, History
 _HOUR = 3600.0
 _DAY = 86400.0
 _EMPTY = np.empty(0, dtype=np.float64)
+SURPRISE_INTERVAL = 60.0  # at most one surprise-triggered forecast per this many seconds
 
 
 class HeadroomStrategy:
@@ -110,10 +113,12 @@ class HeadroomStrategy:
         self._updated_to = past.last_time
         return True
 
-    def _surprised(self, past: History) -> bool:
+    def _surprised(self, now: float, past: History) -> bool:
         """The newest sample is above the cached forecast's band: forecast again now."""
         fc = self._forecast
         if fc is None or not len(past) or not past.last_value == past.last_value:
+            return False
+        if now - self._forecast_at < SURPRISE_INTERVAL:
             return False
         i = int(np.searchsorted(fc.t, past.last_time, side="right")) - 1
         if i < 0:
@@ -123,7 +128,7 @@ class HeadroomStrategy:
     def decide(self, now: float, past: History, fleet: Fleet) -> int:
         dt = self._step
         observed = past.last_value if len(past) else None
-        surprised = self._surprised(past)
+        surprised = self._surprised(now, past)
         if self._next_full is not None and now < self._next_full and not surprised:
             # Between full decisions only the reactive guard runs, on the newest sample;
             # a sample above the forecast's band brings the full rule (and a fresh

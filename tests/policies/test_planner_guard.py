@@ -210,3 +210,30 @@ def test_headroom_strategy_reacts_at_the_next_sample_and_only_to_the_past() -> N
     cut = float(trace.t[jump])
     assert [o for o in r.orders if o.t <= cut] == [o for o in r2.orders if o.t <= cut]
     assert r.underprovisioned_minutes <= 3.0  # the 2-minute delay plus the sample it saw
+
+
+def test_on_a_one_second_trace_surprises_refresh_the_forecast_at_most_once_a_minute() -> None:
+    """A noisy 1-second trace crosses the forecast's band every few seconds: each crossing
+    brings a fresh forecast forward, but no more than once a minute (the guard still looks
+    at every sample), so a day at 1-second resolution replays in seconds."""
+    spec = policy(target={"provisioning": {"fixedSeconds": "2m"}})
+    target = spec.targets[0]
+    n = 3 * 3600
+    rng = np.random.default_rng(5)
+    t = T0 + np.arange(n, dtype=np.float64)
+    trace = Series(t, 150e3 * np.exp(0.15 * rng.standard_normal(n)))
+    (head,) = build_strategies(trace, NO_EVENTS, spec, target, ["headroom"])
+    assert isinstance(head, HeadroomStrategy)
+    calls: list[float] = []
+    predict = head.forecaster.predict
+
+    def counted(start: float, *args: object, **kwargs: object) -> Forecast:
+        calls.append(start)
+        return predict(start, *args, **kwargs)  # type: ignore[arg-type]
+
+    head.forecaster.predict = counted  # type: ignore[method-assign]
+    run_strategy(trace, head, target=target, delay=target_delay(target), initial_units=3)
+    gaps = np.diff(calls)
+    assert len(calls) > 60  # surprises did bring forecasts forward (15-min cadence: ~12)
+    assert gaps.min() >= 60.0
+    assert len(calls) <= (n - 3600) / 60 + 1
