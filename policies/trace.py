@@ -2,8 +2,10 @@
 
 Pure: callers read the file (``headroom.controller.signals.csv``, the CLI) and pass
 the text in. Timestamps are ISO-8601 with an offset (``2026-06-18T20:00:00+08:00``)
-or epoch seconds; naive ISO times are refused because their zone is unknowable.
-Empty values are gaps (NaN), never zeros.
+or epoch seconds (epoch *milliseconds*, as Grafana and many exporters write them, are
+recognised by their size: no epoch-seconds time before the year 5138 reaches 1e11);
+naive ISO times are refused because their zone is unknowable. Empty values are gaps
+(NaN), never zeros. A UTF-8 byte-order mark (spreadsheet exports) is ignored.
 """
 
 from __future__ import annotations
@@ -19,16 +21,30 @@ from headroom.policies.errors import TraceError
 from headroom.policies.series import Series
 
 TIME_COLUMNS = ("timestamp", "time", "ts")
+MILLISECONDS_FROM = 1e11  # epoch numbers from here on are milliseconds (year 5138 in seconds)
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: beyond it no calendar date exists
 VALUE_COLUMNS = ("qps", "value", "requests")
 
 
 def parse_timestamp(raw: str, where: str) -> float:
-    """Epoch seconds from ISO-8601-with-offset or a number of epoch seconds."""
+    """Epoch seconds from ISO-8601-with-offset or a number of epoch seconds (or of epoch
+    milliseconds: see the module docstring)."""
     text = raw.strip()
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise TraceError(f"{where}: timestamp {text!r} is not a finite number")
+        if number >= MILLISECONDS_FROM:
+            number /= 1000.0
+        if not 0.0 <= number <= LATEST:
+            raise TraceError(
+                f"{where}: timestamp {text!r} is outside 1970..9999 as epoch seconds or "
+                "milliseconds"
+            )
+        return number
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
@@ -47,7 +63,7 @@ def parse_trace_csv(
 
     Rows are sorted by time; duplicate timestamps are refused, blank values become gaps.
     """
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:

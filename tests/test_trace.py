@@ -30,6 +30,14 @@ def test_unsorted_rows_are_sorted() -> None:
     assert s.v.tolist() == [1, 2, 3]
 
 
+def test_spreadsheet_exports_byte_order_mark_and_epoch_milliseconds() -> None:
+    seconds = parse_trace_csv("timestamp,qps\n1781784000,10\n1781784060,12\n")
+    bom = parse_trace_csv("\ufefftimestamp,qps\r\n1781784000,10\r\n1781784060,12\r\n")
+    millis = parse_trace_csv("timestamp,qps\n1781784000000,10\n1781784060000,12\n")
+    assert bom.t.tolist() == millis.t.tolist() == seconds.t.tolist()
+    assert bom.v.tolist() == millis.v.tolist() == [10.0, 12.0]
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -40,6 +48,8 @@ def test_unsorted_rows_are_sorted() -> None:
         ("timestamp,qps\n0,-1\n", ">= 0"),
         ("timestamp,qps\n0,1\n0,2\n", "duplicate timestamp"),
         ("timestamp,qps\n", "no data rows"),
+        ("timestamp,qps\n1e300,1\n", "t.csv:2: timestamp '1e300' is outside 1970..9999"),
+        ("timestamp,qps\nnan,1\n", "t.csv:2: timestamp 'nan' is not a finite number"),
     ],
 )
 def test_errors_are_one_line_naming_the_place(text: str, needle: str) -> None:

@@ -127,6 +127,15 @@ def test_ics_window_limits_expansion() -> None:
     assert [local(e.start, NY).day for e in cal.events] == [8, 22]
 
 
+def test_a_byte_order_mark_is_ignored_in_yaml_and_ics() -> None:
+    window = _window("2025-01-01", "2026-01-01")
+    for text, name in ((YAML, "cal.yaml"), (ICS_NY, "show.ics")):
+        plain = load_calendar(text.encode(), name, window=window)
+        marked = load_calendar(b"\xef\xbb\xbf" + text.encode(), name, window=window)
+        assert marked.events == plain.events and len(plain.events) >= 3
+        assert load_calendar("\ufeff" + text, name, window=window).events == plain.events
+
+
 def test_example_weekly_livestream_in_shanghai() -> None:
     data = (EXAMPLES / "weekly-livestream.ics").read_bytes()
     cal = load_calendar(data, "weekly.ics", window=_window("2025-03-01", "2025-04-30"))
