@@ -10,7 +10,8 @@ import pytest
 from headroom.policies.baselines.oracle import Oracle
 from headroom.policies.baselines.static_peak import StaticPeak
 from headroom.policies.capacity import units_for
-from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy
+from headroom.policies.policy import parse_policy
+from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy, target_delay
 from tests.simulate.helpers import Schedule, policy, trace
 
 
@@ -80,3 +81,43 @@ def test_static_peak_is_sized_by_the_shared_rule_and_never_moves() -> None:
     assert strategy.units == units_for(900, target, spec) == 12  # ceil(900 / 80)
     assert (r.actions, r.peak_units, r.underprovisioned_minutes) == (0, 12, 0)
     assert r.unit_hours == pytest.approx(12 * 4 / 60)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_with_a_reshard_sized_delay_the_oracle_has_no_shortfall(seed: int) -> None:
+    """A Redis-style delay (fixed + per unit + a share of the data moved) is longer for
+    bigger changes: the oracle must order early enough for the change it makes and must
+    not let go of units it could not get back in time. (Before, it waited for the shortest
+    delay and cancelled its own pending units: hours short on a day of traffic.)"""
+    spec = parse_policy(
+        {
+            "targets": [
+                {
+                    "name": "cart",
+                    "kind": "RedisCluster",
+                    "capacityPerUnit": 100,
+                    "minUnits": 3,
+                    "maxUnits": 40,
+                    "provisioning": {
+                        "fixedSeconds": "2m",
+                        "perUnitSeconds": "1m",
+                        "dataBytes": "20Gi",
+                        "reshardBytesPerSecond": "50Mi",
+                    },
+                }
+            ]
+        }
+    )
+    target = spec.targets[0]
+    delay = target_delay(target)
+    assert delay(3, 4) < delay(3, 10)  # the model really depends on the change
+    rng = np.random.default_rng(seed)
+    minutes = np.arange(24 * 60)
+    level = 900 + 700 * np.sin(2 * np.pi * minutes / 1440) + rng.normal(0, 120, minutes.size)
+    level[600:660] *= 2.0  # an hour-long surge
+    tr = trace(np.maximum(level, 50.0).tolist())
+    start = int(np.ceil(tr.v[:30].max() / 100))  # what the first half hour needs
+    r = run_strategy(tr, Oracle(tr, target, delay), target=target, delay=delay, initial_units=start)
+    peak = run_strategy(tr, Schedule([40] * len(tr)), target=target, delay=delay, initial_units=40)
+    assert r.underprovisioned_minutes == 0
+    assert r.unit_hours < 0.75 * peak.unit_hours
