@@ -48,6 +48,32 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMGTP]i|[kKMGTP])?B?\s*(/s)?\s*$")
+_BYTE_UNITS = {
+    **{p + "i": 1024.0 ** (i + 1) for i, p in enumerate("KMGTP")},
+    **{p: 1000.0 ** (i + 1) for i, p in enumerate("KMGTP")},
+    "k": 1000.0,
+}
+
+
+def parse_bytes(value: Any) -> float:
+    """Bytes from a number or a Kubernetes-style quantity: ``"50Gi"``, ``"100Mi"``,
+    ``"1.5G"``, ``"500k"`` (a trailing ``B`` and, for rates, ``/s`` are allowed)."""
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number of bytes or a string like '50Gi'")
+    if isinstance(value, int | float):
+        size = float(value)
+    elif isinstance(value, str) and (match := _BYTES.match(value)):
+        size = float(match.group(1)) * (_BYTE_UNITS[match.group(2)] if match.group(2) else 1.0)
+    else:
+        raise ValueError(f"{value!r} is not a size (use bytes or e.g. '50Gi', '100Mi', '2G')")
+    if not math.isfinite(size):
+        raise ValueError(f"size {value!r} must be finite")
+    return size
+
+
+Bytes = Annotated[float, BeforeValidator(parse_bytes)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(
@@ -69,8 +95,8 @@ class Provisioning(_Model):
 
     fixed_seconds: Duration = 60.0  # scheduling + boot + readiness of any change
     per_unit_seconds: Duration = 0.0  # extra per unit added (pods start in parallel: often 0)
-    data_bytes: float = Field(0.0, ge=0)  # Redis: dataset size that a reshard moves a share of
-    reshard_bytes_per_second: float = Field(50e6, gt=0)  # Redis: measured migration throughput
+    data_bytes: Bytes = Field(0.0, ge=0)  # Redis: dataset size that a reshard moves a share of
+    reshard_bytes_per_second: Bytes = Field(50e6, gt=0)  # Redis: measured migration throughput
 
     def delay(self, from_units: int, to_units: int) -> float:
         """Seconds until ``to_units`` are ready when changing from ``from_units``."""

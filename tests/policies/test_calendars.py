@@ -245,3 +245,20 @@ def test_policy_yaml_errors_are_one_line() -> None:
         load_policy(freeze, "p.yaml")
     with pytest.raises(PolicyError, match=r"has no UTC offset"):
         load_policy(freeze.replace("+08:00'}", "'}"), "p.yaml")
+
+
+def test_redis_sizes_take_kubernetes_style_quantities() -> None:
+    text = (
+        "targets:\n  - name: cart\n    kind: RedisCluster\n    capacityPerUnit: 1\n"
+        "    provisioning: {dataBytes: %s, reshardBytesPerSecond: %s}\n"
+    )
+    sizes = load_policy(text % ("50Gi", "100Mi/s"), "p.yaml").targets[0].provisioning
+    assert sizes.data_bytes == 50 * 2**30 and sizes.reshard_bytes_per_second == 100 * 2**20
+    decimal = load_policy(text % ("1.5GB", "2e6"), "p.yaml").targets[0].provisioning
+    assert decimal.data_bytes == 1.5e9 and decimal.reshard_bytes_per_second == 2e6
+    with pytest.raises(PolicyError) as err:
+        load_policy(text % ("lots", "1"), "p.yaml")
+    assert str(err.value) == (
+        "p.yaml: targets[0:cart].provisioning.dataBytes: 'lots' is not a size "
+        "(use bytes or e.g. '50Gi', '100Mi', '2G')"
+    )
