@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from headroom.policies.errors import TraceError
+from headroom.policies.series import Series
 from headroom.policies.simulate import fixed_delay, run_strategy
 from tests.simulate.helpers import Schedule, policy, trace
 
@@ -84,3 +86,14 @@ def test_a_decision_sees_exactly_the_samples_before_it() -> None:
 def test_a_single_sample_cannot_be_replayed() -> None:
     with pytest.raises(TraceError, match="at least two samples"):
         run([1], [1], delay=0)
+
+
+def test_missing_rows_are_gaps_not_the_last_sample_held_over_them() -> None:
+    spec = policy(capacity=100, min_units=1, max_units=10)
+    target = spec.targets[0]
+    t = [0.0, 60.0, 120.0, 3 * 3600.0, 3 * 3600.0 + 60.0]  # three hours of rows missing
+    tr = Series(1_700_000_000.0 + np.asarray(t), np.asarray([500.0, 500.0, 500.0, 500.0, 500.0]))
+    r = run_strategy(tr, Schedule([1] * 5), target=target, delay=fixed_delay(60), initial_units=1)
+    assert r.underprovisioned_minutes == pytest.approx(5.0)  # one minute per sample
+    assert r.shortfall_requests == pytest.approx(5 * 400 * 60)
+    assert r.unit_hours == pytest.approx((3 * 3600.0 + 120.0) / 3600.0)  # units are still paid
