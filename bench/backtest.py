@@ -623,15 +623,15 @@ def main() -> int:
         "",
         "Tried and not kept (10-minute delay; `gen` = seeds 1/2/3): scaling "
         "in during events (against the policy's rule) 1.04/1.02/1.03x the HPA's "
-        "unit-hours at 9.9/15.0/14.2 % of its minutes (9.4/11.2/9.0 % with the kind "
-        "spread below); sizing the look-ahead past the lead by the median, to order later "
+        "unit-hours at 9.9/15.0/14.2 % of its minutes; sizing the look-ahead past the "
+        "lead by the median, to order later "
         "with more of the ramp seen, 1.13/1.05/1.06x at 9.4/13.1/9.7 %; scale-in with no "
         "stabilisation, cooldown or step limit, NASA 1.59x, gen 1.06/1.02/1.03x with more "
         "minutes; quantile 0.97, NASA 236 min (9.1 %) at 1.36x, gen 9.4/18.8/18.1 % at "
         "1.09/1.04/1.04x. Kept: a host with one or two past events borrows the spread of "
         "its kind (every past event of the kind, other hosts included) as its prior: gen "
-        "minutes 8.8/13.8/13.5 % -> 4.7/10.0/8.4 % of the HPA's, unit-hours "
-        "1.12/1.05/1.06x -> 1.19/1.06/1.06x.",
+        "minutes 8.8/13.8/13.5 % -> 4.7/6.2/8.4 % of the HPA's, unit-hours "
+        "1.12/1.05/1.06x -> 1.18/1.06/1.07x.",
         "",
     ]
     summary: list[str] = [

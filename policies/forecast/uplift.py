@@ -11,8 +11,9 @@ the start, growth to a peak and the decay afterwards, whatever the event's lengt
   past events of the same kind sharing the most labels with it (all labels equal = the
   same similarity key; none shared = the kind only); mean shape across them and, as
   uncertainty, their spread, shrunk towards a prior when there are few: the spread of
-  the peaks of *every* past event of the kind (:func:`kind_spread`; a host seen once may
-  stray from it as far as the kind's events differ), at least ``PRIOR_REL_SD``. A declared
+  the log peaks of *every* past event of the kind (:func:`kind_spread`; a host seen once
+  may stray from it as far as the kind's events differ), relative to the group's own
+  peak, at least ``PRIOR_REL_SD``. A declared
   expectation (multiplier, or peak QPS over the baseline) rescales the learned shape to
   its peak (``declared_weight`` = 1 overrides, less blends). With no similar past event,
   a conservative template at the policy's ``default_event_multiplier`` applies.
@@ -195,7 +196,7 @@ def _log_peak(le: LearnedEvent) -> float:
 
 def kind_spread(events: list[LearnedEvent]) -> float:
     """How much the sizes of past events of one kind differ: the standard deviation of
-    their log peaks relative to the mean log peak (0 with fewer than three events).
+    their log peaks (0 with fewer than three events).
 
     A host (or label set) with one or two past events says little about how far its next
     event may stray from them; the kind's own spread, learned from every past event of it,
@@ -203,10 +204,7 @@ def kind_spread(events: list[LearnedEvent]) -> float:
     if len(events) < KIND_SPREAD_MIN_EVENTS:
         return 0.0
     peaks = np.asarray([_log_peak(le) for le in events])
-    mean = float(peaks.mean())
-    if mean <= MIN_UPLIFT:
-        return 0.0
-    return float(np.std(peaks / mean, ddof=1))
+    return float(np.std(peaks, ddof=1))
 
 
 def _aggregate(
@@ -266,7 +264,11 @@ class UpliftModel:
             declared = max(declared, 1.0)
         if group:
             same_kind = [le for le in self.learned if le.event.kind == event.kind]
-            mu, sd = _aggregate(group, max(PRIOR_REL_SD, kind_spread(same_kind)))
+            # The kind's spread of log peaks, relative to this group's own peak: a host
+            # whose shows were small may well have a big one next, and the other way round.
+            own = float(np.mean([_log_peak(le) for le in group]))
+            rel = kind_spread(same_kind) / own if own > MIN_UPLIFT else 0.0
+            mu, sd = _aggregate(group, max(PRIOR_REL_SD, rel))
             peak = float(mu.max())
             if declared is None:
                 return Uplift(mu, sd, "learned", len(group))
