@@ -23,7 +23,8 @@ The rule at a tick ``t`` with ``u`` units ordered:
   outside every event window (from the longest lead before the ramp, when its
   pre-scale may be ordered, to the end) plus ``scale_in.cooldown`` of an event that
   applies to the target, outside freeze windows, ``scale_in.interval`` after the last
-  scale-in and ``stabilization`` after the last scale-out, by ``step_units`` at a time.
+  scale-in and ``stabilization`` after the last scale-out, by ``step_units`` at a time
+  (a number, or a share of the units ordered: ``10%`` by default).
 - **freeze windows** block scale-in entirely; they block scale-out too, except when
   the demand *now* needs more units than are ordered (serving users beats the freeze):
   then the planner orders exactly what is needed now, no look-ahead.
@@ -581,7 +582,7 @@ def _step(
         return None
     if state.last_scale_out is not None and at < state.last_scale_out + spec.scale_in.stabilization:
         return None
-    step_units = spec.scale_in.step_units
+    step_units = spec.scale_in.step_for(u)
     if max_step:
         step_units = min(step_units, max_step)
     to = max(stay, u - step_units)

@@ -159,11 +159,44 @@ class Forecasting(_Model):
     default_ramp: Duration = 1800.0  # pre-event ramp when the event does not say
 
 
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_step(value: Any) -> int | str:
+    """A scale-in step: a whole number of units (>= 1), or a share of the units ordered
+    at the time as ``"10%"`` (0 < p <= 100; rounded up, so never less than one unit)."""
+    if isinstance(value, bool):
+        raise ValueError("a step must be a number of units or a percentage like '10%'")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        if value < 1:
+            raise ValueError(f"step {value!r} must be at least 1 unit")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_step(int(text))
+        if match := _PERCENT.match(text):
+            share = float(match.group(1))
+            if not 0 < share <= 100:
+                raise ValueError(f"step {value!r} must be a percentage in (0, 100]")
+            return f"{share:g}%"
+    raise ValueError(f"{value!r} is not a step (use a number of units or e.g. '10%')")
+
+
 class ScaleIn(_Model):
     cooldown: Duration = 1800.0  # after an event ends before scaling in
-    step_units: int = Field(1, ge=1)  # units removed per scale-in action
+    # Units removed per scale-in action: a number, or a share of the units ordered then
+    # (``"10%"``, at least one unit), so a large fleet follows its daily fall.
+    step_units: Annotated[int | str, BeforeValidator(parse_step)] = "10%"
     interval: Duration = 600.0  # between scale-in actions
     stabilization: Duration = 900.0  # the forecast must stay low this long
+
+    def step_for(self, units: int) -> int:
+        """Units one scale-in action removes when ``units`` are ordered."""
+        if isinstance(self.step_units, int):
+            return self.step_units
+        share = float(self.step_units.rstrip("%")) / 100.0
+        return max(1, math.ceil(units * share - 1e-9))
 
 
 def parse_instant(value: str) -> float:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.errors import PolicyError
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.planner import (
     PlannerState,
@@ -164,6 +165,28 @@ def test_scale_in_waits_for_cooldown_and_steps_by_interval() -> None:
     assert ins[-1].to_units == 3
     # Never during the event window (ramp .. end).
     assert not any(EVENT.window_start <= a.at < EVENT.end for a in ins)
+
+
+def test_scale_in_steps_by_a_share_of_the_fleet_by_default() -> None:
+    """A share of what is ordered (10 % by default, rounded up): a fleet of 200 follows its
+    fall in a few steps, not in 150 single-unit ones; a given number stays a number."""
+    spec = policy(
+        target={"maxUnits": 400, "capacityPerUnit": 1000},
+        scaleIn={"cooldown": "0s", "interval": "5m", "stabilization": "5m"},
+    )
+    assert spec.scale_in.step_units == "10%"
+    assert [spec.scale_in.step_for(u) for u in (3, 10, 11, 200)] == [1, 1, 2, 20]
+    t = T0 + np.arange(0, 6 * 3600, STEP)
+    low = np.full(t.size, 40e3)  # 50 units at 80 %
+    fc = Forecast(t, low, {0.5: low, 0.9: low})
+    plan = plan_target(fc, spec, spec.targets[0], now=T0, current_units=200, calendar=CAL)
+    ins = [(a.from_units, a.to_units) for a in plan.actions]
+    assert ins[:3] == [(200, 180), (180, 162), (162, 145)]
+    assert ins[-1][1] == 50 and len(ins) < 20
+    fixed = policy(scaleIn={"stepUnits": "2"}).scale_in
+    assert fixed.step_units == 2 and fixed.step_for(200) == 2
+    with pytest.raises(PolicyError, match=r"scaleIn\.stepUnits: step '0%' must be a percentage"):
+        policy(scaleIn={"stepUnits": "0%"})
 
 
 def test_scale_out_is_not_blocked_by_a_recent_scale_in() -> None:
