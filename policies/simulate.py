@@ -22,8 +22,8 @@ strategy is held to the same rules:
   rest of that minute. ``underprovisioned_minutes`` is the time with
   ``demand > ready * capacity_per_unit`` (``headroom.policies.capacity``),
   ``shortfall_requests`` the integral of ``max(0, demand - ready capacity)`` over it.
-  Gaps (NaN demand, or missing rows: a sample holds for one median step at most) count
-  as neither.
+  Gaps (NaN demand, or missing rows: across more than two median steps a sample holds
+  for one step only) count as neither.
 """
 
 from __future__ import annotations
@@ -288,8 +288,12 @@ def _account(
     cuts = np.union1d(trace.t, ready_t[(ready_t > trace.start) & (ready_t < end)])
     seg_end = np.append(cuts[1:], end)
     sample = np.searchsorted(trace.t, cuts, side="right") - 1
-    # Missing rows: a sample holds its demand for one (median) step, not across a hole.
-    held = np.minimum(seg_end, trace.t[sample] + trace.step)
+    # Missing rows: a sample holds its demand until the next one, but across a hole (more
+    # than two median steps) only for one step.
+    step = trace.step
+    gap = np.diff(np.append(trace.t, end))
+    hold = np.where(gap <= 2.0 * step, gap, step)
+    held = np.minimum(seg_end, trace.t[sample] + hold[sample])
     dur = np.maximum(held - cuts, 0.0)
     demand = trace.v[sample]
     capacity = _step_at(ready_t, ready_v, cuts).astype(np.float64) * target.capacity_per_unit

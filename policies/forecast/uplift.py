@@ -37,8 +37,8 @@ PRIOR_REL_SD = 0.15  # relative spread assumed when only one or two similar even
 PRIOR_ABS_SD = 0.03
 DECLARED_REL_SD = 0.1  # an organiser's figure is trusted, not blindly
 DEFAULT_REL_SD = 0.1  # the default multiplier is conservative already
-MIN_UPLIFT = math.log(1.02)
-KIND_SPREAD_MIN_EVENTS = 3  # below this an event does not drive a forecast step
+MIN_UPLIFT = math.log(1.02)  # below this an event does not drive a forecast step
+KIND_SPREAD_MIN_EVENTS = 3  # past events of a kind needed to measure how much they differ
 
 # The template for events with no similar past event: ramp rising to the full uplift at
 # the start (conservative: people gather early), full during the event, linear decay.

@@ -97,3 +97,13 @@ def test_missing_rows_are_gaps_not_the_last_sample_held_over_them() -> None:
     assert r.underprovisioned_minutes == pytest.approx(5.0)  # one minute per sample
     assert r.shortfall_requests == pytest.approx(5 * 400 * 60)
     assert r.unit_hours == pytest.approx((3 * 3600.0 + 120.0) / 3600.0)  # units are still paid
+
+
+def test_jittery_sampling_is_not_a_gap() -> None:
+    """Scrapes 50-70 s apart (median 60): every second is still held by a sample."""
+    spec = policy(capacity=100, min_units=1, max_units=10)
+    target = spec.targets[0]
+    t = np.cumsum([0.0, 70.0, 50.0, 70.0, 50.0, 60.0])
+    tr = Series(1_700_000_000.0 + t, np.full(t.size, 500.0))
+    r = run_strategy(tr, Schedule([1] * 6), target=target, delay=fixed_delay(60), initial_units=1)
+    assert r.underprovisioned_minutes == pytest.approx((t[-1] - t[0] + 60.0) / 60.0)
