@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
-from headroom.policies.calendar import DemandEvent
+from headroom.policies.calendar import DemandEvent, EventKind
 from headroom.policies.series import FloatArray
 
 RAMP_BINS, BODY_BINS, TAIL_BINS = 6, 12, 6
@@ -238,9 +239,21 @@ class UpliftModel:
     default_ramp: float = 1800.0
     declared_weight: float = 1.0
 
+    @cached_property
+    def _by_kind(self) -> dict[EventKind, list[LearnedEvent]]:
+        out: dict[EventKind, list[LearnedEvent]] = {}
+        for le in self.learned:
+            out.setdefault(le.event.kind, []).append(le)
+        return out
+
+    @cached_property
+    def _kind_spreads(self) -> dict[EventKind, float]:
+        """:func:`kind_spread` of each kind, once per model (``for_event`` runs per forecast)."""
+        return {kind: kind_spread(group) for kind, group in self._by_kind.items()}
+
     def similar(self, event: DemandEvent) -> list[LearnedEvent]:
         """Past events of the same kind sharing the most labels with ``event``."""
-        same_kind = [le for le in self.learned if le.event.kind == event.kind]
+        same_kind = self._by_kind.get(event.kind, [])
         if not same_kind:
             return []
 
@@ -263,11 +276,10 @@ class UpliftModel:
         if declared is not None:
             declared = max(declared, 1.0)
         if group:
-            same_kind = [le for le in self.learned if le.event.kind == event.kind]
             # The kind's spread of log peaks, relative to this group's own peak: a host
             # whose shows were small may well have a big one next, and the other way round.
             own = float(np.mean([_log_peak(le) for le in group]))
-            rel = kind_spread(same_kind) / own if own > MIN_UPLIFT else 0.0
+            rel = self._kind_spreads[event.kind] / own if own > MIN_UPLIFT else 0.0
             mu, sd = _aggregate(group, max(PRIOR_REL_SD, rel))
             peak = float(mu.max())
             if declared is None:
