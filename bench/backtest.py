@@ -263,13 +263,22 @@ def _centred_level(v: np.ndarray, half: int = 30) -> np.ndarray:
     return np.asarray(np.median(sliding_window_view(padded, 2 * half + 1), axis=1))
 
 
+def _log_ratio(v: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """log(v / level): the noise around the level (callers mask the samples where v is 0)."""
+    return np.asarray(np.log(np.maximum(v, 1e-9) / np.maximum(level, 1e-9)))
+
+
+def _around(ev: DemandEvent, t: np.ndarray) -> np.ndarray:
+    """Samples an event may touch: from 1 h before its ramp to 3 h after its end."""
+    return np.asarray((t >= ev.window_start - 3600) & (t < ev.end + 3 * 3600))
+
+
 def _groups(v: np.ndarray, level: np.ndarray, delay_steps: int) -> np.ndarray:
     """Per minute: level decile x tercile of the recent volatility (the spread of
     log(v / level) over the 30 minutes before the order, i.e. ending ``delay`` earlier)."""
     deciles = np.quantile(level, np.linspace(0.1, 0.9, 9))
     lvl = np.searchsorted(deciles, level)
-    r = np.log(np.maximum(v, 1e-9) / np.maximum(level, 1e-9))
-    r = np.where(v > 0, r, 0.0)
+    r = np.where(v > 0, _log_ratio(v, level), 0.0)
     c1 = np.concatenate(([0.0], np.cumsum(r)))
     c2 = np.concatenate(([0.0], np.cumsum(r * r)))
     n = v.size
@@ -374,7 +383,7 @@ def margin_references(case: Case, delay: float, hpa: StrategyResult) -> list[str
             f"clairvoyant level x per-group margins chosen in hindsight ({ng} groups: level "
             f"decile x recent-volatility tercile): {verdict(chosen)}"
         )
-    r_log = np.log(np.maximum(v, 1e-9) / np.maximum(level, 1e-9))[v > 0]
+    r_log = _log_ratio(v, level)[v > 0]
     r_log = r_log - r_log.mean()
     lag = delay_steps
     acf = float(np.corrcoef(r_log[:-lag], r_log[lag:])[0, 1])
@@ -402,7 +411,7 @@ def forecast_quality(case: Case, leads: tuple[int, int] = (10, 25)) -> str:
     level = _centred_level(v)
     quiet = np.ones(t.size, dtype=bool)
     for ev in case.calendar.events:
-        quiet &= ~((t >= ev.window_start - 3600) & (t < ev.end + 3 * 3600))
+        quiet &= ~_around(ev, t)
     model = HeadroomForecaster(spec.forecast)
     lo, hi = leads
     fitted = upto = -math.inf
@@ -495,7 +504,7 @@ def event_table(sim: Simulation, calendar: Calendar, truth: dict[str, float]) ->
         "|---|---:|---:|---:|---:|---:|",
     ]
     for ev in calendar.events:
-        sel = (t >= ev.window_start - 3600) & (t < ev.end + 3 * 3600)
+        sel = _around(ev, t)
         if not sel.any():
             continue
 
