@@ -64,7 +64,10 @@ def load_calendar(
     """Parse a calendar (YAML or ICS). Recurring ICS events are expanded in ``window``
     (epoch seconds), by default one year either side of ``now`` (the wall clock). A UTF-8
     byte-order mark (files saved by some editors) is ignored."""
-    data = data.removeprefix(b"\xef\xbb\xbf") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    if isinstance(data, bytes):
+        data = data.removeprefix(b"\xef\xbb\xbf")
+    else:
+        data = data.removeprefix("\ufeff")
     kind = fmt or detect_format(data, source)
     if kind == "yaml":
         return parse_yaml_calendar(data, source)
