@@ -1,7 +1,7 @@
 """`headroom local`: Run a real Redis Cluster on loopback (the embedded default).
 
-Thin commands over :class:`headroom.controller.local.provisioner.LocalProvisioner`
-and :class:`headroom.controller.cluster_scaler.ClusterScaler` (the same pair
+Thin commands over :class:`headroom.controller.provisioning.local.LocalProvisioner`
+and :class:`headroom.controller.redis.scaler.ClusterScaler` (the same pair
 ``headroom demo`` drives). State lives in ``--dir`` (default
 ``$HEADROOM_LOCAL_DIR`` or ``.headroom/local``), so ``up``, ``scale``,
 ``status`` and ``down`` can run as separate commands.
@@ -27,8 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from headroom.cli._common import console, err_console, errors_to_exit, print_json
-from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
-from headroom.controller.local.provisioner import (
+from headroom.controller.provisioning.local import (
     BUS_PORT_OFFSET,
     DEFAULT_BASE_PORT,
     DEFAULT_HOST,
@@ -37,6 +36,7 @@ from headroom.controller.local.provisioner import (
     port_in_use,
 )
 from headroom.controller.redis.resharder import ReshardProgress
+from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.policies.errors import InputError
 
 app = typer.Typer(

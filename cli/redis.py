@@ -26,12 +26,13 @@ from rich.progress import (
 from rich.table import Table
 
 from headroom.cli._common import console, errors_to_exit, fail, print_json
+from headroom.controller.redis.connection import RedisAuth, make_connect
 from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.resharder import (
+    CLIENT_NAME,
     Resharder,
     ReshardProgress,
     ReshardReport,
-    make_connect,
 )
 from headroom.controller.redis.slotplan import SlotPlan
 from headroom.controller.redis.topology import Topology
@@ -71,10 +72,11 @@ def _resharder(
     progress: Progress | None = None,
 ) -> Resharder:
     crash = os.environ.get(CRASH_ENV)
-    connect = make_connect(
+    auth = RedisAuth(
         username=user, password=password, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
         tls_key=tls_key, tls_insecure=tls_insecure,
     )  # fmt: skip
+    connect = make_connect(auth, client_name=CLIENT_NAME)
     task: list[TaskID] = []
 
     def listener(p: ReshardProgress) -> None:

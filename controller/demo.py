@@ -5,7 +5,7 @@ and drives it with a cluster-aware client whose rate follows a generated day of
 traffic with a scheduled livestream, on a scaled clock. The same
 :class:`~headroom.controller.loop.ControlLoop` the operator runs reads Redis INFO,
 forecasts from the calendar and two weeks of prior history, and resizes the
-cluster through :class:`~headroom.controller.targets.local_redis.LocalRedisTarget`
+cluster through :class:`~headroom.controller.targets.redis_scaler.RedisScalerTarget`
 (local provisioner + resharder). At the end every key is checked, the same
 measured traffic is replayed against a reactive HPA with the same provisioning
 delay, and a JSON report plus a chart are written. Every process it started is
@@ -32,14 +32,14 @@ import numpy as np
 from redis.cluster import RedisCluster
 
 from headroom.controller.clock import ScaledClock
-from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
 from headroom.controller.history import SourceHistory
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
-from headroom.controller.local.provisioner import LocalProvisioner, port_in_use
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
+from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
+from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
-from headroom.controller.targets.local_redis import LocalRedisTarget
+from headroom.controller.targets.redis_scaler import RedisScalerTarget
 from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import load_calendar
@@ -242,7 +242,7 @@ class DemoRunner:
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         base_port = cfg.base_port or _free_base_port(self.target.max_units + 2)
         provisioner = LocalProvisioner.create(cfg.out_dir / "cluster", base_port=base_port)
-        target: LocalRedisTarget | None = None
+        target: RedisScalerTarget | None = None
         source: RedisInfoSource | None = None
         load: LoadGenerator | None = None
         try:
@@ -252,7 +252,7 @@ class DemoRunner:
             scaler = ClusterScaler(provisioner)
             scaler.scale_masters(cfg.masters)
             seed = self._seed(scaler.status())
-            target = LocalRedisTarget(scaler, name=self.target.name)
+            target = RedisScalerTarget(scaler, name=self.target.name)
             client = self._client(seed)
             self.on_phase(f"Loading {cfg.keys:,} keys")
             load_dataset(client, cfg.keys)
@@ -320,7 +320,7 @@ class DemoRunner:
         self,
         clock: ScaledClock,
         loop: ControlLoop,
-        target: LocalRedisTarget,
+        target: RedisScalerTarget,
         source: RedisInfoSource,
         load: LoadGenerator,
         sink: ListSink,
@@ -354,7 +354,7 @@ class DemoRunner:
         self,
         now: float,
         report: PassReport | None,
-        target: LocalRedisTarget,
+        target: RedisScalerTarget,
         source: RedisInfoSource,
         client_errors: int,
     ) -> DemoSample:

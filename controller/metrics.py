@@ -82,6 +82,18 @@ class OperatorMetrics:
             ["source"],
             registry=r,
         )
+        self.leader = Gauge(
+            "headroom_operator_leader",
+            "1 while this operator process holds the leader Lease, 0 while it stands by.",
+            registry=r,
+        )
+        self.reconciles = Counter(
+            "headroom_reconciles",
+            "Reconcile passes by kind (RedisCluster, ...) and result (done, requeued, "
+            "invalid, failed).",
+            ["kind", "result"],
+            registry=r,
+        )
         self.source_last_success = Gauge(
             "headroom_signal_source_last_success_timestamp_seconds",
             "Unix time the metric source last answered.",
@@ -115,6 +127,13 @@ class OperatorMetrics:
 
     def record_action(self, target: str, reason: str) -> None:
         self.actions.labels(target=target, reason=reason).inc()
+
+    def record_reconcile(self, kind: str, result: str) -> None:
+        """``result``: done, requeued (converging), invalid (spec refused) or failed."""
+        self.reconciles.labels(kind=kind, result=result).inc()
+
+    def set_leader(self, leader: bool) -> None:
+        self.leader.set(1 if leader else 0)
 
     def record_resharding(self, target: str, keys: int = 0, slots: int = 0) -> None:
         """Add keys/slots moved since the last call (counters only go up)."""

@@ -30,9 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from headroom.controller.redis.connection import (
+    OWN_PREFIX,
+    Connect,
+    NodeAddr,
+    RedisAuth,
+    make_connect,
+)
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
 from headroom.controller.redis.repair import repair
 from headroom.controller.redis.slotplan import SlotPlan, plan_slots
@@ -44,7 +49,6 @@ from headroom.controller.redis.topology import (
     cmd,
     pipelined,
     read_topology,
-    split_addr,
 )
 from headroom.policies.errors import (
     ClusterError,
@@ -57,55 +61,8 @@ from headroom.policies.errors import (
 
 log = logging.getLogger(__name__)
 
-Connect = Callable[[str, int], redis.Redis]
-
-CONTROL_TIMEOUT_S = 10.0
 CLIENT_NAME = "headroom-resharder"  # so our own connections are told from applications'
-OWN_PREFIX = "headroom-"
 _MIGRATE_CMDS = frozenset({"restore-asking", "restore", "select", "auth", "migrate", "NULL"})
-
-
-def make_connect(
-    *,
-    username: str | None = None,
-    password: str | None = None,
-    tls: bool = False,
-    tls_ca: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    tls_insecure: bool = False,
-    socket_timeout: float = CONTROL_TIMEOUT_S,
-) -> Connect:
-    """A Connect for plain, AUTH/ACL and TLS clusters (bytes replies: keys may be binary)."""
-
-    def connect(host: str, port: int) -> redis.Redis:
-        extra: dict[str, Any] = {}
-        if tls:
-            extra = {
-                "ssl": True,
-                "ssl_ca_certs": tls_ca,
-                "ssl_certfile": tls_cert,
-                "ssl_keyfile": tls_key,
-                "ssl_cert_reqs": "none" if tls_insecure else "required",
-                "ssl_check_hostname": not tls_insecure,
-            }
-        return redis.Redis(
-            host=host,
-            port=port,
-            username=username,
-            password=password,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=5.0,
-            decode_responses=False,
-            # redis-py retries timeouts 3 times by default: a silent node would cost 4x
-            # the timeout per command, and pipelines of MIGRATE/SETSLOT must not be
-            # replayed behind our back. Errors are handled where they happen.
-            retry=Retry(NoBackoff(), 0),
-            client_name=CLIENT_NAME,
-            **extra,
-        )
-
-    return connect
 
 
 @dataclass(frozen=True)
@@ -187,11 +144,14 @@ class Resharder:
         crash_after_keys: int | None = None,
     ) -> None:
         """``crash_after_keys`` is a test hook: SIGKILL itself mid-slot after that many keys."""
-        split_addr(seed)
+        NodeAddr.parse(seed)
         self.seed = seed
         self._connect = connect or make_connect(
-            username=options.username if options else None,
-            password=options.password if options else None,
+            RedisAuth(
+                username=options.username if options else None,
+                password=options.password if options else None,
+            ),
+            client_name=CLIENT_NAME,
         )
         self._progress = progress
         self._parallel = parallel
@@ -391,10 +351,11 @@ class Resharder:
 
     def meet(self, *addrs: str) -> None:
         """CLUSTER MEET new nodes from the seed, then wait until every node agrees and is ok."""
-        host, port = split_addr(self.seed)
-        seed = self._client(host, port)
+        at = NodeAddr.parse(self.seed)
+        seed = self._client(at.host, at.port)
         for addr in addrs:
-            h, p = split_addr(addr)
+            node = NodeAddr.parse(addr)
+            h, p = node.host, node.port
             try:
                 cmd(seed, "CLUSTER", "MEET", h, p)
             except redis.RedisError as err:
@@ -678,5 +639,4 @@ __all__ = [
     "ReshardProgress",
     "ReshardReport",
     "Resharder",
-    "make_connect",
 ]

@@ -8,18 +8,17 @@ seed's view supplies the node list and the slots of nodes that do not answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import redis
 
-from headroom.policies.errors import ClusterUnreachable, NotACluster, UnknownNode
+from headroom.controller.redis.connection import Connect, NodeAddr
+from headroom.policies.errors import ClusterUnreachable, InputError, NotACluster, UnknownNode
 
 SLOTS = 16384
-
-Connect = Callable[[str, int], redis.Redis]
 
 
 def cmd(client: redis.Redis, *args: Any) -> Any:
@@ -33,14 +32,6 @@ def pipelined(client: redis.Redis, cmds: Iterable[Sequence[Any]]) -> list[Any]:
     for args in cmds:
         pipe.execute_command(*args)  # type: ignore[no-untyped-call]
     return list(pipe.execute(raise_on_error=False))
-
-
-def split_addr(addr: str) -> tuple[str, int]:
-    """``"host:port"`` (IPv6 hosts may hold colons) -> ``(host, port)``."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ClusterUnreachable(f"{addr}: not a HOST:PORT address")
-    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -219,6 +210,7 @@ class _Line:
     slots: frozenset[int]
     migrating: dict[int, str]
     importing: dict[int, str]
+    link: str = "connected"  # link-state column: connected | disconnected
 
 
 def parse_nodes(text: str) -> list[_Line]:
@@ -258,6 +250,7 @@ def parse_nodes(text: str) -> list[_Line]:
                 slots=frozenset(slots),
                 migrating=migrating,
                 importing=importing,
+                link=parts[7],
             )
         )
     return lines
@@ -295,9 +288,13 @@ def _as_str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_topology(seed: str, client_for: Callable[[str, int], redis.Redis]) -> Topology:
+def read_topology(seed: str, client_for: Connect) -> Topology:
     """Ask the seed for the node list, then every node for its own claims and state."""
-    host, port = split_addr(seed)
+    try:
+        at = NodeAddr.parse(seed)
+    except InputError as err:
+        raise ClusterUnreachable(str(err)) from err
+    host, port = at.host, at.port
     seed_lines = cluster_nodes(client_for(host, port), seed)
     nodes: list[Node] = []
     for line in seed_lines:

@@ -56,12 +56,12 @@ import numpy as np
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from headroom.controller.redis.connection import Connect, NodeAddr, make_connect
+from headroom.controller.redis.topology import parse_nodes
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
-
-Connect = Callable[[str, int], "redis.Redis"]
 
 HISTORY_VERSION = 1
 # Commands an operator or exporter sends; their latency says nothing about serving load.
@@ -102,18 +102,12 @@ def demand_calls(info: Mapping[str, Any]) -> float:
 
 def default_connect(timeout: float = 2.0) -> Connect:
     """A ``connect(host, port)`` that opens a plain redis-py client with ``timeout`` seconds."""
-
-    def connect(host: str, port: int) -> redis.Redis:
-        return redis.Redis(
-            host=host,
-            port=port,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-            client_name="headroom-signals",  # not an application client (see the resharder)
-        )
-
-    return connect
+    return make_connect(
+        client_name="headroom-signals",  # not an application client (see the resharder)
+        socket_timeout=timeout,
+        connect_timeout=timeout,
+        decode_responses=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -224,24 +218,21 @@ class _NodeState:
     offsets: deque[tuple[float, float]]  # (monotonic, clock_offset of that sample's probes)
 
 
-def _split_addr(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    return host, int(port)
+def _host_port(addr: str) -> tuple[str, int]:
+    at = NodeAddr.parse(addr)
+    return at.host, at.port
 
 
-def _parse_cluster_nodes(text: str) -> list[tuple[str, str, str]]:
+def _serving_nodes(text: str) -> list[tuple[str, str, str]]:
     """(node_id, host:port, role) of every connected, non-failed node in CLUSTER NODES output."""
     nodes = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 8:
+    for line in parse_nodes(text):
+        flags = line.flags
+        down = any(f in flags for f in ("fail", "handshake", "noaddr")) or line.link != "connected"
+        if down and "myself" not in flags:
             continue
-        node_id, addr, flags, link = parts[0], parts[1].split("@")[0], parts[2].split(","), parts[7]
-        if "fail" in flags or "handshake" in flags or "noaddr" in flags or link != "connected":
-            if "myself" not in flags:
-                continue
         role = "master" if "master" in flags else "replica"
-        nodes.append((node_id, addr, role))
+        nodes.append((line.id, str(NodeAddr(line.host, line.port)), role))
     return nodes
 
 
@@ -309,7 +300,7 @@ class RedisInfoSource:
     def _client(self, addr: str) -> redis.Redis:
         client = self._clients.get(addr)
         if client is None:
-            client = self._clients[addr] = self._connect(*_split_addr(addr))
+            client = self._clients[addr] = self._connect(*_host_port(addr))
         return client
 
     def _retrying(self) -> Retrying:
@@ -336,7 +327,7 @@ class RedisInfoSource:
                 last_error = f"{addr}: {err}"
                 continue
             text = raw if isinstance(raw, str) else raw.decode() if isinstance(raw, bytes) else ""
-            nodes = _parse_cluster_nodes(text)
+            nodes = _serving_nodes(text)
             if nodes:
                 self._known = nodes
                 return nodes

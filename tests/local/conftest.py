@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from headroom.controller.cluster_scaler import ClusterScaler
-from headroom.controller.local.provisioner import LocalProvisioner, port_in_use
+from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
+from headroom.controller.redis.scaler import ClusterScaler
 from tests.support.procs import free_port
 
 LocalFactory = Callable[..., tuple[LocalProvisioner, ClusterScaler]]

@@ -7,7 +7,7 @@ import threading
 import pytest
 import redis
 
-from headroom.controller.local.provisioner import LocalProvisioner
+from headroom.controller.provisioning.local import LocalProvisioner
 from headroom.policies.errors import InputError
 from tests.local.conftest import (
     LocalFactory,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from headroom.controller.local.provisioner import LocalProvisioner
+from headroom.controller.provisioning.local import LocalProvisioner
 from headroom.policies.errors import InputError, ProvisioningError
 from tests.local.conftest import (
     LocalFactory,

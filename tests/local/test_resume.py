@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from headroom.controller.local.provisioner import LocalProvisioner
+from headroom.controller.provisioning.local import LocalProvisioner
 from tests.local.conftest import LocalFactory, cluster_client, load_keys, missing_keys
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

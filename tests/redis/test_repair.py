@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from headroom.controller.redis.connection import make_connect
 from headroom.controller.redis.migrate import MigrateOptions
-from headroom.controller.redis.resharder import Resharder, ReshardProgress, make_connect
+from headroom.controller.redis.resharder import Resharder, ReshardProgress
 from headroom.controller.redis.topology import SLOTS
 from headroom.policies.errors import MigrationError
 from tests.redis.data import digest, load, total_keys, verify

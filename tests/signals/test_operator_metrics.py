@@ -40,6 +40,8 @@ def test_curl_returns_every_documented_series_with_values():
     metrics.record_resharding("redis/cart", keys=1500, slots=40)
     metrics.set_source_available("prometheus", False)
     metrics.set_source_available("redis-info", True, at=1_799_999_000.0)
+    metrics.set_leader(True)
+    metrics.record_reconcile("RedisCluster", "requeued")
     endpoint = serve(metrics.registry)  # loopback, any free port
     try:
         assert endpoint.host == "127.0.0.1"
@@ -60,6 +62,8 @@ def test_curl_returns_every_documented_series_with_values():
     assert 'headroom_resharding_keys_moved_total{target="redis/cart"} 1500.0' in body
     assert 'headroom_next_action_timestamp_seconds{target="redis/cart"} 1.8e+09' in body
     assert 'method="declared"' not in body and 'method="crossing"' in body
+    assert "headroom_operator_leader 1.0" in body
+    assert 'headroom_reconciles_total{kind="RedisCluster",result="requeued"} 1.0' in body
 
 
 def test_endpoint_stops_and_registries_are_separate():

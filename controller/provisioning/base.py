@@ -1,11 +1,11 @@
 """The provisioning seam: start, stop and list the nodes of a Redis Cluster.
 
 A provisioner only owns *processes or pods*; it knows nothing about slots, roles
-or the resharder. :class:`headroom.controller.cluster_scaler.ClusterScaler`
+or the resharder. :class:`headroom.controller.redis.scaler.ClusterScaler`
 combines a provisioner with the resharder to grow and shrink a cluster. Two
-implementations exist or are planned: ``controller/local/provisioner.py``
-(``redis-server`` processes on loopback, the embedded default) and the
-Kubernetes RedisCluster controller (one StatefulSet pod per node).
+implementations sit beside this file: ``local.py`` (``redis-server`` processes
+on loopback, the embedded default) and ``statefulset.py`` (one StatefulSet pod
+per node, for the Kubernetes RedisCluster controller).
 """
 
 from __future__ import annotations
@@ -13,24 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-
-@dataclass(frozen=True, order=True)
-class NodeAddr:
-    """Where a node's Redis port answers."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @classmethod
-    def parse(cls, text: str) -> NodeAddr:
-        """``"host:port"`` (IPv6 hosts may be bracketed) to a :class:`NodeAddr`."""
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"not a host:port address: {text!r}")
-        return cls(host.strip("[]"), int(port))
+from headroom.controller.redis.connection import NodeAddr
 
 
 @dataclass(frozen=True)
@@ -63,3 +46,6 @@ class NodeProvisioner(Protocol):
     def list_nodes(self) -> list[NodeInfo]:
         """Every node this provisioner has started and not removed, oldest first."""
         ...
+
+
+__all__ = ["NodeAddr", "NodeInfo", "NodeProvisioner"]

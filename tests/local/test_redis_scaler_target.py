@@ -1,4 +1,4 @@
-"""LocalRedisTarget: scale() returns at once, status() shows the work until it is done."""
+"""RedisScalerTarget: scale() returns at once, status() shows the work until it is done."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from headroom.controller.targets.local_redis import LocalRedisTarget
+from headroom.controller.targets.redis_scaler import RedisScalerTarget
 from headroom.policies.errors import InputError
 from tests.local.conftest import LocalFactory, cluster_client, load_keys, missing_keys
 
@@ -20,7 +20,7 @@ def test_scale_returns_at_once_and_status_goes_from_busy_to_ready(
     client = cluster_client(provisioner)
     values = load_keys(client, 10_000)
     client.close()
-    target = LocalRedisTarget(scaler, name="redis/test")
+    target = RedisScalerTarget(scaler, name="redis/test")
     try:
         assert target.status().desired == 2 and target.status().ready == 2
 

@@ -1,7 +1,7 @@
 """Grow or shrink a Redis Cluster to N masters: provisioner + resharder, level-triggered.
 
 :class:`ClusterScaler` is what ``headroom local up/scale``, the demo's
-``LocalRedisTarget`` and (later) the Kubernetes RedisCluster controller call.
+``RedisScalerTarget`` and (later) the Kubernetes RedisCluster controller call.
 It reads the world (the provisioner's nodes and the cluster's own view), then
 does whatever is left to reach ``masters`` masters with ``replicas`` replicas
 each, so a run that was killed at any point is finished by the next call:
@@ -31,7 +31,9 @@ from typing import Any
 
 import redis
 
-from headroom.controller.provisioning import NodeAddr, NodeInfo, NodeProvisioner
+from headroom.controller.provisioning.base import NodeInfo, NodeProvisioner
+from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
+from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
 from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
 from headroom.controller.redis.topology import (
     SLOTS,
@@ -51,20 +53,7 @@ from headroom.policies.errors import (
 
 log = logging.getLogger(__name__)
 
-Connect = Callable[[str, int], redis.Redis]
 PhaseListener = Callable[[str], None]
-
-
-def default_connect(host: str, port: int) -> redis.Redis:
-    """A plain client for one node; pass your own ``connect`` for AUTH or TLS."""
-    return redis.Redis(
-        host=host,
-        port=port,
-        socket_timeout=30,
-        socket_connect_timeout=5,
-        decode_responses=True,
-        client_name="headroom-scaler",  # not an application client (see the resharder)
-    )
 
 
 @dataclass(frozen=True)
@@ -216,16 +205,19 @@ class ClusterScaler:
         provisioner: NodeProvisioner,
         *,
         replicas_per_master: int = 0,
-        connect: Connect | None = None,
+        auth: RedisAuth | None = None,
         ok_timeout: float = 60.0,
         on_phase: PhaseListener | None = None,
     ) -> None:
+        """``auth`` (AUTH/ACL, TLS) is used by the scaler's and the resharder's connections."""
         if replicas_per_master < 0:
             raise InputError(f"replicas per master must be 0 or more, got {replicas_per_master}")
         self.provisioner = provisioner
         self.replicas_per_master = replicas_per_master
-        self._user_connect = connect
-        self._connect: Connect = connect or default_connect
+        self._reshard_connect = make_connect(auth, client_name=RESHARDER_CLIENT)
+        self._connect: Connect = make_connect(
+            auth, client_name="headroom-scaler", socket_timeout=30.0, decode_responses=True
+        )
         self.ok_timeout = ok_timeout
         self.on_phase = on_phase
         self._clients: dict[NodeAddr, redis.Redis] = {}
@@ -681,7 +673,7 @@ class ClusterScaler:
 
     @contextlib.contextmanager
     def _resharding(self, seed: str, progress: ProgressListener | None) -> Iterator[Resharder]:
-        resharder = Resharder(seed, connect=self._user_connect, progress=progress)
+        resharder = Resharder(seed, connect=self._reshard_connect, progress=progress)
         try:
             yield resharder
         finally:

@@ -1,8 +1,10 @@
 """Scale target for a Redis Cluster that a :class:`ClusterScaler` grows and shrinks.
 
-Used by ``headroom demo`` (over the local provisioner); the control loop sees
-only :class:`headroom.controller.targets.base.ScaleTarget`. Resharding takes
-seconds to minutes, so :meth:`LocalRedisTarget.scale` only records the wish and
+Used by ``headroom demo`` (over the local provisioner) and by the operator's
+RedisCluster controller (over the StatefulSet provisioner): the control loop and
+the reconciler see only :class:`headroom.controller.targets.base.ScaleTarget`
+plus the few extras below (progress, replicas, recheck). Resharding takes
+seconds to minutes, so :meth:`RedisScalerTarget.scale` only records the wish and
 wakes a worker thread; :meth:`status` reports progress while it converges. A
 failed attempt is retried after ``retry_after`` seconds, because the loop will
 not ask again for a size it already asked for.
@@ -13,15 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 
-from headroom.controller.cluster_scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.resharder import ReshardProgress
+from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.targets.base import ScaleStatus
 from headroom.policies.errors import HeadroomError, InputError
 
 log = logging.getLogger(__name__)
 
 
-class LocalRedisTarget:
+class RedisScalerTarget:
     """A Redis Cluster's masters as a :class:`ScaleTarget`; the work runs in one worker thread."""
 
     def __init__(
@@ -33,6 +35,7 @@ class LocalRedisTarget:
         self._cond = threading.Condition()
         self._desired: int | None = None
         self._converged: int | None = None  # the size the last successful run reached
+        self._stale = False  # the run under way must be followed by another
         self._running = False
         self._closing = False
         self._phase = ""
@@ -56,6 +59,49 @@ class LocalRedisTarget:
     def last_error(self) -> str | None:
         with self._cond:
             return self._error
+
+    @property
+    def desired(self) -> int | None:
+        """The size last asked for (None before the first ask); reads no node."""
+        with self._cond:
+            return self._desired
+
+    @property
+    def pending(self) -> bool:
+        """A run is under way or still owed for the size asked for; reads no node."""
+        with self._cond:
+            return self._running or (self._desired is not None and self._desired != self._converged)
+
+    @property
+    def running(self) -> bool:
+        """A scaler run is under way right now."""
+        with self._cond:
+            return self._running
+
+    @property
+    def phase(self) -> str:
+        """What the run under way is doing (``""`` between runs)."""
+        with self._cond:
+            return self._phase
+
+    def set_replicas(self, replicas: int) -> None:
+        """Replicas per master for the next run; a change makes the next run happen."""
+        if replicas < 0:
+            raise InputError(f"{self._name}: replicas per master must be 0 or more")
+        with self._cond:
+            if replicas != self.scaler.replicas_per_master:
+                self.scaler.replicas_per_master = replicas
+                self._converged = None
+                self._stale = self._running  # the run under way started with the old count
+                self._cond.notify_all()
+
+    def recheck(self) -> None:
+        """Run the scaler again even if the size was reached (the world drifted: a node
+        was replaced, a slot is open); a no-op while a run is under way."""
+        with self._cond:
+            if not self._running:
+                self._converged = None
+                self._cond.notify_all()
 
     def scale(self, units: int, reason: str) -> None:
         if units < 1:
@@ -108,15 +154,17 @@ class LocalRedisTarget:
                 timeout,
             )
 
-    def close(self) -> None:
-        """Let a run under way finish, then stop the worker."""
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the worker once the run under way has finished (``wait=False``: do not wait
+        for it; the operator's next leader finishes an interrupted run)."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
             worker = self._worker
-        if worker is not None:
+        if worker is not None and wait:
             worker.join()
-        self.scaler.close()
+        if wait or worker is None or not worker.is_alive():
+            self.scaler.close()
 
     # -- worker --------------------------------------------------------------------------------
 
@@ -144,6 +192,7 @@ class LocalRedisTarget:
                 assert self._desired is not None
                 target = self._desired
                 self._running, self._progress, self._phase = True, None, ""
+                self._stale = False
             try:
                 self.scaler.scale_masters(target, progress=self._on_progress)
             except HeadroomError as err:
@@ -164,7 +213,8 @@ class LocalRedisTarget:
                     self._cond.wait(self.retry_after)
                 continue
             with self._cond:
-                self._running, self._error, self._converged = False, None, target
+                self._running, self._error = False, None
+                self._converged = None if self._stale else target
                 self._progress, self._phase = None, ""
                 self._cond.notify_all()
 

@@ -1,6 +1,6 @@
 """Local provisioner: Redis Cluster nodes as ``redis-server`` processes on loopback.
 
-Implements :class:`headroom.controller.provisioning.NodeProvisioner` for the
+Implements :class:`headroom.controller.provisioning.base.NodeProvisioner` for the
 embedded default (``headroom local ...`` and ``headroom demo``). Every node
 lives in its own folder under a state dir; the state (ports, pids, node ids,
 the asked-for cluster shape) is one JSON file there, so separate CLI
@@ -30,10 +30,15 @@ from typing import Any
 
 import redis
 
-from headroom.controller.provisioning import NodeAddr, NodeInfo
+from headroom.controller.provisioning.base import NodeAddr, NodeInfo
+from headroom.controller.redis.connection import make_connect
 from headroom.policies.errors import InputError, ProvisioningError
 
 log = logging.getLogger(__name__)
+
+_probe_connect = make_connect(
+    client_name="headroom-provisioner", socket_timeout=2.0, decode_responses=True
+)
 
 STATE_FILE = "state.json"
 DEFAULT_HOST = "127.0.0.1"
@@ -326,7 +331,7 @@ class LocalProvisioner:
                 + _last_line(launcher.stdout.decode(errors="replace") or "no output")
             )
         deadline = time.monotonic() + self.start_timeout
-        client = redis.Redis(host=self.host, port=port, socket_timeout=2, decode_responses=True)
+        client = _probe_connect(self.host, port)
         try:
             while True:
                 pid = _read_pid(workdir / "redis.pid")

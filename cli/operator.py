@@ -1,0 +1,87 @@
+"""`headroom operator`: run the Kubernetes operator, in or out of a cluster.
+
+A thin command over :func:`headroom.controller.operator.runtime.run_operator`:
+with ``--kubeconfig`` (or ``$KUBECONFIG``/``~/.kube/config``) it runs anywhere,
+otherwise it uses the pod's in-cluster service account.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headroom.cli._common import EXIT_INPUT, errors_to_exit, fail
+
+app = typer.Typer(help="Run the Headroom Kubernetes operator.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Kubeconfig file (default: in-cluster, then ~/.kube).",
+            envvar="KUBECONFIG",
+        ),
+    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="Watch this namespace (default: the pod's own)."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Watch every namespace.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; status says what would be done.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address of the health/metrics port.")] = (
+        "0.0.0.0"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port of /healthz, /readyz, /metrics.")] = (
+        8080
+    ),
+    lease_name: Annotated[
+        str, typer.Option("--lease-name", help="Lease used for leader election.")
+    ] = "headroom-operator",
+    lease_namespace: Annotated[
+        str | None, typer.Option("--lease-namespace", help="Namespace of the Lease.")
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", help="This process's name in the Lease.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
+    from headroom.controller.operator.runtime import (
+        OperatorOptions,
+        configure_logging,
+        run_operator,
+    )
+
+    if namespace and all_namespaces:
+        fail("--namespace and --all-namespaces exclude each other", EXIT_INPUT)
+    if not 0 <= port < 65536:
+        fail(f"--port: {port} is not a port number", EXIT_INPUT)
+    if kubeconfig is not None and not kubeconfig.is_file():
+        fail(f"--kubeconfig: {kubeconfig}: no such file", EXIT_INPUT)
+    configure_logging(verbose)
+    with errors_to_exit():
+        code = run_operator(
+            OperatorOptions(
+                kubeconfig=kubeconfig,
+                context=context,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+                dry_run=dry_run,
+                host=host,
+                port=port,
+                lease_name=lease_name,
+                lease_namespace=lease_namespace,
+                identity=identity,
+            )
+        )
+    raise typer.Exit(code)

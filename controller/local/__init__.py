@@ -1,1 +1,0 @@
-"""The embedded default: Redis Cluster nodes as ``redis-server`` processes on loopback."""

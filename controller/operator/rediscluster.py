@@ -1,0 +1,513 @@
+"""The RedisCluster controller: keep a StatefulSet of redis pods and the slot map in step.
+
+One level-triggered :meth:`RedisClusterReconciler.reconcile` serves create,
+update, resume after a restart and the timer: it validates the spec, makes the
+owned objects exist (Services, PodDisruptionBudget, StatefulSet), hands the
+wanted shape to a :class:`RedisScalerTarget` — the same background worker over
+:class:`ClusterScaler` that ``headroom demo`` uses, here over a
+:class:`StatefulSetProvisioner` — and writes the status once. It never waits for
+a migration: while the worker converges it returns "requeue after N s" and
+reports progress. A worker killed with the operator is finished by the next
+leader's worker, because the scaler repairs open slots before it moves any.
+
+:func:`register` wires the reconciler into a kopf registry: ``on.resume``,
+``on.create``, ``on.update`` and a timer all call the same ``reconcile()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found, owner_reference
+from headroom.controller.metrics import OperatorMetrics
+from headroom.controller.operator import resources
+from headroom.controller.operator.conditions import Cond, merge_conditions
+from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
+from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
+from headroom.controller.redis.connection import RedisAuth
+from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.topology import SLOTS
+from headroom.controller.targets.redis_scaler import RedisScalerTarget
+from headroom.policies.errors import HeadroomError, KubernetesError
+
+log = logging.getLogger(__name__)
+
+PLURAL = "redisclusters"
+KIND = "RedisCluster"
+
+#: ``record(body, type, reason, message)``: post a Kubernetes Event about ``body``.
+EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pass wants next: ``requeue_after`` seconds (None: only on change or timer)."""
+
+    requeue_after: float | None = None
+    phase: str = ""
+    message: str = ""
+
+
+@dataclass
+class _Cluster:
+    """What the controller keeps per RedisCluster between passes (rebuilt after a restart)."""
+
+    target: RedisScalerTarget
+    provisioner: StatefulSetProvisioner
+    masters_seen: int | None = None
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class RedisClusterReconciler:
+    """Reconciles ``headroom.dev/v1alpha1`` RedisClusters; one instance per operator."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        record: EventRecorder | None = None,
+        metrics: OperatorMetrics | None = None,
+        busy_requeue: float = 2.0,
+        ready_timeout: float = 180.0,
+        dry_run: bool = False,
+    ) -> None:
+        """``dry_run``: change nothing but the status, which says what a pass would do."""
+        self.kube = kube
+        self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
+        self.metrics = metrics
+        self.busy_requeue = busy_requeue
+        self.ready_timeout = ready_timeout
+        self.dry_run = dry_run
+        self._clusters: dict[str, _Cluster] = {}
+        self._lock = threading.Lock()
+
+    # -- the pass ------------------------------------------------------------------------------
+
+    def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        """Read the world, make it match the spec a step further, write status once."""
+        meta = body["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        generation = int(meta.get("generation") or 0)
+        status = dict(body.get("status") or {})
+        try:
+            spec = parse_spec(body.get("spec"))
+        except InvalidSpec as err:
+            self._write_status(
+                ns,
+                name,
+                status,
+                generation,
+                {"phase": "Invalid"},
+                [
+                    Cond("Ready", "False", "InvalidSpec", str(err)),
+                    Cond("Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"),
+                    Cond("Degraded", "Unknown", "InvalidSpec", ""),
+                ],
+            )
+            if status.get("phase") != "Invalid" or _msg(status, "Ready") != str(err):
+                self.record(body, "Warning", "InvalidSpec", str(err))
+            log.warning("Rejected RedisCluster %s/%s spec error=%s", ns, name, err)
+            raise
+        if self.dry_run:
+            return self._dry_pass(ns, name, spec, status, generation)
+        cluster = self._cluster(ns, name, uid, spec)
+        with cluster.lock:
+            return self._pass(body, spec, cluster, status, generation)
+
+    def forget(self, namespace: str, name: str, uid: str) -> None:
+        """The RedisCluster is gone: stop its worker (its objects are garbage-collected)."""
+        with self._lock:
+            cluster = self._clusters.pop(uid, None)
+        if cluster is not None:
+            cluster.target.close()
+            log.info("Forgot RedisCluster %s/%s", namespace, name)
+
+    def close(self) -> None:
+        with self._lock:
+            clusters, self._clusters = list(self._clusters.values()), {}
+        for cluster in clusters:
+            cluster.target.close(wait=False)
+
+    def _pass(
+        self,
+        body: Mapping[str, Any],
+        spec: RedisClusterSpec,
+        cluster: _Cluster,
+        status: dict[str, Any],
+        generation: int,
+    ) -> Outcome:
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        owner = owner_reference(dict(body))
+        self._ensure_children(ns, name, spec, owner)
+        ready_pods, wanted_pods = cluster.provisioner.pods_ready()
+        target = cluster.target
+        if ready_pods < wanted_pods and not target.running:
+            # Pods are starting or restarting: the scaler would see missing nodes and add
+            # more. Kubernetes brings them back; wait for it.
+            message = f"waiting for pods: {ready_pods}/{wanted_pods} Ready"
+            self._write_status(
+                ns,
+                name,
+                status,
+                generation,
+                {
+                    "phase": status.get("phase") or "Pending",
+                    "podsReady": f"{ready_pods}/{wanted_pods}",
+                },
+                [
+                    Cond("Ready", "False", "PodsNotReady", message),
+                    Cond("Scaling", "False", "PodsNotReady", message),
+                    Cond(
+                        "Degraded",
+                        "True" if cluster.masters_seen else "False",
+                        "PodsNotReady",
+                        message,
+                    ),
+                ],
+            )
+            return Outcome(self.busy_requeue, "Pending", message)
+        target.set_replicas(spec.replicas_per_master)
+        if target.desired != spec.masters:
+            if cluster.masters_seen is not None:
+                self.record(
+                    body,
+                    "Normal",
+                    "ScalingStarted",
+                    f"masters {cluster.masters_seen}->{spec.masters}",
+                )
+            target.scale(spec.masters, reason=f"spec.masters={spec.masters}")
+        shape = _read_shape(target)
+        running = target.running
+        error = target.last_error
+        if not running and error is None and not _converged(shape, spec):
+            target.recheck()  # the world drifted (a node replaced, an open slot): level again
+            running = True
+        busy = running or target.pending
+        progress = target.progress
+        fields: dict[str, Any] = {
+            "masters": shape.masters if shape else 0,
+            "readyMasters": shape.ready_masters if shape else 0,
+            "selector": resources.selector(name),
+            "slotsPerMaster": shape.slots_per_master if shape else {},
+            "podsReady": f"{ready_pods}/{wanted_pods}",
+        }
+        if busy and progress is not None and progress.slots_total:
+            fields["migration"] = {
+                "toMasters": spec.masters,
+                "slotsLeft": progress.slots_total - progress.slots_done,
+                "slotsTotal": progress.slots_total,
+                "keysMoved": progress.keys_moved,
+            }
+        else:
+            fields["migration"] = None
+        conds: list[Cond]
+        if error is not None and not running:
+            phase = "Degraded"
+            conds = [
+                Cond("Ready", "False", "ScaleFailed", error),
+                Cond(
+                    "Scaling", "False", "RetryScheduled", f"retrying in {target.retry_after:.0f}s"
+                ),
+                Cond("Degraded", "True", "ScaleFailed", error),
+            ]
+            if cluster.last_error != error:
+                self.record(body, "Warning", "ScaleFailed", error)
+        elif busy:
+            phase = "Forming" if not shape or shape.masters == 0 else "Scaling"
+            detail = _detail(progress) or target.phase or "converging"
+            conds = [
+                Cond("Ready", "False", phase, detail),
+                Cond("Scaling", "True", "Migrating" if progress else phase, detail),
+                Cond("Degraded", "False", "AsExpected", ""),
+            ]
+        else:
+            phase = "Ready"
+            assert shape is not None
+            conds = [
+                Cond(
+                    "Ready",
+                    "True",
+                    "ClusterReady",
+                    f"{shape.masters} masters own all {SLOTS} slots, "
+                    f"{spec.replicas_per_master} replicas each",
+                ),
+                Cond("Scaling", "False", "Converged", ""),
+                Cond("Degraded", "False", "AsExpected", ""),
+            ]
+            if cluster.masters_seen != shape.masters:
+                before = "-" if cluster.masters_seen is None else str(cluster.masters_seen)
+                self.record(
+                    body, "Normal", "Scaled", f"masters {before}->{shape.masters}, slots balanced"
+                )
+                log.info(
+                    "Scaled RedisCluster %s/%s masters=%s->%d replicas=%d",
+                    ns,
+                    name,
+                    before,
+                    shape.masters,
+                    spec.replicas_per_master,
+                )
+                if self.metrics is not None:
+                    self.metrics.record_action(f"rediscluster/{ns}/{name}", "SpecChanged")
+            cluster.masters_seen = shape.masters
+        cluster.last_error = error
+        fields["phase"] = phase
+        self._write_status(ns, name, status, generation, fields, conds)
+        if phase == "Ready":
+            return Outcome(None, phase)
+        return Outcome(self.busy_requeue, phase, conds[0].message)
+
+    def _dry_pass(
+        self,
+        ns: str,
+        name: str,
+        spec: RedisClusterSpec,
+        status: dict[str, Any],
+        generation: int,
+    ) -> Outcome:
+        try:
+            call(
+                lambda: self.kube.apps.read_namespaced_stateful_set(name, ns),
+                f"read StatefulSet {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not not_found(err):
+                raise
+            would = (
+                f"would create a StatefulSet of {spec.pods} pods and form {spec.masters} masters"
+            )
+        else:
+            have = int(status.get("masters") or 0)
+            would = (
+                f"would scale masters {have}->{spec.masters}"
+                if have != spec.masters
+                else "nothing to do"
+            )
+        self._write_status(
+            ns,
+            name,
+            status,
+            generation,
+            {"phase": status.get("phase") or "Pending"},
+            [
+                Cond("Ready", "Unknown", "DryRun", would),
+                Cond("Scaling", "False", "DryRun", would),
+                Cond("Degraded", "Unknown", "DryRun", ""),
+            ],
+        )
+        log.info("Dry run RedisCluster %s/%s %s", ns, name, would)
+        return Outcome(None, "DryRun", would)
+
+    # -- the world -----------------------------------------------------------------------------
+
+    def _cluster(self, ns: str, name: str, uid: str, spec: RedisClusterSpec) -> _Cluster:
+        with self._lock:
+            cluster = self._clusters.get(uid)
+            if cluster is not None:
+                return cluster
+        provisioner = StatefulSetProvisioner(
+            self.kube, ns, name, port=spec.port, ready_timeout=self.ready_timeout
+        )
+        scaler = ClusterScaler(
+            provisioner,
+            replicas_per_master=spec.replicas_per_master,
+            auth=self._auth(ns, spec),
+        )
+        target = RedisScalerTarget(scaler, name=f"rediscluster/{ns}/{name}")
+        with self._lock:
+            cluster = self._clusters.setdefault(uid, _Cluster(target, provisioner))
+        if cluster.target is not target:
+            target.close()
+        return cluster
+
+    def _auth(self, ns: str, spec: RedisClusterSpec) -> RedisAuth | None:
+        if spec.auth is None:
+            return None
+        ref = spec.auth
+        secret = call(
+            lambda: self.kube.core.read_namespaced_secret(ref.secret_name, ns),
+            f"read Secret {ns}/{ref.secret_name}",
+        )
+        raw = (secret.data or {}).get(ref.key)
+        if raw is None:
+            raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
+        return RedisAuth(password=base64.b64decode(raw).decode())
+
+    def _ensure_children(
+        self, ns: str, name: str, spec: RedisClusterSpec, owner: dict[str, Any]
+    ) -> None:
+        core, apps, policy = self.kube.core, self.kube.apps, self.kube.policy
+        self._ensure(
+            f"Service {ns}/{resources.headless_service_name(name)}",
+            lambda: core.read_namespaced_service(resources.headless_service_name(name), ns),
+            lambda: core.create_namespaced_service(
+                ns, resources.headless_service(name, spec, owner)
+            ),
+        )
+        self._ensure(
+            f"Service {ns}/{name}",
+            lambda: core.read_namespaced_service(name, ns),
+            lambda: core.create_namespaced_service(ns, resources.client_service(name, spec, owner)),
+        )
+        self._ensure(
+            f"PodDisruptionBudget {ns}/{name}",
+            lambda: policy.read_namespaced_pod_disruption_budget(name, ns),
+            lambda: policy.create_namespaced_pod_disruption_budget(
+                ns, resources.disruption_budget(name, owner)
+            ),
+        )
+        manifest = resources.statefulset(name, spec, owner, replicas=spec.pods)
+        existing = self._ensure(
+            f"StatefulSet {ns}/{name}",
+            lambda: apps.read_namespaced_stateful_set(name, ns),
+            lambda: apps.create_namespaced_stateful_set(ns, manifest),
+        )
+        if existing is not None:
+            # The provisioner owns spec.replicas; only the pod template follows the spec.
+            want = manifest["spec"]["template"]["spec"]["containers"][0]
+            have = existing.spec.template.spec.containers[0]
+            if have.image != want["image"] or list(have.args or []) != want["args"]:
+                patch = {"spec": {"template": manifest["spec"]["template"]}}
+                call(
+                    lambda: apps.patch_namespaced_stateful_set(name, ns, patch),
+                    f"update StatefulSet {ns}/{name} template",
+                )
+                log.info("Updated StatefulSet %s/%s pod template image=%s", ns, name, spec.image)
+
+    @staticmethod
+    def _ensure(what: str, read: Callable[[], Any], create: Callable[[], Any]) -> Any:
+        """Return the existing object, or create it and return None."""
+        try:
+            return call(read, f"read {what}")
+        except KubernetesError as err:
+            if not not_found(err):
+                raise
+        try:
+            call(create, f"create {what}")
+            log.info("Created %s", what)
+        except KubernetesError as err:
+            if getattr(err, "status", None) != 409:  # created meanwhile: fine
+                raise
+        return None
+
+    def _write_status(
+        self,
+        ns: str,
+        name: str,
+        old: Mapping[str, Any],
+        generation: int,
+        fields: Mapping[str, Any],
+        conds: list[Cond],
+    ) -> None:
+        new = {**fields, "observedGeneration": generation}
+        new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
+        if all(old.get(k) == v for k, v in new.items()):
+            return  # nothing changed: no write, no watch event
+        call(
+            lambda: self.kube.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ns, PLURAL, name, {"status": new}
+            ),
+            f"write status of RedisCluster {ns}/{name}",
+        )
+
+
+@dataclass(frozen=True)
+class _Shape:
+    masters: int
+    ready_masters: int
+    replicas: dict[str, int]
+    slots_per_master: dict[str, int]
+    healthy: bool
+
+
+def _read_shape(target: RedisScalerTarget) -> _Shape | None:
+    try:
+        st: ClusterStatus = target.cluster_status()
+    except HeadroomError as err:
+        log.warning("Failed to read cluster target=%s error=%s", target.name, err)
+        return None
+    masters = [n for n in st.nodes if n.role == "master" and n.slots > 0]
+    replicas = {m.node_id or m.addr: 0 for m in masters}
+    for n in st.nodes:
+        if n.role == "replica" and n.master_id in replicas:
+            replicas[n.master_id] += 1
+    ready = len(masters) if st.healthy else sum(1 for m in masters if not m.open_slots)
+    return _Shape(
+        masters=len(masters),
+        ready_masters=ready,
+        replicas=replicas,
+        slots_per_master={(m.name or m.addr): m.slots for m in masters},
+        healthy=st.healthy,
+    )
+
+
+def _converged(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
+    return (
+        shape is not None
+        and shape.healthy
+        and shape.masters == spec.masters
+        and all(r == spec.replicas_per_master for r in shape.replicas.values())
+    )
+
+
+def _detail(progress: Any) -> str:
+    if progress is None or not progress.slots_total:
+        return ""
+    return (
+        f"migrating slots {progress.slots_done}/{progress.slots_total}, "
+        f"{progress.keys_moved} keys moved"
+    )
+
+
+def _msg(status: Mapping[str, Any], type_: str) -> str | None:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == type_:
+            return str(cond.get("message"))
+    return None
+
+
+# -- kopf wiring ------------------------------------------------------------------------------
+
+
+def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float = 10.0) -> None:
+    """Route kopf's resume/create/update/timer/delete for RedisClusters to ``reconciler``."""
+    import kopf
+
+    def handle(body: Any, **_: Any) -> None:
+        try:
+            outcome = reconciler.reconcile(body)
+        except InvalidSpec as err:
+            raise kopf.PermanentError(str(err)) from err
+        except HeadroomError as err:
+            raise kopf.TemporaryError(str(err), delay=5.0) from err
+        if outcome.requeue_after is not None:
+            raise kopf.TemporaryError(
+                f"{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
+            )
+
+    def drift(body: Any, **_: Any) -> None:
+        try:
+            reconciler.reconcile(body)
+        except HeadroomError as err:  # the next tick tries again
+            log.warning("Timer pass failed RedisCluster %s error=%s", body["metadata"]["name"], err)
+
+    def gone(body: Any, **_: Any) -> None:
+        meta = body["metadata"]
+        reconciler.forget(meta["namespace"], meta["name"], meta["uid"])
+
+    on = {"registry": registry}
+    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
+    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
+    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
+    kopf.timer(GROUP, VERSION, PLURAL, interval=timer, initial_delay=timer, **on)(drift)
+    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+
+
+__all__ = ["KIND", "PLURAL", "Outcome", "RedisClusterReconciler", "register"]

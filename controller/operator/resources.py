@@ -1,0 +1,176 @@
+"""The objects a RedisCluster owns, built from its spec: two Services, a PDB, a StatefulSet.
+
+Pure builders (dicts in, dicts out) called by the RedisCluster reconciler; every
+object carries the cluster's labels and a controller ownerReference, so deleting
+the RedisCluster garbage-collects them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headroom.controller.operator.specs import RedisClusterSpec, redis_maxmemory
+
+CLUSTER_LABEL = "headroom.dev/cluster"
+BUS_OFFSET = 10000
+
+
+def labels(name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "redis",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": "headroom",
+        "headroom.dev/kind": "redis",
+        CLUSTER_LABEL: name,
+    }
+
+
+def selector(name: str) -> str:
+    """The label selector of the cluster's pods (``status.selector`` for ``/scale``)."""
+    return f"{CLUSTER_LABEL}={name}"
+
+
+def headless_service_name(name: str) -> str:
+    return f"{name}-nodes"
+
+
+def _meta(name: str, cluster: str, owner: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "labels": labels(cluster), "ownerReferences": [owner]}
+
+
+def headless_service(name: str, spec: RedisClusterSpec, owner: dict[str, Any]) -> dict[str, Any]:
+    """One DNS record per pod, ready or not (nodes gossip before they serve)."""
+    bus = spec.port + BUS_OFFSET
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(headless_service_name(name), name, owner),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {CLUSTER_LABEL: name},
+            "ports": [
+                {"name": "redis", "port": spec.port, "targetPort": spec.port},
+                {
+                    "name": "bus",
+                    "port": bus,
+                    "targetPort": bus,
+                },
+            ],
+        },
+    }
+
+
+def client_service(name: str, spec: RedisClusterSpec, owner: dict[str, Any]) -> dict[str, Any]:
+    """What applications point a cluster-aware client at (any node answers CLUSTER SLOTS)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, name, owner),
+        "spec": {
+            "selector": {CLUSTER_LABEL: name},
+            "ports": [{"name": "redis", "port": spec.port, "targetPort": spec.port}],
+        },
+    }
+
+
+def disruption_budget(name: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """At most one node down by eviction at a time: a master and its replica never together."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(name, name, owner),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {CLUSTER_LABEL: name}}},
+    }
+
+
+def redis_args(spec: RedisClusterSpec) -> list[str]:
+    args = [
+        "--port", str(spec.port),
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-node-timeout", "5000",
+        # Headroom places replicas itself; Redis must not move them behind its back.
+        "--cluster-allow-replica-migration", "no",
+        "--cluster-announce-ip", "$(POD_IP)",
+        "--maxmemory", redis_maxmemory(spec.maxmemory),
+        "--maxmemory-policy", "noeviction",
+        "--appendonly", "no",
+        "--protected-mode", "no",
+    ]  # fmt: skip
+    if spec.auth is not None:
+        args += ["--requirepass", "$(REDIS_PASSWORD)", "--masterauth", "$(REDIS_PASSWORD)"]
+    return args
+
+
+def statefulset(
+    name: str, spec: RedisClusterSpec, owner: dict[str, Any], *, replicas: int
+) -> dict[str, Any]:
+    """One pod per Redis node; ``replicas`` is only the size at creation (the provisioner
+    owns it afterwards)."""
+    env: list[dict[str, Any]] = [
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    if spec.auth is not None:
+        env.append(
+            {
+                "name": "REDIS_PASSWORD",
+                "valueFrom": {
+                    "secretKeyRef": {"name": spec.auth.secret_name, "key": spec.auth.key}
+                },
+            }
+        )
+    ping = [
+        "sh",
+        "-c",
+        "redis-cli -p $0 ${REDIS_PASSWORD:+-a $REDIS_PASSWORD} ping",
+        str(spec.port),
+    ]
+    container: dict[str, Any] = {
+        "name": "redis",
+        "image": spec.image,
+        "command": ["redis-server"],
+        "workingDir": "/data",  # nodes.conf and dumps land on the data volume
+        "args": redis_args(spec),
+        "env": env,
+        "ports": [
+            {"name": "redis", "containerPort": spec.port},
+            {"name": "bus", "containerPort": spec.port + BUS_OFFSET},
+        ],
+        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 5},
+        "livenessProbe": {"tcpSocket": {"port": spec.port}, "periodSeconds": 10},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 999,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if spec.resources:
+        container["resources"] = spec.resources
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(name, name, owner),
+        "spec": {
+            "replicas": replicas,
+            "serviceName": headless_service_name(name),
+            # Nodes are independent until Headroom MEETs them; start them all at once.
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {CLUSTER_LABEL: name}},
+            "template": {
+                "metadata": {"labels": labels(name)},
+                "spec": {
+                    "containers": [container],
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                    "securityContext": {
+                        "fsGroup": 999,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "terminationGracePeriodSeconds": 30,
+                },
+            },
+        },
+    }

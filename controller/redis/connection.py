@@ -1,0 +1,109 @@
+"""How Headroom reaches a Redis node: one address type and one connection factory.
+
+Every part that talks to Redis (the resharder, the cluster scaler, the
+provisioners, the Redis INFO signal source, the operator) takes a
+:data:`Connect` — ``connect(host, port) -> redis.Redis`` — so the network is
+passed in and AUTH/ACL/TLS are configured once, by :func:`make_connect`.
+Every connection Headroom opens carries a ``headroom-*`` client name, so the
+resharder can tell application clients from its own (see redis-py issue 4015).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from headroom.policies.errors import InputError
+
+Connect = Callable[[str, int], redis.Redis]
+
+OWN_PREFIX = "headroom-"  # every connection Headroom opens is named headroom-<part>
+CONTROL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, order=True)
+class NodeAddr:
+    """Where a node's Redis port answers."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> NodeAddr:
+        """``"host:port"`` (IPv6 hosts bracketed or not) to a :class:`NodeAddr`."""
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InputError(f"{text!r}: not a HOST:PORT address")
+        return cls(host, int(port))
+
+
+@dataclass(frozen=True)
+class RedisAuth:
+    """AUTH/ACL and TLS settings shared by every connection to one cluster."""
+
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool = False
+
+    def __repr__(self) -> str:  # never print a password
+        shown = "***" if self.password else None
+        return f"RedisAuth(username={self.username!r}, password={shown!r}, tls={self.tls})"
+
+
+def make_connect(
+    auth: RedisAuth | None = None,
+    *,
+    client_name: str = "headroom-resharder",
+    socket_timeout: float = CONTROL_TIMEOUT_S,
+    connect_timeout: float = 5.0,
+    decode_responses: bool = False,
+) -> Connect:
+    """A :data:`Connect` for plain, AUTH/ACL and TLS nodes.
+
+    Replies are bytes by default (keys may be binary). redis-py's own retries
+    are off: a silent node would cost several timeouts per command, and
+    pipelines of MIGRATE/SETSLOT must not be replayed behind the caller's back.
+    """
+    if not client_name.startswith(OWN_PREFIX):
+        raise ValueError(f"client names must start with {OWN_PREFIX!r}: {client_name!r}")
+    auth = auth or RedisAuth()
+
+    def connect(host: str, port: int) -> redis.Redis:
+        extra: dict[str, Any] = {}
+        if auth.tls:
+            extra = {
+                "ssl": True,
+                "ssl_ca_certs": auth.tls_ca,
+                "ssl_certfile": auth.tls_cert,
+                "ssl_keyfile": auth.tls_key,
+                "ssl_cert_reqs": "none" if auth.tls_insecure else "required",
+                "ssl_check_hostname": not auth.tls_insecure,
+            }
+        return redis.Redis(
+            host=host,
+            port=port,
+            username=auth.username,
+            password=auth.password,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            decode_responses=decode_responses,
+            retry=Retry(NoBackoff(), 0),
+            client_name=client_name,
+            **extra,
+        )
+
+    return connect
