@@ -101,6 +101,14 @@ def builtin_types() -> list[ResourceType]:
         ),
         _t("coordination.k8s.io", "v1", "leases", "Lease"),
         _t(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            short=("pdb",),
+            status=True,
+        ),
+        _t(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
