@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -18,11 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness import errors
+from tests.harness import errors, openapi, tables
 from tests.harness.errors import ApiError
 from tests.harness.faults import Faults, fault_error
 from tests.harness.rbac import Attributes, Authorizer, Tokens, User, forbidden, unauthorized
 from tests.harness.resources import ResourceType, discovery_resources
+from tests.harness.schema import FIELD_VALIDATION_MODES, FieldValidation
 from tests.harness.selectors import parse_field_selector, parse_label_selector
 from tests.harness.store import IDLE, Obj, Store
 
@@ -70,6 +72,25 @@ class _Server(ThreadingHTTPServer):
     api: ApiServer
 
 
+class _TlsServer(_Server):
+    """HTTPS: the handshake runs in the request's thread, not in the accept loop."""
+
+    tls: ssl.SSLContext
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request.settimeout(10)
+            request.do_handshake()
+            request.settimeout(None)
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
 class ApiServer:
     """An HTTP server on ``host``; ``stop()`` and ``start()`` keep the same port."""
 
@@ -94,6 +115,10 @@ class ApiServer:
         self.audit: deque[AuditRecord] = deque(maxlen=20000)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.tls: ssl.SSLContext | None = None
+        self.tls_port = 0
+        self._tls_httpd: _TlsServer | None = None
+        self._tls_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._watch_stops: set[threading.Event] = set()
@@ -101,6 +126,11 @@ class ApiServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        """The HTTPS listener's URL (after :meth:`enable_tls`)."""
+        return f"https://{self.host}:{self.tls_port}"
 
     @property
     def running(self) -> bool:
@@ -113,21 +143,46 @@ class ApiServer:
         httpd.api = self
         self.port = int(httpd.server_address[1])
         self._httpd = httpd
-        self._thread = threading.Thread(
+        self._thread = self._serve_in_thread(httpd, self.port)
+        if self.tls is not None:
+            self._start_tls()
+
+    def enable_tls(self, context: ssl.SSLContext) -> None:
+        """Serve HTTPS too (on ``tls_port``), now and after every restart."""
+        self.tls = context
+        if self._httpd is not None and self._tls_httpd is None:
+            self._start_tls()
+
+    def _start_tls(self) -> None:
+        assert self.tls is not None
+        httpd = _TlsServer((self.host, self.tls_port), _Handler)
+        httpd.api = self
+        httpd.tls = self.tls
+        self.tls_port = int(httpd.server_address[1])
+        self._tls_httpd = httpd
+        self._tls_thread = self._serve_in_thread(httpd, self.tls_port)
+
+    @staticmethod
+    def _serve_in_thread(httpd: _Server, port: int) -> threading.Thread:
+        thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
             daemon=True,
-            name=f"kube-api-{self.port}",
+            name=f"kube-api-{port}",
         )
-        self._thread.start()
+        thread.start()
+        return thread
 
     def stop(self) -> None:
-        """Go away: close the listener, every open connection and every watch."""
+        """Go away: close the listeners, every open connection and every watch."""
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        httpd.shutdown()
-        httpd.server_close()
+        tls_httpd, self._tls_httpd = self._tls_httpd, None
+        for server in (httpd, tls_httpd):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         self.drop_watches()
         with self._lock:
             conns = list(self._connections)
@@ -136,8 +191,9 @@ class ApiServer:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in (self._thread, self._tls_thread):
+            if thread is not None:
+                thread.join(5)
 
     def drop_watches(self) -> int:
         """End every open watch stream (cleanly, as a server-side timeout would)."""
@@ -170,6 +226,8 @@ def _version_of(rt: ResourceType, version: str, obj: Obj) -> Obj:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; without this, Nagle + delayed ACK add ~40 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     # ---- plumbing --------------------------------------------------------------------
@@ -201,12 +259,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve("DELETE")
 
-    def _send_json(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self,
+        code: int,
+        body: Any,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    ) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
+        pairs = list(headers.items()) if isinstance(headers, dict) else headers or []
+        for k, v in pairs:
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
@@ -337,7 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
         """True when the watching client closed its end (readable with nothing to read)."""
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            # Peek at the raw socket: an SSLSocket refuses recv flags, and a FIN is the same.
+            return bool(readable) and socket.socket.recv(self.connection, 1, socket.MSG_PEEK) == b""
         except OSError:
             return True
 
@@ -357,6 +422,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return 200
+        elif path == "/openapi/v3":
+            body = openapi.root_document(
+                types, lambda g, v: openapi.group_version_document(types, g, v)
+            )
+        elif path.startswith("/openapi/v3/"):
+            gv = path.removeprefix("/openapi/v3/")
+            known = {openapi.gv_path(g, v): (g, v) for g, v in openapi.group_versions(types)}
+            if gv not in known:
+                raise ApiError(
+                    404, "NotFound", "the server could not find the requested resource", {}
+                )
+            body = openapi.group_version_document(types, *known[gv])
         elif path == "/api":
             body = {
                 "kind": "APIVersions",
@@ -438,6 +515,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._list(route, query)
         if verb in ("create", "update", "patch") and body is None:
             raise errors.bad_request("the request body is empty")
+        mode = query.get("fieldValidation") or "Warn"  # the real server's default
+        if mode not in FIELD_VALIDATION_MODES:
+            raise errors.bad_request(
+                f'invalid fieldValidation directive "{mode}": must be one of '
+                + ", ".join(FIELD_VALIDATION_MODES)
+            )
+        validation = FieldValidation(mode)
         result: Obj
         code = 200
         if verb == "get":
@@ -447,17 +531,21 @@ class _Handler(BaseHTTPRequestHandler):
                 raise errors.method_not_allowed()
             if not isinstance(body, dict):
                 raise errors.bad_request("the request body is not an object")
-            result, code = store.create(rt, ns, body), 201
+            result, code = store.create(rt, ns, body, validation=validation), 201
         elif verb == "update":
             if not isinstance(body, dict):
                 raise errors.bad_request("the request body is not an object")
             if sub == "scale":
                 result = store.update_scale(rt, ns, name, body)
             else:
-                result = store.update(rt, ns, name, body, subresource=sub or None)
+                result = store.update(
+                    rt, ns, name, body, subresource=sub or None, validation=validation
+                )
         elif verb == "patch":
             ctype = self.headers.get("Content-Type") or ""
-            result = store.patch(rt, ns, name, ctype, body, subresource=sub or None)
+            result = store.patch(
+                rt, ns, name, ctype, body, subresource=sub or None, validation=validation
+            )
         elif verb == "delete":
             pre = (body or {}).get("preconditions") or {} if isinstance(body, dict) else {}
             obj, removed = store.delete(
@@ -497,7 +585,19 @@ class _Handler(BaseHTTPRequestHandler):
             result = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
         if result.get("kind") not in ("Status", "Scale"):
             result = _version_of(rt, version, result)
-        self._send_json(code, result)
+            table_version = tables.wants_table(self.headers.get("Accept"))
+            if verb == "get" and table_version:
+                result = tables.to_table(
+                    rt,
+                    version,
+                    [result],
+                    resource_version=result["metadata"].get("resourceVersion", ""),
+                    table_version=table_version,
+                    include_object=query.get("includeObject") or "Metadata",
+                )
+        # One header per dropped field, as the real server warns (kubectl prints them).
+        warnings = [("Warning", f"299 - {json.dumps(w)}") for w in validation.warnings]
+        self._send_json(code, result, warnings)
         return code
 
     def _list(self, route: Route, query: dict[str, str]) -> int:
@@ -515,6 +615,19 @@ class _Handler(BaseHTTPRequestHandler):
             limit=int(query.get("limit") or 0),
             continue_token=query.get("continue") or None,
         )
+        table_version = tables.wants_table(self.headers.get("Accept"))
+        if table_version:
+            table = tables.to_table(
+                rt,
+                route.version,
+                [_version_of(rt, route.version, i) for i in items],
+                resource_version=str(current),
+                table_version=table_version,
+                include_object=query.get("includeObject") or "Metadata",
+                continue_token=token,
+            )
+            self._send_json(200, table)
+            return 200
         meta: Obj = {"resourceVersion": str(current)}
         if token:
             meta["continue"] = token

@@ -23,6 +23,7 @@ from tests.harness.kubeconfig import client_configuration, write_kubeconfig
 from tests.harness.kubelet import Kubelet
 from tests.harness.rbac import Tokens, User
 from tests.harness.store import Obj, Store
+from tests.harness.tls import server_context, serving_cert
 
 
 class KubeHarness:
@@ -105,12 +106,33 @@ class KubeHarness:
 
     def api_client(self, token: str | None = None) -> Any:
         """A ``kubernetes.client.ApiClient`` for ``token`` (admin by default), closed at the end."""
-        api = client.ApiClient(client_configuration(self.url, token or self.admin_token))
+        return self.track(
+            client.ApiClient(client_configuration(self.url, token or self.admin_token))
+        )
+
+    def track(self, api: Any) -> Any:
+        """Close ``api`` (anything with ``close()``) when the harness closes."""
         self._clients.append(api)
         return api
 
-    def kubeconfig(self, path: Path, token: str | None = None, namespace: str = "default") -> Path:
-        return write_kubeconfig(path, self.url, token or self.admin_token, namespace)
+    def kubeconfig(
+        self, path: Path, token: str | None = None, namespace: str = "default", *, tls: bool = False
+    ) -> Path:
+        """A kubeconfig for ``token`` (admin by default). ``tls=True`` points it at the HTTPS
+        listener (started on first use) with the emulator's CA: kubectl sends a token only
+        over TLS."""
+        token = token or self.admin_token
+        if not tls:
+            return write_kubeconfig(path, self.url, token, namespace)
+        ca = self.enable_tls()
+        return write_kubeconfig(path, self.server.tls_url, token, namespace, ca_pem=ca)
+
+    def enable_tls(self) -> bytes:
+        """Serve HTTPS too (``server.tls_url``, kept across restarts); returns the CA (PEM)."""
+        cert = serving_cert(self.server.host)
+        if self.server.tls is None:
+            self.server.enable_tls(server_context(cert, self.workdir / "tls"))
+        return cert.cert_pem
 
     @property
     def audit(self) -> list[AuditRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,19 @@ from kubernetes import client
 
 
 def kubeconfig_dict(
-    server: str, token: str, namespace: str = "default", name: str = "headroom-emulator"
+    server: str,
+    token: str,
+    namespace: str = "default",
+    name: str = "headroom-emulator",
+    ca_pem: bytes | None = None,
 ) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": server}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": name, "user": {"token": token}}],
         "contexts": [
             {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
@@ -25,9 +33,12 @@ def kubeconfig_dict(
     }
 
 
-def write_kubeconfig(path: Path, server: str, token: str, namespace: str = "default") -> Path:
+def write_kubeconfig(
+    path: Path, server: str, token: str, namespace: str = "default", ca_pem: bytes | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(kubeconfig_dict(server, token, namespace), sort_keys=False))
+    doc = kubeconfig_dict(server, token, namespace, ca_pem=ca_pem)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 

@@ -35,6 +35,10 @@ class ResourceType:
     scale: ScaleSpec | None = None
     # version -> openAPIV3Schema (custom resources only)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    # version -> additionalPrinterColumns (custom resources only; what `kubectl get` shows)
+    printer_columns: dict[str, tuple[dict[str, Any], ...]] = field(
+        default_factory=dict, compare=False
+    )
     custom: bool = False
     # Objects removed at delete time are returned to the caller (pods, custom resources);
     # others get a Success Status, as the real server does.
@@ -158,6 +162,7 @@ def type_from_crd(crd: dict[str, Any]) -> ResourceType:
         status=bool(subresources and "status" in subresources),
         scale=scale,
         schemas=schemas,
+        printer_columns={v["name"]: tuple(v.get("additionalPrinterColumns") or ()) for v in served},
         custom=True,
         return_deleted=True,
     )

@@ -4,7 +4,8 @@ Covers the OpenAPI v3 subset Headroom's CRDs use (type, properties, required, de
 minimum/maximum, enum, pattern, min/max length and items, items, additionalProperties,
 nullable, x-kubernetes-preserve-unknown-fields, x-kubernetes-int-or-string, format
 date-time). The store calls :func:`admit` on every write of a custom resource; the causes
-it returns become a 422 ``Status`` worded like the real server's.
+it returns become a 422 ``Status`` worded like the real server's. The fields it prunes
+are what ``fieldValidation`` reports (Strict: a 400, Warn: ``Warning`` headers).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +25,15 @@ def _fmt(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def prune(obj: Any, schema: dict[str, Any], root: bool = False) -> Any:
-    """Drop fields the schema does not know, as the real server does."""
+def prune(
+    obj: Any,
+    schema: dict[str, Any],
+    root: bool = False,
+    path: str = "",
+    dropped: list[str] | None = None,
+) -> Any:
+    """Drop fields the schema does not know, as the real server does; their paths (``spec.a``,
+    ``spec.items[0].b``) go to ``dropped``."""
     if isinstance(obj, dict) and schema.get("type", "object") == "object":
         if schema.get("x-kubernetes-preserve-unknown-fields") and not schema.get("properties"):
             return obj
@@ -32,17 +41,23 @@ def prune(obj: Any, schema: dict[str, Any], root: bool = False) -> Any:
         extra = schema.get("additionalProperties")
         out: dict[str, Any] = {}
         for key, value in obj.items():
+            sub = f"{path}.{key}" if path else key
             if root and key in ROOT_KEYS:
                 out[key] = value
             elif key in props:
-                out[key] = prune(value, props[key])
+                out[key] = prune(value, props[key], path=sub, dropped=dropped)
             elif isinstance(extra, dict):
-                out[key] = prune(value, extra)
+                out[key] = prune(value, extra, path=sub, dropped=dropped)
             elif extra is True or schema.get("x-kubernetes-preserve-unknown-fields"):
                 out[key] = value
+            elif dropped is not None:
+                dropped.append(sub)
         return out
     if isinstance(obj, list) and isinstance(schema.get("items"), dict):
-        return [prune(v, schema["items"]) for v in obj]
+        return [
+            prune(v, schema["items"], path=f"{path}[{i}]", dropped=dropped)
+            for i, v in enumerate(obj)
+        ]
     return obj
 
 
@@ -211,11 +226,49 @@ def validate(value: Any, schema: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
-def admit(obj: dict[str, Any], schema: dict[str, Any] | None) -> tuple[dict[str, Any], list[Cause]]:
-    """Prune, default and validate one custom resource; returns (object, causes)."""
+# ObjectMeta's fields: anything else under metadata is an unknown field to the real server.
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+FIELD_VALIDATION_MODES = ("Ignore", "Warn", "Strict")
+
+
+@dataclass
+class FieldValidation:
+    """The ``fieldValidation`` directive of one write, and the warnings it produced."""
+
+    mode: str = "Ignore"  # Ignore | Warn | Strict
+    warnings: list[str] = field(default_factory=list)
+
+
+def admit(
+    obj: dict[str, Any], schema: dict[str, Any] | None, unknown: list[str] | None = None
+) -> tuple[dict[str, Any], list[Cause]]:
+    """Prune, default and validate one custom resource; returns (object, causes). The paths
+    of pruned fields (and of unknown metadata fields, which are kept) go to ``unknown``."""
+    if unknown is not None:
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            unknown += [f"metadata.{k}" for k in meta if k not in OBJECT_META_FIELDS]
     if not schema:
         return obj, []
-    pruned = prune(copy.deepcopy(obj), schema, root=True)
+    pruned = prune(copy.deepcopy(obj), schema, root=True, dropped=unknown)
     defaulted = apply_defaults(pruned, schema)
     body = {k: v for k, v in defaulted.items() if k not in ROOT_KEYS}
     sub_schema = dict(schema)

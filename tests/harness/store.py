@@ -25,7 +25,7 @@ from tests.harness import errors
 from tests.harness.errors import ApiError
 from tests.harness.patch import APPLY, STRATEGIC, apply_patch
 from tests.harness.resources import ResourceType, builtin_types, type_from_crd
-from tests.harness.schema import admit
+from tests.harness.schema import FieldValidation, admit
 from tests.harness.selectors import FieldMatcher, Requirement, labels_match, selector_to_string
 
 Obj = dict[str, Any]
@@ -176,7 +176,15 @@ class Store:
             return items, self._rv, next_token
 
     # ---- writes ----------------------------------------------------------------------
-    def create(self, rt: ResourceType, ns: str, obj: Obj, *, internal: bool = False) -> Obj:
+    def create(
+        self,
+        rt: ResourceType,
+        ns: str,
+        obj: Obj,
+        *,
+        internal: bool = False,
+        validation: FieldValidation | None = None,
+    ) -> Obj:
         with self.lock:
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
@@ -228,7 +236,7 @@ class Store:
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
             self._on_create(rt, obj)
-            obj = self._admit(rt, obj)
+            obj = self._admit(rt, obj, validation)
             return self._commit(rt, None, obj)
 
     def update(
@@ -240,6 +248,7 @@ class Store:
         *,
         subresource: str | None = None,
         internal: bool = False,
+        validation: FieldValidation | None = None,
     ) -> Obj:
         with self.lock:
             old = self._current(rt, ns, name)
@@ -281,7 +290,7 @@ class Store:
                         meta[k] = old_meta[k]
                     else:
                         meta.pop(k, None)
-            merged = self._admit(rt, merged)
+            merged = self._admit(rt, merged, validation)
             return self._commit(rt, old, merged)
 
     def patch(
@@ -293,6 +302,7 @@ class Store:
         body: Any,
         *,
         subresource: str | None = None,
+        validation: FieldValidation | None = None,
     ) -> Obj:
         media = content_type.split(";")[0].strip().lower()
         if media == APPLY or (media == STRATEGIC and rt.custom):
@@ -306,7 +316,9 @@ class Store:
             patched.setdefault("metadata", {})
             if not patched["metadata"].get("resourceVersion"):
                 patched["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-            return self.update(rt, ns, name, patched, subresource=subresource)
+            return self.update(
+                rt, ns, name, patched, subresource=subresource, validation=validation
+            )
 
     def mutate(
         self,
@@ -535,9 +547,19 @@ class Store:
             ],
         )
 
-    def _admit(self, rt: ResourceType, obj: Obj) -> Obj:
+    def _admit(self, rt: ResourceType, obj: Obj, validation: FieldValidation | None = None) -> Obj:
         if rt.custom:
-            obj, causes = admit(obj, rt.schemas.get(rt.versions[0]))
+            checking = validation is not None and validation.mode != "Ignore"
+            unknown: list[str] | None = [] if checking else None
+            obj, causes = admit(obj, rt.schemas.get(rt.versions[0]), unknown)
+            if validation is not None and unknown:
+                said = [f'unknown field "{path}"' for path in unknown]
+                if validation.mode == "Strict":
+                    raise errors.bad_request(
+                        f'{rt.kind} in version "{rt.versions[0]}" cannot be handled as a '
+                        f"{rt.kind}: strict decoding error: {', '.join(said)}"
+                    )
+                validation.warnings += said
             if causes:
                 raise errors.invalid(rt.group, rt.kind, obj["metadata"].get("name", ""), causes)
         elif rt.key == CRD_KEY:

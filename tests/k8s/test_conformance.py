@@ -511,16 +511,22 @@ def test_custom_resources_are_defaulted_and_validated(crds: Any, custom: Any) ->
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "RedisCluster",
             "metadata": {"name": "cart"},
-            "spec": {"masters": 3, "unknownField": 1, "resources": {"cpu": "1"}},
+            "spec": {
+                "masters": 3,
+                "unknownField": 1,
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "cpu": "2"},
+                "auth": {"secretName": "cart-auth"},
+            },
         },
     )
     assert rc["spec"] == {
         "masters": 3,
-        "replicasPerMaster": 0,
-        "maxmemory": "64mb",
-        "image": "redis:7",
-        "mode": "cluster",
-        "resources": {"cpu": "1"},
+        "replicasPerMaster": 1,
+        "maxmemory": "256mb",
+        "image": "redis:7.2",
+        "port": 6379,
+        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+        "auth": {"secretName": "cart-auth", "key": "password"},
     }
     assert rc["metadata"]["generation"] == 1
 
@@ -547,14 +553,14 @@ def test_custom_resources_are_defaulted_and_validated(crds: Any, custom: Any) ->
     assert body["message"] == (
         'RedisCluster.headroom.dev "bad" is invalid: spec.masters: Invalid '
         "value: 0: spec.masters in body should be greater than or equal "
-        "to 1"
+        "to 3"
     )
     assert body["details"]["causes"] == [
         {
             "reason": "FieldValueInvalid",
             "field": "spec.masters",
             "message": "Invalid value: 0: spec.masters in body should be greater than or "
-            "equal to 1",
+            "equal to 3",
         }
     ]
     assert rejected({})["details"]["causes"][0] == {
@@ -565,11 +571,19 @@ def test_custom_resources_are_defaulted_and_validated(crds: Any, custom: Any) ->
     assert rejected({"masters": "three"})["details"]["causes"][0]["reason"] == (
         "FieldValueTypeInvalid"
     )
-    assert rejected({"masters": 3, "mode": "x"})["details"]["causes"][0]["reason"] == (
-        "FieldValueNotSupported"
-    )
-    causes = rejected({"masters": 101, "maxmemory": "lots"})["details"]["causes"]
-    assert sorted(c["field"] for c in causes) == ["spec.masters", "spec.maxmemory"]
+    assert rejected({"masters": 3, "auth": {}})["details"]["causes"][0] == {
+        "reason": "FieldValueRequired",
+        "message": "Required value",
+        "field": "spec.auth.secretName",
+    }
+    causes = rejected(
+        {"masters": 1001, "maxmemory": "lots", "resources": {"limits": {"cpu": "x"}}}
+    )["details"]["causes"]
+    assert sorted(c["field"] for c in causes) == [
+        "spec.masters",
+        "spec.maxmemory",
+        "spec.resources.limits.cpu",
+    ]
 
     with pytest.raises(ApiException) as exc:
         custom.create_namespaced_custom_object(
@@ -632,7 +646,7 @@ def test_custom_resource_status_and_scale_subresources(crds: Any, custom: Any) -
             "kind": "RedisCluster",
             "metadata": {"name": "cart"},
             "spec": {"masters": 3},
-            "status": {"readyMasters": 99},
+            "status": {"masters": 99},
         },
     )
     rc = custom.get_namespaced_custom_object(*args, "cart")
@@ -642,12 +656,15 @@ def test_custom_resource_status_and_scale_subresources(crds: Any, custom: Any) -
         "cart",
         {
             "status": {
+                "masters": 3,
                 "readyMasters": 3,
                 "selector": "app=cart",
+                "phase": "Ready",
                 "conditions": [
                     {
                         "type": "Ready",
                         "status": "True",
+                        "reason": "ClusterFormed",
                         "lastTransitionTime": "2025-01-01T00:00:00Z",
                     }
                 ],
@@ -661,9 +678,27 @@ def test_custom_resource_status_and_scale_subresources(crds: Any, custom: Any) -
     assert rc["status"]["readyMasters"] == 3 and rc["metadata"]["generation"] == 1
     with pytest.raises(ApiException) as exc:
         custom.patch_namespaced_custom_object_status(
-            *args, "cart", {"status": {"conditions": [{"type": "Ready", "status": "Maybe"}]}}
+            *args,
+            "cart",
+            {
+                "status": {
+                    "phase": "Happy",
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "Maybe",
+                            "reason": "Formed",
+                            "lastTransitionTime": "2025-01-01T00:00:00Z",
+                        }
+                    ],
+                }
+            },
         )
     assert exc.value.status == 422
+    assert sorted((c["field"], c["reason"]) for c in status_of(exc.value)["details"]["causes"]) == [
+        ("status.conditions[0].status", "FieldValueNotSupported"),
+        ("status.phase", "FieldValueNotSupported"),
+    ]
 
     scale = custom.get_namespaced_custom_object_scale(*args, "cart")
     assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
@@ -673,10 +708,20 @@ def test_custom_resource_status_and_scale_subresources(crds: Any, custom: Any) -
     rc = custom.get_namespaced_custom_object(*args, "cart")
     assert rc["spec"]["masters"] == 6 and rc["metadata"]["generation"] == 2
     scale = custom.get_namespaced_custom_object_scale(*args, "cart")
-    scale["spec"]["replicas"] = 0  # violates the CRD's minimum
+    scale["spec"]["replicas"] = 2  # violates the CRD's minimum of 3 masters
     with pytest.raises(ApiException) as exc:
         custom.replace_namespaced_custom_object_scale(*args, "cart", scale)
+    body = status_of(exc.value)
+    assert (exc.value.status, body["reason"]) == (422, "Invalid")
+    # The real server validates the object the new replicas would make, against its schema.
+    assert body["message"] == (
+        'RedisCluster.headroom.dev "cart" is invalid: spec.masters: Invalid value: 2: '
+        "spec.masters in body should be greater than or equal to 3"
+    )
+    with pytest.raises(ApiException) as exc:
+        custom.patch_namespaced_custom_object_scale(*args, "cart", {"spec": {"replicas": 1001}})
     assert exc.value.status == 422
+    assert custom.get_namespaced_custom_object(*args, "cart")["spec"]["masters"] == 6
 
     # A cluster-scoped kind without a schema keeps unknown fields.
     pool = custom.create_cluster_custom_object(

@@ -1,0 +1,49 @@
+{{/*
+Every permission the operator has, in one place. The operator Role (or ClusterRole with
+rbac.clusterWide) takes "headroom.rbac.operatorRules"; the Lease rules go into a Role in the
+release namespace either way, since the Lease lives there. Tests load these rules from the
+rendered chart into the API emulator, so the e2e suite proves they suffice.
+*/}}
+{{- define "headroom.rbac.operatorRules" -}}
+- apiGroups: ["headroom.dev"]
+  resources: ["redisclusters"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["headroom.dev"]
+  resources: ["redisclusters/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Leader election: "create" cannot be limited to a name (the object does not exist yet), the
+other verbs are limited to the one Lease.
+*/}}
+{{- define "headroom.rbac.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "headroom.leaseName" . | quote }}]
+  verbs: ["get", "update", "patch"]
+{{- end }}

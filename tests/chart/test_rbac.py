@@ -1,0 +1,187 @@
+"""The chart's RBAC, loaded into the API emulator: enough for the operator, and no more."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from tests.harness.chart_install import OperatorAccess, drop_verb, install_chart
+from tests.harness.harness import KubeHarness
+from tests.support.chart import of_kind, render_chart
+
+pytestmark = pytest.mark.k8s
+k8s: Any = client  # the generated client's Optional-everywhere models add only casts here
+
+RC = ("headroom.dev", "v1alpha1")
+
+
+def statefulset(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "serviceName": name,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "redis", "image": "redis:7.2"}]},
+            },
+        },
+    }
+
+
+def forbidden(call: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(ApiException) as exc:
+        call(*args, **kwargs)
+    assert exc.value.status == 403, exc.value.body
+    return str(json.loads(exc.value.body or "{}")["message"])
+
+
+def rules_of(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    roles = of_kind(render_chart(values), "Role", "ClusterRole")
+    return [rule for role in roles for rule in role["rules"]]
+
+
+@pytest.mark.parametrize("values", [None, {"rbac": {"clusterWide": True}}])
+def test_rbac_has_no_wildcards_and_no_write_on_secrets_or_pods(values: Any) -> None:
+    rules = rules_of(values)
+    assert rules
+    for rule in rules:
+        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert not any("*" in item for item in rule.get(key) or []), rule
+        assert "nonResourceURLs" not in rule
+    for rule in rules:
+        if {"secrets", "pods"} & set(rule["resources"]):
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+        if "secrets" in rule["resources"]:
+            assert rule["verbs"] == ["get"]  # the auth Secret, read by name: no list/watch
+
+
+def test_namespaced_install_has_no_cluster_roles_for_the_operator() -> None:
+    objs = render_chart()
+    bound = {b["roleRef"]["name"] for b in of_kind(objs, "ClusterRoleBinding")}
+    assert bound == set()
+    assert {r["metadata"]["name"] for r in of_kind(objs, "Role")} == {
+        "headroom-operator",
+        "headroom-leader-election",
+    }
+    wide = render_chart({"rbac": {"clusterWide": True}})
+    assert {b["roleRef"]["name"] for b in of_kind(wide, "ClusterRoleBinding")} == {
+        "headroom-operator"
+    }
+    # The Lease stays namespaced even when the operator watches every namespace.
+    assert {r["metadata"]["name"] for r in of_kind(wide, "Role")} == {"headroom-leader-election"}
+
+
+def test_the_operator_may_do_its_job_in_its_namespace(
+    kube: KubeHarness, chart_operator: OperatorAccess
+) -> None:
+    ns = chart_operator.namespace
+    op = kube.api_client(chart_operator.token)
+    apps, core, custom = k8s.AppsV1Api(op), k8s.CoreV1Api(op), k8s.CustomObjectsApi(op)
+    kube.apply(
+        {
+            "apiVersion": "headroom.dev/v1alpha1",
+            "kind": "RedisCluster",
+            "metadata": {"name": "cart", "namespace": ns},
+            "spec": {"masters": 3},
+        }
+    )
+    assert [
+        i["metadata"]["name"]
+        for i in custom.list_namespaced_custom_object(*RC, ns, "redisclusters")["items"]
+    ] == ["cart"]
+    custom.patch_namespaced_custom_object_status(
+        *RC, ns, "redisclusters", "cart", {"status": {"phase": "Forming"}}
+    )
+    custom.patch_namespaced_custom_object(
+        *RC, ns, "redisclusters", "cart", {"metadata": {"finalizers": ["headroom.dev/cleanup"]}}
+    )
+    apps.create_namespaced_stateful_set(ns, statefulset("cart"))
+    apps.patch_namespaced_stateful_set("cart", ns, {"spec": {"replicas": 6}})
+    core.create_namespaced_service(
+        ns, {"metadata": {"name": "cart"}, "spec": {"clusterIP": "None"}}
+    )
+    k8s.PolicyV1Api(op).create_namespaced_pod_disruption_budget(
+        ns,
+        {
+            "metadata": {"name": "cart"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "cart"}}},
+        },
+    )
+    assert core.list_namespaced_pod(ns).items == []
+    core.create_namespaced_event(
+        ns,
+        {
+            "metadata": {"name": "cart.1"},
+            "involvedObject": {"kind": "RedisCluster", "name": "cart", "namespace": ns},
+            "reason": "Scaled",
+            "message": "masters=3->6",
+            "type": "Normal",
+        },
+    )
+    apps.delete_namespaced_stateful_set("cart", ns)
+
+    # Leader election: only the chart's Lease, by name.
+    coord = k8s.CoordinationV1Api(op)
+    lease = chart_operator.lease_name
+    assert lease == "headroom-operator"
+    coord.create_namespaced_lease(
+        ns, {"metadata": {"name": lease}, "spec": {"holderIdentity": "pod-a"}}
+    )
+    coord.patch_namespaced_lease(lease, ns, {"spec": {"holderIdentity": "pod-b"}})
+    assert coord.read_namespaced_lease(lease, ns).spec.holder_identity == "pod-b"
+    kube.apply(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "someone-elses", "namespace": ns},
+        }
+    )
+    assert "cannot get resource" in forbidden(coord.read_namespaced_lease, "someone-elses", ns)
+
+
+def test_the_operator_may_not_do_more(kube: KubeHarness, chart_operator: OperatorAccess) -> None:
+    ns = chart_operator.namespace
+    op = kube.api_client(chart_operator.token)
+    core, apps = k8s.CoreV1Api(op), k8s.AppsV1Api(op)
+    user = f"system:serviceaccount:{ns}:{chart_operator.service_account}"
+    assert forbidden(core.list_namespaced_secret, ns) == (
+        f'secrets is forbidden: User "{user}" cannot list resource "secrets" in API group "" '
+        f'in the namespace "{ns}"'
+    )
+    forbidden(core.delete_namespaced_pod, "x", ns)
+    forbidden(core.create_namespaced_config_map, ns, {"metadata": {"name": "x"}})
+    # Namespaced install: nothing in another namespace, nothing cluster-wide.
+    kube.ensure_namespace("shop")
+    forbidden(apps.create_namespaced_stateful_set, "shop", statefulset("cart"))
+    forbidden(k8s.CustomObjectsApi(op).list_cluster_custom_object, *RC, "redisclusters")
+    forbidden(k8s.ApiextensionsV1Api(op).list_custom_resource_definition)
+
+
+def test_cluster_wide_install_reaches_every_namespace(kube: KubeHarness) -> None:
+    access = install_chart(kube, {"rbac": {"clusterWide": True}})
+    assert "--all-namespaces" in access.args and "--namespace" not in access.args
+    op = kube.api_client(access.token)
+    kube.ensure_namespace("shop")
+    k8s.AppsV1Api(op).create_namespaced_stateful_set("shop", statefulset("cart"))
+    assert k8s.CustomObjectsApi(op).list_cluster_custom_object(*RC, "redisclusters")["items"] == []
+    forbidden(k8s.CoreV1Api(op).list_namespaced_secret, "shop")
+
+
+def test_removing_one_verb_the_operator_needs_is_a_403(kube: KubeHarness) -> None:
+    def without_create(objects: list[dict[str, Any]]) -> None:
+        assert drop_verb(objects, "statefulsets", "create") == 1
+
+    access = install_chart(kube, edit_rules=without_create)
+    apps = k8s.AppsV1Api(kube.api_client(access.token))
+    message = forbidden(apps.create_namespaced_stateful_set, access.namespace, statefulset("cart"))
+    assert message == (
+        'statefulsets.apps is forbidden: User "system:serviceaccount:headroom:headroom-operator" '
+        'cannot create resource "statefulsets" in API group "apps" in the namespace "headroom"'
+    )
+    apps.list_namespaced_stateful_set(access.namespace)  # the other verbs are still there
