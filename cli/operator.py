@@ -41,12 +41,26 @@ def run(
     host: Annotated[str, typer.Option("--host", help="Address of the health/metrics port.")] = (
         "0.0.0.0"
     ),
-    port: Annotated[int, typer.Option("--port", help="Port of /healthz, /readyz, /metrics.")] = (
-        8080
-    ),
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", help="Port of /healthz, /readyz, /metrics.", envvar="HEADROOM_METRICS_PORT"
+        ),
+    ] = 8080,
     lease_name: Annotated[
-        str, typer.Option("--lease-name", help="Lease used for leader election.")
+        str,
+        typer.Option(
+            "--lease-name", help="Lease used for leader election.", envvar="HEADROOM_LEASE_NAME"
+        ),
     ] = "headroom-operator",
+    lease_duration: Annotated[
+        float,
+        typer.Option(
+            "--lease-duration",
+            help="Seconds a standby waits after the leader's last renewal before it takes over.",
+            envvar="HEADROOM_LEASE_DURATION_SECONDS",
+        ),
+    ] = 15.0,
     lease_namespace: Annotated[
         str | None, typer.Option("--lease-namespace", help="Namespace of the Lease.")
     ] = None,
@@ -56,6 +70,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
+    from headroom.controller.operator.leader import LeaseTimings
     from headroom.controller.operator.runtime import (
         OperatorOptions,
         configure_logging,
@@ -64,6 +79,8 @@ def run(
 
     if namespace and all_namespaces:
         fail("--namespace and --all-namespaces exclude each other", EXIT_INPUT)
+    if not 3 <= lease_duration <= 600:
+        fail(f"--lease-duration: {lease_duration:g} is outside 3..600 seconds", EXIT_INPUT)
     if not 0 <= port < 65536:
         fail(f"--port: {port} is not a port number", EXIT_INPUT)
     if kubeconfig is not None and not kubeconfig.is_file():
@@ -82,6 +99,11 @@ def run(
                 lease_name=lease_name,
                 lease_namespace=lease_namespace,
                 identity=identity,
+                timings=LeaseTimings(
+                    lease_duration=lease_duration,
+                    renew_deadline=lease_duration * 2 / 3,
+                    retry_period=max(1.0, lease_duration / 7.5),
+                ),
             )
         )
     raise typer.Exit(code)

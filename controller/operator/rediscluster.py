@@ -23,7 +23,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found, owner_reference
+from headroom.controller.kube import (
+    GROUP,
+    VERSION,
+    Kube,
+    call,
+    not_found,
+    now_rfc3339,
+    owner_reference,
+)
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
 from headroom.controller.operator.conditions import Cond, merge_conditions
@@ -61,6 +69,7 @@ class _Cluster:
     provisioner: StatefulSetProvisioner
     masters_seen: int | None = None
     last_error: str | None = None
+    migration_started: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -195,17 +204,21 @@ class RedisClusterReconciler:
             "masters": shape.masters if shape else 0,
             "readyMasters": shape.ready_masters if shape else 0,
             "selector": resources.selector(name),
-            "slotsPerMaster": shape.slots_per_master if shape else {},
-            "podsReady": f"{ready_pods}/{wanted_pods}",
+            "slotsPerMaster": shape.slots_per_master if shape else [],
         }
         if busy and progress is not None and progress.slots_total:
+            started = cluster.migration_started or now_rfc3339()
+            cluster.migration_started = started
             fields["migration"] = {
+                "fromMasters": cluster.masters_seen or 0,
                 "toMasters": spec.masters,
                 "slotsLeft": progress.slots_total - progress.slots_done,
-                "slotsTotal": progress.slots_total,
                 "keysMoved": progress.keys_moved,
+                "startedAt": started,
+                "updatedAt": now_rfc3339(),
             }
         else:
+            cluster.migration_started = None
             fields["migration"] = None
         conds: list[Cond]
         if error is not None and not running:
@@ -423,7 +436,7 @@ class _Shape:
     masters: int
     ready_masters: int
     replicas: dict[str, int]
-    slots_per_master: dict[str, int]
+    slots_per_master: list[dict[str, Any]]
     healthy: bool
 
 
@@ -443,9 +456,25 @@ def _read_shape(target: RedisScalerTarget) -> _Shape | None:
         masters=len(masters),
         ready_masters=ready,
         replicas=replicas,
-        slots_per_master={(m.name or m.addr): m.slots for m in masters},
+        slots_per_master=sorted(
+            (
+                {
+                    "node": m.name or m.addr,
+                    "nodeId": m.node_id or "",
+                    "address": m.addr,
+                    "slots": m.slots,
+                }
+                for m in masters
+            ),
+            key=lambda row: _ordinal_key(str(row["node"])),
+        ),
         healthy=st.healthy,
     )
+
+
+def _ordinal_key(pod: str) -> tuple[int, str]:
+    number = pod.rpartition("-")[2]
+    return (int(number), pod) if number.isdigit() else (1 << 30, pod)
 
 
 def _converged(shape: _Shape | None, spec: RedisClusterSpec) -> bool:

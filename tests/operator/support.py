@@ -1,0 +1,202 @@
+"""End-to-end support for the operator suites: an emulated cluster, real redis pods, and
+``headroom operator run`` as real subprocesses.
+
+The operator processes talk to the API emulator over HTTP through a kubeconfig
+with the operator ServiceAccount's token; the tests read and write with an admin
+client. :class:`PodCluster` lets the resharder tests' data helpers
+(``tests/redis/data.py``) load, checksum and hammer the cluster the pods form.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+from kubernetes import client
+
+from tests.harness.harness import KubeHarness
+from tests.harness.kubelet import Kubelet
+
+GROUP, VERSION, PLURAL = "headroom.dev", "v1alpha1", "redisclusters"
+NS = "headroom"  # the chart's release namespace: the operator watches its own
+HEADROOM = str(Path(sys.executable).with_name("headroom"))
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, poll: float = 0.2) -> T:
+    """Poll ``check`` until it returns something truthy; fail the test with ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as err:  # noqa: BLE001 - a poll may race a restart
+            last = err
+        else:
+            if last:
+                return last
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class PodNode:
+    host: str
+    port: int
+
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=5)
+
+
+@dataclass
+class PodCluster:
+    """The redis pods of one RedisCluster, shaped like ``RedisTestCluster`` for data helpers."""
+
+    kubelet: Kubelet
+    namespace: str
+    name: str
+
+    @property
+    def nodes(self) -> list[PodNode]:
+        procs = [
+            p
+            for (ns, pod), p in sorted(self.kubelet.processes.items())
+            if ns == self.namespace and pod.startswith(f"{self.name}-") and p.alive
+        ]
+        return [PodNode(p.ip, p.port) for p in procs]
+
+    @property
+    def seed(self) -> str:
+        return self.nodes[0].addr
+
+
+@dataclass
+class OperatorProcess:
+    identity: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return int(self.proc.returncode)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class OperatorEnv:
+    """One emulated cluster with the chart's CRDs and RBAC, and the operators started on it."""
+
+    kube: KubeHarness
+    kubelet: Kubelet
+    workdir: Path
+    kubeconfig: Path
+    lease: str = "headroom-operator"
+    operators: list[OperatorProcess] = field(default_factory=list)
+
+    @property
+    def admin(self) -> Any:
+        return self._admin
+
+    def __post_init__(self) -> None:
+        self._admin = self.kube.api_client()
+        self.custom = client.CustomObjectsApi(self._admin)
+        self.apps = client.AppsV1Api(self._admin)
+        self.core = client.CoreV1Api(self._admin)
+
+    def start_operator(self, identity: str, *extra: str) -> OperatorProcess:
+        log = self.workdir / f"operator-{identity}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("KUBECONFIG", None)
+        argv = [
+            HEADROOM, "operator", "run", "--kubeconfig", str(self.kubeconfig), "-n", NS,
+            "--host", "127.0.0.1", "--port", "0", "--identity", identity,
+            "--lease-name", self.lease, *extra,
+        ]  # fmt: skip
+        with log.open("ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        op = OperatorProcess(identity, proc, log)
+        self.operators.append(op)
+        return op
+
+    def create_cluster(self, name: str, masters: int = 3, replicas: int = 1, **spec: Any) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RedisCluster",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"masters": masters, "replicasPerMaster": replicas, **spec},
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+
+    def get(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, name
+        )
+        return out
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for cond in self.status(name).get("conditions") or ():
+            if cond["type"] == type_:
+                return dict(cond)
+        return {}
+
+    def scale(self, name: str, masters: int) -> None:
+        """Resize through the /scale subresource, as kubectl scale or an autoscaler would."""
+        self.custom.patch_namespaced_custom_object_scale(
+            GROUP, VERSION, NS, PLURAL, name, {"spec": {"replicas": masters}}
+        )
+
+    def ready_with(self, name: str, masters: int) -> Callable[[], bool]:
+        def check() -> bool:
+            st = self.status(name)
+            gen = self.get(name)["metadata"].get("generation")
+            return bool(
+                st.get("phase") == "Ready"
+                and st.get("masters") == masters
+                and st.get("observedGeneration") == gen
+                and self.condition(name, "Ready").get("status") == "True"
+            )
+
+        return check
+
+    def pods(self, name: str) -> PodCluster:
+        return PodCluster(self.kubelet, NS, name)
+
+    def events(self, name: str) -> list[Any]:
+        items = self.core.list_namespaced_event(NS).items
+        return [e for e in items if e.involved_object.name == name]
+
+    def close(self) -> None:
+        for op in self.operators:
+            op.kill()
+            # Shown by pytest only when the test failed.
+            print(f"----- operator {op.identity} (last 60 lines) -----")
+            print("\n".join(op.text().splitlines()[-60:]))
