@@ -106,6 +106,7 @@ class RedisClusterReconciler:
         status = dict(body.get("status") or {})
         try:
             spec = parse_spec(body.get("spec"))
+            auth = None if self.dry_run else self._auth(ns, spec)
         except InvalidSpec as err:
             self._write_status(
                 ns,
@@ -125,9 +126,33 @@ class RedisClusterReconciler:
             raise
         if self.dry_run:
             return self._dry_pass(ns, name, spec, status, generation)
-        cluster = self._cluster(ns, name, uid, spec)
+        cluster = self._cluster(ns, name, uid, spec, auth)
         with cluster.lock:
-            return self._pass(body, spec, cluster, status, generation)
+            try:
+                return self._pass(body, spec, cluster, status, generation)
+            except KubernetesError as err:
+                # Say it where people look; the handler retries after a delay.
+                self._report_failure(ns, name, status, generation, str(err))
+                raise
+
+    def _report_failure(
+        self, ns: str, name: str, status: Mapping[str, Any], generation: int, message: str
+    ) -> None:
+        try:
+            self._write_status(
+                ns,
+                name,
+                status,
+                generation,
+                {"phase": "Degraded" if status.get("masters") else "Pending"},
+                [
+                    Cond("Ready", "False", "ReconcileFailed", message),
+                    Cond("Scaling", "False", "ReconcileFailed", message),
+                    Cond("Degraded", "True", "ReconcileFailed", message),
+                ],
+            )
+        except KubernetesError as err:
+            log.warning("Failed to report failure RedisCluster %s/%s error=%s", ns, name, err)
 
     def forget(self, namespace: str, name: str, uid: str) -> None:
         """The RedisCluster is gone: stop its worker (its objects are garbage-collected)."""
@@ -320,7 +345,9 @@ class RedisClusterReconciler:
 
     # -- the world -----------------------------------------------------------------------------
 
-    def _cluster(self, ns: str, name: str, uid: str, spec: RedisClusterSpec) -> _Cluster:
+    def _cluster(
+        self, ns: str, name: str, uid: str, spec: RedisClusterSpec, auth: RedisAuth | None
+    ) -> _Cluster:
         with self._lock:
             cluster = self._clusters.get(uid)
             if cluster is not None:
@@ -331,7 +358,7 @@ class RedisClusterReconciler:
         scaler = ClusterScaler(
             provisioner,
             replicas_per_master=spec.replicas_per_master,
-            auth=self._auth(ns, spec),
+            auth=auth,
         )
         target = RedisScalerTarget(scaler, name=f"rediscluster/{ns}/{name}")
         with self._lock:
@@ -344,10 +371,17 @@ class RedisClusterReconciler:
         if spec.auth is None:
             return None
         ref = spec.auth
-        secret = call(
-            lambda: self.kube.core.read_namespaced_secret(ref.secret_name, ns),
-            f"read Secret {ns}/{ref.secret_name}",
-        )
+        try:
+            secret = call(
+                lambda: self.kube.core.read_namespaced_secret(ref.secret_name, ns),
+                f"read Secret {ns}/{ref.secret_name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                raise InvalidSpec(
+                    f"spec.auth.secretName: Secret {ref.secret_name!r} not found in {ns}"
+                ) from err
+            raise
         raw = (secret.data or {}).get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
@@ -509,21 +543,35 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
     """Route kopf's resume/create/update/timer/delete for RedisClusters to ``reconciler``."""
     import kopf
 
+    def count(result: str) -> None:
+        if reconciler.metrics is not None:
+            reconciler.metrics.record_reconcile(KIND, result)
+
     def handle(body: Any, **_: Any) -> None:
         try:
             outcome = reconciler.reconcile(body)
         except InvalidSpec as err:
+            count("invalid")
             raise kopf.PermanentError(str(err)) from err
         except HeadroomError as err:
+            count("failed")
             raise kopf.TemporaryError(str(err), delay=5.0) from err
+        count("done" if outcome.requeue_after is None else "requeued")
         if outcome.requeue_after is not None:
             raise kopf.TemporaryError(
                 f"{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
             )
 
     def drift(body: Any, **_: Any) -> None:
+        status, meta = body.get("status") or {}, body["metadata"]
+        if status.get("phase") == "Invalid" and status.get("observedGeneration") == meta.get(
+            "generation"
+        ):
+            return  # not retried until the spec changes
         try:
             reconciler.reconcile(body)
+        except InvalidSpec:
+            return  # reported in the status by reconcile()
         except HeadroomError as err:  # the next tick tries again
             log.warning("Timer pass failed RedisCluster %s error=%s", body["metadata"]["name"], err)
 

@@ -43,7 +43,7 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, poll: float = 0.
             last = err
         else:
             if last:
-                return last
+                return last  # type: ignore[no-any-return]
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
@@ -74,7 +74,7 @@ class PodCluster:
         procs = [
             p
             for (ns, pod), p in sorted(self.kubelet.processes.items())
-            if ns == self.namespace and pod.startswith(f"{self.name}-") and p.alive
+            if ns == self.namespace and pod.startswith(f"{self.name}-") and p.alive()
         ]
         return [PodNode(p.ip, p.port) for p in procs]
 
@@ -125,9 +125,10 @@ class OperatorEnv:
 
     def __post_init__(self) -> None:
         self._admin = self.kube.api_client()
-        self.custom = client.CustomObjectsApi(self._admin)
-        self.apps = client.AppsV1Api(self._admin)
-        self.core = client.CoreV1Api(self._admin)
+        # Any: the tests pass plain dicts and read plain dicts.
+        self.custom: Any = client.CustomObjectsApi(self._admin)
+        self.apps: Any = client.AppsV1Api(self._admin)
+        self.core: Any = client.CoreV1Api(self._admin)
 
     def start_operator(self, identity: str, *extra: str) -> OperatorProcess:
         log = self.workdir / f"operator-{identity}.log"
@@ -154,13 +155,14 @@ class OperatorEnv:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
 
     def get(self, name: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NS, PLURAL, name
-        )
-        return out
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name))
 
     def status(self, name: str) -> dict[str, Any]:
         return dict(self.get(name).get("status") or {})
+
+    def reason(self, name: str, type_: str) -> str | None:
+        """The reason of condition ``type_`` (None while it is not set)."""
+        return self.condition(name, type_).get("reason")
 
     def condition(self, name: str, type_: str) -> dict[str, Any]:
         for cond in self.status(name).get("conditions") or ():

@@ -47,7 +47,7 @@ def _guard_pod_removals(env: OperatorEnv) -> list[str]:
 
     def kill(key: tuple[str, str]) -> None:
         proc = kubelet.processes.get(key)
-        if proc is not None and proc.alive:
+        if proc is not None and proc.alive():
             try:
                 slots = _slots_of(proc.ip, proc.port)
             except redis.RedisError as err:

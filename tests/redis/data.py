@@ -11,13 +11,28 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis
 from redis.crc import key_slot
 
-from tests.support.redis_cluster import RedisTestCluster
+
+class NodeLike(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    def client(self) -> redis.Redis: ...
+
+
+class ClusterLike(Protocol):
+    """A test cluster (``RedisTestCluster``) or the pods of one (``tests.operator``)."""
+
+    @property
+    def nodes(self) -> Sequence[NodeLike]: ...
+
 
 BIG = 10 << 20  # bytes per big key
 
@@ -35,12 +50,12 @@ class Dataset:
         return self.keys + self.hashes + self.big
 
 
-def cluster_client(cluster: RedisTestCluster) -> redis.RedisCluster:
+def cluster_client(cluster: ClusterLike) -> redis.RedisCluster:
     node = cluster.nodes[0]
     return redis.RedisCluster(host=node.host, port=node.port, socket_timeout=10)
 
 
-def _alive_client(cluster: RedisTestCluster) -> redis.Redis:
+def _alive_client(cluster: ClusterLike) -> redis.Redis:
     for node in cluster.nodes:
         c = redis.Redis(host=node.host, port=node.port, socket_timeout=10)
         try:
@@ -51,7 +66,7 @@ def _alive_client(cluster: RedisTestCluster) -> redis.Redis:
     raise RuntimeError("no node of the cluster answers")
 
 
-def slot_owners(cluster: RedisTestCluster) -> dict[int, tuple[str, int]]:
+def slot_owners(cluster: ClusterLike) -> dict[int, tuple[str, int]]:
     """slot -> (host, port) of its master, from CLUSTER SLOTS of a live node."""
     out: dict[int, tuple[str, int]] = {}
     for row in _alive_client(cluster).execute_command("CLUSTER", "SLOTS"):
@@ -70,7 +85,7 @@ def _grouped(names: list[str]) -> dict[int, list[str]]:
 
 
 def _per_node(
-    cluster: RedisTestCluster, by_slot: dict[int, list[str]]
+    cluster: ClusterLike, by_slot: dict[int, list[str]]
 ) -> Iterator[tuple[redis.Redis, list[list[str]]]]:
     owners = slot_owners(cluster)
     nodes: dict[tuple[str, int], list[list[str]]] = {}
@@ -91,7 +106,7 @@ def big_value(i: int) -> bytes:
     return bytes([65 + i % 26]) * BIG
 
 
-def load(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> Dataset:
+def load(cluster: ClusterLike, keys: int, big: int = 0, hashes: int = 0) -> Dataset:
     """Write the dataset with one MSET per slot, pipelined per master."""
     ds = Dataset(keys, hashes, big)
     for client, groups in _per_node(cluster, _grouped([f"k:{i}" for i in range(keys)])):
@@ -113,7 +128,7 @@ def load(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) ->
     return ds
 
 
-def _read(cluster: RedisTestCluster, ds: Dataset) -> dict[str, bytes | None]:
+def _read(cluster: ClusterLike, ds: Dataset) -> dict[str, bytes | None]:
     """Every value of the dataset (hashes as their sorted field=value pairs)."""
     out: dict[str, bytes | None] = {}
     for client, groups in _per_node(cluster, _grouped([f"k:{i}" for i in range(ds.keys)])):
@@ -138,7 +153,7 @@ def _read(cluster: RedisTestCluster, ds: Dataset) -> dict[str, bytes | None]:
     return out
 
 
-def verify(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> list[str]:
+def verify(cluster: ClusterLike, keys: int, big: int = 0, hashes: int = 0) -> list[str]:
     """Names of missing or wrong keys (empty when every key is intact)."""
     got = _read(cluster, Dataset(keys, hashes, big))
     bad = [f"k:{i}" for i in range(keys) if got[f"k:{i}"] != f"v:{i}".encode()]
@@ -147,7 +162,7 @@ def verify(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) 
     return bad
 
 
-def digest(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) -> str:
+def digest(cluster: ClusterLike, keys: int, big: int = 0, hashes: int = 0) -> str:
     """SHA-256 over every name and value of the dataset, in a fixed order."""
     got = _read(cluster, Dataset(keys, hashes, big))
     h = hashlib.sha256()
@@ -156,7 +171,7 @@ def digest(cluster: RedisTestCluster, keys: int, big: int = 0, hashes: int = 0) 
     return h.hexdigest()
 
 
-def total_keys(cluster: RedisTestCluster) -> int:
+def total_keys(cluster: ClusterLike) -> int:
     """DBSIZE summed over the masters that answer."""
     total = 0
     for n in cluster.nodes:
@@ -173,7 +188,7 @@ def total_keys(cluster: RedisTestCluster) -> int:
 class LiveClient:
     """A cluster-aware client reading and writing in a thread while slots move."""
 
-    cluster: RedisTestCluster
+    cluster: ClusterLike
     preloaded: int
     errors: list[str] = field(default_factory=list)
     written: dict[str, int] = field(default_factory=dict)
