@@ -34,6 +34,7 @@ pytestmark = [
 k8s: Any = client
 NS = "shop"
 RC_ARGS = ("headroom.dev", "v1alpha1", NS, "redisclusters")
+SERVER_SIDE_VALIDATION = 29  # the first kubectl minor that finds fieldValidation in OpenAPI v3
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -51,9 +52,10 @@ def kubectl_minor() -> int:
 
 def make_kubectl(kubeconfig: Path, home: Path) -> Kubectl:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
-    # kubectl before 1.27 validates client-side from the protobuf OpenAPI v2 document, which
-    # the emulator does not serve; from 1.27 on it asks the server (fieldValidation=Strict).
-    old = kubectl_minor() < 27
+    # kubectl before 1.29 learns whether the server validates fields from the protobuf
+    # OpenAPI v2 document, which the emulator does not serve; from 1.29 on it reads OpenAPI v3
+    # and sends fieldValidation=Strict.
+    old = kubectl_minor() < SERVER_SIDE_VALIDATION
 
     def run(
         *args: str, ok: bool = True, stdin: str | None = None
@@ -94,7 +96,9 @@ def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
     assert "unchanged" in kubectl("apply", "-f", str(crds)).stdout
     assert table(kubectl("get", "crd").stdout)[0] == ["NAME", "CREATED AT"]
 
-    kubectl("create", "namespace", NS)
+    # apply, not `kubectl create namespace`: from 1.33 the typed create commands send protobuf.
+    namespace = yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    assert kubectl("apply", "-f", "-", stdin=namespace).stdout.strip() == f"namespace/{NS} created"
     sample = EXAMPLES_DIR / "rediscluster-cart.yaml"
     assert kubectl("apply", "-n", NS, "-f", str(sample)).stdout.strip() == (
         "rediscluster.headroom.dev/cart created"
@@ -139,7 +143,7 @@ def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
     changed = sample.read_text().replace("masters: 3", "masters: 4")
     assert "configured" in kubectl("apply", "-n", NS, "-f", "-", stdin=changed).stdout
     assert custom.get_namespaced_custom_object(*RC_ARGS, "cart")["spec"]["masters"] == 4
-    if kubectl_minor() >= 27:  # kubectl sends fieldValidation=Strict
+    if kubectl_minor() >= SERVER_SIDE_VALIDATION:  # kubectl sends fieldValidation=Strict
         typo = changed.replace("replicasPerMaster:", "replicaPerMaster:")
         bad = kubectl("apply", "-n", NS, "-f", "-", stdin=typo, ok=False)
         assert bad.returncode != 0
