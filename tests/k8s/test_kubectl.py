@@ -8,12 +8,7 @@ test writes the status and the Event an operator would.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,64 +18,30 @@ from kubernetes import client
 
 from tests.harness.harness import KubeHarness
 from tests.support.chart import EXAMPLES_DIR, of_kind, render_chart
+from tests.support.kubectl import (
+    SERVER_SIDE_VALIDATION,
+    Kubectl,
+    have_kubectl,
+    kubectl_minor,
+    make_kubectl,
+    table,
+)
 
 pytestmark = [
     pytest.mark.k8s,
     pytest.mark.skipif(
-        shutil.which("kubectl") is None,
+        not have_kubectl(),
         reason="needs kubectl (Debian's kubernetes-client; .ci/install-system-deps all)",
     ),
 ]
 k8s: Any = client
 NS = "shop"
 RC_ARGS = ("headroom.dev", "v1alpha1", NS, "redisclusters")
-SERVER_SIDE_VALIDATION = 29  # the first kubectl minor that finds fieldValidation in OpenAPI v3
-
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def kubectl_minor() -> int:
-    out = subprocess.run(
-        ["kubectl", "version", "--client", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return int(re.sub(r"\D", "", json.loads(out.stdout)["clientVersion"]["minor"]))
-
-
-def make_kubectl(kubeconfig: Path, home: Path) -> Kubectl:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
-    # kubectl before 1.29 learns whether the server validates fields from the protobuf
-    # OpenAPI v2 document, which the emulator does not serve; from 1.29 on it reads OpenAPI v3
-    # and sends fieldValidation=Strict.
-    old = kubectl_minor() < SERVER_SIDE_VALIDATION
-
-    def run(
-        *args: str, ok: bool = True, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = ["kubectl", *args]
-        if old and args[0] == "apply":
-            argv.append("--validate=false")
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, input=stdin, timeout=60
-        )
-        if ok:
-            assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr}"
-        return done
-
-    return run
 
 
 @pytest.fixture
 def kubectl(kube: KubeHarness, tmp_path: Path) -> Kubectl:
     return make_kubectl(kube.kubeconfig(tmp_path / "admin.kubeconfig", tls=True), tmp_path)
-
-
-def table(stdout: str) -> list[list[str]]:
-    """kubectl's column output as rows of cells (columns are 2+ spaces apart)."""
-    return [re.split(r"\s{2,}", line.strip()) for line in stdout.strip().splitlines()]
 
 
 def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
