@@ -11,7 +11,7 @@ from kubernetes.client import ApiException
 
 from tests.harness.chart_install import OperatorAccess, drop_verb, install_chart
 from tests.harness.harness import KubeHarness
-from tests.support.chart import of_kind, render_chart
+from tests.support.chart import REPO_ROOT, of_kind, render_chart
 
 pytestmark = pytest.mark.k8s
 k8s: Any = client  # the generated client's Optional-everywhere models add only casts here
@@ -185,3 +185,14 @@ def test_removing_one_verb_the_operator_needs_is_a_403(kube: KubeHarness) -> Non
         'cannot create resource "statefulsets" in API group "apps" in the namespace "headroom"'
     )
     apps.list_namespaced_stateful_set(access.namespace)  # the other verbs are still there
+
+
+def test_readme_lists_every_resource_the_operator_may_touch() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## On Kubernetes") :]
+    section = section[: section.index("\n## ", 1)]
+    for rule in rules_of({"rbac": {"aggregatedRoles": False}}):
+        for resource in rule["resources"]:
+            assert f"`{resource}`" in section, resource
+        for verb in rule["verbs"]:
+            assert verb in section, verb

@@ -283,6 +283,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_raw()
         if not raw:
             return None
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+            # Protobuf and CBOR are not served (the real server takes protobuf for built-in
+            # kinds); a 415 makes client-go fall back to JSON.
+            raise errors.unsupported_body(media)
         try:
             return json.loads(raw)
         except ValueError as err:

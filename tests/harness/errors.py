@@ -107,3 +107,14 @@ def unsupported_media_type(content_type: str) -> ApiError:
         f'application/strategic-merge-patch+json; got "{content_type}"',
         {},
     )
+
+
+def unsupported_body(content_type: str) -> ApiError:
+    """415 for a request body in a format the emulator does not decode."""
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f'application/json, application/yaml; got "{content_type}"',
+        {},
+    )

@@ -5,6 +5,8 @@ Driven through the official client, as the real server would be."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -272,6 +274,21 @@ def test_ages_and_json_paths_read_as_kubectl_shows_them() -> None:
     assert json_path(obj, '.status.conditions[?(@.type=="Ready")].status') == "True"
     assert json_path(obj, ".status.conditions[0].type") == "Scaling"
     assert json_path(obj, ".status.missing.deeper") is None
+
+
+def test_protobuf_and_cbor_bodies_are_unsupported_media(kube: KubeHarness) -> None:
+    for media in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+        request = urllib.request.Request(
+            f"{kube.url}/api/v1/namespaces",
+            data=b"k8s\x00\x0a\x0f",
+            method="POST",
+            headers={"Content-Type": media, "Authorization": f"Bearer {kube.admin_token}"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(request, timeout=5)
+        body = json.loads(exc.value.read())
+        assert (exc.value.code, body["reason"]) == (415, "UnsupportedMediaType")
+        assert body["message"].endswith(f'got "{media}"')
 
 
 # ---- OpenAPI v3 and HTTPS ------------------------------------------------------------

@@ -8,12 +8,7 @@ test writes the status and the Event an operator would.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +18,19 @@ from kubernetes import client
 
 from tests.harness.harness import KubeHarness
 from tests.support.chart import EXAMPLES_DIR, of_kind, render_chart
+from tests.support.kubectl import (
+    SERVER_SIDE_VALIDATION,
+    Kubectl,
+    have_kubectl,
+    kubectl_minor,
+    make_kubectl,
+    table,
+)
 
 pytestmark = [
     pytest.mark.k8s,
     pytest.mark.skipif(
-        shutil.which("kubectl") is None,
+        not have_kubectl(),
         reason="needs kubectl (Debian's kubernetes-client; .ci/install-system-deps all)",
     ),
 ]
@@ -35,50 +38,10 @@ k8s: Any = client
 NS = "shop"
 RC_ARGS = ("headroom.dev", "v1alpha1", NS, "redisclusters")
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def kubectl_minor() -> int:
-    out = subprocess.run(
-        ["kubectl", "version", "--client", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return int(re.sub(r"\D", "", json.loads(out.stdout)["clientVersion"]["minor"]))
-
-
-def make_kubectl(kubeconfig: Path, home: Path) -> Kubectl:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
-    # kubectl before 1.27 validates client-side from the protobuf OpenAPI v2 document, which
-    # the emulator does not serve; from 1.27 on it asks the server (fieldValidation=Strict).
-    old = kubectl_minor() < 27
-
-    def run(
-        *args: str, ok: bool = True, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = ["kubectl", *args]
-        if old and args[0] == "apply":
-            argv.append("--validate=false")
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, input=stdin, timeout=60
-        )
-        if ok:
-            assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr}"
-        return done
-
-    return run
-
 
 @pytest.fixture
 def kubectl(kube: KubeHarness, tmp_path: Path) -> Kubectl:
     return make_kubectl(kube.kubeconfig(tmp_path / "admin.kubeconfig", tls=True), tmp_path)
-
-
-def table(stdout: str) -> list[list[str]]:
-    """kubectl's column output as rows of cells (columns are 2+ spaces apart)."""
-    return [re.split(r"\s{2,}", line.strip()) for line in stdout.strip().splitlines()]
 
 
 def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
@@ -94,7 +57,9 @@ def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
     assert "unchanged" in kubectl("apply", "-f", str(crds)).stdout
     assert table(kubectl("get", "crd").stdout)[0] == ["NAME", "CREATED AT"]
 
-    kubectl("create", "namespace", NS)
+    # apply, not `kubectl create namespace`: from 1.33 the typed create commands send protobuf.
+    namespace = yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    assert kubectl("apply", "-f", "-", stdin=namespace).stdout.strip() == f"namespace/{NS} created"
     sample = EXAMPLES_DIR / "rediscluster-cart.yaml"
     assert kubectl("apply", "-n", NS, "-f", str(sample)).stdout.strip() == (
         "rediscluster.headroom.dev/cart created"
@@ -139,7 +104,7 @@ def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
     changed = sample.read_text().replace("masters: 3", "masters: 4")
     assert "configured" in kubectl("apply", "-n", NS, "-f", "-", stdin=changed).stdout
     assert custom.get_namespaced_custom_object(*RC_ARGS, "cart")["spec"]["masters"] == 4
-    if kubectl_minor() >= 27:  # kubectl sends fieldValidation=Strict
+    if kubectl_minor() >= SERVER_SIDE_VALIDATION:  # kubectl sends fieldValidation=Strict
         typo = changed.replace("replicasPerMaster:", "replicaPerMaster:")
         bad = kubectl("apply", "-n", NS, "-f", "-", stdin=typo, ok=False)
         assert bad.returncode != 0
