@@ -8,7 +8,10 @@ StatefulSet loses owned no slot when it went.
 
 from __future__ import annotations
 
+import re
 import threading
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -66,9 +69,27 @@ def _masters(env: OperatorEnv, name: str) -> dict[str, Any]:
     return {row["node"]: row["slots"] for row in env.status(name).get("slotsPerMaster") or ()}
 
 
+def _http(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def test_forms_scales_out_and_in_without_losing_a_key(env: OperatorEnv) -> None:
     removals = _guard_pod_removals(env)
-    env.start_operator("op-a")
+    op = env.start_operator("op-a")
+    found = wait_for(
+        lambda: re.search(r"Serving health and metrics port=(\d+)", op.text()), 30, "the port"
+    )
+    assert found is not None
+    port = found[1]
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: "Started operator" in op.text(), 30, "op-a to lead")
+    assert _http(f"{base}/healthz") == (200, "ok\n")
+    assert _http(f"{base}/readyz") == (200, "leading\n")
+    assert "headroom_operator_leader 1.0" in _http(f"{base}/metrics")[1]
     env.create_cluster("cart", masters=3, replicas=1)
     wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
 
@@ -106,5 +127,9 @@ def test_forms_scales_out_and_in_without_losing_a_key(env: OperatorEnv) -> None:
     wait_for(lambda: len(env.pods("cart").nodes) == 6, 30, "pods of removed ordinals stopped")
     assert sts.spec.replicas == 6
     assert removals == []  # no pod left while it still owned a slot
+    metrics = _http(f"{base}/metrics")[1]
+    assert re.search(
+        r'headroom_reconciles_total\{kind="RedisCluster",result="done"\} [1-9]', metrics
+    )
     reasons = [e.reason for e in env.events("cart")]
     assert reasons.count("ScalingStarted") >= 2

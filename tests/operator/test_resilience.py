@@ -123,6 +123,8 @@ def test_standby_takes_over_mid_migration_and_finishes(env: OperatorEnv) -> None
             env.status("cart").get("masters") != 6
             or env.condition("cart", "Ready").get("status") != "True"
         ), "the migration had already finished: nothing was interrupted"
+        standby = _by_identity(env, "op-b").text()
+        assert "Waiting for Lease" in standby and "Started operator" not in standby
         _by_identity(env, "op-a").kill()
         killed = time.monotonic()
         wait_for(lambda: _holder(env) == "op-b", 30, "op-b to take the Lease")
