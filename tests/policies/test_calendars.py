@@ -18,6 +18,7 @@ from headroom.policies.calendars import (
 )
 from headroom.policies.errors import CalendarError, PolicyError
 from headroom.policies.policy import load_policy
+from headroom.policies.trace import parse_trace_csv
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
@@ -152,6 +153,8 @@ def test_example_files_all_parse() -> None:
     for path in EXAMPLES.iterdir():
         if "policy" in path.name:
             assert load_policy(path.read_bytes(), path.name).targets
+        elif path.suffix == ".csv":
+            assert len(parse_trace_csv(path.read_bytes(), path.name)) > 1000
         else:
             assert len(load_calendar(path.read_bytes(), path.name, now=parse_time("2025-06-01")))
     promos = load_calendar((EXAMPLES / "livestream-calendar.yaml").read_text(), "c.yaml")

@@ -209,3 +209,22 @@ def test_plan_reasons_carry_the_utilisation(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     reasons = [a["reason"] for t in json.loads(res.stdout)["targets"] for a in t["actions"]]
     assert reasons and all(" capacity at " in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["plan", "--history", "h", "--policy", "p", "--current-units", "x"],
+            "--current-units: must be a whole number",
+        ),
+        (["plan", "--bogus"], "--bogus: is not a known option"),
+        (["plan", "--policy", "p"], "--history: is required"),
+        (["calendar", "validate"], "file: is required"),
+        (["demo", "--speed", "fast"], "--speed: must be a number"),
+    ],
+)
+def test_usage_errors_are_one_line_in_the_same_wording(args: list[str], line: str) -> None:
+    res = run(*args)
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr == f"error: {line}\n"
