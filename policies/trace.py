@@ -66,11 +66,15 @@ def parse_trace_csv(
 
     Rows are sorted by time; duplicate timestamps are refused, blank values become gaps.
     """
-    reader = csv.reader(io.StringIO(decode_text(text, source, TraceError)))
+    # newline=None: a lone "\r" ends a line too (old Mac exports), as csv expects.
+    reader = csv.reader(io.StringIO(decode_text(text, source, TraceError), newline=None))
     try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise TraceError(f"{source}: is empty (expected the header timestamp,qps)") from None
+        rows = list(reader)
+    except csv.Error as err:
+        raise TraceError(f"{source}: line {reader.line_num}: is not valid CSV ({err})") from None
+    if not rows:
+        raise TraceError(f"{source}: is empty (expected the header timestamp,qps)")
+    header = [h.strip().lower() for h in rows[0]]
     t_col = next((header.index(c) for c in TIME_COLUMNS if c in header), None)
     wanted = (value_column,) if value_column else VALUE_COLUMNS
     v_col = next((header.index(c) for c in wanted if c in header), None)
@@ -80,7 +84,7 @@ def parse_trace_csv(
         )
     times: list[float] = []
     values: list[float] = []
-    for lineno, row in enumerate(reader, start=2):
+    for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{source}: line {lineno}"

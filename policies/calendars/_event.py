@@ -30,7 +30,7 @@ def _as_label(value: Any) -> Any:
     return value
 
 
-LabelMap = dict[str, Annotated[str, BeforeValidator(_as_label)]]
+LabelMap = dict[Annotated[str, Field(min_length=1)], Annotated[str, BeforeValidator(_as_label)]]
 
 
 class _Model(BaseModel):
