@@ -215,8 +215,11 @@ def rebalance(
             r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar)
             if dry_run:
                 plan = r.plan_rebalance(use_empty_masters=use_empty_masters, weights=weights)
+                balanced = plan.slots == 0
                 if as_json:
-                    print_json({"dry_run": True, "plan": plan.to_json()})
+                    print_json({"dry_run": True, "balanced": balanced, "plan": plan.to_json()})
+                elif balanced:
+                    console.print("already balanced: no slot would move", highlight=False)
                 else:
                     console.print(_plan_table(plan))
                 return
