@@ -59,6 +59,24 @@ def usage_error_line(err: click_errors.ClickException) -> str:
     return text
 
 
+def _plain_flags(command: Any) -> None:
+    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe)."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    make_help = command.get_help_option  # click adds --help per context, after params
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
 class OneLineErrors(TyperGroup):
     """The root group of ``headroom``: a usage error is one ``error:`` line on stderr
     (exit 2), like every input error, instead of click's usage box."""
@@ -72,6 +90,7 @@ class OneLineErrors(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        _plain_flags(self)
         call = (args, prog_name, complete_var, False, windows_expand_args)
         if not standalone_mode:
             return super().main(*call, **extra)
@@ -98,6 +117,11 @@ def errors_to_exit() -> Iterator[None]:
         fail(str(err), EXIT_INPUT)
     except HeadroomError as err:
         fail(str(err), EXIT_FAILED)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 event``, ``2 events`` (``plural`` for irregular nouns)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def print_json(obj: Any) -> None:

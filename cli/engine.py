@@ -23,6 +23,7 @@ from rich.table import Table
 from headroom.cli._common import (
     EXIT_INPUT,
     console,
+    count,
     errors_to_exit,
     fail,
     print_json,
@@ -269,7 +270,8 @@ def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) ->
     k = int(np.argmax(p90))
     console.print(
         f"Peak p90 {format_qps(float(p90[k]))} QPS at {_clock(float(fc.t[k]), inputs.tz)}; "
-        f"learned from {len(inputs.history)} samples and {len(model.learned_events)} past events."
+        f"learned from {count(len(inputs.history), 'sample')} and "
+        f"{count(len(model.learned_events), 'past event')}."
     )
 
 

@@ -326,7 +326,8 @@ _POLICY_MISTAKES: list[tuple[tuple[Any, ...], st.SearchStrategy[Any], str]] = [
     (("targets", 0, "maxUnits"), st.integers(max_value=0) | junk_text, "maxUnits"),
     (("targets", 0, "kind"), junk_text, "kind"),
     (("targets", 0, "provisioning", "dataBytes"), _not(lambda s: _size(s)), "dataBytes"),
-    (("targets", 0, "provisioning", "fixedSeconds"), _not(lambda s: _dur(s)), "fixedSeconds"),
+    (("targets", 0, "provisioning", "fixedSeconds"), _not(lambda s: _dur(s, zero_ok=True)),
+     "fixedSeconds"),
     (("slo", "targetUtilization"), st.floats(min_value=1.0001) | st.floats(max_value=0),
      "targetUtilization"),
     (("forecast", "quantile"), st.floats(min_value=1) | st.floats(max_value=0), "quantile"),
@@ -347,11 +348,13 @@ def _size(text: str) -> bool:
         return False
 
 
-def _dur(text: str) -> bool:
+def _dur(text: str, zero_ok: bool = False) -> bool:
+    """``text`` is a valid duration: > 0 (as CLI options need), or >= 0 with ``zero_ok``."""
     try:
-        return parse_duration(text) > 0
+        seconds = parse_duration(text)
     except ValueError:
         return False
+    return seconds > 0 or (zero_ok and seconds == 0)
 
 
 def _step(text: str) -> bool:
@@ -425,14 +428,18 @@ def trace_near_miss(draw: st.DrawFn) -> tuple[str, tuple[str, ...]]:
     if kind == "time":
         rows[row][0] = draw(
             st.text(
-                st.characters(blacklist_characters=",\r\n\"'\x00"), min_size=1, max_size=20
+                st.characters(blacklist_categories=["Cs"], blacklist_characters=",\r\n\"'\x00"),
+                min_size=1,
+                max_size=20,
             ).filter(lambda s: not _number(s) and s.strip() != "")
         )
         fields = ("timestamp",)
     elif kind == "value":
         rows[row][1] = draw(
             st.text(
-                st.characters(blacklist_characters=",\r\n\"'\x00"), min_size=1, max_size=20
+                st.characters(blacklist_categories=["Cs"], blacklist_characters=",\r\n\"'\x00"),
+                min_size=1,
+                max_size=20,
             ).filter(lambda s: not _number(s) and s.strip() != "")
         )
         fields = ("qps",)

@@ -85,7 +85,7 @@ def test_calendar_export_round_trips(tmp_path: Path) -> None:
 def test_policy_validate_summary_json_and_errors(tmp_path: Path) -> None:
     res = run("policy", "validate", str(EXAMPLES / "redis-cart-policy.yaml"))
     assert res.exit_code == 0, res.stderr
-    assert res.stdout.startswith("ok: policy 'cart-cache': 1 targets")
+    assert res.stdout.startswith("ok: policy 'cart-cache': 1 target,")
     assert "shop/cart (RedisCluster): 3..24 masters" in res.stdout
     res = run("policy", "validate", "--json", str(EXAMPLES / "web-deployment-policy.yaml"))
     doc = json.loads(res.stdout)
