@@ -7,7 +7,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-DEV := $(VENV)/dev/headroom
 
 .PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean
 
@@ -17,8 +16,6 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { .ci/install-system-deps venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip $(QUIET_PIP)
 	$(PY) -m pip install -q -e '.[test]' $(QUIET_PIP)
-	@mkdir -p $(DEV)
-	@for p in controller policies cli; do ln -sfn $(CURDIR)/$$p $(DEV)/$$p; done
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

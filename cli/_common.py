@@ -7,8 +7,9 @@ becomes one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,7 +17,11 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from headroom.policies.errors import HeadroomError, InputError
+# typer vendors click (``typer._click``) and raises its exception types, not click's.
+from typer._click import exceptions as click_errors
+from typer.core import TyperGroup
+
+from headroom.policies.errors import REQUIRED, HeadroomError, InputError, one_line
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,8 +33,79 @@ EXIT_FAILED = 1  # the operation itself failed
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit with ``code``."""
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"error: {first_line}", file=sys.stderr)
+    print(f"error: {one_line(first_line)}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+_BAD_VALUE = re.compile(r"^Invalid value for '?(?P<opt>[^':]+?)'?: (?P<msg>.*)$", re.S)
+_CLICK_TYPES = {"a valid integer": "a whole number", "a valid number": "a number"}
+
+
+def usage_error_line(err: click_errors.ClickException) -> str:
+    """A click/typer usage error (bad option value, unknown option, missing argument) in
+    the one-line wording of every other input error: ``--current-units: must be ...``."""
+    if isinstance(err, click_errors.NoSuchOption):
+        return f"{one_line(err.option_name)}: is not a known option"
+    if isinstance(err, click_errors.MissingParameter) and err.param is not None:
+        name = err.param.opts[0] if err.param.opts else str(err.param.name)
+        return f"{one_line(name)}: {REQUIRED}"
+    text = one_line(err.format_message())
+    if match := _BAD_VALUE.match(text):
+        msg = match["msg"].split(", unable to")[0].rstrip(".")
+        if msg.startswith("Input should be "):
+            expected = msg.removeprefix("Input should be ")
+            msg = "must be " + _CLICK_TYPES.get(expected, expected)
+        text = f"{match['opt']}: {msg}"
+    return text
+
+
+def _plain_flags(command: Any) -> None:
+    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe)."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    make_help = command.get_help_option  # click adds --help per context, after params
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
+class OneLineErrors(TyperGroup):
+    """The root group of ``headroom``: a usage error is one ``error:`` line on stderr
+    (exit 2), like every input error, instead of click's usage box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        _plain_flags(self)
+        call = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*call, **extra)
+        try:
+            rv = super().main(*call, **extra)
+        except click_errors.NoArgsIsHelpError as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click_errors.ClickException as err:
+            print(f"error: {usage_error_line(err)}", file=sys.stderr)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(EXIT_FAILED)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @contextmanager
@@ -41,6 +117,11 @@ def errors_to_exit() -> Iterator[None]:
         fail(str(err), EXIT_INPUT)
     except HeadroomError as err:
         fail(str(err), EXIT_FAILED)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 event``, ``2 events`` (``plural`` for irregular nouns)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def print_json(obj: Any) -> None:

@@ -6,6 +6,7 @@ the simulator and the operator use.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import (
     YEAR,
@@ -123,7 +124,7 @@ def validate(
         if json_out:
             print_json({"ok": True, "file": str(file), "events": len(cal)})
         else:
-            console.print(f"ok: {len(cal)} events", highlight=False)
+            console.print(f"ok: {count(len(cal), 'event')}", highlight=False)
 
 
 @app.command("list")
@@ -166,7 +167,7 @@ def list_events(
             return
         shown_tz = tz or (events[0].tz if events else "UTC")
         mixed = tz is None and len({e.tz for e in events}) > 1
-        title = f"{file.name}: {len(events)} events" + ("" if mixed else f" ({shown_tz})")
+        title = f"{file.name}: {count(len(events), 'event')}" + ("" if mixed else f" ({shown_tz})")
         table = Table(title=title, title_justify="left")
         for column in ("start", "end", "ramp", "kind", "name", "expect", "labels", "applies to"):
             fixed = column in ("start", "end", "ramp", "kind")
@@ -188,8 +189,10 @@ def list_events(
                 _pairs(e.labels),
                 _pairs(e.selector) if e.selector else "all",
             )
-        # Piped output has no terminal width; do not squeeze the table into 80 columns.
-        out = console if console.is_terminal else Console(width=160)
+        # Piped output has no terminal width: unless $COLUMNS says one, do not squeeze the
+        # table into rich's default 80 columns.
+        fits = console.is_terminal or os.environ.get("COLUMNS", "").isdigit()
+        out = console if fits else Console(width=160)
         out.print(table)
 
 
@@ -200,7 +203,7 @@ def export(
         str | None, typer.Option("--namespace", "-n", help="metadata.namespace to set.")
     ] = None,
 ) -> None:
-    """Print the calendar as DemandEvent resources (YAML) for ``kubectl apply -f -``."""
+    """Print the calendar as DemandEvent resources (YAML), to pipe into kubectl apply -f -."""
     with errors_to_exit():
         cal = read_calendar(file)
         docs = []

@@ -32,8 +32,12 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     out: Annotated[
-        Path, typer.Option(help="Folder for report.json, demo.png and the cluster's files.")
-    ] = Path("headroom-demo"),
+        Path,
+        typer.Option(
+            help="Folder for report.json, demo.png and the cluster's files (.headroom/ is "
+            "git-ignored)."
+        ),
+    ] = Path(".headroom/demo"),
     masters: Annotated[int, typer.Option(help="Masters the local cluster starts with.")] = 3,
     keys: Annotated[int, typer.Option(help="Dataset keys loaded before the day starts.")] = 200_000,
     speed: Annotated[
@@ -82,8 +86,13 @@ def demo(
             base_port=base_port,
             keep_running=keep_running,
         )
-        if json_out or not console.is_terminal:
+        if json_out:
             report = DemoRunner(config, on_phase=_quiet_phase(json_out)).run()
+        elif not console.is_terminal:
+            # No live display (CI, a pipe, a log file): a plain line every few seconds,
+            # so the run never looks hung.
+            updates = _progress_lines(config.speed)
+            report = DemoRunner(config, on_update=updates, on_phase=_quiet_phase(False)).run()
         else:
             report = _run_with_dashboard(config)
         if json_out:
@@ -96,8 +105,34 @@ def _quiet_phase(json_out: bool) -> Callable[[str], None]:
     def phase(text: str) -> None:
         if not json_out:
             console.print(f"[bold]•[/] {text}")
+            console.file.flush()
 
     return phase
+
+
+PROGRESS_EVERY = 5.0  # wall seconds between progress lines when there is no live display
+
+
+def _progress_lines(speed: float) -> Callable[[DemoSnapshot], None]:
+    """A plain line (simulated time, demand, masters) every ``PROGRESS_EVERY`` seconds of
+    the scaled clock, flushed at once (a pipe would otherwise hold it in a buffer)."""
+    last = [-math.inf]
+
+    def on_update(snap: DemoSnapshot) -> None:
+        s = snap.sample
+        if s.t - last[0] < PROGRESS_EVERY * speed:
+            return
+        last[0] = s.t
+        console.print(
+            f"  {_clock(s.t, snap.tz)}  demand {_qps(s.measured_qps)} QPS measured "
+            f"({_qps(s.wanted_qps)} asked) · masters {s.masters} serving, desired "
+            f"{s.desired} · client errors {snap.load.errors}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.file.flush()
+
+    return on_update
 
 
 def _run_with_dashboard(config: DemoConfig) -> DemoReport:
@@ -167,13 +202,17 @@ def _print_summary(report: DemoReport) -> None:
     table.add_row("keys lost", f"{s['keys_lost']} of {s['keys_checked']:,} checked")
     table.add_row("client errors", f"{s['client_errors']} in {s['client_ops']:,} operations")
     ready = s["ready_minutes_before_start"]
-    when = ""
+    when = " ready: never"
     if ready is not None:
-        when = f" ({ready:.0f} min before the start)" if ready >= 0 else f" ({-ready:.0f} min late)"
+        when = (
+            f" ready {ready:.0f} min before the start"
+            if ready >= 0
+            else f" ready {-ready:.0f} min late"
+        )
     table.add_row(
         "capacity ready before the event",
         f"{'yes' if s['capacity_ready_before_event'] else 'NO'}: "
-        f"{s['planned_masters_for_event']} masters planned{when}",
+        f"{s['planned_masters_for_event']} masters{when}",
     )
     table.add_row(
         "underprovisioned minutes",

@@ -23,6 +23,7 @@ from rich.table import Table
 from headroom.cli._common import (
     EXIT_INPUT,
     console,
+    count,
     errors_to_exit,
     fail,
     print_json,
@@ -30,15 +31,16 @@ from headroom.cli._common import (
 )
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
+from headroom.cli.simulate import read_trace
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import parse_time
+from headroom.policies.calendars._event import zone as zone_info
 from headroom.policies.capacity import capacity_of
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.planner import Plan, format_qps, plan_target, target_key, unit_noun
 from headroom.policies.policy import PolicySpec, Target, parse_duration
 from headroom.policies.series import Series
-from headroom.policies.trace import parse_trace_csv
 
 LEVELS = (0.5, 0.9, 0.99)
 MAX_TABLE_ROWS = 24
@@ -92,11 +94,7 @@ class _Inputs:
 
 
 def _read_history(path: Path) -> Series:
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        fail(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}", EXIT_INPUT)
-    return parse_trace_csv(text, str(path))
+    return read_trace(path)
 
 
 def _duration_option(value: str | None, option: str) -> float | None:
@@ -129,9 +127,9 @@ def _load(
         calendar = read_calendar(calendar_path, window=window)
     zone = tz or (calendar.events[0].tz if calendar.events else "UTC")
     try:
-        ZoneInfo(zone)
-    except (KeyError, ValueError):
-        fail(f"--tz: unknown time zone {zone!r}", EXIT_INPUT)
+        zone_info(zone)
+    except ValueError as err:
+        fail(f"--tz: {err}", EXIT_INPUT)
     data_step = series.step if len(series) > 1 else 60.0
     if at is None:
         at_epoch = series.end + data_step
@@ -272,7 +270,8 @@ def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) ->
     k = int(np.argmax(p90))
     console.print(
         f"Peak p90 {format_qps(float(p90[k]))} QPS at {_clock(float(fc.t[k]), inputs.tz)}; "
-        f"learned from {len(inputs.history)} samples and {len(model.learned_events)} past events."
+        f"learned from {count(len(inputs.history), 'sample')} and "
+        f"{count(len(model.learned_events), 'past event')}."
     )
 
 

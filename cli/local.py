@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from headroom.cli._common import console, err_console, errors_to_exit, print_json
+from headroom.cli._common import console, count, err_console, errors_to_exit, print_json
 from headroom.controller.provisioning.local import (
     BUS_PORT_OFFSET,
     DEFAULT_BASE_PORT,
@@ -133,7 +133,7 @@ def scale(
         console.print(
             f"Scaled masters {report.masters_before} -> {report.masters_after} "
             f"(replicas per master {report.replicas_per_master}) in {report.seconds:.1f}s; "
-            f"started {len(report.added)} nodes, stopped {len(report.removed)}"
+            f"started {count(len(report.added), 'node')}, stopped {len(report.removed)}"
         )
         _report(provisioner, status, json_out=False)
 
@@ -167,7 +167,10 @@ def down(directory: Path | None = DirOption, json_out: bool = JsonOption) -> Non
         if json_out:
             print_json({"dir": str(provisioner.state_dir), "stopped_pids": pids})
         else:
-            console.print(f"Stopped {len(pids)} redis-server processes; removed {where}")
+            console.print(
+                f"Stopped {count(len(pids), 'redis-server process', 'redis-server processes')}; "
+                f"removed {where}"
+            )
 
 
 # -- helpers -------------------------------------------------------------------------------------

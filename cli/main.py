@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from headroom.cli._common import OneLineErrors
+
 # name on the command line -> (module, how it joins the app)
 GROUPS: dict[str, str] = {
     "redis": "headroom.cli.redis",
@@ -35,6 +37,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     """The app with every group, or just the one named ``only`` (when it is known)."""
     app = typer.Typer(
         name="headroom",
+        cls=OneLineErrors,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
 from headroom.policies.planner import format_qps, unit_noun
 from headroom.policies.policy import PolicySpec, Target, load_policy
 
@@ -28,7 +28,7 @@ def _minutes(seconds: float) -> str:
         return f"{seconds / 3600:g}h"
     if seconds >= 60:
         return f"{seconds / 60:.3g}m"
-    return f"{seconds:g}s"
+    return f"{seconds:.3g}s"
 
 
 def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def validate(
             else ""
         )
         console.print(
-            f"ok: policy {spec.name!r}: {len(spec.targets)} targets, provision for "
+            f"ok: policy {spec.name!r}: {count(len(spec.targets), 'target')}, provision for "
             f"p{round(spec.forecast.quantile * 100)} at {spec.slo.target_utilization:.0%} "
             f"utilisation, lead time +{_minutes(spec.lead_time)}{budget}"
             + (", dry run" if spec.dry_run else ""),

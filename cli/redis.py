@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from headroom.cli._common import console, errors_to_exit, fail, print_json
+from headroom.cli._common import console, count, errors_to_exit, fail, print_json
 from headroom.controller.redis.connection import RedisAuth, make_connect
 from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.resharder import (
@@ -202,7 +202,10 @@ def rebalance(
         bool, typer.Option("--use-empty-masters", help="Give slots to masters that own none.")
     ] = False,
     weight: Annotated[
-        list[str] | None, typer.Option("--weight", help="NODE_ID=W (id prefix ok), repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--weight", metavar="NODE_ID=W", help="Weight of a master (id prefix ok), repeatable."
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
     as_json: Json = False, user: User = None, password: Password = None,
@@ -217,8 +220,11 @@ def rebalance(
             r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar)
             if dry_run:
                 plan = r.plan_rebalance(use_empty_masters=use_empty_masters, weights=weights)
+                balanced = plan.slots == 0
                 if as_json:
-                    print_json({"dry_run": True, "plan": plan.to_json()})
+                    print_json({"dry_run": True, "balanced": balanced, "plan": plan.to_json()})
+                elif balanced:
+                    console.print("already balanced: no slot would move", highlight=False)
                 else:
                     console.print(_plan_table(plan))
                 return
@@ -234,7 +240,9 @@ def drain(
     node: Annotated[
         list[str],
         typer.Option(
-            "--node", help="Id (or unique prefix) of a master; repeat to drain several at once."
+            "--node",
+            metavar="NODE_ID",
+            help="Id (or unique prefix) of a master; repeat to drain several at once.",
         ),
     ],
     forget: Annotated[
@@ -267,4 +275,4 @@ def fix(
             return
         for line in report.repaired:
             console.print(f"repaired {line}")
-        console.print(f"fixed: {len(report.repaired)} slots repaired, cluster ok")
+        console.print(f"fixed: {count(len(report.repaired), 'slot')} repaired, cluster ok")

@@ -32,7 +32,6 @@ from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.errors import TraceError
 from headroom.policies.policy import parse_duration
 from headroom.policies.series import Series, to_datetime
 from headroom.policies.simulate import Progress as ProgressFn
@@ -45,12 +44,10 @@ WEEK = 7 * 86400.0
 def read_trace(path: Path) -> Series:
     """Read and parse a ``timestamp,qps`` CSV file."""
     try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise TraceError(f"{path}: not a text (CSV) file") from None
+        data = path.read_bytes()
     except OSError as err:
         fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
-    return parse_trace_csv(text, str(path))
+    return parse_trace_csv(data, str(path))
 
 
 def _delay_option(value: str | None) -> float | None:

@@ -5,6 +5,19 @@ translated into these at one boundary with ``raise ... from err``, so callers
 only ever catch Headroom types. ``str(err)`` of an :class:`InputError` is a
 single line that names what is wrong and where, fit for a user's terminal.
 
+Every validation error says one of a few things, in one wording, whichever parser
+(calendar YAML/ICS, policy, trace CSV, CLI option) found it; the words live here
+(:data:`REQUIRED`, :data:`UNKNOWN_FIELD`, :func:`must_be`, :func:`field_error`) and
+``headroom.policies.validation`` maps pydantic's errors onto them:
+
+    cal.yaml: event "Sale": colour: is not a known field          unknown field
+    cal.yaml: event "Sale": end: is required                      missing field
+    p.yaml: targets[0:cart].maxUnits: must be a whole number, not 'ten'   wrong type
+    p.yaml: targets[0:cart].capacityPerUnit: must be > 0, not 0   out of range
+
+An :class:`InputError` message is made safe for a terminal when it is raised: one
+line, printable characters only, and input quoted only as a short excerpt.
+
     HeadroomError
     ├── InputError                  bad user input: nothing was applied
     │   ├── CalendarError           a calendar file or DemandEvent
@@ -24,13 +37,57 @@ single line that names what is wrong and where, fit for a user's terminal.
 
 from __future__ import annotations
 
+from typing import Any
+
+REQUIRED = "is required"
+UNKNOWN_FIELD = "is not a known field"
+EXCERPT_CHARS = 40  # input quoted in a message is cut to this many characters
+MESSAGE_CHARS = 300  # and a whole message to this many
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (control bytes, escapes, bidi
+    overrides, newlines) written as a Python escape, so a terminal shows it as is."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """A short, printable quotation of an input value (``'abc'``, ``-3``, ``[1, 2]``)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = printable(repr(value) if isinstance(value, str) else str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def must_be(expected: str, value: Any) -> str:
+    """The wording of a wrong type or an out-of-range value: ``must be > 0, not -3``."""
+    return f"must be {expected}, not {excerpt(value)}"
+
+
+def field_error(where: str, field: str, problem: str) -> str:
+    """``where: field: problem`` -- the one shape of a validation message."""
+    return f"{where}: {field}: {problem}"
+
+
+def one_line(message: str) -> str:
+    """A message fit for one terminal line: printable, single line, bounded."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    text = printable(" ".join(lines)) or "invalid input"
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
 
 class HeadroomError(Exception):
     """Root of every error Headroom raises on purpose."""
 
 
 class InputError(HeadroomError):
-    """User input is invalid; the message is one line naming the file and field."""
+    """User input is invalid; the message is one line naming the file and field
+    (made printable and bounded here, so no parser can leak raw input)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 class CalendarError(InputError):

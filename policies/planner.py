@@ -124,14 +124,29 @@ class Decision:
 # --- small formatting helpers (reasons are read by people) -------------------------------
 
 
-def format_qps(value: float) -> str:
-    """``410000`` -> ``410k``, ``1250000`` -> ``1.25M``."""
+def format_qps(value: float, digits: int = 3) -> str:
+    """``410000`` -> ``410k``, ``1250000`` -> ``1.25M``, ``999.9`` -> ``1k`` (``digits``
+    significant digits; the suffix is chosen after rounding, so never ``1e+03``)."""
     if not math.isfinite(value):
         return "n/a"
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}"
+    rounded = float(f"{value:.{digits}g}")
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(rounded) >= scale:
+            return f"{rounded / scale:.{digits}g}{suffix}"
+    return f"{rounded:.{digits}g}"
+
+
+def compare_qps(left: str, demand: float, op: str, capacity: float, util: float) -> str:
+    """The one way a reason states a comparison: ``p90 12.4 QPS > 12 capacity at 100%``.
+
+    Both sides get as many digits as it takes for the stated ``op`` (``>``, ``≤``) to be
+    visibly true of the printed numbers ("12 > 12" never appears)."""
+    a, b = format_qps(demand), format_qps(capacity)
+    for digits in range(4, 10):
+        if op != ">" or a != b:
+            break
+        a, b = format_qps(demand, digits), format_qps(capacity, digits)
+    return f"{left} {a} QPS {op} {b} capacity at {util:.0%}"
 
 
 def unit_noun(target: Target) -> str:
@@ -191,11 +206,8 @@ def _need_text(
     util = spec.slo.target_utilization
     by_median = median / util > upper if math.isfinite(median) else False
     if by_median:
-        return (
-            f"p50 {format_qps(median)} QPS {op} {format_qps(_usable(units, target, spec))} "
-            f"capacity at {util:.0%}"
-        )
-    return f"{q} {format_qps(upper)} QPS {op} {format_qps(_full(units, target, spec))} capacity"
+        return compare_qps("p50", median, op, _usable(units, target, spec), util)
+    return compare_qps(q, upper, op, _full(units, target, spec), 1.0)
 
 
 # --- calendar and freeze windows as sorted, merged intervals (cached: decide is hot) ------
@@ -731,10 +743,8 @@ def reactive_guard(
     to = min(floor, u + target.max_step) if target.max_step else floor
     key, noun = target_key(target), unit_noun(target)
     util = spec.slo.target_utilization
-    reason = (
-        f"{key} {u}→{to} {noun} at {_clock(now, tz)}: reactive: observed "
-        f"{format_qps(observed_demand)} QPS > {format_qps(_usable(u, target, spec))} "
-        f"capacity at {util:.0%}"
+    reason = f"{key} {u}→{to} {noun} at {_clock(now, tz)}: " + compare_qps(
+        "reactive: observed", observed_demand, ">", _usable(u, target, spec), util
     )
     return _order(
         key,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,8 +26,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from headroom.policies.errors import InputError, PolicyError
+from headroom.policies.errors import InputError, PolicyError, excerpt, field_error, must_be
+from headroom.policies.validation import ICS, POLICY, decode_text, document_kind, first_error
 
+DURATION_HINT = "a duration (seconds, or e.g. 90s, 10m, 2h)"
+SIZE_HINT = "a size (bytes, or e.g. 50Gi, 100Mi, 2G)"
+STEP_HINT = "a number of units or a percentage like 10%"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -34,15 +39,15 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w
 def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as ``"90s"``, ``"10m"``, ``"1.5h"``."""
     if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '10m'")
+        raise ValueError(must_be(DURATION_HINT, value))
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
     else:
-        raise ValueError(f"{value!r} is not a duration (use seconds or e.g. '90s', '10m', '2h')")
+        raise ValueError(must_be(DURATION_HINT, value))
     if seconds < 0 or not math.isfinite(seconds):
-        raise ValueError(f"duration {value!r} must be finite and >= 0")
+        raise ValueError(must_be("a finite duration >= 0", value))
     return seconds
 
 
@@ -60,15 +65,15 @@ def parse_bytes(value: Any) -> float:
     """Bytes from a number or a Kubernetes-style quantity: ``"50Gi"``, ``"100Mi"``,
     ``"1.5G"``, ``"500k"`` (a trailing ``B`` and, for rates, ``/s`` are allowed)."""
     if isinstance(value, bool):
-        raise ValueError("a size must be a number of bytes or a string like '50Gi'")
+        raise ValueError(must_be(SIZE_HINT, value))
     if isinstance(value, int | float):
         size = float(value)
     elif isinstance(value, str) and (match := _BYTES.match(value)):
         size = float(match.group(1)) * (_BYTE_UNITS[match.group(2)] if match.group(2) else 1.0)
     else:
-        raise ValueError(f"{value!r} is not a size (use bytes or e.g. '50Gi', '100Mi', '2G')")
+        raise ValueError(must_be(SIZE_HINT, value))
     if not math.isfinite(size):
-        raise ValueError(f"size {value!r} must be finite")
+        raise ValueError(must_be("a finite size", value))
     return size
 
 
@@ -166,10 +171,10 @@ def parse_step(value: Any) -> int | str:
     """A scale-in step: a whole number of units (>= 1), or a share of the units ordered
     at the time as ``"10%"`` (0 < p <= 100; rounded up, so never less than one unit)."""
     if isinstance(value, bool):
-        raise ValueError("a step must be a number of units or a percentage like '10%'")
+        raise ValueError(must_be(STEP_HINT, value))
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         if value < 1:
-            raise ValueError(f"step {value!r} must be at least 1 unit")
+            raise ValueError(must_be(">= 1 unit", value))
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -178,9 +183,9 @@ def parse_step(value: Any) -> int | str:
         if match := _PERCENT.match(text):
             share = float(match.group(1))
             if not 0 < share <= 100:
-                raise ValueError(f"step {value!r} must be a percentage in (0, 100]")
+                raise ValueError(must_be("a percentage in (0, 100]", value))
             return f"{share:g}%"
-    raise ValueError(f"{value!r} is not a step (use a number of units or e.g. '10%')")
+    raise ValueError(must_be(STEP_HINT, value))
 
 
 class ScaleIn(_Model):
@@ -204,23 +209,31 @@ def parse_instant(value: str) -> float:
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO-8601 time") from None
+        raise ValueError(must_be("an ISO-8601 time with an offset", value)) from None
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{value!r} has no UTC offset (write e.g. {value}+08:00)")
+        raise ValueError(must_be("an ISO-8601 time with an offset like +08:00", value))
     return when.timestamp()
+
+
+def _instant(value: str) -> str:
+    parse_instant(value)
+    return value
+
+
+Instant = Annotated[str, AfterValidator(_instant)]
 
 
 class FreezeWindow(_Model):
     """No scale-in, and scale-out only for demand now, between ``start`` and ``end``."""
 
-    start: str  # ISO-8601 with offset
-    end: str
+    start: Instant  # ISO-8601 with offset
+    end: Instant
     reason: str = "freeze"
 
     @model_validator(mode="after")
     def _times(self) -> FreezeWindow:
         if parse_instant(self.end) <= parse_instant(self.start):
-            raise ValueError(f"end {self.end} is not after start {self.start}")
+            raise ValueError(f"end {excerpt(self.end)} is not after start {excerpt(self.start)}")
         return self
 
     @property
@@ -301,10 +314,8 @@ def parse_policy(data: Any, source: str = "policy") -> PolicySpec:
     try:
         return PolicySpec.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = _field_path(tuple(first["loc"]), raw)
-        message = first["msg"].removeprefix("Value error, ")
-        raise PolicyError(f"{source}: {where}: {message}") from None
+        where, problem = first_error(err, lambda loc: _field_path(loc, raw))
+        raise PolicyError(field_error(source, where, problem)) from None
 
 
 class _TextLoader(yaml.SafeLoader):
@@ -331,6 +342,7 @@ def load_yaml_documents(
     text: str | bytes, source: str, error: type[InputError] = PolicyError
 ) -> list[Any]:
     """Every YAML document in ``text``; a syntax error is one line with file and line."""
+    text = decode_text(text, source, error)
     try:
         return [doc for doc in yaml.load_all(text, Loader=_TextLoader) if doc is not None]
     except yaml.YAMLError as err:
@@ -342,7 +354,15 @@ def load_yaml_documents(
 
 def load_policy(text: str | bytes, source: str = "policy") -> PolicySpec:
     """A policy from YAML text (a bare spec or a CapacityPolicy object)."""
+    text = decode_text(text, source, PolicyError)
+    if document_kind(text) == ICS:
+        raise PolicyError(f"{source}: is {ICS}, not a capacity policy")
     docs = load_yaml_documents(text, source, PolicyError)
+    for doc in docs:
+        if (kind := document_kind(doc)) not in (None, POLICY):
+            raise PolicyError(f"{source}: is {kind}, not a capacity policy")
+    if not docs:
+        raise PolicyError(f"{source}: is empty (a policy needs targets:)")
     if len(docs) != 1:
         raise PolicyError(f"{source}: expected one YAML document, found {len(docs)}")
     return parse_policy(docs[0], source)

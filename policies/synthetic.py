@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -127,3 +128,36 @@ def generate_trace(
         for s0 in starts:
             v[s0 : s0 + 10] = np.nan
     return Series(t, np.asarray(v, dtype=np.float64))
+
+
+EXAMPLE_SPAN = ("2025-11-06T12:00:00+08:00", "2025-11-11T12:00:00+08:00")
+
+
+def example_history(
+    events: Sequence[DemandEvent],
+    span: tuple[str, str] = EXAMPLE_SPAN,
+    *,
+    base_qps: float = 600.0,
+    multiplier: float = 4.0,
+    tz: str = "Asia/Shanghai",
+    seed: int = 7,
+) -> Series:
+    """The history shipped as ``policies/examples/qps.csv``: five days of 1-minute QPS in
+    ``span`` shaped like the demo's traffic, with the events of ``events`` that fall in
+    it (the demo calendar's Nov 6 and Nov 8 livestreams) at ``multiplier``.
+
+    ``tests/test_readme.py`` regenerates it and compares, so the file stays what
+    this function makes (and the README's commands run on it as written)."""
+    start, end = (datetime.fromisoformat(s).timestamp() for s in span)
+    past = [e for e in events if start <= e.start and e.end <= end]
+    return generate_trace(
+        start,
+        (end - start) / DAY,
+        60.0,
+        base_qps,
+        past,
+        [multiplier] * len(past),
+        noise=0.05,
+        tz=tz,
+        seed=seed,
+    )

@@ -17,8 +17,9 @@ from datetime import datetime
 
 import numpy as np
 
-from headroom.policies.errors import TraceError
+from headroom.policies.errors import REQUIRED, TraceError, excerpt, field_error, must_be
 from headroom.policies.series import Series
+from headroom.policies.validation import decode_text
 
 TIME_COLUMNS = ("timestamp", "time", "ts")
 MILLISECONDS_FROM = 1e11  # epoch numbers from here on are milliseconds (year 5138 in seconds)
@@ -26,9 +27,12 @@ LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: beyond it no calendar date exis
 VALUE_COLUMNS = ("qps", "value", "requests")
 
 
-def parse_timestamp(raw: str, where: str) -> float:
+TIMESTAMP_HINT = "an ISO-8601 time with an offset or epoch seconds"
+
+
+def parse_timestamp(raw: str, where: str, column: str = "timestamp") -> float:
     """Epoch seconds from ISO-8601-with-offset or a number of epoch seconds (or of epoch
-    milliseconds: see the module docstring)."""
+    milliseconds: see the module docstring); errors name ``where`` and ``column``."""
     text = raw.strip()
     try:
         number = float(text)
@@ -36,52 +40,58 @@ def parse_timestamp(raw: str, where: str) -> float:
         pass
     else:
         if not math.isfinite(number):
-            raise TraceError(f"{where}: timestamp {text!r} is not a finite number")
+            raise TraceError(field_error(where, column, must_be("a finite number", text)))
         if number >= MILLISECONDS_FROM:
             number /= 1000.0
         if not 0.0 <= number <= LATEST:
             raise TraceError(
-                f"{where}: timestamp {text!r} is outside 1970..9999 as epoch seconds or "
-                "milliseconds"
+                field_error(where, column, must_be("in 1970..9999 (epoch s or ms)", text))
             )
         return number
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
+        raise TraceError(field_error(where, column, must_be(TIMESTAMP_HINT, text))) from err
+    if when.tzinfo is None or when.utcoffset() is None:
         raise TraceError(
-            f"{where}: timestamp {text!r} is neither ISO-8601 nor epoch seconds"
-        ) from err
-    if when.tzinfo is None:
-        raise TraceError(f"{where}: timestamp {text!r} has no UTC offset")
+            field_error(where, column, must_be("an ISO-8601 time with an offset", text))
+        )
     return when.timestamp()
 
 
 def parse_trace_csv(
-    text: str, source: str = "trace.csv", value_column: str | None = None
+    text: str | bytes, source: str = "trace.csv", value_column: str | None = None
 ) -> Series:
     """Parse CSV text with a ``timestamp`` column and a ``qps`` (or ``value``) column.
 
     Rows are sorted by time; duplicate timestamps are refused, blank values become gaps.
     """
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    # newline=None: a lone "\r" ends a line too (old Mac exports), as csv expects.
+    reader = csv.reader(io.StringIO(decode_text(text, source, TraceError), newline=None))
     try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise TraceError(f"{source}: file is empty (expected header 'timestamp,qps')") from None
+        rows = list(reader)
+    except csv.Error as err:
+        raise TraceError(f"{source}: line {reader.line_num}: is not valid CSV ({err})") from None
+    if not rows:
+        raise TraceError(f"{source}: is empty (expected the header timestamp,qps)")
+    header = [h.strip().lower() for h in rows[0]]
     t_col = next((header.index(c) for c in TIME_COLUMNS if c in header), None)
     wanted = (value_column,) if value_column else VALUE_COLUMNS
     v_col = next((header.index(c) for c in wanted if c in header), None)
     if t_col is None or v_col is None:
-        raise TraceError(f"{source}: header {','.join(header)!r} needs columns 'timestamp,qps'")
+        raise TraceError(
+            f"{source}: header {excerpt(','.join(header))} needs columns timestamp and qps"
+        )
     times: list[float] = []
     values: list[float] = []
-    for lineno, row in enumerate(reader, start=2):
+    for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
-        where = f"{source}:{lineno}"
+        where = f"{source}: line {lineno}"
         if len(row) <= max(t_col, v_col):
-            raise TraceError(f"{where}: expected {len(header)} columns, got {len(row)}")
-        times.append(parse_timestamp(row[t_col], where))
+            missing = header[max(t_col, v_col)]
+            raise TraceError(field_error(where, missing, REQUIRED))
+        times.append(parse_timestamp(row[t_col], where, header[t_col]))
         raw = row[v_col].strip()
         if not raw:
             values.append(math.nan)
@@ -89,9 +99,9 @@ def parse_trace_csv(
         try:
             value = float(raw)
         except ValueError:
-            raise TraceError(f"{where}: {header[v_col]} {raw!r} is not a number") from None
+            raise TraceError(field_error(where, header[v_col], must_be("a number", raw))) from None
         if value < 0 or math.isinf(value):
-            raise TraceError(f"{where}: {header[v_col]} {raw!r} must be a finite value >= 0")
+            raise TraceError(field_error(where, header[v_col], must_be("finite and >= 0", raw)))
         values.append(value)
     if not times:
         raise TraceError(f"{source}: no data rows")
@@ -101,7 +111,7 @@ def parse_trace_csv(
     t, v = t[order], v[order]
     dup = np.nonzero(np.diff(t) == 0)[0]
     if dup.size:
-        raise TraceError(f"{source}: duplicate timestamp {t[dup[0]]:.0f}")
+        raise TraceError(f"{source}: timestamp: {t[dup[0]]:.0f} is given twice")
     return Series(t, v)
 
 

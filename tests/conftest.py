@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.redis_cluster import (
     RedisNode,
@@ -15,6 +16,11 @@ from tests.support.redis_cluster import (
 )
 
 ClusterFactory = Callable[..., RedisTestCluster]
+
+# `pytest --hypothesis-profile=long` runs every property test with ten times the cases
+# (the fuzz suite in tests/fuzz scales its per-parser counts by the same factor).
+# Registered here, in the first conftest pytest loads, so the option can select it.
+settings.register_profile("long", max_examples=1000, deadline=None)
 
 
 @pytest.fixture

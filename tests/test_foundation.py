@@ -42,3 +42,31 @@ def test_naive_datetime_refused() -> None:
 
     with pytest.raises(ValueError, match="naive"):
         to_epoch(datetime(2026, 1, 1))
+
+
+def _commands(group, path=()):
+    for name, command in getattr(group, "commands", {}).items():
+        yield (*path, name)
+        yield from _commands(command, (*path, name))
+
+
+def test_help_texts_have_no_markup_glitches() -> None:
+    import typer
+
+    from headroom.cli.main import build_app
+
+    root = typer.main.get_command(build_app())
+    paths = list(_commands(root))
+    assert len(paths) > 20
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, path
+        for glitch in ("<bool>", "``", "list[str]"):
+            assert glitch not in result.output, (path, glitch)
+
+
+def test_calendar_list_follows_columns_when_piped() -> None:
+    cal = str(Path(__file__).resolve().parents[1] / "policies/examples/livestream-calendar.yaml")
+    narrow = CliRunner().invoke(app, ["calendar", "list", cal], env={"COLUMNS": "90"})
+    assert narrow.exit_code == 0
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 90

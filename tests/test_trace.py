@@ -43,13 +43,19 @@ def test_spreadsheet_exports_byte_order_mark_and_epoch_milliseconds() -> None:
     [
         ("", "empty"),
         ("time,foo\n0,1\n", "needs columns"),
-        ("timestamp,qps\n2026-06-18T20:00:00,1\n", "t.csv:2: timestamp"),
-        ("timestamp,qps\n0,abc\n", "t.csv:2: qps 'abc' is not a number"),
+        (
+            "timestamp,qps\n2026-06-18T20:00:00,1\n",
+            "t.csv: line 2: timestamp: must be an ISO-8601 time with an offset",
+        ),
+        ("timestamp,qps\n0,abc\n", "t.csv: line 2: qps: must be a number, not 'abc'"),
         ("timestamp,qps\n0,-1\n", ">= 0"),
-        ("timestamp,qps\n0,1\n0,2\n", "duplicate timestamp"),
+        ("timestamp,qps\n0,1\n0,2\n", "t.csv: timestamp: 0 is given twice"),
         ("timestamp,qps\n", "no data rows"),
-        ("timestamp,qps\n1e300,1\n", "t.csv:2: timestamp '1e300' is outside 1970..9999"),
-        ("timestamp,qps\nnan,1\n", "t.csv:2: timestamp 'nan' is not a finite number"),
+        (
+            "timestamp,qps\n1e300,1\n",
+            "t.csv: line 2: timestamp: must be in 1970..9999 (epoch s or ms), not '1e300'",
+        ),
+        ("timestamp,qps\nnan,1\n", "t.csv: line 2: timestamp: must be a finite number, not 'nan'"),
     ],
 )
 def test_errors_are_one_line_naming_the_place(text: str, needle: str) -> None:

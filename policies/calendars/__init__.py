@@ -20,6 +20,7 @@ from headroom.policies.calendars.yaml import (
     parse_yaml_calendar,
 )
 from headroom.policies.errors import CalendarError
+from headroom.policies.validation import decode_text
 
 YEAR = 365 * 86400.0
 
@@ -63,11 +64,9 @@ def load_calendar(
 ) -> Calendar:
     """Parse a calendar (YAML or ICS). Recurring ICS events are expanded in ``window``
     (epoch seconds), by default one year either side of ``now`` (the wall clock). A UTF-8
-    byte-order mark (files saved by some editors) is ignored."""
-    if isinstance(data, bytes):
-        data = data.removeprefix(b"\xef\xbb\xbf")
-    else:
-        data = data.removeprefix("\ufeff")
+    byte-order mark (files saved by some editors) is ignored; binary or non-UTF-8 data is
+    refused before either parser sees it."""
+    data = decode_text(data, source, CalendarError)
     kind = fmt or detect_format(data, source)
     if kind == "yaml":
         return parse_yaml_calendar(data, source)

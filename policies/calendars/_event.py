@@ -16,8 +16,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.alias_generators import to_camel
 
 from headroom.policies.calendar import DemandEvent, EventKind, Expectation
-from headroom.policies.errors import CalendarError
+from headroom.policies.errors import CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import Duration
+from headroom.policies.validation import first_error
 
 
 def _as_label(value: Any) -> Any:
@@ -29,7 +30,7 @@ def _as_label(value: Any) -> Any:
     return value
 
 
-LabelMap = dict[str, Annotated[str, BeforeValidator(_as_label)]]
+LabelMap = dict[Annotated[str, Field(min_length=1)], Annotated[str, BeforeValidator(_as_label)]]
 
 
 class _Model(BaseModel):
@@ -61,12 +62,14 @@ class EventSpec(_Model):
     description: str | None = None  # free text, kept out of the model
 
 
-def zone(name: str) -> ZoneInfo:
+def zone(name: Any) -> ZoneInfo:
     """A ZoneInfo, or ValueError naming the zone."""
     try:
+        if not isinstance(name, str):
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(must_be("a time zone name like Asia/Shanghai", name)) from None
 
 
 def zone_name(when: datetime) -> str:
@@ -93,7 +96,7 @@ def resolve_time(value: Any, tz: str | None) -> tuple[float, str | None]:
     strings/datetimes/dates when ``tz`` names the zone they are in.
     """
     if isinstance(value, bool):
-        raise ValueError("is a boolean, not a time")
+        raise ValueError(must_be("an ISO-8601 time", value))
     if isinstance(value, int | float):
         return float(value), None
     if isinstance(value, datetime):
@@ -104,13 +107,14 @@ def resolve_time(value: Any, tz: str | None) -> tuple[float, str | None]:
         try:
             when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"{value!r} is not an ISO-8601 time") from None
+            raise ValueError(must_be("an ISO-8601 time", value)) from None
     else:
-        raise ValueError(f"{value!r} is not a time")
+        raise ValueError(must_be("an ISO-8601 time", value))
     if when.tzinfo is None or when.utcoffset() is None:
         if tz is None:
             raise ValueError(
-                f"{value!s} has no time zone (add an offset like +08:00 or a timezone: field)"
+                f"{excerpt(str(value))} has no time zone (add an offset like +08:00 or a "
+                "timezone: field)"
             )
         when = when.replace(tzinfo=zone(tz))
         return when.timestamp(), tz
@@ -141,20 +145,15 @@ def build_event(
     try:
         spec = EventSpec.model_validate(fields)
     except ValidationError as err:
-        first = err.errors()[0]
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "missing":
-            msg = "is required"
-        elif first["type"] == "extra_forbidden":
-            msg = "is not a known field"
-        raise CalendarError(f"{where}: {_loc(tuple(first['loc']))}: {msg}") from None
+        raise CalendarError(field_error(where, *first_error(err, _loc))) from None
+    # A file-level zone (``default_tz``) is checked by the file's parser, once, and
+    # blamed on the file rather than on whichever event comes first.
     tz = spec.timezone or default_tz
-    if tz is not None:
+    if spec.timezone is not None:
         try:
-            zone(tz)
+            zone(spec.timezone)
         except ValueError as err:
-            field = "timezone" if spec.timezone else "file timezone"
-            raise CalendarError(f"{where}: {field}: {err}") from None
+            raise CalendarError(field_error(where, "timezone", str(err))) from None
     times: list[tuple[float, str | None]] = []
     for field in ("start", "end"):
         try:

@@ -19,7 +19,7 @@ import recurring_ical_events
 
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars._event import build_event, zone
-from headroom.policies.errors import CalendarError
+from headroom.policies.errors import CalendarError, field_error, must_be
 
 _X_FIELDS = {
     "X-HEADROOM-KIND": "kind",
@@ -111,9 +111,23 @@ def _time(value: Any, tz: str | None, what: str) -> datetime:
     raise ValueError(f"{what}: is missing")
 
 
+def _malformed(prop: Any, problem: Any) -> str:
+    """The wording for a property icalendar could not parse (``Wrong datetime format: X``)."""
+    value = str(problem).rpartition(": ")[2]
+    if str(prop).upper() in ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE"):
+        return must_be("an iCalendar date or date-time like 20251110T200000Z", value)
+    if str(prop).upper() == "DURATION":
+        return must_be("an iCalendar duration like PT2H", value)
+    return must_be(f"a valid {prop} value", value)
+
+
 def _occurrence(component: Any, *, source: str, index: int, tz: str | None) -> DemandEvent:
     name = str(component.get("SUMMARY") or "").strip()
     label = f'event "{name}"' if name else f"event #{index + 1}"
+    for prop, problem in getattr(component, "errors", ()):
+        # icalendar keeps a malformed property out of the component and notes it here,
+        # so without this a bad DTSTART would read as a missing one.
+        raise CalendarError(field_error(f"{source}: {label}", str(prop), _malformed(prop, problem)))
     try:
         props = _headroom_props(component)
         fields: dict[str, Any] = {"name": name, **_fields(props)}

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.calendars._event import build_event, event_to_fields
-from headroom.policies.errors import CalendarError
+from headroom.policies.calendars._event import build_event, event_to_fields, zone
+from headroom.policies.errors import UNKNOWN_FIELD, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import load_yaml_documents
+from headroom.policies.validation import CALENDAR, document_kind
 
 API_VERSION = "headroom.dev/v1alpha1"
 KIND = "DemandEvent"
@@ -62,19 +63,29 @@ def event_to_resource(
 def parse_yaml_calendar(text: str | bytes, source: str) -> Calendar:
     """Every event in a YAML calendar; a bad field is one ``CalendarError`` line."""
     docs = load_yaml_documents(text, source, CalendarError)
+    if not docs:
+        # Almost always a mistake (an empty calendar is written ``events: []``).
+        raise CalendarError(f"{source}: is empty (a calendar needs events:, even events: [])")
     items: list[Any] = []
     file_tz: str | None = None
     for doc in docs:
+        if (kind := document_kind(doc)) not in (None, CALENDAR):
+            raise CalendarError(f"{source}: is {kind}, not a calendar")
         if isinstance(doc, dict) and "events" in doc:
-            extra = sorted(set(doc) - {"events", "timezone", "name", "description"})
+            extra = sorted(set(doc) - {"events", "timezone", "name", "description"}, key=str)
             if extra:
-                raise CalendarError(f"{source}: {extra[0]}: is not a known top-level field")
+                raise CalendarError(field_error(source, excerpt(extra[0]), UNKNOWN_FIELD))
             tz = doc.get("timezone")
-            if tz is not None and not isinstance(tz, str):
-                raise CalendarError(f"{source}: timezone: must be a zone name like Asia/Shanghai")
+            if tz is not None:
+                try:
+                    zone(tz)
+                except ValueError as err:
+                    raise CalendarError(field_error(source, "timezone", str(err))) from None
             file_tz = tz
             if not isinstance(doc["events"], list):
-                raise CalendarError(f"{source}: events: must be a list of events")
+                raise CalendarError(
+                    field_error(source, "events", must_be("a list of events", doc["events"]))
+                )
             items.extend(doc["events"])
         elif isinstance(doc, dict) and doc.get("kind") in ("List", f"{KIND}List"):
             items.extend(doc.get("items") or [])

@@ -185,7 +185,9 @@ def test_scale_in_steps_by_a_share_of_the_fleet_by_default() -> None:
     assert ins[-1][1] == 50 and len(ins) < 20
     fixed = policy(scaleIn={"stepUnits": "2"}).scale_in
     assert fixed.step_units == 2 and fixed.step_for(200) == 2
-    with pytest.raises(PolicyError, match=r"scaleIn\.stepUnits: step '0%' must be a percentage"):
+    with pytest.raises(
+        PolicyError, match=r"scaleIn\.stepUnits: must be a percentage in \(0, 100\], not '0%'"
+    ):
         policy(scaleIn={"stepUnits": "0%"})
 
 

@@ -99,6 +99,20 @@ def test_dry_run_prints_the_plan_and_touches_nothing(cluster):
     assert status["healthy"] and status["masters"] == 3 and status["slots_covered"] == 16384
 
 
+def test_dry_run_on_a_balanced_cluster_says_so(cluster):
+    result = run("rebalance", "--seed", cluster.seed, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "already balanced: no slot would move\n"
+    result = run("rebalance", "--seed", cluster.seed, "--dry-run", "--json")
+    out = json.loads(result.stdout)
+    assert out["balanced"] is True and out["plan"]["slots"] == 0
+    weighted = run(
+        "rebalance", "--seed", cluster.seed, "--dry-run", "--json",
+        "--weight", f"{cluster.nodes[0].node_id()}=2",
+    )  # fmt: skip
+    assert json.loads(weighted.stdout)["balanced"] is False
+
+
 def test_draining_the_last_master_is_refused(tmp_path):
     single = RedisTestCluster(tmp_path)
     try:

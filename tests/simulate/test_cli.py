@@ -97,7 +97,12 @@ def test_table_and_chart(files: dict[str, Path], tmp_path: Path) -> None:
     ("which", "content", "extra", "expected"),
     [
         ("trace", "when,qps\n1,2\n", (), "trace.csv: header"),
-        ("trace", "timestamp,qps\n1700000000,abc\n", (), "trace.csv:2: qps 'abc'"),
+        (
+            "trace",
+            "timestamp,qps\n1700000000,abc\n",
+            (),
+            "trace.csv: line 2: qps: must be a number, not 'abc'",
+        ),
         ("calendar", "events:\n  - name: x\n    kind: party\n", (), "calendar.yaml"),
         ("policy", "targets:\n  - name: web\n    capacityPerUnit: -1\n", (), "capacityPerUnit"),
         (None, "", ("--provisioning-delay", "soon"), "--provisioning-delay"),

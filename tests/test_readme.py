@@ -1,0 +1,198 @@
+"""A newcomer's first hour: a fresh clone, a plain ``pip install -e .``, every README command.
+
+The clone is the checkout's files as git would give them (tracked and not ignored), the
+venv is new, and the install is the plain editable one users and tools run -- no
+Makefile. The install is offline: the new venv borrows this venv's site-packages for
+the dependencies and hatchling (so ``--no-deps --no-build-isolation --no-index``); what
+is tested is that the package itself is importable from the clone. Then each command
+in README.md's code blocks runs from the clone's root as written, except where the
+README names a server of the reader's: ``10.0.0.5:6379`` becomes a real local cluster,
+and the Prometheus, Helm and kubectl lines (a Prometheus and a Kubernetes cluster of
+yours) and the ``make`` lines (``tests/controller/test_demo.py`` runs the demo) are
+left out -- :data:`NOT_RUN` lists them, and the test fails when a command is neither
+run nor listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from headroom.controller.local.provisioner import port_in_use
+from tests.conftest import ClusterFactory
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+SEED_IN_README = "10.0.0.5:6379"
+NOT_RUN = {
+    "make demo": "tests/controller/test_demo.py runs the demo",
+    "make test": "this is make test",
+    "headroom capacity learn --prometheus": "needs the reader's Prometheus",
+    "helm install": "needs a Kubernetes cluster",
+    "kubectl apply": "needs a Kubernetes cluster",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def readme_commands() -> list[str]:
+    """Every shell command in README.md's code blocks (``&&`` chains split, ``| kubectl``
+    pipes cut to the headroom side, comments dropped)."""
+    blocks = re.findall(r"^```\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    out: list[str] = []
+    for block in blocks:
+        for line in block.splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if not re.match(r"^(headroom|make|helm|kubectl)\s", line):
+                continue  # captured output, not a command
+            for part in line.split(" && "):
+                out.append(part.split(" | ")[0].strip())
+    return out
+
+
+def _runs(cmd: str) -> bool:
+    return not any(cmd.startswith(prefix) for prefix in NOT_RUN)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """(clone dir, environment whose PATH finds the fresh venv's ``headroom``)."""
+    root = tmp_path_factory.mktemp("fresh")
+    clone = root / "headroom"
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, files):
+        src, dst = REPO / name, clone / name
+        if not src.exists() and not src.is_symlink():
+            continue  # deleted in the working tree
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            dst.symlink_to(os.readlink(src))
+        else:
+            shutil.copy2(src, dst)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+         "--no-build-isolation", "--no-index", "-e", str(clone)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    env = {
+        **os.environ,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "HEADROOM_LOCAL_DIR": str(root / "local-state"),
+        "COLUMNS": "120",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    yield clone, env
+    subprocess.run(["headroom", "local", "down"], cwd=clone, env=env, capture_output=True)
+
+
+def run(cmd: str, clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        shlex.split(cmd), cwd=clone, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"{cmd}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    if "--json" in cmd:
+        json.loads(proc.stdout)
+    return proc
+
+
+def test_plain_editable_install_imports_headroom_from_the_clone(
+    fresh: tuple[Path, dict[str, str]],
+) -> None:
+    clone, env = fresh
+    probe = (
+        "import headroom.policies, headroom.controller, headroom.cli.main as m; print(m.__file__)"
+    )
+    proc = subprocess.run(
+        ["python", "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).resolve().is_relative_to(clone.resolve())
+    assert run("headroom --help", clone, env).stdout.count("calendar") >= 1
+
+
+def test_every_readme_command_is_run_or_listed_with_a_reason() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 15
+    listed = {c for c in commands if not _runs(c)}
+    assert all(any(c.startswith(p) for p in NOT_RUN) for c in listed)
+    assert SEED_IN_README in " ".join(commands)
+
+
+def test_the_planning_commands_run_as_written(fresh: tuple[Path, dict[str, str]]) -> None:
+    clone, env = fresh
+    planning = [
+        c
+        for c in readme_commands()
+        if _runs(c) and c.split()[1] in ("calendar", "policy", "forecast", "plan", "simulate")
+    ]
+    assert len(planning) >= 6, planning
+    for cmd in planning:
+        proc = run(cmd, clone, env)
+        if cmd.startswith("headroom plan"):
+            actions = json.loads(proc.stdout)["targets"][0]["actions"]
+            assert any(a["to_units"] > a["from_units"] for a in actions), actions
+        if cmd.startswith("headroom simulate"):
+            assert set(json.loads(proc.stdout)["results"]) >= {"headroom", "reactive_hpa"}
+    assert (clone / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.redis
+def test_the_redis_commands_run_on_a_local_cluster(
+    fresh: tuple[Path, dict[str, str]], redis_cluster_factory: ClusterFactory
+) -> None:
+    clone, env = fresh
+    cluster = redis_cluster_factory(masters=3)
+    leaving = cluster.nodes[-1].node_id()
+    redis_lines = [c for c in readme_commands() if c.startswith("headroom redis")]
+    assert len(redis_lines) == 5
+    for cmd in redis_lines:
+        run(cmd.replace(SEED_IN_README, cluster.seed).replace("<node-id>", leaving), clone, env)
+    masters = [n for n in cluster.nodes if "master" in n.client().execute_command("ROLE")[0]]
+    assert len(masters) >= 2
+
+
+@pytest.mark.redis
+def test_the_local_cluster_commands_run_as_written(fresh: tuple[Path, dict[str, str]]) -> None:
+    clone, env = fresh
+    lines = [c for c in readme_commands() if c.startswith("headroom local")]
+    assert [c.split()[2] for c in lines] == ["up", "scale", "down"]
+    if any(port_in_use("127.0.0.1", p) for p in range(7300, 7306)):
+        pytest.skip("ports 7300-7305 (the README's default) are in use by another run")
+    for cmd in lines:
+        run(cmd, clone, env)
+
+
+def test_the_shipped_history_is_what_the_project_generates() -> None:
+    from headroom.policies.calendars import load_calendar
+    from headroom.policies.synthetic import example_history
+    from headroom.policies.trace import format_trace_csv, parse_trace_csv
+
+    examples = REPO / "policies" / "examples"
+    calendar = load_calendar((examples / "demo-calendar.yaml").read_bytes(), "demo-calendar")
+    shipped = (examples / "qps.csv").read_text()
+    assert shipped == format_trace_csv(example_history(calendar.events)), (
+        "regenerate policies/examples/qps.csv with example_history (see its docstring)"
+    )
+    series = parse_trace_csv(shipped, "qps.csv")
+    assert len(series) == 5 * 1440 and series.step == 60.0
+    past = [e for e in calendar.events if series.start <= e.start and e.end <= series.end]
+    assert [e.name for e in past] == ["Livestream Nov 6", "Livestream Nov 8"]
