@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from headroom.controller.local.provisioner import port_in_use
+from headroom.controller.provisioning.local import port_in_use
 from tests.conftest import ClusterFactory
 
 REPO = Path(__file__).resolve().parents[1]
