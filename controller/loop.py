@@ -3,8 +3,10 @@
 ``headroom demo`` (local Redis target, Redis INFO, scaled clock) and the operator
 (Kubernetes targets, Prometheus, real clock) run this same class. A pass is
 level-triggered and idempotent: it reads everything it needs (history up to now,
-the calendar, each target's current size), computes the desired size per target
-with the pure planner, asks targets that differ to scale, and returns a
+the calendar, each target's current size), hands them to the one
+:class:`~headroom.policies.driver.Driver` (forecast, planner, state: the same driver
+the backtest simulator runs), asks targets whose decision differs to scale, tells the
+driver what was ordered, and returns a
 :class:`PassReport` that the caller renders (dashboard, CRD status, metrics).
 Nothing in a pass depends on why it runs (timer, watch event, restart).
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -21,20 +23,11 @@ import numpy as np
 from headroom.controller.clock import Clock
 from headroom.controller.targets.base import ScaleStatus, ScaleTarget
 from headroom.policies.calendar import Calendar
-from headroom.policies.capacity import planned_units_array
+from headroom.policies.driver import Cadence, Driver, DriverState, SeriesPast, TargetTick, Tick
 from headroom.policies.errors import HeadroomError, SourceUnavailable
 from headroom.policies.forecast.base import Forecast, Forecaster
-from headroom.policies.planner import (
-    Decision,
-    Plan,
-    PlannedAction,
-    PlannerState,
-    advance_state,
-    decide,
-    median_level,
-    plan_target,
-)
-from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.planner import Decision, Plan, PlannedAction
+from headroom.policies.policy import PolicySpec
 from headroom.policies.series import Series
 
 log = logging.getLogger("headroom.loop")
@@ -104,12 +97,6 @@ class PassReport:
     events: tuple[LoopEvent, ...] = ()
 
 
-@dataclass
-class _TargetState:
-    planner: PlannerState = field(default_factory=PlannerState)
-    last_pass: float | None = None
-
-
 class ListSink:
     """Keeps every event in memory (the demo's action log; tests)."""
 
@@ -143,23 +130,31 @@ class ControlLoop:
         self.history = history
         self.calendar = calendar
         self.clock = clock
-        self.make_forecaster = forecaster
         self.sink = sink
         self.step = step
-        self._state: dict[str, _TargetState] = {t.name: _TargetState() for t in spec.targets}
+        # Every pass is a full decision: the pass interval is the loop's own cadence.
+        self.driver = Driver(spec, forecaster(), step=step, cadence=Cadence(decide_every=0.0))
+
+    @property
+    def state(self) -> DriverState:
+        """The driver's state (per target: budget used, last scale-out and scale-in)."""
+        return self.driver.state
 
     def horizon(self) -> float:
-        """Far enough ahead to see every action the planner may need to place now."""
-        longest = max(t.provisioning.delay(t.min_units, t.max_units) for t in self.spec.targets)
-        return max(self.spec.forecast.horizon, 2 * (longest + self.spec.lead_time) + 3600.0)
+        """How far each forecast reaches: the driver's horizon, from the spec."""
+        return self.driver.horizon()
 
     def reconcile(self) -> PassReport:
         """One level-triggered pass: read, forecast, decide, act; never raises for a bad source."""
         now = self.clock.now()
         events: list[LoopEvent] = []
         conditions: list[Condition] = []
-        calendar = self.calendar().for_labels(self.spec.event_selector)
-        forecast: Forecast | None = None
+        statuses = {
+            t.name: (a.status() if (a := self.targets.get(t.name)) else ScaleStatus(0, 0))
+            for t in self.spec.targets
+        }
+        units = {name: status.desired for name, status in statuses.items()}
+        tick: Tick | None = None
         demand_now: float | None = None
         try:
             history = self.history.history(now).before(now)
@@ -167,21 +162,33 @@ class ControlLoop:
                 raise SourceUnavailable("no demand samples yet")
             finite = history.v[np.isfinite(history.v)]
             demand_now = float(finite[-1])
-            model = self.make_forecaster().fit(history, calendar)
-            forecast = model.predict(now, self.horizon(), self.step)
-            conditions.append(Condition("Forecasting", "True", "ForecastReady"))
-            conditions.append(Condition("MetricsUnavailable", "False", "MetricsFresh"))
+            tick = self.driver.decide(
+                now, SeriesPast(history), units, self.calendar(), with_plan=True
+            )
         except SourceUnavailable as err:
             conditions.append(Condition("Forecasting", "False", "NoMetrics", str(err)))
             conditions.append(
                 Condition("MetricsUnavailable", "True", "SourceUnavailable", str(err))
             )
             events.append(LoopEvent(now, self.spec.name, "SourceUnavailable", str(err)))
+        else:
+            if tick.forecast is None:
+                conditions.append(
+                    Condition("Forecasting", "False", "TooLittleHistory", "reactive guard only")
+                )
+            else:
+                conditions.append(Condition("Forecasting", "True", "ForecastReady"))
+            conditions.append(Condition("MetricsUnavailable", "False", "MetricsFresh"))
 
-        reports = [
-            self._reconcile_target(t, now, forecast, calendar, events, demand_now)
-            for t in self.spec.targets
-        ]
+        if tick is None:
+            self.driver.idle(now, units)
+            reports = [TargetReport(name, status, None, None) for name, status in statuses.items()]
+        else:
+            reports = [
+                self._act(tick.targets[t.name], statuses[t.name], now, events)
+                for t in self.spec.targets
+            ]
+            self.driver.commit(tick, {r.name: r.status.desired for r in reports})
         capped = [r.name for r in reports if r.decision is not None and r.decision.capped]
         conditions.append(
             Condition("CapacityCapped", "True", "BoundsOrBudget", ", ".join(capped))
@@ -196,70 +203,40 @@ class ControlLoop:
         )
         for event in events:
             self.sink.record(event)
+        forecast = tick.forecast if tick is not None else None
         return PassReport(
             now, demand_now, forecast, tuple(reports), tuple(conditions), tuple(events)
         )
 
-    def _reconcile_target(
-        self,
-        target: Target,
-        now: float,
-        forecast: Forecast | None,
-        calendar: Calendar,
-        events: list[LoopEvent],
-        demand_now: float | None = None,
+    def _act(
+        self, tt: TargetTick, status: ScaleStatus, now: float, events: list[LoopEvent]
     ) -> TargetReport:
-        actuator = self.targets.get(target.name)
-        state = self._state[target.name]
-        status = actuator.status() if actuator else ScaleStatus(0, 0)
-        dt = 0.0 if state.last_pass is None else max(0.0, now - state.last_pass)
-        state.last_pass = now
-        if forecast is None or actuator is None:
-            state.planner = advance_state(
-                state.planner, now=now, units=status.desired, dt=dt, action=None, spec=self.spec
-            )
-            return TargetReport(target.name, status, None, None)
-        decision = decide(
-            forecast,
-            self.spec,
-            target,
-            now=now,
-            current_units=status.desired,
-            calendar=calendar,
-            state=state.planner,
-            observed_demand=demand_now,
-        )
-        # The planner's own sizing rule (p50 at target utilisation, quantile at 100%).
-        required_now = int(
-            planned_units_array(
-                median_level(forecast)[:1],
-                forecast.level(self.spec.forecast.quantile)[:1],
-                target,
-                self.spec,
-            )[0]
-        )
+        """Carry out one target's decision (unless dry run); the report has the units ordered."""
+        actuator = self.targets.get(tt.name)
+        if actuator is None:
+            return TargetReport(tt.name, status, None, None)
+        decision = tt.decision
         action = decision.action
         if decision.desired_units != status.desired:
             if self.spec.dry_run:
                 log.info(
                     "Planned (dry run) %s units=%d->%d reason=%s",
-                    target.name, status.desired, decision.desired_units, decision.reason,
+                    tt.name, status.desired, decision.desired_units, decision.reason,
                 )  # fmt: skip
             else:
                 try:
                     actuator.scale(decision.desired_units, decision.reason)
                 except HeadroomError as err:
-                    events.append(LoopEvent(now, target.name, "ScaleFailed", str(err)))
-                    action = None
+                    events.append(LoopEvent(now, tt.name, "ScaleFailed", str(err)))
                 else:
                     log.info(
                         "Scaled %s units=%d->%d reason=%s",
-                        target.name, status.desired, decision.desired_units, decision.reason,
+                        tt.name, status.desired, decision.desired_units, decision.reason,
                     )  # fmt: skip
                     events.append(
                         LoopEvent(
                             now,
-                            target.name,
+                            tt.name,
                             "Scaled",
                             decision.reason,
                             status.desired,
@@ -270,18 +247,5 @@ class ControlLoop:
                     )
                     status = replace(status, desired=decision.desired_units)
         if decision.capped:
-            events.append(LoopEvent(now, target.name, "Capped", decision.reason))
-        state.planner = advance_state(
-            state.planner, now=now, units=status.desired, dt=dt, action=action, spec=self.spec
-        )
-        plan = plan_target(
-            forecast,
-            self.spec,
-            target,
-            now=now,
-            current_units=status.desired,
-            calendar=calendar,
-            state=state.planner,
-            observed_demand=demand_now,
-        )
-        return TargetReport(target.name, status, decision, required_now, plan)
+            events.append(LoopEvent(now, tt.name, "Capped", decision.reason))
+        return TargetReport(tt.name, status, decision, tt.required_now, tt.plan)

@@ -1,10 +1,11 @@
 """The planner: forecast + policy -> when to order how many units, and why.
 
-Called by ``headroom plan`` (:func:`plan_target`, the whole timeline), by the
-operator's control loop and the backtest simulator (:func:`decide`, what to order
-*now*, every tick) and by both to carry state between ticks (:func:`advance_state`).
-:func:`plan_target` replays the same per-tick rule :func:`decide` applies, so the two
-agree by construction: the plan's first action is what ``decide`` orders now.
+Called by ``headroom plan`` (:func:`plan_target`, the whole timeline) and by the
+driver (``headroom.policies.driver``) that the control loop and the backtest simulator
+run: :func:`decide` (what to order *now*, every tick), :func:`plan_and_decide` (both in
+one pass, when the caller shows the plan ahead) and :func:`advance_state` (state between
+ticks). :func:`plan_target` replays the same per-tick rule :func:`decide` applies, so the
+two agree by construction: the plan's first action is what ``decide`` orders now.
 
 The rule at a tick ``t`` with ``u`` units ordered:
 
@@ -808,18 +809,25 @@ def decide(
     if floor:
         guard = reactive_guard(observed_demand, spec, target, now=now, current_units=u, tz=ctx.tz)
         action = _with_guard(action, guard, floor, u)
+    return _decision(ctx, action, u, floor, target)
+
+
+def _decision(
+    ctx: _Ctx, action: PlannedAction | None, u: int, floor: int, target: Target
+) -> Decision:
+    """The decision at ``ctx``'s first position, given the rule's (guarded) action there."""
     if action is not None:
         return Decision(action.to_units, action, action.capped, action.reason)
     capped = bool(ctx.raw_over[0]) or (
         ctx.ceiling < target.max_units and int(ctx.out_to[0]) > ctx.ceiling
     )
-    reason = _hold_reason(ctx, current_units, spec, target)
+    reason = _hold_reason(ctx, u, target)
     if floor >= u and int(ctx.stay[0]) < u and not ctx.blocked_in[0]:
         reason = f"hold: the observed demand needs {floor} {unit_noun(target)}"
-    return Decision(current_units, None, capped, reason)
+    return Decision(u, None, capped, reason)
 
 
-def _hold_reason(ctx: _Ctx, u: int, spec: PolicySpec, target: Target) -> str:
+def _hold_reason(ctx: _Ctx, u: int, target: Target) -> str:
     if ctx.freeze[0] and int(ctx.need[0]) > u:
         return f"hold: freeze window; {int(ctx.need[0])} {unit_noun(target)} wanted later"
     if int(ctx.stay[0]) < u and ctx.blocked_in[0]:
@@ -844,11 +852,48 @@ def plan_target(
 
     ``observed_demand`` applies the reactive guard at the first position only (it is
     what was seen *now*; later positions are the forecast's), as :func:`decide` does."""
+    plan, _ = plan_and_decide(
+        forecast,
+        spec,
+        target,
+        now=now,
+        current_units=current_units,
+        calendar=calendar,
+        state=state,
+        observed_demand=observed_demand,
+    )
+    return plan
+
+
+def plan_and_decide(
+    forecast: Forecast,
+    spec: PolicySpec,
+    target: Target,
+    *,
+    now: float,
+    current_units: int,
+    calendar: Calendar,
+    state: PlannerState,
+    observed_demand: float | None = None,
+) -> tuple[Plan, Decision]:
+    """The plan (:func:`plan_target`) and what to order now (:func:`decide`) in one pass of
+    the rule: the decision is the plan's first position (the driver's call when a caller
+    shows the plan ahead, so the planner runs once per target and tick)."""
     key = target_key(target)
     n = int(forecast.t.size)
     if n == 0:
         empty_i = np.empty(0, dtype=np.int64)
-        return Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",))
+        plan = Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",))
+        return plan, decide(
+            forecast,
+            spec,
+            target,
+            now=now,
+            current_units=current_units,
+            calendar=calendar,
+            state=state,
+            observed_demand=observed_demand,
+        )
     lo = _start_index(forecast, now)
     level = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
     median = median_level(forecast)
@@ -868,14 +913,18 @@ def plan_target(
         notes.append(ctx.budget_note)
     budget_capped = bool(ctx.budget_note)
     floor = reactive_floor(observed_demand, target, spec)
+    first_ctx = ctx
+    decision: Decision | None = None
     while j < n:
         p = j - ctx.lo
         action = _step(ctx, p, u, st, forecast, spec, target, now)
-        if floor and j == lo:
-            guard = reactive_guard(
-                observed_demand, spec, target, now=now, current_units=u, tz=ctx.tz
-            )
-            action = _with_guard(action, guard, floor, u)
+        if j == lo:
+            if floor:
+                guard = reactive_guard(
+                    observed_demand, spec, target, now=now, current_units=u, tz=ctx.tz
+                )
+                action = _with_guard(action, guard, floor, u)
+            decision = _decision(first_ctx, action, u, floor, target)
         if action is not None:
             actions.append(action)
             st = _after_action(st, action)
@@ -917,7 +966,9 @@ def plan_target(
             f"{target.max_units} {unit_noun(target)}: capped at maxUnits"
         )
     capped = bool(over.any()) or any(a.capped for a in actions) or budget_capped
-    return Plan(key, forecast.t, required, units, tuple(actions), capped, tuple(notes))
+    plan = Plan(key, forecast.t, required, units, tuple(actions), capped, tuple(notes))
+    assert decision is not None  # the loop visits lo first, and lo < n
+    return plan, decision
 
 
 def _next_candidate(

@@ -1,0 +1,420 @@
+"""The driver: forecast -> decide -> advance state, the one sequence that runs a policy.
+
+The control loop (:mod:`headroom.controller.loop`: ``headroom demo`` today, the operator
+next) calls it once per reconcile pass; the backtest simulator's ``headroom`` strategy
+(:mod:`headroom.policies.baselines.headroom`) calls it at every trace sample. So a
+backtest measures what users run: the same forecast cadence, horizon, calendar filter,
+lead time and planner calls. A tick has two halves:
+
+1. :meth:`Driver.decide` ``(now, past, units, calendar)`` refreshes the forecast when it
+   is due (see :class:`Cadence`), then for every target of the policy runs the planner's
+   full rule (when due) or only its reactive guard, and returns a :class:`Tick`: the
+   forecast used, and per target the :class:`~headroom.policies.planner.Decision`, the
+   units required *now* (the planner's sizing rule at ``now``) and, when asked for,
+   the plan ahead — computed in the same planner call as the decision
+   (:func:`~headroom.policies.planner.plan_and_decide`), so the planner runs once per
+   target per tick.
+2. :meth:`Driver.commit` ``(tick, ordered)``: the caller says what it did order per
+   target (an actuator may fail, a dry run orders nothing) and the driver advances its
+   :class:`DriverState`.
+
+Cadence. The model is refitted once per ``refit_every`` (hourly while there is less
+than a day of history; at once when the calendar changes); between refits only its
+level follows new samples (``update``, when the forecaster has it). A forecast is made
+every ``forecast_every`` and reaches that much further than the longest lead, except
+that a newest sample above the cached forecast's band brings a fresh forecast (whose
+nowcast resizes an event under way) forward, at most once per ``surprise_interval``.
+The full rule runs every ``decide_every`` (0: on every tick, as the loop does); between
+full decisions only the reactive guard looks at the newest sample, and since a need
+that arises between two full decisions must already be ordered at the earlier one, the
+planner's ``lead_time`` is extended by ``decide_every`` minus one forecast step.
+
+The horizon comes from the spec: what a decision needs (:meth:`Driver.reach`: the longest
+lead — provisioning delay at the largest change plus the lead time — twice, the scale-in
+stabilisation, one forecast interval and ``horizon_margin``), and for a caller that
+shows the plan ahead (the loop) at least ``forecast.horizon``. Decisions depend only on
+the reach, so both give the same orders; the simulator, deciding only, forecasts less.
+
+State. :class:`DriverState` holds plain values only (per target the planner's
+:class:`~headroom.policies.planner.PlannerState`: budget used in the period, last
+scale-out and scale-in; the time of the last tick and of the next full decision), so
+the operator can keep it in a CapacityPolicy's status and hand it back after a restart
+(``Driver(..., state=...)``). The fitted model and the cached forecast are not state: a
+restarted driver refits on its first tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from headroom.policies.calendar import Calendar
+from headroom.policies.capacity import IntArray, planned_units_array
+from headroom.policies.forecast.base import Forecast, Forecaster
+from headroom.policies.planner import (
+    Decision,
+    Plan,
+    PlannerState,
+    advance_state,
+    decide,
+    median_level,
+    plan_and_decide,
+    reactive_guard,
+)
+from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.series import Series
+
+HOUR = 3600.0
+DAY = 86400.0
+_EMPTY = Forecast(np.empty(0, dtype=np.float64), np.empty(0, dtype=np.float64), {})
+
+
+class Past(Protocol):
+    """The samples a tick may see (all before ``now``): the simulator's ``History``, or a
+    :class:`Series` through :class:`SeriesPast`."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def first_time(self) -> float: ...
+
+    @property
+    def last_time(self) -> float: ...
+
+    @property
+    def last_value(self) -> float: ...
+
+    def series(self) -> Series:
+        """Every sample (what a refit learns from)."""
+        ...
+
+    def since(self, start: float) -> Series:
+        """The samples at ``t >= start`` (what moves the level between refits)."""
+        ...
+
+
+class SeriesPast:
+    """A :class:`Series` (the loop's history up to now) seen as a :class:`Past`."""
+
+    def __init__(self, series: Series) -> None:
+        self._series = series
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    @property
+    def first_time(self) -> float:
+        return self._series.start
+
+    @property
+    def last_time(self) -> float:
+        return self._series.end
+
+    @property
+    def last_value(self) -> float:
+        return float(self._series.v[-1]) if len(self._series) else math.nan
+
+    def series(self) -> Series:
+        return self._series
+
+    def since(self, start: float) -> Series:
+        return self._series.between(start, math.inf)
+
+
+@runtime_checkable
+class UpdatingForecaster(Forecaster, Protocol):
+    """A forecaster whose level can follow new samples without a refit."""
+
+    def update(self, recent: Series) -> Self: ...
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often a driver forecasts and decides (seconds); see the module docstring."""
+
+    decide_every: float = 0.0  # the full rule at most this often; 0 = every tick
+    forecast_every: float = 900.0
+    refit_every: float = DAY
+    min_history: float = HOUR  # less history than this: the reactive guard alone
+    surprise_interval: float = 60.0
+    horizon_margin: float = HOUR
+
+
+@dataclass(frozen=True)
+class DriverState:
+    """What a driver carries between ticks: plain values (serialisable into a status)."""
+
+    planner: Mapping[str, PlannerState] = field(default_factory=dict)  # by target name
+    last_tick: float | None = None
+    next_full: float | None = None  # the full rule's next run (None: at the next tick)
+
+    def for_target(self, name: str) -> PlannerState:
+        return self.planner.get(name, PlannerState())
+
+
+@dataclass(frozen=True)
+class TargetTick:
+    """One target at one tick: what to order now and why."""
+
+    name: str
+    current_units: int
+    decision: Decision
+    required_now: int | None  # units the planner's sizing rule needs at ``now`` (None: no forecast)
+    plan: Plan | None  # the timeline ahead, when asked for on a full decision
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What :meth:`Driver.decide` returns; hand it back to :meth:`Driver.commit`."""
+
+    at: float
+    forecast: Forecast | None  # the forecast the decisions used (None: too little history)
+    observed: float | None  # the newest sample, if it is not a gap (the guard's input)
+    full: bool  # the full forecast rule ran (False: only the reactive guard)
+    targets: Mapping[str, TargetTick]
+
+
+def _decide_only(
+    forecast: Forecast,
+    spec: PolicySpec,
+    target: Target,
+    *,
+    now: float,
+    current_units: int,
+    calendar: Calendar,
+    state: PlannerState,
+    observed_demand: float | None,
+) -> tuple[Plan | None, Decision]:
+    """:func:`decide` shaped like :func:`plan_and_decide` (no plan: the cheap call)."""
+    decision = decide(
+        forecast,
+        spec,
+        target,
+        now=now,
+        current_units=current_units,
+        calendar=calendar,
+        state=state,
+        observed_demand=observed_demand,
+    )
+    return None, decision
+
+
+class Driver:
+    """Runs one policy: forecast (cached, refreshed on its cadence) -> planner -> state."""
+
+    def __init__(
+        self,
+        spec: PolicySpec,
+        forecaster: Forecaster,
+        *,
+        step: float = 60.0,
+        cadence: Cadence = Cadence(),  # noqa: B008 - frozen, so a shared default is safe
+        state: DriverState | None = None,
+    ) -> None:
+        self.policy = spec
+        self.forecaster = forecaster
+        self.step = step
+        self.cadence = cadence
+        self.state = state if state is not None else DriverState()
+        extra = max(0.0, cadence.decide_every - step)
+        # What the planner is given: the lead time covers the interval between decisions.
+        self.spec = spec.model_copy(update={"lead_time": spec.lead_time + extra})
+        self.levels = (0.5, spec.forecast.quantile)  # the planner sizes the median too
+        self._raw_calendar: Calendar | None = None
+        self._calendar = Calendar()
+        self._fitted_calendar: Calendar | None = None
+        self._fitted_at: float | None = None
+        self._updated_to = -math.inf
+        self._forecast: Forecast | None = None
+        self._forecast_at = -math.inf
+        self._required: dict[str, tuple[Forecast, IntArray]] = {}  # per target, per forecast
+
+    # -- the horizon and the calendar ----------------------------------------------------
+
+    def reach(self) -> float:
+        """How far a decision looks (seconds): the longest lead (the provisioning delay
+        of the largest change plus the lead time), twice, the scale-in stabilisation, one
+        forecast interval and ``horizon_margin``."""
+        spec = self.spec
+        longest = max(t.provisioning.delay(t.min_units, t.max_units) for t in spec.targets)
+        reach = 2 * (longest + spec.lead_time) + spec.scale_in.stabilization
+        return reach + self.cadence.forecast_every + self.cadence.horizon_margin
+
+    def horizon(self, with_plan: bool = True) -> float:
+        """How far each forecast reaches (seconds): the spec's ``forecast.horizon`` for a
+        plan ahead (or the reach, if longer); the reach alone when only deciding."""
+        return max(self.spec.forecast.horizon, self.reach()) if with_plan else self.reach()
+
+    def _events(self, calendar: Calendar) -> Calendar:
+        """The events that select this policy (filtered once per calendar object)."""
+        if calendar is not self._raw_calendar:
+            self._raw_calendar = calendar
+            filtered = calendar.for_labels(self.spec.event_selector)
+            if filtered.events != self._calendar.events:
+                self._calendar = filtered
+        return self._calendar
+
+    # -- the forecast --------------------------------------------------------------------
+
+    def _refresh(self, now: float, past: Past, calendar: Calendar) -> bool:
+        """Refit or move the level; False while there is too little history to forecast."""
+        span = past.last_time - past.first_time if len(past) else 0.0
+        if len(past) < 2 or span < self.cadence.min_history:
+            return False
+        refit = self.cadence.refit_every if span >= DAY else min(self.cadence.refit_every, HOUR)
+        model = self.forecaster
+        if (
+            self._fitted_at is None
+            or now - self._fitted_at >= refit
+            or calendar is not self._fitted_calendar
+            or not isinstance(model, UpdatingForecaster)
+        ):
+            model.fit(past.series(), calendar)
+            self._fitted_at = now
+            self._fitted_calendar = calendar
+        elif past.last_time > self._updated_to:
+            model.update(past.since(self._updated_to + 1e-6))
+        self._updated_to = past.last_time
+        return True
+
+    def _surprised(self, now: float, past: Past) -> bool:
+        """The newest sample is above the cached forecast's band: forecast again now."""
+        fc = self._forecast
+        if fc is None or not len(past) or not past.last_value == past.last_value:
+            return False
+        if now - self._forecast_at < self.cadence.surprise_interval:
+            return False
+        i = int(np.searchsorted(fc.t, past.last_time, side="right")) - 1
+        if i < 0:
+            return False
+        return past.last_value > float(fc.level(self.spec.forecast.quantile)[i])
+
+    def _forecast_for(
+        self, now: float, past: Past, calendar: Calendar, surprised: bool, horizon: float
+    ) -> None:
+        due = now - self._forecast_at >= self.cadence.forecast_every
+        fc = self._forecast
+        if fc is not None and not due and not surprised:
+            reaches = float(fc.t[-1]) + self.step >= now + horizon - self.cadence.forecast_every
+            if reaches:
+                return
+        if not self._refresh(now, past, calendar):
+            self._forecast = None
+            return
+        self._forecast = self.forecaster.predict(now, horizon, self.step, self.levels)
+        self._forecast_at = now
+
+    def forget(self) -> None:
+        """Drop the fitted model's age and the cached forecast: the next tick refits and
+        forecasts afresh (as a restarted driver does; the state is kept)."""
+        self._fitted_at = None
+        self._fitted_calendar = None
+        self._forecast = None
+        self._forecast_at = -math.inf
+
+    # -- a tick --------------------------------------------------------------------------
+
+    def decide(
+        self,
+        now: float,
+        past: Past,
+        units: Mapping[str, int],
+        calendar: Calendar,
+        *,
+        with_plan: bool = False,
+    ) -> Tick:
+        """What every target (``units``: name -> units ordered now) should order at ``now``.
+
+        ``past`` holds only samples before ``now``; ``calendar`` may be the full calendar
+        (the events selecting this policy are taken from it). ``with_plan``: also return
+        each target's plan ahead on a full decision (same planner call)."""
+        events = self._events(calendar)
+        last = past.last_value if len(past) else math.nan
+        observed = last if math.isfinite(last) else None
+        surprised = self._surprised(now, past)
+        nxt = self.state.next_full
+        full = nxt is None or now >= nxt or surprised
+        if full:
+            self._forecast_for(now, past, events, surprised, self.horizon(with_plan))
+        forecast = self._forecast
+        ticks: dict[str, TargetTick] = {}
+        for target in self.spec.targets:
+            u = units[target.name]
+            st = self.state.for_target(target.name)
+            plan: Plan | None = None
+            if full:
+                fc = forecast if forecast is not None else _EMPTY
+                rule = plan_and_decide if with_plan else _decide_only
+                plan, decision = rule(
+                    fc,
+                    self.spec,
+                    target,
+                    now=now,
+                    current_units=u,
+                    calendar=events,
+                    state=st,
+                    observed_demand=observed,
+                )
+                plan = plan if with_plan else None
+            else:
+                guard = reactive_guard(observed, self.spec, target, now=now, current_units=u)
+                decision = (
+                    Decision(u, None, False, "hold: between full decisions")
+                    if guard is None
+                    else Decision(guard.to_units, guard, False, guard.reason)
+                )
+            required = self._required_now(forecast, now, target)
+            ticks[target.name] = TargetTick(target.name, u, decision, required, plan)
+        return Tick(now, forecast, observed, full, ticks)
+
+    def _required_now(self, forecast: Forecast | None, now: float, target: Target) -> int | None:
+        """Units the planner's sizing rule needs at ``now`` (p50 at the target utilisation,
+        the quantile at 100 %), from the forecast in use (sized once per forecast)."""
+        if forecast is None or not forecast.t.size:
+            return None
+        cached = self._required.get(target.name)
+        if cached is None or cached[0] is not forecast:
+            upper = forecast.level(self.spec.forecast.quantile)
+            sized = planned_units_array(median_level(forecast), upper, target, self.spec)
+            cached = self._required[target.name] = (forecast, sized)
+        i = max(0, int(np.searchsorted(forecast.t, now, side="right")) - 1)
+        return int(cached[1][i])
+
+    def commit(self, tick: Tick, ordered: Mapping[str, int]) -> DriverState:
+        """Advance the state after ``tick``: ``ordered`` (name -> units) is what the caller
+        has ordered now; a target whose order differs from the decision (the actuator
+        failed, a dry run) counts as no action."""
+        dt = 0.0 if self.state.last_tick is None else max(0.0, tick.at - self.state.last_tick)
+        planner = dict(self.state.planner)
+        for name, tt in tick.targets.items():
+            units = ordered.get(name, tt.current_units)
+            action = tt.decision.action
+            if action is not None and units != action.to_units:
+                action = None
+            planner[name] = advance_state(
+                self.state.for_target(name), now=tick.at, units=units, dt=dt, action=action,
+                spec=self.spec,
+            )  # fmt: skip
+        nxt = self.state.next_full
+        if tick.full:
+            nxt = tick.at + self.cadence.decide_every - 1e-6 if self.cadence.decide_every else None
+        self.state = DriverState(planner, tick.at, nxt)  # built directly: once per sample
+        return self.state
+
+    def idle(self, now: float, units: Mapping[str, int]) -> DriverState:
+        """Advance the state over a tick with no decision (the demand source was down)."""
+        idle = Tick(
+            now,
+            None,
+            None,
+            False,
+            {
+                name: TargetTick(name, u, Decision(u, None, False, "hold: no metrics"), None, None)
+                for name, u in units.items()
+            },
+        )
+        return self.commit(idle, units)

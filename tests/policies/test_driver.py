@@ -1,0 +1,174 @@
+"""The one driver: the control loop and the simulator's headroom strategy run it alike.
+
+The loop (a recording target on a manual clock, as in tests/controller/test_loop.py) and
+the backtest strategy replay the same trace with the same policy; deciding on the same
+cadence they must place the same orders at the same times, with one planner call per
+target per tick. The driver's state is plain values (what a CapacityPolicy status holds).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from headroom.controller.loop import ControlLoop, ListSink
+from headroom.policies import driver as driver_module
+from headroom.policies.baselines.headroom import HeadroomStrategy
+from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.driver import Cadence, Driver, SeriesPast
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.policy import PolicySpec, parse_policy
+from headroom.policies.series import Series
+from headroom.policies.simulate import run_strategy, target_delay
+from headroom.policies.synthetic import generate_trace
+from tests.controller.test_loop import ManualClock, RecordingTarget, StaticHistory
+
+DAY = 86400.0
+T0 = 1_700_006_400.0  # a midnight UTC
+STEP = 300.0
+
+
+def _spec() -> PolicySpec:
+    return parse_policy(
+        {
+            "name": "shop",
+            "targets": [
+                {
+                    "name": "cart",
+                    "capacityPerUnit": 1000,
+                    "minUnits": 2,
+                    "maxUnits": 20,
+                    "provisioning": {"fixedSeconds": "20m"},
+                }
+            ],
+            "leadTime": "5m",
+            "forecast": {"history": "7d", "horizon": "6h", "quantile": 0.95},
+            "scaleIn": {"cooldown": "20m", "interval": "10m", "stabilization": "10m"},
+        }
+    )
+
+
+def _calendar() -> Calendar:
+    return Calendar.of(
+        DemandEvent(f"live {d}", EventKind.LIVESTREAM, T0 + d * DAY + 20 * 3600,
+                    T0 + d * DAY + 21.5 * 3600, ramp=1800, labels={"host": "a"})
+        for d in (1, 2, 3)
+    )  # fmt: skip
+
+
+def _trace() -> Series:
+    return generate_trace(
+        T0, 4, STEP, 3000.0, _calendar().events, [3.0, 3.5, 4.0], noise=0.08, seed=11
+    )
+
+
+def test_the_loop_and_the_backtest_strategy_place_the_same_orders() -> None:
+    spec, calendar, trace = _spec(), _calendar(), _trace()
+    target = spec.targets[0]
+    # The strategy decides fully on every sample here, as the loop does on every pass.
+    strategy = HeadroomStrategy(spec, target, calendar, decide_every=STEP)
+    replay = run_strategy(
+        trace, strategy, target=target, delay=target_delay(target), initial_units=3
+    )
+    simulated = [(o.t, o.to_units) for o in replay.orders]
+
+    clock = ManualClock(float(trace.t[0]))
+    recording = RecordingTarget("cart", 3)
+    loop = ControlLoop(
+        spec,
+        targets={"cart": recording},
+        history=StaticHistory(trace),
+        calendar=lambda: calendar,
+        clock=clock,
+        forecaster=lambda: HeadroomForecaster(spec.forecast),
+        sink=ListSink(),
+        step=STEP,
+    )
+    ran: list[tuple[float, int]] = []
+    for t in trace.t:
+        clock.t = float(t)
+        seen = len(recording.calls)
+        loop.reconcile()
+        ran += [(float(t), units) for units, _ in recording.calls[seen:]]
+    assert len(simulated) >= 6  # pre-scales and scale-ins around three livestreams
+    assert ran == simulated
+    # Same state too (budget accounting aside, which starts at the first tick for both).
+    assert loop.state.for_target("cart").last_scale_out == (
+        strategy.state.for_target("cart").last_scale_out
+    )
+
+
+def test_one_planner_call_per_target_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, calendar, trace = _spec(), _calendar(), _trace()
+    calls: list[str] = []
+    for name in ("plan_and_decide", "decide", "_decide_only"):
+        real = getattr(driver_module, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(driver_module, name, counted)
+    clock = ManualClock(T0 + 3 * DAY + 18 * 3600)
+    loop = ControlLoop(
+        spec,
+        targets={"cart": RecordingTarget("cart", 3)},
+        history=StaticHistory(trace),
+        calendar=lambda: calendar,
+        clock=clock,
+        forecaster=lambda: HeadroomForecaster(spec.forecast),
+        sink=ListSink(),
+        step=STEP,
+    )
+    for _ in range(5):
+        calls.clear()
+        report = loop.reconcile()
+        assert calls == ["plan_and_decide"]
+        assert report.targets[0].plan is not None and report.targets[0].required_now is not None
+        clock.sleep(STEP)
+
+
+def test_the_state_is_plain_values_and_a_restored_driver_decides_alike() -> None:
+    spec, calendar, trace = _spec(), _calendar(), _trace()
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=STEP)
+    units = {"cart": 3}
+    end = T0 + 3 * DAY + 22 * 3600
+    t = T0 + 2 * DAY
+    while t < end:
+        tick = driver.decide(t, SeriesPast(trace.before(t)), units, calendar)
+        units = {"cart": tick.targets["cart"].decision.desired_units}
+        driver.commit(tick, units)
+        t += STEP
+    state = driver.state
+    assert state.for_target("cart").last_scale_out is not None
+    text = json.dumps(asdict(state))  # nothing but numbers, strings and None
+    assert json.loads(text)["planner"]["cart"]["last_scale_out"] == (
+        state.for_target("cart").last_scale_out
+    )
+    # A driver restarted from that state (refitting on its first tick) decides as the
+    # running one does.
+    restarted = Driver(spec, HeadroomForecaster(spec.forecast), step=STEP, state=state)
+    driver.forget()  # the running one refits too, so both see the same model
+    past = SeriesPast(trace.before(end))
+    a = driver.decide(end, past, units, calendar).targets["cart"].decision
+    b = restarted.decide(end, past, units, calendar).targets["cart"].decision
+    assert a == b
+
+
+def test_between_full_decisions_only_the_guard_runs_and_lead_time_covers_the_gap() -> None:
+    spec, calendar, trace = _spec(), _calendar(), _trace()
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=STEP,
+                    cadence=Cadence(decide_every=3 * STEP))  # fmt: skip
+    assert driver.spec.lead_time == spec.lead_time + 2 * STEP
+    assert driver.horizon() >= spec.forecast.horizon
+    t = T0 + 2 * DAY
+    fulls = []
+    for k in range(6):
+        now = t + k * STEP
+        tick = driver.decide(now, SeriesPast(trace.before(now)), {"cart": 3}, calendar)
+        driver.commit(tick, {"cart": 3})
+        fulls.append(tick.full)
+    assert fulls == [True, False, False, True, False, False]
