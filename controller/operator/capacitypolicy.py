@@ -30,7 +30,7 @@ from headroom.controller.clock import Clock, RealClock
 from headroom.controller.kube import GROUP, VERSION, Kube, call
 from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import Cond, merge_conditions
+from headroom.controller.operator.conditions import Cond, write_status
 from headroom.controller.targets.base import ScaleTarget
 from headroom.policies.calendar import Calendar
 from headroom.policies.calendars import event_from_resource
@@ -285,16 +285,7 @@ class CapacityPolicyReconciler:
         fields: Mapping[str, Any],
         conds: list[Cond],
     ) -> None:
-        new = {**fields, "observedGeneration": generation}
-        new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
-        if all(old.get(k) == v for k, v in new.items()):
-            return
-        call(
-            lambda: self.kube.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ns, PLURAL, name, {"status": new}
-            ),
-            f"write status of CapacityPolicy {ns}/{name}",
-        )
+        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
 
 
 class _NoSink:
