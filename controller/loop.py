@@ -134,6 +134,7 @@ class ControlLoop:
         forecaster: Callable[[], Forecaster],
         sink: ActionSink,
         step: float = 60.0,
+        observer: Callable[[PassReport], None] | None = None,
     ) -> None:
         unknown = set(targets) - {t.name for t in spec.targets}
         if unknown:
@@ -146,6 +147,7 @@ class ControlLoop:
         self.make_forecaster = forecaster
         self.sink = sink
         self.step = step
+        self.observer = observer  # e.g. the AlertNotifier: sees every report, must not block
         self._state: dict[str, _TargetState] = {t.name: _TargetState() for t in spec.targets}
 
     def horizon(self) -> float:
@@ -196,9 +198,12 @@ class ControlLoop:
         )
         for event in events:
             self.sink.record(event)
-        return PassReport(
+        report = PassReport(
             now, demand_now, forecast, tuple(reports), tuple(conditions), tuple(events)
         )
+        if self.observer is not None:
+            self.observer(report)
+        return report
 
     def _reconcile_target(
         self,

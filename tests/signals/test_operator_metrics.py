@@ -40,6 +40,10 @@ def test_curl_returns_every_documented_series_with_values():
     metrics.record_resharding("redis/cart", keys=1500, slots=40)
     metrics.set_source_available("prometheus", False)
     metrics.set_source_available("redis-info", True, at=1_799_999_000.0)
+    metrics.record_alert_sent("oncall-slack", "forecastMiss", "firing")
+    metrics.record_alert_dropped("pd", "sloBreach", "RetriesExhausted")
+    metrics.set_alerts_firing("cart", ["forecastMiss"])
+    metrics.set_alert_queue_depth("pd", 3)
     endpoint = serve(metrics.registry)  # loopback, any free port
     try:
         assert endpoint.host == "127.0.0.1"
@@ -59,6 +63,12 @@ def test_curl_returns_every_documented_series_with_values():
     assert 'headroom_signal_source_up{source="prometheus"} 0.0' in body
     assert 'headroom_resharding_keys_moved_total{target="redis/cart"} 1500.0' in body
     assert 'headroom_next_action_timestamp_seconds{target="redis/cart"} 1.8e+09' in body
+    assert (
+        'headroom_alerts_dropped_total{alert="sloBreach",reason="RetriesExhausted",sink="pd"} 1.0'
+        in body
+    )
+    assert 'headroom_alerts_firing{alert="forecastMiss",policy="cart"} 1.0' in body
+    assert 'headroom_alerts_firing{alert="sloBreach",policy="cart"} 0.0' in body
     assert 'method="declared"' not in body and 'method="crossing"' in body
 
 
