@@ -291,6 +291,8 @@ class AlertNotifier:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._previous: Forecast | None = None
+        self._offered: dict[str, set[str]] = {}  # key -> sinks its firing was queued for
+        self._given_up: set[tuple[str, str]] = set()  # (key, sink) dropped: not offered again
         self.deliveries: deque[Delivery] = deque(maxlen=1000)
         self.dropped = 0
         self._workers = [_SinkWorker(self, b) for b in bindings]
@@ -314,8 +316,12 @@ class AlertNotifier:
             now = {a.key: a for a in holding}
             fire = [a for k, a in now.items() if k not in self._state.firing]
             kept = {k: a for k, a in now.items() if k in self._state.firing}
+            # A resolve goes wherever the firing went or is on its way (in flight now).
             resolve = [
-                (a.resolved(report.at), set(self._state.delivered.get(k, ())))
+                (
+                    a.resolved(report.at),
+                    self._state.delivered.get(k, set()) | self._offered.pop(k, set()),
+                )
                 for k, a in self._state.firing.items()
                 if k not in now
             ]
@@ -328,15 +334,23 @@ class AlertNotifier:
             for alert in fire:
                 self._state.firing[alert.key] = alert
                 self._state.delivered.setdefault(alert.key, set())
-            for alert, _sinks in resolve:
+            for alert, sinks in resolve:
                 self._state.firing.pop(alert.key, None)
                 self._state.delivered.pop(alert.key, None)
+                for sink in list(sinks):
+                    if (alert.key, sink) in self._given_up:
+                        self._given_up.discard((alert.key, sink))
+                        sinks.discard(sink)
             pending = [
                 (a, w)
                 for a in self._state.firing.values()
                 for w in self._workers
-                if a.name in w.on and w.sink.name not in self._state.delivered.get(a.key, ())
+                if a.name in w.on
+                and w.sink.name not in self._state.delivered.get(a.key, ())
+                and (a.key, w.sink.name) not in self._given_up
             ]
+            for alert, worker in pending:
+                self._offered.setdefault(alert.key, set()).add(worker.sink.name)
         for alert, worker in pending:  # new alerts, and any a restart or a drop left unsent
             worker.offer(alert)
         for alert, sinks in resolve:
@@ -391,6 +405,9 @@ class AlertNotifier:
 
     def _dropped(self, sink: str, alert: Alert, reason: str, error: str, attempts: int = 0) -> None:
         self.dropped += 1
+        if alert.status is Status.FIRING:
+            with self._lock:
+                self._given_up.add((alert.key, sink))
         if self.metrics is not None:
             self.metrics.record_alert_dropped(sink, alert.name, reason)
         self._record(Delivery(sink, alert.key, alert.name, alert.status.value, False, attempts,

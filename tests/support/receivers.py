@@ -39,6 +39,7 @@ class Receiver:
         self.reply = reply
         self.received: list[Received] = []
         self.attempts = 0  # requests seen, whatever they were answered
+        self.hold: threading.Event | None = None  # set: requests wait for it (a hung receiver)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         if up:
@@ -57,6 +58,9 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.attempts += 1
+                if receiver.hold is not None:
+                    receiver.hold.wait(30)
+                with receiver._lock:
                     status = receiver.status
                     if 200 <= status < 300:
                         receiver.received.append(
