@@ -21,6 +21,7 @@ GROUPS: dict[str, str] = {
     "calendar": "headroom.cli.calendar",
     "policy": "headroom.cli.policy",
     "capacity": "headroom.cli.capacity",
+    "alerts": "headroom.cli.alerts",
 }
 COMMANDS: dict[str, str] = {
     "forecast": "headroom.cli.engine",

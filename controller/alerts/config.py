@@ -21,7 +21,9 @@ errors name the field and the variable or file, never the value.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.alias_generators import to_camel
 
 from headroom.controller.alerts.alertmanager import AlertmanagerSink
-from headroom.controller.alerts.base import AlertSink, HttpPost, urllib_post
+from headroom.controller.alerts.base import Alert, AlertSink, HttpPost, Severity, urllib_post
 from headroom.controller.alerts.notifier import (
     AlertNotifier,
     AlertState,
@@ -41,7 +43,7 @@ from headroom.controller.alerts.pagerduty import EVENTS_URL, PagerDutySink
 from headroom.controller.alerts.slack import SlackSink
 from headroom.controller.alerts.webhook import WebhookSink
 from headroom.controller.metrics import OperatorMetrics
-from headroom.policies.errors import AlertConfigError
+from headroom.policies.errors import AlertConfigError, AlertDeliveryError
 from headroom.policies.policy import (
     AlertHook,
     AlertSinkKind,
@@ -233,6 +235,11 @@ def build_bindings(
     return bindings
 
 
+def policy_link(spec: PolicySpec, config: AlertsConfig) -> str | None:
+    """Where a human reads about the policy: ``externalUrl``/``policy``, if configured."""
+    return f"{config.external_url.rstrip('/')}/{spec.name}" if config.external_url else None
+
+
 def build_notifier(
     spec: PolicySpec,
     config: AlertsConfig,
@@ -243,7 +250,7 @@ def build_notifier(
     on_delivery: Callable[[Delivery], None] | None = None,
 ) -> AlertNotifier:
     """The notifier for one policy: its hooks' sinks, the config's delivery knobs and link."""
-    link = f"{config.external_url.rstrip('/')}/{spec.name}" if config.external_url else None
+    link = policy_link(spec, config)
     return AlertNotifier(
         spec,
         build_bindings(spec, config, post),
@@ -253,3 +260,46 @@ def build_notifier(
         link=link,
         on_delivery=on_delivery,
     )
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """What one sink answered to ``headroom alerts test`` (no URL, no secret)."""
+
+    sink: str
+    type: str
+    on: tuple[str, ...]
+    ok: bool
+    error: str | None
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sink": self.sink, "type": self.type, "on": list(self.on), "ok": self.ok,
+                "error": self.error, "seconds": round(self.seconds, 3)}  # fmt: skip
+
+
+def send_test_alerts(
+    spec: PolicySpec, config: AlertsConfig, post: HttpPost = urllib_post, now: float | None = None
+) -> list[TestResult]:
+    """Send every sink of ``spec`` a test alert (firing, then resolved, so no incident
+    stays open), synchronously and once each; one result per sink."""
+    at = time.time() if now is None else now
+    alert = Alert(
+        "test", spec.name, spec.targets[0].name, Severity.INFO,
+        f"Test alert from Headroom for policy {spec.name} (headroom alerts test)", at, at,
+        numbers={"test": 1.0}, link=policy_link(spec, config),
+    )  # fmt: skip
+    results: list[TestResult] = []
+    for i, binding in enumerate(build_bindings(spec, config, post)):
+        hook = spec.alerts[i]
+        kind = config.sinks[hook.sink].type if hook.sink else hook.type
+        started = time.monotonic()
+        error = None
+        try:
+            binding.sink.send([alert])
+            binding.sink.send([alert.resolved(at)])
+        except AlertDeliveryError as err:
+            error = str(err)
+        results.append(TestResult(binding.sink.name, kind.value, tuple(sorted(binding.on)),
+                                  error is None, error, time.monotonic() - started))  # fmt: skip
+    return results
