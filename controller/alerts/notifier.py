@@ -290,7 +290,9 @@ class AlertNotifier:
         self._state = state or AlertState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._previous: Forecast | None = None
+        # Earlier passes' forecasts, for the forecast-miss rule (what capacity was ordered
+        # against one lead time ago); in memory only: after a restart it starts afresh.
+        self._past: deque[tuple[float, Forecast]] = deque()
         self._offered: dict[str, set[str]] = {}  # key -> sinks its firing was queued for
         self._given_up: set[tuple[str, str]] = set()  # (key, sink) dropped: not offered again
         self.deliveries: deque[Delivery] = deque(maxlen=1000)
@@ -308,11 +310,11 @@ class AlertNotifier:
         """Evaluate ``report`` and queue what changed; returns the alerts that hold."""
         with self._lock:
             holding, memory = evaluate(
-                report, self.spec, self._state.memory, self._previous, self.link
+                report, self.spec, self._state.memory, tuple(self._past), self.link
             )
             self._state.memory = memory
             if report.forecast is not None:
-                self._previous = report.forecast
+                self._remember(report.at, report.forecast)
             now = {a.key: a for a in holding}
             fire = [a for k, a in now.items() if k not in self._state.firing]
             kept = {k: a for k, a in now.items() if k in self._state.firing}
@@ -360,6 +362,15 @@ class AlertNotifier:
         if self.metrics is not None:
             self.metrics.set_alerts_firing(self.spec.name, [a.name for a in holding])
         return holding
+
+    def _remember(self, at: float, forecast: Forecast) -> None:
+        self._past.append((at, forecast))
+        keep = max(t.provisioning.delay(t.min_units, t.max_units) for t in self.spec.targets)
+        keep += self.spec.lead_time
+        # Drop what the rule can no longer pick: anything older than the newest forecast
+        # made before the longest lead; at most 1000 kept, whatever the pass rate.
+        while len(self._past) > 1000 or (len(self._past) > 1 and self._past[1][0] <= at - keep):
+            self._past.popleft()
 
     # -- results -----------------------------------------------------------------------------
 

@@ -9,11 +9,13 @@ condition becomes an alert once it has held for the policy's ``alertRules`` dura
 
 The rules (``AlertName``):
 
-- ``forecastMiss``: demand above the forecast's upper band (the policy quantile) as the
-  previous pass predicted it for now, for ``forecastMissFor``;
+- ``forecastMiss``: demand above the forecast's upper band (the policy quantile) as it
+  was predicted for now one lead time ago — the forecast the capacity serving now was
+  ordered against (the target's provisioning delay plus ``leadTime``) — for
+  ``forecastMissFor``;
 - ``sloBreach``: demand above what the target's ready units serve, for ``sloBreachFor``;
 - ``scaleFailed``: a scale call failed in this pass, or a change has been converging for
-  ``stuckFor``;
+  ``stuckFor`` beyond its expected provisioning delay;
 - ``capacityCapped``: the plan wants more than ``maxUnits`` or the budget allows;
 - ``signalsUnavailable``: the demand signal could not be read, for ``unavailableFor``;
 - ``planChanged``: the peak size planned for an event starting within
@@ -22,7 +24,7 @@ The rules (``AlertName``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -78,13 +80,14 @@ def evaluate(
     report: PassReport,
     spec: PolicySpec,
     memory: RuleMemory,
-    previous: Forecast | None = None,
+    past: Sequence[tuple[float, Forecast]] = (),
     link: str | None = None,
 ) -> tuple[list[Alert], RuleMemory]:
     """Every alert that holds after ``report``, and the memory for the next pass.
 
-    ``previous`` is the forecast of the pass before (what was expected for now); without
-    it this pass's own forecast is used.
+    ``past`` holds earlier passes' forecasts (``(made_at, forecast)``, oldest first): the
+    forecast-miss rule compares demand with the newest made a lead time ago or earlier
+    (else the oldest there is; else this pass's own).
     """
     rules = spec.alert_rules
     targets = {t.name: t for t in spec.targets}
@@ -107,7 +110,9 @@ def evaluate(
         target = targets.get(tr.name)
         if target is None:
             continue
-        candidates += _target_candidates(report, spec, target, tr, previous)
+        lead = target.provisioning.delay(tr.status.desired, tr.status.desired + 1)
+        reference = _made_before(past, report.at - lead - spec.lead_time)
+        candidates += _target_candidates(report, spec, target, tr, reference)
         change = _plan_change(report, spec, target, tr, memory, peaks)
         if change is not None:
             candidates.append(change)
@@ -132,18 +137,28 @@ def evaluate(
     return list(unique.values()), RuleMemory(MappingProxyType(pending), MappingProxyType(peaks))
 
 
+def _made_before(past: Sequence[tuple[float, Forecast]], when: float) -> Forecast | None:
+    chosen = None
+    for made_at, forecast in past:
+        if chosen is None or made_at <= when:
+            chosen = forecast
+        else:
+            break
+    return chosen
+
+
 def _target_candidates(
     report: PassReport,
     spec: PolicySpec,
     target: Target,
     tr: TargetReport,
-    previous: Forecast | None,
+    reference: Forecast | None,
 ) -> list[_Candidate]:
     rules = spec.alert_rules
     out: list[_Candidate] = []
     demand = report.demand_now
     name = tr.name
-    forecast = previous if previous is not None and previous.t.size else report.forecast
+    forecast = reference if reference is not None and reference.t.size else report.forecast
     if demand is not None and forecast is not None and forecast.t.size:
         q = spec.forecast.quantile
         upper = float(np.interp(report.at, forecast.t, forecast.level(q)))
@@ -190,12 +205,13 @@ def _target_candidates(
             )
         )  # fmt: skip
     if tr.status.busy:
+        expected = target.provisioning.delay(tr.status.ready, tr.status.desired)
         out.append(
             _Candidate(
                 AlertName.SCALE_FAILED, name, Severity.WARNING,
                 f"{name}: scaling to {tr.status.desired} units has not converged after "
-                f"{_minutes(rules.stuck_for)} ({tr.status.detail or 'in progress'})",
-                rules.stuck_for, None,
+                f"{_minutes(expected + rules.stuck_for)} ({tr.status.detail or 'in progress'})",
+                expected + rules.stuck_for, None,
                 {"desired_units": float(tr.status.desired), "ready_units": float(tr.status.ready)},
                 variant="#stuck",
             )

@@ -8,10 +8,10 @@ from tests.alerts.reports import T0, live, report, spec
 
 
 def _run(policy, reports):
-    memory, previous, out = RuleMemory(), None, []
+    memory, past, out = RuleMemory(), [], []
     for r in reports:
-        alerts, memory = evaluate(r, policy, memory, previous)
-        previous = r.forecast
+        alerts, memory = evaluate(r, policy, memory, past)
+        past.append((r.at, r.forecast))
         out.append({a.name: a for a in alerts})
     return out, memory
 
@@ -29,6 +29,20 @@ def test_forecast_miss_fires_after_it_held_and_clears() -> None:
     assert "33% above the forecast's p90 band" in miss.summary
 
 
+def test_forecast_miss_judges_by_the_forecast_capacity_was_ordered_against() -> None:
+    # Capacity takes 30 min to arrive, so demand now is judged against what was forecast
+    # for now 30 min ago, even if later forecasts caught up with the surprise.
+    slow = spec(targets=[{"name": "cart", "capacityPerUnit": 1000, "maxUnits": 10,
+                          "provisioning": {"fixedSeconds": "30m"}}])  # fmt: skip
+    old = [report(T0 + i * 300, demand=1000.0, upper=1500.0) for i in range(7)]
+    caught_up = [report(T0 + i * 300, demand=2000.0, upper=3000.0) for i in range(7, 12)]
+    seen, _ = _run(slow, old + caught_up)
+    assert "forecastMiss" in seen[-1]
+    assert seen[-1]["forecastMiss"].numbers["forecast_upper_qps"] == 1500.0
+    seen, _ = _run(spec(), old + caught_up)  # a 60 s delay: the newest forecast counts
+    assert "forecastMiss" not in seen[-1]
+
+
 def test_slo_breach_when_demand_exceeds_ready_capacity() -> None:
     passes = [report(T0 + i * 300, demand=3500.0, upper=5000.0, ready=3) for i in range(3)]
     seen, _ = _run(spec(), passes)
@@ -44,8 +58,9 @@ def test_scale_failed_at_once_and_stuck_after_its_hold() -> None:
     assert "API answered 500" in seen[0]["scaleFailed"].summary
     stuck = [report(T0 + i * 600, ready=3, desired=5, busy=True) for i in range(5)]
     seen, _ = _run(spec(), stuck)
-    assert [("scaleFailed" in s) for s in seen] == [False, False, False, True, True]
-    assert "not converged after 30 min" in seen[3]["scaleFailed"].summary
+    # stuckFor (30m) beyond the expected provisioning delay (the default 60 s).
+    assert [("scaleFailed" in s) for s in seen] == [False, False, False, False, True]
+    assert "not converged after 31 min" in seen[4]["scaleFailed"].summary
 
 
 def test_capped_names_the_event_ahead() -> None:
