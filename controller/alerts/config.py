@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 
 from headroom.controller.alerts.alertmanager import AlertmanagerSink
 from headroom.controller.alerts.base import Alert, AlertSink, HttpPost, Severity, urllib_post
+from headroom.controller.alerts.inbound import AlertmanagerReceiver, serve_inbound
 from headroom.controller.alerts.notifier import (
     AlertNotifier,
     AlertState,
@@ -40,9 +41,11 @@ from headroom.controller.alerts.notifier import (
     SinkBinding,
 )
 from headroom.controller.alerts.pagerduty import EVENTS_URL, PagerDutySink
+from headroom.controller.alerts.receiver import HookServer
 from headroom.controller.alerts.slack import SlackSink
 from headroom.controller.alerts.webhook import WebhookSink
 from headroom.controller.metrics import OperatorMetrics
+from headroom.controller.surge import SurgeEvents
 from headroom.policies.errors import AlertConfigError, AlertDeliveryError
 from headroom.policies.policy import (
     AlertHook,
@@ -233,6 +236,26 @@ def build_bindings(
                               where=f"policy {spec.name}: alerts[{i}]")  # fmt: skip
         bindings.append(SinkBinding(sink, frozenset(n.value for n in hook.on)))
     return bindings
+
+
+def build_inbound(
+    config: AlertsConfig,
+    policies: Callable[[], Mapping[str, PolicySpec]],
+    surges: SurgeEvents,
+    now: Callable[[], float] = time.time,
+) -> HookServer | None:
+    """Start the ``/hooks/alertmanager`` receiver the config's ``inbound`` describes."""
+    inbound = config.inbound
+    if inbound is None:
+        return None
+    token = inbound.token_from.resolve("inbound.tokenFrom") if inbound.token_from else None
+    key = inbound.hmac_secret_from
+    secret = key.resolve("inbound.hmacSecretFrom") if key else None
+    host, _, port = inbound.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise AlertConfigError(f"inbound.listen: {inbound.listen!r} is not HOST:PORT")
+    receiver = AlertmanagerReceiver(policies, surges, token=token, hmac_secret=secret, now=now)
+    return serve_inbound(receiver, host, int(port), inbound.max_body_bytes)
 
 
 def policy_link(spec: PolicySpec, config: AlertsConfig) -> str | None:

@@ -3,12 +3,15 @@ its numbers and identity, and clears when its condition does."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from headroom.controller.alerts.rules import RuleMemory, evaluate
 from tests.alerts.reports import T0, live, report, spec
 
 
 def _run(policy, reports):
-    memory, past, out = RuleMemory(), [], []
+    memory, out = RuleMemory(), []
+    past: list[Any] = []
     for r in reports:
         alerts, memory = evaluate(r, policy, memory, past)
         past.append((r.at, r.forecast))
