@@ -95,7 +95,8 @@ def _spec() -> PolicySpec:
         "targets": [{"name": "cart", "capacityPerUnit": 1000, "minUnits": 3, "maxUnits": 6}],
         "forecast": {"history": "14d", "horizon": "8h"},
         "alerts": [{"url": "http://127.0.0.1:9/unused"}],
-        "alertRules": {"forecastMissFor": 0, "sloBreachFor": 0, "unavailableFor": 0},
+        "alertRules": {"forecastMissFor": 0, "sloBreachFor": 0, "unavailableFor": 0,
+                       "resolveAfter": 0},
     })  # fmt: skip
 
 

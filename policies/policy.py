@@ -297,6 +297,7 @@ class AlertRules(_Model):
     unavailable_for: Duration = 300.0  # no demand signal this long
     plan_change_within: Duration = 7200.0  # watch the plan for events starting this soon
     plan_change_ratio: float = Field(0.25, gt=0)  # relative change of the planned peak
+    resolve_after: Duration = 600.0  # a firing alert resolves once clear this long
     surge_max_factor: float = Field(3.0, ge=1)  # inbound emergency scale-up: largest factor
     surge_max_duration: Duration = 3600.0  # and longest surge
 

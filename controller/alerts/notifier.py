@@ -94,11 +94,13 @@ class AlertState:
     firing: dict[str, Alert] = field(default_factory=dict)
     delivered: dict[str, set[str]] = field(default_factory=dict)
     memory: RuleMemory = field(default_factory=RuleMemory)
+    clearing: dict[str, float] = field(default_factory=dict)  # firing key -> clear since
 
     def to_json(self) -> dict[str, Any]:
         return {
             "firing": [_alert_state(a, sorted(self.delivered.get(k, ()))) for k, a in
                        sorted(self.firing.items())],
+            "clearing": dict(sorted(self.clearing.items())),
             "rules": self.memory.to_json(),
         }  # fmt: skip
 
@@ -118,6 +120,10 @@ class AlertState:
             state.firing[alert.key] = alert
             state.delivered[alert.key] = set(item.get("deliveredTo") or [])
         state.memory = RuleMemory.from_json(data.get("rules") or {})
+        state.clearing = {
+            str(k): float(v) for k, v in dict(data.get("clearing") or {}).items()
+            if str(k) in state.firing
+        }  # fmt: skip
         return state
 
 
@@ -318,14 +324,24 @@ class AlertNotifier:
             now = {a.key: a for a in holding}
             fire = [a for k, a in now.items() if k not in self._state.firing]
             kept = {k: a for k, a in now.items() if k in self._state.firing}
+            # A condition must stay clear for resolveAfter before its alert resolves, so a
+            # value hovering at a threshold does not page, resolve and page again.
+            clearing = self._state.clearing
+            for key in now:
+                clearing.pop(key, None)
+            due = []
+            for key in self._state.firing:
+                if key not in now:
+                    since = clearing.setdefault(key, report.at)
+                    if report.at - since >= self.spec.alert_rules.resolve_after:
+                        due.append(key)
             # A resolve goes wherever the firing went or is on its way (in flight now).
             resolve = [
                 (
-                    a.resolved(report.at),
+                    self._state.firing[k].resolved(report.at),
                     self._state.delivered.get(k, set()) | self._offered.pop(k, set()),
                 )
-                for k, a in self._state.firing.items()
-                if k not in now
+                for k in due
             ]
             for key, alert in kept.items():  # fresh numbers, the original start
                 old = self._state.firing[key]
@@ -339,6 +355,7 @@ class AlertNotifier:
             for alert, sinks in resolve:
                 self._state.firing.pop(alert.key, None)
                 self._state.delivered.pop(alert.key, None)
+                clearing.pop(alert.key, None)
                 for sink in list(sinks):
                     if (alert.key, sink) in self._given_up:
                         self._given_up.discard((alert.key, sink))

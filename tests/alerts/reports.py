@@ -23,8 +23,9 @@ def spec(**extra: Any) -> PolicySpec:
         "targets": [{"name": "cart", "capacityPerUnit": 1000, "minUnits": 2, "maxUnits": 10}],
         "alerts": [{"url": "http://127.0.0.1:9/unused"}],
         "alertRules": {"forecastMissFor": "10m", "sloBreachFor": "5m", "stuckFor": "30m",
-                       "unavailableFor": "5m"},
+                       "unavailableFor": "5m", "resolveAfter": 0},
     }  # fmt: skip
+    doc["alertRules"].update(extra.pop("alertRules", {}))
     doc.update(extra)
     return parse_policy(doc)
 

@@ -194,3 +194,28 @@ def test_secrets_never_reach_logs_state_metrics_or_deliveries(caplog) -> None:
     for text in outputs:
         assert slack_secret not in text and pd_secret not in text and "XOXB" not in text
         assert str(down.port) not in text
+
+
+def test_an_alert_resolves_only_after_it_stayed_clear(tmp_path) -> None:
+    receiver = Receiver()
+    policy = spec(alertRules={"sloBreachFor": 0, "resolveAfter": "10m"})
+    notifier = AlertNotifier(policy, [SinkBinding(WebhookSink("hook", receiver.url), ALL)],
+                             options=FAST)  # fmt: skip
+    breach = {"demand": 3500.0, "upper": 5000.0, "ready": 3}
+    try:
+        notifier.observe(report(T0, **breach))
+        notifier.observe(report(T0 + 300))  # clear for 5 min ...
+        notifier.observe(report(T0 + 600, **breach))  # ... and back: still the same alert
+        notifier.observe(report(T0 + 900))
+        saved = json.loads(json.dumps(notifier.state()))
+        assert saved["clearing"] == {"shop/cart/sloBreach": T0 + 900}
+        notifier.observe(report(T0 + 1200))
+        assert notifier.flush(10)
+        assert list(_sent(receiver)) == [("shop/cart/sloBreach", "firing")]
+        notifier.observe(report(T0 + 1500))  # clear for 10 min: resolved
+        assert notifier.flush(10)
+    finally:
+        notifier.close()
+        receiver.stop()
+    assert _sent(receiver) == {("shop/cart/sloBreach", "firing"): 1,
+                               ("shop/cart/sloBreach", "resolved"): 1}  # fmt: skip
