@@ -48,7 +48,7 @@ def demo(
     surprise: Annotated[
         float,
         typer.Option(help="How much hotter the demo day's livestream runs than the past ones."),
-    ] = 1.3,
+    ] = 1.5,
     calendar: Annotated[Path, typer.Option(help="Calendar file (YAML or ICS).")] = EXAMPLES
     / "demo-calendar.yaml",
     policy: Annotated[Path, typer.Option(help="Policy file.")] = EXAMPLES / "demo-policy.yaml",

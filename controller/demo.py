@@ -84,7 +84,7 @@ class DemoConfig:
     keep_running: bool = False
     # The demo day's livestream runs this much hotter than the past ones Headroom learned
     # from (a surprise the forecast cannot know): the forecast-miss alert's moment.
-    surprise: float = 1.3
+    surprise: float = 1.5
 
     def __post_init__(self) -> None:
         if self.masters < 1:

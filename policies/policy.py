@@ -291,7 +291,8 @@ class AlertHook(_Model):
 class AlertRules(_Model):
     """When a condition becomes an alert (how long it must hold) and how far surges go."""
 
-    forecast_miss_for: Duration = 600.0  # demand above the upper band this long
+    forecast_miss_for: Duration = 600.0  # demand above the upper band this long ...
+    forecast_miss_margin: float = Field(0.1, ge=0)  # ... by more than this share of it
     slo_breach_for: Duration = 300.0  # demand above ready capacity this long
     stuck_for: Duration = 1800.0  # a scale change not converged after this long
     unavailable_for: Duration = 300.0  # no demand signal this long

@@ -310,7 +310,11 @@ class AlertNotifier:
     # -- called by the loop ------------------------------------------------------------------
 
     def __call__(self, report: PassReport) -> None:
-        self.observe(report)
+        """The loop's observer: a fault in the alert path is logged, never the pass's."""
+        try:
+            self.observe(report)
+        except Exception:  # noqa: BLE001 - reconciliation must go on without alerts
+            log.exception("Failed to evaluate alerts policy=%s at=%.0f", self.spec.name, report.at)
 
     def observe(self, report: PassReport) -> list[Alert]:
         """Evaluate ``report`` and queue what changed; returns the alerts that hold."""

@@ -9,7 +9,8 @@ condition becomes an alert once it has held for the policy's ``alertRules`` dura
 
 The rules (``AlertName``):
 
-- ``forecastMiss``: demand above the forecast's upper band (the policy quantile) as it
+- ``forecastMiss``: demand above the forecast's upper band (the policy quantile; by more
+  than ``forecastMissMargin``, so noise at the band does not count) as it
   was predicted for now one lead time ago — the forecast the capacity serving now was
   ordered against (the target's provisioning delay plus ``leadTime``) — for
   ``forecastMissFor``;
@@ -163,7 +164,7 @@ def _target_candidates(
         q = spec.forecast.quantile
         upper = float(np.interp(report.at, forecast.t, forecast.level(q)))
         median = float(np.interp(report.at, forecast.t, forecast.level(0.5)))
-        if upper > 0 and demand > upper:
+        if upper > 0 and demand > upper * (1.0 + rules.forecast_miss_margin):
             index = min(int(np.searchsorted(forecast.t, report.at)), forecast.t.size - 1)
             driver = forecast.driver_at(index)
             event = driver.name if driver is not None else None

@@ -30,6 +30,10 @@ def test_forecast_miss_fires_after_it_held_and_clears() -> None:
     assert miss.numbers["demand_qps"] == 2000.0 and miss.numbers["forecast_upper_qps"] == 1500.0
     assert round(miss.numbers["over_percent"]) == 33
     assert "33% above the forecast's p90 band" in miss.summary
+    # Within forecastMissMargin (10 %) of the band is noise, not a miss.
+    near = [report(T0 + i * 300, demand=1600.0) for i in range(6)]
+    seen, _ = _run(policy, near)
+    assert not any("forecastMiss" in s for s in seen)
 
 
 def test_forecast_miss_judges_by_the_forecast_capacity_was_ordered_against() -> None:

@@ -57,7 +57,8 @@ def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) 
     assert misses and misses[0]["status"] == "firing", alerts
     assert -60 < misses[0]["minutes_from_event_start"] < 120
     assert "above the forecast's p90 band" in misses[0]["summary"]
-    assert [a["status"] for a in misses] == ["firing", "resolved"][: len(misses)]
+    statuses = [a["status"] for a in misses]  # fires, resolves, maybe again: never twice
+    assert statuses == (["firing", "resolved"] * len(misses))[: len(misses)], alerts
     assert summary["alerts_dropped"] == 0
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
     # Every redis-server the demo started is gone (other tests may run servers meanwhile).
