@@ -320,7 +320,12 @@ class AlertNotifier:
         """Evaluate ``report`` and queue what changed; returns the alerts that hold."""
         with self._lock:
             holding, memory = evaluate(
-                report, self.spec, self._state.memory, tuple(self._past), self.link
+                report,
+                self.spec,
+                self._state.memory,
+                tuple(self._past),
+                self.link,
+                frozenset(self._state.firing),
             )
             self._state.memory = memory
             if report.forecast is not None:

@@ -26,6 +26,7 @@ The rules (``AlertName``):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -83,12 +84,14 @@ def evaluate(
     memory: RuleMemory,
     past: Sequence[tuple[float, Forecast]] = (),
     link: str | None = None,
+    firing: AbstractSet[str] = frozenset(),
 ) -> tuple[list[Alert], RuleMemory]:
     """Every alert that holds after ``report``, and the memory for the next pass.
 
     ``past`` holds earlier passes' forecasts (``(made_at, forecast)``, oldest first): the
     forecast-miss rule compares demand with the newest made a lead time ago or earlier
-    (else the oldest there is; else this pass's own).
+    (else the oldest there is; else this pass's own). ``firing`` holds the keys of alerts
+    already firing: their condition holds again at once, without waiting out the hold.
     """
     rules = spec.alert_rules
     targets = {t.name: t for t in spec.targets}
@@ -124,7 +127,8 @@ def evaluate(
     for c in candidates:
         since = memory.pending.get(c.key, now)
         pending[c.key] = since
-        if now - since >= c.hold:
+        key = f"{spec.name}/{c.target or '-'}/{c.name.value}"
+        if now - since >= c.hold or key in firing:
             alerts.append(
                 Alert(
                     c.name.value, spec.name, c.target, c.severity, c.summary, since, now,

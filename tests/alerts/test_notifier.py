@@ -214,8 +214,18 @@ def test_an_alert_resolves_only_after_it_stayed_clear(tmp_path) -> None:
         assert list(_sent(receiver)) == [("shop/cart/sloBreach", "firing")]
         notifier.observe(report(T0 + 1500))  # clear for 10 min: resolved
         assert notifier.flush(10)
+        # While clearing, the condition's return keeps the alert (no new hold to wait out).
+        held = spec(alertRules={"sloBreachFor": "10m", "resolveAfter": "10m"})
+        again = AlertNotifier(held, [SinkBinding(WebhookSink("hook", receiver.url), ALL)],
+                              options=FAST)  # fmt: skip
+        for minute, bad in ((0, 1), (10, 1), (20, 0), (25, 1), (30, 0), (35, 0), (40, 0)):
+            again.observe(report(T0 + 7200 + minute * 60, **(breach if bad else {})))
+        assert again.flush(10)
+        again.close()
     finally:
         notifier.close()
         receiver.stop()
-    assert _sent(receiver) == {("shop/cart/sloBreach", "firing"): 1,
-                               ("shop/cart/sloBreach", "resolved"): 1}  # fmt: skip
+    assert [(a["status"], a["at"][11:16]) for b in receiver.bodies() for a in b["alerts"]] == [
+        ("firing", "08:00"), ("resolved", "08:25"),
+        ("firing", "10:10"), ("resolved", "10:40"),  # fired at 10 min; cleared 30..40
+    ]  # fmt: skip
