@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections import Counter
+from typing import Any
 
 from prometheus_client import generate_latest
 from pydantic import SecretStr
@@ -201,7 +202,7 @@ def test_an_alert_resolves_only_after_it_stayed_clear(tmp_path) -> None:
     policy = spec(alertRules={"sloBreachFor": 0, "resolveAfter": "10m"})
     notifier = AlertNotifier(policy, [SinkBinding(WebhookSink("hook", receiver.url), ALL)],
                              options=FAST)  # fmt: skip
-    breach = {"demand": 3500.0, "upper": 5000.0, "ready": 3}
+    breach: dict[str, Any] = {"demand": 3500.0, "upper": 5000.0, "ready": 3}
     try:
         notifier.observe(report(T0, **breach))
         notifier.observe(report(T0 + 300))  # clear for 5 min ...
