@@ -237,6 +237,12 @@ class _SinkWorker:
         while wait > 0 and not stop.is_set():
             stop.wait(min(wait, 1.0))
             wait = self.bucket.wait_time()
+        if wait > 0:  # stopped while waiting for the rate limit
+            for alert in group:
+                self.notifier._dropped(
+                    self.sink.name, alert, "ShuttingDown", "the notifier stopped"
+                )
+            return
         options = self.notifier.options
         attempts = [0]
 

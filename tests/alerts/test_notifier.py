@@ -230,3 +230,21 @@ def test_an_alert_resolves_only_after_it_stayed_clear(tmp_path) -> None:
         ("firing", "08:00"), ("resolved", "08:25"),
         ("firing", "10:10"), ("resolved", "10:40"),  # fired at 10 min; cleared 30..40
     ]  # fmt: skip
+
+
+def test_the_rate_limit_holds_back_a_second_request() -> None:
+    metrics = OperatorMetrics()
+    receiver = Receiver()
+    options = DeliveryOptions(rate_per_minute=1, batch=1)  # one request a minute per sink
+    notifier = AlertNotifier(_quick_spec(), [SinkBinding(WebhookSink("hook", receiver.url), ALL)],
+                             metrics=metrics, options=options)  # fmt: skip
+    try:
+        notifier.observe(_bad_pass(T0))  # four alerts, one request each
+        wait_until(lambda: len(receiver.received) == 1, 10, "the first request")
+        assert not notifier.flush(1.0)  # the others wait for a token, off the loop's thread
+        assert len(receiver.received) == 1
+    finally:
+        notifier.close(timeout=0.0)
+        receiver.stop()
+    assert len(receiver.received) == 1 and notifier.dropped == 3  # counted, not lost
+    assert 'reason="ShuttingDown"' in generate_latest(metrics.registry).decode()
