@@ -73,7 +73,8 @@ class Alert:
         """This alert, cleared at ``at``."""
         return Alert(
             self.name, self.policy, self.target, self.severity,
-            f"Resolved: {self.summary}", self.since, at, Status.RESOLVED,
+            f"Resolved, the condition cleared (last seen: {self.summary})", self.since, at,
+            Status.RESOLVED,
             self.event, self.numbers, self.link,
         )  # fmt: skip
 
