@@ -47,8 +47,11 @@ def demo(
     ] = 4.0,
     surprise: Annotated[
         float,
-        typer.Option(help="How much hotter the demo day's livestream runs than the past ones."),
-    ] = 1.5,
+        typer.Option(
+            help="How much hotter the demo day's livestream runs than the past ones "
+            "(1.5: it goes viral, and the alerts say so)."
+        ),
+    ] = 1.0,
     calendar: Annotated[Path, typer.Option(help="Calendar file (YAML or ICS).")] = EXAMPLES
     / "demo-calendar.yaml",
     policy: Annotated[Path, typer.Option(help="Policy file.")] = EXAMPLES / "demo-policy.yaml",

@@ -83,8 +83,8 @@ class DemoConfig:
     seed: int = 7
     keep_running: bool = False
     # The demo day's livestream runs this much hotter than the past ones Headroom learned
-    # from (a surprise the forecast cannot know): the forecast-miss alert's moment.
-    surprise: float = 1.5
+    # from (a surprise the forecast cannot know; 1.5: the forecast-miss alert's moment).
+    surprise: float = 1.0
 
     def __post_init__(self) -> None:
         if self.masters < 1:

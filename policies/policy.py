@@ -294,7 +294,7 @@ class AlertRules(_Model):
     forecast_miss_for: Duration = 600.0  # demand above the upper band this long ...
     forecast_miss_margin: float = Field(0.1, ge=0)  # ... by more than this share of it
     slo_breach_for: Duration = 300.0  # demand above ready capacity this long
-    stuck_for: Duration = 1800.0  # a scale change not converged after this long
+    stuck_for: Duration = 1800.0  # a change not converged this long past its expected delay
     unavailable_for: Duration = 300.0  # no demand signal this long
     plan_change_within: Duration = 7200.0  # watch the plan for events starting this soon
     plan_change_ratio: float = Field(0.25, gt=0)  # relative change of the planned peak

@@ -35,7 +35,7 @@ def _redis_servers_under(folder: Path) -> list[int]:
 
 def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) -> None:
     config = DemoConfig(out_dir=tmp_path / "demo", keys=30_000, hours=9.0,
-                        start_hour=16.0)  # fmt: skip
+                        start_hour=16.0, surprise=1.5)  # fmt: skip
     report = DemoRunner(config).run()
     summary = json.loads((tmp_path / "demo" / "report.json").read_text())["summary"]
     assert summary == json.loads(json.dumps(report.summary, default=str))
