@@ -21,9 +21,14 @@ from headroom.controller.alerts.notifier import (
 from headroom.controller.alerts.pagerduty import PagerDutySink
 from headroom.controller.alerts.slack import SlackSink
 from headroom.controller.alerts.webhook import WebhookSink
+from headroom.controller.loop import ControlLoop, ListSink
 from headroom.controller.metrics import OperatorMetrics
+from headroom.policies.calendar import Calendar
+from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import AlertName
+from headroom.policies.synthetic import generate_trace
 from tests.alerts.reports import T0, report, spec
+from tests.controller.test_loop import ManualClock, RecordingTarget, StaticHistory
 from tests.support.procs import wait_until
 from tests.support.receivers import Receiver
 
@@ -248,3 +253,31 @@ def test_the_rate_limit_holds_back_a_second_request() -> None:
         receiver.stop()
     assert len(receiver.received) == 1 and notifier.dropped == 3  # counted, not lost
     assert 'reason="ShuttingDown"' in generate_latest(metrics.registry).decode()
+
+
+def test_the_control_loop_feeds_the_notifier_and_carries_on_past_a_dead_sink() -> None:
+    policy = spec(alertRules={"unavailableFor": "5m"})
+    down = Receiver(up=False)
+    options = DeliveryOptions(attempts=2, backoff=0.01, backoff_max=0.01, rate_per_minute=6000)
+    notifier = AlertNotifier(policy, [SinkBinding(WebhookSink("gone", down.url), ALL)],
+                             options=options)  # fmt: skip
+    day = 86400.0
+    history = StaticHistory(generate_trace(T0 - 15 * day, 15, 60.0, 1500.0, [], [], seed=3))
+    clock = ManualClock(T0)
+    loop = ControlLoop(
+        policy, targets={"cart": RecordingTarget("cart", 3)}, history=history,
+        calendar=Calendar, clock=clock, forecaster=lambda: HeadroomForecaster(policy.forecast),
+        sink=ListSink(), observer=notifier,
+    )  # fmt: skip
+    try:
+        history.down = True  # Prometheus is gone: after 5 min, signalsUnavailable
+        reports = []
+        for _ in range(4):
+            reports.append(loop.reconcile())
+            clock.sleep(180)
+        wait_until(lambda: notifier.dropped == 1, 10, "the dead sink's drop")
+        assert [r.demand_now for r in reports] == [None] * 4  # every pass ran to its end
+        (firing,) = json.loads(json.dumps(notifier.state()))["firing"]
+        assert firing["name"] == "signalsUnavailable" and firing["deliveredTo"] == []
+    finally:
+        notifier.close()
