@@ -17,7 +17,7 @@ from tests.alerts.reports import report, spec
 from tests.support.procs import wait_until
 from tests.support.receivers import Receiver, start_alertmanager
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+pytestmark = [pytest.mark.alertmanager, pytest.mark.slow]
 ALL = frozenset(n.value for n in AlertName)
 FAST = DeliveryOptions(attempts=20, backoff=0.05, backoff_max=0.5, rate_per_minute=6000)
 

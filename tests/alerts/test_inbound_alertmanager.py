@@ -21,7 +21,7 @@ from tests.controller.test_loop import ManualClock, RecordingTarget, StaticHisto
 from tests.support.procs import wait_until
 from tests.support.receivers import start_alertmanager
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+pytestmark = [pytest.mark.alertmanager, pytest.mark.slow]
 DAY = 86400.0
 T0 = 1_700_006_400.0
 TOKEN = "am-to-headroom-token"
