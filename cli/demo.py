@@ -49,6 +49,13 @@ def demo(
     event_multiplier: Annotated[
         float, typer.Option(help="True peak uplift of the livestream (Headroom learns it).")
     ] = 4.0,
+    surprise: Annotated[
+        float,
+        typer.Option(
+            help="How much hotter the demo day's livestream runs than the past ones "
+            "(1.5: it goes viral, and the alerts say so)."
+        ),
+    ] = 1.0,
     calendar: Annotated[Path, typer.Option(help="Calendar file (YAML or ICS).")] = EXAMPLES
     / "demo-calendar.yaml",
     policy: Annotated[Path, typer.Option(help="Policy file.")] = EXAMPLES / "demo-policy.yaml",
@@ -81,6 +88,7 @@ def demo(
             start_hour=start_hour,
             base_qps=base_qps,
             event_multiplier=event_multiplier,
+            surprise=surprise,
             calendar_file=calendar,
             policy_file=policy,
             base_port=base_port,
@@ -235,4 +243,14 @@ def _print_summary(report: DemoReport) -> None:
             a["reason"],
         )
     console.print(actions)
+    alerts = Table(title=f"alerts sent to the demo's webhook receiver ({s['alerts_dropped']} "
+                   "dropped)")  # fmt: skip
+    alerts.add_column("vs event start", justify="right")
+    alerts.add_column("alert")
+    alerts.add_column("status")
+    alerts.add_column("summary")
+    for a in s["alerts"]:
+        alerts.add_row(f"{a['minutes_from_event_start']:+.0f} min", a["name"], a["status"],
+                       a["summary"])  # fmt: skip
+    console.print(alerts)
     console.print(f"Report: {report.out_dir / 'report.json'}  Chart: {report.out_dir / 'demo.png'}")

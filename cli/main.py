@@ -24,6 +24,7 @@ GROUPS: dict[str, str] = {
     "policy": "headroom.cli.policy",
     "capacity": "headroom.cli.capacity",
     "operator": "headroom.cli.operator",
+    "alerts": "headroom.cli.alerts",
 }
 COMMANDS: dict[str, str] = {
     "forecast": "headroom.cli.engine",

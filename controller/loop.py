@@ -122,6 +122,7 @@ class ControlLoop:
         sink: ActionSink,
         step: float = 60.0,
         state: DriverState | None = None,
+        observer: Callable[[PassReport], None] | None = None,
     ) -> None:
         """``state``: the driver's state from before a restart (the operator keeps it in the
         CapacityPolicy's status), so budgets and cooldowns carry over."""
@@ -135,6 +136,7 @@ class ControlLoop:
         self.clock = clock
         self.sink = sink
         self.step = step
+        self.observer = observer  # e.g. the AlertNotifier: sees every report, must not block
         # Every pass is a full decision: the pass interval is the loop's own cadence.
         self.driver = Driver(
             spec, forecaster(), step=step, cadence=Cadence(decide_every=0.0), state=state
@@ -209,9 +211,12 @@ class ControlLoop:
         for event in events:
             self.sink.record(event)
         forecast = tick.forecast if tick is not None else None
-        return PassReport(
+        report = PassReport(
             now, demand_now, forecast, tuple(reports), tuple(conditions), tuple(events)
         )
+        if self.observer is not None:
+            self.observer(report)
+        return report
 
     def _act(
         self, tt: TargetTick, status: ScaleStatus, now: float, events: list[LoopEvent]

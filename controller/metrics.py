@@ -20,6 +20,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from headroom.policies.policy import AlertName
+
 
 class OperatorMetrics:
     """Typed setters for every operator series, on one registry."""
@@ -100,6 +102,48 @@ class OperatorMetrics:
             ["source"],
             registry=r,
         )
+
+        self.alerts_sent = Counter(
+            "headroom_alerts_sent",
+            "Alert notifications a sink accepted, by sink, alert name and status.",
+            ["sink", "alert", "status"],
+            registry=r,
+        )
+        self.alerts_dropped = Counter(
+            "headroom_alerts_dropped",
+            "Alert notifications given up on (QueueFull, RetriesExhausted, Rejected, "
+            "SinkError, ShuttingDown), by sink, alert name and reason.",
+            ["sink", "alert", "reason"],
+            registry=r,
+        )
+        self.alerts_firing = Gauge(
+            "headroom_alerts_firing",
+            "Alerts that hold after the last pass, by policy and alert name.",
+            ["policy", "alert"],
+            registry=r,
+        )
+        self.alert_queue = Gauge(
+            "headroom_alert_queue_depth",
+            "Alert notifications waiting in a sink's delivery queue.",
+            ["sink"],
+            registry=r,
+        )
+
+    def record_alert_sent(self, sink: str, alert: str, status: str) -> None:
+        self.alerts_sent.labels(sink=sink, alert=alert, status=status).inc()
+
+    def record_alert_dropped(self, sink: str, alert: str, reason: str) -> None:
+        self.alerts_dropped.labels(sink=sink, alert=alert, reason=reason).inc()
+
+    def set_alerts_firing(self, policy: str, names: list[str]) -> None:
+        """Set every known alert name of ``policy`` to how many of ``names`` hold now."""
+        for name in AlertName:
+            self.alerts_firing.labels(policy=policy, alert=name.value).set(
+                sum(1 for n in names if n == name.value)
+            )
+
+    def set_alert_queue_depth(self, sink: str, depth: int) -> None:
+        self.alert_queue.labels(sink=sink).set(depth)
 
     def observe_forecast(self, target: str, quantile: float, qps: float) -> None:
         self.forecast.labels(target=target, quantile=_quantile_label(quantile)).set(qps)

@@ -22,7 +22,8 @@ line, printable characters only, and input quoted only as a short excerpt.
     ├── InputError                  bad user input: nothing was applied
     │   ├── CalendarError           a calendar file or DemandEvent
     │   ├── PolicyError             a policy file or CapacityPolicy spec
-    │   └── TraceError              a history / trace CSV
+    │   ├── TraceError              a history / trace CSV
+    │   └── AlertConfigError        the alerts config (sinks, secrets) or an inbound alert
     ├── SourceUnavailable           a metric source is down, slow or stale
     ├── ClusterError                a Redis Cluster operation failed
     │   ├── ClusterUnreachable      seed or node does not answer
@@ -31,6 +32,7 @@ line, printable characters only, and input quoted only as a short excerpt.
     │   ├── UnsafeOperation         refused: it could lose data (e.g. drain the last master)
     │   └── MigrationError          a slot migration stopped; the cluster is repairable
     ├── ProvisioningError           starting or stopping a node failed
+    ├── AlertDeliveryError          an alert sink refused or did not answer
     └── KubernetesError             the Kubernetes API refused or failed
         └── ConflictError           409 after retries
 """
@@ -102,6 +104,10 @@ class TraceError(InputError):
     """A history or trace CSV is invalid."""
 
 
+class AlertConfigError(InputError):
+    """The alerts config (sinks, secret references) or an inbound alert payload is invalid."""
+
+
 class SourceUnavailable(HeadroomError):
     """A metric source could not answer; distinct from a source answering zero."""
 
@@ -132,6 +138,18 @@ class MigrationError(ClusterError):
 
 class ProvisioningError(HeadroomError):
     """Starting, configuring or stopping a node failed."""
+
+
+class AlertDeliveryError(HeadroomError):
+    """An alert sink refused or did not answer; the message never holds a URL or secret.
+
+    ``retryable`` is False when trying again cannot help (the sink rejected the request
+    as invalid, 4xx other than 429).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class KubernetesError(HeadroomError):

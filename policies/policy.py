@@ -250,9 +250,70 @@ class Budget(_Model):
     period: Duration = 86400.0  # rolling window the cap applies to
 
 
+class AlertName(StrEnum):
+    """The alerts Headroom raises (``alerts[].on``); each fires and later resolves."""
+
+    FORECAST_MISS = "forecastMiss"  # actual demand above the forecast's upper band for a while
+    SLO_BREACH = "sloBreach"  # demand above what the ready units serve
+    SCALE_FAILED = "scaleFailed"  # a scale call failed, or a change is not converging
+    CAPACITY_CAPPED = "capacityCapped"  # the plan wants more than maxUnits or the budget allows
+    SIGNALS_UNAVAILABLE = "signalsUnavailable"  # the demand signal cannot be read
+    PLAN_CHANGED = "planChanged"  # the size planned for an imminent event moved a lot
+
+
+class AlertSinkKind(StrEnum):
+    WEBHOOK = "webhook"  # generic JSON, HMAC-signed when the sink has a secret
+    SLACK = "slack"  # incoming webhook, Block Kit
+    PAGERDUTY = "pagerduty"  # Events API v2
+    ALERTMANAGER = "alertmanager"  # POST /api/v2/alerts
+
+
+def _alert_names(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError("on must be a list of alert names")
+    known = [n.value for n in AlertName]
+    for name in value:
+        if name not in known:
+            raise ValueError(f"unknown alert {name!r} (use any of: {', '.join(known)})")
+    return value
+
+
 class AlertHook(_Model):
-    url: str = Field(pattern=r"^https?://")
-    on: list[str] = ["action", "capped", "unavailable"]
+    """Where one policy's alerts go: a named sink of the global alerts config (which holds
+    its secrets), or an inline ``url`` of a sink that needs no secret."""
+
+    sink: str | None = Field(None, min_length=1)
+    type: AlertSinkKind = AlertSinkKind.WEBHOOK  # of an inline url
+    url: str | None = Field(None, pattern=r"^https?://")
+    on: Annotated[list[AlertName], BeforeValidator(_alert_names)] = list(AlertName)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> AlertHook:
+        if (self.sink is None) == (self.url is None):
+            raise ValueError("give either sink (a name from the alerts config) or url")
+        if self.url is not None and self.type in (AlertSinkKind.SLACK, AlertSinkKind.PAGERDUTY):
+            raise ValueError(
+                f"a {self.type.value} sink holds a secret: name it in the alerts config "
+                "and refer to it with sink"
+            )
+        return self
+
+
+class AlertRules(_Model):
+    """When a condition becomes an alert (how long it must hold) and how far surges go."""
+
+    forecast_miss_for: Duration = 600.0  # demand above the upper band this long ...
+    forecast_miss_margin: float = Field(0.1, ge=0)  # ... by more than this share of it
+    slo_breach_for: Duration = 300.0  # demand above ready capacity this long
+    stuck_for: Duration = 1800.0  # a change not converged this long past its expected delay
+    unavailable_for: Duration = 300.0  # no demand signal this long
+    plan_change_within: Duration = 7200.0  # watch the plan for events starting this soon
+    plan_change_ratio: float = Field(0.25, gt=0)  # relative change of the planned peak
+    resolve_after: Duration = 600.0  # a firing alert resolves once clear this long
+    surge_max_factor: float = Field(3.0, ge=1)  # inbound emergency scale-up: largest factor
+    surge_max_duration: Duration = 3600.0  # and longest surge
 
 
 class PolicySpec(_Model):
@@ -269,6 +330,7 @@ class PolicySpec(_Model):
     freeze_windows: list[FreezeWindow] = []
     budget: Budget | None = None
     alerts: list[AlertHook] = []
+    alert_rules: AlertRules = AlertRules()
     event_selector: dict[str, str] = {}  # labels DemandEvents select this policy by
     dry_run: bool = False
 

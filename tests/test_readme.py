@@ -39,6 +39,7 @@ NOT_RUN = {
     "make test": "this is make test",
     "headroom capacity learn --prometheus": "needs the reader's Prometheus",
     "helm install": "needs a Kubernetes cluster",
+    "headroom alerts test": "sends to the reader's own sinks (tests/alerts runs it on loopback)",
     "kubectl apply": "needs a Kubernetes cluster",
 }
 

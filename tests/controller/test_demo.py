@@ -35,7 +35,7 @@ def _redis_servers_under(folder: Path) -> list[int]:
 
 def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) -> None:
     config = DemoConfig(out_dir=tmp_path / "demo", keys=30_000, hours=9.0,
-                        start_hour=16.0)  # fmt: skip
+                        start_hour=16.0, surprise=1.5)  # fmt: skip
     report = DemoRunner(config).run()
     summary = json.loads((tmp_path / "demo" / "report.json").read_text())["summary"]
     assert summary == json.loads(json.dumps(report.summary, default=str))
@@ -50,6 +50,16 @@ def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) 
     scale_ins = [a for a in summary["actions"] if a["to"] < a["from"]]
     assert scale_outs and scale_outs[0]["minutes_from_event_start"] < 0
     assert scale_ins and scale_ins[0]["minutes_from_event_start"] > 0, "never scaled back in"
+    # The livestream ran hotter than the past ones: on-call heard of it, through a signed
+    # webhook the demo's own receiver verified; and heard when it was over.
+    alerts = summary["alerts"]
+    misses = [a for a in alerts if a["name"] == "forecastMiss"]
+    assert misses and misses[0]["status"] == "firing", alerts
+    assert -60 < misses[0]["minutes_from_event_start"] < 120
+    assert "above the forecast's p90 band" in misses[0]["summary"]
+    statuses = [a["status"] for a in misses]  # fires, resolves, maybe again: never twice
+    assert statuses == (["firing", "resolved"] * len(misses))[: len(misses)], alerts
+    assert summary["alerts_dropped"] == 0
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
     # Every redis-server the demo started is gone (other tests may run servers meanwhile).
     assert _redis_servers_under(tmp_path) == []

@@ -42,6 +42,10 @@ def test_curl_returns_every_documented_series_with_values():
     metrics.set_source_available("redis-info", True, at=1_799_999_000.0)
     metrics.set_leader(True)
     metrics.record_reconcile("RedisCluster", "requeued")
+    metrics.record_alert_sent("oncall-slack", "forecastMiss", "firing")
+    metrics.record_alert_dropped("pd", "sloBreach", "RetriesExhausted")
+    metrics.set_alerts_firing("cart", ["forecastMiss"])
+    metrics.set_alert_queue_depth("pd", 3)
     endpoint = serve(metrics.registry)  # loopback, any free port
     try:
         assert endpoint.host == "127.0.0.1"
@@ -61,6 +65,12 @@ def test_curl_returns_every_documented_series_with_values():
     assert 'headroom_signal_source_up{source="prometheus"} 0.0' in body
     assert 'headroom_resharding_keys_moved_total{target="redis/cart"} 1500.0' in body
     assert 'headroom_next_action_timestamp_seconds{target="redis/cart"} 1.8e+09' in body
+    assert (
+        'headroom_alerts_dropped_total{alert="sloBreach",reason="RetriesExhausted",sink="pd"} 1.0'
+        in body
+    )
+    assert 'headroom_alerts_firing{alert="forecastMiss",policy="cart"} 1.0' in body
+    assert 'headroom_alerts_firing{alert="sloBreach",policy="cart"} 0.0' in body
     assert 'method="declared"' not in body and 'method="crossing"' in body
     assert "headroom_operator_leader 1.0" in body
     assert 'headroom_reconciles_total{kind="RedisCluster",result="requeued"} 1.0' in body
