@@ -299,7 +299,10 @@ class Driver:
     ) -> None:
         due = now - self._forecast_at >= self.cadence.forecast_every
         fc = self._forecast
-        if fc is not None and not due and not surprised:
+        # A changed calendar (a DemandEvent added, a surge, an event moved) is a new forecast
+        # at once: an emergency surge must not wait for the next forecast interval.
+        changed = calendar is not self._fitted_calendar
+        if fc is not None and not due and not surprised and not changed:
             reaches = float(fc.t[-1]) + self.step >= now + horizon - self.cadence.forecast_every
             if reaches:
                 return
