@@ -114,6 +114,7 @@ TRACE = [("1762776000", "100"), ("1762776060", "110"), ("1762776120", "120")]
 
 # Values of the wrong type for a field, and text that is no time, zone or duration.
 junk_text = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != "")
+RANDOM_BYTES = st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
 wrong_scalar = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2),
@@ -236,7 +237,7 @@ def test_calendar_yaml_near_misses(case: tuple[dict[str, Any], tuple[str, ...]])
 
 
 @fuzz()
-@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+@given(RANDOM_BYTES)
 def test_calendar_random_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = _write(folder, "cal.yaml", data)
@@ -408,7 +409,7 @@ def test_policy_near_misses(case: tuple[dict[str, Any], tuple[str, ...]]) -> Non
 
 
 @fuzz()
-@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+@given(RANDOM_BYTES)
 def test_policy_random_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = _write(folder, "policy.yaml", data)
@@ -485,7 +486,7 @@ def test_trace_near_misses(case: tuple[str, tuple[str, ...]]) -> None:
 
 
 @fuzz(200)
-@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+@given(RANDOM_BYTES)
 def test_trace_random_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         trace = _write(folder, "trace.csv", data)
