@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from headroom.cli.main import app
@@ -43,6 +43,9 @@ def fuzz(n: int = BASE) -> Callable[[Callable[..., None]], Callable[..., None]]:
         derandomize=SCALE == 1,  # the same cases every `make test`: a failure reproduces
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         database=None,
+        # No "explain" phase: its line tracing of every case grew the long profile's run
+        # to gigabytes; a failing case is reported and shrunk without it.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
     )
 
 
