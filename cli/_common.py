@@ -60,7 +60,11 @@ def usage_error_line(err: click_errors.ClickException) -> str:
 
 
 def _plain_flags(command: Any) -> None:
-    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe)."""
+    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe).
+    Once per command: a command run many times in one process is tidied the first time."""
+    if getattr(command, "_headroom_plain_flags", False):
+        return
+    command._headroom_plain_flags = True
     for param in getattr(command, "params", ()):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""

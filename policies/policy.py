@@ -158,8 +158,8 @@ class Slo(_Model):
 
 class Forecasting(_Model):
     quantile: float = Field(0.9, gt=0, lt=1)  # provision for this forecast quantile
-    history: Duration = 28 * 86400.0  # how much history to learn from
-    horizon: Duration = 24 * 3600.0
+    history: Duration = Field(28 * 86400.0, gt=0)  # how much history to learn from
+    horizon: Duration = Field(24 * 3600.0, gt=0)
     default_event_multiplier: float = Field(3.0, ge=1)  # an event with no similar past event
     default_ramp: Duration = 1800.0  # pre-event ramp when the event does not say
 

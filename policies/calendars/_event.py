@@ -124,7 +124,10 @@ def resolve_time(value: Any, tz: str | None) -> tuple[float, str | None]:
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for item in loc:
-        out += f"[{item}]" if isinstance(item, int) else ("." if out else "") + str(item)
+        if item == "[key]":  # pydantic's marker for an error in a mapping's key
+            continue
+        name = str(item) if item != "" else "''"
+        out += f"[{item}]" if isinstance(item, int) else ("." if out else "") + name
     return out or "event"
 
 

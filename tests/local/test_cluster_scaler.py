@@ -106,7 +106,14 @@ def test_scale_3_to_5_to_2_keeps_every_key_while_a_client_reads_and_writes(
         live.finish()
 
     assert live.errors == []
-    print(f"live client: writes={len(live.written)} issue_4015={live.issue_4015}")
+    # The mitigation (each new master first gets an empty slot alone) makes issue 4015
+    # rare, not impossible: an ASK to a new master can still reach a client that never
+    # touched that slot. Each rebuild reads the whole topology, new masters included, so
+    # a correct mitigation leaves at most one rebuild per master added (two here; scale-in
+    # adds no master a client could not know); tests/redis/data.py, whose client never
+    # rebuilds, counts any as a failure.
+    added = 2
+    assert live.issue_4015 <= added, f"{live.issue_4015} rebuilds for {added} new masters"
     assert len(live.written) > 100
     assert missing_keys(provisioner, live.written) == []
     client.close()

@@ -228,3 +228,15 @@ def test_usage_errors_are_one_line_in_the_same_wording(args: list[str], line: st
     res = run(*args)
     assert res.exit_code == 2 and res.stdout == ""
     assert res.stderr == f"error: {line}\n"
+
+
+def test_fuzz_found_cases_stay_fixed() -> None:
+    # Each was accepted (or crashed) before the fuzz suite found it.
+    with pytest.raises(PolicyError, match=r"forecast\.horizon: must be > 0, not 0"):
+        load_policy(POLICY + "forecast: {horizon: '0'}\n", "p.yaml")
+    with pytest.raises(PolicyError, match=r"forecast\.history: must be > 0"):
+        load_policy(POLICY + "forecast: {history: 0}\n", "p.yaml")
+    with pytest.raises(CalendarError, match=r"labels\.'': must not be empty"):
+        load_calendar("events:\n  - {name: A, start: 1, end: 2, labels: {'': 0}}\n", "c.yaml")
+    with pytest.raises(InputError, match=r"^t\.csv: "):
+        parse_trace_csv(b"\r\x01", "t.csv")

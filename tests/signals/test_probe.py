@@ -65,12 +65,15 @@ def test_queueing_delays_line_up_skewed_clocks():
     assert math.isnan(clock_offset([])) and queueing_delays([], 0.0) == []
 
 
+DAWDLE = 0.03  # seconds the slow prober idles after each reply
+
+
 class _Dawdler(redis.Redis):
     """A client whose process is slow to get back to work after each reply."""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         reply = super().execute_command(*args, **options)
-        time.sleep(0.03)
+        time.sleep(DAWDLE)
         return reply
 
 
@@ -85,8 +88,10 @@ def test_a_slow_prober_does_not_read_as_server_latency(redis_port):
         node = source.latest().nodes[0]  # type: ignore[union-attr]
     finally:
         source.stop()
-    assert node.rtt_p99_seconds >= 0.03  # the round trip includes the dawdling...
-    assert node.p99_seconds < 0.01  # ...the queueing delay does not
+    assert node.rtt_p99_seconds >= DAWDLE  # the round trip includes the dawdling...
+    # ...the queueing delay does not: most of the client's 30 ms is taken out (a bound
+    # from the configured dawdle, not a latency target, so a busy machine passes too).
+    assert node.p99_seconds < node.rtt_p99_seconds - 0.5 * DAWDLE
 
 
 def test_a_busy_server_shows_in_the_probe(redis_port):
@@ -111,5 +116,6 @@ def test_a_busy_server_shows_in_the_probe(redis_port):
         worker.join(timeout=10)
         source.stop()
         busy.close()
-    assert idle < 0.01
-    assert loaded > 0.01 and loaded > 3 * idle
+    # Each Lua call holds the event loop ~50 ms: a probe queued behind one waits a good
+    # part of that, which an idle server never makes it do (no absolute latency target).
+    assert loaded > idle + 0.01 and loaded > 3 * idle
