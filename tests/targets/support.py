@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from headroom.controller.targets.base import ScaleStatus, ScaleTarget
+
 T = TypeVar("T")
 
 NS = "shop"
@@ -145,3 +147,18 @@ def patches(audit: list[Any], resource: str, subresource: str = "") -> int:
         for r in audit
         if r.verb == "patch" and r.resource == resource and r.subresource == subresource
     )
+
+
+def wait_status(
+    target: ScaleTarget, ok: Callable[[ScaleStatus], bool], timeout: float, what: str
+) -> ScaleStatus:
+    """Poll ``target.status()`` until ``ok`` holds; returns that status."""
+    found: list[ScaleStatus] = []
+
+    def check() -> bool:
+        status = target.status()
+        found[:] = [status]
+        return ok(status)
+
+    wait_for(check, timeout, what)
+    return found[0]

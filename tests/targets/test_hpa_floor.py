@@ -16,7 +16,7 @@ from headroom.controller.targets.scale_subresource import ObjectRef, ScaleSubres
 from headroom.policies.errors import ConflictError, InputError, KubernetesError
 from tests.harness.harness import KubeHarness
 from tests.harness.kubelet import Kubelet
-from tests.targets.support import NS, hpa, patches, wait_for, workload
+from tests.targets.support import NS, hpa, patches, wait_for, wait_status, workload
 
 pytestmark = pytest.mark.k8s
 
@@ -51,7 +51,7 @@ def test_floor_rises_then_restores_the_users_value_after_a_restart(
     kube.apply(hpa("web", "web", min_replicas=2, max_replicas=20))
     target = HpaFloorTarget(api, "web", NS)
     assert target.name == f"hpa/{NS}/web"
-    status = wait_for(lambda: (s := target.status()).ready == 2 and s, 10, "2 ready")
+    status = wait_status(target, lambda s: s.ready == 2, 10, "2 ready")
     assert (status.desired, status.busy) == (2, False)  # never touched: the user's floor
 
     target.scale(8, "livestream at 20:00")
@@ -92,7 +92,7 @@ def test_units_below_the_hpa_replicas_are_fine(
     assert _min(kube) == 4
     dep = kube.get("apps/v1", "Deployment", "web", NS)
     assert dep is not None and dep["spec"]["replicas"] == 9  # the HPA's 9 stay
-    status = wait_for(lambda: (s := target.status()).ready == 9 and s, 15, "9 ready")
+    status = wait_status(target, lambda s: s.ready == 9, 15, "9 ready")
     assert (status.desired, status.ready, status.busy) == (4, 9, False)
 
 

@@ -21,6 +21,7 @@ from tests.targets.support import (
     machine_deployment,
     patches,
     wait_for,
+    wait_status,
     workload,
 )
 
@@ -43,7 +44,7 @@ def test_apps_workload_scales_and_reports_ready_pods(
     assert first.desired == 4  # the order is visible at once, before the pods are
     obj = kube.get("apps/v1", kind, "web", NS)
     assert obj is not None and obj["spec"]["replicas"] == 4
-    final = wait_for(lambda: (s := target.status()).ready == 4 and not s.busy and s, 15, "4 ready")
+    final = wait_status(target, lambda s: s.ready == 4 and not s.busy, 15, "4 ready")
     assert final == ScaleStatus(4, 4, False, "")
     # The write went through the scale subresource, once; asking again writes nothing.
     assert patches(kube.audit, resource, "scale") == 1
