@@ -111,7 +111,9 @@ class ScaleSubresourceTarget:
     """An object's replicas through its ``/scale`` subresource, as a ``ScaleTarget``.
 
     ``ready_path`` is where the object reports units ready to serve (default
-    ``status.readyReplicas``; absent there, the Scale's status replicas count).
+    ``status.readyReplicas``; a missing value is 0, as Kubernetes omits zero counts).
+    ``ready_path=None`` counts the Scale's status replicas instead, for kinds that
+    report no readiness.
     ``conflict_attempts`` bounds the re-read-and-retry on 409; ``attempts`` and
     ``max_seconds`` bound each call's retries of transient failures, so ``scale`` and
     ``status`` return within seconds even when the API is down.
@@ -123,7 +125,7 @@ class ScaleSubresourceTarget:
         ref: ObjectRef,
         *,
         name: str | None = None,
-        ready_path: str | None = None,
+        ready_path: str | None = "status.readyReplicas",
         conflict_attempts: int = 4,
         attempts: int = 3,
         max_seconds: float = 5.0,
@@ -192,10 +194,9 @@ class ScaleSubresourceTarget:
 
     def ready_of(self, reading: ScaleReading) -> int:
         """Units ready to serve, from the object's status."""
-        value = path_get(reading.obj, self.ready_path or "status.readyReplicas")
-        if value is None and self.ready_path is None:
+        if self.ready_path is None:
             return reading.current
-        return _int(value)
+        return _int(path_get(reading.obj, self.ready_path))
 
     # -- the ScaleTarget protocol -----------------------------------------------------------
 

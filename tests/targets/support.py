@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from headroom.controller.targets.base import ScaleStatus, ScaleTarget
+from tests.harness.harness import KubeHarness
 
 T = TypeVar("T")
 
@@ -140,11 +141,16 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, poll: float = 0.
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def patches(audit: list[Any], resource: str, subresource: str = "") -> int:
-    """How many PATCH requests the API served (any code) for ``resource``/``subresource``."""
+def patches(kube: KubeHarness, resource: str, subresource: str = "") -> int:
+    """How many PATCH requests the API served (any code) for ``resource``/``subresource``.
+
+    The emulator records a request just after sending its response, so a caller that
+    already has the answer may be a moment ahead of the record: settle first.
+    """
+    time.sleep(0.2)
     return sum(
         1
-        for r in audit
+        for r in kube.audit
         if r.verb == "patch" and r.resource == resource and r.subresource == subresource
     )
 

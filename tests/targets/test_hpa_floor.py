@@ -78,7 +78,7 @@ def test_floor_rises_then_restores_the_users_value_after_a_restart(
     assert _min(kube) == 2
     assert after.status().desired == 1  # what was asked; the floor held is the user's
     after.scale(1, "again")
-    assert patches(kube.audit, "horizontalpodautoscalers") == 2  # idempotent
+    assert patches(kube, "horizontalpodautoscalers") == 2  # idempotent
 
 
 def test_units_below_the_hpa_replicas_are_fine(

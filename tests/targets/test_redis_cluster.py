@@ -84,7 +84,7 @@ def test_scales_masters_and_refuses_to_stack_orders_while_migrating(
 
     target.scale(6, "livestream at 20:00")
     assert _obj(kube)["spec"]["masters"] == 6
-    assert patches(kube.audit, PLURAL, "scale") == 1
+    assert patches(kube, PLURAL, "scale") == 1
     # The operator has not observed generation 2 yet: busy, and a new size is refused.
     assert target.status().busy
     with pytest.raises(TargetBusy) as err:
@@ -92,7 +92,7 @@ def test_scales_masters_and_refuses_to_stack_orders_while_migrating(
     assert err.value.retry_after == 30.0
     assert "not scaling to 9 masters while the last change (6 masters) converges" in str(err.value)
     target.scale(6, "same size again")  # idempotent even while busy
-    assert patches(kube.audit, PLURAL, "scale") == 1
+    assert patches(kube, PLURAL, "scale") == 1
 
     migrating = {"fromMasters": 3, "toMasters": 6, "slotsLeft": 5461}
     _operator_reports(api, kube, phase="Scaling", ready=3, scaling=True, migration=migrating)

@@ -4,6 +4,8 @@ a Deployment and a StatefulSet (pods made Ready by the kubelet emulator) and a C
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from headroom.controller.kube import Kube
@@ -47,16 +49,16 @@ def test_apps_workload_scales_and_reports_ready_pods(
     final = wait_status(target, lambda s: s.ready == 4 and not s.busy, 15, "4 ready")
     assert final == ScaleStatus(4, 4, False, "")
     # The write went through the scale subresource, once; asking again writes nothing.
-    assert patches(kube.audit, resource, "scale") == 1
+    assert patches(kube, resource, "scale") == 1
     target.scale(4, "again")
-    assert patches(kube.audit, resource, "scale") == 1
+    assert patches(kube, resource, "scale") == 1
 
     target.scale(2, "event over")
     assert wait_for(lambda: target.status() == ScaleStatus(2, 2, False, ""), 15, "2 ready")
 
 
 def test_busy_while_pods_start(kube: KubeHarness, api: Kube) -> None:
-    kube.start_kubelet(startup_delay=1.0)
+    kube.start_kubelet(startup_delay=3.0)  # long enough on a busy machine
     kube.apply(workload("Deployment", "slow", 1))
     target = ScaleSubresourceTarget(api, ObjectRef("apps/v1", "Deployment", "slow", NS))
     wait_for(lambda: target.status().ready == 1, 10, "the first pod")
@@ -88,7 +90,7 @@ def test_custom_resource_with_scale_like_a_machine_deployment(kube: KubeHarness,
     target.scale(5, "promotion")
     obj = kube.get(f"{MD_GROUP}/{MD_VERSION}", "MachineDeployment", "edge-workers", NS)
     assert obj is not None and obj["spec"]["replicas"] == 5
-    assert patches(kube.audit, MD_PLURAL, "scale") == 1
+    assert patches(kube, MD_PLURAL, "scale") == 1
     assert target.status() == ScaleStatus(5, 2, True, "2/5 ready")
     controller_reports(5, 3)  # machines still booting: status.replicas counts, 3 ready
     assert target.status() == ScaleStatus(5, 3, True, "3/5 ready")
@@ -96,16 +98,18 @@ def test_custom_resource_with_scale_like_a_machine_deployment(kube: KubeHarness,
     assert target.status() == ScaleStatus(5, 5, False, "")
 
 
-def test_custom_resource_without_ready_field_counts_scale_status_replicas(
-    kube: KubeHarness, api: Kube
-) -> None:
+def test_kind_without_readiness_counts_scale_status_replicas(kube: KubeHarness, api: Kube) -> None:
     kube.apply(MACHINE_DEPLOYMENT_CRD)
     kube.apply(machine_deployment("pool", 3))
     api.custom.patch_namespaced_custom_object_status(
         MD_GROUP, MD_VERSION, NS, MD_PLURAL, "pool", {"status": {"replicas": 3}}
     )
     ref = ObjectRef(f"{MD_GROUP}/{MD_VERSION}", "MachineDeployment", "pool", NS)
-    assert ScaleSubresourceTarget(api, ref).status() == ScaleStatus(3, 3, False, "")
+    assert ScaleSubresourceTarget(api, ref, ready_path=None).status() == ScaleStatus(
+        3, 3, False, ""
+    )
+    # By default readiness is status.readyReplicas, and Kubernetes omits a zero count.
+    assert ScaleSubresourceTarget(api, ref).status() == ScaleStatus(3, 0, True, "0/3 ready")
 
 
 def test_conflict_is_reread_and_retried(kube: KubeHarness, api: Kube) -> None:
@@ -116,6 +120,7 @@ def test_conflict_is_reread_and_retried(kube: KubeHarness, api: Kube) -> None:
     assert rule.hits == 2  # two conflicts, then a fresh read and a write that landed
     obj = kube.get("apps/v1", "Deployment", "web", NS)
     assert obj is not None and obj["spec"]["replicas"] == 6
+    time.sleep(0.2)  # the emulator records a request just after answering it
     reads = [r for r in kube.audit if r.verb == "get" and r.subresource == "scale"]
     assert len(reads) == 3  # re-read before each attempt, never a blind resend
 
@@ -130,7 +135,7 @@ def test_a_real_conflict_recomputes_from_the_new_size(kube: KubeHarness, api: Ku
     with pytest.raises(ConflictError):
         target.scale_once(5, "stale", seen=stale)
     target.scale(5, "fresh")  # re-reads: already 5, nothing to write
-    assert patches(kube.audit, "deployments", "scale") == 1  # only the refused one
+    assert patches(kube, "deployments", "scale") == 1  # only the refused one
 
 
 def test_conflict_every_time_is_one_line_error(kube: KubeHarness, api: Kube) -> None:
