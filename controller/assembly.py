@@ -246,7 +246,7 @@ Rule = dict[str, Any]
 
 
 def _rules(group: str, resource: str, *, write: bool = True) -> list[Rule]:
-    scale_verbs = ["get", "patch", "update"] if write else ["get"]
+    scale_verbs = ["get", "patch"] if write else ["get"]  # exactly the calls the targets make
     return [
         {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
         {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": scale_verbs},
@@ -272,7 +272,7 @@ def required_rules(target: Target) -> list[Rule]:
             {
                 "apiGroups": ["autoscaling"],
                 "resources": ["horizontalpodautoscalers"],
-                "verbs": ["get", "patch", "update"],
+                "verbs": ["get", "patch"],
             },
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
         ]
