@@ -10,8 +10,7 @@ cluster through :class:`~headroom.controller.targets.redis_scaler.RedisScalerTar
 :mod:`headroom.controller.assembly` from the policy, as the operator builds its own.
 At the end every key is checked, the same measured traffic is replayed against a
 reactive HPA with the same provisioning delay, and a JSON report plus a chart are
-written. Every process it started is
-stopped, also on Ctrl-C.
+written. Every process it started is stopped, also on Ctrl-C.
 
 The CLI (``headroom.cli.demo``) renders :class:`DemoSnapshot` updates as a live
 dashboard; tests read the JSON report.
