@@ -15,6 +15,9 @@ one-line :class:`~headroom.policies.errors.PolicyError` naming the target. Nothi
 here starts a thread or writes anything: sampling sources (Redis INFO) are started by
 the caller (:func:`start_sampling`).
 
+The operator passes :func:`targets_for` as its ``TargetsFor`` and builds its demand
+history with :func:`build_source` + :func:`build_history`, as the demo does.
+
 :func:`check` runs the same lookups without a World (``simulate`` and ``policy
 validate`` use it), and :func:`required_rules` lists the RBAC rules each Kubernetes
 target needs, which the chart must grant (its tests compare).
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headroom.controller.history import SourceHistory
 from headroom.controller.kube import GROUP, Kube
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.base import Metric, SignalSource
@@ -41,6 +45,7 @@ from headroom.controller.targets.redis_scaler import RedisScalerTarget
 from headroom.controller.targets.scale_subresource import ObjectRef, ScaleSubresourceTarget
 from headroom.policies.errors import PolicyError, field_error
 from headroom.policies.policy import MetricQuery, Metrics, PolicySpec, Target, TargetKind
+from headroom.policies.series import Series
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,14 @@ def build_targets(spec: PolicySpec, world: World) -> dict[str, ScaleTarget]:
     return {target.name: build_target(target, world) for target in spec.targets}
 
 
+def targets_for(kube: Kube, namespace: str, target: Target) -> ScaleTarget:
+    """The operator's builder (``capacitypolicy.TargetsFor``): ``target`` over ``kube``, in
+    the CapacityPolicy's ``namespace`` unless the target names its own."""
+    if "namespace" not in target.model_fields_set:
+        target = target.model_copy(update={"namespace": namespace})
+    return build_target(target, World(kube=kube))
+
+
 # -- signal sources ------------------------------------------------------------------------
 
 
@@ -212,6 +225,14 @@ def build_source(metrics: Metrics, world: World) -> SignalSource:
             field_error("policy", "metrics.qps.source", f"unknown source {metrics.qps.source!r}")
         )
     return builder(metrics, world)
+
+
+def build_history(
+    spec: PolicySpec, source: SignalSource, *, step: float = 60.0, prior: Series | None = None
+) -> SourceHistory:
+    """The loop's demand history over ``source``: the policy's ``forecast.history`` back
+    from each pass, on a ``step`` grid, after an optional ``prior`` series."""
+    return SourceHistory(source, lookback=spec.forecast.history, step=step, prior=prior)
 
 
 def start_sampling(source: SignalSource, interval: float) -> None:

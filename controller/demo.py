@@ -32,9 +32,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from redis.cluster import RedisCluster
 
-from headroom.controller.assembly import World, build_source, build_target, start_sampling
+from headroom.controller.assembly import (
+    World,
+    build_history,
+    build_source,
+    build_target,
+    start_sampling,
+)
 from headroom.controller.clock import ScaledClock
-from headroom.controller.history import SourceHistory
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
@@ -281,9 +286,7 @@ class DemoRunner:
             assert isinstance(built_source, RedisInfoSource)  # _demo_target checked the source
             source = built_source
             start_sampling(source, interval=cfg.sample_every)
-            history = SourceHistory(
-                source, lookback=self.spec.forecast.history, step=60.0, prior=self.prior
-            )
+            history = build_history(self.spec, source, step=60.0, prior=self.prior)
             sink = ListSink()
             loop = ControlLoop(
                 self.spec,

@@ -239,3 +239,30 @@ def test_loop_over_assembled_targets_resizes_each_kind(kube: KubeHarness, api: K
         patches(kube, r, "scale") for r in ("deployments", "redisclusters", "machinedeployments")
     )
     assert after == writes == 4
+
+
+def test_operator_builder_puts_targets_in_the_policys_namespace(api: Kube) -> None:
+    spec = parse_policy(
+        {
+            "targets": [
+                {"name": "web", "kind": "Deployment", "capacityPerUnit": 10},
+                {"name": "db", "kind": "StatefulSet", "namespace": "data", "capacityPerUnit": 10},
+            ]
+        }
+    )
+    web, db = (assembly.targets_for(api, "shop", t) for t in spec.targets)
+    assert web.name == "deployment/shop/web"  # no namespace given: the policy's
+    assert db.name == "statefulset/data/db"  # its own
+
+
+def test_history_over_the_policys_source(tmp_path: Path) -> None:
+    trace = parse_trace_csv((EXAMPLES / "qps.csv").read_bytes(), "qps.csv")
+    spec = _policy(
+        _target("Deployment"), metrics={"qps": {"source": "csv", "url": str(EXAMPLES / "qps.csv")}}
+    )
+    history = assembly.build_history(spec, build_source(spec.metrics, World()), step=trace.step)
+    got = history.history(trace.end)
+    assert history.lookback == spec.forecast.history
+    inside = got.between(trace.start, trace.end + 1)  # between() excludes its end
+    assert got.end == trace.end and np.allclose(inside.v, trace.v, equal_nan=True)
+    assert np.isnan(got.before(trace.start).v).all()  # before the file: gaps, never zeros
