@@ -121,7 +121,10 @@ class ControlLoop:
         forecaster: Callable[[], Forecaster],
         sink: ActionSink,
         step: float = 60.0,
+        state: DriverState | None = None,
     ) -> None:
+        """``state``: the driver's state from before a restart (the operator keeps it in the
+        CapacityPolicy's status), so budgets and cooldowns carry over."""
         unknown = set(targets) - {t.name for t in spec.targets}
         if unknown:
             raise HeadroomError(f"actuators for targets not in the policy: {sorted(unknown)}")
@@ -133,7 +136,9 @@ class ControlLoop:
         self.sink = sink
         self.step = step
         # Every pass is a full decision: the pass interval is the loop's own cadence.
-        self.driver = Driver(spec, forecaster(), step=step, cadence=Cadence(decide_every=0.0))
+        self.driver = Driver(
+            spec, forecaster(), step=step, cadence=Cadence(decide_every=0.0), state=state
+        )
 
     @property
     def state(self) -> DriverState:

@@ -1,4 +1,4 @@
-"""Kubernetes-style status conditions, written the same way by every reconciler.
+"""Kubernetes-style status conditions and the one status write every reconciler uses.
 
 A condition keeps its ``lastTransitionTime`` while its status stays the same, so
 a status that did not change is byte-for-byte the same object and writing it is
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from headroom.controller.kube import now_rfc3339
+from headroom.controller.kube import GROUP, VERSION, Kube, call, now_rfc3339
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,29 @@ def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any]
         if cond.get("type") == type_:
             return dict(cond)
     return None
+
+
+def write_status(
+    kube: Kube,
+    plural: str,
+    kind: str,
+    ns: str,
+    name: str,
+    old: Mapping[str, Any],
+    generation: int,
+    fields: Mapping[str, Any],
+    conds: Iterable[Cond],
+) -> bool:
+    """Patch ``status`` once with ``fields``, the conditions and ``observedGeneration``;
+    skip the write (False) when nothing changed, so an idle pass causes no watch event."""
+    new = {**fields, "observedGeneration": generation}
+    new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
+    if all(old.get(k) == v for k, v in new.items()):
+        return False
+    call(
+        lambda: kube.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, ns, plural, name, {"status": new}
+        ),
+        f"write status of {kind} {ns}/{name}",
+    )
+    return True

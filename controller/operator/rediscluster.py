@@ -34,7 +34,7 @@ from headroom.controller.kube import (
 )
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
-from headroom.controller.operator.conditions import Cond, merge_conditions
+from headroom.controller.operator.conditions import Cond, write_status
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import RedisAuth
@@ -453,16 +453,7 @@ class RedisClusterReconciler:
         fields: Mapping[str, Any],
         conds: list[Cond],
     ) -> None:
-        new = {**fields, "observedGeneration": generation}
-        new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
-        if all(old.get(k) == v for k, v in new.items()):
-            return  # nothing changed: no write, no watch event
-        call(
-            lambda: self.kube.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ns, PLURAL, name, {"status": new}
-            ),
-            f"write status of RedisCluster {ns}/{name}",
-        )
+        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
 
 
 @dataclass(frozen=True)

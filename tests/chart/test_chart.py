@@ -185,6 +185,28 @@ def test_operator_command_follows_the_rbac_scope() -> None:
     assert any(lease in (rule.get("resourceNames") or []) for rule in election["rules"])
 
 
+def test_replicas_prefer_different_nodes_unless_affinity_is_given() -> None:
+    assert "affinity" not in deployment(render_chart())["spec"]["template"]["spec"]
+    two = deployment(render_chart({"operator": {"replicaCount": 2}}))["spec"]["template"]
+    (term,) = two["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    selector = term["podAffinityTerm"]["labelSelector"]["matchLabels"]
+    assert selector.items() <= two["metadata"]["labels"].items()
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    mine = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}
+                ]
+            }
+        }
+    }
+    given = render_chart({"operator": {"replicaCount": 2, "affinity": mine}})
+    assert deployment(given)["spec"]["template"]["spec"]["affinity"] == mine
+
+
 def test_object_names_follow_the_release() -> None:
     names = {(o["kind"], o["metadata"]["name"]) for o in render_chart(release="cache")}
     assert ("Deployment", "cache-headroom-operator") in names

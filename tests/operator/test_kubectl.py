@@ -8,12 +8,15 @@ columns, ``kubectl scale --replicas 6`` resizes it through /scale, and
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from headroom.cli.main import app
 from tests.operator.support import NS, OperatorEnv, wait_for
 from tests.support.chart import EXAMPLES_DIR, of_kind, render_chart
 from tests.support.kubectl import Kubectl, have_kubectl, make_kubectl, table
@@ -49,6 +52,18 @@ def test_kubectl_applies_gets_scales_and_describes_with_the_operator(
     assert done == "rediscluster.headroom.dev/cart scaled"
     wait_for(lambda: _columns(kubectl) == ["cart", "6", "6", "Ready"], 240, "cart 6/6 Ready")
     assert len(env.pods("cart").nodes) == 12
+
+    # headroom status reads the same status the printer columns show.
+    result = CliRunner().invoke(
+        app, ["status", "-n", NS, "--kubeconfig", str(env.kubeconfig), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    (rc,) = json.loads(result.stdout)["redisClusters"]
+    assert (rc["name"], rc["masters"], rc["readyMasters"], rc["phase"]) == ("cart", 6, 6, "Ready")
+    assert sum(rc["slotsPerMaster"]) == 16384 and rc["migration"] is None
+    table_out = CliRunner().invoke(app, ["status", "-n", NS, "--kubeconfig", str(env.kubeconfig)])
+    assert table_out.exit_code == 0 and "headroom/cart" in table_out.stdout
+    print(table_out.stdout)
 
     described = kubectl("describe", "rediscluster", "cart", "-n", NS).stdout
     assert re.search(r"^\s+Masters:\s+6$", described, re.M)

@@ -1,0 +1,115 @@
+"""`headroom status`: what the operator sees and plans, read from the cluster.
+
+Reads CapacityPolicies (targets' current/ready/planned size, next actions with their
+reasons, last actions, conditions) and RedisClusters (masters, slots, migration) from
+their ``status`` — what the operator wrote — through the same Kubernetes client the
+operator uses. ``--json`` prints the same as one document.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from headroom.cli._common import console, errors_to_exit, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+
+
+def status(
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace (default: the context's).")
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
+    ] = False,
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="Kubeconfig file.", envvar="KUBECONFIG")
+    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Policies, targets and Redis Clusters as the operator reports them."""
+    from headroom.controller.kube import Kube, load_config
+    from headroom.controller.operator.status import read_status
+
+    with errors_to_exit():
+        api = load_config(kubeconfig, context)
+        kube = Kube(api)
+        try:
+            ns = None if all_namespaces else (namespace or _context_namespace(api))
+            doc = read_status(kube, ns)
+        finally:
+            kube.close()
+    if json_out:
+        print_json(doc)
+        return
+    _render(doc)
+
+
+def _context_namespace(api: Any) -> str:
+    from kubernetes import config
+
+    try:
+        _, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        return str((active or {}).get("context", {}).get("namespace") or "default")
+    except Exception:  # in-cluster: no kubeconfig contexts
+        return "default"
+
+
+def _render(doc: dict[str, Any]) -> None:
+    policies = doc["policies"]
+    if not policies and not doc["redisClusters"]:
+        console.print("No CapacityPolicies or RedisClusters found.")
+        return
+    if policies:
+        table = Table(title="Capacity policies", title_justify="left")
+        for col in ("policy", "target", "now", "ready", "needed now", "next action", "ready"):
+            table.add_column(col)
+        table.columns[-1].header = "conditions"
+        for p in policies:
+            nxt = {a["target"]: a for a in p["plan"]}
+            for i, t in enumerate(p["targets"] or [{}]):
+                action = nxt.get(t.get("name", ""))
+                table.add_row(
+                    f"{p['namespace']}/{p['name']}" if i == 0 else "",
+                    t.get("name", "-"),
+                    str(t.get("desired", "-")),
+                    str(t.get("ready", "-")),
+                    str(t.get("requiredNow") if t.get("requiredNow") is not None else "-"),
+                    _action(action),
+                    p["summary"] if i == 0 else "",
+                )
+        console.print(table)
+        for p in policies:
+            for a in p["lastActions"][:3]:
+                console.print(
+                    f"  last: {a['at']} {a['target']} {a['fromUnits']}→{a['toUnits']}: "
+                    f"{a['reason']}"
+                )
+    if doc["redisClusters"]:
+        table = Table(title="Redis Clusters", title_justify="left")
+        for col in ("cluster", "masters", "ready", "phase", "slots per master", "migration"):
+            table.add_column(col)
+        for rc in doc["redisClusters"]:
+            mig = rc.get("migration")
+            table.add_row(
+                f"{rc['namespace']}/{rc['name']}",
+                f"{rc['masters']} (want {rc['wantMasters']})",
+                str(rc["readyMasters"]),
+                rc["phase"],
+                " ".join(str(n) for n in rc["slotsPerMaster"]) or "-",
+                f"{mig['slotsLeft']} slots left, {mig['keysMoved']} keys moved" if mig else "-",
+            )
+        console.print(table)
+
+
+def _action(action: dict[str, Any] | None) -> str:
+    if not action:
+        return "-"
+    return f"{action['at']} {action['fromUnits']}→{action['toUnits']}: {action['reason']}"

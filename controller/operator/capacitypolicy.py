@@ -1,0 +1,387 @@
+"""The CapacityPolicy controller: the control loop on the cluster, one policy at a time.
+
+One level-triggered :meth:`CapacityPolicyReconciler.reconcile` per policy and pass:
+read the spec, the DemandEvents that select the policy and the driver state kept in
+``status.driver``; run one pass of the same :class:`~headroom.controller.loop.ControlLoop`
+the demo runs (history → forecast → decide → act through the policy's targets); write
+the status once — forecast summary, the planned timeline ahead with reasons, last
+actions, the driver state, conditions — and post every action as a Kubernetes Event.
+
+The state that matters survives an operator restart because it lives in the status
+(budget used, last scale-out/in per target); the fitted model does not need to (a new
+leader refits on its first pass). A pass applies what the plan says for *now*: after an
+outage nothing is replayed, nothing missed is run late.
+
+Pieces are passed in (``targets_for``, ``history_for``, ``clock``), so the reconciler
+runs unchanged against a real cluster and in tests with a scaled clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from headroom.controller.clock import Clock, RealClock
+from headroom.controller.kube import GROUP, VERSION, Kube, call
+from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
+from headroom.controller.metrics import OperatorMetrics
+from headroom.controller.operator.conditions import Cond, write_status
+from headroom.controller.targets.base import ScaleTarget
+from headroom.policies.calendar import Calendar
+from headroom.policies.calendars import event_from_resource
+from headroom.policies.driver import DriverState, state_from_json, state_to_json
+from headroom.policies.errors import CalendarError, HeadroomError, InputError, PolicyError
+from headroom.policies.forecast.base import Forecaster
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.policy import PolicySpec, Target, parse_policy
+
+log = logging.getLogger(__name__)
+
+PLURAL = "capacitypolicies"
+KIND = "CapacityPolicy"
+EVENTS_PLURAL = "demandevents"
+
+TargetsFor = Callable[[Kube, str, Target], ScaleTarget]
+HistoryFor = Callable[[PolicySpec, str], HistoryProvider]
+EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+class InvalidPolicy(PolicyError):
+    """A CapacityPolicy the controller refuses; one line naming the field."""
+
+
+def policy_from_resource(obj: Mapping[str, Any]) -> PolicySpec:
+    """A CapacityPolicy object's ``spec`` as the one policy schema (name from metadata);
+    ``paused`` is the controller's own switch, not part of the policy."""
+    meta = obj.get("metadata") or {}
+    raw = obj.get("spec")
+    where = f"CapacityPolicy {meta.get('namespace', '')}/{meta.get('name', '')}"
+    if not isinstance(raw, Mapping):
+        raise InvalidPolicy(f"{where}: spec: is required")
+    spec = {k: v for k, v in raw.items() if k != "paused"}
+    try:
+        return parse_policy({"metadata": dict(meta), "spec": spec}, where)
+    except PolicyError as err:
+        raise InvalidPolicy(str(err)) from err
+
+
+def calendar_from_resources(objs: Sequence[Mapping[str, Any]], namespace: str) -> Calendar:
+    """The DemandEvents of a namespace as one calendar; a bad one is skipped, not fatal
+    (it is reported on its own object by validation, and must not stop every policy)."""
+    events = []
+    for i, obj in enumerate(objs):
+        try:
+            events.append(event_from_resource(dict(obj), f"DemandEvent {namespace}", i))
+        except CalendarError as err:
+            log.warning("Skipped DemandEvent %s error=%s", obj.get("metadata", {}).get("name"), err)
+    return Calendar.of(events)
+
+
+@dataclass
+class _Runtime:
+    generation: int
+    loop: ControlLoop
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    requeue_after: float
+    report: PassReport | None = None
+
+
+class CapacityPolicyReconciler:
+    """Reconciles ``headroom.dev/v1alpha1`` CapacityPolicies."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        targets_for: TargetsFor,
+        history_for: HistoryFor,
+        clock: Clock | None = None,
+        forecaster: Callable[[], Forecaster] = HeadroomForecaster,
+        record: EventRecorder | None = None,
+        metrics: OperatorMetrics | None = None,
+        interval: float = 60.0,
+        dry_run: bool = False,
+    ) -> None:
+        self.kube = kube
+        self.targets_for = targets_for
+        self.history_for = history_for
+        self.clock = clock or RealClock()
+        self.forecaster = forecaster
+        self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
+        self.metrics = metrics
+        self.interval = interval
+        self.dry_run = dry_run
+        self._runtimes: dict[str, _Runtime] = {}
+        self._lock = threading.Lock()
+
+    def reconcile(self, body: Mapping[str, Any]) -> PolicyOutcome:
+        meta = body["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        generation = int(meta.get("generation") or 0)
+        status = dict(body.get("status") or {})
+        try:
+            spec = policy_from_resource(body)
+        except InputError as err:
+            self._invalid(body, status, generation, str(err))
+            raise InvalidPolicy(str(err)) from err
+        if self.dry_run and not spec.dry_run:
+            spec = spec.model_copy(update={"dry_run": True})
+        if (body.get("spec") or {}).get("paused"):
+            self._write(ns, name, status, generation, {}, [
+                Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
+            ])  # fmt: skip
+            return PolicyOutcome(self.interval)
+        runtime = self._runtime(ns, uid, generation, spec, status)
+        with runtime.lock:
+            report = runtime.loop.reconcile()
+            self._write_report(body, spec, runtime.loop, report, status, generation)
+        return PolicyOutcome(self.interval, report)
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._runtimes.pop(uid, None)
+
+    # -- building the loop ---------------------------------------------------------------------
+
+    def _runtime(
+        self, ns: str, uid: str, generation: int, spec: PolicySpec, status: Mapping[str, Any]
+    ) -> _Runtime:
+        with self._lock:
+            runtime = self._runtimes.get(uid)
+        if runtime is not None and runtime.generation == generation:
+            return runtime
+        # A new or changed spec: a new loop that carries the driver state on.
+        state = runtime.loop.state if runtime is not None else _saved_state(status)
+        targets = {t.name: self.targets_for(self.kube, ns, t) for t in spec.targets}
+        loop = ControlLoop(
+            spec,
+            targets=targets,
+            history=self.history_for(spec, ns),
+            calendar=lambda: self._calendar(ns),
+            clock=self.clock,
+            forecaster=self.forecaster,
+            sink=_NoSink(),
+            state=state,
+        )
+        runtime = _Runtime(generation, loop)
+        with self._lock:
+            self._runtimes[uid] = runtime
+        return runtime
+
+    def _calendar(self, ns: str) -> Calendar:
+        listed = call(
+            lambda: self.kube.custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, EVENTS_PLURAL
+            ),
+            f"list DemandEvents in {ns}",
+        )
+        return calendar_from_resources(listed.get("items") or [], ns)
+
+    # -- writing what happened -----------------------------------------------------------------
+
+    def _write_report(
+        self,
+        body: Mapping[str, Any],
+        spec: PolicySpec,
+        loop: ControlLoop,
+        report: PassReport,
+        status: Mapping[str, Any],
+        generation: int,
+    ) -> None:
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        for event in report.events:
+            self._post(body, event)
+        conds = [Cond(c.type, c.status, c.reason, c.message) for c in report.conditions]
+        failing = [e for e in report.events if e.kind == "ScaleFailed"]
+        metrics_down = any(c.type == "MetricsUnavailable" and c.status == "True" for c in conds)
+        if failing:
+            ready = Cond("Ready", "False", "ScaleFailed", failing[0].reason)
+        elif metrics_down:
+            ready = Cond("Ready", "False", "MetricsUnavailable", "holding current capacity")
+        else:
+            ready = Cond("Ready", "True", "Reconciled", "")
+        fields: dict[str, Any] = {
+            "lastPass": _iso(report.at),
+            "forecast": _forecast_summary(report, spec),
+            "plan": _timeline(report),
+            "targets": [
+                {
+                    "name": r.name,
+                    "desired": r.status.desired,
+                    "ready": r.status.ready,
+                    "requiredNow": r.required_now,
+                    "busy": r.status.busy,
+                }
+                for r in report.targets
+            ],
+            "driver": state_to_json(loop.state),
+        }
+        actions = [
+            {
+                "at": _iso(e.at),
+                "target": e.target,
+                "fromUnits": e.from_units,
+                "toUnits": e.to_units,
+                "reason": e.reason,
+                **({"event": e.event} if e.event else {}),
+            }
+            for e in report.events
+            if e.kind == "Scaled"
+        ]
+        if actions:
+            fields["lastActions"] = (actions + list(status.get("lastActions") or []))[:10]
+        self._write(ns, name, status, generation, fields, [ready, *conds])
+        if self.metrics is not None:
+            for r in report.targets:
+                planned = r.decision.desired_units if r.decision is not None else None
+                self.metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
+                nxt = r.next_action(report.at)
+                self.metrics.set_next_action(r.name, nxt.at if nxt else None)
+            for e in report.events:
+                if e.kind == "Scaled":
+                    self.metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
+
+    def _post(self, body: Mapping[str, Any], event: LoopEvent) -> None:
+        if event.kind == "Scaled":
+            message = f"{event.target} {event.from_units}->{event.to_units}: {event.reason}"
+            self.record(body, "Normal", "Scaled", message)
+        elif event.kind in ("ScaleFailed", "SourceUnavailable"):
+            self.record(body, "Warning", event.kind, f"{event.target}: {event.reason}")
+        elif event.kind == "Capped":
+            self.record(body, "Warning", "CapacityCapped", f"{event.target}: {event.reason}")
+
+    def _invalid(
+        self, body: Mapping[str, Any], status: Mapping[str, Any], generation: int, message: str
+    ) -> None:
+        meta = body["metadata"]
+        first = status.get("observedGeneration") != generation or not any(
+            c.get("reason") == "InvalidSpec" for c in status.get("conditions") or ()
+        )
+        self._write(meta["namespace"], meta["name"], status, generation, {}, [
+            Cond("Ready", "False", "InvalidSpec", message),
+        ])  # fmt: skip
+        if first:
+            self.record(body, "Warning", "InvalidSpec", message)
+        log.warning(
+            "Rejected CapacityPolicy %s/%s error=%s", meta["namespace"], meta["name"], message
+        )
+
+    def _write(
+        self,
+        ns: str,
+        name: str,
+        old: Mapping[str, Any],
+        generation: int,
+        fields: Mapping[str, Any],
+        conds: list[Cond],
+    ) -> None:
+        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
+
+
+class _NoSink:
+    def record(self, event: LoopEvent) -> None:
+        return None
+
+
+def _saved_state(status: Mapping[str, Any]) -> DriverState | None:
+    raw = status.get("driver")
+    if raw is None:
+        return None
+    try:
+        return state_from_json(raw)
+    except HeadroomError as err:
+        log.warning("Started from a fresh driver state: %s", err)
+        return None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _forecast_summary(report: PassReport, spec: PolicySpec) -> dict[str, Any] | None:
+    """p50 and the policy's quantile, next hour and next 6 hours (peak), in QPS."""
+    fc = report.forecast
+    if fc is None or not fc.t.size:
+        return None
+    out: dict[str, Any] = {"at": _iso(report.at), "quantile": spec.forecast.quantile}
+    q = spec.forecast.quantile
+    for label, hours in (("nextHour", 1), ("next6Hours", 6)):
+        mask = (fc.t >= report.at) & (fc.t < report.at + hours * 3600)
+        if not mask.any():
+            continue
+        p50 = float(fc.level(0.5)[mask].max())
+        upper = float(fc.level(q)[mask].max())
+        out[label] = {"p50Peak": _round(p50), "upperPeak": _round(upper)}
+    if report.demand_now is not None:
+        out["demandNow"] = _round(report.demand_now)
+    return out
+
+
+def _round(x: float) -> float:
+    return round(x, 1) if math.isfinite(x) else 0.0
+
+
+def _timeline(report: PassReport) -> list[dict[str, Any]]:
+    """The next planned actions of every target (at most 5 each), time order."""
+    rows: list[dict[str, Any]] = []
+    for r in report.targets:
+        if r.plan is None:
+            continue
+        for a in [a for a in r.plan.actions if a.at >= report.at][:5]:
+            rows.append(
+                {
+                    "at": _iso(a.at),
+                    "readyBy": _iso(a.ready_by),
+                    "target": r.name,
+                    "fromUnits": a.from_units,
+                    "toUnits": a.to_units,
+                    "reason": a.reason,
+                    **({"event": a.event} if a.event else {}),
+                }
+            )
+    return sorted(rows, key=lambda row: (row["at"], row["target"]))
+
+
+def register(
+    registry: Any, reconciler: CapacityPolicyReconciler, *, interval: float = 60.0
+) -> None:
+    """kopf: resume/create/update and a timer at the pass interval all run ``reconcile``."""
+    import kopf
+
+    def handle(body: Any, **_: Any) -> None:
+        try:
+            reconciler.reconcile(body)
+        except InvalidPolicy as err:
+            raise kopf.PermanentError(str(err)) from err
+        except HeadroomError as err:
+            raise kopf.TemporaryError(str(err), delay=10.0) from err
+
+    def tick(body: Any, **_: Any) -> None:
+        st, meta = body.get("status") or {}, body["metadata"]
+        invalid = any(c.get("reason") == "InvalidSpec" for c in st.get("conditions") or ())
+        if invalid and st.get("observedGeneration") == meta.get("generation"):
+            return
+        try:
+            reconciler.reconcile(body)
+        except HeadroomError as err:
+            log.warning("Pass failed CapacityPolicy %s error=%s", meta["name"], err)
+
+    def gone(body: Any, **_: Any) -> None:
+        reconciler.forget(body["metadata"]["uid"])
+
+    on = {"registry": registry}
+    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
+    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
+    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
+    kopf.timer(GROUP, VERSION, PLURAL, interval=interval, initial_delay=interval, **on)(tick)
+    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
