@@ -30,7 +30,8 @@ from headroom.policies.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# Kinds the apps/v1 API serves a typed /scale for: (read, patch, read object) method stems.
+# Kinds the apps/v1 API serves a typed /scale for, and the stem of their client methods
+# (read_namespaced_<stem>, read_namespaced_<stem>_scale, patch_namespaced_<stem>_scale).
 _APPS_KINDS = {
     "Deployment": "deployment",
     "StatefulSet": "stateful_set",
