@@ -60,7 +60,14 @@ def usage_error_line(err: click_errors.ClickException) -> str:
 
 
 def _plain_flags(command: Any) -> None:
-    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe)."""
+    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe).
+
+    Runs on every ``main()`` call; a command is wrapped once, or a long-lived command
+    object (tests call ``main`` thousands of times) would nest the wrapper until Python's
+    recursion limit."""
+    if getattr(command, "_plain_flags_done", False):
+        return
+    command._plain_flags_done = True
     for param in getattr(command, "params", ()):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
