@@ -1,10 +1,12 @@
 """`headroom simulate`: causal backtest of Headroom against reactive and static baselines.
 
 A thin command over :func:`headroom.policies.baselines.suite.backtest`: it reads the
-trace, calendar and policy files, replays the trace under ``headroom``,
-``reactive_hpa``, ``static_peak`` and ``oracle`` with one provisioning-delay model,
-and prints a table, one JSON object (``--json``, the contract in DESIGN.md) and/or a
-PNG chart (``--chart``). A progress bar shows on a terminal, never in ``--json`` mode.
+trace (``--trace``, or the policy's own ``csv`` demand source, found through
+:mod:`headroom.controller.assembly` as the operator finds its sources), calendar and
+policy files, replays the trace under ``headroom``, ``reactive_hpa``, ``static_peak``
+and ``oracle`` with one provisioning-delay model, and prints a table, one JSON object
+(``--json``, the contract in DESIGN.md) and/or a PNG chart (``--chart``). A progress
+bar shows on a terminal, never in ``--json`` mode.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from headroom.cli._common import (
 )
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
+from headroom.controller.assembly import World, build_source
+from headroom.controller.signals.csv import CsvSource
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.policy import parse_duration
+from headroom.policies.policy import PolicySpec, parse_duration
 from headroom.policies.series import Series, to_datetime
 from headroom.policies.simulate import Progress as ProgressFn
 from headroom.policies.simulate import Simulation
@@ -48,6 +52,20 @@ def read_trace(path: Path) -> Series:
     except OSError as err:
         fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
     return parse_trace_csv(data, str(path))
+
+
+def policy_trace(spec: PolicySpec, policy: Path) -> Path:
+    """The CSV file the policy reads demand from (``metrics.qps``, source ``csv``), through
+    the same assembly the operator and the demo build their sources with."""
+    if spec.metrics.qps.source != "csv":
+        fail(
+            f"--trace: is required ({policy}: metrics.qps.source is "
+            f"{spec.metrics.qps.source}, not csv)",
+            EXIT_INPUT,
+        )
+    source = build_source(spec.metrics, World())
+    assert isinstance(source, CsvSource)  # the csv row of assembly.SOURCES
+    return source.path
 
 
 def _delay_option(value: str | None) -> float | None:
@@ -165,8 +183,14 @@ def write_chart(path: Path, sim: Simulation, events: list[DemandEvent]) -> None:
 
 
 def simulate_command(
-    trace: Annotated[Path, typer.Option("--trace", help="CSV with header timestamp,qps.")],
     policy: Annotated[Path, typer.Option("--policy", help="Capacity policy YAML.")],
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace",
+            help="CSV with header timestamp,qps (default: the policy's metrics.qps csv source).",
+        ),
+    ] = None,
     calendar: Annotated[
         Path | None, typer.Option("--calendar", help="Calendar file (.yaml or .ics).")
     ] = None,
@@ -188,6 +212,8 @@ def simulate_command(
         delay = _delay_option(provisioning_delay)
         spec = read_policy(policy)
         pick_target(spec, target, str(policy))
+        if trace is None:
+            trace = policy_trace(spec, policy)
         series = read_trace(trace)
         cal = Calendar()
         if calendar is not None:

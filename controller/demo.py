@@ -6,10 +6,11 @@ traffic with a scheduled livestream, on a scaled clock. The same
 :class:`~headroom.controller.loop.ControlLoop` the operator runs reads Redis INFO,
 forecasts from the calendar and two weeks of prior history, and resizes the
 cluster through :class:`~headroom.controller.targets.redis_scaler.RedisScalerTarget`
-(local provisioner + resharder). At the end every key is checked, the same
-measured traffic is replayed against a reactive HPA with the same provisioning
-delay, and a JSON report plus a chart are written. Every process it started is
-stopped, also on Ctrl-C.
+(local provisioner + resharder); target and source are built by
+:mod:`headroom.controller.assembly` from the policy, as the operator builds its own.
+At the end every key is checked, the same measured traffic is replayed against a
+reactive HPA with the same provisioning delay, and a JSON report plus a chart are
+written. Every process it started is stopped, also on Ctrl-C.
 
 The CLI (``headroom.cli.demo``) renders :class:`DemoSnapshot` updates as a live
 dashboard; tests read the JSON report.
@@ -23,7 +24,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,14 @@ from redis.cluster import RedisCluster
 from headroom.controller.alerts.notifier import AlertNotifier, SinkBinding
 from headroom.controller.alerts.receiver import WebhookCollector
 from headroom.controller.alerts.webhook import WebhookSink
+from headroom.controller.assembly import (
+    World,
+    build_history,
+    build_source,
+    build_target,
+    start_sampling,
+)
 from headroom.controller.clock import ScaledClock
-from headroom.controller.history import SourceHistory
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
@@ -51,7 +58,7 @@ from headroom.policies.calendars import load_calendar
 from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.policy import AlertName, PolicySpec, Target, load_policy
+from headroom.policies.policy import AlertName, PolicySpec, Target, TargetKind, load_policy
 from headroom.policies.series import FloatArray, Series
 from headroom.policies.simulate import fixed_delay, run_strategy
 from headroom.policies.synthetic import generate_trace
@@ -193,7 +200,19 @@ class DemoRunner:
         return load_policy(data, str(path))
 
     def _demo_target(self) -> Target:
+        """The policy's first target; the demo runs it on local redis-servers, read by INFO."""
+        where = str(self.config.policy_file)
         target = self.spec.targets[0]
+        if target.kind is not TargetKind.LOCAL_REDIS:
+            raise InputError(
+                f"{where}: targets[0:{target.name}].kind: the demo runs a "
+                f"{TargetKind.LOCAL_REDIS}, not {target.kind}"
+            )
+        if self.spec.metrics.qps.source != "redis":
+            raise InputError(
+                f"{where}: metrics.qps.source: the demo reads its cluster's Redis INFO, "
+                f"not {self.spec.metrics.qps.source}"
+            )
         if target.min_units > self.config.masters:
             raise InputError(
                 f"--masters {self.config.masters} is below the policy's minUnits {target.min_units}"
@@ -270,17 +289,22 @@ class DemoRunner:
             scaler = ClusterScaler(provisioner)
             scaler.scale_masters(cfg.masters)
             seed = self._seed(scaler.status())
-            target = RedisScalerTarget(scaler, name=self.target.name)
+            world = World(local_scaler=lambda _target: scaler, redis_seed=seed)
+            built = build_target(self.target, world)
+            assert isinstance(built, RedisScalerTarget)  # _demo_target checked the kind
+            target = built
             client = self._client(seed)
             self.on_phase(f"Loading {cfg.keys:,} keys")
             load_dataset(client, cfg.keys)
 
             clock = ScaledClock(self.start, cfg.speed)
-            source = RedisInfoSource(seed, now=clock.now, stale_after=10.0)
-            source.start(interval=cfg.sample_every)
-            history = SourceHistory(
-                source, lookback=self.spec.forecast.history, step=60.0, prior=self.prior
+            built_source = build_source(
+                self.spec.metrics, replace(world, now=clock.now, stale_after=10.0)
             )
+            assert isinstance(built_source, RedisInfoSource)  # _demo_target checked the source
+            source = built_source
+            start_sampling(source, interval=cfg.sample_every)
+            history = build_history(self.spec, source, step=60.0, prior=self.prior)
             sink = ListSink()
             loop = ControlLoop(
                 self.spec,

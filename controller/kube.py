@@ -113,6 +113,24 @@ def _status_message(body: Any) -> str:
     return str(doc.get("message", "")) if isinstance(doc, dict) else ""
 
 
+def retry_conflicts(step: Callable[[], T], *, attempts: int = 4) -> T:
+    """Run ``step`` (read, recompute, write) again after a 409, up to ``attempts`` times.
+
+    ``step`` must re-read what it writes each time: a conflict means the object changed
+    under us, so the write is recomputed from the new state, never resent as is. The
+    last :class:`ApiConflict` is raised when every attempt conflicted.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception(lambda err: isinstance(err, ApiConflict)),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.05, max=0.5),
+        reraise=True,
+    ):
+        with attempt:
+            return step()
+    raise AssertionError("unreachable")  # pragma: no cover - Retrying always returns or raises
+
+
 def not_found(err: BaseException) -> bool:
     return isinstance(err, ApiError) and err.status == 404
 
@@ -148,6 +166,7 @@ class Kube:
     policy: Any = field(init=False)
     coordination: Any = field(init=False)
     custom: Any = field(init=False)
+    autoscaling: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
@@ -155,6 +174,7 @@ class Kube:
         self.policy = client.PolicyV1Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.autoscaling = client.AutoscalingV2Api(self.api)
 
     def close(self) -> None:
         self.api.close()

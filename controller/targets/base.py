@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from headroom.policies.errors import HeadroomError
+
 
 @dataclass(frozen=True)
 class ScaleStatus:
@@ -19,6 +21,15 @@ class ScaleStatus:
     ready: int
     busy: bool = False  # a change is still converging (pods starting, slots moving)
     detail: str = ""  # e.g. "migrating slots 1200/5461"
+
+
+class TargetBusy(HeadroomError):
+    """``scale`` refused to stack a new order on a change still converging (a slot
+    migration); nothing was written. Ask again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ScaleTarget(Protocol):

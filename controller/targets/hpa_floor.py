@@ -1,0 +1,239 @@
+"""Scale target that raises an existing HorizontalPodAutoscaler's floor (``minReplicas``).
+
+Headroom never fights the HPA: it only moves ``spec.minReplicas`` of an autoscaling/v2
+HPA the user owns, so the HPA keeps reacting above the floor, and more replicas than
+Headroom asked for are fine. Built by :mod:`headroom.controller.assembly` for policy
+targets of kind ``HorizontalPodAutoscaler`` (the target's name is the HPA's).
+
+The state lives on the HPA, in three annotations, so an operator restart (a new
+instance) loses nothing and two instances agree:
+
+- ``headroom.dev/user-min-replicas``: the user's own floor. Written in the same write
+  as the first change Headroom makes (so there is never a raised floor without it).
+- ``headroom.dev/min-replicas``: the ``minReplicas`` Headroom last wrote.
+- ``headroom.dev/units``: the units Headroom was last asked for (``status().desired``).
+
+The rules:
+
+- ``scale(units)`` sets ``minReplicas = max(user floor, units)``, capped at the HPA's
+  ``maxReplicas`` (Headroom does not raise the user's ceiling; ``detail`` says when
+  the cap bites). Asking for less than the user floor restores the user floor, so
+  Headroom never leaves the floor below the user's value.
+- **A user edit wins as the new user floor.** When ``minReplicas`` differs from what
+  Headroom last wrote, the user (or a GitOps re-apply of the HPA manifest) changed it:
+  that value becomes the user floor, and Headroom's floor is again ``max(new user
+  floor, units)``. A user who raises the floor during an event keeps their higher
+  floor; one who lowers it gets the event's floor until the event is over and their
+  new value afterwards. Until the next ``scale``, ``status().desired`` reports the
+  edited value, so the loop's next pass re-applies its order. (To stop Headroom
+  raising an HPA, pause the policy or remove the target.)
+- Without the annotations (never touched, or a user removed them) the current
+  ``minReplicas`` is the user floor.
+
+``ready`` is the ready replicas of the HPA's scale target (the Deployment's or
+StatefulSet's ``status.readyReplicas``); ``busy`` while fewer than the floor are ready.
+Writes carry the HPA's ``resourceVersion``; a 409 re-reads and recomputes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from headroom.controller.kube import Kube, call, retry_conflicts
+from headroom.controller.targets.base import ScaleStatus
+from headroom.controller.targets.scale_subresource import (
+    ObjectRef,
+    ScaleSubresourceTarget,
+    path_get,
+)
+from headroom.policies.errors import InputError, KubernetesError
+
+log = logging.getLogger(__name__)
+
+USER_FLOOR = "headroom.dev/user-min-replicas"
+APPLIED = "headroom.dev/min-replicas"
+UNITS = "headroom.dev/units"
+
+
+def _annotation_int(annotations: dict[str, Any], key: str) -> int | None:
+    value = annotations.get(key)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class FloorState:
+    """The HPA as Headroom reads it: the user's floor, what is held, what was asked."""
+
+    min_replicas: int  # spec.minReplicas now (1 when unset, as Kubernetes defaults it)
+    max_replicas: int
+    user_floor: int
+    units: int | None  # last asked for (None: never)
+    user_edited: bool  # minReplicas is not what Headroom last wrote
+    resource_version: str
+    target_ref: ObjectRef
+
+    def floor_for(self, units: int) -> int:
+        """The ``minReplicas`` that serves ``units``: never below the user's, never above max."""
+        return min(max(self.user_floor, units), self.max_replicas)
+
+
+class HpaFloorTarget:
+    """An autoscaling/v2 HPA's ``minReplicas`` as a ``ScaleTarget``; see the module docstring."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        name: str,
+        namespace: str = "default",
+        *,
+        target_name: str | None = None,
+        conflict_attempts: int = 4,
+        attempts: int = 3,
+        max_seconds: float = 5.0,
+    ) -> None:
+        if not name:
+            raise InputError("HorizontalPodAutoscaler target: name is required")
+        self.kube = kube
+        self.hpa_name = name
+        self.namespace = namespace
+        self._name = target_name or f"hpa/{namespace}/{name}"
+        self.conflict_attempts = conflict_attempts
+        self.attempts = attempts
+        self.max_seconds = max_seconds
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _call(self, fn: Any, what: str) -> Any:
+        return call(
+            fn,
+            f"{what} HorizontalPodAutoscaler {self.namespace}/{self.hpa_name}",
+            attempts=self.attempts,
+            max_seconds=self.max_seconds,
+        )
+
+    def read_hpa(self) -> dict[str, Any]:
+        hpa = self._call(
+            lambda: self.kube.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                self.hpa_name, self.namespace
+            ),
+            "Failed to read",
+        )
+        plain = self.kube.api.sanitize_for_serialization(hpa)
+        return plain if isinstance(plain, dict) else {}
+
+    def read(self) -> FloorState:
+        """The floor state from the HPA (spec and Headroom's annotations)."""
+        return self._parse(self.read_hpa())
+
+    def _parse(self, hpa: dict[str, Any]) -> FloorState:
+        meta = hpa.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        min_replicas = path_get(hpa, "spec.minReplicas")
+        min_replicas = min_replicas if isinstance(min_replicas, int) else 1
+        max_replicas = path_get(hpa, "spec.maxReplicas")
+        ref = path_get(hpa, "spec.scaleTargetRef") or {}
+        if not isinstance(max_replicas, int) or not ref.get("kind") or not ref.get("name"):
+            raise KubernetesError(
+                f"HorizontalPodAutoscaler {self.namespace}/{self.hpa_name}: "
+                "spec.maxReplicas and spec.scaleTargetRef are required"
+            )
+        applied = _annotation_int(annotations, APPLIED)
+        recorded = _annotation_int(annotations, USER_FLOOR)
+        user_edited = applied is not None and applied != min_replicas
+        if recorded is None or applied is None or user_edited:
+            user_floor = min_replicas
+        else:
+            user_floor = recorded
+        return FloorState(
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            user_floor=user_floor,
+            units=_annotation_int(annotations, UNITS),
+            user_edited=user_edited,
+            resource_version=str(meta.get("resourceVersion") or ""),
+            target_ref=ObjectRef(
+                api_version=ref.get("apiVersion") or "apps/v1",
+                kind=ref["kind"],
+                name=ref["name"],
+                namespace=self.namespace,
+            ),
+        )
+
+    def user_floor(self) -> int:
+        """The user's own ``minReplicas`` (for the CapacityPolicy status and dashboards)."""
+        return self.read().user_floor
+
+    # -- the ScaleTarget protocol -----------------------------------------------------------
+
+    def status(self) -> ScaleStatus:
+        state = self.read()
+        workload = ScaleSubresourceTarget(
+            self.kube, state.target_ref, attempts=self.attempts, max_seconds=self.max_seconds
+        )
+        obj = workload.read_object()
+        ready = path_get(obj, "status.readyReplicas")
+        ready = ready if isinstance(ready, int) else 0
+        if state.units is None or state.user_edited:
+            desired = state.min_replicas  # nothing (or not this) ordered by Headroom
+        else:
+            desired = state.units
+        busy = ready < state.min_replicas
+        notes = []
+        if busy:
+            notes.append(f"{ready}/{state.min_replicas} ready")
+        if state.user_edited:
+            notes.append(f"minReplicas edited to {state.min_replicas}")
+        elif state.units is not None and state.units > state.max_replicas:
+            notes.append(f"floor capped at maxReplicas {state.max_replicas}")
+        if state.min_replicas > state.user_floor:
+            notes.append(f"floor {state.min_replicas} (user's {state.user_floor})")
+        return ScaleStatus(desired=desired, ready=ready, busy=busy, detail=", ".join(notes))
+
+    def scale(self, units: int, reason: str) -> None:
+        if units < 0:
+            raise InputError(f"{self.name}: units must be 0 or more, got {units}")
+        retry_conflicts(lambda: self._scale_once(units, reason), attempts=self.conflict_attempts)
+
+    def _scale_once(self, units: int, reason: str) -> None:
+        hpa = self.read_hpa()
+        state = self._parse(hpa)
+        floor = state.floor_for(units)
+        annotations = {
+            USER_FLOOR: str(state.user_floor),
+            APPLIED: str(floor),
+            UNITS: str(units),
+        }
+        current = (hpa.get("metadata") or {}).get("annotations") or {}
+        if floor == state.min_replicas and all(current.get(k) == v for k, v in annotations.items()):
+            return
+        body = {
+            "metadata": {"resourceVersion": state.resource_version, "annotations": annotations},
+            "spec": {"minReplicas": floor},
+        }
+        self._call(
+            lambda: self.kube.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                self.hpa_name, self.namespace, body
+            ),
+            "Failed to patch",
+        )
+        if state.user_edited:
+            log.info(
+                "Adopted user floor HorizontalPodAutoscaler %s/%s userMinReplicas=%d",
+                self.namespace, self.hpa_name, state.user_floor,
+            )  # fmt: skip
+        if units > state.max_replicas:
+            log.warning(
+                "Capped floor HorizontalPodAutoscaler %s/%s units=%d maxReplicas=%d",
+                self.namespace, self.hpa_name, units, state.max_replicas,
+            )  # fmt: skip
+        log.info(
+            "Set floor HorizontalPodAutoscaler %s/%s minReplicas=%d->%d userMinReplicas=%d "
+            "reason=%s",
+            self.namespace, self.hpa_name, state.min_replicas, floor, state.user_floor, reason,
+        )  # fmt: skip
