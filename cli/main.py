@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "plan": "headroom.cli.engine",
     "simulate": "headroom.cli.simulate",
     "demo": "headroom.cli.demo",
+    "surge": "headroom.cli.surge",
 }
 
 
