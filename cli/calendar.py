@@ -288,11 +288,11 @@ def import_(
     ]
     if prune:
         parts.append(f"{len(report.deleted)} {verb}deleted")
-    console.print(f"calendar {calendar!r} in namespace {ns}: " + ", ".join(parts))
+    typer.echo(f"calendar {calendar!r} in namespace {ns}: " + ", ".join(parts))
     for label, names in (
         ("created", report.created),
         ("updated", report.updated),
         ("deleted", report.deleted),
     ):
         for obj in names:
-            console.print(f"  {verb}{label} demandevent/{obj}", highlight=False)
+            typer.echo(f"  {verb}{label} demandevent/{obj}")

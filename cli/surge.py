@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from headroom.cli._common import EXIT_INPUT, console, errors_to_exit, fail, print_json
+from headroom.cli._common import EXIT_INPUT, errors_to_exit, fail, print_json
 from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt, connect
 from headroom.policies.policy import parse_duration
 
@@ -89,10 +89,9 @@ def surge(
         print_json(stored)
         return
     until = datetime.fromtimestamp(now + seconds, tz=UTC).strftime("%H:%M:%SZ")
-    console.print(
+    typer.echo(
         f"demandevent/{stored['metadata']['name']} created in {ns}: CapacityPolicy "
-        f"{found[0]} expects x{factor:g} demand on {target} until {until}",
-        highlight=False,
+        f"{found[0]} expects x{factor:g} demand on {target} until {until}"
     )
 
 

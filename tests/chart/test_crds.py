@@ -89,7 +89,7 @@ def _rejected(custom: Any, plural: str, obj: dict[str, Any]) -> list[str]:
     with pytest.raises(ApiException) as exc:
         custom.create_namespaced_custom_object(*GV, "default", plural, obj)
     assert exc.value.status == 422, exc.value.body
-    return [c["field"] for c in json.loads(exc.value.body)["details"]["causes"]]
+    return [c["field"] for c in json.loads(exc.value.body or "{}")["details"]["causes"]]
 
 
 def test_samples_are_admitted_unchanged_and_read_back_by_the_shared_validation(
