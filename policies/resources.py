@@ -210,7 +210,9 @@ def imported_resources(
             "apiVersion": API_VERSION,
             "kind": EVENT_KIND,
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            "spec": event_to_fields(event),
+            # Always explicit: without spec.labels a reader takes metadata.labels, and the
+            # management labels would become the event's (and steer what is learned).
+            "spec": {**event_to_fields(event), "labels": dict(event.labels)},
         }
     return list(out.values())
 
