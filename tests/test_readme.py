@@ -40,6 +40,8 @@ NOT_RUN = {
     "headroom capacity learn --prometheus": "needs the reader's Prometheus",
     "helm install": "needs a Kubernetes cluster",
     "kubectl apply": "needs a Kubernetes cluster",
+    "headroom calendar import": "needs a Kubernetes cluster (tests/calendar_import runs it)",
+    "headroom surge": "needs a Kubernetes cluster (tests/calendar_import runs it)",
 }
 
 pytestmark = pytest.mark.slow
