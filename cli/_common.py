@@ -60,7 +60,13 @@ def usage_error_line(err: click_errors.ClickException) -> str:
 
 
 def _plain_flags(command: Any) -> None:
-    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe)."""
+    """No ``<bool>`` after a plain flag in ``--help`` (it takes no value to describe).
+
+    Once per command: ``main`` runs this on every call, and a command object reused for
+    many calls (tests, the fuzz suite) must not pile up one wrapper per call."""
+    if getattr(command, "_headroom_plain_flags", False):
+        return
+    command._headroom_plain_flags = True
     for param in getattr(command, "params", ()):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
