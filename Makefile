@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean
+.PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean crds
 
 all: test
 
@@ -48,3 +48,7 @@ bench: sysdeps venv
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+
+# The chart's CapacityPolicy and DemandEvent CRDs are generated from the pydantic models.
+crds: venv
+	$(PY) -m tests.support.crd_templates

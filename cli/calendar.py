@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
+from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt, connect
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import (
     YEAR,
@@ -28,7 +30,10 @@ from headroom.policies.calendars import (
 from headroom.policies.calendars._event import zone
 from headroom.policies.planner import format_qps
 
-app = typer.Typer(help="Validate and list demand calendars (YAML or ICS).", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate, list, export and import demand calendars (YAML or ICS).",
+    no_args_is_help=True,
+)
 
 FileArg = Annotated[
     Path, typer.Argument(help="Calendar file: .yaml/.yml (events or DemandEvents) or .ics.")
@@ -211,3 +216,83 @@ def export(
             slug = re.sub(r"[^a-z0-9]+", "-", event.name.lower()).strip("-")[:40] or "event"
             docs.append(event_to_resource(event, f"{slug}-{i + 1}", namespace))
         typer.echo(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), nl=False)
+
+
+@app.command("import")
+def import_(
+    file: FileArg,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="The calendar's name in the headroom.dev/calendar label (default: the file's).",
+            show_default=False,
+        ),
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete this calendar's events that left the file.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Import events ending after this time (default: 60 days ago)."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Import events starting before this (default: in a year)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+) -> None:
+    """Create or update DemandEvents from a YAML or ICS calendar (idempotent: a second run
+    changes nothing). Each event gets a stable name; --prune removes the ones this
+    calendar imported earlier that are no longer in the file."""
+    from headroom.controller.demand_events import import_events
+    from headroom.policies.resources import imported_resources
+
+    with errors_to_exit():
+        now = time.time()
+        start = _time_option(from_, "--from", None)
+        end = _time_option(to, "--to", None)
+        window = (
+            start if start is not None else now - 60 * 86400.0,
+            end if end is not None else now + YEAR,
+        )
+        cal = read_calendar(file, window=window)
+        events = Calendar.of(e for e in cal.events if e.overlaps(*window))
+        calendar = name or file.stem
+        kube, ns = connect(kubeconfig, context, namespace)
+        try:
+            report = import_events(
+                kube,
+                imported_resources(events, calendar, ns),
+                namespace=ns,
+                calendar=calendar,
+                prune=prune,
+                dry_run=dry_run,
+            )
+        finally:
+            kube.close()
+    if json_out:
+        print_json(report.as_json())
+        return
+    verb = "would be " if dry_run else ""
+    parts = [
+        f"{count(len(report.created), 'event')} {verb}created",
+        f"{len(report.updated)} {verb}updated",
+        f"{len(report.unchanged)} unchanged",
+    ]
+    if prune:
+        parts.append(f"{len(report.deleted)} {verb}deleted")
+    typer.echo(f"calendar {calendar!r} in namespace {ns}: " + ", ".join(parts))
+    for label, names in (
+        ("created", report.created),
+        ("updated", report.updated),
+        ("deleted", report.deleted),
+    ):
+        for obj in names:
+            typer.echo(f"  {verb}{label} demandevent/{obj}")

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "headroom.cli.simulate",
     "demo": "headroom.cli.demo",
     "status": "headroom.cli.status",
+    "surge": "headroom.cli.surge",
 }
 
 

@@ -195,3 +195,23 @@ def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def context_namespace(kubeconfig: Path | None = None, context: str | None = None) -> str:
+    """The namespace of the kubeconfig's (current) context, as kubectl picks it: the
+    context's ``namespace``, else the pod's own (in a cluster), else ``default``."""
+    try:
+        contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig is not None else None
+        )
+    except (config.ConfigException, OSError):
+        contexts, active = [], None
+    chosen = next((c for c in contexts or [] if c.get("name") == context), None) or active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    if isinstance(namespace, str) and namespace:
+        return namespace
+    pod = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    try:
+        return pod.read_text().strip() or "default"
+    except OSError:
+        return "default"

@@ -41,6 +41,8 @@ NOT_RUN = {
     "helm install": "needs a Kubernetes cluster",
     "headroom alerts test": "sends to the reader's own sinks (tests/alerts runs it on loopback)",
     "kubectl apply": "needs a Kubernetes cluster",
+    "headroom calendar import": "needs a Kubernetes cluster (tests/calendar_import runs it)",
+    "headroom surge": "needs a Kubernetes cluster (tests/calendar_import runs it)",
 }
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,11 @@ The YAML parser, the ICS parser and the DemandEvent CRD reader hand raw fields t
 :func:`build_event`; it validates them with pydantic, resolves times (ISO-8601 with an
 offset, or naive plus a time zone), and turns every problem into one
 ``CalendarError`` line naming the file, the event and the field.
+
+:class:`EventSpec` is also the DemandEvent CRD's ``spec``: the chart's schema is generated
+from it (``headroom.policies.crd_schema``). Where the Kubernetes spelling differs from the
+YAML calendars' (``timeZone``/``timezone``, ``policySelector``/``selector``) the field
+accepts both, the CRD spelling first; ``end`` may be given as a ``duration`` instead.
 """
 
 from __future__ import annotations
@@ -12,11 +17,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 
 from headroom.policies.calendar import DemandEvent, EventKind, Expectation
-from headroom.policies.errors import CalendarError, excerpt, field_error, must_be
+from headroom.policies.errors import REQUIRED, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import Duration
 from headroom.policies.validation import first_error
 
@@ -38,27 +50,41 @@ class _Model(BaseModel):
 
 
 class ExpectationSpec(_Model):
-    multiplier: float | None = Field(None, gt=0)
-    peak_qps: float | None = Field(None, gt=0)
+    """What the organiser expects; absent: learned from similar past events."""
+
+    multiplier: float | None = Field(None, gt=0)  # expected peak over normal traffic
+    peak_qps: float | None = Field(None, gt=0)  # expected peak QPS
 
 
 class SelectorSpec(_Model):
-    match_labels: LabelMap = {}
+    """A label selector (matchLabels only)."""
+
+    match_labels: LabelMap = {}  # every pair must be among the labels
+
+
+# Fields spelt two ways: the CRD's name (first) and the YAML calendars'.
+_SPELLINGS = (("timeZone", "timezone"), ("policySelector", "selector"))
 
 
 class EventSpec(_Model):
     """The fields of one event (YAML entry, DemandEvent ``spec``, or ICS properties)."""
 
-    name: Annotated[str, BeforeValidator(_as_label)] = Field(min_length=1)  # `name: 618`
-    kind: EventKind = EventKind.CUSTOM
-    start: Any
-    end: Any
-    ramp: Duration = 0.0
-    labels: LabelMap = {}
-    expectation: ExpectationSpec | None = None
-    selector: SelectorSpec | None = None
-    applies_to: SelectorSpec | LabelMap | None = None
-    timezone: str | None = None
+    name: Annotated[str, BeforeValidator(_as_label)] = Field(min_length=1)  # in plans and reasons
+    kind: EventKind = EventKind.CUSTOM  # uplift is learned per kind
+    start: Any  # ISO-8601 with an offset, or naive in timeZone
+    end: Any = None  # after start; or give duration instead
+    duration: Duration | None = None  # how long it lasts, instead of end
+    ramp: Duration = 0.0  # before start, demand already rises
+    labels: LabelMap = {}  # host, channel, region, ...: similar past events share labels
+    expectation: ExpectationSpec | None = None  # absent: learned from similar past events
+    # The policies (and targets) the event applies to, by their labels; absent: all.
+    selector: SelectorSpec | None = Field(
+        None, validation_alias=AliasChoices("policySelector", "selector")
+    )
+    applies_to: SelectorSpec | LabelMap | None = None  # shorthand: {app: cart}
+    timezone: str | None = Field(  # IANA zone of times written without an offset
+        None, validation_alias=AliasChoices("timeZone", "timezone")
+    )
     description: str | None = None  # free text, kept out of the model
 
 
@@ -145,6 +171,9 @@ def build_event(
     where = f"{source}: {event_label(fields, index)}"
     if not isinstance(fields, dict):
         raise CalendarError(f"{where}: expected a mapping of event fields")
+    for crd, yaml_name in _SPELLINGS:
+        if crd in fields and yaml_name in fields:
+            raise CalendarError(field_error(where, crd, f"give {crd} or {yaml_name}, not both"))
     try:
         spec = EventSpec.model_validate(fields)
     except ValidationError as err:
@@ -156,14 +185,22 @@ def build_event(
         try:
             zone(spec.timezone)
         except ValueError as err:
-            raise CalendarError(field_error(where, "timezone", str(err))) from None
+            field = "timeZone" if "timeZone" in fields else "timezone"
+            raise CalendarError(field_error(where, field, str(err))) from None
+    if spec.end is None and spec.duration is None:
+        raise CalendarError(field_error(where, "end", REQUIRED))
+    if spec.end is not None and spec.duration is not None:
+        raise CalendarError(field_error(where, "duration", "give end or duration, not both"))
     times: list[tuple[float, str | None]] = []
-    for field in ("start", "end"):
+    for field in ("start", "end") if spec.end is not None else ("start",):
         try:
             times.append(resolve_time(getattr(spec, field), tz))
         except ValueError as err:
             raise CalendarError(f"{where}: {field}: {err}") from None
-    (start, start_tz), (end, _) = times
+    start, start_tz = times[0]
+    end = times[1][0] if spec.end is not None else start + (spec.duration or 0.0)
+    if spec.duration is not None and spec.duration <= 0:
+        raise CalendarError(field_error(where, "duration", must_be("> 0", spec.duration)))
     if end < start:
         raise CalendarError(f"{where}: end is before start")
     if end == start:
@@ -194,7 +231,8 @@ def build_event(
 
 
 def event_to_fields(event: DemandEvent) -> dict[str, Any]:
-    """The YAML / DemandEvent ``spec`` form of an event (times in its own zone)."""
+    """The DemandEvent ``spec`` form of an event (times in its own zone; CRD spellings,
+    which the YAML calendars read too)."""
     try:
         tz: Any = zone(event.tz)
     except ValueError:
@@ -206,7 +244,7 @@ def event_to_fields(event: DemandEvent) -> dict[str, Any]:
         "end": datetime.fromtimestamp(event.end, tz=tz).isoformat(),
     }
     if event.tz != "UTC":
-        out["timezone"] = event.tz
+        out["timeZone"] = event.tz
     if event.ramp:
         out["ramp"] = f"{event.ramp:g}s"
     if event.labels:
@@ -219,5 +257,5 @@ def event_to_fields(event: DemandEvent) -> dict[str, Any]:
             exp["peakQps"] = event.expectation.peak_qps
         out["expectation"] = exp
     if event.selector:
-        out["selector"] = {"matchLabels": dict(event.selector)}
+        out["policySelector"] = {"matchLabels": dict(event.selector)}
     return out

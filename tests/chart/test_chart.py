@@ -32,7 +32,10 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
     "cluster-wide": {"rbac": {"clusterWide": True}},
     "two-replicas": {"operator": {"replicaCount": 2}},
     "everything-on": {
-        "rbac": {"clusterWide": True},
+        "rbac": {
+            "clusterWide": True,
+            "scaleTargets": [{"apiGroup": "cluster.x-k8s.io", "resource": "machinedeployments"}],
+        },
         "operator": {
             "replicaCount": 2,
             "image": {"digest": "sha256:" + "ab" * 32},
@@ -106,6 +109,8 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"replicaCount": 2}, "additional properties 'replicaCount' not allowed"),
         ({"operator": {"image": {"pullPolicy": "Sometimes"}}}, "/operator/image/pullPolicy"),
         ({"rbac": {"clusterwide": True}}, "additional properties 'clusterwide' not allowed"),
+        ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
+        ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
         (
             {"metrics": {"serviceMonitor": {"interval": "often"}}},

@@ -9,8 +9,10 @@ from tests.support.chart import chart_crd
 # The RedisCluster CRD is the chart's own (rendered from charts/headroom), never a copy.
 REDIS_CLUSTER_CRD: dict[str, Any] = chart_crd("redisclusters.headroom.dev")
 
-# Test-only kinds, for behaviour the chart's CRDs do not exercise. DemandEvent moves into the
-# chart with its controller (next issue); until then this stands in for it.
+# Test-only kinds, for behaviour the chart's CRDs do not exercise. This DemandEvent is NOT the
+# chart's (charts/headroom/templates/crd/demandevents.headroom.dev.yaml, which declares no
+# defaults and no date-time format): it keeps the conformance suite's defaulting and
+# date-time checks on a schema that has them. Never install it beside the chart's.
 DEMAND_EVENT_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",

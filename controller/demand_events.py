@@ -1,0 +1,213 @@
+"""Writing DemandEvents to a cluster: the calendar import and the surge button.
+
+``headroom calendar import`` and ``headroom surge`` (``cli/kube_events.py``) call these
+with a :class:`~headroom.controller.kube.Kube`; the objects themselves come from the pure
+builders in :mod:`headroom.policies.resources`. The import is idempotent: it reads the
+namespace's DemandEvents once, compares each wanted object's spec and labels with what is
+stored, and writes only what differs (running it twice changes nothing, resourceVersions
+included). Everything is planned before the first write, so a name taken by an object
+the import does not manage stops it with nothing applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
+from headroom.policies.errors import InputError, KubernetesError, PolicyError
+from headroom.policies.resources import (
+    CALENDAR_LABEL,
+    IMPORTED_BY,
+    MANAGED_BY_LABEL,
+    describe_object,
+    label_value,
+    policy_from_resource,
+)
+
+EVENTS = "demandevents"
+POLICIES = "capacitypolicies"
+
+
+class ImportConflict(InputError):
+    """A wanted DemandEvent name is taken by an object the import does not manage."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with ``dry_run``, would do), by object name."""
+
+    namespace: str
+    calendar: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "calendar": self.calendar,
+            "dry_run": self.dry_run,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+        }
+
+
+def _same(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    labels = (stored.get("metadata") or {}).get("labels") or {}
+    wanted_labels = wanted["metadata"]["labels"]
+    return stored.get("spec") == wanted["spec"] and all(
+        labels.get(k) == v for k, v in wanted_labels.items()
+    )
+
+
+def list_events(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    """Every DemandEvent in ``namespace``."""
+    listed = call(
+        lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS),
+        f"list DemandEvents in {namespace}",
+    )
+    return list(listed.get("items") or [])
+
+
+def import_events(
+    kube: Kube,
+    wanted: Sequence[dict[str, Any]],
+    *,
+    namespace: str,
+    calendar: str,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Create or update ``wanted`` (from :func:`~headroom.policies.resources.imported_resources`)
+    in ``namespace``; with ``prune`` delete the DemandEvents this calendar's import manages
+    that are not wanted any more. Raises :class:`ImportConflict` before any write."""
+    report = ImportReport(namespace, calendar, dry_run=dry_run)
+    stored = {o["metadata"]["name"]: o for o in list_events(kube, namespace)}
+    mine = label_value(calendar)
+    for obj in wanted:
+        name = obj["metadata"]["name"]
+        have = stored.get(name)
+        if have is None:
+            continue
+        labels = (have.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != IMPORTED_BY or labels.get(CALENDAR_LABEL) != mine:
+            raise ImportConflict(
+                f"{describe_object(have, 'DemandEvent')}: exists and is not managed by the "
+                f"import of calendar {mine!r}; nothing was applied"
+            )
+    for obj in wanted:
+        name = obj["metadata"]["name"]
+        have = stored.get(name)
+        if have is None:
+            report.created.append(name)
+            if not dry_run:
+                call(
+                    partial(
+                        kube.custom.create_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        namespace,
+                        EVENTS,
+                        obj,
+                    ),
+                    f"create DemandEvent {namespace}/{name}",
+                )
+        elif _same(have, obj):
+            report.unchanged.append(name)
+        else:
+            report.updated.append(name)
+            if not dry_run:
+                body = {
+                    **obj,
+                    "metadata": {
+                        **obj["metadata"],
+                        "labels": {
+                            **(have["metadata"].get("labels") or {}),
+                            **obj["metadata"]["labels"],
+                        },
+                        "resourceVersion": have["metadata"].get("resourceVersion"),
+                    },
+                }
+                call(
+                    partial(
+                        kube.custom.replace_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        namespace,
+                        EVENTS,
+                        name,
+                        body,
+                    ),
+                    f"update DemandEvent {namespace}/{name}",
+                )
+    if prune:
+        keep = {o["metadata"]["name"] for o in wanted}
+        for name, have in sorted(stored.items()):
+            labels = (have.get("metadata") or {}).get("labels") or {}
+            managed = labels.get(MANAGED_BY_LABEL) == IMPORTED_BY
+            if managed and labels.get(CALENDAR_LABEL) == mine and name not in keep:
+                report.deleted.append(name)
+                if not dry_run:
+                    _delete(kube, namespace, name)
+    return report
+
+
+def _delete(kube: Kube, namespace: str, name: str) -> None:
+    try:
+        call(
+            lambda: kube.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, EVENTS, name
+            ),
+            f"delete DemandEvent {namespace}/{name}",
+        )
+    except KubernetesError as err:
+        if not not_found(err):  # already gone: what we wanted
+            raise
+
+
+def create_event(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """Create one DemandEvent (a surge); returns the stored object."""
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    stored: dict[str, Any] = call(
+        lambda: kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS, obj),
+        f"create DemandEvent {namespace}/{name}",
+    )
+    return stored
+
+
+def policies_for_target(
+    kube: Kube, namespace: str, target: str, policy: str | None = None
+) -> list[str]:
+    """Names of the CapacityPolicies in ``namespace`` sizing ``target`` (``name`` or
+    ``Kind/name``); with ``policy`` only that one, which must size it. A policy whose spec
+    does not validate is skipped (its own status says why)."""
+    listed = call(
+        lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, POLICIES),
+        f"list CapacityPolicies in {namespace}",
+    )
+    kind, _, name = target.rpartition("/")
+    found: list[str] = []
+    for obj in listed.get("items") or []:
+        meta = obj.get("metadata") or {}
+        if policy is not None and meta.get("name") != policy:
+            continue
+        try:
+            spec = policy_from_resource(obj)
+        except PolicyError:
+            continue
+        for t in spec.targets:
+            if t.name == name and (not kind or t.kind.value.lower() == kind.lower()):
+                found.append(str(meta.get("name")))
+                break
+    return found

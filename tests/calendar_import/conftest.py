@@ -1,0 +1,3 @@
+"""Fixtures of the DemandEvent CLI suites: the API emulator with the chart installed."""
+
+from tests.harness.fixtures import chart_operator, kube  # noqa: F401
