@@ -54,7 +54,6 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar
 from headroom.policies.capacity import IntArray, planned_units_array
-from headroom.policies.errors import PolicyError
 from headroom.policies.forecast.base import Forecast, Forecaster
 from headroom.policies.planner import (
     Decision,
@@ -422,57 +421,3 @@ class Driver:
             },
         )
         return self.commit(idle, units)
-
-
-# -- the state as a Kubernetes status keeps it ---------------------------------------------
-
-
-def state_to_json(state: DriverState) -> dict[str, object]:
-    """The state as plain JSON (a CapacityPolicy's ``status.driver``): numbers and names."""
-    return {
-        "lastTick": state.last_tick,
-        "nextFull": state.next_full,
-        "targets": {
-            name: {
-                "lastScaleOut": st.last_scale_out,
-                "lastScaleIn": st.last_scale_in,
-                "unitSecondsUsed": st.unit_seconds_used,
-                "periodStart": st.period_start,
-            }
-            for name, st in sorted(state.planner.items())
-        },
-    }
-
-
-def state_from_json(raw: object) -> DriverState:
-    """Read :func:`state_to_json`'s output back; a malformed document is a ``PolicyError``
-    naming the field (the caller starts from a fresh state and says so)."""
-
-    def number(value: object, where: str) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PolicyError(f"status.driver.{where}: must be a number, got {value!r}")
-        if not math.isfinite(float(value)):
-            raise PolicyError(f"status.driver.{where}: must be finite, got {value!r}")
-        return float(value)
-
-    if not isinstance(raw, Mapping):
-        raise PolicyError("status.driver: must be an object")
-    targets = raw.get("targets", {})
-    if not isinstance(targets, Mapping):
-        raise PolicyError("status.driver.targets: must be an object")
-    planner: dict[str, PlannerState] = {}
-    for name, body in targets.items():
-        if not isinstance(body, Mapping):
-            raise PolicyError(f"status.driver.targets.{name}: must be an object")
-        planner[str(name)] = PlannerState(
-            last_scale_out=number(body.get("lastScaleOut"), f"targets.{name}.lastScaleOut"),
-            last_scale_in=number(body.get("lastScaleIn"), f"targets.{name}.lastScaleIn"),
-            unit_seconds_used=number(body.get("unitSecondsUsed"), f"targets.{name}.unitSecondsUsed")
-            or 0.0,
-            period_start=number(body.get("periodStart"), f"targets.{name}.periodStart"),
-        )
-    return DriverState(
-        planner, number(raw.get("lastTick"), "lastTick"), number(raw.get("nextFull"), "nextFull")
-    )

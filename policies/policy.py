@@ -333,6 +333,7 @@ class PolicySpec(_Model):
     alert_rules: AlertRules = AlertRules()
     event_selector: dict[str, str] = {}  # labels DemandEvents select this policy by
     dry_run: bool = False
+    paused: bool = False  # the operator does nothing for this policy (not even plan)
 
     @model_validator(mode="after")
     def _unique_targets(self) -> PolicySpec:

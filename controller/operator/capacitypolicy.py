@@ -21,10 +21,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from headroom.controller.clock import Clock, RealClock
 from headroom.controller.kube import GROUP, VERSION, Kube, call
@@ -33,18 +35,30 @@ from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import Cond, write_status
 from headroom.controller.targets.base import ScaleTarget
 from headroom.policies.calendar import Calendar
-from headroom.policies.calendars import event_from_resource
-from headroom.policies.driver import DriverState, state_from_json, state_to_json
-from headroom.policies.errors import CalendarError, HeadroomError, InputError, PolicyError
+from headroom.policies.errors import HeadroomError, PolicyError
 from headroom.policies.forecast.base import Forecaster
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.policy import PolicySpec, Target, parse_policy
+from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.resources import (
+    ActionRecord,
+    CapacityPolicyStatus,
+    ForecastPoint,
+    ForecastSummary,
+    PlannedActionStatus,
+    TargetStatus,
+    driver_state_from_status,
+    driver_state_to_status,
+    policy_from_resource,
+    read_demand_events,
+)
 
 log = logging.getLogger(__name__)
 
 PLURAL = "capacitypolicies"
 KIND = "CapacityPolicy"
 EVENTS_PLURAL = "demandevents"
+LAST_ACTIONS = 20  # how many actions the status keeps, newest last
+SUMMARY_HOURS = 6  # how far the status's forecast summary reaches
 
 TargetsFor = Callable[[Kube, str, Target], ScaleTarget]
 HistoryFor = Callable[[PolicySpec, str], HistoryProvider]
@@ -53,33 +67,6 @@ EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
 
 class InvalidPolicy(PolicyError):
     """A CapacityPolicy the controller refuses; one line naming the field."""
-
-
-def policy_from_resource(obj: Mapping[str, Any]) -> PolicySpec:
-    """A CapacityPolicy object's ``spec`` as the one policy schema (name from metadata);
-    ``paused`` is the controller's own switch, not part of the policy."""
-    meta = obj.get("metadata") or {}
-    raw = obj.get("spec")
-    where = f"CapacityPolicy {meta.get('namespace', '')}/{meta.get('name', '')}"
-    if not isinstance(raw, Mapping):
-        raise InvalidPolicy(f"{where}: spec: is required")
-    spec = {k: v for k, v in raw.items() if k != "paused"}
-    try:
-        return parse_policy({"metadata": dict(meta), "spec": spec}, where)
-    except PolicyError as err:
-        raise InvalidPolicy(str(err)) from err
-
-
-def calendar_from_resources(objs: Sequence[Mapping[str, Any]], namespace: str) -> Calendar:
-    """The DemandEvents of a namespace as one calendar; a bad one is skipped, not fatal
-    (it is reported on its own object by validation, and must not stop every policy)."""
-    events = []
-    for i, obj in enumerate(objs):
-        try:
-            events.append(event_from_resource(dict(obj), f"DemandEvent {namespace}", i))
-        except CalendarError as err:
-            log.warning("Skipped DemandEvent %s error=%s", obj.get("metadata", {}).get("name"), err)
-    return Calendar.of(events)
 
 
 @dataclass
@@ -130,12 +117,12 @@ class CapacityPolicyReconciler:
         status = dict(body.get("status") or {})
         try:
             spec = policy_from_resource(body)
-        except InputError as err:
+        except PolicyError as err:
             self._invalid(body, status, generation, str(err))
             raise InvalidPolicy(str(err)) from err
         if self.dry_run and not spec.dry_run:
             spec = spec.model_copy(update={"dry_run": True})
-        if (body.get("spec") or {}).get("paused"):
+        if spec.paused:
             self._write(ns, name, status, generation, {}, [
                 Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
@@ -160,7 +147,11 @@ class CapacityPolicyReconciler:
         if runtime is not None and runtime.generation == generation:
             return runtime
         # A new or changed spec: a new loop that carries the driver state on.
-        state = runtime.loop.state if runtime is not None else _saved_state(status)
+        state = (
+            runtime.loop.state
+            if runtime is not None
+            else driver_state_from_status(status.get("driver"))[0]
+        )
         targets = {t.name: self.targets_for(self.kube, ns, t) for t in spec.targets}
         loop = ControlLoop(
             spec,
@@ -184,7 +175,10 @@ class CapacityPolicyReconciler:
             ),
             f"list DemandEvents in {ns}",
         )
-        return calendar_from_resources(listed.get("items") or [], ns)
+        read = read_demand_events(listed.get("items") or [], namespace=ns)
+        for err in read.errors:  # a bad event is reported, and must not stop the policy
+            log.warning("Skipped DemandEvent error=%s", err)
+        return read.calendar
 
     # -- writing what happened -----------------------------------------------------------------
 
@@ -210,36 +204,59 @@ class CapacityPolicyReconciler:
             ready = Cond("Ready", "False", "MetricsUnavailable", "holding current capacity")
         else:
             ready = Cond("Ready", "True", "Reconciled", "")
-        fields: dict[str, Any] = {
-            "lastPass": _iso(report.at),
-            "forecast": _forecast_summary(report, spec),
-            "plan": _timeline(report),
-            "targets": [
-                {
-                    "name": r.name,
-                    "desired": r.status.desired,
-                    "ready": r.status.ready,
-                    "requiredNow": r.required_now,
-                    "busy": r.status.busy,
-                }
-                for r in report.targets
-            ],
-            "driver": state_to_json(loop.state),
-        }
-        actions = [
-            {
-                "at": _iso(e.at),
-                "target": e.target,
-                "fromUnits": e.from_units,
-                "toUnits": e.to_units,
-                "reason": e.reason,
-                **({"event": e.event} if e.event else {}),
-            }
+        plan = _timeline(report)
+        records = [
+            ActionRecord(
+                at=_when(e.at),
+                target=e.target,
+                from_units=e.from_units or 0,
+                to_units=e.to_units or 0,
+                reason=e.reason,
+                event=e.event,
+                result="DryRun" if spec.dry_run else "Scaled",
+            )
             for e in report.events
             if e.kind == "Scaled"
         ]
-        if actions:
-            fields["lastActions"] = (actions + list(status.get("lastActions") or []))[:10]
+        if spec.dry_run:  # what it would do: the decisions that differ from the size now
+            records = [
+                ActionRecord(
+                    at=_when(report.at),
+                    target=r.name,
+                    from_units=r.status.desired,
+                    to_units=r.decision.desired_units,
+                    reason=r.decision.reason,
+                    event=r.decision.action.event if r.decision.action else None,
+                    result="DryRun",
+                )
+                for r in report.targets
+                if r.decision is not None and r.decision.desired_units != r.status.desired
+            ]
+        old_records = [dict(a) for a in status.get("lastActions") or ()]
+        new_records = [a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in records]
+        kinds = {t.name: t.kind.value for t in spec.targets}
+        fields = CapacityPolicyStatus(
+            target_count=len(spec.targets),
+            next_action=_one_line(plan[0]) if plan else "",
+            forecast=_forecast_summary(report, spec),
+            targets=[
+                TargetStatus(
+                    name=r.name,
+                    kind=kinds.get(r.name, ""),
+                    current_units=r.status.desired,
+                    ready_units=r.status.ready,
+                    required_units=r.required_now,
+                    busy=r.status.busy,
+                    detail=r.status.detail,
+                )
+                for r in report.targets
+            ],
+            plan=plan,
+        ).model_dump(mode="json", by_alias=True, exclude_none=True)
+        fields.pop("observedGeneration", None)
+        fields.pop("conditions", None)
+        fields["driver"] = driver_state_to_status(loop.state)
+        fields["lastActions"] = (old_records + new_records)[-LAST_ACTIONS:]
         self._write(ns, name, status, generation, fields, [ready, *conds])
         if self.metrics is not None:
             for r in report.targets:
@@ -293,63 +310,71 @@ class _NoSink:
         return None
 
 
-def _saved_state(status: Mapping[str, Any]) -> DriverState | None:
-    raw = status.get("driver")
-    if raw is None:
-        return None
-    try:
-        return state_from_json(raw)
-    except HeadroomError as err:
-        log.warning("Started from a fresh driver state: %s", err)
-        return None
+def _when(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _forecast_summary(report: PassReport, spec: PolicySpec) -> dict[str, Any] | None:
-    """p50 and the policy's quantile, next hour and next 6 hours (peak), in QPS."""
+def _forecast_summary(report: PassReport, spec: PolicySpec) -> ForecastSummary | None:
+    """Hourly p50 and the policy's quantile for the next hours, and the peak, in QPS."""
     fc = report.forecast
     if fc is None or not fc.t.size:
         return None
-    out: dict[str, Any] = {"at": _iso(report.at), "quantile": spec.forecast.quantile}
     q = spec.forecast.quantile
-    for label, hours in (("nextHour", 1), ("next6Hours", 6)):
-        mask = (fc.t >= report.at) & (fc.t < report.at + hours * 3600)
-        if not mask.any():
-            continue
-        p50 = float(fc.level(0.5)[mask].max())
-        upper = float(fc.level(q)[mask].max())
-        out[label] = {"p50Peak": _round(p50), "upperPeak": _round(upper)}
-    if report.demand_now is not None:
-        out["demandNow"] = _round(report.demand_now)
-    return out
+    ahead = (fc.t >= report.at) & (fc.t < report.at + SUMMARY_HOURS * 3600)
+    if not ahead.any():
+        return None
+    t, p50, upper = fc.t[ahead], fc.level(0.5)[ahead], fc.level(q)[ahead]
+    points = []
+    for hour in range(SUMMARY_HOURS):
+        mask = (t >= report.at + hour * 3600) & (t < report.at + (hour + 1) * 3600)
+        if mask.any():
+            i = int(np.argmax(upper[mask]))
+            points.append(
+                ForecastPoint(
+                    at=_when(float(t[mask][i])),
+                    p50=_round(float(p50[mask][i])),
+                    p90=_round(float(upper[mask][i])),
+                )
+            )
+    peak = int(np.argmax(upper))
+    return ForecastSummary(
+        made_at=_when(report.at),
+        quantile=q,
+        demand_now=None if report.demand_now is None else _round(report.demand_now),
+        peak_p90=_round(float(upper[peak])),
+        peak_at=_when(float(t[peak])),
+        points=points,
+    )
 
 
 def _round(x: float) -> float:
     return round(x, 1) if math.isfinite(x) else 0.0
 
 
-def _timeline(report: PassReport) -> list[dict[str, Any]]:
+def _timeline(report: PassReport) -> list[PlannedActionStatus]:
     """The next planned actions of every target (at most 5 each), time order."""
-    rows: list[dict[str, Any]] = []
+    rows: list[PlannedActionStatus] = []
     for r in report.targets:
         if r.plan is None:
             continue
         for a in [a for a in r.plan.actions if a.at >= report.at][:5]:
             rows.append(
-                {
-                    "at": _iso(a.at),
-                    "readyBy": _iso(a.ready_by),
-                    "target": r.name,
-                    "fromUnits": a.from_units,
-                    "toUnits": a.to_units,
-                    "reason": a.reason,
-                    **({"event": a.event} if a.event else {}),
-                }
+                PlannedActionStatus(
+                    at=_when(a.at),
+                    ready_by=_when(a.ready_by),
+                    target=r.name,
+                    from_units=a.from_units,
+                    to_units=a.to_units,
+                    reason=a.reason,
+                    event=a.event,
+                    capped=a.capped,
+                )
             )
-    return sorted(rows, key=lambda row: (row["at"], row["target"]))
+    return sorted(rows, key=lambda row: (row.at, row.target))
+
+
+def _one_line(action: PlannedActionStatus) -> str:
+    return f"{action.at:%Y-%m-%d %H:%M}Z {action.target} {action.from_units}->{action.to_units}"
 
 
 def register(
