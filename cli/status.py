@@ -69,9 +69,8 @@ def _render(doc: dict[str, Any]) -> None:
         return
     if policies:
         table = Table(title="Capacity policies", title_justify="left")
-        for col in ("policy", "target", "now", "ready", "needed now", "next action", "ready"):
-            table.add_column(col)
-        table.columns[-1].header = "conditions"
+        for col in ("policy", "target", "now", "ready", "needed now", "next action", "status"):
+            table.add_column(col, overflow="fold")
         for p in policies:
             nxt = {a["target"]: a for a in p["plan"]}
             for i, t in enumerate(p["targets"] or [{}]):
@@ -79,15 +78,15 @@ def _render(doc: dict[str, Any]) -> None:
                 table.add_row(
                     f"{p['namespace']}/{p['name']}" if i == 0 else "",
                     t.get("name", "-"),
-                    str(t.get("desired", "-")),
-                    str(t.get("ready", "-")),
-                    str(t.get("requiredNow") if t.get("requiredNow") is not None else "-"),
+                    str(t.get("currentUnits", "-")),
+                    str(t.get("readyUnits", "-")),
+                    str(t.get("requiredUnits", "-")),
                     _action(action),
                     p["summary"] if i == 0 else "",
                 )
         console.print(table)
         for p in policies:
-            for a in p["lastActions"][:3]:
+            for a in reversed(p["lastActions"][-3:]):  # newest first
                 console.print(
                     f"  last: {a['at']} {a['target']} {a['fromUnits']}→{a['toUnits']}: "
                     f"{a['reason']}"
@@ -110,6 +109,9 @@ def _render(doc: dict[str, Any]) -> None:
 
 
 def _action(action: dict[str, Any] | None) -> str:
+    """``02:16 2→12 for 'Flash sale'``: when, how many, why (the reason is in --json)."""
     if not action:
         return "-"
-    return f"{action['at']} {action['fromUnits']}→{action['toUnits']}: {action['reason']}"
+    when = str(action["at"])[11:16] or str(action["at"])
+    why = f" for {action['event']!r}" if action.get("event") else ""
+    return f"{when} {action['fromUnits']}→{action['toUnits']}{why}"

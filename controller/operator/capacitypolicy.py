@@ -135,7 +135,9 @@ class CapacityPolicyReconciler:
 
     def forget(self, uid: str) -> None:
         with self._lock:
-            self._runtimes.pop(uid, None)
+            runtime = self._runtimes.pop(uid, None)
+        if runtime is not None:
+            _close(runtime.loop.history)
 
     # -- building the loop ---------------------------------------------------------------------
 
@@ -146,7 +148,10 @@ class CapacityPolicyReconciler:
             runtime = self._runtimes.get(uid)
         if runtime is not None and runtime.generation == generation:
             return runtime
-        # A new or changed spec: a new loop that carries the driver state on.
+        # A new or changed spec: a new loop that carries the driver state on; the old one's
+        # source stops sampling.
+        if runtime is not None:
+            _close(runtime.loop.history)
         state = (
             runtime.loop.state
             if runtime is not None
@@ -308,6 +313,13 @@ class CapacityPolicyReconciler:
 class _NoSink:
     def record(self, event: LoopEvent) -> None:
         return None
+
+
+def _close(history: HistoryProvider) -> None:
+    source = getattr(history, "source", None)
+    stop = getattr(source, "stop", None)
+    if callable(stop):
+        stop()
 
 
 def _when(epoch: float) -> datetime:

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headroom.controller import assembly
 from headroom.controller.kube import Kube, load_config
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator import rediscluster
+from headroom.controller.operator import capacitypolicy, rediscluster
 from headroom.controller.operator.health import HealthServer
 from headroom.controller.operator.leader import LeaseElector, LeaseTimings
 
@@ -52,6 +53,7 @@ class OperatorOptions:
     timings: LeaseTimings = LeaseTimings()
     requeue: float = 2.0
     timer: float = 10.0
+    policy_interval: float = 60.0  # seconds between two passes of a CapacityPolicy
 
 
 def default_namespace() -> str:
@@ -112,6 +114,16 @@ def run_operator(opts: OperatorOptions) -> int:
             dry_run=opts.dry_run,
         )
         rediscluster.register(registry, reconciler, timer=opts.timer)
+        policies = capacitypolicy.CapacityPolicyReconciler(
+            kube,
+            targets_for=assembly.targets_for,
+            history_for=_history_for(kube),
+            record=_kopf_event,
+            metrics=metrics,
+            interval=opts.policy_interval,
+            dry_run=opts.dry_run,
+        )
+        capacitypolicy.register(registry, policies, interval=opts.policy_interval)
 
         @kopf.on.startup(registry=registry)
         def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -151,6 +163,18 @@ def run_operator(opts: OperatorOptions) -> int:
         health.stop()
         kube.close()
     return EXIT_LEASE_LOST if lost.is_set() else 0
+
+
+def _history_for(kube: Kube) -> capacitypolicy.HistoryFor:
+    """A policy's demand history over the source its ``metrics`` name (Prometheus, Redis
+    INFO sampled in the background, a CSV), built by the same assembly as the demo's."""
+
+    def history(spec: Any, namespace: str) -> Any:
+        source = assembly.build_source(spec.metrics, assembly.World(kube=kube))
+        assembly.start_sampling(source, interval=10.0)
+        return assembly.build_history(spec, source)
+
+    return history
 
 
 def _connection_info(cfg: Any, namespace: str) -> Any:

@@ -44,11 +44,19 @@ def _conditions(status: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _summary(conds: list[dict[str, Any]]) -> str:
-    shown = []
-    for c in conds:
-        if c["type"] == "Ready" or c["status"] == "True":
-            shown.append(f"{c['type']}={c['status']}({c['reason']})")
-    return " ".join(shown) or "not reconciled yet"
+    """``Ready`` or the reason it is not, plus every other condition that is True."""
+    by_type = {c["type"]: c for c in conds}
+    ready = by_type.get("Ready")
+    if ready is None:
+        return "not reconciled yet"
+    head = "Ready" if ready["status"] == "True" else f"NotReady({ready['reason']})"
+    # Forecasting=True is the normal state: only the exceptional ones are worth a column.
+    rest = [
+        c["type"]
+        for c in conds
+        if c["status"] == "True" and c["type"] not in ("Ready", "Forecasting")
+    ]
+    return " ".join([head, *rest])
 
 
 def read_status(kube: Kube, namespace: str | None) -> dict[str, Any]:

@@ -1,0 +1,176 @@
+"""CapacityPolicy end to end: the operator scales a Deployment ahead of a flash sale whose
+size it learned from earlier ones, and a dry-run twin plans the same and changes nothing.
+
+History: 14 days of 1-minute QPS with a daily flash sale (x3) in a CSV the policy names
+as its source; calendar: an ICS file with the daily sale (no declared size) imported as
+DemandEvents by ``headroom calendar import``; the next sale starts 3 minutes from now, so
+the order — 5 minutes of provisioning ahead — is due at once. The operator runs as a
+real process with the chart's RBAC.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from headroom.cli.main import app
+from headroom.policies.calendar import DemandEvent, EventKind
+from headroom.policies.synthetic import generate_trace
+from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+DAY = 86400.0
+BASE_QPS = 3000.0
+
+
+def _deployment(env: OperatorEnv, name: str, replicas: int = 2) -> None:
+    labels = {"app": name}
+    env.apps.create_namespaced_deployment(
+        NS,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": "shop/web:1"}]},
+                },
+            },
+        },
+    )
+
+
+def _history_and_calendar(tmp_path: Path, start_in: float) -> tuple[Path, Path, float]:
+    """A CSV of the last 14 days with a daily sale, and an ICS of that daily sale."""
+    now = time.time()
+    sale = now + start_in
+    first = sale - 14 * DAY
+    past = [
+        DemandEvent(f"sale {d}", EventKind.PROMOTION, first + d * DAY, first + d * DAY + 3600)
+        for d in range(14)
+    ]
+    trace = generate_trace(first - DAY, 15, 60.0, BASE_QPS, past, [3.0] * 14, noise=0.04, seed=9)
+    history = tmp_path / "qps.csv"
+    with history.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["timestamp", "qps"])
+        for t, v in zip(trace.t, trace.v, strict=True):
+            if t < now:
+                out.writerow([int(t), f"{v:.1f}"])
+    start = datetime.fromtimestamp(first, UTC)
+    ics = tmp_path / "sales.ics"
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//shop//sales//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:daily-sale@shop\r\nSUMMARY:Flash sale\r\n"
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}\r\n"
+        f"DTEND:{start + timedelta(hours=1):%Y%m%dT%H%M%SZ}\r\n"
+        "RRULE:FREQ=DAILY;COUNT=15\r\nX-HEADROOM-KIND:promotion\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    return history, ics, sale
+
+
+def _policy(name: str, deployment: str, history: Path, dry_run: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CapacityPolicy",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "targets": [
+                {
+                    "name": deployment,
+                    "kind": "Deployment",
+                    "capacityPerUnit": 1000,
+                    "minUnits": 2,
+                    "maxUnits": 40,
+                    "provisioning": {"fixedSeconds": "5m"},
+                }
+            ],
+            "metrics": {"qps": {"source": "csv", "url": str(history)}},
+            "forecast": {"history": "14d", "horizon": "6h"},
+            "dryRun": dry_run,
+        },
+    }
+
+
+def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_nothing(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    history, ics, sale = _history_and_calendar(tmp_path, start_in=180.0)
+    admin = env.kube.kubeconfig(tmp_path / "admin", namespace=NS)
+    imported = CliRunner().invoke(
+        app, ["calendar", "import", str(ics), "-n", NS, "--kubeconfig", str(admin), "--json"]
+    )
+    assert imported.exit_code == 0, imported.output
+    events = env.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "demandevents")
+    assert len(events["items"]) >= 14
+    assert all("expectation" not in e["spec"] for e in events["items"])  # learned, not declared
+
+    _deployment(env, "web")
+    _deployment(env, "web-dry")
+    dry_before = env.apps.read_namespaced_deployment("web-dry", NS).metadata.resource_version
+    env.start_operator("op-a")
+    for name, dep, dry in (("shop", "web", False), ("shop-dry", "web-dry", True)):
+        env.custom.create_namespaced_custom_object(
+            GROUP, VERSION, NS, "capacitypolicies", _policy(name, dep, history, dry)
+        )
+
+    def replicas() -> int:
+        return int(env.apps.read_namespaced_deployment("web", NS).spec.replicas)
+
+    wait_for(lambda: replicas() >= 8, 120, "web scaled up for the sale")
+    assert time.time() < sale, "the capacity came after the sale had started"
+
+    def shop() -> dict[str, Any]:
+        return dict(
+            env.custom.get_namespaced_custom_object(GROUP, VERSION, NS, "capacitypolicies", "shop")
+        )
+
+    # The status is written right after the scale call of the same pass.
+    wait_for(lambda: shop().get("status", {}).get("lastActions"), 30, "the pass's status")
+    policy = shop()
+    st = policy["status"]
+    assert st["observedGeneration"] == policy["metadata"]["generation"]
+    action = st["lastActions"][-1]
+    assert action["target"] == "web" and action["toUnits"] == replicas()
+    assert "Flash sale" in action["reason"], action
+    assert st["forecast"]["peakP90"] > 2 * BASE_QPS  # the learned uplift, not the baseline
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Ready"]["status"] == "True" and conds["Forecasting"]["status"] == "True"
+    assert conds["MetricsUnavailable"]["status"] == "False"
+    assert wait_for(lambda: "Scaled" in {e.reason for e in env.events("shop")}, 20, "an Event")
+
+    # The dry run planned the same order and wrote nothing to its Deployment.
+    dry = wait_for(
+        lambda: env.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "capacitypolicies", "shop-dry"
+        )["status"].get("lastActions"),
+        60,
+        "the dry run's plan",
+    )
+    assert dry[-1]["result"] == "DryRun" and dry[-1]["toUnits"] == action["toUnits"]
+    after = env.apps.read_namespaced_deployment("web-dry", NS)
+    assert after.metadata.resource_version == dry_before and after.spec.replicas == 2
+
+    # headroom status shows both, from the cluster.
+    shown = CliRunner().invoke(app, ["status", "-n", NS, "--kubeconfig", str(admin), "--json"])
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.stdout)
+    by_name = {p["name"]: p for p in doc["policies"]}
+    assert by_name["shop"]["targets"][0]["currentUnits"] == replicas()
+    assert by_name["shop"]["lastActions"][-1]["toUnits"] == replicas()
+    table = CliRunner().invoke(app, ["status", "-n", NS, "--kubeconfig", str(admin)])
+    print(table.stdout)
+    assert table.exit_code == 0
+    assert "Capacity policies" in table.stdout and "Flash sale" in table.stdout
