@@ -67,6 +67,12 @@ def run(
     identity: Annotated[
         str | None, typer.Option("--identity", help="This process's name in the Lease.")
     ] = None,
+    policy_interval: Annotated[
+        float,
+        typer.Option(
+            "--policy-interval", help="Seconds between two passes of each CapacityPolicy."
+        ),
+    ] = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
@@ -81,6 +87,8 @@ def run(
         fail("--namespace and --all-namespaces exclude each other", EXIT_INPUT)
     if not 3 <= lease_duration <= 600:
         fail(f"--lease-duration: {lease_duration:g} is outside 3..600 seconds", EXIT_INPUT)
+    if not 1 <= policy_interval <= 3600:
+        fail(f"--policy-interval: {policy_interval:g} is outside 1..3600 seconds", EXIT_INPUT)
     if not 0 <= port < 65536:
         fail(f"--port: {port} is not a port number", EXIT_INPUT)
     if kubeconfig is not None and not kubeconfig.is_file():
@@ -99,6 +107,7 @@ def run(
                 lease_name=lease_name,
                 lease_namespace=lease_namespace,
                 identity=identity,
+                policy_interval=policy_interval,
                 timings=LeaseTimings(
                     lease_duration=lease_duration,
                     renew_deadline=lease_duration * 2 / 3,

@@ -174,3 +174,62 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     print(table.stdout)
     assert table.exit_code == 0
     assert "Capacity policies" in table.stdout and "Flash sale" in table.stdout
+
+
+def test_a_new_leader_repeats_nothing_and_a_metrics_outage_holds_capacity(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    """SIGKILL the leader after it scaled for the sale: the standby takes the Lease, reads
+    the driver state from the status and orders nothing twice. Then the metrics go away:
+    capacity is held (no scale-in), MetricsUnavailable=True; back, and it clears."""
+    history, ics, _ = _history_and_calendar(tmp_path, start_in=180.0)
+    admin = env.kube.kubeconfig(tmp_path / "admin", namespace=NS)
+    imported = CliRunner().invoke(app, ["calendar", "import", str(ics), "-n", NS,
+                                        "--kubeconfig", str(admin)])  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    _deployment(env, "web")
+    fast = ("--policy-interval", "2")
+    leader = env.start_operator("op-a", *fast)
+    wait_for(lambda: "Started operator" in leader.text(), 30, "op-a to lead")
+    standby = env.start_operator("op-b", *fast)
+    env.custom.create_namespaced_custom_object(
+        GROUP, VERSION, NS, "capacitypolicies", _policy("shop", "web", history, False)
+    )
+
+    def status() -> dict[str, Any]:
+        obj = env.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "capacitypolicies", "shop"
+        )
+        return dict(obj.get("status") or {})
+
+    def condition(type_: str) -> str:
+        return next(
+            (c["status"] for c in status().get("conditions") or () if c["type"] == type_), ""
+        )
+
+    wait_for(lambda: status().get("lastActions"), 120, "op-a to scale web for the sale")
+    scaled = int(env.apps.read_namespaced_deployment("web", NS).spec.replicas)
+    assert scaled >= 8
+    actions = list(status()["lastActions"])
+    leader.kill()
+    killed = time.monotonic()
+    wait_for(lambda: "Started operator" in standby.text(), 30, "op-b to take over")
+    took = time.monotonic() - killed
+    # op-b has made passes of its own (its status write moves lastTick on).
+    tick = status()["driver"]["lastTick"]
+    wait_for(lambda: status()["driver"]["lastTick"] != tick, 30, "a pass by op-b")
+    wait_for(lambda: status()["driver"]["lastTick"] != tick, 30, "another pass by op-b")
+    assert status()["lastActions"] == actions  # nothing ordered twice
+    assert int(env.apps.read_namespaced_deployment("web", NS).spec.replicas) == scaled
+    print(f"standby took over {took:.1f}s after the SIGKILL")
+
+    # Metrics gone: hold what is there, say so, never scale in.
+    history.rename(tmp_path / "qps.csv.away")
+    wait_for(lambda: condition("MetricsUnavailable") == "True", 30, "MetricsUnavailable=True")
+    assert condition("Ready") == "False"
+    before = status()["driver"]["lastTick"]
+    wait_for(lambda: status()["driver"]["lastTick"] != before, 30, "a pass without metrics")
+    assert int(env.apps.read_namespaced_deployment("web", NS).spec.replicas) == scaled
+    (tmp_path / "qps.csv.away").rename(history)
+    wait_for(lambda: condition("MetricsUnavailable") == "False", 30, "the condition to clear")
+    assert status()["lastActions"][: len(actions)] == actions
