@@ -277,8 +277,9 @@ def import_(
             )
         finally:
             kube.close()
+    outside = len(cal) - len(events)
     if json_out:
-        print_json(report.as_json())
+        print_json({**report.as_json(), "outside_window": outside})
         return
     verb = "would be " if dry_run else ""
     parts = [
@@ -288,6 +289,8 @@ def import_(
     ]
     if prune:
         parts.append(f"{len(report.deleted)} {verb}deleted")
+    if outside:
+        parts.append(f"{outside} outside --from/--to, not imported")
     typer.echo(f"calendar {calendar!r} in namespace {ns}: " + ", ".join(parts))
     for label, names in (
         ("created", report.created),

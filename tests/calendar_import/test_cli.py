@@ -84,6 +84,21 @@ def test_import_is_idempotent_and_prunes_what_left_the_file(
     assert res.exit_code == 0, res.stderr
     report = json.loads(res.stdout)
     assert (len(report["created"]), report["updated"], report["namespace"]) == (3, [], NS)
+    assert report["outside_window"] == 0
+    narrow = invoke(
+        "calendar",
+        "import",
+        str(cal),
+        "--kubeconfig",
+        str(user_config),
+        "--dry-run",
+        "--from",
+        "2026-06-01",
+        "--to",
+        "2027-01-01",
+    )
+    assert "0 events would be created, 0 would be updated, 2 unchanged" in narrow.stdout
+    assert "1 outside --from/--to, not imported" in narrow.stdout
     first = events(kube)
     assert sorted(first) == sorted(report["created"])
     for obj in first.values():

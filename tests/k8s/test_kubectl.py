@@ -50,10 +50,10 @@ def test_kubectl_applies_gets_scales_and_describes_a_redis_cluster(
     crds = tmp_path / "crds.yaml"
     crds.write_text(yaml.safe_dump_all(of_kind(render_chart(), "CustomResourceDefinition")))
     out = kubectl("apply", "-f", str(crds)).stdout
-    assert (
-        out.strip()
-        == "customresourcedefinition.apiextensions.k8s.io/redisclusters.headroom.dev created"
-    )
+    assert out.splitlines() == [
+        f"customresourcedefinition.apiextensions.k8s.io/{plural}.headroom.dev created"
+        for plural in ("capacitypolicies", "demandevents", "redisclusters")
+    ]
     assert "unchanged" in kubectl("apply", "-f", str(crds)).stdout
     assert table(kubectl("get", "crd").stdout)[0] == ["NAME", "CREATED AT"]
 
