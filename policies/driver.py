@@ -260,23 +260,50 @@ class Driver:
 
     # -- the forecast --------------------------------------------------------------------
 
+    def _must_refit(self, now: float, past: Past, calendar: Calendar) -> bool:
+        span = past.last_time - past.first_time
+        refit = self.cadence.refit_every if span >= DAY else min(self.cadence.refit_every, HOUR)
+        return (
+            self._fitted_at is None
+            or now - self._fitted_at >= refit
+            or calendar is not self._fitted_calendar
+            or not isinstance(self.forecaster, UpdatingForecaster)
+        )
+
+    def fit_stale(self, now: float) -> bool:
+        """A cheap look (no history needed): the model was never fitted or is a refit
+        period old, so a batch refit is worth gathering."""
+        return self._fitted_at is None or now - self._fitted_at >= self.cadence.refit_every
+
+    def refit_due(self, now: float, past: Past, calendar: Calendar) -> Calendar | None:
+        """The events the model would be refitted on at ``now`` (``calendar``: the full
+        calendar, as for :meth:`decide`), or None when no refit is due. A caller with many
+        drivers (the operator's pass) gathers these, fits the models in one batch
+        (``HeadroomForecaster.fit_many``) and hands each back with :meth:`adopt`."""
+        events = self._events(calendar)
+        enough = len(past) >= 2 and past.last_time - past.first_time >= self.cadence.min_history
+        return events if enough and self._must_refit(now, past, events) else None
+
+    def adopt(self, model: Forecaster, now: float, events: Calendar, past: Past) -> None:
+        """Use ``model``, fitted elsewhere on ``past`` and ``events`` (from
+        :meth:`refit_due`), as this driver's fit at ``now``: the next tick only forecasts."""
+        self.forecaster = model
+        self._fitted_at = now
+        self._fitted_calendar = events
+        self._updated_to = past.last_time
+        self._forecast, self._forecast_at = None, -math.inf
+
     def _refresh(self, now: float, past: Past, calendar: Calendar) -> bool:
         """Refit or move the level; False while there is too little history to forecast."""
         span = past.last_time - past.first_time if len(past) else 0.0
         if len(past) < 2 or span < self.cadence.min_history:
             return False
-        refit = self.cadence.refit_every if span >= DAY else min(self.cadence.refit_every, HOUR)
         model = self.forecaster
-        if (
-            self._fitted_at is None
-            or now - self._fitted_at >= refit
-            or calendar is not self._fitted_calendar
-            or not isinstance(model, UpdatingForecaster)
-        ):
+        if self._must_refit(now, past, calendar):
             model.fit(past.series(), calendar)
             self._fitted_at = now
             self._fitted_calendar = calendar
-        elif past.last_time > self._updated_to:
+        elif isinstance(model, UpdatingForecaster) and past.last_time > self._updated_to:
             model.update(past.since(self._updated_to + 1e-6))
         self._updated_to = past.last_time
         return True

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,7 @@ from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import Cond, write_status
 from headroom.controller.targets.base import ScaleTarget
 from headroom.policies.calendar import Calendar
+from headroom.policies.driver import SeriesPast
 from headroom.policies.errors import HeadroomError, PolicyError
 from headroom.policies.forecast.base import Forecaster
 from headroom.policies.forecast.model import HeadroomForecaster
@@ -51,12 +52,14 @@ from headroom.policies.resources import (
     policy_from_resource,
     read_demand_events,
 )
+from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
 
 PLURAL = "capacitypolicies"
 KIND = "CapacityPolicy"
 EVENTS_PLURAL = "demandevents"
+EVENTS_TTL = 2.0  # seconds one DemandEvent list serves the policies of a namespace
 LAST_ACTIONS = 20  # how many actions the status keeps, newest last
 SUMMARY_HOURS = 6  # how far the status's forecast summary reaches
 
@@ -92,7 +95,7 @@ class CapacityPolicyReconciler:
         targets_for: TargetsFor,
         history_for: HistoryFor,
         clock: Clock | None = None,
-        forecaster: Callable[[], Forecaster] = HeadroomForecaster,
+        forecaster: Callable[[PolicySpec], Forecaster] | None = None,
         record: EventRecorder | None = None,
         metrics: OperatorMetrics | None = None,
         interval: float = 60.0,
@@ -102,12 +105,14 @@ class CapacityPolicyReconciler:
         self.targets_for = targets_for
         self.history_for = history_for
         self.clock = clock or RealClock()
-        self.forecaster = forecaster
+        self.forecaster = forecaster or _forecaster_for
         self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
         self.metrics = metrics
         self.interval = interval
         self.dry_run = dry_run
         self._runtimes: dict[str, _Runtime] = {}
+        self._bodies: dict[str, Mapping[str, Any]] = {}  # the latest body of each policy
+        self._events_cache: dict[str, tuple[float, Calendar]] = {}
         self._lock = threading.Lock()
 
     def reconcile(self, body: Mapping[str, Any]) -> PolicyOutcome:
@@ -128,14 +133,77 @@ class CapacityPolicyReconciler:
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
         runtime = self._runtime(ns, uid, generation, spec, status)
+        with self._lock:
+            self._bodies[uid] = body
+            known = list(self._bodies.values())
+        if runtime.loop.driver.fit_stale(self.clock.now()) and len(known) > 1:
+            # This policy's model is due: refit every known policy's due model in one
+            # batch now, so the other policies' passes find theirs fresh.
+            self.prefit(known)
         with runtime.lock:
             report = runtime.loop.reconcile()
             self._write_report(body, spec, runtime.loop, report, status, generation)
         return PolicyOutcome(self.interval, report)
 
+    def reconcile_all(self, bodies: Sequence[Mapping[str, Any]]) -> list[PolicyOutcome | None]:
+        """One pass over many policies: the models due for a refit are fitted together
+        (``HeadroomForecaster.fit_many``), then each policy reconciles as alone. A policy
+        that fails gets ``None`` (its status says why) and does not stop the others."""
+        self.prefit(bodies)
+        out: list[PolicyOutcome | None] = []
+        for body in bodies:
+            try:
+                out.append(self.reconcile(body))
+            except HeadroomError as err:
+                log.warning("Pass failed CapacityPolicy %s error=%s", body["metadata"]["name"], err)
+                out.append(None)
+        return out
+
+    def prefit(self, bodies: Sequence[Mapping[str, Any]]) -> int:
+        """Fit, in batches, every policy's model that its next pass would refit; returns
+        how many were fitted."""
+        now = self.clock.now()
+        calendars: dict[str, Calendar] = {}
+        due: list[tuple[Any, Any, Calendar, Series]] = []  # driver, past, events, history
+        for body in bodies:
+            meta = body["metadata"]
+            try:
+                spec = policy_from_resource(body)
+            except PolicyError:
+                continue  # reconcile() reports it
+            if spec.paused:
+                continue
+            ns = meta["namespace"]
+            runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
+                                    dict(body.get("status") or {}))  # fmt: skip
+            try:
+                if ns not in calendars:
+                    calendars[ns] = self._calendar(ns)
+                history = runtime.loop.history.history(now).before(now)
+            except HeadroomError:
+                continue  # the pass itself will hold and say so
+            driver = runtime.loop.driver
+            past = SeriesPast(history)
+            events = driver.refit_due(now, past, calendars[ns])
+            if events is not None and isinstance(driver.forecaster, HeadroomForecaster):
+                due.append((driver, past, events, history))
+        groups: dict[str, list[tuple[Any, Any, Calendar, Series]]] = {}
+        for item in due:
+            groups.setdefault(item[0].policy.forecast.model_dump_json(), []).append(item)
+        for items in groups.values():
+            models = HeadroomForecaster.fit_many(
+                [h for _, _, _, h in items],
+                [e for _, _, e, _ in items],
+                items[0][0].policy.forecast,
+            )
+            for (driver, past, events, _), model in zip(items, models, strict=True):
+                driver.adopt(model, now, events, past)
+        return len(due)
+
     def forget(self, uid: str) -> None:
         with self._lock:
             runtime = self._runtimes.pop(uid, None)
+            self._bodies.pop(uid, None)
         if runtime is not None:
             _close(runtime.loop.history)
 
@@ -164,7 +232,7 @@ class CapacityPolicyReconciler:
             history=self.history_for(spec, ns),
             calendar=lambda: self._calendar(ns),
             clock=self.clock,
-            forecaster=self.forecaster,
+            forecaster=lambda: self.forecaster(spec),
             sink=_NoSink(),
             state=state,
         )
@@ -174,6 +242,16 @@ class CapacityPolicyReconciler:
         return runtime
 
     def _calendar(self, ns: str) -> Calendar:
+        """The namespace's DemandEvents; one list serves every policy of a pass (2 s)."""
+        now = self.clock.now()
+        cached = self._events_cache.get(ns)
+        if cached is not None and 0 <= now - cached[0] < EVENTS_TTL:
+            return cached[1]
+        calendar = self._list_events(ns)
+        self._events_cache[ns] = (now, calendar)
+        return calendar
+
+    def _list_events(self, ns: str) -> Calendar:
         listed = call(
             lambda: self.kube.custom.list_namespaced_custom_object(
                 GROUP, VERSION, ns, EVENTS_PLURAL
@@ -313,6 +391,10 @@ class CapacityPolicyReconciler:
 class _NoSink:
     def record(self, event: LoopEvent) -> None:
         return None
+
+
+def _forecaster_for(spec: PolicySpec) -> Forecaster:
+    return HeadroomForecaster(spec.forecast)
 
 
 def _close(history: HistoryProvider) -> None:
