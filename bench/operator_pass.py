@@ -18,6 +18,7 @@ Run: ``.venv/bin/python bench/operator_pass.py [--policies 200] [--targets-per-p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -167,6 +168,7 @@ def main() -> int:
         f"| peer: the engine alone (`fit_many` + predict + plan of {n * per} targets, no API) "
         f"| {engine:.2f} s | {engine / n * 1000:.1f} ms |"
     )
+    load = os.getloadavg()[0]
     met = "met" if cold < TARGET_S and warm < TARGET_S else "**missed**"
     body = f"""
 {n} CapacityPolicies x {per} Deployments = {n * per} targets, 28 days of 1-minute history
@@ -180,7 +182,8 @@ each, {len(shows)} DemandEvents; one `reconcile()` per policy through the API em
 | next (models cached; best of 2) | {warm:.2f} s | {warm / n * 1000:.1f} ms |
 {peer_row}
 
-Target: a pass over all of them under {TARGET_S:.0f} s: {met}.
+Target: a pass over all of them under {TARGET_S:.0f} s: {met} (1-minute load average
+{load:.1f} on {os.cpu_count()} CPUs at the end of the run).
 """
     print(body)
     write_section("operator_pass", "Operator: one pass over 200 policies / 1,000 targets", body)
