@@ -20,6 +20,7 @@ so the loop's next pass sees the old size and asks again.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -174,7 +175,11 @@ class ScaleSubresourceTarget:
         r = self.ref
         if r.is_apps:
             method = getattr(self.kube.apps, f"read_namespaced_{_APPS_KINDS[r.kind]}")
-            return self._plain(self._call(lambda: method(r.name, r.namespace), "Failed to read"))
+            # Raw JSON: the client's typed models cost more than the HTTP call itself.
+            raw = self._call(
+                lambda: method(r.name, r.namespace, _preload_content=False), "Failed to read"
+            )
+            return self._plain(json.loads(raw.data))
         return self._plain(
             self._call(
                 lambda: self.kube.custom.get_namespaced_custom_object(
@@ -185,6 +190,16 @@ class ScaleSubresourceTarget:
         )
 
     def read(self) -> ScaleReading:
+        if self.ref.is_apps:
+            # A Deployment or StatefulSet carries its Scale's fields itself: one read, not two
+            # (a pass over 1,000 targets makes 1,000 fewer API calls).
+            obj = self.read_object()
+            return ScaleReading(
+                desired=_int(path_get(obj, "spec.replicas")),
+                current=_int(path_get(obj, "status.replicas")),
+                resource_version=str(path_get(obj, "metadata.resourceVersion") or ""),
+                obj=obj,
+            )
         scale = self.read_scale()
         return ScaleReading(
             desired=_int(path_get(scale, "spec.replicas")),
