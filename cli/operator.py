@@ -73,6 +73,14 @@ def run(
             "--policy-interval", help="Seconds between two passes of each CapacityPolicy."
         ),
     ] = 60.0,
+    alerts_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--alerts-config",
+            help="Alert sinks and delivery settings (YAML; secrets by reference).",
+            envvar="HEADROOM_ALERTS_CONFIG",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
@@ -108,6 +116,7 @@ def run(
                 lease_namespace=lease_namespace,
                 identity=identity,
                 policy_interval=policy_interval,
+                alerts_config=alerts_config,
                 timings=LeaseTimings(
                     lease_duration=lease_duration,
                     renew_deadline=lease_duration * 2 / 3,

@@ -427,4 +427,12 @@ def capacity_policy_status_schema() -> Schema:
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": True,
     }
+    schema["properties"]["alerts"] = {
+        "description": (
+            "The alert notifier's state (alerts firing and where each was delivered), so "
+            "a restarted operator does not page again for what it already sent."
+        ),
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
     return schema

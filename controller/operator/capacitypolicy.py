@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from headroom.controller.alerts.config import AlertsConfig, build_notifier
+from headroom.controller.alerts.notifier import AlertNotifier, AlertState
 from headroom.controller.clock import Clock, RealClock
 from headroom.controller.kube import GROUP, VERSION, Kube, call
 from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
@@ -76,7 +78,13 @@ class InvalidPolicy(PolicyError):
 class _Runtime:
     generation: int
     loop: ControlLoop
+    notifier: AlertNotifier | None = None  # the policy's alert hooks (None: it has none)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def close(self) -> None:
+        _close(self.loop.history)
+        if self.notifier is not None:
+            self.notifier.close(timeout=2.0)
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,12 @@ class CapacityPolicyReconciler:
         metrics: OperatorMetrics | None = None,
         interval: float = 60.0,
         dry_run: bool = False,
+        alerts: AlertsConfig | None = None,
     ) -> None:
+        """``alerts``: the operator-wide alert sinks and delivery settings (a policy's
+        ``spec.alerts`` name them or give a URL)."""
         self.kube = kube
+        self.alerts = alerts or AlertsConfig()
         self.targets_for = targets_for
         self.history_for = history_for
         self.clock = clock or RealClock()
@@ -142,7 +154,9 @@ class CapacityPolicyReconciler:
             self.prefit(known)
         with runtime.lock:
             report = runtime.loop.reconcile()
-            self._write_report(body, spec, runtime.loop, report, status, generation)
+            self._write_report(
+                body, spec, runtime.loop, runtime.notifier, report, status, generation
+            )
         return PolicyOutcome(self.interval, report)
 
     def reconcile_all(self, bodies: Sequence[Mapping[str, Any]]) -> list[PolicyOutcome | None]:
@@ -205,7 +219,7 @@ class CapacityPolicyReconciler:
             runtime = self._runtimes.pop(uid, None)
             self._bodies.pop(uid, None)
         if runtime is not None:
-            _close(runtime.loop.history)
+            runtime.close()
 
     # -- building the loop ---------------------------------------------------------------------
 
@@ -217,14 +231,22 @@ class CapacityPolicyReconciler:
         if runtime is not None and runtime.generation == generation:
             return runtime
         # A new or changed spec: a new loop that carries the driver state on; the old one's
-        # source stops sampling.
+        # source stops sampling and its notifier hands its alert state on.
+        saved_alerts = status.get("alerts")
         if runtime is not None:
-            _close(runtime.loop.history)
+            if runtime.notifier is not None:
+                saved_alerts = runtime.notifier.state()
+            runtime.close()
         state = (
             runtime.loop.state
             if runtime is not None
             else driver_state_from_status(status.get("driver"))[0]
         )
+        notifier = None
+        if spec.alerts:
+            notifier = build_notifier(
+                spec, self.alerts, metrics=self.metrics, state=AlertState.from_json(saved_alerts)
+            )
         targets = {t.name: self.targets_for(self.kube, ns, t) for t in spec.targets}
         loop = ControlLoop(
             spec,
@@ -235,8 +257,9 @@ class CapacityPolicyReconciler:
             forecaster=lambda: self.forecaster(spec),
             sink=_NoSink(),
             state=state,
+            observer=notifier,
         )
-        runtime = _Runtime(generation, loop)
+        runtime = _Runtime(generation, loop, notifier)
         with self._lock:
             self._runtimes[uid] = runtime
         return runtime
@@ -270,6 +293,7 @@ class CapacityPolicyReconciler:
         body: Mapping[str, Any],
         spec: PolicySpec,
         loop: ControlLoop,
+        notifier: AlertNotifier | None,
         report: PassReport,
         status: Mapping[str, Any],
         generation: int,
@@ -339,6 +363,8 @@ class CapacityPolicyReconciler:
         fields.pop("observedGeneration", None)
         fields.pop("conditions", None)
         fields["driver"] = driver_state_to_status(loop.state)
+        if notifier is not None:
+            fields["alerts"] = notifier.state()
         fields["lastActions"] = (old_records + new_records)[-LAST_ACTIONS:]
         self._write(ns, name, status, generation, fields, [ready, *conds])
         if self.metrics is not None:

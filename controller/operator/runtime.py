@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from headroom.controller import assembly
+from headroom.controller.alerts.config import load_alerts_config
 from headroom.controller.kube import Kube, load_config
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import capacitypolicy, rediscluster
@@ -54,6 +55,7 @@ class OperatorOptions:
     requeue: float = 2.0
     timer: float = 10.0
     policy_interval: float = 60.0  # seconds between two passes of a CapacityPolicy
+    alerts_config: Path | None = None  # default: $HEADROOM_ALERTS_CONFIG, else none
 
 
 def default_namespace() -> str:
@@ -122,6 +124,7 @@ def run_operator(opts: OperatorOptions) -> int:
             metrics=metrics,
             interval=opts.policy_interval,
             dry_run=opts.dry_run,
+            alerts=load_alerts_config(opts.alerts_config),
         )
         capacitypolicy.register(registry, policies, interval=opts.policy_interval)
 

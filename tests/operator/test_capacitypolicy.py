@@ -24,6 +24,7 @@ from headroom.cli.main import app
 from headroom.policies.calendar import DemandEvent, EventKind
 from headroom.policies.synthetic import generate_trace
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
+from tests.support.receivers import Receiver
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -233,3 +234,54 @@ def test_a_new_leader_repeats_nothing_and_a_metrics_outage_holds_capacity(
     (tmp_path / "qps.csv.away").rename(history)
     wait_for(lambda: condition("MetricsUnavailable") == "False", 30, "the condition to clear")
     assert status()["lastActions"][: len(actions)] == actions
+
+
+def test_alerts_go_out_from_the_operator_and_a_restart_does_not_page_again(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    """A policy capped below what the sale needs pages its webhook once; the operator's
+    restart reads the notifier's state from the status and does not page again."""
+    receiver = Receiver()
+    history, ics, _ = _history_and_calendar(tmp_path, start_in=180.0)
+    admin = env.kube.kubeconfig(tmp_path / "admin", namespace=NS)
+    imported = CliRunner().invoke(app, ["calendar", "import", str(ics), "-n", NS,
+                                        "--kubeconfig", str(admin)])  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    _deployment(env, "web")
+    policy = _policy("shop", "web", history, False)
+    policy["spec"]["targets"][0]["maxUnits"] = 6  # the sale needs about 12
+    policy["spec"]["alerts"] = [{"url": f"{receiver.url}/hook", "on": ["capacityCapped"]}]
+    fast = ("--policy-interval", "2")
+    first = env.start_operator("op-a", *fast)
+    try:
+        env.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "capacitypolicies", policy)
+
+        def capped() -> list[Any]:
+            sent = [a for body in receiver.bodies() for a in body.get("alerts") or ()]
+            return [a for a in sent if a["name"] == "capacityCapped" and a["status"] == "firing"]
+
+        wait_for(capped, 60, "a capacityCapped alert at the webhook")
+        (page,) = capped()
+        assert page["target"] == "web" and page["policy"] == "shop"
+        assert int(env.apps.read_namespaced_deployment("web", NS).spec.replicas) == 6
+        obj = env.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "capacitypolicies", "shop"
+        )
+        assert obj["status"]["alerts"], "the notifier's state is kept in the status"
+        assert first.stop() == 0  # SIGTERM: hands the Lease back
+        second = env.start_operator("op-b", *fast)
+        wait_for(lambda: "Started operator" in second.text(), 30, "op-b to lead")
+        tick = obj["status"]["driver"]["lastTick"]
+
+        def last_tick() -> Any:
+            got = env.custom.get_namespaced_custom_object(
+                GROUP, VERSION, NS, "capacitypolicies", "shop"
+            )
+            return got["status"]["driver"]["lastTick"]
+
+        wait_for(lambda: last_tick() != tick, 30, "a pass by op-b")
+        seen = last_tick()
+        wait_for(lambda: last_tick() != seen, 30, "another pass by op-b")
+        assert len(capped()) == 1, receiver.bodies()  # still firing, not paged again
+    finally:
+        receiver.stop()
