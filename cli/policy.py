@@ -54,10 +54,7 @@ def sizing_rule(spec: PolicySpec) -> str:
     """The rule the planner runs (``policies/capacity.py``), in the policy's numbers."""
     q = f"p{spec.forecast.quantile * 100:g}"
     hf = f" x headroom {spec.headroom_factor:g}" if spec.headroom_factor != 1 else ""
-    return (
-        f"provision max(p50 at {spec.slo.target_utilization:.0%} utilisation, "
-        f"{q} at 100 %){hf}"
-    )
+    return f"provision max(p50 at {spec.slo.target_utilization:.0%} utilisation, {q} at 100 %){hf}"
 
 
 @app.command("validate")

@@ -23,6 +23,7 @@ time from then on is scored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -187,6 +188,15 @@ def _with(spec: PolicySpec, quantile: float | None, utilization: float | None) -
     return spec.model_copy(update=update)
 
 
+def _halfway(a: Point, b: Point) -> tuple[float, float]:
+    """The setting between two Headroom points: quantile in log-odds, utilisation linear."""
+    qa, qb = a.quantile or 0.5, b.quantile or 0.5
+    logit = 0.5 * (math.log(qa / (1 - qa)) + math.log(qb / (1 - qb)))
+    q = round(1.0 / (1.0 + math.exp(-logit)), 4)
+    u = round(0.5 * ((a.utilization or 0.8) + (b.utilization or 0.8)), 3)
+    return q, u
+
+
 def frontier(
     trace: Series,
     calendar: Calendar,
@@ -199,11 +209,14 @@ def frontier(
     headroom_settings: Sequence[tuple[float, float]] = HEADROOM_SETTINGS,
     strategy_factory: Callable[[PolicySpec, Target, Calendar], Strategy] | None = None,
     progress: FrontierProgress | None = None,
+    refine: int = 2,
 ) -> Frontier:
     """Sweep the HPA over ``hpa_utilizations`` and Headroom over ``headroom_settings``
     (forecast quantile, target utilisation), plus each as the policy is written; the
-    oracle once. ``strategy_factory`` builds the
-    Headroom strategy for a spec (default: :class:`HeadroomStrategy`)."""
+    oracle once; then ``refine`` more Headroom settings, each halfway between the two
+    hull points around the HPA's unit-hours (where the headline is read).
+    ``strategy_factory`` builds the Headroom strategy for a spec (default:
+    :class:`HeadroomStrategy`)."""
     target = pick_target(spec, target_name)
     if delay_seconds is not None:
         spec, target = with_fixed_delay(spec, target, delay_seconds)
@@ -242,6 +255,28 @@ def frontier(
         s = _with(spec, q, u)
         r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
         head.append(_point("headroom", r, q, u, ref=(q, u) == (q0, u0)))
+    # Refine where the headline is read: between the two hull points around the HPA's
+    # unit-hours, try the setting halfway (quantile in log-odds, utilisation linear).
+    goal = next(p for p in hpa if p.reference).unit_hours
+    for _ in range(refine):
+        curve = hull(head, "order")
+        pair = next(
+            (
+                (a, b)
+                for a, b in zip(curve, curve[1:], strict=False)
+                if a.unit_hours <= goal <= b.unit_hours
+            ),
+            None,
+        )
+        if pair is None:
+            break
+        q, u = _halfway(pair[0], pair[1])
+        if any((p.quantile, p.utilization) == (q, u) for p in head):
+            break
+        total += 1
+        s = _with(spec, q, u)
+        r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
+        head.append(_point("headroom", r, q, u))
     oracle = _point("oracle", replay(Oracle(trace, target, delay), "oracle"), None, None)
     if progress is not None:
         progress("done", total, total)

@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from headroom.policies.calendar import DemandEvent, EventKind, Expectation
+from headroom.policies.calendar import DemandEvent, EventKind, Expectation, event_kind
 from headroom.policies.errors import CalendarError
 from headroom.policies.policy import Duration
 
@@ -49,7 +49,7 @@ class EventSpec(_Model):
     """The fields of one event (YAML entry, DemandEvent ``spec``, or ICS properties)."""
 
     name: Annotated[str, BeforeValidator(_as_label)] = Field(min_length=1)  # `name: 618`
-    kind: EventKind = EventKind.CUSTOM
+    kind: Annotated[str, AfterValidator(event_kind)] = EventKind.CUSTOM  # any kind name
     start: Any
     end: Any
     ramp: Duration = 0.0
@@ -199,7 +199,7 @@ def event_to_fields(event: DemandEvent) -> dict[str, Any]:
         tz = UTC
     out: dict[str, Any] = {
         "name": event.name,
-        "kind": event.kind.value,
+        "kind": str(event.kind),
         "start": datetime.fromtimestamp(event.start, tz=tz).isoformat(),
         "end": datetime.fromtimestamp(event.end, tz=tz).isoformat(),
     }

@@ -63,6 +63,7 @@ def test_frontier_sweeps_each_knob_and_the_headline_reads_the_other_curve() -> N
         delay_seconds=600.0,
         hpa_utilizations=(0.5, 0.9),
         headroom_settings=((0.5, 1.0), (0.99, 0.6)),
+        refine=0,
     )
     hpa_utils = sorted(p.utilization or 0.0 for p in fr.reactive_hpa)
     assert hpa_utils == [0.5, 0.8, 0.9]  # the policy's own 0.8 is always in
