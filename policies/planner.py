@@ -23,9 +23,13 @@ The rule at a tick ``t`` with ``u`` units ordered:
 - **scale-in** only when the need over ``[t, t + L + stabilization]`` is below ``u``,
   outside every event window (from the longest lead before the ramp, when its
   pre-scale may be ordered, to the end) plus ``scale_in.cooldown`` of an event that
-  applies to the target, outside freeze windows, ``scale_in.interval`` after the last
-  scale-in and ``stabilization`` after the last scale-out, by ``step_units`` at a time
-  (a number, or a share of the units ordered: ``10%`` by default).
+  applies to the target (with ``scale_in.during_events: nowcast`` the block ends one
+  ``stabilization`` after the event's start: the nowcast has measured the event by then,
+  the forecast's learned shape and tail keep what is still needed, and the reactive
+  guard's floor keeps what the observed demand needs), outside freeze windows,
+  ``scale_in.interval`` after the last scale-in and ``stabilization`` after the last
+  scale-out, by ``step_units`` at a time (a number, or a share of the units ordered:
+  ``10%`` by default).
 - **freeze windows** block scale-in entirely; they block scale-out too, except when
   the demand *now* needs more units than are ordered (serving users beats the freeze):
   then the planner orders exactly what is needed now, no look-ahead.
@@ -204,7 +208,8 @@ def _need_text(
 _Intervals = tuple[FloatArray, FloatArray]
 _CACHE_SIZE = 32
 _event_cache: OrderedDict[
-    tuple[int, tuple[tuple[str, str], ...], float, float], tuple[object, _Intervals, str]
+    tuple[int, tuple[tuple[str, str], ...], float, float, float | None],
+    tuple[object, _Intervals, str],
 ]
 _event_cache = OrderedDict()
 
@@ -228,21 +233,31 @@ def _labels_for(spec: PolicySpec, target: Target) -> dict[str, str]:
 
 
 def _event_windows(
-    calendar: Calendar, labels: dict[str, str], cooldown: float, before: float = 0.0
+    calendar: Calendar,
+    labels: dict[str, str],
+    cooldown: float,
+    before: float = 0.0,
+    settle: float | None = None,
 ) -> tuple[_Intervals, str]:
     """``[window_start - before, end + cooldown)`` of every event applying to ``labels``,
     merged, and the zone those events are written in (reasons show local times).
 
     ``before`` is the longest lead: from the moment the pre-scale for an event may be
-    ordered, scaling in would only undo it (and a reshard cannot be undone cheaply)."""
-    key = (id(calendar), tuple(sorted(labels.items())), cooldown, before)
+    ordered, scaling in would only undo it (and a reshard cannot be undone cheaply).
+    ``settle`` (``scaleIn.duringEvents: nowcast``): the block ends ``settle`` after the
+    event's start instead, once the nowcast has measured the event."""
+    key = (id(calendar), tuple(sorted(labels.items())), cooldown, before, settle)
     hit = _event_cache.get(key)
     # The cache holds the calendar itself, so its id cannot be reused while cached.
     if hit is not None and hit[0] is calendar:
         _event_cache.move_to_end(key)
         return hit[1], hit[2]
     applying = [e for e in calendar.events if e.applies_to(labels)]
-    value = _merge([(e.window_start - before, e.end + cooldown) for e in applying])
+    if settle is None:
+        pairs = [(e.window_start - before, e.end + cooldown) for e in applying]
+    else:
+        pairs = [(e.window_start - before, min(e.start + settle, e.end)) for e in applying]
+    value = _merge(pairs)
     tz = applying[0].tz if applying else "UTC"
     _event_cache[key] = (calendar, value, tz)
     if len(_event_cache) > _CACHE_SIZE:
@@ -405,7 +420,8 @@ def _build(
     t = t_all[lo : lo + count]
     labels = _labels_for(spec, target)
     longest_lead = _lead_seconds(target, spec, target.min_units, target.max_units)
-    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown, longest_lead)
+    settle = spec.scale_in.stabilization if spec.scale_in.during_events == "nowcast" else None
+    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown, longest_lead, settle)
     in_event = _inside(t, windows)
     freeze_iv, _ = _freeze_windows(spec)
     freeze = _inside(t, freeze_iv)
