@@ -868,6 +868,7 @@ def plan_target(
         state=state,
         observed_demand=observed_demand,
     )
+    assert plan is not None  # with_plan is True
     return plan
 
 
@@ -881,16 +882,16 @@ def plan_and_decide(
     calendar: Calendar,
     state: PlannerState,
     observed_demand: float | None = None,
-) -> tuple[Plan, Decision]:
+    with_plan: bool = True,
+) -> tuple[Plan | None, Decision]:
     """The plan (:func:`plan_target`) and what to order now (:func:`decide`) in one pass of
-    the rule: the decision is the plan's first position (the driver's call when a caller
-    shows the plan ahead, so the planner runs once per target and tick)."""
+    the rule: the decision is the plan's first position (the driver's call, so the planner
+    runs once per target and tick). ``with_plan`` False: :func:`decide` alone (cheap; the
+    plan is None)."""
     key = target_key(target)
     n = int(forecast.t.size)
-    if n == 0:
-        empty_i = np.empty(0, dtype=np.int64)
-        plan = Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",))
-        return plan, decide(
+    if n == 0 or not with_plan:
+        only = decide(
             forecast,
             spec,
             target,
@@ -900,6 +901,10 @@ def plan_and_decide(
             state=state,
             observed_demand=observed_demand,
         )
+        if not with_plan:
+            return None, only
+        empty_i = np.empty(0, dtype=np.int64)
+        return Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",)), only
     lo = _start_index(forecast, now)
     level = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
     median = median_level(forecast)
