@@ -92,7 +92,7 @@ def event_json(event: DemandEvent, shown_tz: str | None = None) -> dict[str, Any
     tz = shown_tz or event.tz
     return {
         "name": event.name,
-        "kind": event.kind.value,
+        "kind": str(event.kind),
         "start": describe_iso(event.start, tz),
         "end": describe_iso(event.end, tz),
         "start_epoch": event.start,
@@ -188,7 +188,7 @@ def list_events(
                 start_s,
                 end_s,
                 _ramp(e.ramp),
-                e.kind.value,
+                str(e.kind),
                 e.name,
                 _expectation(e),
                 _pairs(e.labels),

@@ -193,7 +193,7 @@ def _event_json(model: HeadroomForecaster, ev: DemandEvent, tz: str) -> dict[str
     up = model.uplift_for(ev)
     return {
         "name": ev.name,
-        "kind": ev.kind.value,
+        "kind": str(ev.kind),
         "labels": dict(ev.labels),
         "start": _iso(ev.start, tz),
         "end": _iso(ev.end, tz),
@@ -263,7 +263,7 @@ def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) ->
                 "default": "policy default (no similar past event)",
             }[up.source]
             ev_table.add_row(
-                ev.name, ev.kind.value, _clock(ev.start, inputs.tz), f"x{up.peak:.2f}", origin
+                ev.name, str(ev.kind), _clock(ev.start, inputs.tz), f"x{up.peak:.2f}", origin
             )
         console.print(ev_table)
     p90 = fc.quantiles[0.9]

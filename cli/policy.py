@@ -50,6 +50,13 @@ def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:
     }
 
 
+def sizing_rule(spec: PolicySpec) -> str:
+    """The rule the planner runs (``policies/capacity.py``), in the policy's numbers."""
+    q = f"p{spec.forecast.quantile * 100:g}"
+    hf = f" x headroom {spec.headroom_factor:g}" if spec.headroom_factor != 1 else ""
+    return f"provision max(p50 at {spec.slo.target_utilization:.0%} utilisation, {q} at 100 %){hf}"
+
+
 @app.command("validate")
 def validate(
     file: Annotated[Path, typer.Argument(help="Policy YAML (a spec or a CapacityPolicy).")],
@@ -63,6 +70,7 @@ def validate(
             "file": str(file),
             "name": spec.name,
             "quantile": spec.forecast.quantile,
+            "sizing_rule": sizing_rule(spec),
             "target_utilization": spec.slo.target_utilization,
             "headroom_factor": spec.headroom_factor,
             "lead_time_seconds": spec.lead_time,
@@ -81,9 +89,8 @@ def validate(
             else ""
         )
         console.print(
-            f"ok: policy {spec.name!r}: {count(len(spec.targets), 'target')}, provision for "
-            f"p{round(spec.forecast.quantile * 100)} at {spec.slo.target_utilization:.0%} "
-            f"utilisation, lead time +{_minutes(spec.lead_time)}{budget}"
+            f"ok: policy {spec.name!r}: {count(len(spec.targets), 'target')}, "
+            f"{sizing_rule(spec)}, lead time +{_minutes(spec.lead_time)}{budget}"
             + (", dry run" if spec.dry_run else ""),
             highlight=False,
             soft_wrap=True,

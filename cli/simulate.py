@@ -3,16 +3,22 @@
 A thin command over :func:`headroom.policies.baselines.suite.backtest`: it reads the
 trace (``--trace``, or the policy's own ``csv`` demand source, found through
 :mod:`headroom.controller.assembly` as the operator finds its sources), calendar and
-policy files, replays the trace under ``headroom``, ``reactive_hpa``, ``static_peak``
-and ``oracle`` with one provisioning-delay model, and prints a table, one JSON object
-(``--json``, the contract in DESIGN.md) and/or a PNG chart (``--chart``). A progress
-bar shows on a terminal, never in ``--json`` mode.
+policy files, replays the trace under ``headroom``,
+``reactive_hpa``, ``static_peak`` and ``oracle`` with one provisioning-delay model,
+and prints a table, one JSON object (``--json``, the contract in DESIGN.md) and/or a
+PNG chart (``--chart``). ``--frontier`` sweeps Headroom and the HPA over their cost
+knobs instead (:mod:`headroom.policies.baselines.frontier`) and prints both curves and
+the headline "Headroom's minutes at the HPA's unit-hours"; ``--score-from`` scores only
+the time from then on (the whole trace is replayed). The trace's value unit is explicit
+(``--values``, or the column: ``qps`` per second, ``requests`` counts per row), and a
+strategy that spends most of the replay at ``maxUnits`` is warned about. A progress bar
+shows on a terminal, never in ``--json`` mode.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,24 +40,70 @@ from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.controller.assembly import World, build_source
 from headroom.controller.signals.csv import CsvSource
+from headroom.policies.baselines.frontier import BASES, Frontier, frontier, hull
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
 from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.errors import TraceError
 from headroom.policies.policy import PolicySpec, parse_duration
 from headroom.policies.series import Series, to_datetime
 from headroom.policies.simulate import Progress as ProgressFn
 from headroom.policies.simulate import Simulation
-from headroom.policies.trace import parse_trace_csv
+from headroom.policies.trace import (
+    VALUE_UNITS,
+    parse_timestamp,
+    parse_trace_csv,
+    trace_value_column,
+    value_unit,
+)
 
 WEEK = 7 * 86400.0
 
 
-def read_trace(path: Path) -> Series:
-    """Read and parse a ``timestamp,qps`` CSV file."""
+def read_trace(path: Path, values: str | None = None) -> Series:
+    """Read and parse a ``timestamp,qps`` CSV file (``values``: see ``--values``); a
+    ``requests`` column read by default says how it was converted, on stderr."""
     try:
         data = path.read_bytes()
     except OSError as err:
         fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
-    return parse_trace_csv(data, str(path))
+    series = parse_trace_csv(data, str(path), unit=values)
+    column = trace_value_column(data.decode(errors="replace"))
+    if values is None and column is not None and value_unit(column, None) == "per-row":
+        print(
+            f"note: {path}: column {column!r} read as requests per row ({series.step:g} s) "
+            "-> QPS; say --values per-minute or per-second to set the unit",
+            file=sys.stderr,
+        )
+    return series
+
+
+def _score_from_option(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value, "--score-from")
+    except TraceError as err:
+        fail(str(err), EXIT_INPUT)
+
+
+AT_MAX_SHARE = 0.5  # warn when a strategy is at maxUnits for more than this share of time
+
+
+def max_units_warnings(sim: Simulation) -> list[str]:
+    """A warning per strategy that spends most of the replay ordered at ``maxUnits``: its
+    numbers then say more about the cap (or a trace in the wrong unit) than the strategy."""
+    out = []
+    cap = sim.target.max_units
+    for name, r in sim.results.items():
+        t = np.append(r.ordered_t, sim.end)
+        held = np.diff(np.clip(t, sim.trace.start, sim.end))
+        share = float(held[r.ordered_v >= cap].sum()) / max(float(held.sum()), 1e-9)
+        if share > AT_MAX_SHARE:
+            out.append(
+                f"{name} is at maxUnits {cap} for {share:.0%} of the replay: is maxUnits too "
+                "low, or the trace in the wrong unit (see --values)?"
+            )
+    return out
 
 
 def policy_trace(spec: PolicySpec, policy: Path) -> Path:
@@ -124,6 +176,7 @@ def simulation_json(
             else sim.target.provisioning.delay(sim.initial_units, sim.initial_units + 1)
         ),
         "initial_units": sim.initial_units,
+        "warnings": max_units_warnings(sim),
         **sources,
     }
 
@@ -182,6 +235,95 @@ def write_chart(path: Path, sim: Simulation, events: list[DemandEvent]) -> None:
     save_figure(fig, path)
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a (below the curve)" if x is None else f"{x:,.1f}"
+
+
+def frontier_tables(fr: Frontier) -> list[Table]:
+    """Each strategy's points (hull points marked) and the headline on both bases."""
+    tables = []
+    for name, points in (("headroom", fr.headroom), ("reactive_hpa", fr.reactive_hpa)):
+        on_hull = {id(p) for p in hull(points, "order")}
+        table = Table(title=f"{name}: cost/shortfall points", title_justify="left")
+        for col in ("setting", "underprov. min", "unit-hours (order)", "unit-hours (ready)"):
+            table.add_column(col, justify="left" if col == "setting" else "right")
+        for p in sorted(points, key=lambda p: p.unit_hours):
+            mark = (" *" if id(p) in on_hull else "") + (" (policy)" if p.reference else "")
+            table.add_row(
+                p.label + mark,
+                f"{p.minutes:,.1f}",
+                f"{p.unit_hours:,.1f}",
+                f"{p.ready_unit_hours:,.1f}",
+            )
+        tables.append(table)
+    return tables
+
+
+def frontier_headlines(fr: Frontier) -> list[str]:
+    lines = [
+        f"oracle: {fr.oracle.minutes:,.1f} min at {fr.oracle.unit_hours:,.1f} unit-hours "
+        f"(ready {fr.oracle.ready_unit_hours:,.1f})"
+    ]
+    for basis in BASES:
+        h = fr.headline(basis)
+        share = f" = {h.share:.1%} of the HPA's" if h.share is not None else ""
+        lines.append(
+            f"unit-hours from the {basis}: Headroom's minutes at the HPA's "
+            f"{h.hpa.cost(basis):,.1f} unit-hours: {_fmt(h.headroom_at_hpa)}{share} "
+            f"(HPA {h.hpa.minutes:,.1f}); the HPA's minutes at Headroom's "
+            f"{h.headroom.cost(basis):,.1f} unit-hours: {_fmt(h.hpa_at_headroom)} "
+            f"(Headroom {h.headroom.minutes:,.1f})"
+        )
+    return lines
+
+
+def write_frontier_chart(path: Path, fr: Frontier, title: str) -> None:
+    """Underprovisioned minutes against unit-hours: both curves, their points, the oracle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name, points, color in (
+        ("headroom", fr.headroom, "tab:green"),
+        ("reactive_hpa", fr.reactive_hpa, "tab:red"),
+    ):
+        curve = hull(points, "order")
+        ax.scatter([p.unit_hours for p in points], [p.minutes for p in points],
+                   s=12, color=color, alpha=0.5)  # fmt: skip
+        ax.plot([p.unit_hours for p in curve], [p.minutes for p in curve], color=color,
+                label=f"{name} (frontier)")  # fmt: skip
+        ref = fr.reference(name)
+        ax.scatter([ref.unit_hours], [ref.minutes], s=60, marker="D", color=color,
+                   edgecolor="black", zorder=3, label=f"{name} as the policy says")  # fmt: skip
+    ax.scatter([fr.oracle.unit_hours], [fr.oracle.minutes], s=80, marker="*",
+               color="tab:blue", zorder=3, label="oracle")  # fmt: skip
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("unit-hours (from the order)")
+    ax.set_ylabel("underprovisioned minutes")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _frontier_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)  # fmt: skip
+    with bar:
+        task = bar.add_task("frontier", total=1.0)
+
+        def report(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done / max(total, 1))
+
+        yield report
+
+
 def simulate_command(
     policy: Annotated[Path, typer.Option("--policy", help="Capacity policy YAML.")],
     trace: Annotated[
@@ -206,23 +348,77 @@ def simulate_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")] = None,
+    frontier_mode: Annotated[
+        bool,
+        typer.Option(
+            "--frontier",
+            help="Sweep the HPA's target utilisation and Headroom's quantile and utilisation; "
+            "print both cost/shortfall curves and Headroom's minutes at the HPA's unit-hours.",
+        ),
+    ] = False,
+    score_from: Annotated[
+        str | None,
+        typer.Option(
+            "--score-from",
+            help="Replay the whole trace but score only from this time (ISO-8601 or epoch).",
+        ),
+    ] = None,
+    values: Annotated[
+        str | None,
+        typer.Option(
+            "--values",
+            help=f"Unit of the trace's values: {' or '.join(VALUE_UNITS)} (default: the "
+            "column: qps per second, requests counts per row).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a trace: headroom vs reactive HPA vs static peak vs oracle, same delay for all."""
     with errors_to_exit():
         delay = _delay_option(provisioning_delay)
+        since = _score_from_option(score_from)
         spec = read_policy(policy)
         pick_target(spec, target, str(policy))
         if trace is None:
             trace = policy_trace(spec, policy)
-        series = read_trace(trace)
+        series = read_trace(trace, values)
         cal = Calendar()
         if calendar is not None:
             window = (series.start - WEEK, series.end + WEEK)
             cal = read_calendar(calendar, window=window)
         show_bar = not json_out and sys.stdout.isatty()
+        if frontier_mode:
+            with contextmanager(_frontier_progress)(show_bar) as fprogress:
+                fr = frontier(
+                    series,
+                    cal,
+                    spec,
+                    target_name=target,
+                    delay_seconds=delay,
+                    score_from=since,
+                    progress=fprogress,
+                )
+            if chart is not None:
+                write_frontier_chart(chart, fr, f"headroom simulate --frontier: {trace.name}")
+            if json_out:
+                print_json({"frontier": fr.to_json(), "trace_file": str(trace)})
+                return
+            for table in frontier_tables(fr):
+                console.print(table)
+            console.print("* = on the strategy's frontier (fewest minutes at no more cost)")
+            for line in frontier_headlines(fr):
+                console.print(line, highlight=False, soft_wrap=True)
+            if chart is not None:
+                console.print(f"Wrote chart {chart}")
+            return
         with _progress_bar(show_bar) as progress:
             sim = backtest(
-                series, cal, spec, target_name=target, delay_seconds=delay, progress=progress
+                series,
+                cal,
+                spec,
+                target_name=target,
+                delay_seconds=delay,
+                progress=progress,
+                score_from=since,
             )
         if chart is not None:
             write_chart(chart, sim, list(cal.events))
@@ -236,6 +432,8 @@ def simulate_command(
             return
         delay_text = provisioning_delay or "from the policy"
         console.print(_table(sim, delay_text))
+        for warning in max_units_warnings(sim):
+            print(f"warning: {warning}", file=sys.stderr)
         if chart is not None:
             console.print(f"Wrote chart {chart}")
 

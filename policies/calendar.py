@@ -8,6 +8,7 @@ inside; ``tz`` keeps the zone the event was written in, for display only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,9 +16,30 @@ from types import MappingProxyType
 
 
 class EventKind(StrEnum):
+    """The well-known kinds; any other name (``flash-sale``, ``launch``, ``concert``) is a
+    kind too (:func:`event_kind`). Events of one kind are learned from together."""
+
     LIVESTREAM = "livestream"
     PROMOTION = "promotion"
     CUSTOM = "custom"
+
+
+_KIND_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
+
+
+def event_kind(name: str) -> str:
+    """A kind from its name: a well-known :class:`EventKind`, or any other lower-case name
+    of letters, digits, ``-``, ``_`` and ``.`` (at most 63, as a Kubernetes label value)."""
+    text = name.strip().lower()
+    if not _KIND_NAME.match(text):
+        raise ValueError(
+            f"{name!r} is not a kind name (lower-case letters, digits, '-', '_', '.'; "
+            "e.g. livestream, flash-sale)"
+        )
+    try:
+        return EventKind(text)
+    except ValueError:
+        return text
 
 
 @dataclass(frozen=True)
@@ -40,7 +62,7 @@ class DemandEvent:
     """One scheduled event. ``ramp`` seconds before ``start`` demand begins to gather."""
 
     name: str
-    kind: EventKind
+    kind: str  # an EventKind or any other kind name (event_kind)
     start: float
     end: float
     ramp: float = 0.0
@@ -68,7 +90,7 @@ class DemandEvent:
 
     def similarity_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         """Kind plus sorted labels: events with equal keys are 'the same kind of event'."""
-        return (self.kind.value, tuple(sorted(self.labels.items())))
+        return (str(self.kind), tuple(sorted(self.labels.items())))
 
 
 @dataclass(frozen=True)

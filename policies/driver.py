@@ -60,7 +60,6 @@ from headroom.policies.planner import (
     Plan,
     PlannerState,
     advance_state,
-    decide,
     median_level,
     plan_and_decide,
     reactive_guard,
@@ -176,31 +175,6 @@ class Tick:
     observed: float | None  # the newest sample, if it is not a gap (the guard's input)
     full: bool  # the full forecast rule ran (False: only the reactive guard)
     targets: Mapping[str, TargetTick]
-
-
-def _decide_only(
-    forecast: Forecast,
-    spec: PolicySpec,
-    target: Target,
-    *,
-    now: float,
-    current_units: int,
-    calendar: Calendar,
-    state: PlannerState,
-    observed_demand: float | None,
-) -> tuple[Plan | None, Decision]:
-    """:func:`decide` shaped like :func:`plan_and_decide` (no plan: the cheap call)."""
-    decision = decide(
-        forecast,
-        spec,
-        target,
-        now=now,
-        current_units=current_units,
-        calendar=calendar,
-        state=state,
-        observed_demand=observed_demand,
-    )
-    return None, decision
 
 
 class Driver:
@@ -378,8 +352,7 @@ class Driver:
             plan: Plan | None = None
             if full:
                 fc = forecast if forecast is not None else _EMPTY
-                rule = plan_and_decide if with_plan else _decide_only
-                plan, decision = rule(
+                plan, decision = plan_and_decide(
                     fc,
                     self.spec,
                     target,
@@ -388,8 +361,8 @@ class Driver:
                     calendar=events,
                     state=st,
                     observed_demand=observed,
+                    with_plan=with_plan,
                 )
-                plan = plan if with_plan else None
             else:
                 guard = reactive_guard(observed, self.spec, target, now=now, current_units=u)
                 decision = (

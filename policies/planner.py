@@ -23,9 +23,13 @@ The rule at a tick ``t`` with ``u`` units ordered:
 - **scale-in** only when the need over ``[t, t + L + stabilization]`` is below ``u``,
   outside every event window (from the longest lead before the ramp, when its
   pre-scale may be ordered, to the end) plus ``scale_in.cooldown`` of an event that
-  applies to the target, outside freeze windows, ``scale_in.interval`` after the last
-  scale-in and ``stabilization`` after the last scale-out, by ``step_units`` at a time
-  (a number, or a share of the units ordered: ``10%`` by default).
+  applies to the target (with ``scale_in.during_events: nowcast`` the block ends one
+  ``stabilization`` after the event's start: the nowcast has measured the event by then,
+  the forecast's learned shape and tail keep what is still needed, and the reactive
+  guard's floor keeps what the observed demand needs), outside freeze windows,
+  ``scale_in.interval`` after the last scale-in and ``stabilization`` after the last
+  scale-out, by ``step_units`` at a time (a number, or a share of the units ordered:
+  ``10%`` by default).
 - **freeze windows** block scale-in entirely; they block scale-out too, except when
   the demand *now* needs more units than are ordered (serving users beats the freeze):
   then the planner orders exactly what is needed now, no look-ahead.
@@ -216,7 +220,8 @@ def _need_text(
 _Intervals = tuple[FloatArray, FloatArray]
 _CACHE_SIZE = 32
 _event_cache: OrderedDict[
-    tuple[int, tuple[tuple[str, str], ...], float, float], tuple[object, _Intervals, str]
+    tuple[int, tuple[tuple[str, str], ...], float, float, float | None],
+    tuple[object, _Intervals, str],
 ]
 _event_cache = OrderedDict()
 
@@ -240,21 +245,31 @@ def _labels_for(spec: PolicySpec, target: Target) -> dict[str, str]:
 
 
 def _event_windows(
-    calendar: Calendar, labels: dict[str, str], cooldown: float, before: float = 0.0
+    calendar: Calendar,
+    labels: dict[str, str],
+    cooldown: float,
+    before: float = 0.0,
+    settle: float | None = None,
 ) -> tuple[_Intervals, str]:
     """``[window_start - before, end + cooldown)`` of every event applying to ``labels``,
     merged, and the zone those events are written in (reasons show local times).
 
     ``before`` is the longest lead: from the moment the pre-scale for an event may be
-    ordered, scaling in would only undo it (and a reshard cannot be undone cheaply)."""
-    key = (id(calendar), tuple(sorted(labels.items())), cooldown, before)
+    ordered, scaling in would only undo it (and a reshard cannot be undone cheaply).
+    ``settle`` (``scaleIn.duringEvents: nowcast``): the block ends ``settle`` after the
+    event's start instead, once the nowcast has measured the event."""
+    key = (id(calendar), tuple(sorted(labels.items())), cooldown, before, settle)
     hit = _event_cache.get(key)
     # The cache holds the calendar itself, so its id cannot be reused while cached.
     if hit is not None and hit[0] is calendar:
         _event_cache.move_to_end(key)
         return hit[1], hit[2]
     applying = [e for e in calendar.events if e.applies_to(labels)]
-    value = _merge([(e.window_start - before, e.end + cooldown) for e in applying])
+    if settle is None:
+        pairs = [(e.window_start - before, e.end + cooldown) for e in applying]
+    else:
+        pairs = [(e.window_start - before, min(e.start + settle, e.end)) for e in applying]
+    value = _merge(pairs)
     tz = applying[0].tz if applying else "UTC"
     _event_cache[key] = (calendar, value, tz)
     if len(_event_cache) > _CACHE_SIZE:
@@ -417,7 +432,8 @@ def _build(
     t = t_all[lo : lo + count]
     labels = _labels_for(spec, target)
     longest_lead = _lead_seconds(target, spec, target.min_units, target.max_units)
-    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown, longest_lead)
+    settle = spec.scale_in.stabilization if spec.scale_in.during_events == "nowcast" else None
+    windows, tz = _event_windows(calendar, labels, spec.scale_in.cooldown, longest_lead, settle)
     in_event = _inside(t, windows)
     freeze_iv, _ = _freeze_windows(spec)
     freeze = _inside(t, freeze_iv)
@@ -862,6 +878,7 @@ def plan_target(
         state=state,
         observed_demand=observed_demand,
     )
+    assert plan is not None  # with_plan is True
     return plan
 
 
@@ -875,16 +892,16 @@ def plan_and_decide(
     calendar: Calendar,
     state: PlannerState,
     observed_demand: float | None = None,
-) -> tuple[Plan, Decision]:
+    with_plan: bool = True,
+) -> tuple[Plan | None, Decision]:
     """The plan (:func:`plan_target`) and what to order now (:func:`decide`) in one pass of
-    the rule: the decision is the plan's first position (the driver's call when a caller
-    shows the plan ahead, so the planner runs once per target and tick)."""
+    the rule: the decision is the plan's first position (the driver's call, so the planner
+    runs once per target and tick). ``with_plan`` False: :func:`decide` alone (cheap; the
+    plan is None)."""
     key = target_key(target)
     n = int(forecast.t.size)
-    if n == 0:
-        empty_i = np.empty(0, dtype=np.int64)
-        plan = Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",))
-        return plan, decide(
+    if n == 0 or not with_plan:
+        only = decide(
             forecast,
             spec,
             target,
@@ -894,6 +911,10 @@ def plan_and_decide(
             state=state,
             observed_demand=observed_demand,
         )
+        if not with_plan:
+            return None, only
+        empty_i = np.empty(0, dtype=np.int64)
+        return Plan(key, forecast.t, empty_i, empty_i, (), False, ("empty forecast",)), only
     lo = _start_index(forecast, now)
     level = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
     median = median_level(forecast)

@@ -12,7 +12,7 @@ import math
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -158,6 +158,9 @@ class Slo(_Model):
 
 class Forecasting(_Model):
     quantile: float = Field(0.9, gt=0, lt=1)  # provision for this forecast quantile
+    # The quantile of an event's uncertain size within that band (None: ``quantile``): a
+    # lower one spends less on the size of events than on the minute-to-minute noise.
+    event_quantile: float | None = Field(None, gt=0, lt=1)
     history: Duration = Field(28 * 86400.0, gt=0)  # how much history to learn from
     horizon: Duration = Field(24 * 3600.0, gt=0)
     default_event_multiplier: float = Field(3.0, ge=1)  # an event with no similar past event
@@ -195,6 +198,10 @@ class ScaleIn(_Model):
     step_units: Annotated[int | str, BeforeValidator(parse_step)] = "10%"
     interval: Duration = 600.0  # between scale-in actions
     stabilization: Duration = 900.0  # the forecast must stay low this long
+    # In an event's window: "hold" = no scale-in until end + cooldown; "nowcast" = scale in
+    # from one stabilization after the start when the nowcast-corrected forecast (its
+    # learned shape and tail) needs less, never below what the observed demand needs.
+    during_events: Literal["hold", "nowcast"] = "hold"
 
     def step_for(self, units: int) -> int:
         """Units one scale-in action removes when ``units`` are ordered."""

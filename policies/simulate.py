@@ -24,6 +24,8 @@ strategy is held to the same rules:
   ``shortfall_requests`` the integral of ``max(0, demand - ready capacity)`` over it.
   Gaps (NaN demand, or missing rows: across more than two median steps a sample holds
   for one step only) count as neither.
+- **Scoring a part.** ``score_from`` replays the whole trace (the earlier part is the
+  forecaster's warm-up history) but counts every number from that time on.
 """
 
 from __future__ import annotations
@@ -273,19 +275,31 @@ def _steps(changes: list[tuple[float, int]]) -> tuple[FloatArray, IntArray]:
     return t[keep], v[keep]
 
 
-def _integral(change_t: FloatArray, change_v: IntArray, end: float) -> float:
-    """Integral of a step function from its first change to ``end`` (unit-seconds)."""
+def _integral(
+    change_t: FloatArray, change_v: IntArray, end: float, start: float = -math.inf
+) -> float:
+    """Integral of a step function from ``start`` (or its first change) to ``end``
+    (unit-seconds)."""
     inside = change_t < end
-    t = change_t[inside]
-    bounds = np.append(t, end)
+    t = np.maximum(change_t[inside], start)
+    bounds = np.append(t, max(end, start))
     return float(np.sum(change_v[inside] * np.diff(bounds)))
 
 
 def _account(
-    trace: Series, end: float, target: Target, ready_t: FloatArray, ready_v: IntArray
+    trace: Series,
+    end: float,
+    target: Target,
+    ready_t: FloatArray,
+    ready_v: IntArray,
+    since: float = -math.inf,
 ) -> tuple[FloatArray, float]:
-    """Per-sample underprovisioned seconds and total shortfall requests (exact)."""
-    cuts = np.union1d(trace.t, ready_t[(ready_t > trace.start) & (ready_t < end)])
+    """Per-sample underprovisioned seconds and total shortfall requests (exact), counting
+    only the time from ``since`` on."""
+    inner = ready_t[(ready_t > trace.start) & (ready_t < end)]
+    if trace.start < since < end:
+        inner = np.append(inner, since)
+    cuts = np.union1d(trace.t, inner)
     seg_end = np.append(cuts[1:], end)
     sample = np.searchsorted(trace.t, cuts, side="right") - 1
     # Missing rows: a sample holds its demand until the next one, but across a hole (more
@@ -299,7 +313,7 @@ def _account(
     capacity = _step_at(ready_t, ready_v, cuts).astype(np.float64) * target.capacity_per_unit
     with np.errstate(invalid="ignore"):
         gap = np.where(np.isnan(demand), 0.0, demand - capacity)
-    short = gap > 0
+    short = (gap > 0) & (cuts >= since)
     under_seconds = np.bincount(sample[short], weights=dur[short], minlength=len(trace))
     shortfall = float(np.sum(gap[short] * dur[short]))
     return under_seconds.astype(np.float64), shortfall
@@ -313,8 +327,12 @@ def run_strategy(
     delay: DelayModel,
     initial_units: int,
     progress: Progress | None = None,
+    score_from: float | None = None,
 ) -> StrategyResult:
-    """Replay ``trace`` with one strategy; see the module docstring for the rules."""
+    """Replay ``trace`` with one strategy; see the module docstring for the rules.
+
+    ``score_from``: replay the whole trace (the strategies learn from all of it) but
+    count minutes, shortfall, unit-hours, peak units and actions only from that time on."""
     end = replay_end(trace)
     t0 = trace.start
     lo, hi = target.min_units, target.max_units
@@ -343,15 +361,20 @@ def run_strategy(
 
     ordered_t, ordered_v = _steps(run.ordered_changes)
     ready_t, ready_v = _steps(run.ready_changes)
-    under_seconds, shortfall = _account(trace, end, target, ready_t, ready_v)
-    actions = sum(1 for o in run.orders if o.to_units != o.from_units)
+    since = -math.inf if score_from is None else score_from
+    under_seconds, shortfall = _account(trace, end, target, ready_t, ready_v, since)
+    actions = sum(1 for o in run.orders if o.to_units != o.from_units and o.t >= since)
+    scored = ordered_t >= since
+    peak = ordered_v[scored].max() if scored.any() else 0
+    if since > ordered_t[0]:  # the units held when scoring starts count too
+        peak = max(int(peak), int(_step_at(ordered_t, ordered_v, np.array([since]))[0]))
     return StrategyResult(
         name=strategy.name,
         underprovisioned_minutes=float(under_seconds.sum()) / 60.0,
         shortfall_requests=shortfall,
-        unit_hours=_integral(ordered_t, ordered_v, end) / 3600.0,
-        ready_unit_hours=_integral(ready_t, ready_v, end) / 3600.0,
-        peak_units=int(ordered_v.max()),
+        unit_hours=_integral(ordered_t, ordered_v, end, since) / 3600.0,
+        ready_unit_hours=_integral(ready_t, ready_v, end, since) / 3600.0,
+        peak_units=int(peak),
         actions=actions,
         orders=tuple(run.orders),
         ordered_t=ordered_t,
@@ -370,12 +393,24 @@ def simulate(
     delay: DelayModel,
     initial_units: int,
     progress: Progress | None = None,
+    score_from: float | None = None,
 ) -> Simulation:
-    """Replay ``trace`` once per strategy, all from ``initial_units`` with ``delay``."""
+    """Replay ``trace`` once per strategy, all from ``initial_units`` with ``delay``
+    (scored from ``score_from`` on, see :func:`run_strategy`)."""
     end = replay_end(trace)
+    if score_from is not None and not trace.start <= score_from < end:
+        raise TraceError(
+            f"score-from: {score_from:.0f} is outside the trace ({trace.start:.0f}..{end:.0f})"
+        )
     results = {
         s.name: run_strategy(
-            trace, s, target=target, delay=delay, initial_units=initial_units, progress=progress
+            trace,
+            s,
+            target=target,
+            delay=delay,
+            initial_units=initial_units,
+            progress=progress,
+            score_from=score_from,
         )
         for s in strategies
     }

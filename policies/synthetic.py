@@ -37,28 +37,51 @@ class DailyShape:
     weekend: float = -0.15  # Saturday/Sunday level change, log scale
 
 
-def event_multiplier(event: DemandEvent, t: FloatArray, peak: float) -> FloatArray:
+@dataclass(frozen=True)
+class EventShape:
+    """How an event's true demand departs from its calendar entry (seconds, log shares).
+
+    ``jitter``: the true start (and end) is this much after the declared one (negative:
+    early); ``overrun``: the true end is this much after the declared end (plus jitter);
+    ``ramp_share``: the log-uplift reached by the end of the ramp; ``step``: the share of
+    the peak's log-uplift at the start; ``peak_at``: the share of the event's duration at
+    which the peak is reached (1.0: demand rises until the end)."""
+
+    jitter: float = 0.0
+    overrun: float = 0.0
+    ramp_share: float = 0.4
+    step: float = 0.75
+    peak_at: float = 1.0 / 3.0
+
+
+def event_multiplier(
+    event: DemandEvent, t: FloatArray, peak: float, shape: EventShape | None = None
+) -> FloatArray:
     """True multiplier of ``event`` at times ``t``: ramp, step at start, peak, decay.
 
-    Before ``start - ramp`` it is 1. Over the ramp the log-uplift rises (quadratic) to 40%
-    of the peak's; at the start it steps to 75%, grows to the peak by a third of the event,
-    holds, and after ``end`` decays exponentially (time constant a quarter of the duration,
-    at least 10 minutes).
+    Before ``start - ramp`` it is 1. Over the ramp the log-uplift rises (quadratic) to
+    ``ramp_share`` (40 %) of the peak's; at the start it steps to ``step`` (75 %), grows to
+    the peak by ``peak_at`` (a third) of the event, holds, and after ``end`` decays
+    exponentially (time constant a quarter of the duration, at least 10 minutes). With a
+    ``shape``, start and end are the true ones (jitter, overrun), not the declared.
     """
+    sh = shape or EventShape()
+    start = event.start + sh.jitter
+    end = event.end + sh.jitter + sh.overrun
     lg = math.log(max(peak, 1e-9))
     u = np.zeros_like(t)
-    dur = max(event.end - event.start, 1.0)
+    dur = max(end - start, 1.0)
     if event.ramp > 0:
-        r = (t >= event.window_start) & (t < event.start)
-        x = (t[r] - event.window_start) / event.ramp
-        u[r] = 0.4 * lg * x * x
-    b = (t >= event.start) & (t < event.end)
-    xb = np.clip((t[b] - event.start) / (dur / 3.0), 0.0, 1.0)
-    u[b] = lg * (0.75 + 0.25 * xb)
-    a = t >= event.end
+        r = (t >= start - event.ramp) & (t < start)
+        x = (t[r] - (start - event.ramp)) / event.ramp
+        u[r] = sh.ramp_share * lg * x * x
+    b = (t >= start) & (t < end)
+    xb = np.clip((t[b] - start) / max(dur * sh.peak_at, 1.0), 0.0, 1.0)
+    u[b] = lg * (sh.step + (1.0 - sh.step) * xb)
+    a = t >= end
     tau = max(dur / 4.0, 600.0)
-    u[a] = lg * np.exp(-(t[a] - event.end) / tau)
-    u[a & (t > event.end + 8 * tau)] = 0.0
+    u[a] = lg * np.exp(-(t[a] - end) / tau)
+    u[a & (t > end + 8 * tau)] = 0.0
     return np.asarray(np.exp(u), dtype=np.float64)
 
 
@@ -77,6 +100,7 @@ def generate_trace(
     tz: str = "UTC",
     gap_fraction: float = 0.0,
     seed: int = 0,
+    shapes: Sequence[EventShape | None] | None = None,
 ) -> Series:
     """A trace of ``days`` days every ``step`` seconds from epoch ``start``.
 
@@ -84,7 +108,8 @@ def generate_trace(
     peak multiplier of ``events[i]``; when omitted, the event's declared
     ``expectation.multiplier`` is used, else 3. ``noise`` is the standard deviation of the
     log noise (AR(1) with correlation ``noise_corr`` between samples), ``trend_per_day`` a
-    relative growth per day, ``gap_fraction`` the share of samples set to NaN (in runs).
+    relative growth per day, ``gap_fraction`` the share of samples set to NaN (in runs);
+    ``shapes[i]`` (optional) how ``events[i]`` truly unfolds (:class:`EventShape`).
     """
     shape = shape or DailyShape()
     rng = np.random.default_rng(seed)
@@ -121,7 +146,8 @@ def generate_trace(
             peak = ev.expectation.multiplier
         else:
             peak = 3.0
-        v = v * event_multiplier(ev, t, peak)
+        shape_i = shapes[i] if shapes is not None and i < len(shapes) else None
+        v = v * event_multiplier(ev, t, peak, shape_i)
     if gap_fraction > 0:
         runs = max(1, int(gap_fraction * n / 10))
         starts = rng.integers(0, max(1, n - 10), size=runs)

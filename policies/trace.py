@@ -59,12 +59,42 @@ def parse_timestamp(raw: str, where: str, column: str = "timestamp") -> float:
     return when.timestamp()
 
 
-def parse_trace_csv(
-    text: str | bytes, source: str = "trace.csv", value_column: str | None = None
-) -> Series:
-    """Parse CSV text with a ``timestamp`` column and a ``qps`` (or ``value``) column.
+VALUE_UNITS = ("per-second", "per-minute")
+COUNT_COLUMNS = ("requests",)  # counts per row, not rates
 
-    Rows are sorted by time; duplicate timestamps are refused, blank values become gaps.
+
+def value_unit(column: str, values: str | None) -> str:
+    """How a value column is read: ``per-second`` (a rate: ``qps``, ``value``),
+    ``per-minute`` (counts per minute), or ``per-row`` (counts in each row's interval,
+    the default for a ``requests`` column); ``values`` overrides the column's default."""
+    if values is not None:
+        if values not in VALUE_UNITS:
+            raise TraceError(f"--values: {values!r} is not one of {', '.join(VALUE_UNITS)}")
+        return values
+    return "per-row" if column in COUNT_COLUMNS else "per-second"
+
+
+def trace_value_column(text: str) -> str | None:
+    """The value column :func:`parse_trace_csv` would read (None without a usable header)."""
+    first = text.removeprefix("\ufeff").partition("\n")[0]
+    header = [h.strip().lower() for h in next(csv.reader([first]), [])]
+    return next((c for c in VALUE_COLUMNS if c in header), None)
+
+
+def parse_trace_csv(
+    text: str | bytes,
+    source: str = "trace.csv",
+    value_column: str | None = None,
+    unit: str | None = None,
+) -> Series:
+    """Parse CSV text with a ``timestamp`` column and a ``qps`` (or ``value``, or
+    ``requests``) column into QPS.
+
+    The unit is explicit (:func:`value_unit`): ``qps``/``value`` are per second; a
+    ``requests`` column holds counts per row, divided by the rows' median spacing (per-
+    minute counts on 1-minute rows: /60); ``unit`` (``per-second``/``per-minute``, the
+    CLI's ``--values``) overrides. Rows are sorted by time; duplicate timestamps are
+    refused, blank values become gaps.
     """
     # newline=None: a lone "\r" ends a line too (old Mac exports), as csv expects.
     reader = csv.reader(io.StringIO(decode_text(text, source, TraceError), newline=None))
@@ -112,6 +142,16 @@ def parse_trace_csv(
     dup = np.nonzero(np.diff(t) == 0)[0]
     if dup.size:
         raise TraceError(f"{source}: timestamp: {t[dup[0]]:.0f} is given twice")
+    unit = value_unit(header[v_col], unit)
+    if unit == "per-minute":
+        v = v / 60.0
+    elif unit == "per-row":
+        if t.size < 2:
+            raise TraceError(
+                f"{source}: column {header[v_col]!r} holds counts per row; one row has no "
+                "interval (say --values per-minute or per-second)"
+            )
+        v = v / float(np.median(np.diff(t)))
     return Series(t, v)
 
 

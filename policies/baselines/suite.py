@@ -80,8 +80,10 @@ def backtest(
     names: Sequence[str] = STRATEGIES,
     progress: Progress | None = None,
     headroom_decide_every: float = 300.0,
+    score_from: float | None = None,
 ) -> Simulation:
-    """Replay ``trace`` under every strategy in ``names`` with one delay model."""
+    """Replay ``trace`` under every strategy in ``names`` with one delay model (scored from
+    ``score_from`` on: see :func:`headroom.policies.simulate.run_strategy`)."""
     target = pick_target(spec, target_name)
     if delay_seconds is not None:
         spec, target = with_fixed_delay(spec, target, delay_seconds)
@@ -96,4 +98,5 @@ def backtest(
         delay=target_delay(target),
         initial_units=units_for(first, target, spec),
         progress=progress,
+        score_from=score_from,
     )

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -27,7 +28,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from headroom.policies.calendar import DemandEvent, EventKind, Expectation
+from headroom.policies.calendar import DemandEvent, EventKind, Expectation, event_kind
 from headroom.policies.errors import REQUIRED, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import Duration
 from headroom.policies.validation import first_error
@@ -70,7 +71,9 @@ class EventSpec(_Model):
     """The fields of one event (YAML entry, DemandEvent ``spec``, or ICS properties)."""
 
     name: Annotated[str, BeforeValidator(_as_label)] = Field(min_length=1)  # in plans and reasons
-    kind: EventKind = EventKind.CUSTOM  # uplift is learned per kind
+    kind: Annotated[str, AfterValidator(event_kind)] = (
+        EventKind.CUSTOM
+    )  # any name; learned per kind
     start: Any  # ISO-8601 with an offset, or naive in timeZone
     end: Any = None  # after start; or give duration instead
     duration: Duration | None = None  # how long it lasts, instead of end
@@ -239,7 +242,7 @@ def event_to_fields(event: DemandEvent) -> dict[str, Any]:
         tz = UTC
     out: dict[str, Any] = {
         "name": event.name,
-        "kind": event.kind.value,
+        "kind": str(event.kind),
         "start": datetime.fromtimestamp(event.start, tz=tz).isoformat(),
         "end": datetime.fromtimestamp(event.end, tz=tz).isoformat(),
     }

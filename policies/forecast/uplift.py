@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from headroom.policies.calendar import DemandEvent, EventKind
+from headroom.policies.calendar import DemandEvent
 from headroom.policies.series import FloatArray
 
 RAMP_BINS, BODY_BINS, TAIL_BINS = 6, 12, 6
@@ -240,14 +240,14 @@ class UpliftModel:
     declared_weight: float = 1.0
 
     @cached_property
-    def _by_kind(self) -> dict[EventKind, list[LearnedEvent]]:
-        out: dict[EventKind, list[LearnedEvent]] = {}
+    def _by_kind(self) -> dict[str, list[LearnedEvent]]:
+        out: dict[str, list[LearnedEvent]] = {}
         for le in self.learned:
             out.setdefault(le.event.kind, []).append(le)
         return out
 
     @cached_property
-    def _kind_spreads(self) -> dict[EventKind, float]:
+    def _kind_spreads(self) -> dict[str, float]:
         """:func:`kind_spread` of each kind, once per model (``for_event`` runs per forecast)."""
         return {kind: kind_spread(group) for kind, group in self._by_kind.items()}
 

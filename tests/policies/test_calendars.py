@@ -183,8 +183,8 @@ BAD_YAML = [
         "cal.yaml: event \"Spring sale\": start: '2025-03-01 20:00' has no time zone",
     ),
     (
-        "events:\n  - name: A\n    kind: concert\n    start: 1\n    end: 2\n",
-        'cal.yaml: event "A": kind: must be one of ',
+        "events:\n  - name: A\n    kind: Flash Sale!\n    start: 1\n    end: 2\n",
+        "cal.yaml: event \"A\": kind: 'Flash Sale!' is not a kind name",
     ),
     (
         "events:\n  - name: A\n    start: 1\n    end: 2\n    expectation: {multiplier: -2}\n",
@@ -226,7 +226,7 @@ def test_bad_ics_properties() -> None:
     bad = ICS_NY.replace("X-HEADROOM-LABELS:host=ann,channel=tv", "X-HEADROOM-LABELS:host")
     with pytest.raises(CalendarError, match=r"^x\.ics: event \"Weekly show\": labels: 'host'"):
         load_calendar(bad, "x.ics", window=_window("2025-01-01", "2026-01-01"))
-    bad = ICS_NY.replace("X-HEADROOM-KIND:livestream", "X-HEADROOM-KIND:party")
+    bad = ICS_NY.replace("X-HEADROOM-KIND:livestream", "X-HEADROOM-KIND:big party")
     with pytest.raises(CalendarError, match=r'^x\.ics: event "Weekly show": kind: '):
         load_calendar(bad, "x.ics", window=_window("2025-01-01", "2026-01-01"))
     with pytest.raises(CalendarError, match=r"^x\.ics: not a valid iCalendar file"):
@@ -266,3 +266,19 @@ def test_redis_sizes_take_kubernetes_style_quantities() -> None:
         "p.yaml: targets[0:cart].provisioning.dataBytes: must be a size (bytes, or e.g. 50Gi, "
         "100Mi, 2G), not 'lots'"
     )
+
+
+def test_kind_accepts_any_name_and_kinds_still_group_learning() -> None:
+    text = (
+        "events:\n"
+        "  - {name: Sale 1, kind: Flash-Sale, start: '2025-03-01T20:00:00+08:00',"
+        " end: '2025-03-01T21:00:00+08:00'}\n"
+        "  - {name: Gig, kind: concert, start: '2025-03-02T20:00:00+08:00',"
+        " end: '2025-03-02T21:00:00+08:00'}\n"
+        "  - {name: Show, kind: livestream, start: '2025-03-03T20:00:00+08:00',"
+        " end: '2025-03-03T21:00:00+08:00'}\n"
+    )
+    sale, gig, show = load_calendar(text, "cal.yaml").events
+    assert sale.kind == "flash-sale" and gig.kind == "concert"
+    assert show.kind is EventKind.LIVESTREAM
+    assert sale.similarity_key()[0] != gig.similarity_key()[0]

@@ -16,6 +16,7 @@ import pytest
 
 from headroom.controller.loop import ControlLoop, ListSink
 from headroom.policies import driver as driver_module
+from headroom.policies import planner as planner_module
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.driver import Cadence, Driver, SeriesPast
@@ -104,14 +105,14 @@ def test_the_loop_and_the_backtest_strategy_place_the_same_orders() -> None:
 def test_one_planner_call_per_target_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     spec, calendar, trace = _spec(), _calendar(), _trace()
     calls: list[str] = []
-    for name in ("plan_and_decide", "decide", "_decide_only"):
-        real = getattr(driver_module, name)
+    for module, name in ((driver_module, "plan_and_decide"), (planner_module, "decide")):
+        real = getattr(module, name)
 
         def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
             calls.append(_name)
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(driver_module, name, counted)
+        monkeypatch.setattr(module, name, counted)
     clock = ManualClock(T0 + 3 * DAY + 18 * 3600)
     loop = ControlLoop(
         spec,

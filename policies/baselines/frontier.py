@@ -1,0 +1,283 @@
+"""Cost/shortfall frontiers: each strategy swept over its own cost knob, on one trace.
+
+``headroom simulate --frontier`` and ``bench/backtest.py`` call :func:`frontier`. A single
+backtest compares Headroom and the reactive HPA at one setting each, where they spend
+different unit-hours; a user choosing between them asks *at the same bill, which one
+runs short less?* So each strategy is replayed over its own knob — the HPA's target
+utilisation, Headroom's forecast quantile and target utilisation (a grid) — and the
+underprovisioned minutes are read off each curve at the other's unit-hours:
+
+- ``headroom_at_hpa``: Headroom's minutes at the reactive HPA's unit-hours (the HPA at
+  the policy's target utilisation), interpolated on Headroom's curve;
+- ``hpa_at_headroom``: the HPA's minutes at Headroom's unit-hours (Headroom as the
+  policy is written), interpolated on the HPA's curve.
+
+A curve is the lower-left (Pareto) hull of a strategy's points: for each cost, the
+fewest minutes any of its settings reached at no more cost; between two hull points it
+is linear. Below a curve's cheapest point there is no value (None). Unit-hours are
+counted for every strategy alike, twice: from the *order* (paying starts when units are
+ordered, the default) and from *readiness* (units count once serving); every number
+is given on both bases. With ``score_from`` the whole trace is replayed and only the
+time from then on is scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from headroom.policies.baselines.headroom import HeadroomStrategy
+from headroom.policies.baselines.hpa import ReactiveHpa
+from headroom.policies.baselines.oracle import Oracle
+from headroom.policies.baselines.suite import pick_target, with_fixed_delay
+from headroom.policies.calendar import Calendar
+from headroom.policies.capacity import units_for
+from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.series import Series
+from headroom.policies.simulate import Strategy, StrategyResult, run_strategy, target_delay
+
+HPA_UTILIZATIONS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# Headroom's (quantile, target utilisation) settings: a grid over the cheap end (the
+# utilisation margin moves cost most), the quantile at 0.8 and more margin at p99.
+HEADROOM_SETTINGS = (
+    *((q, u) for q in (0.5, 0.9, 0.99) for u in (0.8, 0.9, 1.0)),
+    *((q, 0.8) for q in (0.8, 0.95, 0.995)),
+    *((0.99, u) for u in (0.6, 0.7)),
+)
+BASES = ("order", "ready")
+FrontierProgress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One strategy at one setting of its knob."""
+
+    strategy: str
+    quantile: float | None  # Headroom's forecast quantile (None for the HPA / oracle)
+    utilization: float | None  # the SLO's target utilisation it ran with
+    minutes: float
+    unit_hours: float  # from the order
+    ready_unit_hours: float  # from readiness
+    reference: bool = False  # the policy as written (the setting a single backtest uses)
+
+    def cost(self, basis: str) -> float:
+        return self.unit_hours if basis == "order" else self.ready_unit_hours
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.quantile is not None:
+            parts.append(f"q={self.quantile:g}")
+        if self.utilization is not None:
+            parts.append(f"util={self.utilization:g}")
+        return ", ".join(parts) or "-"
+
+
+def hull(points: Sequence[Point], basis: str) -> list[Point]:
+    """The Pareto hull, cheapest first: each point has fewer minutes than every cheaper one."""
+    out: list[Point] = []
+    for p in sorted(points, key=lambda p: (p.cost(basis), p.minutes)):
+        if not out or p.minutes < out[-1].minutes:
+            out.append(p)
+    return out
+
+
+def minutes_at(points: Sequence[Point], unit_hours: float, basis: str) -> float | None:
+    """Minutes on the hull of ``points`` at ``unit_hours`` (linear between hull points;
+    None below the cheapest point; the last point's minutes beyond the dearest)."""
+    curve = hull(points, basis)
+    if not curve or unit_hours < curve[0].cost(basis) - 1e-9:
+        return None
+    for a, b in zip(curve, curve[1:], strict=False):
+        ca, cb = a.cost(basis), b.cost(basis)
+        if unit_hours <= cb:
+            w = (unit_hours - ca) / (cb - ca) if cb > ca else 1.0
+            return a.minutes + w * (b.minutes - a.minutes)
+    return curve[-1].minutes
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The two numbers a user compares, on one unit-hour basis."""
+
+    basis: str
+    hpa: Point  # the reactive HPA at the policy's target utilisation
+    headroom: Point  # Headroom as the policy is written
+    headroom_at_hpa: float | None  # Headroom's minutes at the HPA's unit-hours
+    hpa_at_headroom: float | None  # the HPA's minutes at Headroom's unit-hours
+
+    @property
+    def share(self) -> float | None:
+        """Headroom's minutes at the HPA's unit-hours as a share of the HPA's minutes."""
+        if self.headroom_at_hpa is None or self.hpa.minutes <= 0:
+            return None
+        return self.headroom_at_hpa / self.hpa.minutes
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """Both strategies' points on one trace (same delay, start and scoring) and the oracle."""
+
+    headroom: tuple[Point, ...]
+    reactive_hpa: tuple[Point, ...]
+    oracle: Point
+    delay_seconds: float | None
+    score_from: float | None
+
+    def reference(self, name: str) -> Point:
+        points = self.headroom if name == "headroom" else self.reactive_hpa
+        return next(p for p in points if p.reference)
+
+    def headline(self, basis: str = "order") -> Headline:
+        hpa, head = self.reference("reactive_hpa"), self.reference("headroom")
+        return Headline(
+            basis,
+            hpa,
+            head,
+            minutes_at(self.headroom, hpa.cost(basis), basis),
+            minutes_at(self.reactive_hpa, head.cost(basis), basis),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        def point(p: Point) -> dict[str, object]:
+            return {
+                "quantile": p.quantile,
+                "target_utilization": p.utilization,
+                "underprovisioned_minutes": round(p.minutes, 3),
+                "unit_hours": round(p.unit_hours, 3),
+                "ready_unit_hours": round(p.ready_unit_hours, 3),
+                "reference": p.reference,
+            }
+
+        def rounded(x: float | None) -> float | None:
+            return None if x is None else round(x, 3)
+
+        headlines = {}
+        for basis in BASES:
+            h = self.headline(basis)
+            headlines[basis] = {
+                "headroom_minutes_at_hpa_unit_hours": rounded(h.headroom_at_hpa),
+                "hpa_minutes_at_headroom_unit_hours": rounded(h.hpa_at_headroom),
+                "hpa_unit_hours": round(h.hpa.cost(basis), 3),
+                "hpa_minutes": round(h.hpa.minutes, 3),
+                "headroom_unit_hours": round(h.headroom.cost(basis), 3),
+                "headroom_minutes": round(h.headroom.minutes, 3),
+            }
+        return {
+            "headroom": [point(p) for p in self.headroom],
+            "reactive_hpa": [point(p) for p in self.reactive_hpa],
+            "oracle": point(self.oracle),
+            "headline": headlines,
+            "unit_hours_basis": {"order": "unit_hours", "ready": "ready_unit_hours"},
+        }
+
+
+def _point(
+    name: str, r: StrategyResult, q: float | None, u: float | None, ref: bool = False
+) -> Point:
+    return Point(name, q, u, r.underprovisioned_minutes, r.unit_hours, r.ready_unit_hours, ref)
+
+
+def _with(spec: PolicySpec, quantile: float | None, utilization: float | None) -> PolicySpec:
+    update: dict[str, object] = {}
+    if utilization is not None:
+        update["slo"] = spec.slo.model_copy(update={"target_utilization": utilization})
+    if quantile is not None:
+        update["forecast"] = spec.forecast.model_copy(update={"quantile": quantile})
+    return spec.model_copy(update=update)
+
+
+def _halfway(a: Point, b: Point) -> tuple[float, float]:
+    """The setting between two Headroom points: quantile in log-odds, utilisation linear."""
+    qa, qb = a.quantile or 0.5, b.quantile or 0.5
+    logit = 0.5 * (math.log(qa / (1 - qa)) + math.log(qb / (1 - qb)))
+    q = round(1.0 / (1.0 + math.exp(-logit)), 4)
+    u = round(0.5 * ((a.utilization or 0.8) + (b.utilization or 0.8)), 3)
+    return q, u
+
+
+def frontier(
+    trace: Series,
+    calendar: Calendar,
+    spec: PolicySpec,
+    *,
+    target_name: str | None = None,
+    delay_seconds: float | None = None,
+    score_from: float | None = None,
+    hpa_utilizations: Sequence[float] = HPA_UTILIZATIONS,
+    headroom_settings: Sequence[tuple[float, float]] = HEADROOM_SETTINGS,
+    strategy_factory: Callable[[PolicySpec, Target, Calendar], Strategy] | None = None,
+    progress: FrontierProgress | None = None,
+    refine: int = 2,
+) -> Frontier:
+    """Sweep the HPA over ``hpa_utilizations`` and Headroom over ``headroom_settings``
+    (forecast quantile, target utilisation), plus each as the policy is written; the
+    oracle once; then ``refine`` more Headroom settings, each halfway between the two
+    hull points around the HPA's unit-hours (where the headline is read).
+    ``strategy_factory`` builds the Headroom strategy for a spec (default:
+    :class:`HeadroomStrategy`)."""
+    target = pick_target(spec, target_name)
+    if delay_seconds is not None:
+        spec, target = with_fixed_delay(spec, target, delay_seconds)
+    first = next((float(v) for v in trace.v if v == v), 0.0)
+    initial = units_for(first, target, spec)
+    delay = target_delay(target)
+    make = strategy_factory or (lambda s, t, c: HeadroomStrategy(s, t, c))
+    q0, u0 = spec.forecast.quantile, spec.slo.target_utilization
+    head_settings = sorted({(q0, u0), *headroom_settings})
+    hpa_settings = sorted({u0, *hpa_utilizations})
+    total = len(head_settings) + len(hpa_settings) + 1
+    done = 0
+
+    def replay(strategy: Strategy, what: str) -> StrategyResult:
+        nonlocal done
+        if progress is not None:
+            progress(what, done, total)
+        r = run_strategy(
+            trace,
+            strategy,
+            target=target,
+            delay=delay,
+            initial_units=initial,
+            score_from=score_from,
+        )
+        done += 1
+        return r
+
+    hpa: list[Point] = []
+    for u in hpa_settings:
+        s = _with(spec, None, u)
+        r = replay(ReactiveHpa(target, s), f"reactive_hpa util={u:g}")
+        hpa.append(_point("reactive_hpa", r, None, u, ref=u == u0))
+    head: list[Point] = []
+    for q, u in head_settings:
+        s = _with(spec, q, u)
+        r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
+        head.append(_point("headroom", r, q, u, ref=(q, u) == (q0, u0)))
+    # Refine where the headline is read: between the two hull points around the HPA's
+    # unit-hours, try the setting halfway (quantile in log-odds, utilisation linear).
+    goal = next(p for p in hpa if p.reference).unit_hours
+    for _ in range(refine):
+        curve = hull(head, "order")
+        pair = next(
+            (
+                (a, b)
+                for a, b in zip(curve, curve[1:], strict=False)
+                if a.unit_hours <= goal <= b.unit_hours
+            ),
+            None,
+        )
+        if pair is None:
+            break
+        q, u = _halfway(pair[0], pair[1])
+        if any((p.quantile, p.utilization) == (q, u) for p in head):
+            break
+        total += 1
+        s = _with(spec, q, u)
+        r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
+        head.append(_point("headroom", r, q, u))
+    oracle = _point("oracle", replay(Oracle(trace, target, delay), "oracle"), None, None)
+    if progress is not None:
+        progress("done", total, total)
+    return Frontier(tuple(head), tuple(hpa), oracle, delay_seconds, score_from)

@@ -1,0 +1,190 @@
+"""The cost/shortfall frontier, scoring from a time, the trace's value unit, the maxUnits
+warning and the sizing rule `policy validate` prints (issue 11)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from headroom.cli.main import app
+from headroom.policies.baselines.frontier import Point, frontier, hull, minutes_at
+from headroom.policies.baselines.suite import backtest
+from headroom.policies.calendar import Calendar
+from headroom.policies.errors import TraceError
+from headroom.policies.policy import PolicySpec, load_policy
+from headroom.policies.series import Series
+from headroom.policies.trace import format_trace_csv, parse_trace_csv
+from tests.simulate.test_cli import CALENDAR, POLICY, T0
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
+
+
+def _p(cost: float, minutes: float, ready: float | None = None) -> Point:
+    return Point("x", None, None, minutes, cost, cost if ready is None else ready)
+
+
+def test_hull_keeps_only_points_no_cheaper_point_beats_and_interpolates_linearly() -> None:
+    points = [_p(100, 50), _p(120, 60), _p(150, 20), _p(200, 0), _p(210, 5)]
+    assert [(p.unit_hours, p.minutes) for p in hull(points, "order")] == [
+        (100, 50),
+        (150, 20),
+        (200, 0),
+    ]
+    assert minutes_at(points, 125, "order") == pytest.approx(35.0)
+    assert minutes_at(points, 99, "order") is None  # cheaper than any setting reached
+    assert minutes_at(points, 500, "order") == 0.0
+    # The other basis ranks by ready unit-hours.
+    ready = [_p(100, 50, ready=300), _p(150, 20, ready=90)]
+    assert [p.minutes for p in hull(ready, "ready")] == [20]
+
+
+def _trace(days: int = 3, seed: int = 7) -> Series:
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(days * 1440, dtype=np.float64) * 60
+    v = 1000 * (1.4 + np.sin(2 * np.pi * (t - T0) / 86400)) * rng.lognormal(0, 0.1, t.size)
+    return Series(t, v)
+
+
+def _spec() -> PolicySpec:
+    return load_policy(POLICY)
+
+
+def test_frontier_sweeps_each_knob_and_the_headline_reads_the_other_curve() -> None:
+    trace, spec = _trace(), _spec()
+    fr = frontier(
+        trace,
+        Calendar(),
+        spec,
+        delay_seconds=600.0,
+        hpa_utilizations=(0.5, 0.9),
+        headroom_settings=((0.5, 1.0), (0.99, 0.6)),
+        refine=0,
+    )
+    hpa_utils = sorted(p.utilization or 0.0 for p in fr.reactive_hpa)
+    assert hpa_utils == [0.5, 0.8, 0.9]  # the policy's own 0.8 is always in
+    assert {(p.quantile, p.utilization) for p in fr.headroom} == {
+        (0.5, 1.0),
+        (0.99, 0.6),
+        (0.9, 0.8),
+    }
+    # A cost knob: more margin costs more unit-hours and is short fewer minutes.
+    by_util = {p.utilization: p for p in fr.reactive_hpa}
+    assert by_util[0.5].unit_hours > by_util[0.9].unit_hours
+    assert by_util[0.5].minutes < by_util[0.9].minutes
+    # The reference points are exactly what a single backtest gives.
+    single = backtest(trace, Calendar(), spec, delay_seconds=600.0, names=["reactive_hpa"])
+    assert fr.reference("reactive_hpa").unit_hours == pytest.approx(
+        single.results["reactive_hpa"].unit_hours
+    )
+    h = fr.headline("order")
+    assert h.headroom_at_hpa == minutes_at(fr.headroom, h.hpa.unit_hours, "order")
+    assert h.hpa_at_headroom == minutes_at(fr.reactive_hpa, h.headroom.unit_hours, "order")
+    assert fr.oracle.minutes == 0.0 and fr.oracle.unit_hours < by_util[0.9].unit_hours
+    headline = fr.to_json()["headline"]
+    assert isinstance(headline, dict) and set(headline) == {"order", "ready"}
+
+
+def test_score_from_replays_everything_but_counts_only_the_later_part() -> None:
+    trace, spec = _trace(), _spec()
+    cut = T0 + 2 * 86400
+    whole = backtest(trace, Calendar(), spec, delay_seconds=600.0, names=["reactive_hpa"])
+    part = backtest(
+        trace, Calendar(), spec, delay_seconds=600.0, names=["reactive_hpa"], score_from=cut
+    )
+    w, p = whole.results["reactive_hpa"], part.results["reactive_hpa"]
+    # Same replay (same orders), scored from the cut.
+    assert w.orders == p.orders
+    late = trace.t >= cut
+    assert p.underprovisioned_minutes == pytest.approx(w.under_seconds[late].sum() / 60)
+    steps = np.append(w.ordered_t, whole.end)
+    held = np.diff(np.clip(steps, cut, whole.end)) * w.ordered_v
+    assert p.unit_hours == pytest.approx(held.sum() / 3600)
+    assert p.unit_hours < w.unit_hours and p.actions <= w.actions
+    with pytest.raises(TraceError, match="score-from"):
+        backtest(trace, Calendar(), spec, names=["reactive_hpa"], score_from=T0 - 86400)
+
+
+def test_a_requests_column_is_counts_per_row_and_values_sets_the_unit() -> None:
+    rows = "timestamp,requests\n0,600\n60,1200\n120,\n"
+    assert parse_trace_csv(rows).v[:2].tolist() == [10.0, 20.0]  # per 60 s row
+    assert parse_trace_csv(rows, unit="per-second").v[:2].tolist() == [600.0, 1200.0]
+    five = "timestamp,requests\n0,3000\n300,6000\n"
+    assert parse_trace_csv(five).v.tolist() == [10.0, 20.0]  # per 300 s row
+    assert parse_trace_csv(five, unit="per-minute").v.tolist() == [50.0, 100.0]
+    assert parse_trace_csv("timestamp,qps\n0,5\n60,6\n").v.tolist() == [5.0, 6.0]
+    with pytest.raises(TraceError, match="--values"):
+        parse_trace_csv(rows, unit="per-hour")
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    trace = _trace(days=2)
+    paths = {
+        "trace": tmp_path / "trace.csv",
+        "requests": tmp_path / "requests.csv",
+        "policy": tmp_path / "policy.yaml",
+        "calendar": tmp_path / "calendar.yaml",
+    }
+    paths["trace"].write_text(format_trace_csv(trace))
+    per_minute = Series(trace.t, trace.v * 60)
+    paths["requests"].write_text(
+        format_trace_csv(per_minute).replace("timestamp,qps", "timestamp,requests")
+    )
+    paths["policy"].write_text(POLICY)
+    paths["calendar"].write_text(CALENDAR)
+    return paths
+
+
+def test_simulate_reads_requests_as_counts_and_warns_at_max_units(
+    files: dict[str, Path],
+) -> None:
+    base = ["simulate", "--policy", str(files["policy"]), "--provisioning-delay", "10m"]
+    as_qps = runner.invoke(app, [*base, "--trace", str(files["trace"]), "--json"])
+    counts = runner.invoke(app, [*base, "--trace", str(files["requests"]), "--json"])
+    assert as_qps.exit_code == 0 and counts.exit_code == 0, counts.stderr
+    a, b = json.loads(as_qps.stdout), json.loads(counts.stdout)
+    assert "column 'requests' read as requests per row (60 s)" in counts.stderr
+    assert b["trace"]["peak_qps"] == pytest.approx(a["trace"]["peak_qps"], rel=1e-4)
+    assert a["warnings"] == []
+    # Read as per-second by mistake: 60x the demand, every strategy at maxUnits.
+    wrong = runner.invoke(app, [*base, "--trace", str(files["requests"]), "--values", "per-second"])
+    assert wrong.exit_code == 0
+    assert "warning: reactive_hpa is at maxUnits 60 for" in wrong.stderr
+    assert "wrong unit (see --values)" in wrong.stderr
+
+
+def test_simulate_frontier_prints_both_curves_and_the_headline(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    chart = tmp_path / "frontier.png"
+    res = runner.invoke(
+        app,
+        [
+            "simulate", "--trace", str(files["trace"]), "--policy", str(files["policy"]),
+            "--calendar", str(files["calendar"]), "--provisioning-delay", "10m",
+            "--frontier", "--chart", str(chart), "--score-from", "2023-11-16T00:00:00+00:00",
+            "--json",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)["frontier"]
+    assert len(doc["reactive_hpa"]) >= 6 and len(doc["headroom"]) >= 10
+    assert doc["headline"]["order"]["hpa_unit_hours"] > 0
+    assert chart.stat().st_size > 10_000
+    bad = runner.invoke(
+        app,
+        ["simulate", "--trace", str(files["trace"]), "--policy", str(files["policy"]),
+         "--score-from", "yesterday"],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --score-from")
+
+
+def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
+    res = runner.invoke(app, ["policy", "validate", str(EXAMPLES / "redis-cart-policy.yaml")])
+    assert res.exit_code == 0
+    assert "provision max(p50 at 75% utilisation, p90 at 100 %) x headroom 1.1" in res.stdout
