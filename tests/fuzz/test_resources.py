@@ -154,7 +154,7 @@ def mistake(
         spec["end"] = draw(st.sampled_from(["2026-09-10T18:00:00", "2026-09-10T19:00:00"]))
         return obj, "end", ""
     if how == "event-kind":
-        spec["kind"] = draw(st.sampled_from(["concert", "Livestream", ""]))
+        spec["kind"] = draw(st.sampled_from(["Flash Sale!", "", "-x-", 7]))  # not kind names
         return obj, "event-kind", "kind"
     raise AssertionError(how)
 
