@@ -1,7 +1,7 @@
 """The operator's CapacityPolicy reconciler over targets built by ``assembly.targets_for``
 (its ``TargetsFor``): one reconcile raises a Deployment through /scale and an HPA's floor
-in the policy's namespace, and the next one writes nothing. The CapacityPolicy and
-DemandEvent CRDs here are stand-ins (schema-less) until the chart ships them."""
+in the policy's namespace, and the next one writes nothing (the chart's CapacityPolicy
+and DemandEvent CRDs)."""
 
 from __future__ import annotations
 
@@ -16,37 +16,11 @@ from headroom.controller.operator.capacitypolicy import CapacityPolicyReconciler
 from headroom.policies.policy import PolicySpec
 from headroom.policies.series import Series
 from tests.harness.harness import KubeHarness
+from tests.support.chart import chart_crd
 from tests.targets.support import NS, hpa, patches, workload
 
 pytestmark = pytest.mark.k8s
 T0 = 1_700_006_400.0 + 14 * 86400.0
-
-
-def _crd(kind: str, plural: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 class Flat:
@@ -66,8 +40,8 @@ class Fixed:
 
 
 def test_reconciler_sizes_assembled_targets(kube: KubeHarness, api: Kube) -> None:
-    kube.apply(_crd("CapacityPolicy", "capacitypolicies"))
-    kube.apply(_crd("DemandEvent", "demandevents"))
+    kube.apply(chart_crd(f"capacitypolicies.{GROUP}"))
+    kube.apply(chart_crd(f"demandevents.{GROUP}"))
     kube.apply(workload("Deployment", "web", 2))
     kube.apply(workload("Deployment", "api", 2))
     kube.apply(hpa("api", "api", min_replicas=2, max_replicas=40))

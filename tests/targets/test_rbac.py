@@ -1,8 +1,8 @@
 """The scale targets under RBAC: with only the rules :func:`assembly.required_rules`
 declares (bound to a ServiceAccount in the emulator, which enforces them), every target
-reads and scales; without one verb the error is the API's one-line 403. When the chart
-grants these rules (its CapacityPolicy RBAC), the same run uses the chart's own
-ServiceAccount; until then that test is skipped and says why."""
+reads and scales; without one verb the error is the API's one-line 403. The rendered
+chart grants every one of those rules (a Cluster API kind through
+``rbac.scaleTargets``), and the same run passes with the chart's own ServiceAccount."""
 
 from __future__ import annotations
 
@@ -179,30 +179,46 @@ def test_a_missing_verb_is_a_one_line_403(
     assert f'cannot {verb} resource "{resource}"' in message
 
 
-def test_with_the_charts_own_rbac(kube: KubeHarness) -> None:
-    """The chart's operator ServiceAccount sizes every built-in kind (a Cluster API kind
-    only if the chart was told to grant it, which the default values do not)."""
-    rendered = render_chart({"rbac": {"clusterWide": True}})
-    bound = {  # the roles bound to the operator's ServiceAccount, not the users' ones
+CHART_VALUES = {  # cluster-wide: the targets live in NS, not the release namespace
+    "rbac": {
+        "clusterWide": True,
+        "scaleTargets": [{"apiGroup": MD_GROUP, "resource": "machinedeployments"}],
+    }
+}
+
+
+def _operator_rules(values: dict[str, Any]) -> list[Rule]:
+    """The rules of the roles the rendered chart binds to a ServiceAccount (not the
+    aggregated roles for users)."""
+    rendered = render_chart(values)
+    bound = {
         (b["roleRef"]["kind"], b["roleRef"]["name"])
         for b in of_kind(rendered, "RoleBinding", "ClusterRoleBinding")
         if any(sub.get("kind") == "ServiceAccount" for sub in b.get("subjects") or [])
     }
-    granted = [
+    return [
         rule
         for role in of_kind(rendered, "Role", "ClusterRole")
         if (role["kind"], role["metadata"]["name"]) in bound
         for rule in role.get("rules") or []
     ]
-    full = _spec()
-    covered = [
-        t for t in full.targets if all(_covers(granted, r) for r in assembly.required_rules(t))
-    ]
-    missing = sorted({t.kind.value for t in full.targets} - {t.kind.value for t in covered})
-    if set(missing) - {"Scale"}:
-        pytest.skip(f"the chart does not grant the rules of these kinds yet: {missing}")
-    spec = full.model_copy(update={"targets": covered})
-    access = install_chart(kube, {"rbac": {"clusterWide": True}})  # the targets are in NS
+
+
+def test_the_chart_grants_every_targets_rules() -> None:
+    granted = _operator_rules(CHART_VALUES)
+    assert [r for r in _required(_spec()) if not _covers(granted, r)] == []
+    # A Cluster API kind only when the values name it.
+    default = _operator_rules({"rbac": {"clusterWide": True}})
+    missing = [r for r in _required(_spec()) if not _covers(default, r)]
+    assert {g for r in missing for g in r["apiGroups"]} == {MD_GROUP}
+
+
+def test_targets_work_with_the_charts_own_service_account(kube: KubeHarness) -> None:
+    access = install_chart(kube, CHART_VALUES)
     _world(kube)
-    targets = assembly.build_targets(spec, assembly.World(kube=Kube(kube.api_client(access.token))))
-    assert set(_exercise(targets).values()) == {4}
+    targets = assembly.build_targets(
+        _spec(), assembly.World(kube=Kube(kube.api_client(access.token)))
+    )
+    assert _exercise(targets) == {"web": 4, "db": 4, "api": 4, "cart": 4, "edge": 4}
+    operator = [r for r in kube.audit if "headroom" in r.user]
+    assert operator and not [r for r in operator if r.code == 403]
