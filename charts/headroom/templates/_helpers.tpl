@@ -74,3 +74,33 @@ app.kubernetes.io/component: operator
 {{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The environment variable that carries one secret of an alert sink: (list SINK FIELD).
+*/}}
+{{- define "headroom.alerts.envName" -}}
+{{- $sink := index . 0 | upper | replace "-" "_" | replace "." "_" -}}
+{{- $field := index . 1 | trimSuffix "From" | snakecase | upper -}}
+HEADROOM_ALERT_{{ $sink }}_{{ $field }}
+{{- end }}
+
+{{/*
+The operator's env entries for the alerts config and every sink secret (secretKeyRef).
+*/}}
+{{- define "headroom.alerts.env" -}}
+{{- if .Values.alerts.sinks }}
+- name: HEADROOM_ALERTS_CONFIG
+  value: /etc/headroom/alerts.yaml
+{{- range $name, $sink := .Values.alerts.sinks }}
+{{- range $field := list "urlFrom" "secretFrom" "routingKeyFrom" "tokenFrom" }}
+{{- with index $sink $field }}
+- name: {{ include "headroom.alerts.envName" (list $name $field) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName | quote }}
+      key: {{ .key | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
