@@ -11,17 +11,22 @@ the import does not manage stops it with nothing applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
+from headroom.controller.surge import Surge
+from headroom.policies.calendars import event_to_resource
 from headroom.policies.errors import InputError, KubernetesError, PolicyError
 from headroom.policies.resources import (
     CALENDAR_LABEL,
     IMPORTED_BY,
     MANAGED_BY_LABEL,
+    POLICY_LABEL,
+    SURGED_BY,
     describe_object,
     label_value,
     policy_from_resource,
@@ -211,3 +216,76 @@ def policies_for_target(
                 found.append(str(meta.get("name")))
                 break
     return found
+
+
+class DemandEventSurges:
+    """The operator's :class:`~headroom.controller.surge.SurgeEvents`: a surge is a
+    DemandEvent object in its policy's namespace, named after the alert's key, so a
+    re-sent alert renews it (factor, end) and a resolved one ends it early (its ``end``
+    moves to the resolve time; the object stays, as a record of what happened).
+    ``namespace_of`` tells a policy's namespace (None: the operator does not know it),
+    ``namespaces`` every namespace it runs policies in."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace_of: Callable[[str], str | None],
+        namespaces: Callable[[], Iterable[str]],
+    ) -> None:
+        self.kube = kube
+        self.namespace_of = namespace_of
+        self.namespaces = namespaces
+
+    @staticmethod
+    def object_name(key: str) -> str:
+        return "surge-" + "".join(c for c in key.lower() if c.isalnum())[:40]
+
+    def start_surge(self, surge: Surge) -> None:
+        namespace = self.namespace_of(surge.policy)
+        if namespace is None:
+            raise InputError(f"surge: policy {surge.policy!r} is not one the operator runs")
+        name = self.object_name(surge.key)
+        obj = event_to_resource(surge.event(), name, namespace)
+        obj["metadata"]["labels"] = {MANAGED_BY_LABEL: SURGED_BY}
+        obj["spec"]["policySelector"] = {"matchLabels": {POLICY_LABEL: surge.policy}}
+        obj["spec"].pop("selector", None)
+        try:
+            create_event(self.kube, obj)
+        except KubernetesError as err:
+            if getattr(err, "status", None) != 409:
+                raise
+            call(
+                lambda: self.kube.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, EVENTS, name, {"spec": obj["spec"]}
+                ),
+                f"renew DemandEvent {namespace}/{name}",
+            )
+
+    def end_surge(self, key: str, at: float) -> bool:
+        name = self.object_name(key)
+        for namespace in sorted(set(self.namespaces())):
+            try:
+                obj = call(
+                    partial(
+                        self.kube.custom.get_namespaced_custom_object,
+                        GROUP, VERSION, namespace, EVENTS, name,
+                    ),
+                    f"read DemandEvent {namespace}/{name}",
+                )  # fmt: skip
+            except KubernetesError as err:
+                if not_found(err):
+                    continue
+                raise
+            start = obj["spec"].get("start")
+            end = datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if isinstance(start, str) and end <= start:
+                end = start  # ended before it began: the controller skips a zero-length one
+            call(
+                partial(
+                    self.kube.custom.patch_namespaced_custom_object,
+                    GROUP, VERSION, namespace, EVENTS, name, {"spec": {"end": end}},
+                ),
+                f"end DemandEvent {namespace}/{name}",
+            )  # fmt: skip
+            return True
+        return False

@@ -214,6 +214,24 @@ class CapacityPolicyReconciler:
                 driver.adopt(model, now, events, past)
         return len(due)
 
+    def known_specs(self) -> dict[str, PolicySpec]:
+        """The policies this operator runs, by name (the inbound alert receiver's map)."""
+        with self._lock:
+            return {r.loop.spec.name: r.loop.spec for r in self._runtimes.values()}
+
+    def namespace_of(self, policy: str) -> str | None:
+        with self._lock:
+            bodies = list(self._bodies.values())
+        for body in bodies:
+            meta = body["metadata"]
+            if meta.get("name") == policy:
+                return str(meta["namespace"])
+        return None
+
+    def namespaces(self) -> list[str]:
+        with self._lock:
+            return sorted({str(b["metadata"]["namespace"]) for b in self._bodies.values()})
+
     def forget(self, uid: str) -> None:
         with self._lock:
             runtime = self._runtimes.pop(uid, None)

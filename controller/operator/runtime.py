@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from headroom.controller import assembly
-from headroom.controller.alerts.config import load_alerts_config
+from headroom.controller.alerts.config import build_inbound, load_alerts_config
+from headroom.controller.demand_events import DemandEventSurges
 from headroom.controller.kube import Kube, load_config
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import capacitypolicy, rediscluster
@@ -107,6 +108,7 @@ def run_operator(opts: OperatorOptions) -> int:
         metrics.set_leader(True)
         elector.keep(on_lost)
 
+        alerts_config = load_alerts_config(opts.alerts_config)
         registry = kopf.OperatorRegistry()
         reconciler = rediscluster.RedisClusterReconciler(
             kube,
@@ -124,9 +126,18 @@ def run_operator(opts: OperatorOptions) -> int:
             metrics=metrics,
             interval=opts.policy_interval,
             dry_run=opts.dry_run,
-            alerts=load_alerts_config(opts.alerts_config),
+            alerts=alerts_config,
         )
         capacitypolicy.register(registry, policies, interval=opts.policy_interval)
+        # Alertmanager's webhooks (POST /hooks/alertmanager) become surge DemandEvents;
+        # only the leader listens, so a surge is written once.
+        inbound = build_inbound(
+            alerts_config,
+            policies=policies.known_specs,
+            surges=DemandEventSurges(kube, policies.namespace_of, policies.namespaces),
+        )
+        if inbound is not None:
+            log.info("Serving Alertmanager webhooks url=%s", inbound.url("/hooks/alertmanager"))
 
         @kopf.on.startup(registry=registry)
         def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -160,6 +171,8 @@ def run_operator(opts: OperatorOptions) -> int:
             namespaces=namespaces,
         )
         reconciler.close()
+        if inbound is not None:
+            inbound.stop()
     finally:
         if not lost.is_set():
             elector.release()

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from headroom.cli.main import app
 from headroom.policies.calendar import DemandEvent, EventKind
 from headroom.policies.synthetic import generate_trace
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
+from tests.support.procs import free_port
 from tests.support.receivers import Receiver
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -285,3 +289,72 @@ def test_alerts_go_out_from_the_operator_and_a_restart_does_not_page_again(
         assert len(capped()) == 1, receiver.bodies()  # still firing, not paged again
     finally:
         receiver.stop()
+
+
+def _post(url: str, doc: dict[str, Any], token: str) -> int:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(doc).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_an_alertmanager_webhook_surges_a_target_through_a_demand_event(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    """The operator's inbound receiver turns a firing Alertmanager alert naming a policy's
+    target into a surge DemandEvent in the policy's namespace; the next pass scales the
+    target up by the factor; the resolve ends the event."""
+    history, _, _ = _history_and_calendar(tmp_path, start_in=6 * 3600.0)
+    port = free_port()
+    (tmp_path / "alerts.yaml").write_text(
+        f"inbound: {{listen: '127.0.0.1:{port}', tokenFrom: {{env: AM_TOKEN}}}}\n"
+    )
+    _deployment(env, "web")
+    policy = _policy("shop", "web", history, False)
+    policy["spec"]["alertRules"] = {"surgeMaxFactor": 4, "surgeMaxDuration": "1h"}
+    env.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "capacitypolicies", policy)
+    os.environ["AM_TOKEN"] = "am-token"  # the operator subprocess inherits it
+    try:
+        op = env.start_operator(
+            "op-a", "--policy-interval", "2", "--alerts-config", str(tmp_path / "alerts.yaml")
+        )
+    finally:
+        os.environ.pop("AM_TOKEN")
+    wait_for(lambda: "Serving Alertmanager webhooks" in op.text(), 30, "the receiver")
+
+    def replicas() -> int:
+        return int(env.apps.read_namespaced_deployment("web", NS).spec.replicas)
+
+    wait_for(lambda: env.events("shop") or replicas() >= 2, 30, "the first pass")
+    before = replicas()
+    alert = {"status": "firing", "fingerprint": "f00dfeed12345678",
+             "labels": {"alertname": "CheckoutQpsJump", "headroom_policy": "shop",
+                        "headroom_target": "web", "headroom_factor": "3"},
+             "annotations": {}, "startsAt": "2026-12-02T00:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z"}  # fmt: skip
+    body = {"version": "4", "status": "firing", "receiver": "headroom", "groupKey": "{}:{}",
+            "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://am", "alerts": [alert]}  # fmt: skip
+    url = f"http://127.0.0.1:{port}/hooks/alertmanager"
+    assert _post(url, body, "wrong-token") == 401
+    assert (
+        env.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "demandevents")["items"] == []
+    )
+    assert _post(url, body, "am-token") == 200
+    (surge,) = env.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "demandevents")["items"]
+    assert surge["spec"]["expectation"]["multiplier"] == 3
+    wait_for(lambda: replicas() >= 2 * before, 60, "web scaled for the surge")
+    done = {**alert, "status": "resolved", "endsAt": "2026-12-02T01:00:00Z"}
+    resolved = {**body, "status": "resolved", "alerts": [done]}
+    assert _post(url, resolved, "am-token") == 200
+    ended = env.custom.get_namespaced_custom_object(
+        GROUP, VERSION, NS, "demandevents", surge["metadata"]["name"]
+    )
+    assert ended["spec"]["end"] < surge["spec"]["end"]
