@@ -235,6 +235,13 @@ def build_history(
     return SourceHistory(source, lookback=spec.forecast.history, step=step, prior=prior)
 
 
+def build_latency(spec: PolicySpec, source: SignalSource, *, step: float = 60.0) -> SourceHistory:
+    """The loop's p99 latency history (seconds, the last 10 minutes) over the policy's
+    source: what the SLO-breach alert compares with ``slo.latencyP99Ms``. A source that
+    does not measure latency answers Unavailable, which the loop reads as "not measured"."""
+    return SourceHistory(source, lookback=600.0, step=step, metric=Metric.P99_LATENCY)
+
+
 def start_sampling(source: SignalSource, interval: float) -> None:
     """Start a source that samples in the background (Redis INFO); others need nothing."""
     if isinstance(source, RedisInfoSource):

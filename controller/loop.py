@@ -95,6 +95,7 @@ class PassReport:
     targets: tuple[TargetReport, ...]
     conditions: tuple[Condition, ...]
     events: tuple[LoopEvent, ...] = ()
+    p99_now: float | None = None  # the newest p99 latency (seconds), when a source gives it
 
 
 class ListSink:
@@ -123,9 +124,11 @@ class ControlLoop:
         step: float = 60.0,
         state: DriverState | None = None,
         observer: Callable[[PassReport], None] | None = None,
+        latency: HistoryProvider | None = None,
     ) -> None:
         """``state``: the driver's state from before a restart (the operator keeps it in the
-        CapacityPolicy's status), so budgets and cooldowns carry over."""
+        CapacityPolicy's status), so budgets and cooldowns carry over. ``latency``: p99
+        latency (seconds) history, for the SLO-breach alert; None: not measured."""
         unknown = set(targets) - {t.name for t in spec.targets}
         if unknown:
             raise HeadroomError(f"actuators for targets not in the policy: {sorted(unknown)}")
@@ -137,6 +140,7 @@ class ControlLoop:
         self.sink = sink
         self.step = step
         self.observer = observer  # e.g. the AlertNotifier: sees every report, must not block
+        self.latency = latency
         # Every pass is a full decision: the pass interval is the loop's own cadence.
         self.driver = Driver(
             spec, forecaster(), step=step, cadence=Cadence(decide_every=0.0), state=state
@@ -212,11 +216,28 @@ class ControlLoop:
             self.sink.record(event)
         forecast = tick.forecast if tick is not None else None
         report = PassReport(
-            now, demand_now, forecast, tuple(reports), tuple(conditions), tuple(events)
+            now,
+            demand_now,
+            forecast,
+            tuple(reports),
+            tuple(conditions),
+            tuple(events),
+            self._p99(now),
         )
         if self.observer is not None:
             self.observer(report)
         return report
+
+    def _p99(self, now: float) -> float | None:
+        """The newest p99 latency before ``now``; None without a source or when it is down."""
+        if self.latency is None:
+            return None
+        try:
+            series = self.latency.history(now).before(now)
+        except SourceUnavailable:
+            return None
+        finite = series.v[np.isfinite(series.v)]
+        return float(finite[-1]) if finite.size else None
 
     def _act(
         self, tt: TargetTick, status: ScaleStatus, now: float, events: list[LoopEvent]

@@ -110,6 +110,18 @@ def evaluate(
                 rules.unavailable_for,
             )
         )  # fmt: skip
+    p99 = report.p99_now
+    if p99 is not None and p99 * 1000.0 > spec.slo.latency_p99_ms:
+        # The service's latency is the policy's, not one target's: one alert, policy-wide.
+        candidates.append(
+            _Candidate(
+                AlertName.SLO_BREACH, None, Severity.CRITICAL,
+                f"{spec.name}: p99 latency {p99 * 1000.0:.3g} ms is above the SLO's "
+                f"{spec.slo.latency_p99_ms:g} ms",
+                rules.slo_breach_for, None,
+                {"p99_ms": p99 * 1000.0, "slo_p99_ms": spec.slo.latency_p99_ms},
+            )
+        )  # fmt: skip
     for tr in report.targets:
         target = targets.get(tr.name)
         if target is None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from headroom.controller import assembly
 from headroom.controller.alerts.config import AlertsConfig, build_notifier
 from headroom.controller.alerts.notifier import AlertNotifier, AlertState
 from headroom.controller.clock import Clock, RealClock
@@ -266,10 +267,13 @@ class CapacityPolicyReconciler:
                 spec, self.alerts, metrics=self.metrics, state=AlertState.from_json(saved_alerts)
             )
         targets = {t.name: self.targets_for(self.kube, ns, t) for t in spec.targets}
+        history = self.history_for(spec, ns)
+        source = getattr(history, "source", None)
         loop = ControlLoop(
             spec,
             targets=targets,
-            history=self.history_for(spec, ns),
+            history=history,
+            latency=assembly.build_latency(spec, source) if source is not None else None,
             calendar=lambda: self._calendar(ns),
             clock=self.clock,
             forecaster=lambda: self.forecaster(spec),

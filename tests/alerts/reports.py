@@ -54,6 +54,7 @@ def report(
     unavailable: bool = False,
     event: DemandEvent | None = None,
     planned: int | None = None,
+    p99: float | None = None,
 ) -> PassReport:
     fc = None if unavailable else forecast(at, upper / 1.3, upper, event)
     desired = ready if desired is None else desired
@@ -69,7 +70,7 @@ def report(
                             "prometheus: connection refused" if unavailable else "")]  # fmt: skip
     events = [LoopEvent(at, "cart", "ScaleFailed", failed)] if failed else []
     return PassReport(at, None if unavailable else demand, fc, (tr,), tuple(conditions),
-                      tuple(events))  # fmt: skip
+                      tuple(events), p99)  # fmt: skip
 
 
 def live(start: float, hours: float = 2.0) -> DemandEvent:

@@ -60,6 +60,24 @@ def test_slo_breach_when_demand_exceeds_ready_capacity() -> None:
                               "ready_capacity_qps": 3000.0}  # fmt: skip
 
 
+def test_slo_breach_when_p99_latency_is_above_the_slo() -> None:
+    """Capacity on paper is fine (1k QPS on 3 units), but the service is slow: the p99 the
+    source measures (seconds) above slo.latencyP99Ms for sloBreachFor is a breach, once
+    for the policy; under the SLO or unmeasured, none."""
+    policy = spec(slo={"latencyP99Ms": 2})
+    slow = [report(T0 + i * 300, demand=1000.0, p99=0.0035) for i in range(3)]
+    seen, _ = _run(policy, slow)
+    assert "sloBreach" not in seen[0] and "sloBreach" in seen[1]
+    breach = seen[1]["sloBreach"]
+    assert breach.target is None and breach.key == "shop/-/sloBreach"
+    assert breach.numbers == {"p99_ms": 3.5, "slo_p99_ms": 2.0}
+    assert "p99 latency 3.5 ms is above the SLO's 2 ms" in breach.summary
+    for p99 in (0.0015, None):
+        fine = [report(T0 + i * 300, demand=1000.0, p99=p99) for i in range(3)]
+        seen, _ = _run(policy, fine)
+        assert not any("sloBreach" in s for s in seen)
+
+
 def test_scale_failed_at_once_and_stuck_after_its_hold() -> None:
     seen, _ = _run(spec(), [report(T0, failed="RedisCluster cart: API answered 500")])
     assert "API answered 500" in seen[0]["scaleFailed"].summary
