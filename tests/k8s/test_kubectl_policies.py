@@ -80,7 +80,7 @@ def test_kubectl_applies_and_lists_policies_and_events(
     assert rows[0] == ["NAME", "KIND", "START", "END", "AGE"]
     assert rows[1][:3] == ["autumn-launch", "livestream", "2026-09-10T19:00:00"]
     assert re.fullmatch(r"\d+s", rows[1][-1])
-    bad = event.read_text().replace("kind: livestream", "kind: concert")
+    bad = event.read_text().replace("kind: livestream", "kind: [livestream]")  # not a name
     refused = kubectl("apply", "-n", NS, "-f", "-", stdin=bad, ok=False)
     assert refused.returncode != 0 and "spec.kind" in refused.stderr
     if kubectl_minor() >= SERVER_SIDE_VALIDATION:
