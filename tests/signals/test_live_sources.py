@@ -226,7 +226,10 @@ def test_control_loop_on_real_prometheus_holds_through_an_outage(
     up = loop.reconcile()
     conditions = {c.type: c for c in up.conditions}
     assert conditions["MetricsUnavailable"].status == "False", conditions
-    assert up.demand_now is not None and up.forecast is not None
+    # Ten minutes of history is below the driver's min_history (1 h): the reactive guard
+    # decides alone, and says so; what matters here is that demand was read.
+    assert up.demand_now is not None
+    assert conditions["Forecasting"].reason == "TooLittleHistory"
 
     stack.stop_prometheus()
     calls_before = list(target.calls)
