@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from headroom.controller.clock import Clock
-from headroom.controller.targets.base import ScaleStatus, ScaleTarget
+from headroom.controller.targets.base import ScaleStatus, ScaleTarget, TargetBusy
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import Cadence, Driver, DriverState, SeriesPast, TargetTick, Tick
 from headroom.policies.errors import HeadroomError, SourceUnavailable
@@ -257,6 +257,10 @@ class ControlLoop:
             else:
                 try:
                     actuator.scale(decision.desired_units, decision.reason)
+                except TargetBusy as err:
+                    # Not a failure: the target refused to stack an order on a change
+                    # still converging; the next pass asks again (nothing was ordered).
+                    log.info("Deferred %s units=%d reason=%s", tt.name, decision.desired_units, err)
                 except HeadroomError as err:
                     events.append(LoopEvent(now, tt.name, "ScaleFailed", str(err)))
                 else:
