@@ -35,7 +35,7 @@ from headroom.controller.clock import Clock, RealClock
 from headroom.controller.kube import GROUP, VERSION, Kube, call
 from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import Cond, write_status
+from headroom.controller.operator.conditions import Cond, condition, write_status
 from headroom.controller.targets.base import ScaleTarget
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import SeriesPast
@@ -412,8 +412,9 @@ class CapacityPolicyReconciler:
         self, body: Mapping[str, Any], status: Mapping[str, Any], generation: int, message: str
     ) -> None:
         meta = body["metadata"]
-        first = status.get("observedGeneration") != generation or not any(
-            c.get("reason") == "InvalidSpec" for c in status.get("conditions") or ()
+        ready = condition(status, "Ready") or {}
+        first = status.get("observedGeneration") != generation or ready.get("reason") != (
+            "InvalidSpec"
         )
         self._write(meta["namespace"], meta["name"], status, generation, {}, [
             Cond("Ready", "False", "InvalidSpec", message),
@@ -535,7 +536,7 @@ def register(
 
     def tick(body: Any, **_: Any) -> None:
         st, meta = body.get("status") or {}, body["metadata"]
-        invalid = any(c.get("reason") == "InvalidSpec" for c in st.get("conditions") or ())
+        invalid = (condition(st, "Ready") or {}).get("reason") == "InvalidSpec"
         if invalid and st.get("observedGeneration") == meta.get("generation"):
             return
         try:

@@ -34,7 +34,7 @@ from headroom.controller.kube import (
 )
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
-from headroom.controller.operator.conditions import Cond, write_status
+from headroom.controller.operator.conditions import Cond, condition, write_status
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import RedisAuth
@@ -120,7 +120,8 @@ class RedisClusterReconciler:
                     Cond("Degraded", "Unknown", "InvalidSpec", ""),
                 ],
             )
-            if status.get("phase") != "Invalid" or _msg(status, "Ready") != str(err):
+            ready = condition(status, "Ready") or {}
+            if status.get("phase") != "Invalid" or ready.get("message") != str(err):
                 self.record(body, "Warning", "InvalidSpec", str(err))
             log.warning("Rejected RedisCluster %s/%s spec error=%s", ns, name, err)
             raise
@@ -518,13 +519,6 @@ def _detail(progress: Any) -> str:
         f"migrating slots {progress.slots_done}/{progress.slots_total}, "
         f"{progress.keys_moved} keys moved"
     )
-
-
-def _msg(status: Mapping[str, Any], type_: str) -> str | None:
-    for cond in status.get("conditions") or ():
-        if cond.get("type") == type_:
-            return str(cond.get("message"))
-    return None
 
 
 # -- kopf wiring ------------------------------------------------------------------------------
