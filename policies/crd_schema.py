@@ -45,7 +45,6 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from headroom.policies.calendars import _event
 from headroom.policies.calendars._event import EventSpec
 from headroom.policies.errors import HeadroomError
 from headroom.policies.policy import (
@@ -58,6 +57,7 @@ from headroom.policies.policy import (
     parse_duration,
     parse_step,
 )
+from headroom.policies.validation import as_label
 
 Schema = dict[str, Any]
 Override = Callable[[Schema], Schema]
@@ -88,7 +88,7 @@ WIRE_FORMS: dict[Callable[..., Any], Schema] = {
         r"^\s*\d+(\.\d+)?([eE][+-]?\d+)?\s*([KMGTP]i|[kKMGTP])?B?\s*(/s)?\s*$", SIZE_HINT
     ),
     parse_step: {**_int_or_string(r"^\s*(\d+|\d+(\.\d+)?\s*%)\s*$", STEP_HINT), "minimum": 1},
-    _event._as_label: {"type": "string"},  # labels are strings on the wire
+    as_label: {"type": "string"},  # labels are strings on the wire
 }
 _STRING_CHECKS = ("_instant",)  # AfterValidators on a str: the string form stays
 

@@ -27,7 +27,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from headroom.policies.errors import InputError, PolicyError, excerpt, field_error, must_be
-from headroom.policies.validation import ICS, POLICY, decode_text, document_kind, first_error
+from headroom.policies.validation import (
+    ICS,
+    POLICY,
+    LabelMap,
+    decode_text,
+    document_kind,
+    first_error,
+)
 
 DURATION_HINT = "a duration (seconds, or e.g. 90s, 10m, 2h)"
 SIZE_HINT = "a size (bytes, or e.g. 50Gi, 100Mi, 2G)"
@@ -127,7 +134,7 @@ class Target(_Model):
     max_units: int = Field(100, ge=1)
     max_step: int = Field(0, ge=0)  # most units added or removed per action; 0 = no limit
     provisioning: Provisioning = Provisioning()
-    labels: dict[str, str] = {}
+    labels: LabelMap = {}
 
     @model_validator(mode="after")
     def _bounds(self) -> Target:
@@ -338,7 +345,7 @@ class PolicySpec(_Model):
     budget: Budget | None = None
     alerts: list[AlertHook] = []
     alert_rules: AlertRules = AlertRules()
-    event_selector: dict[str, str] = {}  # labels DemandEvents select this policy by
+    event_selector: LabelMap = {}  # labels DemandEvents select this policy by
     dry_run: bool = False
     paused: bool = False  # the operator does nothing for this policy (not even plan)
 

@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from headroom.policies.errors import REQUIRED, UNKNOWN_FIELD, InputError, must_be
@@ -94,7 +94,10 @@ def first_error(
 ) -> tuple[str, str]:
     """``(field path, problem)`` of the first error; ``path`` renders pydantic's location."""
     first = err.errors()[0]
-    return path(tuple(first["loc"])), describe(first)
+    loc = tuple(first["loc"])
+    if len(loc) >= 2 and loc[-1] == "[key]":  # a mapping's key: name the mapping and the key
+        return path(loc[:-2]), f"key {str(loc[-2])!r} {describe(first)}"
+    return path(loc), describe(first)
 
 
 def decode_text(data: str | bytes, source: str, error: type[InputError]) -> str:
@@ -133,3 +136,17 @@ def document_kind(doc: Any) -> str | None:
     if doc.get("kind") in ("DemandEvent", "DemandEventList") or "events" in doc:
         return CALENDAR
     return None
+
+
+def as_label(value: Any) -> Any:
+    """Labels are strings; YAML turns ``region: 1`` into an int, which still means "1"."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+# Label maps everywhere (event labels and selectors, policy targets' labels, a policy's
+# eventSelector): non-empty keys, string values (numbers and booleans read as strings).
+LabelMap = dict[Annotated[str, Field(min_length=1)], Annotated[str, BeforeValidator(as_label)]]

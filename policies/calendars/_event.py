@@ -31,19 +31,7 @@ from pydantic.alias_generators import to_camel
 from headroom.policies.calendar import DemandEvent, EventKind, Expectation, event_kind
 from headroom.policies.errors import REQUIRED, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import Duration
-from headroom.policies.validation import first_error
-
-
-def _as_label(value: Any) -> Any:
-    """Labels are strings; YAML turns ``region: 1`` into an int, which still means "1"."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-LabelMap = dict[Annotated[str, Field(min_length=1)], Annotated[str, BeforeValidator(_as_label)]]
+from headroom.policies.validation import LabelMap, as_label, first_error
 
 
 class _Model(BaseModel):
@@ -70,7 +58,7 @@ _SPELLINGS = (("timeZone", "timezone"), ("policySelector", "selector"))
 class EventSpec(_Model):
     """The fields of one event (YAML entry, DemandEvent ``spec``, or ICS properties)."""
 
-    name: Annotated[str, BeforeValidator(_as_label)] = Field(min_length=1)  # in plans and reasons
+    name: Annotated[str, BeforeValidator(as_label)] = Field(min_length=1)  # in plans and reasons
     kind: Annotated[str, AfterValidator(event_kind)] = (
         EventKind.CUSTOM
     )  # any name; learned per kind

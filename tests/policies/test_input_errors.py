@@ -236,7 +236,28 @@ def test_fuzz_found_cases_stay_fixed() -> None:
         load_policy(POLICY + "forecast: {horizon: '0'}\n", "p.yaml")
     with pytest.raises(PolicyError, match=r"forecast\.history: must be > 0"):
         load_policy(POLICY + "forecast: {history: 0}\n", "p.yaml")
-    with pytest.raises(CalendarError, match=r"labels\.'': must not be empty"):
+    with pytest.raises(CalendarError, match=r"labels: key '' must not be empty"):
         load_calendar("events:\n  - {name: A, start: 1, end: 2, labels: {'': 0}}\n", "c.yaml")
     with pytest.raises(InputError, match=r"^t\.csv: "):
         parse_trace_csv(b"\r\x01", "t.csv")
+
+
+def test_an_empty_label_key_is_refused_everywhere_labels_are_given() -> None:
+    """Label maps share one model: an empty key in a policy target's labels or its
+    eventSelector is refused like one in an event's labels (it was accepted before)."""
+    cases = {
+        POLICY + '    labels: {"": web}\n': (
+            "p.yaml: targets[0:cart].labels: key '' must not be empty"
+        ),
+        POLICY + 'eventSelector: {"": shop}\n': "p.yaml: eventSelector: key '' must not be empty",
+    }
+    for text, line in cases.items():
+        with pytest.raises(PolicyError) as err:
+            load_policy(text, "p.yaml")
+        assert str(err.value) == line
+    with pytest.raises(CalendarError) as cal:
+        load_calendar('events:\n  - {name: A, start: 1, end: 2, labels: {"": x}}\n', "c.yaml")
+    assert str(cal.value) == "c.yaml: event \"A\": labels: key '' must not be empty"
+    # Numbers and booleans as label values still read as strings.
+    spec = load_policy(POLICY + "    labels: {zone: 1, canary: true}\n", "p.yaml")
+    assert dict(spec.targets[0].labels) == {"zone": "1", "canary": "true"}
