@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from headroom.cli._common import EXIT_INPUT, fail
+from headroom.policies.errors import HeadroomError
 
 if TYPE_CHECKING:
     from headroom.controller.kube import Kube
@@ -39,10 +40,10 @@ def connect(
     """A :class:`~headroom.controller.kube.Kube` and the namespace to use."""
     from headroom.controller.kube import Kube, context_namespace, load_config
 
-    if kubeconfig is not None and not kubeconfig.is_file():
-        fail(f"--kubeconfig: {kubeconfig}: no such file", EXIT_INPUT)
     try:
-        api = load_config(kubeconfig, context)
-    except Exception as err:  # the client's config errors have no common base
+        api = load_config(kubeconfig, context)  # its errors are one line naming the flag
+    except HeadroomError as err:
+        fail(str(err), EXIT_INPUT)
+    except Exception as err:  # noqa: BLE001 - the client's config errors have no common base
         fail(f"--kubeconfig: cannot load a Kubernetes configuration: {err}", EXIT_INPUT)
     return Kube(api), namespace or context_namespace(kubeconfig, context)

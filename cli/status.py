@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from headroom.cli._common import console, errors_to_exit, print_json
+from headroom.cli._kube import connect
 
 
 def register(app: typer.Typer) -> None:
@@ -35,31 +36,18 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Policies, targets and Redis Clusters as the operator reports them."""
-    from headroom.controller.kube import Kube, load_config
     from headroom.controller.operator.status import read_status
 
+    kube, ns = connect(kubeconfig, context, namespace)
     with errors_to_exit():
-        api = load_config(kubeconfig, context)
-        kube = Kube(api)
         try:
-            ns = None if all_namespaces else (namespace or _context_namespace(api))
-            doc = read_status(kube, ns)
+            doc = read_status(kube, None if all_namespaces else ns)
         finally:
             kube.close()
     if json_out:
         print_json(doc)
         return
     _render(doc)
-
-
-def _context_namespace(api: Any) -> str:
-    from kubernetes import config
-
-    try:
-        _, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-        return str((active or {}).get("context", {}).get("namespace") or "default")
-    except Exception:  # in-cluster: no kubeconfig contexts
-        return "default"
 
 
 def _render(doc: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tenacity import (
@@ -31,7 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from headroom.policies.errors import ConflictError, KubernetesError
+from headroom.policies.errors import ConflictError, InputError, KubernetesError
 
 log = logging.getLogger(__name__)
 
@@ -135,24 +136,61 @@ def not_found(err: BaseException) -> bool:
     return isinstance(err, ApiError) and err.status == 404
 
 
+# What the client's kubeconfig loader raises for a file that is not a usable kubeconfig
+# (a YAML scalar raises TypeError deep inside it).
+_BAD_CONFIG = (
+    config.ConfigException,
+    ValueError,
+    OSError,
+    TypeError,
+    AttributeError,
+    yaml.YAMLError,
+)
+
+
 def load_config(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
-    """An ApiClient from a kubeconfig, or in-cluster config when there is none."""
+    """An ApiClient from a kubeconfig, or in-cluster config when there is none.
+
+    A missing or unreadable ``kubeconfig``, an unknown ``context`` or no configuration at
+    all is one :class:`InputError` / :class:`KubernetesError` line, never a traceback."""
     if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            raise InputError(f"--kubeconfig: {kubeconfig}: no such file")
         cfg = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig), context=context, client_configuration=cfg
-        )
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), context=context, client_configuration=cfg
+            )
+        except _BAD_CONFIG as err:
+            why = (
+                "not a kubeconfig (a YAML mapping of clusters, contexts and users)"
+                if isinstance(err, TypeError | AttributeError)
+                else f"not a usable kubeconfig: {_one_line(err)}"
+            )
+            raise InputError(f"--kubeconfig: {kubeconfig}: {why}") from None
         cfg.retries = 0  # retries are ours (call()), with backoff and a bound
         client.Configuration.set_default(cfg)
         return client.ApiClient(cfg)
     try:
         config.load_kube_config(context=context)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except _BAD_CONFIG as first:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            raise KubernetesError(
+                "no Kubernetes configuration: no usable kubeconfig "
+                f"($KUBECONFIG or ~/.kube/config: {_one_line(first)}) and not in a cluster; "
+                "pass --kubeconfig"
+            ) from None
     cfg = client.Configuration.get_default_copy()
     cfg.retries = 0
     client.Configuration.set_default(cfg)
     return client.ApiClient(cfg)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 @dataclass

@@ -261,3 +261,25 @@ def test_an_empty_label_key_is_refused_everywhere_labels_are_given() -> None:
     # Numbers and booleans as label values still read as strings.
     spec = load_policy(POLICY + "    labels: {zone: 1, canary: true}\n", "p.yaml")
     assert dict(spec.targets[0].labels) == {"zone": "1", "canary": "true"}
+
+
+def test_a_bad_kubeconfig_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    """A missing file, a file that is not a kubeconfig, or an unknown context: one line
+    naming --kubeconfig (each raised a traceback from the kubernetes client before)."""
+    not_yaml_map = tmp_path / "notes.txt"
+    not_yaml_map.write_text("just some words\n")
+    empty = tmp_path / "kubeconfig"
+    empty.write_text("apiVersion: v1\nkind: Config\nclusters: []\n")
+    cases = [
+        (["status", "--kubeconfig", str(tmp_path / "nope")], "no such file"),
+        (["status", "--kubeconfig", str(not_yaml_map)], "not a kubeconfig (a YAML mapping"),
+        (["status", "--kubeconfig", str(empty), "--context", "x"], "not a usable kubeconfig: "),
+        (["calendar", "import", str(EXAMPLES / "livestream-calendar.yaml"), "--kubeconfig",
+          str(not_yaml_map)], "not a kubeconfig"),
+    ]  # fmt: skip
+    for args, problem in cases:
+        res = run(*args)
+        assert res.exit_code == 2, (args, res.output)
+        lines = res.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: --kubeconfig: "), res.stderr
+        assert problem in lines[0] and "Traceback" not in res.output
