@@ -55,6 +55,7 @@ import numpy as np
 from headroom.policies.calendar import Calendar
 from headroom.policies.capacity import IntArray, planned_units_array
 from headroom.policies.forecast.base import Forecast, Forecaster
+from headroom.policies.forecast.uplift import event_window
 from headroom.policies.planner import (
     Decision,
     Plan,
@@ -282,8 +283,11 @@ class Driver:
         self._updated_to = past.last_time
         return True
 
-    def _surprised(self, now: float, past: Past) -> bool:
-        """The newest sample is above the cached forecast's band: forecast again now."""
+    def _surprised(self, now: float, past: Past, events: Calendar) -> bool:
+        """Forecast again now: the newest sample is above the cached forecast's band, or,
+        inside an event's window (ramp, event, tail), as far below the median as the band
+        reaches above it (the event ran smaller or ended sooner than forecast: its
+        nowcast shrinks the rest of it, so capacity is not held for demand that left)."""
         fc = self._forecast
         if fc is None or not len(past) or not past.last_value == past.last_value:
             return False
@@ -292,7 +296,16 @@ class Driver:
         i = int(np.searchsorted(fc.t, past.last_time, side="right")) - 1
         if i < 0:
             return False
-        return past.last_value > float(fc.level(self.spec.forecast.quantile)[i])
+        upper = float(fc.level(self.spec.forecast.quantile)[i])
+        if past.last_value > upper:
+            return True
+        median = float(fc.level(0.5)[i])
+        if past.last_value >= 2 * median - upper:
+            return False
+        ramp = self.spec.forecast.default_ramp
+        return any(
+            lo <= past.last_time < hi for lo, hi in (event_window(e, ramp) for e in events.events)
+        )
 
     def _forecast_for(
         self, now: float, past: Past, calendar: Calendar, surprised: bool, horizon: float
@@ -339,7 +352,7 @@ class Driver:
         events = self._events(calendar)
         last = past.last_value if len(past) else math.nan
         observed = last if math.isfinite(last) else None
-        surprised = self._surprised(now, past)
+        surprised = self._surprised(now, past, events)
         nxt = self.state.next_full
         full = nxt is None or now >= nxt or surprised
         if full:

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pytest
 
 from headroom.controller.loop import ControlLoop, ListSink
@@ -24,7 +25,7 @@ from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import run_strategy, target_delay
-from headroom.policies.synthetic import generate_trace
+from headroom.policies.synthetic import DailyShape, generate_trace
 from tests.controller.test_loop import ManualClock, RecordingTarget, StaticHistory
 
 DAY = 86400.0
@@ -173,3 +174,55 @@ def test_between_full_decisions_only_the_guard_runs_and_lead_time_covers_the_gap
         driver.commit(tick, {"cart": 3})
         fulls.append(tick.full)
     assert fulls == [True, False, False, True, False, False]
+
+
+def test_demand_back_to_normal_inside_an_event_window_brings_a_fresh_forecast() -> None:
+    """A 2-minute sale tripled demand on each of 7 days and stopped dead at its end. The
+    forecast made before the next sale carries the event grid's tail (its first bin is
+    10 minutes long), which would hold the scale-out for about 10 minutes after the end.
+    Demand back at normal inside the event's window is a surprise like demand above the
+    band: the fresh forecast's nowcast shrinks the rest, and the scale-in comes within
+    minutes of the cooldown (before the fix: 580 s after the end)."""
+    sale, length = T0 + 7 * DAY + 20 * 3600, 120.0
+    events = [
+        DemandEvent("Flash sale", EventKind.PROMOTION, sale - k * DAY, sale - k * DAY + length)
+        for k in range(7, -1, -1)
+    ]
+    flat = DailyShape(amplitude=0.0, lunch=0.0, weekend=0.0)
+    history = generate_trace(
+        sale - 7 * DAY - 3600, 7 + 2 / 24, 60.0, 120.0, noise=0.04, seed=5, shape=flat
+    )
+    uplift = np.ones(len(history))
+    for e in events[:-1]:
+        uplift[(history.t >= e.start) & (history.t < e.end)] = 3.0
+    spec = parse_policy(
+        {
+            "name": "shop",
+            "targets": [{"name": "cart", "capacityPerUnit": 80, "minUnits": 3, "maxUnits": 8,
+                         "provisioning": {"fixedSeconds": "100s"}}],
+            "forecast": {"history": "7d", "horizon": "2h", "defaultRamp": "0s"},
+            "scaleIn": {"cooldown": "30s", "stabilization": "30s", "interval": "20s",
+                        "stepUnits": 8},
+        }
+    )  # fmt: skip
+    driver = Driver(spec, HeadroomForecaster(spec.forecast))
+    calendar = Calendar.of(events)
+    t_hist, v_hist = history.t, history.v * uplift
+    keep = t_hist < sale - 200
+    ts, vs = list(t_hist[keep]), list(v_hist[keep])
+    units, orders, now = 3, [], sale - 200.0
+    while now < sale + length + 900:
+        while ts[-1] + 60 <= now:
+            ts.append(ts[-1] + 60)
+            vs.append(120.0 * (3.0 if sale <= ts[-1] < sale + length else 1.0))
+        tick = driver.decide(now, SeriesPast(Series(np.array(ts), np.array(vs))), {"cart": units},
+                             calendar)  # fmt: skip
+        wanted = tick.targets["cart"].decision.desired_units
+        if wanted != units:
+            orders.append((now - sale, units, wanted))
+            units = wanted
+        driver.commit(tick, {"cart": units})
+        now += 5.0
+    assert orders[0][0] < 0 and orders[0][2] >= 6  # ahead of the sale, for the sale
+    back = [t for t, _, to in orders if to == 3]
+    assert back and back[0] - length <= 400, orders
