@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Most of the suite waits on real processes (Redis migrations, operators, Prometheus):
+# two workers keep it under 15 minutes on 2 cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean crds
 
@@ -38,7 +41,7 @@ unit: venv
 	$(BIN)/pytest
 
 test: sysdeps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 demo: sysdeps-redis venv
 	$(BIN)/headroom demo

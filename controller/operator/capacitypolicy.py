@@ -37,6 +37,7 @@ from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, Pa
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import Cond, condition, write_status
 from headroom.controller.targets.base import ScaleTarget
+from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import SeriesPast
 from headroom.policies.errors import HeadroomError, PolicyError
@@ -384,7 +385,13 @@ class CapacityPolicyReconciler:
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
         fields.pop("observedGeneration", None)
         fields.pop("conditions", None)
-        fields["driver"] = driver_state_to_status(loop.state)
+        # The users' own HPA floors, as this pass read them (kept on the HPAs themselves).
+        floors = {
+            n: a.last.user_floor
+            for n, a in loop.targets.items()
+            if isinstance(a, HpaFloorTarget) and a.last is not None
+        }
+        fields["driver"] = driver_state_to_status(loop.state, floors)
         if notifier is not None:
             fields["alerts"] = notifier.state()
         fields["lastActions"] = (old_records + new_records)[-LAST_ACTIONS:]

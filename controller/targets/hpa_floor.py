@@ -104,6 +104,7 @@ class HpaFloorTarget:
         self.conflict_attempts = conflict_attempts
         self.attempts = attempts
         self.max_seconds = max_seconds
+        self.last: FloorState | None = None  # the state the last read found
 
     @property
     def name(self) -> str:
@@ -129,7 +130,8 @@ class HpaFloorTarget:
 
     def read(self) -> FloorState:
         """The floor state from the HPA (spec and Headroom's annotations)."""
-        return self._parse(self.read_hpa())
+        self.last = self._parse(self.read_hpa())
+        return self.last
 
     def _parse(self, hpa: dict[str, Any]) -> FloorState:
         meta = hpa.get("metadata") or {}

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,6 +190,11 @@ class OperatorEnv:
 
         return check
 
+    def holder(self) -> str:
+        """The identity holding the operator's Lease ("" when none)."""
+        lease = self.kube.get("coordination.k8s.io/v1", "Lease", self.lease, NS)
+        return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
     def pods(self, name: str) -> PodCluster:
         return PodCluster(self.kubelet, NS, name)
 
@@ -202,3 +208,43 @@ class OperatorEnv:
             # Shown by pytest only when the test failed.
             print(f"----- operator {op.identity} (last 60 lines) -----")
             print("\n".join(op.text().splitlines()[-60:]))
+
+
+def slots_of(host: str, port: int) -> int:
+    c = redis.Redis(host=host, port=port, socket_timeout=3, decode_responses=True)
+    try:
+        for line in str(c.execute_command("CLUSTER", "NODES")).splitlines():
+            if "myself" in line:
+                parts = line.split()
+                return sum(
+                    int(r.split("-")[1]) - int(r.split("-")[0]) + 1 if "-" in r else 1
+                    for r in parts[8:]
+                    if not r.startswith("[")
+                )
+    finally:
+        c.close()
+    return 0
+
+
+def guard_pod_removals(env: OperatorEnv) -> list[str]:
+    """Record, at the moment the kubelet stops a redis pod, how many slots it still owned."""
+    kubelet = env.kubelet
+    owned_at_removal: list[str] = []
+    original = kubelet._kill
+    lock = threading.Lock()
+
+    def kill(key: tuple[str, str]) -> None:
+        proc = kubelet.processes.get(key)
+        if proc is not None and proc.alive():
+            try:
+                slots = slots_of(proc.ip, proc.port)
+            except redis.RedisError as err:
+                slots = -1
+                owned_at_removal.append(f"{key[1]}: unreadable at removal ({err})")
+            if slots > 0:
+                with lock:
+                    owned_at_removal.append(f"{key[1]} owned {slots} slots when removed")
+        original(key)
+
+    kubelet._kill = kill  # type: ignore[method-assign]
+    return owned_at_removal

@@ -9,60 +9,18 @@ StatefulSet loses owned no slot when it went.
 from __future__ import annotations
 
 import re
-import threading
 import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
-import redis
 
-from tests.operator.support import NS, OperatorEnv, wait_for
+from tests.operator.support import NS, OperatorEnv, guard_pod_removals, wait_for
 from tests.redis.data import LiveClient, digest, load, total_keys
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
 KEYS = 200_000
-
-
-def _slots_of(host: str, port: int) -> int:
-    c = redis.Redis(host=host, port=port, socket_timeout=3, decode_responses=True)
-    try:
-        for line in str(c.execute_command("CLUSTER", "NODES")).splitlines():
-            if "myself" in line:
-                parts = line.split()
-                return sum(
-                    int(r.split("-")[1]) - int(r.split("-")[0]) + 1 if "-" in r else 1
-                    for r in parts[8:]
-                    if not r.startswith("[")
-                )
-    finally:
-        c.close()
-    return 0
-
-
-def _guard_pod_removals(env: OperatorEnv) -> list[str]:
-    """Record, at the moment the kubelet stops a redis pod, how many slots it still owned."""
-    kubelet = env.kubelet
-    owned_at_removal: list[str] = []
-    original = kubelet._kill
-    lock = threading.Lock()
-
-    def kill(key: tuple[str, str]) -> None:
-        proc = kubelet.processes.get(key)
-        if proc is not None and proc.alive():
-            try:
-                slots = _slots_of(proc.ip, proc.port)
-            except redis.RedisError as err:
-                slots = -1
-                owned_at_removal.append(f"{key[1]}: unreadable at removal ({err})")
-            if slots > 0:
-                with lock:
-                    owned_at_removal.append(f"{key[1]} owned {slots} slots when removed")
-        original(key)
-
-    kubelet._kill = kill  # type: ignore[method-assign]
-    return owned_at_removal
 
 
 def _masters(env: OperatorEnv, name: str) -> dict[str, Any]:
@@ -78,7 +36,7 @@ def _http(url: str) -> tuple[int, str]:
 
 
 def test_forms_scales_out_and_in_without_losing_a_key(env: OperatorEnv) -> None:
-    removals = _guard_pod_removals(env)
+    removals = guard_pod_removals(env)
     op = env.start_operator("op-a")
     found = wait_for(
         lambda: re.search(r"Serving health and metrics port=(\d+)", op.text()), 30, "the port"

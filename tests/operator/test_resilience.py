@@ -25,11 +25,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 KEYS = 200_000
 
 
-def _holder(env: OperatorEnv) -> str:
-    lease = env.kube.get("coordination.k8s.io/v1", "Lease", env.lease, NS)
-    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
-
-
 def _by_identity(env: OperatorEnv, identity: str) -> OperatorProcess:
     return next(op for op in env.operators if op.identity == identity)
 
@@ -104,7 +99,7 @@ def _formed(env: OperatorEnv) -> PodCluster:
 
 def test_standby_takes_over_mid_migration_and_finishes(env: OperatorEnv) -> None:
     env.start_operator("op-a")
-    wait_for(lambda: _holder(env) == "op-a", 30, "op-a to hold the Lease")
+    wait_for(lambda: env.holder() == "op-a", 30, "op-a to hold the Lease")
     env.start_operator("op-b")
     pods = _formed(env)
     load(pods, KEYS)
@@ -127,7 +122,7 @@ def test_standby_takes_over_mid_migration_and_finishes(env: OperatorEnv) -> None
         assert "Waiting for Lease" in standby and "Started operator" not in standby
         _by_identity(env, "op-a").kill()
         killed = time.monotonic()
-        wait_for(lambda: _holder(env) == "op-b", 30, "op-b to take the Lease")
+        wait_for(lambda: env.holder() == "op-b", 30, "op-b to take the Lease")
         takeover = time.monotonic() - killed
         wait_for(env.ready_with("cart", 6), 240, "cart Ready with 6 masters under op-b")
     print(f"takeover after SIGKILL: {takeover:.1f}s")
@@ -145,7 +140,7 @@ def test_standby_takes_over_mid_migration_and_finishes(env: OperatorEnv) -> None
 def test_converges_through_api_faults_without_doing_anything_twice(env: OperatorEnv) -> None:
     spawned = _spawned(env)
     env.start_operator("op-a")
-    wait_for(lambda: _holder(env) == "op-a", 30, "op-a to hold the Lease")
+    wait_for(lambda: env.holder() == "op-a", 30, "op-a to hold the Lease")
     env.start_operator("op-b")
     pods = _formed(env)
     load(pods, KEYS)

@@ -11,7 +11,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -194,6 +194,8 @@ class LiveClient:
     written: dict[str, int] = field(default_factory=dict)
     ops: int = 0
     prefix: str = "live"
+    # Iterations (one SET each) per second, read every iteration; None: as fast as it goes.
+    rate: Callable[[], float] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -211,6 +213,7 @@ class LiveClient:
         rc = cluster_client(self.cluster)
         rnd = random.Random(7)
         i = 0
+        due = time.monotonic()
         while not self._stop.is_set():
             try:
                 key = f"{self.prefix}:{i}"
@@ -228,7 +231,15 @@ class LiveClient:
             except Exception as err:  # noqa: BLE001 - e.g. redis-py issue 4015 AttributeError
                 self.errors.append(repr(err))
             i += 1
-            time.sleep(0.001)
+            if self.rate is None:
+                time.sleep(0.001)
+                continue
+            due += 1.0 / max(self.rate(), 1e-3)
+            lag = due - time.monotonic()
+            if lag > 0:
+                self._stop.wait(lag)
+            elif lag < -1.0:  # far behind (a stall): do not burst to catch up
+                due = time.monotonic()
         rc.close()
 
     def lost_writes(self) -> list[str]:
