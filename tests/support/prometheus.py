@@ -75,9 +75,7 @@ class PrometheusStack:
 
     def start_prometheus(self) -> None:
         """Start (or start again, after :meth:`stop_prometheus`) Prometheus itself."""
-        self.procs["prometheus"] = spawn(
-            self.argv, self.workdir, self.workdir / "prometheus.log"
-        )
+        self.procs["prometheus"] = spawn(self.argv, self.workdir, self.workdir / "prometheus.log")
         wait_until(lambda: _http_ok(f"{self.url}/-/ready"), 60, f"prometheus on {self.url}", 0.2)
 
     def restart_prometheus(self) -> None:
