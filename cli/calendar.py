@@ -194,10 +194,11 @@ def list_events(
                 _pairs(e.labels),
                 _pairs(e.selector) if e.selector else "all",
             )
-        # Piped output has no terminal width: unless $COLUMNS says one, do not squeeze the
-        # table into rich's default 80 columns.
-        fits = console.is_terminal or os.environ.get("COLUMNS", "").isdigit()
-        out = console if fits else Console(width=160)
+        # Piped output has no terminal width: unless $COLUMNS says one (read now, not when
+        # the shared console was made), do not squeeze the table into rich's default 80.
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() else 160
+        out = console if console.is_terminal else Console(width=width)
         out.print(table)
 
 

@@ -29,6 +29,7 @@ from headroom.cli._common import (
     print_json,
     save_figure,
 )
+from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
@@ -46,7 +47,21 @@ LEVELS = (0.5, 0.9, 0.99)
 MAX_TABLE_ROWS = 24
 
 HistoryOpt = Annotated[
-    Path, typer.Option("--history", help="History CSV (timestamp,qps): what was observed.")
+    Path | None,
+    typer.Option(
+        "--history",
+        help="History CSV (timestamp,qps): what was observed (or use --from-cluster).",
+        show_default=False,
+    ),
+]
+FromClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from-cluster",
+        help="Read this CapacityPolicy, its history (from its own metrics source) and the "
+        "namespace's DemandEvents from the cluster, instead of --policy/--history/--calendar.",
+        show_default=False,
+    ),
 ]
 CalendarOpt = Annotated[
     Path | None, typer.Option("--calendar", help="Calendar of demand events (YAML or ICS).")
@@ -110,7 +125,7 @@ def _duration_option(value: str | None, option: str) -> float | None:
 
 
 def _load(
-    history_path: Path,
+    history_path: Path | None,
     calendar_path: Path | None,
     policy_path: Path | None,
     at: str | None,
@@ -118,6 +133,8 @@ def _load(
     step: str | None,
     tz: str | None,
 ) -> _Inputs:
+    if history_path is None:
+        fail("--history: is required (or --from-cluster NAME)", EXIT_INPUT)
     series = _read_history(history_path)
     spec = read_policy(policy_path) if policy_path is not None else None
     calendar = Calendar()
@@ -125,27 +142,98 @@ def _load(
         # Recurring ICS events are expanded around the history (and the forecast after it).
         window = (series.start - 400 * 86400.0, series.end + 400 * 86400.0)
         calendar = read_calendar(calendar_path, window=window)
+    zone = _zone(tz, calendar)
+    data_step = series.step if len(series) > 1 else 60.0
+    at_epoch = series.end + data_step if at is None else _at(at, zone)
+    return _inputs(series, calendar, spec, str(history_path), at_epoch, horizon, step, zone)
+
+
+def _zone(tz: str | None, calendar: Calendar) -> str:
     zone = tz or (calendar.events[0].tz if calendar.events else "UTC")
     try:
         zone_info(zone)
     except ValueError as err:
         fail(f"--tz: {err}", EXIT_INPUT)
+    return zone
+
+
+def _at(at: str, zone: str) -> float:
+    try:
+        return parse_time(at, zone)
+    except ValueError as err:
+        fail(f"--at: {err}", EXIT_INPUT)
+
+
+def _inputs(
+    series: Series,
+    calendar: Calendar,
+    spec: PolicySpec | None,
+    source: str,
+    at_epoch: float,
+    horizon: str | None,
+    step: str | None,
+    zone: str,
+) -> _Inputs:
     data_step = series.step if len(series) > 1 else 60.0
-    if at is None:
-        at_epoch = series.end + data_step
-    else:
-        try:
-            at_epoch = parse_time(at, zone)
-        except ValueError as err:
-            fail(f"--at: {err}", EXIT_INPUT)
     past = series.before(at_epoch)
     if not len(past) or not bool(np.isfinite(past.v).any()):
-        fail(f"{history_path}: no samples before --at {_iso(at_epoch, zone)}", EXIT_INPUT)
+        fail(f"{source}: no samples before --at {_iso(at_epoch, zone)}", EXIT_INPUT)
     default_horizon = spec.forecast.horizon if spec is not None else 86400.0
     horizon_s = _duration_option(horizon, "--horizon") or default_horizon
     step_s = _duration_option(step, "--step") or max(60.0, data_step)
     later = series.between(at_epoch, at_epoch + horizon_s)
     return _Inputs(past, later, calendar, spec, at_epoch, horizon_s, step_s, zone)
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    """Where ``--from-cluster`` reads: the connection options of the command."""
+
+    name: str
+    kubeconfig: Path | None
+    context: str | None
+    namespace: str | None
+
+
+def _load_from_cluster(
+    where: _Cluster,
+    files: dict[str, Path | None],
+    at: str | None,
+    horizon: str | None,
+    step: str | None,
+    tz: str | None,
+) -> tuple[_Inputs, dict[str, int]]:
+    """The inputs as the operator reads them, and each target's current units (from the
+    policy's status, when the operator has written one)."""
+    given = [flag for flag, path in files.items() if path is not None]
+    if given:
+        fail(
+            f"{given[0]}: not with --from-cluster (it reads the policy, its history and the "
+            "namespace's DemandEvents from the cluster)",
+            EXIT_INPUT,
+        )
+    import time
+
+    from headroom.cli._kube import connect
+    from headroom.controller.operator.inputs import list_demand_events, policy_history
+    from headroom.controller.operator.inputs import read_policy as read_cluster_policy
+
+    kube, ns = connect(where.kubeconfig, where.context, where.namespace)
+    source = f"CapacityPolicy {ns}/{where.name}"
+    try:
+        spec, obj = read_cluster_policy(kube, ns, where.name)
+        calendar = list_demand_events(kube, ns).calendar
+        zone = _zone(tz, calendar)
+        at_epoch = time.time() if at is None else _at(at, zone)
+        series = policy_history(kube, spec, at_epoch, source)
+    finally:
+        kube.close()
+    current = {
+        str(t.get("name")): int(t["currentUnits"])
+        for t in (obj.get("status") or {}).get("targets") or ()
+        if isinstance(t, dict) and isinstance(t.get("currentUnits"), int)
+    }
+    return _inputs(series, calendar, spec, source, at_epoch, horizon, step, zone), current
 
 
 def _iso(epoch: float, tz: str) -> str:
@@ -369,7 +457,7 @@ def _chart(
 
 
 def forecast_command(
-    history: HistoryOpt,
+    history: HistoryOpt = None,
     calendar: CalendarOpt = None,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy (forecast settings, event selector).")
@@ -381,10 +469,19 @@ def forecast_command(
     as_json: JsonOpt = False,
     chart: ChartOpt = None,
     tz: TzOpt = None,
+    from_cluster: FromClusterOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Forecast demand (p50/p90/p99) from history and the calendar's events."""
     with errors_to_exit():
-        inputs = _load(history, calendar, policy, at, horizon, step, tz)
+        if from_cluster is not None:
+            where = _Cluster(from_cluster, kubeconfig, context, namespace)
+            files = {"--history": history, "--policy": policy, "--calendar": calendar}
+            inputs, _ = _load_from_cluster(where, files, at, horizon, step, tz)
+        else:
+            inputs = _load(history, calendar, policy, at, horizon, step, tz)
         chosen: Target | None = None
         if target is not None:
             if inputs.spec is None:
@@ -434,8 +531,11 @@ def _plan_json(plan: Plan, target: Target, current: int, inputs: _Inputs) -> dic
 
 
 def plan_command(
-    history: HistoryOpt,
-    policy: Annotated[Path, typer.Option("--policy", help="Capacity policy (YAML).")],
+    history: HistoryOpt = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Capacity policy (YAML; or use --from-cluster)."),
+    ] = None,
     calendar: CalendarOpt = None,
     at: AtOpt = None,
     horizon: HorizonOpt = None,
@@ -443,22 +543,40 @@ def plan_command(
     target: TargetOpt = None,
     current_units: Annotated[
         int | None,
-        typer.Option("--current-units", min=0, help="Units running now (default: minUnits)."),
+        typer.Option(
+            "--current-units",
+            min=0,
+            help="Units running now (default: minUnits; --from-cluster: the status's).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
     chart: ChartOpt = None,
     tz: TzOpt = None,
+    from_cluster: FromClusterOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Plan capacity per target: when to scale to how many units, and why."""
     with errors_to_exit():
-        inputs = _load(history, calendar, policy, at, horizon, step, tz)
+        running: dict[str, int] = {}
+        if from_cluster is not None:
+            where = _Cluster(from_cluster, kubeconfig, context, namespace)
+            files = {"--history": history, "--policy": policy, "--calendar": calendar}
+            inputs, running = _load_from_cluster(where, files, at, horizon, step, tz)
+        else:
+            if policy is None:
+                fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
+            inputs = _load(history, calendar, policy, at, horizon, step, tz)
         assert inputs.spec is not None
         spec = inputs.spec
         results: list[tuple[Target, int, Plan, Forecast, HeadroomForecaster]] = []
         for tgt in _select_targets(spec, target):
             model, fc = _forecast(inputs, tgt)
             labels = _event_labels(spec, tgt) or {}
-            current = tgt.min_units if current_units is None else current_units
+            current = (
+                running.get(tgt.name, tgt.min_units) if current_units is None else current_units
+            )
             plan = plan_target(
                 fc,
                 spec,

@@ -9,6 +9,8 @@ from the shape of past weeks.
 
 from __future__ import annotations
 
+import numpy as np
+
 from headroom.controller.signals.base import Metric, SignalSource, Unavailable
 from headroom.policies.series import Series
 
@@ -40,4 +42,10 @@ class SourceHistory:
             if len(prior) and prior.end >= end - 2 * self.step:
                 return prior  # the source has nothing newer yet; the prior is still fresh
             raise live.error()
-        return prior.append(live) if len(prior) else live
+        series = prior.append(live) if len(prior) else live
+        # A source answers on a grid over the whole lookback, NaN before its first sample:
+        # history starts at the first value (so its span is what was observed).
+        finite = np.flatnonzero(np.isfinite(series.v))
+        if finite.size and finite[0] > 0:
+            series = Series(series.t[finite[0] :], series.v[finite[0] :])
+        return series

@@ -32,10 +32,11 @@ from headroom.controller import assembly
 from headroom.controller.alerts.config import AlertsConfig, build_notifier
 from headroom.controller.alerts.notifier import AlertNotifier, AlertState
 from headroom.controller.clock import Clock, RealClock
-from headroom.controller.kube import GROUP, VERSION, Kube, call
+from headroom.controller.kube import GROUP, VERSION, Kube
 from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import Cond, condition, write_status
+from headroom.controller.operator.inputs import POLICIES, list_demand_events
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.policies.calendar import Calendar
@@ -54,15 +55,13 @@ from headroom.policies.resources import (
     driver_state_from_status,
     driver_state_to_status,
     policy_from_resource,
-    read_demand_events,
 )
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
 
-PLURAL = "capacitypolicies"
+PLURAL = POLICIES
 KIND = "CapacityPolicy"
-EVENTS_PLURAL = "demandevents"
 EVENTS_TTL = 2.0  # seconds one DemandEvent list serves the policies of a namespace
 LAST_ACTIONS = 20  # how many actions the status keeps, newest last
 SUMMARY_HOURS = 6  # how far the status's forecast summary reaches
@@ -298,16 +297,7 @@ class CapacityPolicyReconciler:
         return calendar
 
     def _list_events(self, ns: str) -> Calendar:
-        listed = call(
-            lambda: self.kube.custom.list_namespaced_custom_object(
-                GROUP, VERSION, ns, EVENTS_PLURAL
-            ),
-            f"list DemandEvents in {ns}",
-        )
-        read = read_demand_events(listed.get("items") or [], namespace=ns)
-        for err in read.errors:  # a bad event is reported, and must not stop the policy
-            log.warning("Skipped DemandEvent error=%s", err)
-        return read.calendar
+        return list_demand_events(self.kube, ns).calendar
 
     # -- writing what happened -----------------------------------------------------------------
 

@@ -190,7 +190,7 @@ def _policy(url: str) -> dict[str, Any]:
                     "name": "web",
                     "kind": "HorizontalPodAutoscaler",
                     "capacityPerUnit": 150,
-                    "minUnits": 1,
+                    "minUnits": USER_FLOOR,
                     "maxUnits": 20,
                     "provisioning": {"fixedSeconds": "30s"},
                 },
@@ -310,7 +310,11 @@ def _scenario(
 
     # Before the start: both at the planned size, and ready.
     wait_for(env.ready_with("cart", planned), max(1.0, sale - time.time()), "cart ready")
-    web_order = wait_for(lambda: actions("web"), max(1.0, sale - time.time()), "web's order")
+    web_order = wait_for(
+        lambda: [a for a in actions("web") if a["toUnits"] > USER_FLOOR],
+        max(1.0, sale - time.time()),
+        "web's order for the sale",
+    )
     web_planned = int(web_order[-1]["toUnits"])
     assert web_planned > USER_FLOOR
     wait_for(

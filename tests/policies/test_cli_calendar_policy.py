@@ -52,7 +52,12 @@ def test_calendar_validate_bad_field_exit_2_one_line(tmp_path: Path) -> None:
 
 def test_calendar_list_window_tz_and_json() -> None:
     ics = str(EXAMPLES / "weekly-livestream.ics")
-    res = run("calendar", "list", ics, "--from", "2025-03-01", "--to", "2025-03-22")
+    # A wide terminal: the names fit their column (a worker may inherit a narrow $COLUMNS).
+    res = CliRunner().invoke(
+        app,
+        ["calendar", "list", ics, "--from", "2025-03-01", "--to", "2025-03-22"],
+        env={"COLUMNS": "200"},
+    )
     assert res.exit_code == 0, res.stderr
     assert res.stdout.count("Friday night live") == 3
     assert "2025-03-07 20:00" in res.stdout and "(Asia/Shanghai)" in res.stdout

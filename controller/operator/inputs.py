@@ -1,0 +1,74 @@
+"""A CapacityPolicy's inputs as the cluster holds them: the policy, the namespace's
+DemandEvents, and the demand history from the policy's own metrics source.
+
+The CapacityPolicy reconciler lists DemandEvents through :func:`list_demand_events`;
+``headroom plan --from-cluster`` and ``headroom forecast --from-cluster`` read all three
+here, so a plan shown on a laptop is made from what the operator reads: the same
+conversion (:func:`~headroom.policies.resources.policy_from_resource`), the same events
+and the same history builder (:mod:`headroom.controller.assembly`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from headroom.controller import assembly
+from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
+from headroom.controller.signals.redis_info import RedisInfoSource
+from headroom.policies.errors import InputError, KubernetesError, field_error
+from headroom.policies.policy import PolicySpec
+from headroom.policies.resources import EventRead, policy_from_resource, read_demand_events
+from headroom.policies.series import Series
+
+log = logging.getLogger(__name__)
+
+POLICIES = "capacitypolicies"
+EVENTS = "demandevents"
+
+
+def read_policy(kube: Kube, namespace: str, name: str) -> tuple[PolicySpec, dict[str, Any]]:
+    """The CapacityPolicy ``namespace/name`` as a spec, and the object (for its status)."""
+    try:
+        obj = call(
+            lambda: kube.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, POLICIES, name
+            ),
+            f"read CapacityPolicy {namespace}/{name}",
+        )
+    except KubernetesError as err:
+        if not_found(err):
+            raise InputError(
+                f"--from-cluster: no CapacityPolicy {name!r} in namespace {namespace!r}"
+            ) from None
+        raise
+    return policy_from_resource(obj), dict(obj)
+
+
+def list_demand_events(kube: Kube, namespace: str) -> EventRead:
+    """Every DemandEvent of ``namespace``; a bad one is skipped, logged and returned."""
+    listed = call(
+        lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS),
+        f"list DemandEvents in {namespace}",
+    )
+    read = read_demand_events(listed.get("items") or [], namespace=namespace)
+    for err in read.errors:  # a bad event is reported, and must not hide the others
+        log.warning("Skipped DemandEvent error=%s", err)
+    return read
+
+
+def policy_history(kube: Kube, spec: PolicySpec, end: float, source_name: str) -> Series:
+    """The policy's demand history up to ``end`` (``forecast.history`` of it, on the loop's
+    grid) from the source ``spec.metrics`` names. Redis INFO keeps no history (the operator
+    samples it while it runs), so a policy on it is refused with a one-line error."""
+    source = assembly.build_source(spec.metrics, assembly.World(kube=kube))
+    if isinstance(source, RedisInfoSource):
+        raise InputError(
+            field_error(
+                source_name,
+                "spec.metrics.qps.source",
+                "redis keeps no history to read from outside the operator "
+                "(use prometheus or csv, or pass --history)",
+            )
+        )
+    return assembly.build_history(spec, source).history(end)
