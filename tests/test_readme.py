@@ -43,6 +43,7 @@ NOT_RUN = {
     "kubectl apply": "needs a Kubernetes cluster",
     "headroom calendar import": "needs a Kubernetes cluster (tests/calendar_import runs it)",
     "headroom surge": "needs a Kubernetes cluster (tests/calendar_import runs it)",
+    "headroom plan --from-cluster": "needs a Kubernetes cluster (tests/operator runs it)",
 }
 
 pytestmark = pytest.mark.slow
