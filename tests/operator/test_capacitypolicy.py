@@ -178,6 +178,7 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     # headroom status shows both, from the cluster.
     shown = CliRunner().invoke(app, ["status", "-n", NS, "--kubeconfig", str(admin), "--json"])
     assert shown.exit_code == 0, shown.output
+    print(shown.stdout)
     doc = json.loads(shown.stdout)
     by_name = {p["name"]: p for p in doc["policies"]}
     assert by_name["shop"]["targets"][0]["currentUnits"] == replicas()

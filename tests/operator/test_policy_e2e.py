@@ -245,6 +245,7 @@ def test_a_policy_sizes_redis_and_an_hpa_ahead_of_a_learned_sale_with_real_prome
             targets.stop.set()
             stack.stop()
     assert live.errors == [], live.errors[:5]
+    assert live.issue_4015 <= 5  # at most one client rebuild per master added (up to 8)
     assert live.lost_writes() == []
     assert verify(cluster, KEYS) == []  # every key written before is there
     assert hpa.errors == []

@@ -51,6 +51,7 @@ def test_scale_out_3_to_6_then_in_6_to_3_keeps_every_key_and_the_client_working(
     with LiveClient(cluster, KEYS, prefix="out") as out:
         grown = r.rebalance(use_empty_masters=True)
     assert out.ops > 50 and out.errors == [] and out.lost_writes() == []
+    assert out.issue_4015 <= 3  # at most one client rebuild per master added
     balanced(r, 6)
     assert grown.errors == [] and grown.slots_moved == grown.plan.slots >= 8190
     assert grown.keys_moved >= ds.total // 2 - 5_000  # about half the keys moved
@@ -66,6 +67,7 @@ def test_scale_out_3_to_6_then_in_6_to_3_keeps_every_key_and_the_client_working(
     with LiveClient(cluster, KEYS, prefix="in") as into:
         shrunk = r.drain([i[:12] for i in leaving], forget=True)
     assert into.ops > 50 and into.errors == [] and into.lost_writes() == []
+    assert into.issue_4015 == 0  # a drain adds no master a client could not know
     assert out.lost_writes() == []
     assert shrunk.errors == [] and sorted(shrunk.forgotten) == sorted(leaving)
     assert shrunk.slots_moved == 8192 or abs(shrunk.slots_moved - 8192) <= 3
