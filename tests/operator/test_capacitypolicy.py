@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from headroom.cli.main import app
 from headroom.policies.calendar import DemandEvent, EventKind
-from headroom.policies.synthetic import generate_trace
+from headroom.policies.synthetic import DailyShape, generate_trace
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
 from tests.support.procs import free_port
 from tests.support.receivers import Receiver
@@ -65,7 +65,12 @@ def _history_and_calendar(tmp_path: Path, start_in: float) -> tuple[Path, Path, 
         DemandEvent(f"sale {d}", EventKind.PROMOTION, first + d * DAY, first + d * DAY + 3600)
         for d in range(14)
     ]
-    trace = generate_trace(first - DAY, 15, 60.0, BASE_QPS, past, [3.0] * 14, noise=0.04, seed=9)
+    # No daily curve: the sale's size must not depend on the hour the suite runs at (with
+    # the default evening peak, a run at 05:00 UTC planned 7 where 8 was asserted).
+    flat = DailyShape(amplitude=0.0, lunch=0.0, weekend=0.0)
+    trace = generate_trace(
+        first - DAY, 15, 60.0, BASE_QPS, past, [3.0] * 14, noise=0.04, seed=9, shape=flat
+    )
     history = tmp_path / "qps.csv"
     with history.open("w", newline="") as f:
         out = csv.writer(f)
