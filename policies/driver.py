@@ -285,9 +285,10 @@ class Driver:
 
     def _surprised(self, now: float, past: Past, events: Calendar) -> bool:
         """Forecast again now: the newest sample is above the cached forecast's band, or,
-        inside an event's window (ramp, event, tail), as far below the median as the band
-        reaches above it (the event ran smaller or ended sooner than forecast: its
-        nowcast shrinks the rest of it, so capacity is not held for demand that left)."""
+        inside an event's window (ramp, event, tail), the two newest are as far below the
+        median as the band reaches above it (the event ran smaller or ended sooner than
+        forecast: its nowcast shrinks the rest of it, so capacity is not held for demand
+        that left; one low sample alone is not enough)."""
         fc = self._forecast
         if fc is None or not len(past) or not past.last_value == past.last_value:
             return False
@@ -296,11 +297,20 @@ class Driver:
         i = int(np.searchsorted(fc.t, past.last_time, side="right")) - 1
         if i < 0:
             return False
-        upper = float(fc.level(self.spec.forecast.quantile)[i])
-        if past.last_value > upper:
+        upper_band = fc.level(self.spec.forecast.quantile)
+        if past.last_value > float(upper_band[i]):
             return True
-        median = float(fc.level(0.5)[i])
-        if past.last_value >= 2 * median - upper:
+        # Below: the two newest samples, both (one low sample is a scrape gap or a stall
+        # as often as demand that left, and shrinking an event under way on it is costly).
+        recent = past.since(past.last_time - 1.5 * self.step)
+        if len(recent) < 2:
+            return False
+        at = np.searchsorted(fc.t, recent.t[-2:], side="right") - 1
+        if int(at[0]) < 0:
+            return False
+        median = fc.level(0.5)[at]
+        lower = 2 * median - upper_band[at]
+        if not bool(np.all(recent.v[-2:] < lower)):  # NaN compares False: not below
             return False
         ramp = self.spec.forecast.default_ramp
         return any(

@@ -226,3 +226,50 @@ def test_demand_back_to_normal_inside_an_event_window_brings_a_fresh_forecast() 
     assert orders[0][0] < 0 and orders[0][2] >= 6  # ahead of the sale, for the sale
     back = [t for t, _, to in orders if to == 3]
     assert back and back[0] - length <= 400, orders
+
+
+def test_one_low_sample_inside_an_event_does_not_bring_a_fresh_forecast() -> None:
+    """A stall or a scrape gap gives one low sample mid-event; re-forecasting on it would
+    let the nowcast shrink an event that is still running. Two low samples do."""
+    sale = T0 + 7 * DAY + 20 * 3600
+    events = [
+        DemandEvent("Flash sale", EventKind.PROMOTION, sale - k * DAY, sale - k * DAY + 3600)
+        for k in range(7, -1, -1)
+    ]
+    flat = DailyShape(amplitude=0.0, lunch=0.0, weekend=0.0)
+    history = generate_trace(sale - 7 * DAY - 3600, 7 + 2 / 24, 60.0, 120.0, noise=0.04,
+                             seed=5, shape=flat)  # fmt: skip
+    v = history.v.copy()
+    for e in events[:-1]:
+        v[(history.t >= e.start) & (history.t < e.end)] *= 3.0
+    spec = parse_policy(
+        {"name": "shop", "targets": [{"name": "cart", "capacityPerUnit": 80, "minUnits": 3,
+                                      "maxUnits": 8}],
+         "forecast": {"history": "7d", "horizon": "2h", "defaultRamp": "0s"}}
+    )  # fmt: skip
+    driver = Driver(spec, HeadroomForecaster(spec.forecast))
+    calendar = Calendar.of(events)
+    keep = history.t < sale + 600
+    ts, vs = list(history.t[keep]), list(v[keep])
+
+    def tick(now: float) -> float:
+        past = SeriesPast(
+            Series(
+                np.array([t for t in ts if t < now]),
+                np.array([x for t, x in zip(ts, vs, strict=True) if t < now]),
+            )
+        )
+        driver.commit(driver.decide(now, past, {"cart": 6}, calendar), {"cart": 6})
+        return driver._forecast_at
+
+    made = tick(sale - 30.0)
+    fc = driver._forecast
+    assert fc is not None
+    for t in np.arange(sale, sale + 600, 60.0):  # the sale runs as forecast
+        vs[ts.index(t)] = float(fc.level(0.5)[np.searchsorted(fc.t, t, side="right") - 1])
+    ts.append(sale + 600.0)
+    vs.append(120.0)  # one sample back at normal
+    assert tick(sale + 601.0 + 60) == made  # a minute later: still the same forecast
+    ts.append(sale + 660.0)
+    vs.append(118.0)  # and a second one
+    assert tick(sale + 661.0 + 60) > made
