@@ -208,7 +208,11 @@ def _print_summary(report: DemoReport) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("keys lost", f"{s['keys_lost']} of {s['keys_checked']:,} checked")
-    table.add_row("client errors", f"{s['client_errors']} in {s['client_ops']:,} operations")
+    table.add_row(
+        "client errors",
+        f"{s['client_errors']} in {s['client_ops']:,} operations"
+        + (f" ({s['client_rebuilds']} client rebuilds)" if s.get("client_rebuilds") else ""),
+    )
     ready = s["ready_minutes_before_start"]
     when = " ready: never"
     if ready is not None:

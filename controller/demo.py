@@ -490,6 +490,7 @@ class DemoRunner:
             "keys_checked": verification.dataset_expected + verification.writes_expected,
             "writes_acknowledged": verification.writes_expected,
             "client_errors": load.errors,
+            "client_rebuilds": load.rebuilds,
             "client_ops": load.ops,
             "last_client_error": load.last_error,
             "underprovisioned_minutes": round(under, 1),

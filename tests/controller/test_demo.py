@@ -64,6 +64,9 @@ def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) 
     assert summary["client_ops"] > 10_000
     # The README's claim: the cluster-aware client sees no error through the reshards.
     assert summary["client_errors"] == 0, summary["last_client_error"]
+    # redis-py issue 4015 makes the client rebuild (nothing sent, nothing lost); the
+    # resharder's mitigation bounds it by the masters added (at most one each).
+    assert summary["client_rebuilds"] <= summary["peak_desired_masters"] - 3, summary
     assert summary["capacity_ready_before_event"], summary
     assert summary["peak_desired_masters"] > 3
     assert summary["underprovisioned_minutes"] < summary["reactive_hpa_underprovisioned_minutes"]
