@@ -358,7 +358,13 @@ def test_an_alertmanager_webhook_surges_a_target_through_a_demand_event(
     def replicas() -> int:
         return int(env.apps.read_namespaced_deployment("web", NS).spec.replicas)
 
-    wait_for(lambda: env.events("shop") or replicas() >= 2, 30, "the first pass")
+    def passed() -> bool:  # the receiver knows the policies the operator has reconciled
+        shop = env.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "capacitypolicies", "shop"
+        )
+        return bool(shop.get("status", {}).get("observedGeneration"))
+
+    wait_for(passed, 30, "the first pass")
     before = replicas()
     alert = {"status": "firing", "fingerprint": "f00dfeed12345678",
              "labels": {"alertname": "CheckoutQpsJump", "headroom_policy": "shop",
