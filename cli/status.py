@@ -60,9 +60,8 @@ def _render(doc: dict[str, Any]) -> None:
         for col in ("policy", "target", "now", "ready", "needed now", "next action", "status"):
             table.add_column(col, overflow="fold")
         for p in policies:
-            nxt = {a["target"]: a for a in p["plan"]}
             for i, t in enumerate(p["targets"] or [{}]):
-                action = nxt.get(t.get("name", ""))
+                action = t.get("nextAction")
                 table.add_row(
                     f"{p['namespace']}/{p['name']}" if i == 0 else "",
                     t.get("name", "-"),

@@ -325,6 +325,7 @@ class CapacityPolicyReconciler:
         else:
             ready = Cond("Ready", "True", "Reconciled", "")
         plan = _timeline(report)
+        upcoming = [row for row in plan if row.at > _when(report.at)]  # after this pass's order
         records = [
             ActionRecord(
                 at=_when(e.at),
@@ -357,7 +358,7 @@ class CapacityPolicyReconciler:
         kinds = {t.name: t.kind.value for t in spec.targets}
         fields = CapacityPolicyStatus(
             target_count=len(spec.targets),
-            next_action=_one_line(plan[0]) if plan else "",
+            next_action=_one_line(upcoming[0]) if upcoming else "",
             forecast=_forecast_summary(report, spec),
             targets=[
                 TargetStatus(

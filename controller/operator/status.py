@@ -5,6 +5,7 @@ One function, :func:`read_status`, shared by the CLI's table and its ``--json``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
@@ -59,21 +60,47 @@ def _summary(conds: list[dict[str, Any]]) -> str:
     return " ".join([head, *rest])
 
 
+def _instant(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
+def next_actions(plan: list[dict[str, Any]], last_pass: Any) -> dict[str, dict[str, Any]]:
+    """Each target's first planned order after the last pass (``plan`` is time order and
+    starts with the pass's own order, already made): what comes next, by target."""
+    after = _instant(last_pass) if last_pass else None
+    out: dict[str, dict[str, Any]] = {}
+    for row in plan:
+        at = _instant(row.get("at"))
+        if after is not None and (at is None or at <= after):
+            continue
+        out.setdefault(str(row.get("target")), row)
+    return out
+
+
 def read_status(kube: Kube, namespace: str | None) -> dict[str, Any]:
     """``{"policies": [...], "redisClusters": [...]}`` for one namespace (None: all)."""
     policies = []
     for obj in _list(kube, POLICIES, namespace):
         st = obj.get("status") or {}
         conds = _conditions(st)
+        last_pass = (st.get("driver") or {}).get("lastTick")
+        plan = list(st.get("plan") or [])
+        upcoming = next_actions(plan, last_pass)
+        targets = [
+            {**t, "nextAction": upcoming.get(str(t.get("name")))} for t in st.get("targets") or ()
+        ]
         policies.append(
             {
                 "namespace": obj["metadata"]["namespace"],
                 "name": obj["metadata"]["name"],
                 "observedGeneration": st.get("observedGeneration"),
                 "generation": obj["metadata"].get("generation"),
-                "lastPass": st.get("lastPass"),
-                "targets": list(st.get("targets") or []),
-                "plan": list(st.get("plan") or []),
+                "lastPass": last_pass,
+                "targets": targets,
+                "plan": plan,
                 "lastActions": list(st.get("lastActions") or []),
                 "forecast": st.get("forecast"),
                 "conditions": conds,

@@ -188,10 +188,17 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     by_name = {p["name"]: p for p in doc["policies"]}
     assert by_name["shop"]["targets"][0]["currentUnits"] == replicas()
     assert by_name["shop"]["lastActions"][-1]["toUnits"] == replicas()
+    assert by_name["shop"]["lastPass"] == shop()["status"]["driver"]["lastTick"]
+    # The next action is web's first order after the pass, not the last one planned.
+    ahead = [a for a in by_name["shop"]["plan"] if a["at"] > by_name["shop"]["lastPass"]]
+    assert by_name["shop"]["targets"][0]["nextAction"] == (ahead[0] if ahead else None)
     table = CliRunner().invoke(app, ["status", "-n", NS, "--kubeconfig", str(admin)])
     print(table.stdout)
     assert table.exit_code == 0
     assert "Capacity policies" in table.stdout and "Flash sale" in table.stdout
+    if ahead:
+        shown_next = f"{ahead[0]['at'][11:16]} {ahead[0]['fromUnits']}→{ahead[0]['toUnits']}"
+        assert shown_next in table.stdout, table.stdout
 
 
 def test_a_new_leader_repeats_nothing_and_a_metrics_outage_holds_capacity(
