@@ -25,6 +25,7 @@ scenario is compressed in durations (2-minute sales, 30 s cooldowns) instead.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +58,7 @@ pytestmark = [
     pytest.mark.prometheus,
     pytest.mark.slow,
     pytest.mark.long,
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1500),
 ]
 
 DAY = 86400.0
@@ -342,7 +343,15 @@ def _scenario(
     assert time.time() < end + 30  # still inside the sale's hold
 
     # After the sale and the cooldown: back to 3 masters (drained first), the user's floor.
-    wait_for(env.ready_with("cart", 3), end - time.time() + 420, "cart back at 3 masters")
+    # How soon depends on the forecast's tail: a sale measured late (Prometheus was down for
+    # part of it, and longer on a loaded machine) reads as demand in the event's tail, whose
+    # first bin is 10 minutes long (1 h tail, 6 bins), and the forecast lets go of it over
+    # that bin; so the bound is that bin plus the reshards, not the cooldown alone.
+    try:
+        wait_for(env.ready_with("cart", 3), end - time.time() + 900, "cart back at 3 masters")
+    except AssertionError as err:  # say what the policy planned and saw
+        seen = {k: shop().get(k) for k in ("plan", "targets", "conditions", "forecast", "driver")}
+        raise AssertionError(f"{err}; policy status: {json.dumps(seen)}") from None
     wait_for(lambda: floor() == USER_FLOOR, 60, "the user's HPA floor restored")
     hpa = auto.read_namespaced_horizontal_pod_autoscaler("web", NS)
     assert hpa.metadata.annotations["headroom.dev/user-min-replicas"] == str(USER_FLOOR)
