@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
-from headroom.policies.planner import format_qps, unit_noun
 from headroom.policies.policy import PolicySpec, Target, load_policy
+from headroom.policies.text import duration_text, format_qps, unit_noun
 
 app = typer.Typer(help="Validate capacity policies.", no_args_is_help=True)
 
@@ -24,11 +24,7 @@ def read_policy(path: Path) -> PolicySpec:
 
 
 def _minutes(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g}m"
-    return f"{seconds:.3g}s"
+    return duration_text(seconds, digits=3)
 
 
 def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:
