@@ -39,6 +39,7 @@ from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, Pa
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import Cond, condition, write_status
 from headroom.controller.operator.inputs import POLICIES, list_demand_events
+from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.policies.calendar import Calendar
@@ -118,12 +119,16 @@ class CapacityPolicyReconciler:
         interval: float = 60.0,
         dry_run: bool = False,
         alerts: AlertsConfig | None = None,
+        access: SourceAccess = UNRESTRICTED,
     ) -> None:
         """``alerts``: the operator-wide alert sinks and delivery settings (a policy's
         ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand
         history (default: its own metrics source, as :func:`assembly.build_runtime`
-        builds it); ``forecaster``: a policy's forecaster (default: the assembly's)."""
+        builds it); ``forecaster``: a policy's forecaster (default: the assembly's);
+        ``access``: the files and addresses a policy's sources may use (a refused one is
+        an invalid spec)."""
         self.kube = kube
+        self.access = access
         self.alerts = alerts or AlertsConfig()
         self.targets_for = targets_for
         self.history_for = history_for
@@ -155,7 +160,11 @@ class CapacityPolicyReconciler:
                 Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
-        runtime = self._runtime(ns, uid, generation, spec, status)
+        try:
+            runtime = self._runtime(ns, uid, generation, spec, status)
+        except PolicyError as err:  # a source or target it may not have (a refused file)
+            self._invalid(body, status, generation, str(err))
+            raise InvalidPolicy(str(err)) from err
         with self._lock:
             self._bodies[uid] = body
             known = list(self._bodies.values())
@@ -199,9 +208,9 @@ class CapacityPolicyReconciler:
             if spec.paused:
                 continue
             ns = meta["namespace"]
-            runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
-                                    dict(body.get("status") or {}))  # fmt: skip
             try:
+                runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
+                                        dict(body.get("status") or {}))  # fmt: skip
                 if ns not in calendars:
                     calendars[ns] = self._calendar(ns)
                 history = runtime.loop.history.history(now).before(now)
@@ -296,7 +305,7 @@ class CapacityPolicyReconciler:
     ) -> assembly.Runtime:
         return assembly.build_runtime(
             spec,
-            assembly.World(kube=self.kube),
+            assembly.World(kube=self.kube, access=self.access),
             calendar=lambda: self._calendar(ns),
             clock=self.clock,
             notifier=notifier,

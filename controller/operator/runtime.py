@@ -32,6 +32,7 @@ from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import capacitypolicy, rediscluster
 from headroom.controller.operator.health import HealthServer
 from headroom.controller.operator.leader import LeaseElector, LeaseTimings
+from headroom.controller.signals.access import SourceAccess
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,13 @@ class OperatorOptions:
     timer: float = 10.0
     policy_interval: float = 60.0  # seconds between two passes of a CapacityPolicy
     alerts_config: Path | None = None  # default: $HEADROOM_ALERTS_CONFIG, else none
+    # What policies' metrics may reach (docs/operator.md "Security model"): no file source
+    # unless under one of these directories; only these Prometheus/Redis hosts if any.
+    file_dirs: tuple[Path, ...] = ()
+    addresses: tuple[str, ...] = ()
+
+    def access(self) -> SourceAccess:
+        return SourceAccess(file_dirs=self.file_dirs, addresses=self.addresses, quote=False)
 
 
 def default_namespace() -> str:
@@ -119,6 +127,7 @@ def run_operator(opts: OperatorOptions) -> int:
         rediscluster.register(registry, reconciler, timer=opts.timer)
         policies = capacitypolicy.CapacityPolicyReconciler(
             kube,
+            access=opts.access(),
             record=_kopf_event,
             metrics=metrics,
             interval=opts.policy_interval,
