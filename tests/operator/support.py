@@ -53,13 +53,14 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, poll: float = 0.
 class PodNode:
     host: str
     port: int
+    password: str | None = None  # the pod's REDISCLI_AUTH (from the cluster's auth Secret)
 
     @property
     def addr(self) -> str:
         return f"{self.host}:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, socket_timeout=5)
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, password=self.password)
 
 
 @dataclass
@@ -77,11 +78,15 @@ class PodCluster:
             for (ns, pod), p in sorted(self.kubelet.processes.items())
             if ns == self.namespace and pod.startswith(f"{self.name}-") and p.alive()
         ]
-        return [PodNode(p.ip, p.port) for p in procs]
+        return [PodNode(p.ip, p.port, p.password) for p in procs]
 
     @property
     def seed(self) -> str:
         return self.nodes[0].addr
+
+    @property
+    def password(self) -> str | None:
+        return self.nodes[0].password
 
 
 @dataclass
@@ -210,8 +215,10 @@ class OperatorEnv:
             print("\n".join(op.text().splitlines()[-60:]))
 
 
-def slots_of(host: str, port: int) -> int:
-    c = redis.Redis(host=host, port=port, socket_timeout=3, decode_responses=True)
+def slots_of(host: str, port: int, password: str | None = None) -> int:
+    c = redis.Redis(
+        host=host, port=port, socket_timeout=3, decode_responses=True, password=password
+    )
     try:
         for line in str(c.execute_command("CLUSTER", "NODES")).splitlines():
             if "myself" in line:
@@ -237,7 +244,7 @@ def guard_pod_removals(env: OperatorEnv) -> list[str]:
         proc = kubelet.processes.get(key)
         if proc is not None and proc.alive():
             try:
-                slots = slots_of(proc.ip, proc.port)
+                slots = slots_of(proc.ip, proc.port, proc.password)
             except redis.RedisError as err:
                 slots = -1
                 owned_at_removal.append(f"{key[1]}: unreadable at removal ({err})")
