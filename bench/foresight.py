@@ -512,11 +512,12 @@ def main() -> int:
     partial = bool(args.case or args.delay or args.quick or args.decompose_only)
     # The 10-minute numbers first (the target), then the others.
     jobs: list[tuple[str, float, str, bool, bool]] = []
-    for d in sorted(delays, key=lambda d: (d != 10.0, d)):
+    order = sorted(delays, key=lambda d: (d != 10.0, d))
+    for d in order:
         for c in cases:
             if not args.decompose_only:
                 jobs.append((c.name, d, grid, args.all_charts or d == 10.0, False))
-            if d == delays[0] and not args.no_decompose and c.calendar.events:
+            if d == order[0] and not args.no_decompose and c.calendar.events:
                 jobs.append((c.name, -1.0, grid, False, True))
     print(f"{len(jobs)} jobs over {len(cases)} case(s), delays "
           f"{', '.join(f'{d:g}' for d in delays)} min, grid {grid}", flush=True)  # fmt: skip
