@@ -72,11 +72,14 @@ class PodCluster:
 
     @property
     def nodes(self) -> list[PodNode]:
-        procs = [
-            p
-            for (ns, pod), p in sorted(self.kubelet.processes.items())
-            if ns == self.namespace and pod.startswith(f"{self.name}-") and p.alive()
-        ]
+        procs = sorted(
+            (
+                p
+                for p in list(self.kubelet.processes.values())
+                if p.namespace == self.namespace and p.pod.startswith(f"{self.name}-") and p.alive()
+            ),
+            key=lambda p: (p.pod, p.started),
+        )
         return [PodNode(p.ip, p.port) for p in procs]
 
     @property
@@ -233,17 +236,17 @@ def guard_pod_removals(env: OperatorEnv) -> list[str]:
     original = kubelet._kill
     lock = threading.Lock()
 
-    def kill(key: tuple[str, str]) -> None:
+    def kill(key: str) -> None:
         proc = kubelet.processes.get(key)
         if proc is not None and proc.alive():
             try:
                 slots = slots_of(proc.ip, proc.port)
             except redis.RedisError as err:
                 slots = -1
-                owned_at_removal.append(f"{key[1]}: unreadable at removal ({err})")
+                owned_at_removal.append(f"{proc.pod}: unreadable at removal ({err})")
             if slots > 0:
                 with lock:
-                    owned_at_removal.append(f"{key[1]} owned {slots} slots when removed")
+                    owned_at_removal.append(f"{proc.pod} owned {slots} slots when removed")
         original(key)
 
     kubelet._kill = kill  # type: ignore[method-assign]
