@@ -78,6 +78,7 @@ BENCH_GRID = ((0.5, 1.0), (0.9, 0.9))
 QUICK_GRID = ((0.5, 1.0),)
 AFTER_HOURS = 2.0
 BEFORE_HOURS = 1.0
+TITLE = "Foresight: Headroom vs the reactive HPA at the same bill (issue 20)"
 WINDOWS = ("inside events", "2 h after events end", "1 h before events", "the rest")
 
 
@@ -505,9 +506,23 @@ def main() -> int:
         help=f"store the numbers as the BEFORE baseline (bench/{BEFORE.name}),"
         " saved after every job",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help=f"run nothing: write the section from bench/{BEFORE.name}",
+    )
     args = parser.parse_args()  # fmt: skip
     cases = pick_cases(args.case)
     delays = tuple(args.delay) or DELAYS_MIN
+    if args.report_only:
+        stamp, before = load_before()
+        text = f"Measured {stamp} (`bench/{BEFORE.name}`).\n\n" + report(
+            [("BEFORE", before)], cases, delays
+        )
+        print(text)
+        if not args.no_write:
+            print(f"Wrote {write_section('foresight', TITLE, text)}")
+        return 0
     grid = "quick" if args.quick else "full" if args.full_grid else "bench"
     partial = bool(args.case or args.delay or args.quick or args.decompose_only)
     # The 10-minute numbers first (the issue's target), then the others.
