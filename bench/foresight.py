@@ -290,6 +290,10 @@ def run_frontier(
             "headroom_settings": settings or frontier_module.HEADROOM_SETTINGS,
             "refine": 0 if grid == "quick" else 1,
         }
+        if grid == "quick":  # the HPA around the policy's 80 % only
+            kwargs["hpa_utilizations"] = [
+                u for u in frontier_module.HPA_UTILIZATIONS if 0.7 <= u <= 0.9
+            ]
     fr = frontier(
         case.trace,
         case.calendar,
