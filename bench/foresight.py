@@ -307,6 +307,7 @@ def run_frontier(
         write_frontier_chart(path, fr, f"{case.name}, delay {delay_min:g} min")
     out = headline(fr)
     out["seconds"] = time.perf_counter() - started
+    out["grid"] = grid
     return out
 
 
@@ -347,7 +348,8 @@ def _cell(x: dict[str, Any] | None) -> str:
     if x is None:
         return "-"
     share = "" if x["share"] is None else f" ({x['share']:.0%})"
-    return f"{_num(x['headroom_at_hpa'])}{share}"
+    mark = " [quick]" if x.get("grid") == "quick" else ""
+    return f"{_num(x['headroom_at_hpa'])}{share}{mark}"
 
 
 def headline_table(
