@@ -34,12 +34,13 @@ from headroom.controller.clock import Clock
 from headroom.controller.history import SourceHistory
 from headroom.controller.kube import GROUP, Kube
 from headroom.controller.loop import ActionSink, ControlLoop, HistoryProvider, NoSink, PassReport
+from headroom.controller.redis.connection import RedisAuth
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.signals.base import Metric, SignalSource
 from headroom.controller.signals.csv import CsvSource
 from headroom.controller.signals.prometheus import REDIS_EXPORTER, PromClient, PrometheusSource
-from headroom.controller.signals.redis_info import RedisInfoSource
+from headroom.controller.signals.redis_info import RedisInfoSource, default_connect
 from headroom.controller.targets.base import ScaleStatus, ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.controller.targets.redis_cluster import RedisClusterTarget
@@ -69,6 +70,7 @@ class World:
     kube: Kube | None = None  # Kubernetes targets (the operator)
     local_scaler: Callable[[Target], ClusterScaler] | None = None  # LocalRedisCluster
     redis_seed: str | None = None  # Redis INFO seed when metrics.qps.url gives none
+    redis_auth: RedisAuth | None = None  # Redis INFO: the cluster's password/TLS
     prometheus: Callable[[str], PromClient] | None = None  # client per URL (tests pass one)
     now: Callable[[], float] = field(default=time.time)  # the sources' clock (scaled: demo)
     stale_after: float = 30.0  # Redis INFO: samples older than this are "stale"
@@ -224,7 +226,10 @@ def _redis(metrics: Metrics, world: World) -> SignalSource:
         )
     world.access.address(seed, "metrics.qps.url", "redis")
     return RedisInfoSource(
-        _strip_scheme(seed, "redis://"), now=world.now, stale_after=world.stale_after
+        _strip_scheme(seed, "redis://"),
+        connect=default_connect(auth=world.redis_auth),
+        now=world.now,
+        stale_after=world.stale_after,
     )
 
 

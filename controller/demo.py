@@ -43,6 +43,7 @@ from headroom.controller.files import CALENDAR_MAX_BYTES, POLICY_MAX_BYTES, read
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
+from headroom.controller.redis.connection import NodeAddr, RedisAuth, make_cluster_client
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
@@ -273,15 +274,21 @@ class DemoRunner:
             self.on_phase(
                 f"Starting a {cfg.masters}-master Redis Cluster on 127.0.0.1:{base_port}+"
             )
-            scaler = ClusterScaler(provisioner)
+            auth = provisioner.auth  # a password generated for this run, never printed
+            scaler = ClusterScaler(provisioner, auth=auth)
             scaler.scale_masters(cfg.masters)
             seed = self._seed(scaler.status())
-            client = self._client(seed)
+            client = self._client(seed, auth)
             self.on_phase(f"Loading {cfg.keys:,} keys")
             load_dataset(client, cfg.keys)
 
             clock = ScaledClock(self.start, cfg.speed)
-            world = World(local_scaler=lambda _target: scaler, redis_seed=seed, stale_after=10.0)
+            world = World(
+                local_scaler=lambda _target: scaler,
+                redis_seed=seed,
+                redis_auth=auth,
+                stale_after=10.0,
+            )
             sink = ListSink()
             runtime = build_runtime(
                 self.spec,
@@ -301,7 +308,7 @@ class DemoRunner:
             assert isinstance(target, RedisScalerTarget) and isinstance(source, RedisInfoSource)
             live = self.live
             load = LoadGenerator(
-                lambda: self._client(seed),
+                lambda: self._client(seed, auth),
                 lambda: float(np.interp(clock.now(), live.t, live.v)),
                 dataset_keys=cfg.keys,
             )
@@ -344,9 +351,8 @@ class DemoRunner:
         raise InputError("the demo cluster has no master serving slots")
 
     @staticmethod
-    def _client(seed: str) -> RedisCluster:
-        host, port = seed.rsplit(":", 1)
-        return RedisCluster(host=host, port=int(port), decode_responses=True)
+    def _client(seed: str, auth: RedisAuth) -> RedisCluster:
+        return make_cluster_client(NodeAddr.parse(seed), auth, decode_responses=True)
 
     def _drive(
         self,
