@@ -31,9 +31,9 @@ from typing import Any
 
 import redis
 
-from headroom.controller.provisioning.base import NodeInfo, NodeProvisioner
 from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
 from headroom.controller.redis.migrate import MigrateOptions
+from headroom.controller.redis.nodes import NodeInfo, NodeProvisioner
 from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
 from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
 from headroom.controller.redis.topology import (
