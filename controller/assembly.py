@@ -138,25 +138,72 @@ def _stateful_set(target: Target, world: World) -> ScaleTarget:
     return ScaleSubresourceTarget(_need_kube(target, world), ref)
 
 
-# One row per target kind, alphabetical.
-TARGETS: Mapping[TargetKind, TargetBuilder] = {
-    TargetKind.DEPLOYMENT: _deployment,
-    TargetKind.HPA: _hpa,
-    TargetKind.LOCAL_REDIS: _local_redis,
-    TargetKind.REDIS_CLUSTER: _redis_cluster,
-    TargetKind.SCALE: _scale,
-    TargetKind.STATEFUL_SET: _stateful_set,
+# -- RBAC: what the operator needs to size each kind (the chart must grant it) ---------------
+
+Rule = dict[str, Any]
+RulesFor = Callable[[Target], list[Rule]]
+
+
+def _rules(group: str, resource: str, *, write: bool = True) -> list[Rule]:
+    scale_verbs = ["get", "patch"] if write else ["get"]  # exactly the calls the targets make
+    return [
+        {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
+        {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": scale_verbs},
+    ]
+
+
+def _scale_rules(target: Target) -> list[Rule]:
+    if not (target.api_version and target.scale_kind):
+        return []
+    ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
+    return _rules(ref.group, ref.resource)
+
+
+def _hpa_rules(target: Target) -> list[Rule]:
+    # The floor is patched; the scale target (any Deployment or StatefulSet) is only
+    # read, for its ready replicas.
+    return [
+        {
+            "apiGroups": ["autoscaling"],
+            "resources": ["horizontalpodautoscalers"],
+            "verbs": ["get", "patch"],
+        },
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
+    ]
+
+
+@dataclass(frozen=True)
+class TargetKindRow:
+    """One target kind: how its actuator is built and the RBAC rules it needs."""
+
+    build: TargetBuilder
+    rules: RulesFor
+
+
+# One row per target kind, alphabetical: adding a kind is one file in controller/targets/
+# and one row here (docs/adding-a-target.md).
+TARGETS: Mapping[TargetKind, TargetKindRow] = {
+    TargetKind.DEPLOYMENT: TargetKindRow(_deployment, lambda _t: _rules("apps", "deployments")),
+    TargetKind.HPA: TargetKindRow(_hpa, _hpa_rules),
+    TargetKind.LOCAL_REDIS: TargetKindRow(_local_redis, lambda _t: []),  # no Kubernetes
+    TargetKind.REDIS_CLUSTER: TargetKindRow(
+        _redis_cluster, lambda _t: _rules(GROUP, "redisclusters")
+    ),
+    TargetKind.SCALE: TargetKindRow(_scale, _scale_rules),
+    TargetKind.STATEFUL_SET: TargetKindRow(
+        _stateful_set, lambda _t: _rules("apps", "statefulsets")
+    ),
 }
 
 
 def build_target(target: Target, world: World) -> ScaleTarget:
     """The actuator for one policy target."""
-    builder = TARGETS.get(target.kind)
-    if builder is None:
+    row = TARGETS.get(target.kind)
+    if row is None:
         raise PolicyError(
             field_error("policy", f"{_where(target)}.kind", f"unknown kind {target.kind!r}")
         )
-    return builder(target, world)
+    return row.build(target, world)
 
 
 def build_targets(spec: PolicySpec, world: World) -> dict[str, ScaleTarget]:
@@ -474,40 +521,7 @@ def check(spec: PolicySpec) -> None:
             )
 
 
-# -- RBAC ------------------------------------------------------------------------------------
-
-Rule = dict[str, Any]
-
-
-def _rules(group: str, resource: str, *, write: bool = True) -> list[Rule]:
-    scale_verbs = ["get", "patch"] if write else ["get"]  # exactly the calls the targets make
-    return [
-        {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
-        {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": scale_verbs},
-    ]
-
-
 def required_rules(target: Target) -> list[Rule]:
     """The RBAC rules (Role ``rules`` entries) the operator needs to size ``target``."""
-    kind = target.kind
-    if kind is TargetKind.DEPLOYMENT:
-        return _rules("apps", "deployments")
-    if kind is TargetKind.STATEFUL_SET:
-        return _rules("apps", "statefulsets")
-    if kind is TargetKind.REDIS_CLUSTER:
-        return _rules(GROUP, "redisclusters")
-    if kind is TargetKind.SCALE and target.api_version and target.scale_kind:
-        ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
-        return _rules(ref.group, ref.resource)
-    if kind is TargetKind.HPA:
-        # The floor is patched; the scale target (any Deployment or StatefulSet) is only
-        # read, for its ready replicas.
-        return [
-            {
-                "apiGroups": ["autoscaling"],
-                "resources": ["horizontalpodautoscalers"],
-                "verbs": ["get", "patch"],
-            },
-            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
-        ]
-    return []  # the embedded mode: no Kubernetes
+    row = TARGETS.get(target.kind)
+    return row.rules(target) if row is not None else []
