@@ -86,14 +86,15 @@ def _where(target: Target) -> str:
     return f"targets[{target.name}]"
 
 
+def _kind_error(target: Target, message: str) -> PolicyError:
+    """A one-line error on the target's ``kind``: ``policy: targets[web].kind: ...``."""
+    return PolicyError(field_error("policy", f"{_where(target)}.kind", message))
+
+
 def _need_kube(target: Target, world: World) -> Kube:
     if world.kube is None:
-        raise PolicyError(
-            field_error(
-                "policy",
-                f"{_where(target)}.kind",
-                f"{target.kind} needs a Kubernetes cluster (run it with the operator)",
-            )
+        raise _kind_error(
+            target, f"{target.kind} needs a Kubernetes cluster (run it with the operator)"
         )
     return world.kube
 
@@ -109,12 +110,8 @@ def _hpa(target: Target, world: World) -> ScaleTarget:
 
 def _local_redis(target: Target, world: World) -> ScaleTarget:
     if world.local_scaler is None:
-        raise PolicyError(
-            field_error(
-                "policy",
-                f"{_where(target)}.kind",
-                f"{target.kind} runs in the embedded mode only (headroom demo / local)",
-            )
+        raise _kind_error(
+            target, f"{target.kind} runs in the embedded mode only (headroom demo / local)"
         )
     return RedisScalerTarget(world.local_scaler(target), name=target.name)
 
@@ -200,9 +197,7 @@ def build_target(target: Target, world: World) -> ScaleTarget:
     """The actuator for one policy target."""
     row = TARGETS.get(target.kind)
     if row is None:
-        raise PolicyError(
-            field_error("policy", f"{_where(target)}.kind", f"unknown kind {target.kind!r}")
-        )
+        raise _kind_error(target, f"unknown kind {target.kind!r}")
     return row.build(target, world)
 
 
@@ -422,9 +417,7 @@ def check(spec: PolicySpec) -> None:
     """Raise :class:`PolicyError` if a target kind or source of ``spec`` has no builder."""
     for target in spec.targets:
         if target.kind not in TARGETS:
-            raise PolicyError(
-                field_error("policy", f"{_where(target)}.kind", f"unknown kind {target.kind!r}")
-            )
+            raise _kind_error(target, f"unknown kind {target.kind!r}")
     query: MetricQuery | None
     for where, query in (("qps", spec.metrics.qps), ("latencyP99", spec.metrics.latency_p99)):
         if query is not None and query.source not in SOURCES:
