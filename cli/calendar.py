@@ -28,9 +28,8 @@ from headroom.policies.calendars import (
     load_calendar,
     parse_time,
 )
-from headroom.policies.calendars._event import zone
 from headroom.policies.errors import CalendarError
-from headroom.policies.planner import format_qps
+from headroom.policies.text import duration_text, format_qps, zone
 
 app = typer.Typer(
     help="Validate, list, export and import demand calendars (YAML or ICS).",
@@ -75,11 +74,7 @@ def _expectation(event: DemandEvent) -> str:
 
 
 def _ramp(seconds: float) -> str:
-    if not seconds:
-        return "-"
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    return f"{seconds / 60:g}m"
+    return duration_text(seconds) if seconds else "-"
 
 
 def _pairs(mapping: Any) -> str:

@@ -25,8 +25,9 @@ import icalendar
 import recurring_ical_events
 
 from headroom.policies.calendar import MAX_EVENTS_PER_CALENDAR, Calendar, DemandEvent
-from headroom.policies.calendars._event import build_event, zone
+from headroom.policies.calendars._event import build_event
 from headroom.policies.errors import CalendarError, field_error, must_be
+from headroom.policies.text import zone
 
 MAX_OCCURRENCES_PER_EVENT = 5_000  # a daily event over the default 2-year window is 731
 MAX_RULE_STEPS = 100_000  # candidate times one RRULE may walk through (~1 s, listed at once)

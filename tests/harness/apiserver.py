@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness import errors, openapi, tables
+from tests.harness import disruption, errors, openapi, tables
 from tests.harness.errors import ApiError
 from tests.harness.faults import Faults, fault_error
 from tests.harness.rbac import Attributes, Authorizer, Tokens, User, forbidden, unauthorized
@@ -373,7 +373,10 @@ class _Handler(BaseHTTPRequestHandler):
         rt = store.type(group, rest[0], version)
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and not ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)):
+        eviction = sub == "eviction" and rt.key == ("", "pods")
+        if sub and not (
+            (sub == "status" and rt.status) or (sub == "scale" and rt.scale) or eviction
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if namespace and not rt.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
@@ -514,6 +517,11 @@ class _Handler(BaseHTTPRequestHandler):
             route.name,
             route.subresource,
         )
+        if sub == "eviction":
+            if verb != "create":
+                raise errors.method_not_allowed()
+            self._send_json(201, disruption.evict(store, ns, name, body))
+            return 201
         if verb == "watch":
             return self._watch(route, query)
         if verb == "list":
@@ -665,6 +673,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        # kubectl get -w asks for Tables: each event's object is a one-row Table, the
+        # column definitions in the first one only (as kube-apiserver sends them).
+        table_version = tables.wants_table(self.headers.get("Accept"))
+        first_row = True
         api._watching(stop, True)
         try:
             for event in events:
@@ -674,6 +686,20 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 if event["type"] != "ERROR" and event["type"] != "BOOKMARK":
                     _version_of(rt, route.version, event["object"])
+                    if table_version:
+                        obj = event["object"]
+                        table = tables.to_table(
+                            rt,
+                            route.version,
+                            [obj],
+                            resource_version=str(obj["metadata"].get("resourceVersion", "")),
+                            table_version=table_version,
+                            include_object=query.get("includeObject") or "Metadata",
+                        )
+                        if not first_row:
+                            table["columnDefinitions"] = []
+                        first_row = False
+                        event = {"type": event["type"], "object": table}
                 line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.flush()

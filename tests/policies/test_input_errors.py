@@ -8,6 +8,9 @@ Each test here failed before the shared wording (``headroom.policies.errors`` an
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,8 @@ from typer.testing import CliRunner
 from headroom.cli.main import app
 from headroom.policies.calendars import load_calendar
 from headroom.policies.errors import CalendarError, InputError, PolicyError
-from headroom.policies.planner import format_qps
 from headroom.policies.policy import load_policy
+from headroom.policies.text import format_qps
 from headroom.policies.trace import parse_trace_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
@@ -187,7 +190,7 @@ def test_trace_errors_name_file_line_and_column() -> None:
 
 
 def test_reasons_state_comparisons_that_are_visibly_true() -> None:
-    from headroom.policies.planner import compare_qps
+    from headroom.policies.text import compare_qps
 
     # 12.04 > 12.0 once printed to three digits read "12 QPS > 12 capacity".
     assert compare_qps("p90", 12.04, ">", 12.0, 1.0) == "p90 12.04 QPS > 12 capacity at 100%"
@@ -284,3 +287,28 @@ def test_a_bad_kubeconfig_is_one_line_naming_the_flag(tmp_path: Path) -> None:
         lines = res.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: --kubeconfig: "), res.stderr
         assert problem in lines[0] and "Traceback" not in res.output
+
+
+def test_no_kubernetes_configuration_is_the_same_line_and_exit_code_everywhere(
+    tmp_path: Path,
+) -> None:
+    """Without --kubeconfig, $KUBECONFIG, ~/.kube/config or a service account, every command
+    that talks to a cluster exits 2 (bad input) with one line (operator run exited 1)."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("KUBECONFIG", None)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    headroom = str(Path(sys.executable).with_name("headroom"))
+    lines = set()
+    for args in (
+        ["status"],
+        ["operator", "run", "--port", "0"],
+        ["surge", "cart", "--factor", "2"],
+    ):
+        proc = subprocess.run(
+            [headroom, *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("error: no Kubernetes configuration: "), line
+        lines.add(line)
+    assert len(lines) == 1, lines
