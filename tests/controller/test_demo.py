@@ -6,6 +6,7 @@ clock runs fast and the dataset is small so the whole day takes about a minute.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -111,3 +112,24 @@ def test_demo_cli_rejects_bad_flags_with_one_line() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "--masters" in proc.stderr
+
+
+def test_demo_summary_says_no_alerts_in_a_line_and_never_wraps_the_file_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run without alerts printed an empty table titled '(0 dropped)'; without a terminal
+    the chart's path was split over two lines."""
+    from rich.console import Console
+
+    from headroom.cli import demo
+
+    out_dir = tmp_path / ("a-long-folder-name-" * 4) / "demo"
+    buf = io.StringIO()
+    monkeypatch.setattr(demo, "console", Console(file=buf, width=60))
+    demo._print_alerts_and_files({"alerts": [], "alerts_dropped": 0}, out_dir)
+    lines = buf.getvalue().splitlines()
+    assert lines == [
+        "Alerts: none sent to the demo's webhook receiver (0 dropped).",
+        f"Report: {out_dir / 'report.json'}",
+        f"Chart: {out_dir / 'demo.png'}",
+    ]
