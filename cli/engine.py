@@ -1,20 +1,23 @@
-"""`headroom forecast` and `headroom plan`: the policy core on history files.
+"""`headroom forecast` and `headroom plan`: what the operator would forecast and do.
 
-Thin: read the history CSV, the calendar and the policy, cut the history at ``--at``
-(the forecast sees only samples before it), then call the same pure functions the
-operator and the simulator call — ``HeadroomForecaster`` and ``planner.plan_target`` —
-and print a table, ``--json``, or a ``--chart`` PNG (history, forecast band p50/p90/p99,
-events shaded, planned capacity).
+Thin: read the history, the calendar and the policy (files, or ``--from-cluster``: the
+CapacityPolicy, its own metrics source and the namespace's DemandEvents, as the operator
+reads them), read the history through the policy's history window on the loop's grid, cut
+at ``--at`` (the forecast sees only samples before it), then run the operator's own pass
+(:func:`~headroom.controller.assembly.plan_pass`: the runtime ``build_runtime`` builds,
+the driver's decision and plan ahead, nothing acted on) or its forecaster
+(:func:`~headroom.controller.assembly.forecast_pass`), and print a table, ``--json``, or
+a ``--chart`` PNG (history, forecast band p50/p90/p99, events shaded, planned capacity).
+So ``headroom plan`` shows what the operator's next pass will do on the same inputs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import typer
@@ -33,17 +36,30 @@ from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
+from headroom.controller import assembly
+from headroom.controller.signals.csv import CsvSource
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import parse_time
-from headroom.policies.calendars._event import zone as zone_info
 from headroom.policies.capacity import capacity_of
+from headroom.policies.driver import DriverState
+from headroom.policies.errors import SourceUnavailable
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner import Plan, format_qps, plan_target, target_key, unit_noun
+from headroom.policies.planner import Plan
 from headroom.policies.policy import PolicySpec, Target, parse_duration
+from headroom.policies.resources import driver_state_from_status
 from headroom.policies.series import Series
+from headroom.policies.text import (
+    format_qps,
+    local_iso,
+    local_time,
+    target_key,
+    unit_noun,
+)
+from headroom.policies.text import zone as zone_info
 
 LEVELS = (0.5, 0.9, 0.99)
+STEP = 60.0  # the loop's forecast step and history grid, unless --step says otherwise
 MAX_TABLE_ROWS = 24
 
 HistoryOpt = Annotated[
@@ -90,26 +106,18 @@ TzOpt = Annotated[
 ]
 
 
-def _last_observed(history: Series) -> float | None:
-    """The newest non-gap sample before ``--at``: what the reactive guard sees (as the loop)."""
-    finite = history.v[np.isfinite(history.v)]
-    return float(finite[-1]) if finite.size else None
-
-
 @dataclass(frozen=True)
 class _Inputs:
-    history: Series  # already cut at ``at``
+    history: Series  # through the policy's history window, on the loop's grid, cut at ``at``
     later: Series  # samples at or after ``at`` (never given to the forecast; charts only)
     calendar: Calendar
-    spec: PolicySpec | None
+    spec: PolicySpec | None  # with ``--horizon``'s forecast horizon, when given
     at: float
     horizon: float
     step: float
-    tz: str
-
-
-def _read_history(path: Path) -> Series:
-    return read_trace(path)
+    tz: str  # the zone times are shown in
+    state: DriverState | None = None  # the driver state the operator kept (--from-cluster)
+    running: Mapping[str, int] = field(default_factory=dict)  # units now (--from-cluster)
 
 
 def _duration_option(value: str | None, option: str) -> float | None:
@@ -135,7 +143,7 @@ def _load(
 ) -> _Inputs:
     if history_path is None:
         fail("--history: is required (or --from-cluster NAME)", EXIT_INPUT)
-    series = _read_history(history_path)
+    series = read_trace(history_path)
     spec = read_policy(policy_path) if policy_path is not None else None
     calendar = Calendar()
     if calendar_path is not None:
@@ -145,7 +153,30 @@ def _load(
     zone = _zone(tz, calendar)
     data_step = series.step if len(series) > 1 else 60.0
     at_epoch = series.end + data_step if at is None else _at(at, zone)
-    return _inputs(series, calendar, spec, str(history_path), at_epoch, horizon, step, zone)
+    step_s = _duration_option(step, "--step") or STEP
+    # The file is read as the operator reads a csv metrics source: the policy's history
+    # window on the loop's grid.
+    read = assembly.build_history(spec, CsvSource(history_path), step=step_s).history
+    recorded = _read(lambda: read(at_epoch).before(at_epoch), str(history_path))
+    return _inputs(
+        recorded,
+        series.between(at_epoch, math.inf),
+        calendar,
+        spec,
+        str(history_path),
+        at_epoch,
+        horizon,
+        step_s,
+        zone,
+    )
+
+
+def _read(read: Callable[[], Series], source: str) -> Series:
+    """The history as ``read`` reads it; an unreadable source is a one-line input error."""
+    try:
+        return read()
+    except SourceUnavailable as err:
+        fail(f"{source}: {err}", EXIT_INPUT)
 
 
 def _zone(tz: str | None, calendar: Calendar) -> str:
@@ -165,24 +196,30 @@ def _at(at: str, zone: str) -> float:
 
 
 def _inputs(
-    series: Series,
+    past: Series,
+    later: Series,
     calendar: Calendar,
     spec: PolicySpec | None,
     source: str,
     at_epoch: float,
     horizon: str | None,
-    step: str | None,
+    step_s: float,
     zone: str,
+    state: DriverState | None = None,
+    running: Mapping[str, int] | None = None,
 ) -> _Inputs:
-    data_step = series.step if len(series) > 1 else 60.0
-    past = series.before(at_epoch)
     if not len(past) or not bool(np.isfinite(past.v).any()):
-        fail(f"{source}: no samples before --at {_iso(at_epoch, zone)}", EXIT_INPUT)
-    default_horizon = spec.forecast.horizon if spec is not None else 86400.0
-    horizon_s = _duration_option(horizon, "--horizon") or default_horizon
-    step_s = _duration_option(step, "--step") or max(60.0, data_step)
-    later = series.between(at_epoch, at_epoch + horizon_s)
-    return _Inputs(past, later, calendar, spec, at_epoch, horizon_s, step_s, zone)
+        fail(f"{source}: no samples before --at {local_iso(at_epoch, zone)}", EXIT_INPUT)
+    horizon_s = _duration_option(horizon, "--horizon")
+    if spec is not None and horizon_s is not None:
+        forecast = spec.forecast.model_copy(update={"horizon": horizon_s})
+        spec = spec.model_copy(update={"forecast": forecast})
+    if horizon_s is None:
+        horizon_s = spec.forecast.horizon if spec is not None else 86400.0
+    later = later.between(at_epoch, at_epoch + horizon_s)
+    return _Inputs(
+        past, later, calendar, spec, at_epoch, horizon_s, step_s, zone, state, running or {}
+    )
 
 
 @dataclass(frozen=True)
@@ -202,9 +239,10 @@ def _load_from_cluster(
     horizon: str | None,
     step: str | None,
     tz: str | None,
-) -> tuple[_Inputs, dict[str, int]]:
-    """The inputs as the operator reads them, and each target's current units (from the
-    policy's status, when the operator has written one)."""
+) -> _Inputs:
+    """The inputs as the operator reads them: the policy, its history (from its own metrics
+    source), the namespace's DemandEvents, each target's units now (from the target, else
+    the policy's status) and the driver state the operator keeps in the status."""
     given = [flag for flag, path in files.items() if path is not None]
     if given:
         fail(
@@ -215,7 +253,11 @@ def _load_from_cluster(
     import time
 
     from headroom.cli._kube import connect
-    from headroom.controller.operator.inputs import list_demand_events, policy_history
+    from headroom.controller.operator.inputs import (
+        list_demand_events,
+        policy_history,
+        running_units,
+    )
     from headroom.controller.operator.inputs import read_policy as read_cluster_policy
 
     kube, ns = connect(where.kubeconfig, where.context, where.namespace)
@@ -225,23 +267,24 @@ def _load_from_cluster(
         calendar = list_demand_events(kube, ns).calendar
         zone = _zone(tz, calendar)
         at_epoch = time.time() if at is None else _at(at, zone)
-        series = policy_history(kube, spec, at_epoch, source)
+        step_s = _duration_option(step, "--step") or STEP
+        series = _read(
+            lambda: policy_history(kube, spec, at_epoch, source, step=step_s).before(at_epoch),
+            source,
+        )
+        status = obj.get("status") or {}
+        current = running_units(kube, ns, spec, status)
     finally:
         kube.close()
-    current = {
-        str(t.get("name")): int(t["currentUnits"])
-        for t in (obj.get("status") or {}).get("targets") or ()
-        if isinstance(t, dict) and isinstance(t.get("currentUnits"), int)
-    }
-    return _inputs(series, calendar, spec, source, at_epoch, horizon, step, zone), current
-
-
-def _iso(epoch: float, tz: str) -> str:
-    return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).isoformat()
+    state, _ = driver_state_from_status(status.get("driver"))
+    return _inputs(
+        series, Series.empty(), calendar, spec, source, at_epoch, horizon, step_s, zone,
+        state, current,
+    )  # fmt: skip
 
 
 def _clock(epoch: float, tz: str) -> str:
-    return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).strftime("%m-%d %H:%M")
+    return local_time(epoch, tz, "%m-%d %H:%M")
 
 
 def _select_targets(spec: PolicySpec, name: str | None) -> list[Target]:
@@ -254,19 +297,18 @@ def _select_targets(spec: PolicySpec, name: str | None) -> list[Target]:
     return chosen
 
 
-def _event_labels(spec: PolicySpec | None, target: Target | None) -> dict[str, str] | None:
-    """Labels the calendar's selectors are matched against (as the planner does)."""
-    if spec is None:
-        return None
-    return {**spec.event_selector, **(target.labels if target is not None else {})}
-
-
-def _forecast(inputs: _Inputs, target: Target | None) -> tuple[HeadroomForecaster, Forecast]:
-    labels = _event_labels(inputs.spec, target)
-    calendar = inputs.calendar if labels is None else inputs.calendar.for_labels(labels)
-    model = HeadroomForecaster(inputs.spec.forecast if inputs.spec else None, tz=inputs.tz)
-    model.fit(inputs.history, calendar)
-    return model, model.predict(inputs.at, inputs.horizon, inputs.step, LEVELS)
+def _forecast(inputs: _Inputs) -> tuple[HeadroomForecaster, Forecast]:
+    """The policy's forecast at ``--at``, at p50/p90/p99: its forecaster fitted as the
+    operator's driver fits it."""
+    return assembly.forecast_pass(
+        inputs.spec,
+        inputs.history,
+        inputs.calendar,
+        at=inputs.at,
+        horizon=inputs.horizon,
+        step=inputs.step,
+        levels=LEVELS,
+    )
 
 
 def _events_in(model: HeadroomForecaster, fc: Forecast) -> list[DemandEvent]:
@@ -283,8 +325,8 @@ def _event_json(model: HeadroomForecaster, ev: DemandEvent, tz: str) -> dict[str
         "name": ev.name,
         "kind": str(ev.kind),
         "labels": dict(ev.labels),
-        "start": _iso(ev.start, tz),
-        "end": _iso(ev.end, tz),
+        "start": local_iso(ev.start, tz),
+        "end": local_iso(ev.end, tz),
         "uplift_source": up.source,
         "similar_past_events": up.similar,
         "peak_multiplier": round(up.peak, 3),
@@ -296,7 +338,7 @@ def _forecast_json(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> 
     points = []
     for i, t in enumerate(fc.t):
         drv = fc.drivers[i] if i < len(fc.drivers) else None
-        point: dict[str, Any] = {"t": _iso(float(t), inputs.tz), "mean": float(fc.mean[i])}
+        point: dict[str, Any] = {"t": local_iso(float(t), inputs.tz), "mean": float(fc.mean[i])}
         for q in LEVELS:
             point[f"p{round(q * 100):d}"] = float(fc.quantiles[q][i])
         if fc.baseline is not None:
@@ -304,7 +346,7 @@ def _forecast_json(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> 
         point["driver"] = drv.name if drv is not None else None
         points.append(point)
     return {
-        "at": _iso(inputs.at, inputs.tz),
+        "at": local_iso(inputs.at, inputs.tz),
         "horizon_seconds": inputs.horizon,
         "step_seconds": inputs.step,
         "history_samples": len(inputs.history),
@@ -323,7 +365,7 @@ def _row_stride(n: int) -> int:
 
 
 def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> None:
-    table = Table(title=f"Forecast from {_iso(inputs.at, inputs.tz)} ({inputs.tz})")
+    table = Table(title=f"Forecast from {local_iso(inputs.at, inputs.tz)} ({inputs.tz})")
     for col in ("time", "p50", "p90", "p99", "event"):
         table.add_column(col, justify="right" if col.startswith("p") else "left")
     stride = _row_stride(fc.t.size)
@@ -380,7 +422,7 @@ def _chart(
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    zone = ZoneInfo(inputs.tz)
+    zone = zone_info(inputs.tz)
 
     def dates(epochs: Any) -> Any:
         # Matplotlib's date axis counts days since 1970-01-01 UTC.
@@ -445,7 +487,7 @@ def _chart(
     ax.set_ylabel("QPS")
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=zone))  # type: ignore[no-untyped-call]
-    ax.set_title(f"Headroom forecast at {_iso(inputs.at, inputs.tz)}", fontsize=10)
+    ax.set_title(f"Headroom forecast at {local_iso(inputs.at, inputs.tz)}", fontsize=10)
     ax.legend(loc="upper left", fontsize=7)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
@@ -479,15 +521,14 @@ def forecast_command(
         if from_cluster is not None:
             where = _Cluster(from_cluster, kubeconfig, context, namespace)
             files = {"--history": history, "--policy": policy, "--calendar": calendar}
-            inputs, _ = _load_from_cluster(where, files, at, horizon, step, tz)
+            inputs = _load_from_cluster(where, files, at, horizon, step, tz)
         else:
             inputs = _load(history, calendar, policy, at, horizon, step, tz)
-        chosen: Target | None = None
-        if target is not None:
+        if target is not None:  # one forecast serves every target of a policy
             if inputs.spec is None:
                 fail("--target needs --policy", EXIT_INPUT)
-            chosen = _select_targets(inputs.spec, target)[0]
-        model, fc = _forecast(inputs, chosen)
+            _select_targets(inputs.spec, target)
+        model, fc = _forecast(inputs)
         if chart is not None:
             _chart(chart, inputs, fc, list(model.calendar.events))
         if as_json:
@@ -512,8 +553,8 @@ def _plan_json(plan: Plan, target: Target, current: int, inputs: _Inputs) -> dic
         "notes": list(plan.notes),
         "actions": [
             {
-                "at": _iso(a.at, inputs.tz),
-                "ready_by": _iso(a.ready_by, inputs.tz),
+                "at": local_iso(a.at, inputs.tz),
+                "ready_by": local_iso(a.ready_by, inputs.tz),
                 "from_units": a.from_units,
                 "to_units": a.to_units,
                 "reason": a.reason,
@@ -523,7 +564,7 @@ def _plan_json(plan: Plan, target: Target, current: int, inputs: _Inputs) -> dic
             for a in plan.actions
         ],
         "timeline": {
-            "t": [_iso(float(t), inputs.tz) for t in plan.t],
+            "t": [local_iso(float(t), inputs.tz) for t in plan.t],
             "required": [int(x) for x in plan.required],
             "units": [int(x) for x in plan.units],
         },
@@ -546,7 +587,7 @@ def plan_command(
         typer.Option(
             "--current-units",
             min=0,
-            help="Units running now (default: minUnits; --from-cluster: the status's).",
+            help="Units running now (default: minUnits; --from-cluster: what the targets run).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -559,50 +600,51 @@ def plan_command(
 ) -> None:
     """Plan capacity per target: when to scale to how many units, and why."""
     with errors_to_exit():
-        running: dict[str, int] = {}
         if from_cluster is not None:
             where = _Cluster(from_cluster, kubeconfig, context, namespace)
             files = {"--history": history, "--policy": policy, "--calendar": calendar}
-            inputs, running = _load_from_cluster(where, files, at, horizon, step, tz)
+            inputs = _load_from_cluster(where, files, at, horizon, step, tz)
         else:
             if policy is None:
                 fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
             inputs = _load(history, calendar, policy, at, horizon, step, tz)
         assert inputs.spec is not None
         spec = inputs.spec
-        results: list[tuple[Target, int, Plan, Forecast, HeadroomForecaster]] = []
-        for tgt in _select_targets(spec, target):
-            model, fc = _forecast(inputs, tgt)
-            labels = _event_labels(spec, tgt) or {}
-            current = (
-                running.get(tgt.name, tgt.min_units) if current_units is None else current_units
-            )
-            plan = plan_target(
-                fc,
-                spec,
-                tgt,
-                now=inputs.at,
-                current_units=current,
-                calendar=inputs.calendar.for_labels(labels),
-                observed_demand=_last_observed(inputs.history),
-            )
-            results.append((tgt, current, plan, fc, model))
+        chosen = _select_targets(spec, target)
+        units = {
+            t.name: inputs.running.get(t.name, t.min_units)
+            if current_units is None
+            else current_units
+            for t in spec.targets
+        }
+        report = assembly.plan_pass(
+            spec, inputs.history, inputs.calendar, at=inputs.at, units=units,
+            state=inputs.state, step=inputs.step,
+        )  # fmt: skip
+        by_name = {r.name: r for r in report.targets}
+        results: list[tuple[Target, int, Plan]] = []
+        for tgt in chosen:
+            plan = by_name[tgt.name].plan
+            if plan is None:  # only when the pass read no demand (checked above)
+                fail(f"{tgt.name}: no plan: {report.conditions[0].message}", EXIT_INPUT)
+            results.append((tgt, units[tgt.name], plan))
         if chart is not None:
-            tgt, _, plan, fc, model = results[0]
+            model, fc = _forecast(inputs)
+            tgt, _, plan = results[0]
             _chart(chart, inputs, fc, list(model.calendar.events), plan, tgt)
         if as_json:
             doc: dict[str, Any] = {
                 "policy": spec.name,
-                "at": _iso(inputs.at, inputs.tz),
+                "at": local_iso(inputs.at, inputs.tz),
                 "horizon_seconds": inputs.horizon,
                 "quantile": spec.forecast.quantile,
-                "targets": [_plan_json(p, t, c, inputs) for t, c, p, _, _ in results],
+                "targets": [_plan_json(p, t, c, inputs) for t, c, p in results],
             }
             if chart is not None:
                 doc["chart"] = str(chart)
             print_json(doc)
             return
-        for tgt, current, plan, _, _ in results:
+        for tgt, current, plan in results:
             noun = unit_noun(tgt)
             table = Table(
                 title=f"Plan for {plan.target} ({tgt.kind.value}): {current} {noun} now, "

@@ -24,7 +24,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,17 +37,13 @@ from redis.cluster import RedisCluster
 from headroom.controller.alerts.notifier import AlertNotifier, SinkBinding
 from headroom.controller.alerts.receiver import WebhookCollector
 from headroom.controller.alerts.webhook import WebhookSink
-from headroom.controller.assembly import (
-    World,
-    build_history,
-    build_source,
-    build_target,
-    start_sampling,
-)
+from headroom.controller.assembly import Runtime, World, build_runtime
 from headroom.controller.clock import ScaledClock
+from headroom.controller.files import CALENDAR_MAX_BYTES, POLICY_MAX_BYTES, read_bounded
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
+from headroom.controller.redis.connection import NodeAddr, RedisAuth, make_cluster_client
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
@@ -57,7 +53,6 @@ from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import load_calendar
 from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
-from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import AlertName, PolicySpec, Target, TargetKind, load_policy
 from headroom.policies.series import FloatArray, Series
 from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy
@@ -193,10 +188,7 @@ class DemoRunner:
 
     def _load_policy(self) -> PolicySpec:
         path = self.config.policy_file
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputError(f"{path}: cannot read policy: {err.strerror}") from err
+        data = read_bounded(path, POLICY_MAX_BYTES, InputError, "policy")
         return load_policy(data, str(path))
 
     def _demo_target(self) -> Target:
@@ -221,10 +213,7 @@ class DemoRunner:
 
     def _load_calendar(self) -> Calendar:
         path = self.config.calendar_file
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputError(f"{path}: cannot read calendar: {err.strerror}") from err
+        data = read_bounded(path, CALENDAR_MAX_BYTES, InputError, "calendar")
         calendar = load_calendar(data, str(path)).for_labels(self.spec.event_selector)
         if not len(calendar):
             raise InputError(f"{path}: no event selects policy {self.spec.name!r}")
@@ -271,8 +260,7 @@ class DemoRunner:
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         base_port = cfg.base_port or _free_base_port(self.target.max_units + 2)
         provisioner = LocalProvisioner.create(cfg.out_dir / "cluster", base_port=base_port)
-        target: RedisScalerTarget | None = None
-        source: RedisInfoSource | None = None
+        runtime: Runtime | None = None
         load: LoadGenerator | None = None
         # On-call's stand-in: a loopback receiver of the signed webhook the alerts go to.
         secret = secrets.token_hex(16)
@@ -286,39 +274,41 @@ class DemoRunner:
             self.on_phase(
                 f"Starting a {cfg.masters}-master Redis Cluster on 127.0.0.1:{base_port}+"
             )
-            scaler = ClusterScaler(provisioner)
+            auth = provisioner.auth  # a password generated for this run, never printed
+            scaler = ClusterScaler(provisioner, auth=auth)
             scaler.scale_masters(cfg.masters)
             seed = self._seed(scaler.status())
-            world = World(local_scaler=lambda _target: scaler, redis_seed=seed)
-            built = build_target(self.target, world)
-            assert isinstance(built, RedisScalerTarget)  # _demo_target checked the kind
-            target = built
-            client = self._client(seed)
+            client = self._client(seed, auth)
             self.on_phase(f"Loading {cfg.keys:,} keys")
             load_dataset(client, cfg.keys)
 
             clock = ScaledClock(self.start, cfg.speed)
-            built_source = build_source(
-                self.spec.metrics, replace(world, now=clock.now, stale_after=10.0)
+            world = World(
+                local_scaler=lambda _target: scaler,
+                redis_seed=seed,
+                redis_auth=auth,
+                stale_after=10.0,
             )
-            assert isinstance(built_source, RedisInfoSource)  # _demo_target checked the source
-            source = built_source
-            start_sampling(source, interval=cfg.sample_every)
-            history = build_history(self.spec, source, step=60.0, prior=self.prior)
             sink = ListSink()
-            loop = ControlLoop(
+            runtime = build_runtime(
                 self.spec,
-                targets={self.target.name: target},
-                history=history,
+                world,
                 calendar=lambda: self.calendar,
                 clock=clock,
-                forecaster=lambda: HeadroomForecaster(self.spec.forecast, tz=self.tz),
                 sink=sink,
-                observer=notifier,
+                notifier=notifier,
+                tz=self.tz,
+                prior=self.prior,
+                sample_every=cfg.sample_every,
             )
+            loop = runtime.loop
+            target = loop.targets[self.target.name]
+            source = runtime.source
+            # _demo_target checked the kind and the source
+            assert isinstance(target, RedisScalerTarget) and isinstance(source, RedisInfoSource)
             live = self.live
             load = LoadGenerator(
-                lambda: self._client(seed),
+                lambda: self._client(seed, auth),
                 lambda: float(np.interp(clock.now(), live.t, live.v)),
                 dataset_keys=cfg.keys,
             )
@@ -346,10 +336,11 @@ class DemoRunner:
             collector.stop()
             if load is not None:
                 load.stop()
-            if source is not None:
-                source.stop()
-            if target is not None:
-                target.close()
+            if runtime is not None:
+                runtime.close(timeout=0.0)
+                target = runtime.loop.targets[self.target.name]
+                if isinstance(target, RedisScalerTarget):
+                    target.close()
             provisioner.destroy()
 
     @staticmethod
@@ -360,9 +351,8 @@ class DemoRunner:
         raise InputError("the demo cluster has no master serving slots")
 
     @staticmethod
-    def _client(seed: str) -> RedisCluster:
-        host, port = seed.rsplit(":", 1)
-        return RedisCluster(host=host, port=int(port), decode_responses=True)
+    def _client(seed: str, auth: RedisAuth) -> RedisCluster:
+        return make_cluster_client(NodeAddr.parse(seed), auth, decode_responses=True)
 
     def _drive(
         self,

@@ -98,6 +98,13 @@ class PassReport:
     p99_now: float | None = None  # the newest p99 latency (seconds), when a source gives it
 
 
+class NoSink:
+    """Drops events (the operator posts them from the pass report instead)."""
+
+    def record(self, event: LoopEvent) -> None:
+        return None
+
+
 class ListSink:
     """Keeps every event in memory (the demo's action log; tests)."""
 

@@ -396,7 +396,18 @@ def parse_policy(data: Any, source: str = "policy") -> PolicySpec:
 
 
 class _TextLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings: time zones are resolved by us, not YAML."""
+    """SafeLoader that keeps timestamps as strings: time zones are resolved by us, not YAML,
+    and refuses anchors and aliases (``&x``/``*x``): a user's file has no need of them, and
+    nested aliases expand exponentially (a 402-byte "billion laughs" took 3.25 GiB)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed",
+                event.start_mark,
+            )  # fmt: skip
+        return super().compose_node(parent, index)
 
 
 _TextLoader.yaml_implicit_resolvers = {

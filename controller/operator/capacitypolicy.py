@@ -12,8 +12,10 @@ The state that matters survives an operator restart because it lives in the stat
 leader refits on its first pass). A pass applies what the plan says for *now*: after an
 outage nothing is replayed, nothing missed is run late.
 
-Pieces are passed in (``targets_for``, ``history_for``, ``clock``), so the reconciler
-runs unchanged against a real cluster and in tests with a scaled clock.
+A policy's runtime is built by :func:`~headroom.controller.assembly.build_runtime`, as
+the demo's and ``headroom plan``'s are. Pieces can be passed in (``targets_for``,
+``history_for``, ``clock``), so the reconciler runs unchanged against a real cluster and
+in tests with a scaled clock.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, Pa
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import Cond, condition, write_status
 from headroom.controller.operator.inputs import POLICIES, list_demand_events
+from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.policies.calendar import Calendar
-from headroom.policies.driver import SeriesPast
+from headroom.policies.driver import DriverState, SeriesPast
 from headroom.policies.errors import HeadroomError, PolicyError
 from headroom.policies.forecast.base import Forecaster
 from headroom.policies.forecast.model import HeadroomForecaster
@@ -78,14 +81,20 @@ class InvalidPolicy(PolicyError):
 @dataclass
 class _Runtime:
     generation: int
-    loop: ControlLoop
-    notifier: AlertNotifier | None = None  # the policy's alert hooks (None: it has none)
+    runtime: assembly.Runtime
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def loop(self) -> ControlLoop:
+        return self.runtime.loop
+
+    @property
+    def notifier(self) -> AlertNotifier | None:
+        """The policy's alert hooks (None: it has none)."""
+        return self.runtime.notifier
+
     def close(self) -> None:
-        _close(self.loop.history)
-        if self.notifier is not None:
-            self.notifier.close(timeout=2.0)
+        self.runtime.close(timeout=2.0)
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,8 @@ class CapacityPolicyReconciler:
         self,
         kube: Kube,
         *,
-        targets_for: TargetsFor,
-        history_for: HistoryFor,
+        targets_for: TargetsFor = assembly.targets_for,
+        history_for: HistoryFor | None = None,
         clock: Clock | None = None,
         forecaster: Callable[[PolicySpec], Forecaster] | None = None,
         record: EventRecorder | None = None,
@@ -110,15 +119,21 @@ class CapacityPolicyReconciler:
         interval: float = 60.0,
         dry_run: bool = False,
         alerts: AlertsConfig | None = None,
+        access: SourceAccess = UNRESTRICTED,
     ) -> None:
         """``alerts``: the operator-wide alert sinks and delivery settings (a policy's
-        ``spec.alerts`` name them or give a URL)."""
+        ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand
+        history (default: its own metrics source, as :func:`assembly.build_runtime`
+        builds it); ``forecaster``: a policy's forecaster (default: the assembly's);
+        ``access``: the files and addresses a policy's sources may use (a refused one is
+        an invalid spec)."""
         self.kube = kube
+        self.access = access
         self.alerts = alerts or AlertsConfig()
         self.targets_for = targets_for
         self.history_for = history_for
         self.clock = clock or RealClock()
-        self.forecaster = forecaster or _forecaster_for
+        self.forecaster = forecaster
         self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
         self.metrics = metrics
         self.interval = interval
@@ -145,7 +160,11 @@ class CapacityPolicyReconciler:
                 Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
-        runtime = self._runtime(ns, uid, generation, spec, status)
+        try:
+            runtime = self._runtime(ns, uid, generation, spec, status)
+        except PolicyError as err:  # a source or target it may not have (a refused file)
+            self._invalid(body, status, generation, str(err))
+            raise InvalidPolicy(str(err)) from err
         with self._lock:
             self._bodies[uid] = body
             known = list(self._bodies.values())
@@ -189,9 +208,9 @@ class CapacityPolicyReconciler:
             if spec.paused:
                 continue
             ns = meta["namespace"]
-            runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
-                                    dict(body.get("status") or {}))  # fmt: skip
             try:
+                runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
+                                        dict(body.get("status") or {}))  # fmt: skip
                 if ns not in calendars:
                     calendars[ns] = self._calendar(ns)
                 history = runtime.loop.history.history(now).before(now)
@@ -266,25 +285,35 @@ class CapacityPolicyReconciler:
             notifier = build_notifier(
                 spec, self.alerts, metrics=self.metrics, state=AlertState.from_json(saved_alerts)
             )
-        targets = {t.name: self.targets_for(self.kube, ns, t) for t in spec.targets}
-        history = self.history_for(spec, ns)
-        source = getattr(history, "source", None)
-        loop = ControlLoop(
-            spec,
-            targets=targets,
-            history=history,
-            latency=assembly.build_latency(spec, source) if source is not None else None,
-            calendar=lambda: self._calendar(ns),
-            clock=self.clock,
-            forecaster=lambda: self.forecaster(spec),
-            sink=_NoSink(),
-            state=state,
-            observer=notifier,
-        )
-        runtime = _Runtime(generation, loop, notifier)
+        try:
+            built = self._build(ns, spec, state, notifier)
+        except BaseException:
+            if notifier is not None:
+                notifier.close(timeout=0.0)
+            raise
+        runtime = _Runtime(generation, built)
         with self._lock:
             self._runtimes[uid] = runtime
         return runtime
+
+    def _build(
+        self,
+        ns: str,
+        spec: PolicySpec,
+        state: DriverState | None,
+        notifier: AlertNotifier | None,
+    ) -> assembly.Runtime:
+        return assembly.build_runtime(
+            spec,
+            assembly.World(kube=self.kube, access=self.access),
+            calendar=lambda: self._calendar(ns),
+            clock=self.clock,
+            notifier=notifier,
+            state=state,
+            targets=lambda target: self.targets_for(self.kube, ns, target),
+            history=self.history_for(spec, ns) if self.history_for is not None else None,
+            forecaster=self.forecaster,
+        )
 
     def _calendar(self, ns: str) -> Calendar:
         """The namespace's DemandEvents; one list serves every policy of a pass (2 s)."""
@@ -454,22 +483,6 @@ class CapacityPolicyReconciler:
         conds: list[Cond],
     ) -> None:
         write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
-
-
-class _NoSink:
-    def record(self, event: LoopEvent) -> None:
-        return None
-
-
-def _forecaster_for(spec: PolicySpec) -> Forecaster:
-    return HeadroomForecaster(spec.forecast)
-
-
-def _close(history: HistoryProvider) -> None:
-    source = getattr(history, "source", None)
-    stop = getattr(source, "stop", None)
-    if callable(stop):
-        stop()
 
 
 def _when(epoch: float) -> datetime:

@@ -37,7 +37,7 @@ from headroom.controller.operator import resources
 from headroom.controller.operator.conditions import Cond, condition, write_status
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
-from headroom.controller.redis.connection import RedisAuth
+from headroom.controller.redis.connection import RedisAuth, generate_password
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.topology import SLOTS
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
@@ -106,7 +106,7 @@ class RedisClusterReconciler:
         status = dict(body.get("status") or {})
         try:
             spec = parse_spec(body.get("spec"))
-            auth = None if self.dry_run else self._auth(ns, spec)
+            auth = None if self.dry_run else self._auth(body, spec)
         except InvalidSpec as err:
             self._write_status(
                 ns,
@@ -127,6 +127,7 @@ class RedisClusterReconciler:
             raise
         if self.dry_run:
             return self._dry_pass(ns, name, spec, status, generation)
+        assert auth is not None
         cluster = self._cluster(ns, name, uid, spec, auth)
         with cluster.lock:
             try:
@@ -347,7 +348,7 @@ class RedisClusterReconciler:
     # -- the world -----------------------------------------------------------------------------
 
     def _cluster(
-        self, ns: str, name: str, uid: str, spec: RedisClusterSpec, auth: RedisAuth | None
+        self, ns: str, name: str, uid: str, spec: RedisClusterSpec, auth: RedisAuth
     ) -> _Cluster:
         with self._lock:
             cluster = self._clusters.get(uid)
@@ -368,9 +369,58 @@ class RedisClusterReconciler:
             target.close()
         return cluster
 
-    def _auth(self, ns: str, spec: RedisClusterSpec) -> RedisAuth | None:
-        if spec.auth is None:
-            return None
+    def _auth(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> RedisAuth:
+        """The cluster's password, from the auth Secret the operator owns; creating that
+        Secret first (from ``spec.auth``'s Secret, or a generated password) if it is new.
+
+        The pods read the password from the owned Secret, so the operator does too: a
+        later change to ``spec.auth``'s Secret is reported, not half-applied.
+        """
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        owned = resources.auth_secret_name(name)
+        given = self._given_password(ns, spec) if spec.auth is not None else None
+        try:
+            secret = call(
+                lambda: self.kube.core.read_namespaced_secret(owned, ns),
+                f"read Secret {ns}/{owned}",
+            )
+        except KubernetesError as err:
+            if not not_found(err):
+                raise
+            secret = None
+        if secret is None:
+            password = given or generate_password()
+            manifest = resources.auth_secret(name, password, owner_reference(dict(body)))
+            try:
+                call(
+                    lambda: self.kube.core.create_namespaced_secret(ns, manifest),
+                    f"create Secret {ns}/{owned}",
+                )
+            except KubernetesError as err:
+                if getattr(err, "status", None) != 409:
+                    raise
+                return self._auth(body, spec)  # created meanwhile (another pass): use it
+            origin = f"from Secret {spec.auth.secret_name}" if spec.auth else "generated"
+            log.info("Created Secret %s/%s password=%s", ns, owned, origin)
+            self.record(body, "Normal", "AuthSecretCreated", f"Secret {owned}: password {origin}")
+            return RedisAuth(password=password)
+        raw = (secret.data or {}).get(resources.PASSWORD_KEY)
+        if not raw:
+            raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
+        password = base64.b64decode(raw).decode()
+        if given is not None and given != password:
+            log.warning(
+                "Kept RedisCluster %s/%s password: Secret %s changed after the cluster was "
+                "created; rotation is not supported",
+                ns,
+                name,
+                spec.auth.secret_name if spec.auth else "",
+            )
+        return RedisAuth(password=password)
+
+    def _given_password(self, ns: str, spec: RedisClusterSpec) -> str:
+        assert spec.auth is not None
         ref = spec.auth
         try:
             secret = call(
@@ -386,7 +436,12 @@ class RedisClusterReconciler:
         raw = (secret.data or {}).get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
-        return RedisAuth(password=base64.b64decode(raw).decode())
+        password = base64.b64decode(raw).decode()
+        if not password:
+            raise InvalidSpec(
+                f"spec.auth.key: key {ref.key!r} of Secret {ref.secret_name} is empty"
+            )
+        return password
 
     def _ensure_children(
         self, ns: str, name: str, spec: RedisClusterSpec, owner: dict[str, Any]
@@ -421,7 +476,11 @@ class RedisClusterReconciler:
             # The provisioner owns spec.replicas; only the pod template follows the spec.
             want = manifest["spec"]["template"]["spec"]["containers"][0]
             have = existing.spec.template.spec.containers[0]
-            if have.image != want["image"] or list(have.args or []) != want["args"]:
+            if (
+                have.image != want["image"]
+                or list(have.args or []) != want["args"]
+                or list(have.command or []) != want["command"]
+            ):
                 patch = {"spec": {"template": manifest["spec"]["template"]}}
                 call(
                     lambda: apps.patch_namespaced_stateful_set(name, ns, patch),

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.calendars._event import build_event, event_to_fields, zone
+from headroom.policies.calendar import MAX_EVENTS_PER_CALENDAR, Calendar, DemandEvent
+from headroom.policies.calendars._event import build_event, event_to_fields
 from headroom.policies.errors import UNKNOWN_FIELD, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import load_yaml_documents
+from headroom.policies.text import zone
 from headroom.policies.validation import CALENDAR, document_kind
 
 API_VERSION = "headroom.dev/v1alpha1"
@@ -95,6 +96,10 @@ def parse_yaml_calendar(text: str | bytes, source: str) -> Calendar:
             items.append(doc)
         else:
             raise CalendarError(f"{source}: expected 'events:', a list of events or DemandEvents")
+    if len(items) > MAX_EVENTS_PER_CALENDAR:
+        raise CalendarError(
+            f"{source}: has {len(items):,} events, more than {MAX_EVENTS_PER_CALENDAR:,}"
+        )
     events = [
         event_from_resource(item, source, i)
         if _is_resource(item)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,7 +167,7 @@ def test_demo_chart_draws_the_capacity_that_decides_and_the_hpa_it_quotes(
         "reactive_hpa_ready": [[t0, 3], [t0 + 3000.0, 4]],
     }
     event = SimpleNamespace(name="Sale", window_start=t0 + 1200.0, end=t0 + 3000.0)
-    figures = []
+    figures: list[Any] = []
     monkeypatch.setattr(plt, "close", figures.append)
     demo_chart.render_chart(
         DemoReport(tmp_path, summary, rows), event, target, "Asia/Shanghai",  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness import errors, openapi, tables
+from tests.harness import disruption, errors, openapi, tables
 from tests.harness.errors import ApiError
 from tests.harness.faults import Faults, fault_error
 from tests.harness.rbac import Attributes, Authorizer, Tokens, User, forbidden, unauthorized
@@ -373,7 +373,10 @@ class _Handler(BaseHTTPRequestHandler):
         rt = store.type(group, rest[0], version)
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and not ((sub == "status" and rt.status) or (sub == "scale" and rt.scale)):
+        eviction = sub == "eviction" and rt.key == ("", "pods")
+        if sub and not (
+            (sub == "status" and rt.status) or (sub == "scale" and rt.scale) or eviction
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if namespace and not rt.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
@@ -514,6 +517,11 @@ class _Handler(BaseHTTPRequestHandler):
             route.name,
             route.subresource,
         )
+        if sub == "eviction":
+            if verb != "create":
+                raise errors.method_not_allowed()
+            self._send_json(201, disruption.evict(store, ns, name, body))
+            return 201
         if verb == "watch":
             return self._watch(route, query)
         if verb == "list":

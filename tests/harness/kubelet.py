@@ -3,15 +3,29 @@
 For each workload it keeps Pod objects in the store (StatefulSet names ``NAME-ORDINAL``,
 ordered start, scale-down from the highest ordinal); a pod whose container is Redis (image
 containing "redis" or label ``headroom.dev/kind: redis``) runs one real ``redis-server`` on
-its own loopback address 127.0.0.N:6379 with the container's args, and becomes Ready once it
-answers PING. Other pods become Ready after ``startup_delay``. Workload status
-(replicas/readyReplicas/availableReplicas/observedGeneration) follows. Started by
+its own loopback address 127.0.X.N:6379 with the container's args, and becomes Ready once it
+answers PING (after AUTH with the container's ``REDISCLI_AUTH``, as its redis-cli probe would).
+As the real kubelet does, env ``valueFrom`` (``secretKeyRef``, ``fieldRef``) is resolved and
+Secret volumes are written out as files (the container's mount paths in its command and args
+are mapped to them), so a password reaches redis-server from a Secret, never from argv; a pod
+whose Secret is missing does not start (``CreateContainerConfigError``). Other pods become
+Ready after ``startup_delay``. Workload status
+(replicas/readyReplicas/availableReplicas/observedGeneration) and PodDisruptionBudget status
+(:mod:`tests.harness.disruption`) follow. Started by
 :meth:`tests.harness.harness.KubeHarness.start_kubelet`; ``stop()`` kills every process.
+
+A pod is its uid, as on a real node: a container crash restarts the process on the same
+address and data; a deleted pod's process is killed, and the pod the StatefulSet creates in
+its place (same name, new uid) starts a new process on a new address with an empty data
+directory — unless the StatefulSet has ``volumeClaimTemplates``: then the claim
+``CLAIM-STS-ORDINAL`` (a PersistentVolumeClaim object, Bound) is a directory that outlives
+its pods, and the Redis container's data directory is that volume.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import hashlib
 import logging
 import random
@@ -26,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.harness.disruption import refresh_budgets
 from tests.harness.errors import ApiError
 from tests.harness.selectors import selector_matches
 from tests.harness.store import Obj, Store, now_rfc3339
@@ -53,11 +68,13 @@ class PodProcess:
 
     namespace: str
     pod: str
+    uid: str
     ip: str
     port: int
     workdir: Path
     argv: list[str]
     proc: subprocess.Popen[bytes]
+    password: str | None = None  # REDISCLI_AUTH of the container: what its probe sends
     log_offset: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -77,13 +94,30 @@ def ip_of(n: int) -> str:
     return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-def ping(ip: str, port: int, timeout: float = 0.2) -> bool:
+def ping(ip: str, port: int, timeout: float = 0.2, password: str | None = None) -> bool:
+    """PING, after AUTH when the container's probe has a password."""
     try:
         with socket.create_connection((ip, port), timeout=timeout) as s:
+            if password is not None:
+                s.sendall(_resp("AUTH", password))
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def _resp(*words: str) -> bytes:
+    out = [f"*{len(words)}\r\n".encode()]
+    for w in words:
+        data = w.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class ContainerConfigError(Exception):
+    """A container's env or volume names a Secret (key) that does not exist."""
 
 
 def redis_container(template: Obj) -> Obj | None:
@@ -103,20 +137,31 @@ def _expand(arg: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), arg)
 
 
-def redis_args(container: Obj, env: dict[str, str]) -> list[str]:
-    """The redis-server arguments a container's command/args amount to (config files dropped)."""
+def redis_args(
+    container: Obj, env: dict[str, str], mounts: dict[str, Path] | None = None
+) -> list[str]:
+    """The redis-server arguments a container's command/args amount to. A path under a
+    mounted volume (``mounts``: mount path -> host dir) is mapped to the host; a config
+    file inside the image does not exist here, so it is dropped (its flags must be args)."""
     words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])]
     if len(words) >= 3 and Path(words[0]).name in ("sh", "bash") and words[1] == "-c":
         words = shlex.split(words[2])
-    words = [_expand(w, env) for w in words]
+    words = [_map_path(_expand(w, env), mounts or {}) for w in words]
     if words and Path(words[0]).name in ("redis-server", "docker-entrypoint.sh"):
         words = words[1:]
         if words and Path(words[0]).name == "redis-server":
             words = words[1:]
-    # A config file path inside the image does not exist here; its flags must come as args.
+    config = words[0] if words and Path(words[0]).is_file() else None
     while words and not words[0].startswith("--"):
         words = words[1:]
-    return words
+    return [config, *words] if config else words
+
+
+def _map_path(word: str, mounts: dict[str, Path]) -> str:
+    for mount, host in mounts.items():
+        if word == mount or word.startswith(mount.rstrip("/") + "/"):
+            return str(host / word[len(mount) :].lstrip("/"))
+    return word
 
 
 class Kubelet:
@@ -139,16 +184,17 @@ class Kubelet:
         self.restart_delay = restart_delay
         self.poll_interval = poll_interval
         self.redis_server = redis_server
-        self.processes: dict[tuple[str, str], PodProcess] = {}
+        # Keyed by pod uid: a re-created pod of the same name is a different pod.
+        self.processes: dict[str, PodProcess] = {}
         self.errors: list[str] = []
-        self._ips: dict[tuple[str, str], str] = {}
+        self._ips: dict[str, str] = {}
         self._bad_ips: set[str] = set()
         # Pods get 127.0.X.2, .3, ...; a random X keeps concurrent test runs apart (the
         # address is still checked free before use).
         self._next_ip = first_ip if first_ip is not None else 256 * random.randint(1, 250) + 2
         self._fake_ip = 2
-        self._restart_at: dict[tuple[str, str], float] = {}
-        self._restarts: dict[tuple[str, str], int] = {}
+        self._restart_at: dict[str, float] = {}
+        self._restarts: dict[str, int] = {}
         self._first_seen: dict[str, float] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -156,6 +202,8 @@ class Kubelet:
         self._pods = store.type("", "pods")
         self._sts = store.type("apps", "statefulsets")
         self._deploy = store.type("apps", "deployments")
+        self._secrets = store.type("", "secrets")
+        self._pvcs = store.type("", "persistentvolumeclaims")
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Kubelet:
@@ -180,7 +228,9 @@ class Kubelet:
     def crash(self, namespace: str, pod: str) -> int:
         """Kill a pod's process (SIGKILL); it restarts with the same data dir. Returns the pid."""
         with self._lock:
-            p = self.processes[(namespace, pod)]
+            p = self.process(namespace, pod)
+            if p is None:
+                raise KeyError(f"no process for pod {namespace}/{pod}")
             p.proc.kill()
             p.proc.wait(5)
             return p.pid
@@ -190,8 +240,14 @@ class Kubelet:
             return [p.pid for p in self.processes.values()]
 
     def process(self, namespace: str, pod: str) -> PodProcess | None:
+        """The process of the newest pod by that name (a deleted one may still be stopping)."""
         with self._lock:
-            return self.processes.get((namespace, pod))
+            found = [p for p in self.processes.values() if (p.namespace, p.pod) == (namespace, pod)]
+            return max(found, key=lambda p: p.started) if found else None
+
+    def volume_dir(self, namespace: str, claim: str) -> Path:
+        """Where the PersistentVolumeClaim ``claim`` keeps its data (outlives its pods)."""
+        return self.workdir / namespace / "volumes" / claim
 
     # ---- loop ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -214,18 +270,19 @@ class Kubelet:
             for dep in self.store.list_objects(self._deploy, None)[0]:
                 self._deployment(dep)
             pods = self.store.list_objects(self._pods, None)[0]
-            live = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
-            for key in list(self.processes):
-                pod = live.get(key)
+            live = {p["metadata"]["uid"]: p for p in pods}
+            for uid in list(self.processes):
+                pod = live.get(uid)
                 if pod is None or pod["metadata"].get("deletionTimestamp"):
-                    self._kill(key)
-            for key, pod in live.items():
+                    self._kill(uid)
+            for uid, pod in live.items():
                 if not pod["metadata"].get("deletionTimestamp"):
-                    self._run_pod(key, pod)
+                    self._run_pod(uid, pod)
             for sts in self.store.list_objects(self._sts, None)[0]:
                 self._workload_status(self._sts, sts)
             for dep in self.store.list_objects(self._deploy, None)[0]:
                 self._workload_status(self._deploy, dep)
+            refresh_budgets(self.store)
 
     # ---- workloads -> pods -----------------------------------------------------------
     def _owned(self, owner: Obj) -> list[Obj]:
@@ -249,7 +306,7 @@ class Kubelet:
         )
         for ordinal in sorted((o for o in ordinals if o >= want), reverse=True):
             pod_name = f"{name}-{ordinal}"
-            self._kill((ns, pod_name))
+            self._kill(pods[pod_name]["metadata"]["uid"])
             self._delete_pod(ns, pod_name)
         parallel = spec.get("podManagementPolicy") == "Parallel"
         for ordinal in range(want):
@@ -265,6 +322,18 @@ class Kubelet:
             pod["spec"]["hostname"] = pod_name
             if spec.get("serviceName"):
                 pod["spec"]["subdomain"] = spec["serviceName"]
+            for template in spec.get("volumeClaimTemplates") or []:
+                claim = self._claim(sts, template, ordinal)
+                pod["spec"]["volumes"] = [
+                    v
+                    for v in pod["spec"].get("volumes") or []
+                    if v.get("name") != template["metadata"]["name"]
+                ] + [
+                    {
+                        "name": template["metadata"]["name"],
+                        "persistentVolumeClaim": {"claimName": claim},
+                    }
+                ]
             self.store.create(self._pods, ns, pod, internal=True)
             if not parallel:
                 return
@@ -276,7 +345,7 @@ class Kubelet:
         want = int((dep.get("spec") or {}).get("replicas", 1))
         pods = sorted(self._owned(dep), key=lambda p: p["metadata"]["creationTimestamp"])
         for pod in pods[want:][::-1]:
-            self._kill((ns, pod["metadata"]["name"]))
+            self._kill(pod["metadata"]["uid"])
             self._delete_pod(ns, pod["metadata"]["name"])
         template = (dep.get("spec") or {}).get("template") or {}
         digest = hashlib.sha1(repr(template).encode()).hexdigest()[:10]
@@ -320,6 +389,30 @@ class Kubelet:
             },
         }
 
+    def _claim(self, sts: Obj, template: Obj, ordinal: int) -> str:
+        """Make the claim ``CLAIM-STS-ORDINAL`` exist (Bound; kept when pods and set go)."""
+        ns = sts["metadata"]["namespace"]
+        claim = f"{template['metadata']['name']}-{sts['metadata']['name']}-{ordinal}"
+        if self.store.try_get(self._pvcs, ns, claim) is None:
+            labels = dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+            pvc_spec = dict(template.get("spec") or {})
+            self.store.create(
+                self._pvcs,
+                ns,
+                {
+                    "metadata": {"name": claim, "namespace": ns, "labels": labels},
+                    "spec": pvc_spec,
+                    "status": {
+                        "phase": "Bound",
+                        "accessModes": pvc_spec.get("accessModes") or ["ReadWriteOnce"],
+                        "capacity": ((pvc_spec.get("resources") or {}).get("requests") or {}),
+                    },
+                },
+                internal=True,
+            )
+        self.volume_dir(ns, claim).mkdir(parents=True, exist_ok=True)
+        return claim
+
     def _delete_pod(self, ns: str, name: str) -> None:
         try:
             self.store.delete(self._pods, ns, name)
@@ -328,7 +421,7 @@ class Kubelet:
                 raise
 
     # ---- pods -> processes -----------------------------------------------------------
-    def _allocate_ip(self, key: tuple[str, str]) -> str:
+    def _allocate_ip(self, key: str) -> str:
         ip = self._ips.get(key)
         if ip is not None and ip not in self._bad_ips:
             return ip
@@ -343,7 +436,7 @@ class Kubelet:
                 self._ips[key] = ip
                 return ip
 
-    def _run_pod(self, key: tuple[str, str], pod: Obj) -> None:
+    def _run_pod(self, key: str, pod: Obj) -> None:
         container = redis_container(pod)
         if container is None:
             self._fake_pod(key, pod)
@@ -364,23 +457,39 @@ class Kubelet:
         if proc is None:
             if time.monotonic() < self._restart_at.get(key, 0.0):
                 return
-            proc = self._spawn(key, pod, container)
+            try:
+                proc = self._spawn(key, pod, container)
+            except ContainerConfigError as err:
+                self._restart_at[key] = time.monotonic() + self.restart_delay
+                self._config_error(pod, str(err))
+                return
         if not _ready(pod) or pod["status"].get("podIP") != proc.ip:
-            if ping(proc.ip, proc.port):
+            if ping(proc.ip, proc.port, password=proc.password):
                 self._set_pod_status(pod, proc.ip, ready=True, container=container, running=True)
             elif pod["status"].get("phase") != "Running" or _ready(pod):
                 self._set_pod_status(pod, proc.ip, ready=False, container=container, running=True)
 
-    def _spawn(self, key: tuple[str, str], pod: Obj, container: Obj) -> PodProcess:
-        ns, name = key
+    def _data_dir(self, pod: Obj, container: Obj) -> Path:
+        """The pod's volume when a claim is mounted into the container, else its own empty
+        directory (an emptyDir / the container's writable layer: gone with the pod)."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        mounted = {m.get("name") for m in container.get("volumeMounts") or []}
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            claim = str((volume.get("persistentVolumeClaim") or {}).get("claimName") or "")
+            if claim and volume.get("name") in mounted:
+                return self.volume_dir(ns, claim)
+        return self.workdir / str(ns) / f"{name}-{str(pod['metadata']['uid'])[:8]}"
+
+    def _spawn(self, key: str, pod: Obj, container: Obj) -> PodProcess:
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         ip = self._allocate_ip(key)
-        workdir = self.workdir / ns / name
+        workdir = self._data_dir(pod, container)
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {
-            e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e
-        }
-        env.update({"POD_IP": ip, "POD_NAME": name, "POD_NAMESPACE": ns, "HOSTNAME": name})
-        args = redis_args(container, env)
+        env = {"POD_NAME": name, "POD_NAMESPACE": ns, "HOSTNAME": name}
+        env.update(self._env(ns, pod, container, ip))
+        env["POD_IP"] = ip
+        mounts = self._mount_secrets(ns, pod, container)
+        args = redis_args(container, env, mounts)
         port = 6379
         if "--port" in args:
             port = int(args[args.index("--port") + 1])
@@ -398,20 +507,129 @@ class Kubelet:
             "--logfile",
             "",
         ]
+        log_file = workdir / "redis.log"
+        # The log is appended to by every run in this directory: this run's lines start here.
+        offset = log_file.stat().st_size if log_file.exists() else 0
         proc = PodProcess(
-            ns, name, ip, port, workdir, argv, spawn(argv, workdir, workdir / "redis.log")
+            ns,
+            name,
+            key,
+            ip,
+            port,
+            workdir,
+            argv,
+            spawn(argv, workdir, log_file),
+            password=env.get("REDISCLI_AUTH") or None,
         )
+        proc.log_offset = offset
         self.processes[key] = proc
         log.info("Started redis-server pod=%s/%s addr=%s pid=%d", ns, name, proc.addr, proc.pid)
         return proc
 
-    def _kill(self, key: tuple[str, str]) -> None:
+    def _secret(self, ns: str, name: str) -> dict[str, bytes]:
+        found = self.store.try_get(self._secrets, ns, name) if name else None
+        if found is None:
+            raise ContainerConfigError(f'secret "{name}" not found')
+        data = found.get("data") or {}
+        out = {k: base64.b64decode(v) for k, v in data.items()}
+        out.update({k: str(v).encode() for k, v in (found.get("stringData") or {}).items()})
+        return out
+
+    def _env(self, ns: str, pod: Obj, container: Obj, ip: str) -> dict[str, str]:
+        """The container's env with ``valueFrom`` resolved, as the kubelet does."""
+        fields = {
+            "status.podIP": ip,
+            "metadata.name": pod["metadata"]["name"],
+            "metadata.namespace": ns,
+            "spec.nodeName": NODE_NAME,
+        }
+        env: dict[str, str] = {}
+        for e in container.get("env") or []:
+            source = e.get("valueFrom") or {}
+            if "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                try:
+                    data = self._secret(ns, ref.get("name", ""))
+                    if ref.get("key") not in data:
+                        raise ContainerConfigError(
+                            f"couldn't find key {ref.get('key')} in Secret {ns}/{ref.get('name')}"
+                        )
+                except ContainerConfigError:
+                    if ref.get("optional"):
+                        continue
+                    raise
+                env[e["name"]] = data[ref["key"]].decode()
+            elif "fieldRef" in source:
+                env[e["name"]] = fields.get(source["fieldRef"].get("fieldPath", ""), "")
+            else:
+                env[e["name"]] = _expand(str(e.get("value", "")), env)
+        return env
+
+    def _mount_secrets(self, ns: str, pod: Obj, container: Obj) -> dict[str, Path]:
+        """Write the pod's Secret volumes out as files; mount path -> host dir."""
+        volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+        mounts: dict[str, Path] = {}
+        for m in container.get("volumeMounts") or []:
+            secret = (volumes.get(m.get("name")) or {}).get("secret")
+            if secret is None:
+                continue
+            data = self._secret(ns, secret.get("secretName", ""))
+            items = secret.get("items") or [{"key": k, "path": k} for k in data]
+            host = self.workdir / "secret-volumes" / ns / str(pod["metadata"]["uid"]) / m["name"]
+            shutil.rmtree(host, ignore_errors=True)
+            host.mkdir(parents=True)
+            for item in items:
+                if item["key"] not in data:
+                    raise ContainerConfigError(
+                        f"couldn't find key {item['key']} in Secret {ns}/{secret['secretName']}"
+                    )
+                path = host / item["path"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data[item["key"]])
+                # The owner bits of the mode (the test user owns the file, as root would).
+                mode = int(item.get("mode", secret.get("defaultMode", 0o644)))
+                path.chmod((mode & 0o700) | 0o400)
+            mounts[m["mountPath"]] = host
+        return mounts
+
+    def _kill(self, key: str) -> None:
         proc = self.processes.pop(key, None)
         if proc is not None:
             kill_group(proc.proc)
-            log.info("Stopped redis-server pod=%s/%s pid=%d", key[0], key[1], proc.pid)
+            self._ips.pop(key, None)
+            log.info("Stopped redis-server pod=%s/%s pid=%d", proc.namespace, proc.pod, proc.pid)
 
-    def _fake_pod(self, key: tuple[str, str], pod: Obj) -> None:
+    def _config_error(self, pod: Obj, message: str) -> None:
+        """The pod cannot start until its Secret exists: Pending, waiting, with the reason."""
+        status = dict(pod.get("status") or {})
+        waiting = {"reason": "CreateContainerConfigError", "message": message}
+        status["containerStatuses"] = [
+            {
+                "name": c.get("name", "main"),
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "started": False,
+                "state": {"waiting": waiting},
+                "restartCount": 0,
+            }
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ]
+        if status == pod.get("status"):
+            return
+        try:
+            self.store.mutate(
+                self._pods,
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                lambda p: p.__setitem__("status", status),
+                subresource="status",
+            )
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    def _fake_pod(self, key: str, pod: Obj) -> None:
         if _ready(pod):
             return
         ip = self._ips.get(key)
@@ -427,7 +645,8 @@ class Kubelet:
     def _set_pod_status(
         self, pod: Obj, ip: str, *, ready: bool, container: Obj | None, running: bool
     ) -> None:
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        key = pod["metadata"]["uid"]
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         status = dict(pod.get("status") or {})
         flag = "True" if ready else "False"
         old_conditions = {c["type"]: c for c in status.get("conditions") or []}
@@ -478,11 +697,7 @@ class Kubelet:
             return
         try:
             self.store.mutate(
-                self._pods,
-                key[0],
-                key[1],
-                lambda p: p.__setitem__("status", status),
-                subresource="status",
+                self._pods, ns, name, lambda p: _same_pod(p, key, status), subresource="status"
             )
         except ApiError as err:
             if err.code != 404:
@@ -518,6 +733,13 @@ class Kubelet:
         except ApiError as err:
             if err.code != 404:
                 raise
+
+
+def _same_pod(pod: Obj, uid: str, status: Obj) -> None:
+    """Write ``status`` only onto the pod it was computed for (a UID precondition)."""
+    if pod["metadata"]["uid"] != uid:
+        raise ApiError(409, "Conflict", f"the pod was replaced (uid {uid} is gone)")
+    pod["status"] = status
 
 
 def _ready(pod: Obj) -> bool:

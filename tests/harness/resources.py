@@ -91,6 +91,9 @@ def builtin_types() -> list[ResourceType]:
         _t("", "v1", "configmaps", "ConfigMap", short=("cm",)),
         _t("", "v1", "secrets", "Secret"),
         _t("", "v1", "events", "Event", short=("ev",)),
+        _t(
+            "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True
+        ),
         _t("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
         _t("events.k8s.io", "v1", "events", "Event", short=("ev",)),
         _t("apps", "v1", "deployments", "Deployment", short=("deploy",), status=True, scale=True),
@@ -190,6 +193,18 @@ def discovery_resources(types: list[ResourceType], version: str) -> list[dict[st
                     "namespaced": t.namespaced,
                     "kind": t.kind,
                     "verbs": ["get", "patch", "update"],
+                }
+            )
+        if t.key == ("", "pods"):
+            out.append(
+                {
+                    "name": "pods/eviction",
+                    "singularName": "",
+                    "namespaced": True,
+                    "group": "policy",
+                    "version": "v1",
+                    "kind": "Eviction",
+                    "verbs": ["create"],
                 }
             )
         if t.scale:

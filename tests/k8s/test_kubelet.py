@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 import redis
 from kubernetes import client
+from kubernetes.client import ApiException
 
 from tests.harness.harness import KubeHarness
-from tests.harness.kubelet import Kubelet
+from tests.harness.kubelet import Kubelet, ping
 from tests.support.procs import wait_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis]
@@ -151,6 +153,7 @@ def test_crashed_pod_restarts_with_its_data_and_deleted_pod_is_recreated(
     ip = pod.status.pod_ip
     redis.Redis(host=ip, port=6379, socket_timeout=2).set("k", "v")
 
+    # A container crash: same pod (uid), same address, same data.
     old_pid = kubelet.crash("default", "kv-0")
     assert not alive(old_pid)
     wait_until(
@@ -167,20 +170,176 @@ def test_crashed_pod_restarts_with_its_data_and_deleted_pod_is_recreated(
     process = kubelet.process("default", "kv-0")
     assert process is not None and process.pid != old_pid
 
-    uid = pod.metadata.uid
+    # A deleted pod: the StatefulSet makes a new one of the same name, which is a new pod (a
+    # real StatefulSet without volumeClaimTemplates): new process, new address, empty disk.
+    uid, pid = pod.metadata.uid, process.pid
     core.delete_namespaced_pod("kv-0", "default")
+    wait_until(lambda: not alive(pid), 10, "the deleted pod's process to be killed")
     wait_until(
         lambda: core.read_namespaced_pod("kv-0", "default").metadata.uid != uid,
         10,
         "the StatefulSet to recreate kv-0",
     )
     pod = wait_ready(apps, core, "kv", 1)["kv-0"]
-    assert redis.Redis(host=pod.status.pod_ip, port=6379, socket_timeout=2).get("k") == b"v"
+    assert pod.status.pod_ip != ip
+    assert pod.status.container_statuses[0].restart_count == 0
+    fresh = redis.Redis(host=pod.status.pod_ip, port=6379, socket_timeout=2)
+    assert fresh.get("k") is None and fresh.dbsize() == 0
+    assert not ping(ip, 6379)  # the old process is gone from the old address
+    process = kubelet.process("default", "kv-0")
+    assert process is not None and process.pid not in (pid, old_pid)
 
     apps.delete_namespaced_stateful_set("kv", "default")
     wait_until(lambda: not core.list_namespaced_pod("default").items, 10, "pods to be collected")
     wait_until(lambda: not kubelet.pids(), 10, "the process to stop")
     assert kubelet.errors == []
+
+
+def with_volume(sts: dict[str, Any], claim: str = "data") -> dict[str, Any]:
+    """The StatefulSet with a volumeClaimTemplate mounted at /data in its Redis container."""
+    sts["spec"]["volumeClaimTemplates"] = [
+        {
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "standard",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+    ]
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    container["volumeMounts"] = [{"name": claim, "mountPath": "/data"}]
+    return sts
+
+
+def test_a_volume_claim_outlives_its_pod_with_the_data_and_the_cluster_node_id(
+    kube: KubeHarness, kubelet: Kubelet
+) -> None:
+    api = kube.api_client()
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    args = [*CLUSTER_ARGS[:-4], "--appendonly", "yes", "--appendfsync", "always"]
+    apps.create_namespaced_stateful_set("default", with_volume(redis_statefulset("db", 2, args)))
+    pods = wait_ready(apps, core, "db", 2)
+    claims = {p.metadata.name: p.spec.volumes for p in pods.values()}
+    assert [v.persistent_volume_claim.claim_name for v in claims["db-1"]] == ["data-db-1"]
+    pvc = core.read_namespaced_persistent_volume_claim("data-db-1", "default")
+    assert pvc.status.phase == "Bound" and pvc.spec.storage_class_name == "standard"
+    old = pods["db-1"]
+    r = redis.Redis(host=old.status.pod_ip, port=6379, socket_timeout=2)
+    r.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    node_id = r.execute_command("CLUSTER", "MYID")
+    wait_until(lambda: r.set("k", "v") is True, 10, "the one-node cluster to take writes")
+
+    core.delete_namespaced_pod("db-1", "default")
+    wait_until(
+        lambda: core.read_namespaced_pod("db-1", "default").metadata.uid != old.metadata.uid,
+        10,
+        "the StatefulSet to recreate db-1",
+    )
+    new = wait_ready(apps, core, "db", 2)["db-1"]
+    assert new.status.pod_ip != old.status.pod_ip  # a new pod, a new address ...
+    back = redis.Redis(host=new.status.pod_ip, port=6379, socket_timeout=2)
+    assert back.execute_command("CLUSTER", "MYID") == node_id  # ... the same volume
+    # (a restarted cluster node answers CLUSTERDOWN until it has checked its own config)
+    wait_until(lambda: _get(back, "k") == b"v", 10, "the key back from the volume")
+    # The other ordinal's claim is its own: db-0 never saw the key.
+    assert redis.Redis(host=pods["db-0"].status.pod_ip, port=6379).dbsize() == 0
+
+    apps.delete_namespaced_stateful_set("db", "default")
+    wait_until(lambda: not kubelet.pids(), 10, "the processes to stop")
+    claims_left = core.list_namespaced_persistent_volume_claim("default").items
+    assert sorted(c.metadata.name for c in claims_left) == ["data-db-0", "data-db-1"]
+    assert kubelet.errors == []
+
+
+def _get(r: redis.Redis, key: str) -> Any:
+    try:
+        return r.get(key)
+    except redis.exceptions.ClusterDownError:
+        return None
+
+
+def evict(core: Any, name: str) -> None:
+    core.create_namespaced_pod_eviction(
+        name,
+        "default",
+        k8s.V1Eviction(metadata=k8s.V1ObjectMeta(name=name, namespace="default")),
+    )
+
+
+def test_eviction_honours_the_disruption_budget_with_429_when_it_is_spent(
+    kube: KubeHarness, kubelet: Kubelet
+) -> None:
+    api = kube.api_client()
+    apps, core, policy = k8s.AppsV1Api(api), k8s.CoreV1Api(api), k8s.PolicyV1Api(api)
+    apps.create_namespaced_stateful_set("default", redis_statefulset("ev", 3, CLUSTER_ARGS))
+    policy.create_namespaced_pod_disruption_budget(
+        "default",
+        {
+            "metadata": {"name": "ev"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "ev"}}},
+        },
+    )
+    pods = wait_ready(apps, core, "ev", 3)
+
+    def budget() -> Any:
+        return policy.read_namespaced_pod_disruption_budget("ev", "default").status
+
+    wait_until(lambda: (budget().disruptions_allowed or 0) == 1, 10, "the budget to allow one")
+    status = budget()
+    assert (status.current_healthy, status.desired_healthy, status.expected_pods) == (3, 2, 3)
+    assert status.observed_generation == 1
+    assert [(c.type, c.status) for c in status.conditions] == [("DisruptionAllowed", "True")]
+    resources = core.get_api_resources().resources
+    (sub,) = [r for r in resources if r.name == "pods/eviction"]
+    assert (sub.group, sub.version, sub.kind, sub.verbs) == ("policy", "v1", "Eviction", ["create"])
+
+    old_pid = kubelet.process("default", "ev-0")
+    assert old_pid is not None
+    evict(core, "ev-0")
+    wait_until(lambda: not alive(old_pid.pid), 10, "the evicted pod's process to be killed")
+    with pytest.raises(ApiException) as exc:
+        evict(core, "ev-1")  # ev-0's replacement is not Ready yet: the budget is spent
+    body = json.loads(exc.value.body or "{}")
+    assert exc.value.status == 429 and body["reason"] == "TooManyRequests"
+    assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    (cause,) = body["details"]["causes"]
+    assert cause["reason"] == "DisruptionBudget"
+    assert cause["message"].startswith("The disruption budget ev needs 2 healthy pods and has ")
+    assert exc.value.headers is not None and exc.value.headers["Retry-After"] == "1"
+    assert "ev-1" in ready_pods(core, "ev")  # nothing happened to ev-1
+
+    wait_ready(apps, core, "ev", 3)
+    wait_until(lambda: (budget().disruptions_allowed or 0) == 1, 10, "the budget to recover")
+    evict(core, "ev-1")  # a drain retries the 429 until the budget allows it
+    with pytest.raises(ApiException) as exc:
+        evict(core, "nope")
+    assert exc.value.status == 404
+    new = wait_ready(apps, core, "ev", 3)
+    assert new["ev-1"].metadata.uid != pods["ev-1"].metadata.uid
+    assert kubelet.errors == []
+
+
+def test_eviction_without_a_budget_deletes_and_rbac_names_the_subresource(
+    kube: KubeHarness, kubelet: Kubelet
+) -> None:
+    api = kube.api_client()
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    apps.create_namespaced_stateful_set("default", redis_statefulset("nb", 1, CLUSTER_ARGS))
+    uid = wait_ready(apps, core, "nb", 1)["nb-0"].metadata.uid
+    evict(core, "nb-0")
+    wait_until(
+        lambda: core.read_namespaced_pod("nb-0", "default").metadata.uid != uid,
+        10,
+        "nb-0 to be evicted and recreated",
+    )
+    (record,) = [a for a in kube.audit if a.subresource == "eviction"]
+    assert (record.verb, record.resource, record.name, record.code) == (
+        "create",
+        "pods",
+        "nb-0",
+        201,
+    )
 
 
 def test_non_redis_pods_become_ready_after_the_startup_delay(

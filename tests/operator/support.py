@@ -54,13 +54,14 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, poll: float = 0.
 class PodNode:
     host: str
     port: int
+    password: str | None = None  # the pod's REDISCLI_AUTH (from the cluster's auth Secret)
 
     @property
     def addr(self) -> str:
         return f"{self.host}:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, socket_timeout=5)
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, password=self.password)
 
 
 @dataclass
@@ -73,16 +74,23 @@ class PodCluster:
 
     @property
     def nodes(self) -> list[PodNode]:
-        procs = [
-            p
-            for (ns, pod), p in sorted(self.kubelet.processes.items())
-            if ns == self.namespace and pod.startswith(f"{self.name}-") and p.alive()
-        ]
-        return [PodNode(p.ip, p.port) for p in procs]
+        procs = sorted(
+            (
+                p
+                for p in list(self.kubelet.processes.values())
+                if p.namespace == self.namespace and p.pod.startswith(f"{self.name}-") and p.alive()
+            ),
+            key=lambda p: (p.pod, p.started),
+        )
+        return [PodNode(p.ip, p.port, p.password) for p in procs]
 
     @property
     def seed(self) -> str:
         return self.nodes[0].addr
+
+    @property
+    def password(self) -> str | None:
+        return self.nodes[0].password
 
 
 @dataclass
@@ -220,8 +228,10 @@ class OperatorEnv:
             print("\n".join(op.text().splitlines()[-60:]))
 
 
-def slots_of(host: str, port: int) -> int:
-    c = redis.Redis(host=host, port=port, socket_timeout=3, decode_responses=True)
+def slots_of(host: str, port: int, password: str | None = None) -> int:
+    c = redis.Redis(
+        host=host, port=port, socket_timeout=3, decode_responses=True, password=password
+    )
     try:
         for line in str(c.execute_command("CLUSTER", "NODES")).splitlines():
             if "myself" in line:
@@ -243,17 +253,17 @@ def guard_pod_removals(env: OperatorEnv) -> list[str]:
     original = kubelet._kill
     lock = threading.Lock()
 
-    def kill(key: tuple[str, str]) -> None:
+    def kill(key: str) -> None:
         proc = kubelet.processes.get(key)
         if proc is not None and proc.alive():
             try:
-                slots = slots_of(proc.ip, proc.port)
+                slots = slots_of(proc.ip, proc.port, proc.password)
             except redis.RedisError as err:
                 slots = -1
-                owned_at_removal.append(f"{key[1]}: unreadable at removal ({err})")
+                owned_at_removal.append(f"{proc.pod}: unreadable at removal ({err})")
             if slots > 0:
                 with lock:
-                    owned_at_removal.append(f"{key[1]} owned {slots} slots when removed")
+                    owned_at_removal.append(f"{proc.pod} owned {slots} slots when removed")
         original(key)
 
     kubelet._kill = kill  # type: ignore[method-assign]

@@ -83,8 +83,8 @@ def _spawned(env: OperatorEnv) -> list[str]:
     names: list[str] = []
     original = env.kubelet._spawn
 
-    def spawn(key: tuple[str, str], pod: Any, container: Any) -> Any:
-        names.append(key[1])
+    def spawn(key: str, pod: Any, container: Any) -> Any:
+        names.append(pod["metadata"]["name"])
         return original(key, pod, container)
 
     env.kubelet._spawn = spawn  # type: ignore[method-assign]
