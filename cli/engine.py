@@ -662,7 +662,7 @@ def plan_command(
                 table.add_row(
                     _clock(a.at, inputs.tz),
                     _clock(a.ready_by, inputs.tz),
-                    f"{a.from_units}->{a.to_units}",
+                    f"{a.from_units}→{a.to_units}",
                     a.reason,
                 )
             if not plan.actions:
