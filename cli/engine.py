@@ -258,11 +258,8 @@ def _load_from_cluster(
     import time
 
     from headroom.cli._kube import connect
-    from headroom.controller.operator.inputs import (
-        list_demand_events,
-        policy_history,
-        running_units,
-    )
+    from headroom.controller.demand_events import list_demand_events
+    from headroom.controller.operator.inputs import policy_history, running_units
     from headroom.controller.operator.inputs import read_policy as read_cluster_policy
 
     kube, ns = connect(where.kubeconfig, where.context, where.namespace)
