@@ -30,6 +30,7 @@ from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
 from headroom.controller import assembly, preview
 from headroom.controller.signals.csv import CsvSource
+from headroom.policies.bounds import MAX_HORIZON
 from headroom.policies.calendar import Calendar
 from headroom.policies.calendars import parse_time
 from headroom.policies.driver import DriverState
@@ -117,6 +118,10 @@ def _duration_option(value: str | None, option: str) -> float | None:
         fail(f"{option}: {err}", EXIT_INPUT)
     if seconds <= 0:
         fail(f"{option}: must be more than 0", EXIT_INPUT)
+    if option == "--horizon" and seconds > MAX_HORIZON:
+        fail(f"{option}: must be at most 31d, not {value!r}", EXIT_INPUT)
+    if option == "--step" and seconds < 1:
+        fail(f"{option}: must be at least 1s, not {value!r}", EXIT_INPUT)
     return seconds
 
 

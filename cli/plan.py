@@ -36,6 +36,7 @@ from headroom.cli.engine import (
     select_targets,
 )
 from headroom.controller import preview
+from headroom.policies.bounds import MAX_UNITS
 from headroom.policies.planner import Plan
 from headroom.policies.policy import Target
 from headroom.policies.text import local_iso, unit_noun
@@ -86,6 +87,7 @@ def plan_command(
         typer.Option(
             "--current-units",
             min=0,
+            max=MAX_UNITS,
             help="Units running now (default: minUnits; --from-cluster: what the targets run).",
         ),
     ] = None,
@@ -154,7 +156,7 @@ def plan_command(
                 table.add_row(
                     clock_text(a.at, inputs.tz),
                     clock_text(a.ready_by, inputs.tz),
-                    f"{a.from_units}->{a.to_units}",
+                    f"{a.from_units}→{a.to_units}",
                     a.reason,
                 )
             if not plan.actions:

@@ -418,14 +418,35 @@ class CapacityPolicyReconciler:
         fields["lastActions"] = (old_records + new_records)[-LAST_ACTIONS:]
         self._write(ns, name, status, generation, fields, [ready, *conds])
         if self.metrics is not None:
-            for r in report.targets:
-                planned = r.decision.desired_units if r.decision is not None else None
-                self.metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
-                nxt = r.next_action(report.at)
-                self.metrics.set_next_action(r.name, nxt.at if nxt else None)
-            for e in report.events:
-                if e.kind == "Scaled":
-                    self.metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
+            self._export(spec, report, self.metrics)
+
+    @staticmethod
+    def _export(spec: PolicySpec, report: PassReport, metrics: OperatorMetrics) -> None:
+        """The pass on /metrics: per target the measured demand, the forecast for now (p50,
+        p90), capacity per unit and units; the events in the forecast's horizon; actions."""
+        fc = report.forecast
+        now = int(np.searchsorted(fc.t, report.at)) if fc is not None and len(fc.t) else None
+        declared = {t.name: t.capacity_per_unit for t in spec.targets}
+        for r in report.targets:
+            planned = r.decision.desired_units if r.decision is not None else None
+            metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
+            nxt = r.next_action(report.at)
+            metrics.set_next_action(r.name, nxt.at if nxt else None)
+            if report.demand_now is not None and math.isfinite(report.demand_now):
+                metrics.observe_demand(r.name, report.demand_now)
+            if fc is not None and now is not None:
+                i = min(now, len(fc.t) - 1)
+                for q in (0.5, 0.9):
+                    metrics.observe_forecast(r.name, q, float(fc.level(q)[i]))
+            per_unit = declared.get(r.name)
+            if per_unit:
+                metrics.set_capacity(r.name, per_unit, "declared")
+        if fc is not None:
+            starts = {e.name: e.start for e in fc.drivers if e is not None and e.end > report.at}
+            metrics.set_events(spec.name, starts)
+        for e in report.events:
+            if e.kind == "Scaled":
+                metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
 
     def _post(self, body: Mapping[str, Any], event: LoopEvent) -> None:
         if event.kind == "Scaled":
