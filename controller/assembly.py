@@ -367,6 +367,7 @@ def build_runtime(
     prior: Series | None = None,
     step: float = 60.0,
     sample_every: float = 10.0,
+    with_latency: bool = True,
     targets: Callable[[Target], ScaleTarget] | None = None,
     history: HistoryProvider | None = None,
     forecaster: Callable[[PolicySpec], Forecaster] | None = None,
@@ -375,12 +376,14 @@ def build_runtime(
 
     The demand source is ``spec.metrics``' (sampling every ``sample_every`` s when it
     samples), read through the policy's history window on a ``step`` grid after an
-    optional ``prior`` series, with the same source's p99 latency for the SLO alert; the
-    targets are :func:`build_target`'s. ``calendar`` is called every pass (the driver
-    takes the events that select the policy); ``state``: the driver state from before a
-    restart. ``targets``/``history``/``forecaster`` replace the assembled parts where a
-    caller must (the operator resolves a target's namespace; tests and benches pass a
-    fixed history); every other part is built here, the same way for every caller."""
+    optional ``prior`` series, with the same source's p99 latency for the SLO alert
+    (``with_latency=False``: none; the demo's scaled clock cannot spare a second full
+    read of its Redis INFO history per pass); the targets are :func:`build_target`'s.
+    ``calendar`` is called every pass (the driver takes the events that select the
+    policy); ``state``: the driver state from before a restart.
+    ``targets``/``history``/``forecaster`` replace the assembled parts where a caller must
+    (the operator resolves a target's namespace; tests and benches pass a fixed history);
+    every other part is built here, the same way for every caller."""
     world = replace(world, now=clock.now)
     source: SignalSource | None = None
     latency: HistoryProvider | None = None
@@ -388,7 +391,7 @@ def build_runtime(
         source = build_source(spec.metrics, world)
         start_sampling(source, interval=sample_every)
         history = build_history(spec, source, step=step, prior=prior)
-        latency = build_latency(spec, source, step=step)
+        latency = build_latency(spec, source, step=step) if with_latency else None
     build = targets or (lambda target: build_target(target, world))
     make_forecaster = forecaster or (lambda policy: build_forecaster(policy, tz))
     try:
