@@ -46,6 +46,10 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
         },
         "serviceAccount": {"annotations": {"iam.example/role": "headroom"}},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "networkPolicy": {
+            "enabled": True,
+            "extraFrom": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+        },
     },
 }
 
@@ -112,6 +116,8 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
+        ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
+        ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
             {"metrics": {"serviceMonitor": {"interval": "often"}}},
             "/metrics/serviceMonitor/interval",

@@ -1,4 +1,5 @@
-"""A self-signed serving certificate for the API emulator's HTTPS listener.
+"""Test certificates: a self-signed serving certificate for the API emulator's HTTPS listener,
+and a CA with a Redis node certificate (:func:`node_certs`) for TLS Redis Clusters.
 
 kubectl (client-go's clientcmd) sends a kubeconfig's bearer token only over TLS, so the
 emulator serves HTTPS next to plain HTTP for it. One certificate per test process, for
@@ -7,6 +8,7 @@ emulator serves HTTPS next to plain HTTP for it. One certificate per test proces
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import ssl
@@ -69,3 +71,60 @@ def server_context(cert: ServingCert, workdir: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_file, key_file)
     return ctx
+
+
+@dataclass(frozen=True)
+class NodeCerts:
+    """A CA and one certificate it signed, as cert-manager lays them out in a Secret."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+    def secret_data(self) -> dict[str, str]:
+        """``data`` of a ``kubernetes.io/tls`` Secret: tls.crt, tls.key, ca.crt (base64)."""
+        raw = {"tls.crt": self.cert_pem, "tls.key": self.key_pem, "ca.crt": self.ca_pem}
+        return {k: base64.b64encode(v).decode() for k, v in raw.items()}
+
+
+def node_certs(dns_names: tuple[str, ...] = ("*.redis.svc",)) -> NodeCerts:
+    """A throwaway CA and a certificate it signed for Redis nodes, good for serving and for
+    the nodes' own connections to each other (no extended key usage: any purpose)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "headroom-test-redis-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "redis-node")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return NodeCerts(
+        ca.public_bytes(serialization.Encoding.PEM),
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
