@@ -315,6 +315,7 @@ def test_sample_redis_cluster_is_admitted_by_the_chart_crd(kube: KubeHarness) ->
 def test_notes_tell_how_to_create_and_scale_a_cluster() -> None:
     notes = render_manifests(namespace="shop")["headroom/templates/NOTES.txt"]
     assert "kubectl scale rediscluster/cart -n shop --replicas 6" in notes
+    assert "kubectl get secret cart-redis-auth -n shop" in notes
     assert "watches RedisClusters in namespace shop only" in notes
     wide = render_manifests({"rbac": {"clusterWide": True}})["headroom/templates/NOTES.txt"]
     assert "in every namespace" in wide
