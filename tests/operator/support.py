@@ -25,6 +25,7 @@ from kubernetes import client
 
 from tests.harness.harness import KubeHarness
 from tests.harness.kubelet import Kubelet
+from tests.support.image import operator_argv, remove_container
 
 GROUP, VERSION, PLURAL = "headroom.dev", "v1alpha1", "redisclusters"
 NS = "headroom"  # the chart's release namespace: the operator watches its own
@@ -97,11 +98,14 @@ class OperatorProcess:
     identity: str
     proc: subprocess.Popen[bytes]
     log: Path
+    container: str | None = None  # started with podman from the image: the container's name
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        if self.container is not None:
+            remove_container(self.container)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -139,18 +143,24 @@ class OperatorEnv:
         self.apps: Any = client.AppsV1Api(self._admin)
         self.core: Any = client.CoreV1Api(self._admin)
 
-    def start_operator(self, identity: str, *extra: str) -> OperatorProcess:
+    def start_operator(self, identity: str, *extra: str, image: bool = False) -> OperatorProcess:
+        """``headroom operator run`` as the chart's ServiceAccount: the venv's command, or
+        with ``image`` the operator image's (``podman run``, the kubeconfig mounted)."""
         log = self.workdir / f"operator-{identity}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("KUBECONFIG", None)
-        argv = [
-            HEADROOM, "operator", "run", "--kubeconfig", str(self.kubeconfig), "-n", NS,
-            "--host", "127.0.0.1", "--port", "0", "--identity", identity,
+        args = [
+            "-n", NS, "--host", "127.0.0.1", "--port", "0", "--identity", identity,
             "--lease-name", self.lease, *extra,
         ]  # fmt: skip
+        container = f"headroom-{identity}-{os.getpid()}-{len(self.operators)}" if image else None
+        if container is not None:
+            argv = operator_argv(container, self.kubeconfig, *args)
+        else:
+            argv = [HEADROOM, "operator", "run", "--kubeconfig", str(self.kubeconfig), *args]
         with log.open("ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        op = OperatorProcess(identity, proc, log)
+        op = OperatorProcess(identity, proc, log, container)
         self.operators.append(op)
         return op
 
