@@ -50,19 +50,17 @@ from headroom.policies.planner import (
     PlannedAction,
     PlannerState,
     _budget_ceiling,
-    _clock,
-    _duration,
     _freeze_windows,
     _inside,
     _labels_for,
-    compare_qps,
     median_level,
-    target_key,
-    unit_noun,
 )
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.series import FloatArray, Series
+from headroom.policies.text import clock as _clock
+from headroom.policies.text import compare_qps, target_key, unit_noun
+from headroom.policies.text import duration_text as _duration
 
 Since = Callable[[float], Series]  # the samples at t >= a time (all before now)
 
