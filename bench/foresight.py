@@ -66,6 +66,8 @@ OLD_DAYS = 28  # the backtest's generated and shaped traces
 MEAN_UNITS = 8.0  # a broadened trace's mean demand needs about this many units at 80 %
 CHARTS = ROOT / "docs" / "img" / "foresight"
 BEFORE = Path(__file__).resolve().parent / "foresight_before.json"
+# The reading of the numbers, written by hand (its figures are as measured then).
+ANALYSIS = Path(__file__).resolve().parent / "foresight_analysis.md"
 TARGET_SHARE = 0.33  # issue 20 at 10 min, on every event case
 DECOMPOSE_DELAY_MIN = 10.0
 # The Headroom settings swept here: the cheapest of the CLI's grid and one a step dearer
@@ -134,7 +136,12 @@ def _respec(case: Case, name: str | None = None) -> Case:
 @cache
 def all_cases() -> tuple[Case, ...]:
     nasa = _respec(nasa_cases()[0], "NASA-HTTP Jul 1995, STS-70")
-    plain = replace(nasa, name="NASA-HTTP Jul 1995, no calendar", calendar=Calendar())
+    plain = replace(
+        nasa,
+        name="NASA-HTTP Jul 1995, no calendar",
+        calendar=Calendar(),
+        note="the same trace and policy with an empty calendar (Headroom should be the HPA)",
+    )
     return (
         *(broad_case(s) for s in BROAD_SEEDS),
         nasa,
@@ -446,6 +453,7 @@ def report(
         "",
         *headline_table(runs, cases, delays),
         "",
+        *([ANALYSIS.read_text().strip(), ""] if ANALYSIS.exists() else []),
         "Cases:",
         "",
         *(f"- **{c.name}**: {c.note}" for c in cases),

@@ -228,7 +228,8 @@ def _print_summary(report: DemoReport) -> None:
         "underprovisioned minutes",
         f"Headroom {s['underprovisioned_minutes']} · reactive HPA "
         f"{s['reactive_hpa_underprovisioned_minutes']} (same traffic, same "
-        f"{s['observed_provisioning_delay_minutes']:.0f} min provisioning delay)",
+        f"{s['observed_provisioning_delay_minutes']:.0f} min provisioning delay; "
+        f"{s['unit_hours']:g} vs {s['reactive_hpa_unit_hours']:g} master-hours)",
     )
     table.add_row("peak demand", f"{format_qps(s['demand_peak_qps'])} QPS")
     console.print(table)

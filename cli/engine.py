@@ -38,6 +38,7 @@ from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
 from headroom.controller import assembly
 from headroom.controller.signals.csv import CsvSource
+from headroom.policies.bounds import MAX_HORIZON, MAX_UNITS
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import parse_time
 from headroom.policies.capacity import capacity_of
@@ -129,6 +130,10 @@ def _duration_option(value: str | None, option: str) -> float | None:
         fail(f"{option}: {err}", EXIT_INPUT)
     if seconds <= 0:
         fail(f"{option}: must be more than 0", EXIT_INPUT)
+    if option == "--horizon" and seconds > MAX_HORIZON:
+        fail(f"{option}: must be at most 31d, not {value!r}", EXIT_INPUT)
+    if option == "--step" and seconds < 1:
+        fail(f"{option}: must be at least 1s, not {value!r}", EXIT_INPUT)
     return seconds
 
 
@@ -253,11 +258,8 @@ def _load_from_cluster(
     import time
 
     from headroom.cli._kube import connect
-    from headroom.controller.operator.inputs import (
-        list_demand_events,
-        policy_history,
-        running_units,
-    )
+    from headroom.controller.demand_events import list_demand_events
+    from headroom.controller.operator.inputs import policy_history, running_units
     from headroom.controller.operator.inputs import read_policy as read_cluster_policy
 
     kube, ns = connect(where.kubeconfig, where.context, where.namespace)
@@ -587,6 +589,7 @@ def plan_command(
         typer.Option(
             "--current-units",
             min=0,
+            max=MAX_UNITS,
             help="Units running now (default: minUnits; --from-cluster: what the targets run).",
         ),
     ] = None,

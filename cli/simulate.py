@@ -44,6 +44,7 @@ from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.signals.csv import CsvSource
 from headroom.policies.baselines.frontier import BASES, Frontier, frontier, hull
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
+from headroom.policies.bounds import MAX_PROVISIONING
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.errors import TraceError
 from headroom.policies.policy import PolicySpec, parse_duration
@@ -124,9 +125,12 @@ def _delay_option(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as err:
         fail(f"--provisioning-delay: {err}", EXIT_INPUT)
+    if seconds > MAX_PROVISIONING:
+        fail(f"--provisioning-delay: must be at most 1d, not {value!r}", EXIT_INPUT)
+    return seconds
 
 
 @contextmanager

@@ -468,6 +468,9 @@ class DemoRunner:
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
         hpa = self._reactive(t, demand, delay)
+        reactive = hpa.underprovisioned_minutes
+        desired = np.array([s.desired for s in timeline], dtype=np.float64)
+        unit_hours = float(np.sum(desired * dt) / 3600.0)
         return {
             "event": {
                 "name": event.name,
@@ -484,7 +487,9 @@ class DemoRunner:
             "client_ops": load.ops,
             "last_client_error": load.last_error,
             "underprovisioned_minutes": round(under, 1),
-            "reactive_hpa_underprovisioned_minutes": round(hpa.underprovisioned_minutes, 1),
+            "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
+            "unit_hours": round(unit_hours, 2),  # masters ordered, over the (simulated) run
+            "reactive_hpa_unit_hours": round(hpa.unit_hours, 2),
             # The replayed HPA's ready units, [[t, units], ...] from each change: the chart
             # draws the HPA the minutes are quoted for.
             "reactive_hpa_ready": [

@@ -34,11 +34,11 @@ from headroom.controller import assembly
 from headroom.controller.alerts.config import AlertsConfig, build_notifier
 from headroom.controller.alerts.notifier import AlertNotifier, AlertState
 from headroom.controller.clock import Clock, RealClock
-from headroom.controller.kube import GROUP, VERSION, Kube
-from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
+from headroom.controller.demand_events import POLICIES, list_demand_events
+from headroom.controller.kube import Kube
+from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import Cond, condition, write_status
-from headroom.controller.operator.inputs import POLICIES, list_demand_events
+from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
@@ -128,6 +128,7 @@ class CapacityPolicyReconciler:
         ``access``: the files and addresses a policy's sources may use (a refused one is
         an invalid spec)."""
         self.kube = kube
+        self._write = StatusWriter(kube, PLURAL, KIND)
         self.access = access
         self.alerts = alerts or AlertsConfig()
         self.targets_for = targets_for
@@ -157,7 +158,7 @@ class CapacityPolicyReconciler:
             spec = spec.model_copy(update={"dry_run": True})
         if spec.paused:
             self._write(ns, name, status, generation, {}, [
-                Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
+                Condition("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
         try:
@@ -344,15 +345,15 @@ class CapacityPolicyReconciler:
         ns, name = meta["namespace"], meta["name"]
         for event in report.events:
             self._post(body, event)
-        conds = [Cond(c.type, c.status, c.reason, c.message) for c in report.conditions]
+        conds = list(report.conditions)
         failing = [e for e in report.events if e.kind == "ScaleFailed"]
         metrics_down = any(c.type == "MetricsUnavailable" and c.status == "True" for c in conds)
         if failing:
-            ready = Cond("Ready", "False", "ScaleFailed", failing[0].reason)
+            ready = Condition("Ready", "False", "ScaleFailed", failing[0].reason)
         elif metrics_down:
-            ready = Cond("Ready", "False", "MetricsUnavailable", "holding current capacity")
+            ready = Condition("Ready", "False", "MetricsUnavailable", "holding current capacity")
         else:
-            ready = Cond("Ready", "True", "Reconciled", "")
+            ready = Condition("Ready", "True", "Reconciled", "")
         plan = _timeline(report)
         upcoming = [row for row in plan if row.at > _when(report.at)]  # after this pass's order
         records = [
@@ -465,24 +466,13 @@ class CapacityPolicyReconciler:
             "InvalidSpec"
         )
         self._write(meta["namespace"], meta["name"], status, generation, {}, [
-            Cond("Ready", "False", "InvalidSpec", message),
+            Condition("Ready", "False", "InvalidSpec", message),
         ])  # fmt: skip
         if first:
             self.record(body, "Warning", "InvalidSpec", message)
         log.warning(
             "Rejected CapacityPolicy %s/%s error=%s", meta["namespace"], meta["name"], message
         )
-
-    def _write(
-        self,
-        ns: str,
-        name: str,
-        old: Mapping[str, Any],
-        generation: int,
-        fields: Mapping[str, Any],
-        conds: list[Cond],
-    ) -> None:
-        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
 
 
 def _when(epoch: float) -> datetime:
@@ -579,9 +569,4 @@ def register(
     def gone(body: Any, **_: Any) -> None:
         reconciler.forget(body["metadata"]["uid"])
 
-    on = {"registry": registry}
-    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=interval, initial_delay=interval, **on)(tick)
-    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+    route(registry, PLURAL, handle=handle, timer=tick, gone=gone, interval=interval)
