@@ -23,6 +23,7 @@ import typer
 
 from headroom.cli._common import (
     EXIT_INPUT,
+    duration_option,
     fail,
 )
 from headroom.cli.calendar import read_calendar
@@ -37,7 +38,7 @@ from headroom.policies.driver import DriverState
 from headroom.policies.errors import SourceUnavailable
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.policy import PolicySpec, Target, parse_duration
+from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.resources import driver_state_from_status
 from headroom.policies.series import Series
 from headroom.policies.text import (
@@ -112,10 +113,7 @@ class Inputs:
 def _duration_option(value: str | None, option: str) -> float | None:
     if value is None:
         return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as err:
-        fail(f"{option}: {err}", EXIT_INPUT)
+    seconds = duration_option(value, option)
     if seconds <= 0:
         fail(f"{option}: must be more than 0", EXIT_INPUT)
     if option == "--horizon" and seconds > MAX_HORIZON:
