@@ -258,11 +258,8 @@ def _load_from_cluster(
     import time
 
     from headroom.cli._kube import connect
-    from headroom.controller.operator.inputs import (
-        list_demand_events,
-        policy_history,
-        running_units,
-    )
+    from headroom.controller.demand_events import list_demand_events
+    from headroom.controller.operator.inputs import policy_history, running_units
     from headroom.controller.operator.inputs import read_policy as read_cluster_policy
 
     kube, ns = connect(where.kubeconfig, where.context, where.namespace)
@@ -662,7 +659,7 @@ def plan_command(
                 table.add_row(
                     _clock(a.at, inputs.tz),
                     _clock(a.ready_by, inputs.tz),
-                    f"{a.from_units}->{a.to_units}",
+                    f"{a.from_units}→{a.to_units}",
                     a.reason,
                 )
             if not plan.actions:

@@ -55,7 +55,7 @@ from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
 from headroom.policies.policy import AlertName, PolicySpec, Target, TargetKind, load_policy
 from headroom.policies.series import FloatArray, Series
-from headroom.policies.simulate import fixed_delay, run_strategy
+from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy
 from headroom.policies.synthetic import generate_trace
 
 log = logging.getLogger("headroom.demo")
@@ -467,7 +467,10 @@ class DemoRunner:
         ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
-        reactive = self._reactive(t, demand, delay)
+        hpa = self._reactive(t, demand, delay)
+        reactive = hpa.underprovisioned_minutes
+        desired = np.array([s.desired for s in timeline], dtype=np.float64)
+        unit_hours = float(np.sum(desired * dt) / 3600.0)
         return {
             "event": {
                 "name": event.name,
@@ -485,6 +488,13 @@ class DemoRunner:
             "last_client_error": load.last_error,
             "underprovisioned_minutes": round(under, 1),
             "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
+            "unit_hours": round(unit_hours, 2),  # masters ordered, over the (simulated) run
+            "reactive_hpa_unit_hours": round(hpa.unit_hours, 2),
+            # The replayed HPA's ready units, [[t, units], ...] from each change: the chart
+            # draws the HPA the minutes are quoted for.
+            "reactive_hpa_ready": [
+                [float(at), int(units)] for at, units in zip(hpa.ready_t, hpa.ready_v, strict=True)
+            ],
             "capacity_ready_before_event": bool(
                 planned > self.config.masters and _covers(at_start.capacity_units, planned)
             ),
@@ -544,7 +554,7 @@ class DemoRunner:
         )
         return (done - first.at) if done is not None else self.end - first.at
 
-    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> float:
+    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> StrategyResult:
         """A Kubernetes HPA (v2 defaults) on the same measured traffic and delay."""
         grid = np.arange(t[0], t[-1], 60.0)
         per_minute = Series(grid, np.interp(grid, t, demand))
@@ -555,11 +565,14 @@ class DemoRunner:
             delay=fixed_delay(delay),
             initial_units=self.config.masters,
         )
-        return result.underprovisioned_minutes
+        return result
 
     def _write(self, report: DemoReport) -> None:
         out = report.out_dir
         (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
         from headroom.controller.demo_chart import render_chart
 
-        render_chart(report, self.event, self.target, self.tz, out / "demo.png")
+        render_chart(
+            report, self.event, self.target, self.tz, out / "demo.png",
+            utilization=self.spec.slo.target_utilization,
+        )  # fmt: skip
