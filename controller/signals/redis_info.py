@@ -56,9 +56,11 @@ import numpy as np
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
 from headroom.controller.redis.topology import parse_nodes
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
+from headroom.policies.errors import TraceError
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
@@ -550,7 +552,7 @@ class RedisInfoSource:
 
 def load_history(path: Path | str) -> list[ClusterSample]:
     """The samples saved by :meth:`RedisInfoSource.save` (oldest first)."""
-    doc = json.loads(Path(path).read_text())
+    doc = json.loads(read_bounded(path, TRACE_MAX_BYTES, TraceError, "Redis INFO history"))
     if doc.get("version") != HISTORY_VERSION:
         raise ValueError(f"{path}: unknown history version {doc.get('version')!r}")
     return [ClusterSample.from_json(raw) for raw in doc["samples"]]
