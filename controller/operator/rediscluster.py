@@ -523,10 +523,44 @@ def _detail(progress: Any) -> str:
 
 # -- kopf wiring ------------------------------------------------------------------------------
 
+#: Starts the message of the TemporaryError that only asks kopf to come back (converging).
+REQUEUE_MARK = "requeue: "
+_TEMPORARY = " failed temporarily: "
+
+
+class ConvergingLogFilter(logging.Filter):
+    """Logs kopf's "Handler ... failed temporarily: requeue: ..." at INFO, as what it is.
+
+    kopf has one way to say "call me again in N s" from an on.create/on.update handler:
+    raising ``TemporaryError(delay=N)``, which it logs at ERROR (and posts as a Warning
+    Event). A pass that returns "requeue after N s" while a migration converges is not an
+    error, so its record becomes ``INFO Requeued Handler '...' after=Ns: Scaling: ...``.
+    Real failures (any other TemporaryError, PermanentError, exceptions) keep their level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not isinstance(record.msg, str):
+            return True
+        handler, sep, rest = record.msg.partition(_TEMPORARY)
+        if sep and rest.startswith(REQUEUE_MARK):
+            record.msg = f"Requeued {handler} while converging: {rest.removeprefix(REQUEUE_MARK)}"
+            record.args = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_requeues(logger: logging.Logger | None = None) -> None:
+    """Install :class:`ConvergingLogFilter` on kopf's per-object logger (once)."""
+    logger = logger or logging.getLogger("kopf.objects")
+    if not any(isinstance(f, ConvergingLogFilter) for f in logger.filters):
+        logger.addFilter(ConvergingLogFilter())
+
 
 def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float = 10.0) -> None:
     """Route kopf's resume/create/update/timer/delete for RedisClusters to ``reconciler``."""
     import kopf
+
+    quiet_requeues()
 
     def count(result: str) -> None:
         if reconciler.metrics is not None:
@@ -544,7 +578,7 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         count("done" if outcome.requeue_after is None else "requeued")
         if outcome.requeue_after is not None:
             raise kopf.TemporaryError(
-                f"{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
+                f"{REQUEUE_MARK}{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
             )
 
     def drift(body: Any, **_: Any) -> None:
