@@ -20,6 +20,7 @@ from rich.table import Table
 
 from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
 from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt, connect
+from headroom.controller.files import CALENDAR_MAX_BYTES, read_bounded
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import (
     YEAR,
@@ -27,8 +28,8 @@ from headroom.policies.calendars import (
     load_calendar,
     parse_time,
 )
-from headroom.policies.calendars._event import zone
-from headroom.policies.planner import format_qps
+from headroom.policies.errors import CalendarError
+from headroom.policies.text import duration_text, format_qps, zone
 
 app = typer.Typer(
     help="Validate, list, export and import demand calendars (YAML or ICS).",
@@ -47,10 +48,7 @@ def read_calendar(
     default_tz: str | None = None,
 ) -> Calendar:
     """Read and parse a calendar file (shared by the engine commands)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
+    data = read_bounded(path, CALENDAR_MAX_BYTES, CalendarError, "calendar")
     return load_calendar(data, str(path), window=window, default_tz=default_tz)
 
 
@@ -76,11 +74,7 @@ def _expectation(event: DemandEvent) -> str:
 
 
 def _ramp(seconds: float) -> str:
-    if not seconds:
-        return "-"
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    return f"{seconds / 60:g}m"
+    return duration_text(seconds) if seconds else "-"
 
 
 def _pairs(mapping: Any) -> str:

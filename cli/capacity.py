@@ -26,6 +26,7 @@ from headroom.cli._common import (
     print_json,
     save_figure,
 )
+from headroom.controller.files import POLICY_MAX_BYTES, read_bounded
 from headroom.controller.signals import prometheus as prom
 from headroom.controller.signals import redis_info
 from headroom.controller.signals.base import Metric, Unavailable
@@ -42,10 +43,7 @@ def default_history_path(seed: str) -> Path:
 
 
 def _read_policy(path: Path) -> PolicySpec:
-    try:
-        text = path.read_bytes()
-    except OSError as err:
-        raise PolicyError(f"{path}: cannot read: {err.strerror or err}") from None
+    text = read_bounded(path, POLICY_MAX_BYTES, PolicyError, "policy")
     return load_policy(text, str(path))
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Group
@@ -22,7 +20,7 @@ from rich.table import Table
 
 from headroom.cli._common import console, errors_to_exit, print_json
 from headroom.controller.demo import EXAMPLES, DemoConfig, DemoReport, DemoRunner, DemoSnapshot
-from headroom.policies.planner import format_qps
+from headroom.policies.text import format_qps, local_time
 
 
 def register(app: typer.Typer) -> None:
@@ -158,7 +156,7 @@ def _run_with_dashboard(config: DemoConfig) -> DemoReport:
 
 
 def _clock(epoch: float, tz: str) -> str:
-    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime("%a %H:%M")
+    return local_time(epoch, tz, "%a %H:%M")
 
 
 def _qps(value: float) -> str:

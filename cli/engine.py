@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import typer
@@ -35,13 +33,20 @@ from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import parse_time
-from headroom.policies.calendars._event import zone as zone_info
 from headroom.policies.capacity import capacity_of
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner import Plan, format_qps, plan_target, target_key, unit_noun
+from headroom.policies.planner import Plan, plan_target
 from headroom.policies.policy import PolicySpec, Target, parse_duration
 from headroom.policies.series import Series
+from headroom.policies.text import (
+    format_qps,
+    local_iso,
+    local_time,
+    target_key,
+    unit_noun,
+)
+from headroom.policies.text import zone as zone_info
 
 LEVELS = (0.5, 0.9, 0.99)
 MAX_TABLE_ROWS = 24
@@ -177,7 +182,7 @@ def _inputs(
     data_step = series.step if len(series) > 1 else 60.0
     past = series.before(at_epoch)
     if not len(past) or not bool(np.isfinite(past.v).any()):
-        fail(f"{source}: no samples before --at {_iso(at_epoch, zone)}", EXIT_INPUT)
+        fail(f"{source}: no samples before --at {local_iso(at_epoch, zone)}", EXIT_INPUT)
     default_horizon = spec.forecast.horizon if spec is not None else 86400.0
     horizon_s = _duration_option(horizon, "--horizon") or default_horizon
     step_s = _duration_option(step, "--step") or max(60.0, data_step)
@@ -236,12 +241,8 @@ def _load_from_cluster(
     return _inputs(series, calendar, spec, source, at_epoch, horizon, step, zone), current
 
 
-def _iso(epoch: float, tz: str) -> str:
-    return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).isoformat()
-
-
 def _clock(epoch: float, tz: str) -> str:
-    return datetime.fromtimestamp(epoch, tz=ZoneInfo(tz)).strftime("%m-%d %H:%M")
+    return local_time(epoch, tz, "%m-%d %H:%M")
 
 
 def _select_targets(spec: PolicySpec, name: str | None) -> list[Target]:
@@ -283,8 +284,8 @@ def _event_json(model: HeadroomForecaster, ev: DemandEvent, tz: str) -> dict[str
         "name": ev.name,
         "kind": str(ev.kind),
         "labels": dict(ev.labels),
-        "start": _iso(ev.start, tz),
-        "end": _iso(ev.end, tz),
+        "start": local_iso(ev.start, tz),
+        "end": local_iso(ev.end, tz),
         "uplift_source": up.source,
         "similar_past_events": up.similar,
         "peak_multiplier": round(up.peak, 3),
@@ -296,7 +297,7 @@ def _forecast_json(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> 
     points = []
     for i, t in enumerate(fc.t):
         drv = fc.drivers[i] if i < len(fc.drivers) else None
-        point: dict[str, Any] = {"t": _iso(float(t), inputs.tz), "mean": float(fc.mean[i])}
+        point: dict[str, Any] = {"t": local_iso(float(t), inputs.tz), "mean": float(fc.mean[i])}
         for q in LEVELS:
             point[f"p{round(q * 100):d}"] = float(fc.quantiles[q][i])
         if fc.baseline is not None:
@@ -304,7 +305,7 @@ def _forecast_json(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> 
         point["driver"] = drv.name if drv is not None else None
         points.append(point)
     return {
-        "at": _iso(inputs.at, inputs.tz),
+        "at": local_iso(inputs.at, inputs.tz),
         "horizon_seconds": inputs.horizon,
         "step_seconds": inputs.step,
         "history_samples": len(inputs.history),
@@ -323,7 +324,7 @@ def _row_stride(n: int) -> int:
 
 
 def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: _Inputs) -> None:
-    table = Table(title=f"Forecast from {_iso(inputs.at, inputs.tz)} ({inputs.tz})")
+    table = Table(title=f"Forecast from {local_iso(inputs.at, inputs.tz)} ({inputs.tz})")
     for col in ("time", "p50", "p90", "p99", "event"):
         table.add_column(col, justify="right" if col.startswith("p") else "left")
     stride = _row_stride(fc.t.size)
@@ -380,7 +381,7 @@ def _chart(
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    zone = ZoneInfo(inputs.tz)
+    zone = zone_info(inputs.tz)
 
     def dates(epochs: Any) -> Any:
         # Matplotlib's date axis counts days since 1970-01-01 UTC.
@@ -445,7 +446,7 @@ def _chart(
     ax.set_ylabel("QPS")
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=zone))  # type: ignore[no-untyped-call]
-    ax.set_title(f"Headroom forecast at {_iso(inputs.at, inputs.tz)}", fontsize=10)
+    ax.set_title(f"Headroom forecast at {local_iso(inputs.at, inputs.tz)}", fontsize=10)
     ax.legend(loc="upper left", fontsize=7)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
@@ -512,8 +513,8 @@ def _plan_json(plan: Plan, target: Target, current: int, inputs: _Inputs) -> dic
         "notes": list(plan.notes),
         "actions": [
             {
-                "at": _iso(a.at, inputs.tz),
-                "ready_by": _iso(a.ready_by, inputs.tz),
+                "at": local_iso(a.at, inputs.tz),
+                "ready_by": local_iso(a.ready_by, inputs.tz),
                 "from_units": a.from_units,
                 "to_units": a.to_units,
                 "reason": a.reason,
@@ -523,7 +524,7 @@ def _plan_json(plan: Plan, target: Target, current: int, inputs: _Inputs) -> dic
             for a in plan.actions
         ],
         "timeline": {
-            "t": [_iso(float(t), inputs.tz) for t in plan.t],
+            "t": [local_iso(float(t), inputs.tz) for t in plan.t],
             "required": [int(x) for x in plan.required],
             "units": [int(x) for x in plan.units],
         },
@@ -593,7 +594,7 @@ def plan_command(
         if as_json:
             doc: dict[str, Any] = {
                 "policy": spec.name,
-                "at": _iso(inputs.at, inputs.tz),
+                "at": local_iso(inputs.at, inputs.tz),
                 "horizon_seconds": inputs.horizon,
                 "quantile": spec.forecast.quantile,
                 "targets": [_plan_json(p, t, c, inputs) for t, c, p, _, _ in results],

@@ -81,6 +81,22 @@ def run(
             envvar="HEADROOM_ALERTS_CONFIG",
         ),
     ] = None,
+    allow_file_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-file-dir",
+            help="A directory whose files policies' csv sources may read (repeatable; "
+            "default: none, file sources are refused).",
+        ),
+    ] = None,
+    allow_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-address",
+            help="HOST or HOST:PORT (globs: *.svc) policies' Prometheus/Redis sources may "
+            "reach (repeatable; default: any).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
@@ -99,6 +115,12 @@ def run(
         fail(f"--policy-interval: {policy_interval:g} is outside 1..3600 seconds", EXIT_INPUT)
     if not 0 <= port < 65536:
         fail(f"--port: {port} is not a port number", EXIT_INPUT)
+    for directory in allow_file_dir or []:
+        if not directory.is_absolute() or not directory.is_dir():
+            fail(f"--allow-file-dir: {directory}: is not an absolute directory path", EXIT_INPUT)
+    for address in allow_address or []:
+        if not address.strip() or any(c.isspace() or c in "/@" for c in address):
+            fail(f"--allow-address: {address!r}: must be HOST or HOST:PORT", EXIT_INPUT)
     if kubeconfig is not None and not kubeconfig.is_file():
         fail(f"--kubeconfig: {kubeconfig}: no such file", EXIT_INPUT)
     configure_logging(verbose)
@@ -117,6 +139,8 @@ def run(
                 identity=identity,
                 policy_interval=policy_interval,
                 alerts_config=alerts_config,
+                file_dirs=tuple(allow_file_dir or ()),
+                addresses=tuple(allow_address or ()),
                 timings=LeaseTimings(
                     lease_duration=lease_duration,
                     renew_deadline=lease_duration * 2 / 3,

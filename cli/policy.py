@@ -7,28 +7,23 @@ from typing import Annotated, Any
 
 import typer
 
-from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
-from headroom.policies.planner import format_qps, unit_noun
+from headroom.cli._common import console, count, errors_to_exit, print_json
+from headroom.controller.files import POLICY_MAX_BYTES, read_bounded
+from headroom.policies.errors import PolicyError
 from headroom.policies.policy import PolicySpec, Target, load_policy
+from headroom.policies.text import duration_text, format_qps, unit_noun
 
 app = typer.Typer(help="Validate capacity policies.", no_args_is_help=True)
 
 
 def read_policy(path: Path) -> PolicySpec:
     """Read and validate a policy file (shared by the engine commands)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
+    data = read_bounded(path, POLICY_MAX_BYTES, PolicyError, "policy")
     return load_policy(data, str(path))
 
 
 def _minutes(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g}m"
-    return f"{seconds:.3g}s"
+    return duration_text(seconds, digits=3)
 
 
 def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:

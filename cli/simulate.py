@@ -39,6 +39,7 @@ from headroom.cli._common import (
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.controller.assembly import World, build_source
+from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.signals.csv import CsvSource
 from headroom.policies.baselines.frontier import BASES, Frontier, frontier, hull
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
@@ -62,10 +63,7 @@ WEEK = 7 * 86400.0
 def read_trace(path: Path, values: str | None = None) -> Series:
     """Read and parse a ``timestamp,qps`` CSV file (``values``: see ``--values``); a
     ``requests`` column read by default says how it was converted, on stderr."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        fail(f"{path}: cannot read: {err.strerror or err}", EXIT_INPUT)
+    data = read_bounded(path, TRACE_MAX_BYTES, TraceError, "trace CSV")
     series = parse_trace_csv(data, str(path), unit=values)
     column = trace_value_column(data.decode(errors="replace"))
     if values is None and column is not None and value_unit(column, None) == "per-row":

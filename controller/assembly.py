@@ -28,12 +28,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from headroom.controller.history import SourceHistory
 from headroom.controller.kube import GROUP, Kube
 from headroom.controller.redis.scaler import ClusterScaler
+from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.signals.base import Metric, SignalSource
 from headroom.controller.signals.csv import CsvSource
 from headroom.controller.signals.prometheus import REDIS_EXPORTER, PromClient, PrometheusSource
@@ -60,6 +60,7 @@ class World:
     now: Callable[[], float] = field(default=time.time)  # the sources' clock (scaled: demo)
     stale_after: float = 30.0  # Redis INFO: samples older than this are "stale"
     source_timeout: float = 5.0  # Prometheus: the budget of one call, retries included
+    access: SourceAccess = UNRESTRICTED  # files and addresses sources may use (operator: few)
 
 
 TargetBuilder = Callable[[Target, World], ScaleTarget]
@@ -171,7 +172,8 @@ def _csv(metrics: Metrics, world: World) -> SignalSource:
         raise PolicyError(
             field_error("policy", "metrics.qps.url", "is required for source csv (a file path)")
         )
-    return CsvSource(Path(_strip_scheme(metrics.qps.url, "file://")), now=world.now)
+    path = world.access.file(metrics.qps.url, "metrics.qps.url")
+    return CsvSource(path, now=world.now, quote=world.access.quote)
 
 
 def _prometheus(metrics: Metrics, world: World) -> SignalSource:
@@ -180,6 +182,9 @@ def _prometheus(metrics: Metrics, world: World) -> SignalSource:
         raise PolicyError(
             field_error("policy", "metrics.qps.url", "is required for source prometheus")
         )
+    if not url.startswith(("http://", "https://")):
+        raise PolicyError(field_error("policy", "metrics.qps.url", "must be an http(s) URL"))
+    world.access.address(url, "metrics.qps.url", "http")
     queries: dict[Metric, str] = {}
     if metrics.qps.query:
         queries[Metric.QPS] = metrics.qps.query
@@ -204,6 +209,7 @@ def _redis(metrics: Metrics, world: World) -> SignalSource:
                 "policy", "metrics.qps.url", "is required for source redis (a seed host:port)"
             )
         )
+    world.access.address(seed, "metrics.qps.url", "redis")
     return RedisInfoSource(
         _strip_scheme(seed, "redis://"), now=world.now, stale_after=world.stale_after
     )

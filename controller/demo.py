@@ -47,6 +47,7 @@ from headroom.controller.assembly import (
     start_sampling,
 )
 from headroom.controller.clock import ScaledClock
+from headroom.controller.files import CALENDAR_MAX_BYTES, POLICY_MAX_BYTES, read_bounded
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
@@ -261,10 +262,7 @@ class DemoRunner:
 
     def _load_policy(self) -> PolicySpec:
         path = self.config.policy_file
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputError(f"{path}: cannot read policy: {err.strerror}") from err
+        data = read_bounded(path, POLICY_MAX_BYTES, InputError, "policy")
         return load_policy(data, str(path))
 
     def _demo_target(self) -> Target:
@@ -289,10 +287,7 @@ class DemoRunner:
 
     def _load_calendar(self) -> Calendar:
         path = self.config.calendar_file
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputError(f"{path}: cannot read calendar: {err.strerror}") from err
+        data = read_bounded(path, CALENDAR_MAX_BYTES, InputError, "calendar")
         calendar = load_calendar(data, str(path)).for_labels(self.spec.event_selector)
         if not len(calendar):
             raise InputError(f"{path}: no event selects policy {self.spec.name!r}")

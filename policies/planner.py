@@ -57,9 +57,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -67,8 +64,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.capacity import IntArray, planned_units_raw, units_for
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.policy import PolicySpec, Target, TargetKind
+from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
+from headroom.policies.text import clock as _clock
+from headroom.policies.text import compare_qps, target_key, unit_noun
+from headroom.policies.text import duration_text as _duration
 
 
 @dataclass(frozen=True)
@@ -124,66 +124,6 @@ class Decision:
     action: PlannedAction | None
     capped: bool
     reason: str
-
-
-# --- small formatting helpers (reasons are read by people) -------------------------------
-
-
-def format_qps(value: float, digits: int = 3) -> str:
-    """``410000`` -> ``410k``, ``1250000`` -> ``1.25M``, ``999.9`` -> ``1k`` (``digits``
-    significant digits; the suffix is chosen after rounding, so never ``1e+03``)."""
-    if not math.isfinite(value):
-        return "n/a"
-    rounded = float(f"{value:.{digits}g}")
-    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(rounded) >= scale:
-            return f"{rounded / scale:.{digits}g}{suffix}"
-    return f"{rounded:.{digits}g}"
-
-
-def compare_qps(left: str, demand: float, op: str, capacity: float, util: float) -> str:
-    """The one way a reason states a comparison: ``p90 12.4 QPS > 12 capacity at 100%``.
-
-    Both sides get as many digits as it takes for the stated ``op`` (``>``, ``≤``) to be
-    visibly true of the printed numbers ("12 > 12" never appears)."""
-    a, b = format_qps(demand), format_qps(capacity)
-    for digits in range(4, 10):
-        if op != ">" or a != b:
-            break
-        a, b = format_qps(demand, digits), format_qps(capacity, digits)
-    return f"{left} {a} QPS {op} {b} capacity at {util:.0%}"
-
-
-def unit_noun(target: Target) -> str:
-    """How the units of a target are called: Redis masters, replicas otherwise."""
-    if target.kind in (TargetKind.REDIS_CLUSTER, TargetKind.LOCAL_REDIS):
-        return "masters"
-    return "replicas"
-
-
-def target_key(target: Target) -> str:
-    return f"{target.namespace}/{target.name}"
-
-
-@lru_cache(maxsize=64)
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _clock(epoch: float, tz: str) -> str:
-    local = datetime.fromtimestamp(epoch, tz=_zone(tz))
-    return f"{local.hour:02d}:{local.minute:02d}"  # strftime("%H:%M"), a plan has dozens
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
 
 
 def _usable(units: int, target: Target, spec: PolicySpec) -> float:

@@ -86,6 +86,8 @@ def parse_trace_csv(
     source: str = "trace.csv",
     value_column: str | None = None,
     unit: str | None = None,
+    *,
+    quote: bool = True,
 ) -> Series:
     """Parse CSV text with a ``timestamp`` column and a ``qps`` (or ``value``, or
     ``requests``) column into QPS.
@@ -95,13 +97,18 @@ def parse_trace_csv(
     minute counts on 1-minute rows: /60); ``unit`` (``per-second``/``per-minute``, the
     CLI's ``--values``) overrides. Rows are sorted by time; duplicate timestamps are
     refused, blank values become gaps.
+
+    ``quote=False`` (the operator, whose errors reach a CapacityPolicy's status and
+    Events) keeps every piece of the file out of the messages: they name the line and
+    the column only, so a file that is not a trace cannot be read back through them.
     """
     # newline=None: a lone "\r" ends a line too (old Mac exports), as csv expects.
     reader = csv.reader(io.StringIO(decode_text(text, source, TraceError), newline=None))
     try:
         rows = list(reader)
     except csv.Error as err:
-        raise TraceError(f"{source}: line {reader.line_num}: is not valid CSV ({err})") from None
+        why = f" ({err})" if quote else ""
+        raise TraceError(f"{source}: line {reader.line_num}: is not valid CSV{why}") from None
     if not rows:
         raise TraceError(f"{source}: is empty (expected the header timestamp,qps)")
     header = [h.strip().lower() for h in rows[0]]
@@ -109,9 +116,8 @@ def parse_trace_csv(
     wanted = (value_column,) if value_column else VALUE_COLUMNS
     v_col = next((header.index(c) for c in wanted if c in header), None)
     if t_col is None or v_col is None:
-        raise TraceError(
-            f"{source}: header {excerpt(','.join(header))} needs columns timestamp and qps"
-        )
+        shown = f" {excerpt(','.join(header))}" if quote else " (line 1)"
+        raise TraceError(f"{source}: header{shown} needs columns timestamp and qps")
     times: list[float] = []
     values: list[float] = []
     for lineno, row in enumerate(rows[1:], start=2):
@@ -121,17 +127,24 @@ def parse_trace_csv(
         if len(row) <= max(t_col, v_col):
             missing = header[max(t_col, v_col)]
             raise TraceError(field_error(where, missing, REQUIRED))
-        times.append(parse_timestamp(row[t_col], where, header[t_col]))
+        try:
+            times.append(parse_timestamp(row[t_col], where, header[t_col]))
+        except TraceError:
+            if quote:
+                raise
+            hidden = _must(TIMESTAMP_HINT, None)
+            raise TraceError(field_error(where, header[t_col], hidden)) from None
         raw = row[v_col].strip()
         if not raw:
             values.append(math.nan)
             continue
+        quoted = raw if quote else None
         try:
             value = float(raw)
         except ValueError:
-            raise TraceError(field_error(where, header[v_col], must_be("a number", raw))) from None
+            raise TraceError(field_error(where, header[v_col], _must("a number", quoted))) from None
         if value < 0 or math.isinf(value):
-            raise TraceError(field_error(where, header[v_col], must_be("finite and >= 0", raw)))
+            raise TraceError(field_error(where, header[v_col], _must("finite and >= 0", quoted)))
         values.append(value)
     if not times:
         raise TraceError(f"{source}: no data rows")
@@ -153,6 +166,11 @@ def parse_trace_csv(
             )
         v = v / float(np.median(np.diff(t)))
     return Series(t, v)
+
+
+def _must(expected: str, value: str | None) -> str:
+    """``must be X, not 'v'``, or just ``must be X`` when the value is not to be shown."""
+    return must_be(expected, value) if value is not None else f"must be {expected}"
 
 
 def format_trace_csv(series: Series) -> str:

@@ -44,6 +44,7 @@ from headroom.controller.alerts.pagerduty import EVENTS_URL, PagerDutySink
 from headroom.controller.alerts.receiver import HookServer
 from headroom.controller.alerts.slack import SlackSink
 from headroom.controller.alerts.webhook import WebhookSink
+from headroom.controller.files import POLICY_MAX_BYTES, SECRET_MAX_BYTES, read_bounded
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.surge import SurgeEvents
 from headroom.policies.errors import AlertConfigError, AlertDeliveryError
@@ -83,10 +84,8 @@ class SecretRef(_Model):
                 raise AlertConfigError(f"{where}: environment variable {self.env} is not set")
             return SecretStr(value.strip())
         assert self.file is not None
-        try:
-            text = Path(self.file).read_text().strip()
-        except OSError as err:
-            raise AlertConfigError(f"{where}: cannot read {self.file}: {err.strerror}") from None
+        data = read_bounded(self.file, SECRET_MAX_BYTES, AlertConfigError, f"secret ({where})")
+        text = data.decode("utf-8", errors="replace").strip()
         if not text:
             raise AlertConfigError(f"{where}: {self.file} is empty")
         return SecretStr(text)
@@ -174,10 +173,7 @@ def load_alerts_config(path: Path | None = None) -> AlertsConfig:
         if not env:
             return AlertsConfig()
         path = Path(env)
-    try:
-        text = path.read_bytes()
-    except OSError as err:
-        raise AlertConfigError(f"{path}: cannot read alerts config: {err.strerror}") from None
+    text = read_bounded(path, POLICY_MAX_BYTES, AlertConfigError, "alerts config")
     docs = load_yaml_documents(text, str(path), AlertConfigError)
     if len(docs) > 1:
         raise AlertConfigError(f"{path}: expected one YAML document, found {len(docs)}")

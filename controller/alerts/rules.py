@@ -37,8 +37,8 @@ from headroom.controller.alerts.base import Alert, Severity
 from headroom.controller.loop import PassReport, TargetReport
 from headroom.policies.capacity import capacity_of
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.planner import format_qps
 from headroom.policies.policy import AlertName, PolicySpec, Target
+from headroom.policies.text import format_qps
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,11 @@ class CapacityPolicyReconciler:
                 Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
-        runtime = self._runtime(ns, uid, generation, spec, status)
+        try:
+            runtime = self._runtime(ns, uid, generation, spec, status)
+        except PolicyError as err:  # a source or target it may not have (a refused file)
+            self._invalid(body, status, generation, str(err))
+            raise InvalidPolicy(str(err)) from err
         with self._lock:
             self._bodies[uid] = body
             known = list(self._bodies.values())
@@ -189,9 +193,9 @@ class CapacityPolicyReconciler:
             if spec.paused:
                 continue
             ns = meta["namespace"]
-            runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
-                                    dict(body.get("status") or {}))  # fmt: skip
             try:
+                runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
+                                        dict(body.get("status") or {}))  # fmt: skip
                 if ns not in calendars:
                     calendars[ns] = self._calendar(ns)
                 history = runtime.loop.history.history(now).before(now)

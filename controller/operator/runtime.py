@@ -33,6 +33,7 @@ from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import capacitypolicy, rediscluster
 from headroom.controller.operator.health import HealthServer
 from headroom.controller.operator.leader import LeaseElector, LeaseTimings
+from headroom.controller.signals.access import SourceAccess
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,13 @@ class OperatorOptions:
     timer: float = 10.0
     policy_interval: float = 60.0  # seconds between two passes of a CapacityPolicy
     alerts_config: Path | None = None  # default: $HEADROOM_ALERTS_CONFIG, else none
+    # What policies' metrics may reach (docs/operator.md "Security model"): no file source
+    # unless under one of these directories; only these Prometheus/Redis hosts if any.
+    file_dirs: tuple[Path, ...] = ()
+    addresses: tuple[str, ...] = ()
+
+    def access(self) -> SourceAccess:
+        return SourceAccess(file_dirs=self.file_dirs, addresses=self.addresses, quote=False)
 
 
 def default_namespace() -> str:
@@ -121,7 +129,7 @@ def run_operator(opts: OperatorOptions) -> int:
         policies = capacitypolicy.CapacityPolicyReconciler(
             kube,
             targets_for=assembly.targets_for,
-            history_for=_history_for(kube),
+            history_for=_history_for(kube, opts.access()),
             record=_kopf_event,
             metrics=metrics,
             interval=opts.policy_interval,
@@ -181,12 +189,13 @@ def run_operator(opts: OperatorOptions) -> int:
     return EXIT_LEASE_LOST if lost.is_set() else 0
 
 
-def _history_for(kube: Kube) -> capacitypolicy.HistoryFor:
+def _history_for(kube: Kube, access: SourceAccess) -> capacitypolicy.HistoryFor:
     """A policy's demand history over the source its ``metrics`` name (Prometheus, Redis
-    INFO sampled in the background, a CSV), built by the same assembly as the demo's."""
+    INFO sampled in the background, a CSV), built by the same assembly as the demo's,
+    within ``access`` (a refused file or address is an invalid spec)."""
 
     def history(spec: Any, namespace: str) -> Any:
-        source = assembly.build_source(spec.metrics, assembly.World(kube=kube))
+        source = assembly.build_source(spec.metrics, assembly.World(kube=kube, access=access))
         assembly.start_sampling(source, interval=10.0)
         return assembly.build_history(spec, source)
 

@@ -3,8 +3,9 @@
 The CLI and the backtest read recorded history through the same
 :class:`~headroom.controller.signals.base.SignalSource` interface as live sources.
 Parsing is the pure :func:`headroom.policies.trace.parse_trace_csv`; this module only
-reads the file (again when it changes) and maps metrics to columns. A missing or
-invalid file is reported as :class:`Unavailable`, not raised.
+reads the file (again when it changes, at most ``max_bytes`` of it: ``controller/files.py``)
+and maps metrics to columns. A missing, oversized or invalid file is reported as
+:class:`Unavailable`, not raised.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
 from headroom.policies.errors import TraceError
 from headroom.policies.series import Series
@@ -30,8 +32,15 @@ class CsvSource:
         columns: Mapping[Metric, str | None] | None = None,
         name: str = "csv",
         now: Callable[[], float] = time.time,
+        *,
+        max_bytes: int = TRACE_MAX_BYTES,
+        quote: bool = True,
     ) -> None:
+        """``max_bytes``: a bigger file is Unavailable, unread; ``quote=False``: errors
+        never quote the file (the operator's, which reach a policy's status)."""
         self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.quote = quote
         self._columns: dict[Metric, str | None] = dict(columns or {Metric.QPS: None})
         self._name = name
         self._now = now
@@ -52,8 +61,8 @@ class CsvSource:
             cached = self._cache.get(metric)
             if cached and cached[0] == mtime:
                 return cached[1]
-            text = self.path.read_text()
-            parsed = parse_trace_csv(text, str(self.path), self._columns[metric])
+            data = read_bounded(self.path, self.max_bytes, TraceError, "trace CSV")
+            parsed = parse_trace_csv(data, str(self.path), self._columns[metric], quote=self.quote)
         except OSError as err:
             return Unavailable(self.name, f"cannot read {self.path}: {err.strerror}", self._now())
         except TraceError as err:

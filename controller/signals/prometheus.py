@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,7 @@ from headroom.policies.series import Series, to_datetime
 
 log = logging.getLogger(__name__)
 
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # an answer past this is refused unread (10k points ~1 MB)
 MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
 CHUNK_POINTS = 10_000
 
@@ -142,7 +144,11 @@ class PrometheusSource:
     @classmethod
     def connect(cls, url: str, **kw: Any) -> PrometheusSource:
         """A source on ``url``; retries are this class's (tenacity), not urllib3's."""
-        client = PrometheusConnect(url=url.rstrip("/"), retry=Retry(total=0), disable_ssl=False)
+        session = requests.Session()
+        session.hooks["response"].append(_bounded_answer)
+        client = PrometheusConnect(
+            url=url.rstrip("/"), retry=Retry(total=0), disable_ssl=False, session=session
+        )
         return cls(client=client, **kw)
 
     # -- the SignalSource interface -----------------------------------------------------
@@ -260,13 +266,42 @@ class PrometheusSource:
                     except requests.ConnectionError as err:
                         raise _QueryFailed(f"cannot connect: {_root(err)}") from err
                     except PrometheusApiClientException as err:
-                        raise _QueryFailed(f"query refused: {str(err)[:200]}") from err
+                        raise _QueryFailed(f"query refused: {_refusal(err)}") from err
                     except (ValueError, KeyError) as err:
                         raise _QueryFailed(f"unreadable answer: {err}") from err
         except RetryError as err:
             last = err.last_attempt.exception()
             raise _QueryFailed(str(last) if last else "failed") from last
         raise _QueryFailed("no attempt made")
+
+
+def _bounded_answer(response: requests.Response, *_: Any, **__: Any) -> requests.Response:
+    """A session hook: refuse a redirect (a policy's Prometheus must not send the operator
+    elsewhere) and read at most :data:`MAX_ANSWER_BYTES` of an answer, decoded."""
+    if 300 <= response.status_code < 400:
+        response.close()
+        raise ValueError(f"answered a redirect (HTTP {response.status_code}), not followed")
+    data = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+    response.close()
+    if len(data) > MAX_ANSWER_BYTES:
+        raise ValueError(f"the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB")
+    response._content = data
+    setattr(response, "_content_consumed", True)  # noqa: B010 - requests has no public way
+    return response
+
+
+def _refusal(err: PrometheusApiClientException) -> str:
+    """Why Prometheus refused, without quoting the answer's body (which a URL pointed at
+    another service would fill with that service's content): the HTTP status, and
+    Prometheus' own ``errorType`` when the body is a Prometheus error."""
+    text = str(err)
+    match = re.match(r"HTTP Status Code (\d+)", text)
+    if match is None:
+        return "not a Prometheus answer"
+    kind = re.search(
+        r'"errorType":"(bad_data|timeout|canceled|execution|internal|unavailable|not_found)"', text
+    )
+    return f"HTTP {match[1]}" + (f" ({kind[1]})" if kind else "")
 
 
 def _root(err: BaseException) -> str:

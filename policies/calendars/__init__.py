@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 
 from headroom.policies.calendar import Calendar
-from headroom.policies.calendars._event import event_to_fields, resolve_time, zone
+from headroom.policies.calendars._event import event_to_fields, resolve_time
 from headroom.policies.calendars.ics import parse_ics_calendar
 from headroom.policies.calendars.yaml import (
     event_from_resource,
@@ -20,6 +20,7 @@ from headroom.policies.calendars.yaml import (
     parse_yaml_calendar,
 )
 from headroom.policies.errors import CalendarError
+from headroom.policies.text import zone
 from headroom.policies.validation import decode_text
 
 YEAR = 365 * 86400.0

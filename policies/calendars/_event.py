@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from headroom.policies.calendar import DemandEvent, EventKind, Expectation, event_kind
 from headroom.policies.errors import REQUIRED, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import Duration
+from headroom.policies.text import zone
 from headroom.policies.validation import LabelMap, as_label, first_error
 
 
@@ -77,16 +77,6 @@ class EventSpec(_Model):
         None, validation_alias=AliasChoices("timeZone", "timezone")
     )
     description: str | None = None  # free text, kept out of the model
-
-
-def zone(name: Any) -> ZoneInfo:
-    """A ZoneInfo, or ValueError naming the zone."""
-    try:
-        if not isinstance(name, str):
-            raise ValueError(name)
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(must_be("a time zone name like Asia/Shanghai", name)) from None
 
 
 def zone_name(when: datetime) -> str:

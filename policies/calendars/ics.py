@@ -18,8 +18,9 @@ import icalendar
 import recurring_ical_events
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.calendars._event import build_event, zone
+from headroom.policies.calendars._event import build_event
 from headroom.policies.errors import CalendarError, field_error, must_be
+from headroom.policies.text import zone
 
 _X_FIELDS = {
     "X-HEADROOM-KIND": "kind",

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.calendars._event import build_event, event_to_fields, zone
+from headroom.policies.calendars._event import build_event, event_to_fields
 from headroom.policies.errors import UNKNOWN_FIELD, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import load_yaml_documents
+from headroom.policies.text import zone
 from headroom.policies.validation import CALENDAR, document_kind
 
 API_VERSION = "headroom.dev/v1alpha1"

@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
@@ -42,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from headroom.policies.series import FloatArray
+from headroom.policies.text import zone as _zone
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -58,11 +58,6 @@ HOLDOUT_MIN_SPAN = 4 * DAY  # ... and only with this much history (else in-sampl
 FALLBACK_SD = 0.3  # log-scale spread when the history is too short to measure residuals
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-@lru_cache(maxsize=64)
-def _zone(tz: str) -> ZoneInfo:
-    return ZoneInfo(tz)
 
 
 def _offset(zone: ZoneInfo, epoch: float) -> float:

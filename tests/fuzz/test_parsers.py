@@ -212,7 +212,7 @@ _EVENT_KEYS = {
 def _not_a(field: str, text: str) -> bool:
     """True when ``text`` is not a valid value of ``field`` (the mutation is a mistake)."""
     from headroom.policies.calendars import parse_time
-    from headroom.policies.calendars._event import zone
+    from headroom.policies.text import zone
 
     try:
         if field in ("start", "end"):

@@ -130,7 +130,7 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     _deployment(env, "web")
     _deployment(env, "web-dry")
     dry_generation = env.apps.read_namespaced_deployment("web-dry", NS).metadata.generation
-    env.start_operator("op-a")
+    env.start_operator("op-a", "--allow-file-dir", str(tmp_path))
     for name, dep, dry in (("shop", "web", False), ("shop-dry", "web-dry", True)):
         env.custom.create_namespaced_custom_object(
             GROUP, VERSION, NS, "capacitypolicies", _policy(name, dep, history, dry)
@@ -214,9 +214,9 @@ def test_a_new_leader_repeats_nothing_and_a_metrics_outage_holds_capacity(
     assert imported.exit_code == 0, imported.output
     _deployment(env, "web")
     fast = ("--policy-interval", "2")
-    leader = env.start_operator("op-a", *fast)
+    leader = env.start_operator("op-a", "--allow-file-dir", str(tmp_path), *fast)
     wait_for(lambda: "Started operator" in leader.text(), 30, "op-a to lead")
-    standby = env.start_operator("op-b", *fast)
+    standby = env.start_operator("op-b", "--allow-file-dir", str(tmp_path), *fast)
     env.custom.create_namespaced_custom_object(
         GROUP, VERSION, NS, "capacitypolicies", _policy("shop", "web", history, False)
     )
@@ -276,7 +276,7 @@ def test_alerts_go_out_from_the_operator_and_a_restart_does_not_page_again(
     policy["spec"]["targets"][0]["maxUnits"] = 6  # the sale needs about 12
     policy["spec"]["alerts"] = [{"url": f"{receiver.url}/hook", "on": ["capacityCapped"]}]
     fast = ("--policy-interval", "2")
-    first = env.start_operator("op-a", *fast)
+    first = env.start_operator("op-a", "--allow-file-dir", str(tmp_path), *fast)
     try:
         env.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "capacitypolicies", policy)
 
@@ -306,7 +306,7 @@ def test_alerts_go_out_from_the_operator_and_a_restart_does_not_page_again(
         )
         obj = saved()
         assert first.stop() == 0  # SIGTERM: hands the Lease back
-        second = env.start_operator("op-b", *fast)
+        second = env.start_operator("op-b", "--allow-file-dir", str(tmp_path), *fast)
         wait_for(lambda: "Started operator" in second.text(), 30, "op-b to lead")
         tick = obj["status"]["driver"]["lastTick"]
 
@@ -356,7 +356,13 @@ def test_an_alertmanager_webhook_surges_a_target_through_a_demand_event(
     os.environ["AM_TOKEN"] = "am-token"  # the operator subprocess inherits it
     try:
         op = env.start_operator(
-            "op-a", "--policy-interval", "2", "--alerts-config", str(tmp_path / "alerts.yaml")
+            "op-a",
+            "--policy-interval",
+            "2",
+            "--alerts-config",
+            str(tmp_path / "alerts.yaml"),
+            "--allow-file-dir",
+            str(tmp_path),
         )
     finally:
         os.environ.pop("AM_TOKEN")

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from headroom.cli.main import app
 from headroom.policies.calendars import load_calendar
 from headroom.policies.errors import CalendarError, InputError, PolicyError
-from headroom.policies.planner import format_qps
 from headroom.policies.policy import load_policy
+from headroom.policies.text import format_qps
 from headroom.policies.trace import parse_trace_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
@@ -187,7 +187,7 @@ def test_trace_errors_name_file_line_and_column() -> None:
 
 
 def test_reasons_state_comparisons_that_are_visibly_true() -> None:
-    from headroom.policies.planner import compare_qps
+    from headroom.policies.text import compare_qps
 
     # 12.04 > 12.0 once printed to three digits read "12 QPS > 12 capacity".
     assert compare_qps("p90", 12.04, ">", 12.0, 1.0) == "p90 12.04 QPS > 12 capacity at 100%"

@@ -19,7 +19,6 @@ from headroom.policies.planner import (
     PlannerState,
     advance_state,
     decide,
-    format_qps,
     plan_target,
 )
 from headroom.policies.policy import PolicySpec, parse_policy
@@ -302,11 +301,6 @@ def test_advance_state_budget_period_rolls_over() -> None:
     assert s.period_start == T0 and s.unit_seconds_used == 240
     s = advance_state(s, now=T0 + 3600, units=2, dt=60, action=None, spec=spec)
     assert s.period_start == T0 + 3600 and s.unit_seconds_used == 120
-
-
-@pytest.mark.parametrize(("v", "s"), [(410e3, "410k"), (1.25e6, "1.25M"), (950, "950")])
-def test_format_qps(v: float, s: str) -> None:
-    assert format_qps(v) == s
 
 
 @settings(max_examples=30, deadline=None)

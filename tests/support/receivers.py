@@ -31,7 +31,8 @@ class Received:
 
 
 class Receiver:
-    """Records every POST; answers ``status`` (default 200) with ``reply``."""
+    """Records every POST (and GET); answers ``status`` (default 200) with ``reply`` and
+    ``answer_headers``."""
 
     def __init__(self, status: int = 200, reply: bytes = b"ok", up: bool = True) -> None:
         self.port = free_port()
@@ -40,6 +41,7 @@ class Receiver:
         self.received: list[Received] = []
         self.attempts = 0  # requests seen, whatever they were answered
         self.hold: threading.Event | None = None  # set: requests wait for it (a hung receiver)
+        self.answer_headers: dict[str, str] = {}  # e.g. Location, with a 3xx status
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         if up:
@@ -67,9 +69,13 @@ class Receiver:
                             Received(self.path, dict(self.headers.items()), body)
                         )
                 self.send_response(status)
+                for name, value in receiver.answer_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(receiver.reply)))
                 self.end_headers()
                 self.wfile.write(receiver.reply)
+
+            do_GET = do_POST  # noqa: N815 - http.server's name
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
