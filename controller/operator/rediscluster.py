@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from headroom.controller.operator.conditions import Cond, condition, write_statu
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import RedisAuth
+from headroom.controller.redis.heal import Damage
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.topology import SLOTS
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
@@ -70,6 +72,10 @@ class _Cluster:
     masters_seen: int | None = None
     last_error: str | None = None
     migration_started: str | None = None
+    healing_since: str | None = None  # RFC 3339, when a lost node was first seen
+    healing_started: float = 0.0  # monotonic, for the time to heal
+    healing_nodes: tuple[str, ...] = ()  # what was lost (for the Healed event)
+    slots_lost_reported: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -183,6 +189,12 @@ class RedisClusterReconciler:
         self._ensure_children(ns, name, spec, owner)
         ready_pods, wanted_pods = cluster.provisioner.pods_ready()
         target = cluster.target
+        shape = _read_shape(target)
+        damage = shape.damage if shape is not None else Damage()
+        # A master gone with no replica is lost only once every pod is back and none of them
+        # is it: with a volume, its pod may still be on its way back with its slots.
+        complete = ready_pods >= wanted_pods
+        healing = self._track_healing(body, cluster, damage, shape, spec, complete=complete)
         if ready_pods < wanted_pods and not target.running:
             # Pods are starting or restarting: the scaler would see missing nodes and add
             # more. Kubernetes brings them back; wait for it.
@@ -205,11 +217,26 @@ class RedisClusterReconciler:
                         "PodsNotReady",
                         message,
                     ),
+                    *healing,
                 ],
             )
             return Outcome(self.busy_requeue, "Pending", message)
+        # Evictions wait while a node is lost or a pod is not back: a drain must never take
+        # a shard's second node before the first one's replacement has joined.
+        self.guard_disruptions(
+            ns, name, cluster.healing_since is None and ready_pods >= wanted_pods
+        )
         target.set_replicas(spec.replicas_per_master)
-        if target.desired != spec.masters:
+        held = ""
+        if cluster.healing_since is not None:
+            # Heal at the size the cluster has; a new size waits until it is whole.
+            current = (shape.masters if shape else 0) + len(damage.failing_over)
+            current += len(damage.slots_lost)
+            if target.desired is None and current:
+                target.scale(current, reason="healing at the current size")
+            if spec.masters != target.desired:
+                held = f"masters {target.desired}->{spec.masters} waits until the cluster is whole"
+        elif target.desired != spec.masters:
             if cluster.masters_seen is not None:
                 self.record(
                     body,
@@ -218,7 +245,6 @@ class RedisClusterReconciler:
                     f"masters {cluster.masters_seen}->{spec.masters}",
                 )
             target.scale(spec.masters, reason=f"spec.masters={spec.masters}")
-        shape = _read_shape(target)
         running = target.running
         error = target.last_error
         if not running and error is None and not _converged(shape, spec):
@@ -247,7 +273,37 @@ class RedisClusterReconciler:
             cluster.migration_started = None
             fields["migration"] = None
         conds: list[Cond]
-        if error is not None and not running:
+        if damage.slots_lost and complete:
+            phase = "Degraded"
+            lost = (
+                f"{damage.lost_slots} slots lost: "
+                + ", ".join(n.describe() for n in damage.slots_lost)
+                + " gone with no replica; not Ready until restored"
+            )
+            conds = [
+                Cond("Ready", "False", "SlotsLost", lost),
+                Cond("Scaling", "False", "SlotsLost", held or "nothing moves while slots are lost"),
+                Cond("Degraded", "True", "SlotsLost", lost),
+                Cond("Healing", "False", "SlotsLost", f"since {cluster.healing_since}: {lost}"),
+            ]
+        elif cluster.healing_since is not None:
+            phase = "Degraded"
+            what = damage.describe() if not damage.whole else (target.phase or "rejoining")
+            message = f"since {cluster.healing_since}: {what}"
+            reason = (
+                "FailingOver"
+                if damage.failing_over
+                else "ForgettingLostNodes"
+                if damage.gone
+                else "Rejoining"
+            )
+            conds = [
+                Cond("Ready", "False", "Healing", message),
+                Cond("Scaling", "False", "WaitingForHealing" if held else "Healing", held),
+                Cond("Degraded", "True", "NodeLost", message),
+                Cond("Healing", "True", reason, message),
+            ]
+        elif error is not None and not running:
             phase = "Degraded"
             conds = [
                 Cond("Ready", "False", "ScaleFailed", error),
@@ -279,6 +335,7 @@ class RedisClusterReconciler:
                 ),
                 Cond("Scaling", "False", "Converged", ""),
                 Cond("Degraded", "False", "AsExpected", ""),
+                Cond("Healing", "False", "Whole", ""),
             ]
             if cluster.masters_seen != shape.masters:
                 before = "-" if cluster.masters_seen is None else str(cluster.masters_seen)
@@ -296,8 +353,19 @@ class RedisClusterReconciler:
                 if self.metrics is not None:
                     self.metrics.record_action(f"rediscluster/{ns}/{name}", "SpecChanged")
             cluster.masters_seen = shape.masters
+        if not any(c.type == "Healing" for c in conds):
+            conds += healing
         cluster.last_error = error
         fields["phase"] = phase
+        fields["healing"] = (
+            {
+                "since": cluster.healing_since,
+                "nodes": list(cluster.healing_nodes),
+                "slotsLost": damage.lost_slots if complete else 0,
+            }
+            if cluster.healing_since is not None
+            else None
+        )
         self._write_status(ns, name, status, generation, fields, conds)
         if phase == "Ready":
             return Outcome(None, phase)
@@ -343,6 +411,95 @@ class RedisClusterReconciler:
         )
         log.info("Dry run RedisCluster %s/%s %s", ns, name, would)
         return Outcome(None, "DryRun", would)
+
+    def _track_healing(
+        self,
+        body: Mapping[str, Any],
+        cluster: _Cluster,
+        damage: Damage,
+        shape: _Shape | None,
+        spec: RedisClusterSpec,
+        *,
+        complete: bool,
+    ) -> list[Cond]:
+        """Start, report and end a healing episode; the Healing condition while pods wait."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        key = f"{ns}/{name}"
+        if self.metrics is not None:
+            lost = len(damage.failing_over) + len(damage.slots_lost) + len(damage.gone)
+            self.metrics.set_cluster_damage(key, lost, damage.lost_slots if complete else 0)
+        if not damage.whole and cluster.healing_since is None:
+            cluster.healing_since = now_rfc3339()
+            cluster.healing_started = time.monotonic()
+            cluster.healing_nodes = tuple(
+                n.describe() for n in (*damage.failing_over, *damage.slots_lost, *damage.gone)
+            )
+            self.record(body, "Warning", "NodeLost", f"healing: {damage.describe()}")
+            log.warning("Lost node RedisCluster %s damage=%s", key, damage.describe())
+        if damage.slots_lost and complete and not cluster.slots_lost_reported:
+            cluster.slots_lost_reported = True
+            message = (
+                f"{damage.lost_slots} slots lost: "
+                + ", ".join(n.describe() for n in damage.slots_lost)
+                + " gone with no replica"
+            )
+            self.record(body, "Warning", "SlotsLost", message)
+            log.error("Lost slots RedisCluster %s %s", key, message)
+        if cluster.healing_since is not None and damage.whole and _whole(shape, spec):
+            took = time.monotonic() - cluster.healing_started
+            self.record(
+                body,
+                "Normal",
+                "Healed",
+                f"whole again after {took:.1f}s: " + ", ".join(cluster.healing_nodes),
+            )
+            log.info(
+                "Healed RedisCluster %s seconds=%.1f lost=%s",
+                key, took, ",".join(cluster.healing_nodes),
+            )  # fmt: skip
+            cluster.healing_since, cluster.healing_nodes = None, ()
+            cluster.slots_lost_reported = False
+            return [Cond("Healing", "False", "Whole", "")]
+        if cluster.healing_since is None:
+            return [Cond("Healing", "False", "Whole", "")]
+        return [Cond("Healing", "True", "WaitingForPods", f"since {cluster.healing_since}")]
+
+    def guard_disruptions(self, ns: str, name: str, allow: bool) -> None:
+        """The cluster's PodDisruptionBudget: one pod may be evicted, or none (``allow``)."""
+        if self.dry_run:
+            return
+        want = 1 if allow else 0
+        policy = self.kube.policy
+        try:
+            pdb = call(
+                lambda: policy.read_namespaced_pod_disruption_budget(name, ns),
+                f"read PodDisruptionBudget {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                return  # created by the next pass
+            raise
+        if pdb.spec.max_unavailable == want:
+            return
+        call(
+            lambda: policy.patch_namespaced_pod_disruption_budget(
+                name, ns, {"spec": {"maxUnavailable": want}}
+            ),
+            f"patch PodDisruptionBudget {ns}/{name}",
+        )
+        log.info(
+            "%s evictions RedisCluster %s/%s maxUnavailable=%d",
+            "Allowed" if allow else "Blocked", ns, name, want,
+        )  # fmt: skip
+
+    def pod_lost(self, ns: str, cluster: str) -> None:
+        """A pod of ``cluster`` went (deleted, evicted) or stopped being Ready: block further
+        evictions at once; the next pass allows them again when the cluster is whole."""
+        try:
+            self.guard_disruptions(ns, cluster, False)
+        except HeadroomError as err:
+            log.warning("Failed to block evictions RedisCluster %s/%s error=%s", ns, cluster, err)
 
     # -- the world -----------------------------------------------------------------------------
 
@@ -464,6 +621,7 @@ class _Shape:
     replicas: dict[str, int]
     slots_per_master: list[dict[str, Any]]
     healthy: bool
+    damage: Damage = field(default_factory=Damage)
 
 
 def _read_shape(target: RedisScalerTarget) -> _Shape | None:
@@ -495,12 +653,22 @@ def _read_shape(target: RedisScalerTarget) -> _Shape | None:
             key=lambda row: _ordinal_key(str(row["node"])),
         ),
         healthy=st.healthy,
+        damage=st.damage,
     )
 
 
 def _ordinal_key(pod: str) -> tuple[int, str]:
     number = pod.rpartition("-")[2]
     return (int(number), pod) if number.isdigit() else (1 << 30, pod)
+
+
+def _whole(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
+    """Healthy with every replica in place, whatever the size (healing ends here)."""
+    return (
+        shape is not None
+        and shape.healthy
+        and all(r == spec.replicas_per_master for r in shape.replicas.values())
+    )
 
 
 def _converged(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
@@ -598,12 +766,23 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         meta = body["metadata"]
         reconciler.forget(meta["namespace"], meta["name"], meta["uid"])
 
+    def pod_event(event: Any, body: Any, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        cluster = (meta.get("labels") or {}).get(resources.CLUSTER_LABEL)
+        if not cluster or event.get("type") is None:
+            return  # the initial listing, not a change
+        conditions = (body.get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        if event.get("type") == "DELETED" or meta.get("deletionTimestamp") or not ready:
+            reconciler.pod_lost(meta.get("namespace", ""), cluster)
+
     on = {"registry": registry}
     kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
     kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
     kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
     kopf.timer(GROUP, VERSION, PLURAL, interval=timer, initial_delay=timer, **on)(drift)
     kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+    kopf.on.event("", "v1", "pods", labels={resources.CLUSTER_LABEL: kopf.PRESENT}, **on)(pod_event)
 
 
 __all__ = ["KIND", "PLURAL", "Outcome", "RedisClusterReconciler", "register"]

@@ -95,7 +95,9 @@ def redis_args(spec: RedisClusterSpec) -> list[str]:
         "--cluster-announce-ip", "$(POD_IP)",
         "--maxmemory", redis_maxmemory(spec.maxmemory),
         "--maxmemory-policy", "noeviction",
-        "--appendonly", "no",
+        # With a volume, a lost pod comes back with its data (AOF) and its node id
+        # (nodes.conf); without one there is nothing to come back to.
+        "--appendonly", "yes" if spec.persistence is not None else "no",
         "--protected-mode", "no",
     ]  # fmt: skip
     if spec.auth is not None:
@@ -150,7 +152,18 @@ def statefulset(
     }
     if spec.resources:
         container["resources"] = spec.resources
-    return {
+    volumes: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
+    claims: list[dict[str, Any]] = []
+    if spec.persistence is not None:
+        volumes = []
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.persistence.size}},
+        }
+        if spec.persistence.storage_class_name:
+            claim_spec["storageClassName"] = spec.persistence.storage_class_name
+        claims = [{"metadata": {"name": "data", "labels": labels(name)}, "spec": claim_spec}]
+    sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(name, name, owner),
@@ -164,7 +177,7 @@ def statefulset(
                 "metadata": {"labels": labels(name)},
                 "spec": {
                     "containers": [container],
-                    "volumes": [{"name": "data", "emptyDir": {}}],
+                    "volumes": volumes,
                     "securityContext": {
                         "fsGroup": 999,
                         "seccompProfile": {"type": "RuntimeDefault"},
@@ -174,3 +187,6 @@ def statefulset(
             },
         },
     }
+    if claims:
+        sts["spec"]["volumeClaimTemplates"] = claims
+    return sts
