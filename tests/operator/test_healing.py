@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from kubernetes import client as k8s
+from kubernetes.client import ApiException
 
-from tests.operator.support import NS, OperatorEnv, wait_for
+from tests.operator.support import NS, OperatorEnv, OperatorProcess, PodCluster, wait_for
 from tests.redis.data import LiveClient, digest, load, total_keys
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
@@ -124,16 +129,24 @@ def _delete_and_heal(
     return took
 
 
+def _formed(
+    env: OperatorEnv, replicas: int, keys: int = KEYS, **spec: Any
+) -> tuple[OperatorProcess, PodCluster, str]:
+    """The operator running, cart formed with 3 masters, ``keys`` loaded; their digest."""
+    op = env.start_operator("op-a")
+    env.create_cluster("cart", masters=3, replicas=replicas, **spec)
+    wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
+    wait_for(lambda: _whole(env, 3, replicas), 60, "cart whole")
+    pods = env.pods("cart")
+    load(pods, keys)
+    return op, pods, digest(pods, keys)
+
+
+@pytest.mark.timeout(900)
 def test_master_then_promoted_master_then_replica_lost_heals_without_losing_a_write(
     env: OperatorEnv,
 ) -> None:
-    op = env.start_operator("op-a")
-    env.create_cluster("cart", masters=3, replicas=1)
-    wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
-    pods = env.pods("cart")
-    load(pods, KEYS)
-    before = digest(pods, KEYS)
-
+    op, pods, before = _formed(env, replicas=1)
     with LiveClient(pods, KEYS, wait_replicas=1, rate=lambda: 100.0) as live:
         time.sleep(2)
         # 1. The master of slot 0 dies: its replica takes over, the re-created pod (empty,
@@ -168,3 +181,140 @@ def test_master_then_promoted_master_then_replica_lost_heals_without_losing_a_wr
     )
     lines = op.text().splitlines()
     assert [line for line in lines if "Traceback" in line] == []
+
+
+def _metrics(op: Any) -> str:
+    found = wait_for(
+        lambda: re.search(r"Serving health and metrics port=(\d+)", op.text()), 30, "the port"
+    )
+    assert found is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{found[1]}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def test_a_master_without_replica_or_volume_is_slots_lost_never_a_silent_ready(
+    env: OperatorEnv,
+) -> None:
+    op, _, _ = _formed(env, replicas=0)
+    victim = _owner_pod(env, 0)
+    started = time.monotonic()
+    env.core.delete_namespaced_pod(victim, NS)
+    wait_for(lambda: env.reason("cart", "Degraded") == "SlotsLost", 90, "Degraded/SlotsLost")
+    _record(
+        "master lost, no replica, no volume: SlotsLost reported", time.monotonic() - started, None
+    )
+    status = env.status("cart")
+    assert status["phase"] == "Degraded"
+    assert env.reason("cart", "Ready") == "SlotsLost"
+    assert env.condition("cart", "Ready")["status"] == "False"
+    assert status["healing"]["slotsLost"] > 5000
+    events = [e for e in env.events("cart") if e.reason == "SlotsLost"]
+    assert events and events[0].type == "Warning" and "slots lost" in events[0].message
+    # The alert: the operator's gauge an alerting rule fires on.
+    assert re.search(
+        r'headroom_rediscluster_slots_lost\{cluster="headroom/cart"\} [1-9]', _metrics(op)
+    )
+    # Held, not papered over: some 30 s later still Degraded, the empty replacement owns no
+    # slot, and the lost slots are not served by anyone else.
+    time.sleep(30)
+    assert env.reason("cart", "Degraded") == "SlotsLost"
+    replacement_ip = next(ip for ip, name in _pod_ips(env).items() if name == victim)
+    rows = [r for r in _nodes(env) if r["addr"].startswith(f"{replacement_ip}:")]
+    assert not any(r["slots"] for r in rows)
+
+
+def test_a_master_with_a_volume_comes_back_with_its_keys_and_its_node_id(
+    env: OperatorEnv,
+) -> None:
+    _, pods, before = _formed(env, replicas=0, persistence={"size": "1Gi"})
+    sts = env.apps.read_namespaced_stateful_set("cart", NS)
+    assert [t.metadata.name for t in sts.spec.volume_claim_templates] == ["data"]
+    assert (
+        "yes"
+        == sts.spec.template.spec.containers[0].args[
+            sts.spec.template.spec.containers[0].args.index("--appendonly") + 1
+        ]
+    )
+    victim = _owner_pod(env, 0)
+    ip = next(ip for ip, name in _pod_ips(env).items() if name == victim)
+    node_id = next(r["id"] for r in _nodes(env) if r["addr"].startswith(f"{ip}:"))
+    started = time.monotonic()
+    env.core.delete_namespaced_pod(victim, NS)
+    wait_for(lambda: not env.ready_with("cart", 3)(), 60, "the loss to show")
+    wait_for(lambda: _whole(env, 3, 0), 180, "cart whole again")
+    _record("master lost, no replica, with volume", time.monotonic() - started, None)
+    new_ip = next(ip for ip, name in _pod_ips(env).items() if name == victim)
+    assert new_ip != ip
+    assert next(r["id"] for r in _nodes(env) if r["addr"].startswith(f"{new_ip}:")) == node_id
+    assert digest(pods, KEYS) == before
+    assert total_keys(pods) == KEYS
+
+
+@pytest.mark.timeout(900)
+def test_draining_two_nodes_through_evictions_never_takes_two_pods(env: OperatorEnv) -> None:
+    _, pods, before = _formed(env, replicas=1)
+    # The hardest pair: a master and its own replica (a shard gone if both go at once).
+    master = _owner_pod(env, 0)
+    drain = [master, _replica_pod_of(env, master)]
+    down_max = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal down_max
+        while not stop.is_set():
+            items = env.core.list_namespaced_pod(NS, label_selector="headroom.dev/cluster=cart")
+            ready = sum(
+                1
+                for p in items.items
+                if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            )
+            down_max = max(down_max, 6 - ready)
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    refused = 0
+    started = time.monotonic()
+    with LiveClient(pods, KEYS, wait_replicas=1, rate=lambda: 100.0) as live:
+        for pod in drain:  # kubectl drain: evict, and retry a 429 every 5 s
+            deadline = time.monotonic() + 240
+            while True:
+                try:
+                    env.core.create_namespaced_pod_eviction(
+                        pod, NS, k8s.V1Eviction(metadata=k8s.V1ObjectMeta(name=pod, namespace=NS))
+                    )
+                    break
+                except ApiException as err:
+                    assert err.status == 429, err
+                    refused += 1
+                    assert time.monotonic() < deadline, f"{pod} never evicted"
+                    time.sleep(5)
+        wait_for(lambda: _whole(env, 3, 1), 180, "cart whole after the drain")
+    stop.set()
+    watcher.join(5)
+    _record("drain of a master and its replica", time.monotonic() - started, live, started)
+    assert refused >= 1  # the second eviction waited for the first pod's replacement
+    assert down_max <= 1, down_max
+    assert live.lost_writes() == []
+    assert digest(pods, KEYS) == before
+
+
+@pytest.mark.timeout(900)
+def test_a_master_lost_mid_scale_out_completes_the_scale_and_loses_nothing(
+    env: OperatorEnv,
+) -> None:
+    _, pods, before = _formed(env, replicas=1, keys=100_000)
+    original = _owner_pod(env, 0)
+    with LiveClient(pods, 100_000, wait_replicas=1, rate=lambda: 100.0) as live:
+        env.scale("cart", 6)
+        wait_for(
+            lambda: (env.status("cart").get("migration") or {}).get("keysMoved", 0) > 0,
+            120,
+            "the migration to be moving keys",
+        )
+        started = time.monotonic()
+        env.core.delete_namespaced_pod(original, NS)
+        wait_for(lambda: _whole(env, 6, 1), 280, "cart whole with 6 masters")
+    _record("master lost mid 3->6 scale-out", time.monotonic() - started, live, started)
+    assert live.lost_writes() == []
+    assert digest(pods, 100_000) == before
