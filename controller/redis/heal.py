@@ -91,6 +91,16 @@ def assess(topology: Topology, live_ids: Set[str]) -> Damage:
                 for r in topology.nodes
                 if not r.is_master and r.master_id == node.id and not _lost(r, live_ids)
             ]
+            # Gossip lags: the node we asked may still credit the lost master with slots
+            # a promoted replica already claims. Those slots are not lost.
+            candidates += [
+                m
+                for m in topology.nodes
+                if m.is_master
+                and m.id != node.id
+                and m.slots & node.slots
+                and not _lost(m, live_ids)
+            ]
             lost = LostNode(
                 node.id, node.addr, "master", len(node.slots), tuple(r.id for r in candidates)
             )

@@ -423,7 +423,11 @@ class ClusterScaler:
                     "Forgot lost node node=%s addr=%s role=%s", node.short, node.addr, node.role
                 )
             world = self._observe()
-        return world
+        # The replacement joins as the orphaned master's replica now, not after whatever
+        # resize follows: until then that shard's writes have no copy (WAIT 1 times out).
+        attached = self._fit_replicas(world)
+        self._wait_replicas(attached)
+        return self._observe() if attached else world
 
     def _fail_over(self, lost: LostNode) -> None:
         """Wait for a replica of ``lost`` to be promoted; TAKEOVER if the cluster will not."""

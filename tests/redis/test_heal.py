@@ -93,3 +93,19 @@ def test_a_node_that_answers_under_its_id_is_not_lost_even_if_flagged() -> None:
         (node("a", slots=A, flags=("fail?",)), node("b", slots=B), node("c", slots=C)),
     )
     assert assess(topo, ids("a", "b", "c")).whole
+
+
+def test_a_lost_master_whose_slots_a_promoted_replica_claims_has_not_lost_them() -> None:
+    """The node asked still credits the dead master (gossip lags); its replica already won."""
+    topo = Topology(
+        "x",
+        (
+            node("a", slots=A, flags=("fail?",), reachable=False),
+            node("d", slots=A),  # the promoted replica, as it sees itself
+            node("b", slots=B),
+            node("c", slots=C),
+        ),
+    )
+    damage = assess(topo, ids("b", "c", "d"))
+    assert not damage.slots_lost
+    assert [n.replicas for n in damage.failing_over] == [("d" * 40,)]
