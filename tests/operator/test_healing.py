@@ -335,3 +335,22 @@ def test_a_master_lost_mid_scale_out_completes_the_scale_and_loses_nothing(
     _record("master lost mid 3->6 scale-out", time.monotonic() - started, live, started)
     assert live.lost_writes() == []
     assert digest(pods, 100_000) == before
+
+
+@pytest.mark.timeout(900)
+def test_a_scale_order_during_healing_waits_until_the_cluster_is_whole(env: OperatorEnv) -> None:
+    _, pods, before = _formed(env, replicas=1)
+    victim = _owner_pod(env, 0)
+    env.core.delete_namespaced_pod(victim, NS)
+    wait_for(lambda: env.condition("cart", "Healing").get("status") == "True", 60, "Healing=True")
+    env.scale("cart", 4)
+    held = wait_for(
+        lambda: env.reason("cart", "Scaling") == "WaitingForHealing", 60, "the order to be held"
+    )
+    assert held
+    assert env.status("cart").get("migration") is None  # nothing moves while healing
+    wait_for(env.ready_with("cart", 4), 300, "cart Ready with 4 masters after healing")
+    wait_for(lambda: _whole(env, 4, 1), 120, "cart whole with 4 masters")
+    at = {e.reason: e.last_timestamp or e.event_time for e in env.events("cart")}
+    assert at["ScalingStarted"] >= at["Healed"]  # the order ran once the cluster was whole
+    assert digest(pods, KEYS) == before
