@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # two workers keep it under 15 minutes on 2 cores. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean crds
+.PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean crds image sysdeps-image \
+	playground sysdeps-playground
 
 all: test
 
@@ -55,3 +56,19 @@ clean:
 # The chart's CapacityPolicy and DemandEvent CRDs are generated from the pydantic models.
 crds: venv
 	$(PY) -m tests.support.crd_templates
+
+# The operator image (Containerfile) built with podman on a Debian base made by mmdebstrap:
+# dist/headroom-<version>.oci.tar for `docker load` / `podman load`.
+image: sysdeps-image
+	.ci/build-image
+
+sysdeps-image:
+	@.ci/install-system-deps image
+
+# The operator (from the image when built, else the venv) against the Kubernetes API
+# emulator and kubelet emulator, with the chart's CRDs and RBAC, for kubectl. Ctrl-C stops it.
+playground: sysdeps-playground venv
+	$(PY) -m tests.harness.playground
+
+sysdeps-playground:
+	@.ci/install-system-deps playground

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +36,9 @@ from headroom.controller.alerts.notifier import (  # noqa: E402
     SinkBinding,
 )
 from headroom.controller.alerts.webhook import WebhookSink  # noqa: E402
-from headroom.controller.loop import ControlLoop, ListSink, PassReport  # noqa: E402
+from headroom.controller.assembly import World, build_runtime  # noqa: E402
 from headroom.controller.targets.base import ScaleStatus  # noqa: E402
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind  # noqa: E402
-from headroom.policies.forecast.model import HeadroomForecaster  # noqa: E402
 from headroom.policies.policy import AlertName, PolicySpec, parse_policy  # noqa: E402
 from headroom.policies.series import Series  # noqa: E402
 from headroom.policies.synthetic import generate_trace  # noqa: E402
@@ -138,7 +136,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run(passes: int, observer: Callable[[PassReport], None] | None) -> list[float]:
+def _run(passes: int, notifier: AlertNotifier | None) -> list[float]:
     spec = _spec()
     events = [
         DemandEvent(f"live {d}", EventKind.LIVESTREAM, T0 + d * DAY + 20 * 3600,
@@ -148,11 +146,10 @@ def _run(passes: int, observer: Callable[[PassReport], None] | None) -> list[flo
     calendar = Calendar.of(events)
     trace = generate_trace(T0, 15, 60.0, 1500.0, events, [4.0] * 5, noise=0.05, seed=3)
     clock = Clock(T0 + 14 * DAY + 12 * 3600)
-    loop = ControlLoop(
-        spec, targets={"cart": Target()}, history=FlippingHistory(trace),
-        calendar=lambda: calendar, clock=clock,
-        forecaster=lambda: HeadroomForecaster(spec.forecast), sink=ListSink(), observer=observer,
-    )  # fmt: skip
+    loop = build_runtime(
+        spec, World(), calendar=lambda: calendar, clock=clock, notifier=notifier,
+        history=FlippingHistory(trace), targets=lambda _target: Target(),
+    ).loop  # fmt: skip
     times = []
     for _ in range(passes):
         started = time.perf_counter()

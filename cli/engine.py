@@ -1,16 +1,21 @@
-"""`headroom forecast` and `headroom plan`: the policy core on history files.
+"""`headroom forecast` and `headroom plan`: what the operator would forecast and do.
 
-Thin: read the history CSV, the calendar and the policy, cut the history at ``--at``
-(the forecast sees only samples before it), then call the same pure functions the
-operator and the simulator call — ``HeadroomForecaster`` and ``planner.plan_target`` —
-and print a table, ``--json``, or a ``--chart`` PNG (history, forecast band p50/p90/p99,
-events shaded, planned capacity).
+Thin: read the history, the calendar and the policy (files, or ``--from-cluster``: the
+CapacityPolicy, its own metrics source and the namespace's DemandEvents, as the operator
+reads them), read the history through the policy's history window on the loop's grid, cut
+at ``--at`` (the forecast sees only samples before it), then run the operator's own pass
+(:func:`~headroom.controller.assembly.plan_pass`: the runtime ``build_runtime`` builds,
+the driver's decision and plan ahead, nothing acted on) or its forecaster
+(:func:`~headroom.controller.assembly.forecast_pass`), and print a table, ``--json``, or
+a ``--chart`` PNG (history, forecast band p50/p90/p99, events shaded, planned capacity).
+So ``headroom plan`` shows what the operator's next pass will do on the same inputs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,13 +36,19 @@ from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
+from headroom.controller import assembly
+from headroom.controller.signals.csv import CsvSource
+from headroom.policies.bounds import MAX_HORIZON, MAX_UNITS
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import parse_time
 from headroom.policies.capacity import capacity_of
+from headroom.policies.driver import DriverState
+from headroom.policies.errors import SourceUnavailable
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner import Plan, plan_target
+from headroom.policies.planner import Plan
 from headroom.policies.policy import PolicySpec, Target, parse_duration
+from headroom.policies.resources import driver_state_from_status
 from headroom.policies.series import Series
 from headroom.policies.text import (
     format_qps,
@@ -49,6 +60,7 @@ from headroom.policies.text import (
 from headroom.policies.text import zone as zone_info
 
 LEVELS = (0.5, 0.9, 0.99)
+STEP = 60.0  # the loop's forecast step and history grid, unless --step says otherwise
 MAX_TABLE_ROWS = 24
 
 HistoryOpt = Annotated[
@@ -95,26 +107,18 @@ TzOpt = Annotated[
 ]
 
 
-def _last_observed(history: Series) -> float | None:
-    """The newest non-gap sample before ``--at``: what the reactive guard sees (as the loop)."""
-    finite = history.v[np.isfinite(history.v)]
-    return float(finite[-1]) if finite.size else None
-
-
 @dataclass(frozen=True)
 class _Inputs:
-    history: Series  # already cut at ``at``
+    history: Series  # through the policy's history window, on the loop's grid, cut at ``at``
     later: Series  # samples at or after ``at`` (never given to the forecast; charts only)
     calendar: Calendar
-    spec: PolicySpec | None
+    spec: PolicySpec | None  # with ``--horizon``'s forecast horizon, when given
     at: float
     horizon: float
     step: float
-    tz: str
-
-
-def _read_history(path: Path) -> Series:
-    return read_trace(path)
+    tz: str  # the zone times are shown in
+    state: DriverState | None = None  # the driver state the operator kept (--from-cluster)
+    running: Mapping[str, int] = field(default_factory=dict)  # units now (--from-cluster)
 
 
 def _duration_option(value: str | None, option: str) -> float | None:
@@ -126,6 +130,10 @@ def _duration_option(value: str | None, option: str) -> float | None:
         fail(f"{option}: {err}", EXIT_INPUT)
     if seconds <= 0:
         fail(f"{option}: must be more than 0", EXIT_INPUT)
+    if option == "--horizon" and seconds > MAX_HORIZON:
+        fail(f"{option}: must be at most 31d, not {value!r}", EXIT_INPUT)
+    if option == "--step" and seconds < 1:
+        fail(f"{option}: must be at least 1s, not {value!r}", EXIT_INPUT)
     return seconds
 
 
@@ -140,7 +148,7 @@ def _load(
 ) -> _Inputs:
     if history_path is None:
         fail("--history: is required (or --from-cluster NAME)", EXIT_INPUT)
-    series = _read_history(history_path)
+    series = read_trace(history_path)
     spec = read_policy(policy_path) if policy_path is not None else None
     calendar = Calendar()
     if calendar_path is not None:
@@ -150,7 +158,30 @@ def _load(
     zone = _zone(tz, calendar)
     data_step = series.step if len(series) > 1 else 60.0
     at_epoch = series.end + data_step if at is None else _at(at, zone)
-    return _inputs(series, calendar, spec, str(history_path), at_epoch, horizon, step, zone)
+    step_s = _duration_option(step, "--step") or STEP
+    # The file is read as the operator reads a csv metrics source: the policy's history
+    # window on the loop's grid.
+    read = assembly.build_history(spec, CsvSource(history_path), step=step_s).history
+    recorded = _read(lambda: read(at_epoch).before(at_epoch), str(history_path))
+    return _inputs(
+        recorded,
+        series.between(at_epoch, math.inf),
+        calendar,
+        spec,
+        str(history_path),
+        at_epoch,
+        horizon,
+        step_s,
+        zone,
+    )
+
+
+def _read(read: Callable[[], Series], source: str) -> Series:
+    """The history as ``read`` reads it; an unreadable source is a one-line input error."""
+    try:
+        return read()
+    except SourceUnavailable as err:
+        fail(f"{source}: {err}", EXIT_INPUT)
 
 
 def _zone(tz: str | None, calendar: Calendar) -> str:
@@ -170,24 +201,30 @@ def _at(at: str, zone: str) -> float:
 
 
 def _inputs(
-    series: Series,
+    past: Series,
+    later: Series,
     calendar: Calendar,
     spec: PolicySpec | None,
     source: str,
     at_epoch: float,
     horizon: str | None,
-    step: str | None,
+    step_s: float,
     zone: str,
+    state: DriverState | None = None,
+    running: Mapping[str, int] | None = None,
 ) -> _Inputs:
-    data_step = series.step if len(series) > 1 else 60.0
-    past = series.before(at_epoch)
     if not len(past) or not bool(np.isfinite(past.v).any()):
         fail(f"{source}: no samples before --at {local_iso(at_epoch, zone)}", EXIT_INPUT)
-    default_horizon = spec.forecast.horizon if spec is not None else 86400.0
-    horizon_s = _duration_option(horizon, "--horizon") or default_horizon
-    step_s = _duration_option(step, "--step") or max(60.0, data_step)
-    later = series.between(at_epoch, at_epoch + horizon_s)
-    return _Inputs(past, later, calendar, spec, at_epoch, horizon_s, step_s, zone)
+    horizon_s = _duration_option(horizon, "--horizon")
+    if spec is not None and horizon_s is not None:
+        forecast = spec.forecast.model_copy(update={"horizon": horizon_s})
+        spec = spec.model_copy(update={"forecast": forecast})
+    if horizon_s is None:
+        horizon_s = spec.forecast.horizon if spec is not None else 86400.0
+    later = later.between(at_epoch, at_epoch + horizon_s)
+    return _Inputs(
+        past, later, calendar, spec, at_epoch, horizon_s, step_s, zone, state, running or {}
+    )
 
 
 @dataclass(frozen=True)
@@ -207,9 +244,10 @@ def _load_from_cluster(
     horizon: str | None,
     step: str | None,
     tz: str | None,
-) -> tuple[_Inputs, dict[str, int]]:
-    """The inputs as the operator reads them, and each target's current units (from the
-    policy's status, when the operator has written one)."""
+) -> _Inputs:
+    """The inputs as the operator reads them: the policy, its history (from its own metrics
+    source), the namespace's DemandEvents, each target's units now (from the target, else
+    the policy's status) and the driver state the operator keeps in the status."""
     given = [flag for flag, path in files.items() if path is not None]
     if given:
         fail(
@@ -220,7 +258,8 @@ def _load_from_cluster(
     import time
 
     from headroom.cli._kube import connect
-    from headroom.controller.operator.inputs import list_demand_events, policy_history
+    from headroom.controller.demand_events import list_demand_events
+    from headroom.controller.operator.inputs import policy_history, running_units
     from headroom.controller.operator.inputs import read_policy as read_cluster_policy
 
     kube, ns = connect(where.kubeconfig, where.context, where.namespace)
@@ -230,15 +269,20 @@ def _load_from_cluster(
         calendar = list_demand_events(kube, ns).calendar
         zone = _zone(tz, calendar)
         at_epoch = time.time() if at is None else _at(at, zone)
-        series = policy_history(kube, spec, at_epoch, source)
+        step_s = _duration_option(step, "--step") or STEP
+        series = _read(
+            lambda: policy_history(kube, spec, at_epoch, source, step=step_s).before(at_epoch),
+            source,
+        )
+        status = obj.get("status") or {}
+        current = running_units(kube, ns, spec, status)
     finally:
         kube.close()
-    current = {
-        str(t.get("name")): int(t["currentUnits"])
-        for t in (obj.get("status") or {}).get("targets") or ()
-        if isinstance(t, dict) and isinstance(t.get("currentUnits"), int)
-    }
-    return _inputs(series, calendar, spec, source, at_epoch, horizon, step, zone), current
+    state, _ = driver_state_from_status(status.get("driver"))
+    return _inputs(
+        series, Series.empty(), calendar, spec, source, at_epoch, horizon, step_s, zone,
+        state, current,
+    )  # fmt: skip
 
 
 def _clock(epoch: float, tz: str) -> str:
@@ -255,19 +299,18 @@ def _select_targets(spec: PolicySpec, name: str | None) -> list[Target]:
     return chosen
 
 
-def _event_labels(spec: PolicySpec | None, target: Target | None) -> dict[str, str] | None:
-    """Labels the calendar's selectors are matched against (as the planner does)."""
-    if spec is None:
-        return None
-    return {**spec.event_selector, **(target.labels if target is not None else {})}
-
-
-def _forecast(inputs: _Inputs, target: Target | None) -> tuple[HeadroomForecaster, Forecast]:
-    labels = _event_labels(inputs.spec, target)
-    calendar = inputs.calendar if labels is None else inputs.calendar.for_labels(labels)
-    model = HeadroomForecaster(inputs.spec.forecast if inputs.spec else None, tz=inputs.tz)
-    model.fit(inputs.history, calendar)
-    return model, model.predict(inputs.at, inputs.horizon, inputs.step, LEVELS)
+def _forecast(inputs: _Inputs) -> tuple[HeadroomForecaster, Forecast]:
+    """The policy's forecast at ``--at``, at p50/p90/p99: its forecaster fitted as the
+    operator's driver fits it."""
+    return assembly.forecast_pass(
+        inputs.spec,
+        inputs.history,
+        inputs.calendar,
+        at=inputs.at,
+        horizon=inputs.horizon,
+        step=inputs.step,
+        levels=LEVELS,
+    )
 
 
 def _events_in(model: HeadroomForecaster, fc: Forecast) -> list[DemandEvent]:
@@ -480,15 +523,14 @@ def forecast_command(
         if from_cluster is not None:
             where = _Cluster(from_cluster, kubeconfig, context, namespace)
             files = {"--history": history, "--policy": policy, "--calendar": calendar}
-            inputs, _ = _load_from_cluster(where, files, at, horizon, step, tz)
+            inputs = _load_from_cluster(where, files, at, horizon, step, tz)
         else:
             inputs = _load(history, calendar, policy, at, horizon, step, tz)
-        chosen: Target | None = None
-        if target is not None:
+        if target is not None:  # one forecast serves every target of a policy
             if inputs.spec is None:
                 fail("--target needs --policy", EXIT_INPUT)
-            chosen = _select_targets(inputs.spec, target)[0]
-        model, fc = _forecast(inputs, chosen)
+            _select_targets(inputs.spec, target)
+        model, fc = _forecast(inputs)
         if chart is not None:
             _chart(chart, inputs, fc, list(model.calendar.events))
         if as_json:
@@ -547,7 +589,8 @@ def plan_command(
         typer.Option(
             "--current-units",
             min=0,
-            help="Units running now (default: minUnits; --from-cluster: the status's).",
+            max=MAX_UNITS,
+            help="Units running now (default: minUnits; --from-cluster: what the targets run).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -560,36 +603,37 @@ def plan_command(
 ) -> None:
     """Plan capacity per target: when to scale to how many units, and why."""
     with errors_to_exit():
-        running: dict[str, int] = {}
         if from_cluster is not None:
             where = _Cluster(from_cluster, kubeconfig, context, namespace)
             files = {"--history": history, "--policy": policy, "--calendar": calendar}
-            inputs, running = _load_from_cluster(where, files, at, horizon, step, tz)
+            inputs = _load_from_cluster(where, files, at, horizon, step, tz)
         else:
             if policy is None:
                 fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
             inputs = _load(history, calendar, policy, at, horizon, step, tz)
         assert inputs.spec is not None
         spec = inputs.spec
-        results: list[tuple[Target, int, Plan, Forecast, HeadroomForecaster]] = []
-        for tgt in _select_targets(spec, target):
-            model, fc = _forecast(inputs, tgt)
-            labels = _event_labels(spec, tgt) or {}
-            current = (
-                running.get(tgt.name, tgt.min_units) if current_units is None else current_units
-            )
-            plan = plan_target(
-                fc,
-                spec,
-                tgt,
-                now=inputs.at,
-                current_units=current,
-                calendar=inputs.calendar.for_labels(labels),
-                observed_demand=_last_observed(inputs.history),
-            )
-            results.append((tgt, current, plan, fc, model))
+        chosen = _select_targets(spec, target)
+        units = {
+            t.name: inputs.running.get(t.name, t.min_units)
+            if current_units is None
+            else current_units
+            for t in spec.targets
+        }
+        report = assembly.plan_pass(
+            spec, inputs.history, inputs.calendar, at=inputs.at, units=units,
+            state=inputs.state, step=inputs.step,
+        )  # fmt: skip
+        by_name = {r.name: r for r in report.targets}
+        results: list[tuple[Target, int, Plan]] = []
+        for tgt in chosen:
+            plan = by_name[tgt.name].plan
+            if plan is None:  # only when the pass read no demand (checked above)
+                fail(f"{tgt.name}: no plan: {report.conditions[0].message}", EXIT_INPUT)
+            results.append((tgt, units[tgt.name], plan))
         if chart is not None:
-            tgt, _, plan, fc, model = results[0]
+            model, fc = _forecast(inputs)
+            tgt, _, plan = results[0]
             _chart(chart, inputs, fc, list(model.calendar.events), plan, tgt)
         if as_json:
             doc: dict[str, Any] = {
@@ -597,13 +641,13 @@ def plan_command(
                 "at": local_iso(inputs.at, inputs.tz),
                 "horizon_seconds": inputs.horizon,
                 "quantile": spec.forecast.quantile,
-                "targets": [_plan_json(p, t, c, inputs) for t, c, p, _, _ in results],
+                "targets": [_plan_json(p, t, c, inputs) for t, c, p in results],
             }
             if chart is not None:
                 doc["chart"] = str(chart)
             print_json(doc)
             return
-        for tgt, current, plan, _, _ in results:
+        for tgt, current, plan in results:
             noun = unit_noun(tgt)
             table = Table(
                 title=f"Plan for {plan.target} ({tgt.kind.value}): {current} {noun} now, "
@@ -615,7 +659,7 @@ def plan_command(
                 table.add_row(
                     _clock(a.at, inputs.tz),
                     _clock(a.ready_by, inputs.tz),
-                    f"{a.from_units}->{a.to_units}",
+                    f"{a.from_units}→{a.to_units}",
                     a.reason,
                 )
             if not plan.actions:

@@ -92,7 +92,9 @@ def up(
                 provisioner.set_spec(LocalClusterSpec(masters, replicas))
                 for port in ports:
                     provisioner.add_node(port=port)
-                scaler = ClusterScaler(provisioner, replicas_per_master=replicas)
+                scaler = ClusterScaler(
+                    provisioner, replicas_per_master=replicas, auth=provisioner.auth
+                )
                 with _progress(json_out) as show:
                     scaler.on_phase = show.phase
                     scaler.scale_masters(masters)
@@ -121,7 +123,7 @@ def scale(
             spec = provisioner.spec
             keep = replicas if replicas is not None else (spec.replicas if spec else 0)
             provisioner.set_spec(LocalClusterSpec(masters, keep))
-            scaler = ClusterScaler(provisioner, replicas_per_master=keep)
+            scaler = ClusterScaler(provisioner, replicas_per_master=keep, auth=provisioner.auth)
             with _progress(json_out) as show:
                 scaler.on_phase = show.phase
                 report = scaler.scale_masters(masters, progress=show.update)
@@ -144,7 +146,11 @@ def status(directory: Path | None = DirOption, json_out: bool = JsonOption) -> N
     with errors_to_exit():
         provisioner = LocalProvisioner.open(state_dir(directory))
         spec = provisioner.spec
-        scaler = ClusterScaler(provisioner, replicas_per_master=spec.replicas if spec else 0)
+        scaler = ClusterScaler(
+            provisioner,
+            replicas_per_master=spec.replicas if spec else 0,
+            auth=provisioner.auth,
+        )
         cluster = scaler.status()
         scaler.close()
         _report(provisioner, cluster, json_out)
@@ -251,6 +257,8 @@ def _status_json(provisioner: LocalProvisioner, status: ClusterStatus) -> dict[s
         nodes.append(row)
     return {
         "dir": str(provisioner.state_dir),
+        # Where the password is (owner-readable only), never the password itself.
+        "password_file": str(provisioner.password_file),
         "spec": {"masters": spec.masters, "replicas": spec.replicas} if spec else None,
         "cluster": {**status.to_json(), "nodes": nodes},
     }
@@ -286,4 +294,5 @@ def _report(provisioner: LocalProvisioner, status: ClusterStatus, json_out: bool
         f"masters {status.masters_serving}{wanted}, slots covered {status.slots_covered}/16384, "
         f"keys {status.keys}, cluster {health}"
     )
+    console.print(f"password (AUTH) in {provisioner.password_file}")
     sys.stdout.flush()

@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from headroom.cli._common import console, count, errors_to_exit, fail, print_json
-from headroom.controller.redis.connection import RedisAuth, make_connect
+from headroom.controller.redis.connection import RedisAuth, make_connect, password_from_env
 from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.resharder import (
     CLIENT_NAME,
@@ -48,8 +48,16 @@ CRASH_ENV = "HEADROOM_RESHARD_CRASH_AFTER_KEYS"
 Seed = Annotated[str, typer.Option("--seed", help="Any node of the cluster, HOST:PORT.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 User = Annotated[str | None, typer.Option("--user", help="ACL user name.", envvar="REDISCLI_USER")]
+# The password is read from an environment variable, never given as an argument: argv is
+# readable by every user of the machine (/proc/<pid>/cmdline) and lands in shell history.
+PASSWORD_ENV = "REDISCLI_AUTH"
 Password = Annotated[
-    str | None, typer.Option("--password", help="AUTH password.", envvar="REDISCLI_AUTH")
+    str,
+    typer.Option(
+        "--password-env",
+        metavar="VAR",
+        help=f"Environment variable holding the AUTH password ({PASSWORD_ENV}, as redis-cli).",
+    ),
 ]
 Tls = Annotated[bool, typer.Option("--tls", help="Connect with TLS.")]
 TlsCa = Annotated[str | None, typer.Option("--tls-ca", help="CA certificate file.")]
@@ -60,10 +68,18 @@ TlsInsecure = Annotated[
 ]
 
 
+def _password(var: str) -> str | None:
+    """The password in environment variable ``var``; naming an unset one is an error."""
+    password = password_from_env(var)
+    if password is None and var != PASSWORD_ENV:
+        raise InputError(f"--password-env {var}: the environment variable is not set")
+    return password
+
+
 def _resharder(
     seed: str,
     user: str | None,
-    password: str | None,
+    password_env: str,
     tls: bool,
     tls_ca: str | None,
     tls_cert: str | None,
@@ -72,6 +88,7 @@ def _resharder(
     progress: Progress | None = None,
 ) -> Resharder:
     crash = os.environ.get(CRASH_ENV)
+    password = _password(password_env)
     auth = RedisAuth(
         username=user, password=password, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
         tls_key=tls_key, tls_insecure=tls_insecure,
@@ -179,13 +196,13 @@ def _status_table(topo: Topology) -> Table:
 
 @app.command()
 def status(
-    seed: Seed, as_json: Json = False, user: User = None, password: Password = None,
+    seed: Seed, as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
     tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     tls_insecure: TlsInsecure = False,
 ) -> None:  # fmt: skip
     """Masters, replicas, slots and keys per master, open slots, health."""
     with errors_to_exit():
-        r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure)
+        r = _resharder(seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure)
         topo = r.topology()
         if as_json:
             print_json(topo.to_json())
@@ -208,7 +225,7 @@ def rebalance(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
-    as_json: Json = False, user: User = None, password: Password = None,
+    as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
     tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     tls_insecure: TlsInsecure = False,
 ) -> None:  # fmt: skip
@@ -217,7 +234,9 @@ def rebalance(
         weights = _parse_weights(weight or []) or None
         show = console.is_terminal and not as_json and not dry_run
         with _progress(show) as bar:
-            r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar)
+            r = _resharder(
+                seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar
+            )
             if dry_run:
                 plan = r.plan_rebalance(use_empty_masters=use_empty_masters, weights=weights)
                 balanced = plan.slots == 0
@@ -248,27 +267,29 @@ def drain(
     forget: Annotated[
         bool, typer.Option("--forget", help="Then CLUSTER FORGET it everywhere and reset it.")
     ] = False,
-    as_json: Json = False, user: User = None, password: Password = None,
+    as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
     tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     tls_insecure: TlsInsecure = False,
 ) -> None:  # fmt: skip
     """Move every slot off one or more masters; with --forget remove them from the cluster."""
     with errors_to_exit():
         with _progress(console.is_terminal and not as_json) as bar:
-            r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar)
+            r = _resharder(
+                seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar
+            )
             report = r.drain(node, forget=forget, raise_on_error=False)
         _finish(report, as_json, "drained")
 
 
 @app.command()
 def fix(
-    seed: Seed, as_json: Json = False, user: User = None, password: Password = None,
+    seed: Seed, as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
     tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     tls_insecure: TlsInsecure = False,
 ) -> None:  # fmt: skip
     """Complete or roll back migrations left open by a crash, cover uncovered slots."""
     with errors_to_exit():
-        r = _resharder(seed, user, password, tls, tls_ca, tls_cert, tls_key, tls_insecure)
+        r = _resharder(seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure)
         report = r.fix()
         if as_json:
             print_json(report.to_json())

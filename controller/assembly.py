@@ -1,9 +1,11 @@
-"""Assembly: the one place a policy's target kinds and signal sources become objects.
+"""Assembly: the one place a policy becomes a running thing.
 
-``headroom demo``, ``headroom simulate`` and the operator's CapacityPolicy controller
-all turn a :class:`~headroom.policies.policy.PolicySpec` into actuators and a demand
-source here, so a kind means the same thing everywhere. Two alphabetical tables
-(KEDA's scaler factory is the model) map each
+:func:`build_runtime` ``(spec, world) -> Runtime`` builds everything a policy runs on —
+its demand source and history, its latency history, the forecaster (with its time zone),
+the driver (inside the :class:`~headroom.controller.loop.ControlLoop`), its targets and
+its alert notifier — for every caller: ``headroom demo``, the operator's CapacityPolicy
+controller, ``headroom plan``/``forecast`` (so a plan shows what the operator will do)
+and the benches. Two alphabetical tables (KEDA's scaler factory is the model) map each
 :class:`~headroom.policies.policy.TargetKind` to a :data:`TargetBuilder` and each
 ``metrics.qps.source`` to a :data:`SourceBuilder`; adding a target is one file in
 ``controller/targets/`` plus one row in :data:`TARGETS` (``docs/adding-a-target.md``).
@@ -11,12 +13,9 @@ source here, so a kind means the same thing everywhere. Two alphabetical tables
 Builders get the network passed in through :class:`World` (a Kubernetes client bundle,
 a local cluster scaler, a Prometheus client factory, the clock); they never build
 clients from globals, and a kind whose client the caller did not provide fails with a
-one-line :class:`~headroom.policies.errors.PolicyError` naming the target. Nothing
-here starts a thread or writes anything: sampling sources (Redis INFO) are started by
-the caller (:func:`start_sampling`).
-
-The operator passes :func:`targets_for` as its ``TargetsFor`` and builds its demand
-history with :func:`build_source` + :func:`build_history`, as the demo does.
+one-line :class:`~headroom.policies.errors.PolicyError` naming the target. The only
+thread started here is a sampling source's (Redis INFO), by :func:`build_runtime`;
+:meth:`Runtime.close` stops it.
 
 :func:`check` runs the same lookups without a World (``simulate`` and ``policy
 validate`` use it), and :func:`required_rules` lists the RBAC rules each Kubernetes
@@ -27,24 +26,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from headroom.controller.alerts.notifier import AlertNotifier
+from headroom.controller.clock import Clock
 from headroom.controller.history import SourceHistory
 from headroom.controller.kube import GROUP, Kube
+from headroom.controller.loop import ActionSink, ControlLoop, HistoryProvider, NoSink, PassReport
+from headroom.controller.redis.connection import RedisAuth
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.signals.base import Metric, SignalSource
 from headroom.controller.signals.csv import CsvSource
 from headroom.controller.signals.prometheus import REDIS_EXPORTER, PromClient, PrometheusSource
-from headroom.controller.signals.redis_info import RedisInfoSource
-from headroom.controller.targets.base import ScaleTarget
+from headroom.controller.signals.redis_info import RedisInfoSource, default_connect
+from headroom.controller.targets.base import ScaleStatus, ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.controller.targets.redis_cluster import RedisClusterTarget
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
 from headroom.controller.targets.scale_subresource import ObjectRef, ScaleSubresourceTarget
-from headroom.policies.errors import PolicyError, field_error
-from headroom.policies.policy import MetricQuery, Metrics, PolicySpec, Target, TargetKind
+from headroom.policies.calendar import Calendar
+from headroom.policies.driver import DriverState
+from headroom.policies.errors import HeadroomError, PolicyError, field_error
+from headroom.policies.forecast.base import Forecast, Forecaster
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.policy import (
+    Forecasting,
+    MetricQuery,
+    Metrics,
+    PolicySpec,
+    Target,
+    TargetKind,
+)
 from headroom.policies.series import Series
 
 
@@ -56,6 +70,7 @@ class World:
     kube: Kube | None = None  # Kubernetes targets (the operator)
     local_scaler: Callable[[Target], ClusterScaler] | None = None  # LocalRedisCluster
     redis_seed: str | None = None  # Redis INFO seed when metrics.qps.url gives none
+    redis_auth: RedisAuth | None = None  # Redis INFO: the cluster's password/TLS
     prometheus: Callable[[str], PromClient] | None = None  # client per URL (tests pass one)
     now: Callable[[], float] = field(default=time.time)  # the sources' clock (scaled: demo)
     stale_after: float = 30.0  # Redis INFO: samples older than this are "stale"
@@ -211,7 +226,10 @@ def _redis(metrics: Metrics, world: World) -> SignalSource:
         )
     world.access.address(seed, "metrics.qps.url", "redis")
     return RedisInfoSource(
-        _strip_scheme(seed, "redis://"), now=world.now, stale_after=world.stale_after
+        _strip_scheme(seed, "redis://"),
+        connect=default_connect(auth=world.redis_auth),
+        now=world.now,
+        stale_after=world.stale_after,
     )
 
 
@@ -234,11 +252,17 @@ def build_source(metrics: Metrics, world: World) -> SignalSource:
 
 
 def build_history(
-    spec: PolicySpec, source: SignalSource, *, step: float = 60.0, prior: Series | None = None
+    spec: PolicySpec | None,
+    source: SignalSource,
+    *,
+    step: float = 60.0,
+    prior: Series | None = None,
 ) -> SourceHistory:
-    """The loop's demand history over ``source``: the policy's ``forecast.history`` back
-    from each pass, on a ``step`` grid, after an optional ``prior`` series."""
-    return SourceHistory(source, lookback=spec.forecast.history, step=step, prior=prior)
+    """The loop's demand history over ``source``: the policy's ``forecast.history`` (the
+    default's, without a policy) back from each pass, on a ``step`` grid, after an
+    optional ``prior`` series."""
+    lookback = (spec.forecast if spec is not None else Forecasting()).history
+    return SourceHistory(source, lookback=lookback, step=step, prior=prior)
 
 
 def build_latency(spec: PolicySpec, source: SignalSource, *, step: float = 60.0) -> SourceHistory:
@@ -257,6 +281,182 @@ def start_sampling(source: SignalSource, interval: float) -> None:
 def stop_sampling(source: SignalSource) -> None:
     if isinstance(source, RedisInfoSource):
         source.stop()
+
+
+def build_forecaster(spec: PolicySpec | None, tz: str | None = None) -> HeadroomForecaster:
+    """The policy's forecaster. ``tz``: the zone whose local time the daily and weekly
+    shape follows; None: the zone of the first event selecting the policy (the
+    forecaster's own default), which is what the operator runs with."""
+    return HeadroomForecaster(spec.forecast if spec is not None else None, tz=tz)
+
+
+@dataclass
+class Runtime:
+    """A running policy: its control loop (targets, histories, driver, forecaster, sink,
+    notifier) and what must be stopped when the policy goes (its sampling source, its
+    notifier's delivery threads)."""
+
+    loop: ControlLoop
+    source: SignalSource | None  # the demand source built here (None: history was given)
+    notifier: AlertNotifier | None = None
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self.loop.spec
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop sampling and hand the notifier ``timeout`` seconds to deliver what is queued."""
+        if self.source is not None:
+            stop_sampling(self.source)
+        if self.notifier is not None:
+            self.notifier.close(timeout=timeout)
+
+
+def build_runtime(
+    spec: PolicySpec,
+    world: World,
+    *,
+    calendar: Callable[[], Calendar],
+    clock: Clock,
+    sink: ActionSink | None = None,
+    notifier: AlertNotifier | None = None,
+    state: DriverState | None = None,
+    tz: str | None = None,
+    prior: Series | None = None,
+    step: float = 60.0,
+    sample_every: float = 10.0,
+    targets: Callable[[Target], ScaleTarget] | None = None,
+    history: HistoryProvider | None = None,
+    forecaster: Callable[[PolicySpec], Forecaster] | None = None,
+) -> Runtime:
+    """Everything ``spec`` runs on, over ``world``, ready for ``runtime.loop.reconcile()``.
+
+    The demand source is ``spec.metrics``' (sampling every ``sample_every`` s when it
+    samples), read through the policy's history window on a ``step`` grid after an
+    optional ``prior`` series, with the same source's p99 latency for the SLO alert; the
+    targets are :func:`build_target`'s. ``calendar`` is called every pass (the driver
+    takes the events that select the policy); ``state``: the driver state from before a
+    restart. ``targets``/``history``/``forecaster`` replace the assembled parts where a
+    caller must (the operator resolves a target's namespace; tests and benches pass a
+    fixed history); every other part is built here, the same way for every caller."""
+    world = replace(world, now=clock.now)
+    source: SignalSource | None = None
+    latency: HistoryProvider | None = None
+    if history is None:
+        source = build_source(spec.metrics, world)
+        start_sampling(source, interval=sample_every)
+        history = build_history(spec, source, step=step, prior=prior)
+        latency = build_latency(spec, source, step=step)
+    build = targets or (lambda target: build_target(target, world))
+    make_forecaster = forecaster or (lambda policy: build_forecaster(policy, tz))
+    try:
+        actuators = {target.name: build(target) for target in spec.targets}
+        loop = ControlLoop(
+            spec,
+            targets=actuators,
+            history=history,
+            latency=latency,
+            calendar=calendar,
+            clock=clock,
+            forecaster=lambda: make_forecaster(spec),
+            sink=sink or NoSink(),
+            step=step,
+            state=state,
+            observer=notifier,
+        )
+    except BaseException:
+        if source is not None:
+            stop_sampling(source)
+        raise
+    return Runtime(loop, source, notifier)
+
+
+class _Held:
+    """A target as it runs now, for a pass that only plans: reports ``units``, never scales."""
+
+    def __init__(self, name: str, units: int) -> None:
+        self._name = name
+        self._units = units
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def status(self) -> ScaleStatus:
+        return ScaleStatus(self._units, self._units)
+
+    def scale(self, units: int, reason: str) -> None:
+        raise HeadroomError(f"{self._name}: a planning pass does not scale")
+
+
+class _At:
+    """The clock of a planning pass: it is ``at``, and it stays there."""
+
+    def __init__(self, at: float) -> None:
+        self._at = at
+
+    def now(self) -> float:
+        return self._at
+
+    def sleep(self, seconds: float) -> None:
+        raise HeadroomError("a planning pass does not wait")
+
+
+class _Recorded:
+    """History already read (up to the pass): the same series at every call."""
+
+    def __init__(self, series: Series) -> None:
+        self._series = series
+
+    def history(self, end: float) -> Series:
+        return self._series
+
+
+def plan_pass(
+    spec: PolicySpec,
+    history: Series,
+    calendar: Calendar,
+    *,
+    at: float,
+    units: Mapping[str, int],
+    state: DriverState | None = None,
+    step: float = 60.0,
+) -> PassReport:
+    """The operator's pass at ``at`` on these inputs, without acting (``headroom plan``):
+    the runtime :func:`build_runtime` builds, over targets running ``units`` (by target
+    name), with the driver ``state`` the operator kept; what it would order and the plan
+    ahead are the report's. ``history``: the demand as the policy's history window reads
+    it (:func:`build_history`) up to ``at``."""
+    runtime = build_runtime(
+        spec.model_copy(update={"dry_run": True}),
+        World(),
+        calendar=lambda: calendar,
+        clock=_At(at),
+        state=state,
+        step=step,
+        targets=lambda target: _Held(target.name, units[target.name]),
+        history=_Recorded(history),
+    )
+    return runtime.loop.reconcile()
+
+
+def forecast_pass(
+    spec: PolicySpec | None,
+    history: Series,
+    calendar: Calendar,
+    *,
+    at: float,
+    horizon: float,
+    step: float,
+    levels: tuple[float, ...],
+) -> tuple[HeadroomForecaster, Forecast]:
+    """The policy's forecast at ``at`` (``headroom forecast``): its forecaster, fitted as the
+    driver fits it (on ``history`` before ``at`` and the events that select the policy),
+    at the quantile ``levels`` asked for."""
+    model = build_forecaster(spec)
+    events = calendar.for_labels(spec.event_selector) if spec is not None else calendar
+    model.fit(history.before(at), events)
+    return model, model.predict(at, horizon, step, levels)
 
 
 def check(spec: PolicySpec) -> None:

@@ -1,4 +1,5 @@
-"""Writing DemandEvents to a cluster: the calendar import and the surge button.
+"""DemandEvents in a cluster: reading them (the operator's calendar, ``plan
+--from-cluster``), the calendar import and the surge button.
 
 ``headroom calendar import`` and ``headroom surge`` (``cli/kube_events.py``) call these
 with a :class:`~headroom.controller.kube.Kube`; the objects themselves come from the pure
@@ -11,6 +12,7 @@ the import does not manage stops it with nothing applied.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,10 +29,14 @@ from headroom.policies.resources import (
     MANAGED_BY_LABEL,
     POLICY_LABEL,
     SURGED_BY,
+    EventRead,
     describe_object,
     label_value,
     policy_from_resource,
+    read_demand_events,
 )
+
+log = logging.getLogger(__name__)
 
 EVENTS = "demandevents"
 POLICIES = "capacitypolicies"
@@ -77,12 +83,21 @@ def _same(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
 
 
 def list_events(kube: Kube, namespace: str) -> list[dict[str, Any]]:
-    """Every DemandEvent in ``namespace``."""
+    """Every DemandEvent object in ``namespace``."""
     listed = call(
         lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS),
         f"list DemandEvents in {namespace}",
     )
     return list(listed.get("items") or [])
+
+
+def list_demand_events(kube: Kube, namespace: str) -> EventRead:
+    """Every DemandEvent of ``namespace`` as events; a bad one is skipped, logged and
+    returned (it must not hide the others)."""
+    read = read_demand_events(list_events(kube, namespace), namespace=namespace)
+    for err in read.errors:
+        log.warning("Skipped DemandEvent error=%s", err)
+    return read
 
 
 def import_events(

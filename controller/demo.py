@@ -39,18 +39,13 @@ from redis.cluster import RedisCluster
 from headroom.controller.alerts.notifier import AlertNotifier, SinkBinding
 from headroom.controller.alerts.receiver import WebhookCollector
 from headroom.controller.alerts.webhook import WebhookSink
-from headroom.controller.assembly import (
-    World,
-    build_history,
-    build_source,
-    build_target,
-    start_sampling,
-)
+from headroom.controller.assembly import Runtime, World, build_runtime
 from headroom.controller.clock import ScaledClock
 from headroom.controller.files import CALENDAR_MAX_BYTES, POLICY_MAX_BYTES, read_bounded
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
+from headroom.controller.redis.connection import NodeAddr, RedisAuth, make_cluster_client
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
@@ -60,10 +55,9 @@ from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import load_calendar
 from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
-from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import AlertName, PolicySpec, Target, TargetKind, load_policy
 from headroom.policies.series import FloatArray, Series
-from headroom.policies.simulate import fixed_delay, run_strategy
+from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy
 from headroom.policies.synthetic import generate_trace
 
 log = logging.getLogger("headroom.demo")
@@ -334,8 +328,7 @@ class DemoRunner:
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         base_port = cfg.base_port or _free_base_port(self.target.max_units + 2)
         provisioner = LocalProvisioner.create(cfg.out_dir / "cluster", base_port=base_port)
-        target: RedisScalerTarget | None = None
-        source: RedisInfoSource | None = None
+        runtime: Runtime | None = None
         load: LoadGenerator | None = None
         # On-call's stand-in: a loopback receiver of the signed webhook the alerts go to.
         secret = secrets.token_hex(16)
@@ -349,39 +342,41 @@ class DemoRunner:
             self.on_phase(
                 f"Starting a {cfg.masters}-master Redis Cluster on 127.0.0.1:{base_port}+"
             )
-            scaler = ClusterScaler(provisioner)
+            auth = provisioner.auth  # a password generated for this run, never printed
+            scaler = ClusterScaler(provisioner, auth=auth)
             scaler.scale_masters(cfg.masters)
             seed = self._seed(scaler.status())
-            world = World(local_scaler=lambda _target: scaler, redis_seed=seed)
-            built = build_target(self.target, world)
-            assert isinstance(built, RedisScalerTarget)  # _demo_target checked the kind
-            target = built
-            client = self._client(seed)
+            client = self._client(seed, auth)
             self.on_phase(f"Loading {cfg.keys:,} keys")
             load_dataset(client, cfg.keys)
 
             clock = ScaledClock(self.start, cfg.speed)
-            built_source = build_source(
-                self.spec.metrics, replace(world, now=clock.now, stale_after=10.0)
+            world = World(
+                local_scaler=lambda _target: scaler,
+                redis_seed=seed,
+                redis_auth=auth,
+                stale_after=10.0,
             )
-            assert isinstance(built_source, RedisInfoSource)  # _demo_target checked the source
-            source = built_source
-            start_sampling(source, interval=cfg.sample_every)
-            history = build_history(self.spec, source, step=60.0, prior=self.prior)
             sink = ListSink()
-            loop = ControlLoop(
+            runtime = build_runtime(
                 self.spec,
-                targets={self.target.name: target},
-                history=history,
+                world,
                 calendar=lambda: self.calendar,
                 clock=clock,
-                forecaster=lambda: HeadroomForecaster(self.spec.forecast, tz=self.tz),
                 sink=sink,
-                observer=notifier,
+                notifier=notifier,
+                tz=self.tz,
+                prior=self.prior,
+                sample_every=cfg.sample_every,
             )
+            loop = runtime.loop
+            target = loop.targets[self.target.name]
+            source = runtime.source
+            # _demo_target checked the kind and the source
+            assert isinstance(target, RedisScalerTarget) and isinstance(source, RedisInfoSource)
             live = self.live
             load = LoadGenerator(
-                lambda: self._client(seed),
+                lambda: self._client(seed, auth),
                 lambda: float(np.interp(clock.now(), live.t, live.v)),
                 dataset_keys=cfg.keys,
             )
@@ -409,10 +404,11 @@ class DemoRunner:
             collector.stop()
             if load is not None:
                 load.stop()
-            if source is not None:
-                source.stop()
-            if target is not None:
-                target.close()
+            if runtime is not None:
+                runtime.close(timeout=0.0)
+                target = runtime.loop.targets[self.target.name]
+                if isinstance(target, RedisScalerTarget):
+                    target.close()
             provisioner.destroy()
 
     @staticmethod
@@ -423,9 +419,8 @@ class DemoRunner:
         raise InputError("the demo cluster has no master serving slots")
 
     @staticmethod
-    def _client(seed: str) -> RedisCluster:
-        host, port = seed.rsplit(":", 1)
-        return RedisCluster(host=host, port=int(port), decode_responses=True)
+    def _client(seed: str, auth: RedisAuth) -> RedisCluster:
+        return make_cluster_client(NodeAddr.parse(seed), auth, decode_responses=True)
 
     def _drive(
         self,
@@ -544,7 +539,10 @@ class DemoRunner:
         ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
-        reactive = self._reactive(t, demand, delay)
+        hpa = self._reactive(t, demand, delay)
+        reactive = hpa.underprovisioned_minutes
+        desired = np.array([s.desired for s in timeline], dtype=np.float64)
+        unit_hours = float(np.sum(desired * dt) / 3600.0)
         return {
             "event": {
                 "name": event.name,
@@ -562,6 +560,13 @@ class DemoRunner:
             "last_client_error": load.last_error,
             "underprovisioned_minutes": round(under, 1),
             "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
+            "unit_hours": round(unit_hours, 2),  # masters ordered, over the (simulated) run
+            "reactive_hpa_unit_hours": round(hpa.unit_hours, 2),
+            # The replayed HPA's ready units, [[t, units], ...] from each change: the chart
+            # draws the HPA the minutes are quoted for.
+            "reactive_hpa_ready": [
+                [float(at), int(units)] for at, units in zip(hpa.ready_t, hpa.ready_v, strict=True)
+            ],
             "capacity_ready_before_event": bool(
                 planned > self.config.masters and _covers(at_start.capacity_units, planned)
             ),
@@ -622,7 +627,7 @@ class DemoRunner:
         )
         return (done - first.at) if done is not None else self.end - first.at
 
-    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> float:
+    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> StrategyResult:
         """A Kubernetes HPA (v2 defaults) on the same measured traffic and delay."""
         grid = np.arange(t[0], t[-1], 60.0)
         per_minute = Series(grid, np.interp(grid, t, demand))
@@ -633,11 +638,14 @@ class DemoRunner:
             delay=fixed_delay(delay),
             initial_units=self.config.masters,
         )
-        return result.underprovisioned_minutes
+        return result
 
     def _write(self, report: DemoReport) -> None:
         out = report.out_dir
         (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
         from headroom.controller.demo_chart import render_chart
 
-        render_chart(report, self.event, self.target, self.tz, out / "demo.png")
+        render_chart(
+            report, self.event, self.target, self.tz, out / "demo.png",
+            utilization=self.spec.slo.target_utilization,
+        )  # fmt: skip

@@ -177,7 +177,9 @@ def load_config(kubeconfig: Path | None = None, context: str | None = None) -> c
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            raise KubernetesError(
+            # Bad input like a wrong --kubeconfig (exit 2 from every command), not an API
+            # failure.
+            raise InputError(
                 "no Kubernetes configuration: no usable kubeconfig "
                 f"($KUBECONFIG or ~/.kube/config: {_one_line(first)}) and not in a cluster; "
                 "pass --kubeconfig"

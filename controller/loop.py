@@ -98,6 +98,13 @@ class PassReport:
     p99_now: float | None = None  # the newest p99 latency (seconds), when a source gives it
 
 
+class NoSink:
+    """Drops events (the operator posts them from the pass report instead)."""
+
+    def record(self, event: LoopEvent) -> None:
+        return None
+
+
 class ListSink:
     """Keeps every event in memory (the demo's action log; tests)."""
 
@@ -174,7 +181,12 @@ class ControlLoop:
             finite = history.v[np.isfinite(history.v)]
             demand_now = float(finite[-1])
             tick = self.driver.decide(
-                now, SeriesPast(history), units, self.calendar(), with_plan=True
+                now,
+                SeriesPast(history),
+                units,
+                self.calendar(),
+                with_plan=True,
+                ready={name: status.ready for name, status in statuses.items()},
             )
         except SourceUnavailable as err:
             conditions.append(Condition("Forecasting", "False", "NoMetrics", str(err)))

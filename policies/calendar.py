@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     CUSTOM = "custom"
 
 
+MAX_EVENTS_PER_CALENDAR = 20_000  # events one calendar may hold (a year of hourly ~8,800)
 _KIND_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
 
 

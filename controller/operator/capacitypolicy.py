@@ -12,8 +12,10 @@ The state that matters survives an operator restart because it lives in the stat
 leader refits on its first pass). A pass applies what the plan says for *now*: after an
 outage nothing is replayed, nothing missed is run late.
 
-Pieces are passed in (``targets_for``, ``history_for``, ``clock``), so the reconciler
-runs unchanged against a real cluster and in tests with a scaled clock.
+A policy's runtime is built by :func:`~headroom.controller.assembly.build_runtime`, as
+the demo's and ``headroom plan``'s are. Pieces can be passed in (``targets_for``,
+``history_for``, ``clock``), so the reconciler runs unchanged against a real cluster and
+in tests with a scaled clock.
 """
 
 from __future__ import annotations
@@ -32,15 +34,16 @@ from headroom.controller import assembly
 from headroom.controller.alerts.config import AlertsConfig, build_notifier
 from headroom.controller.alerts.notifier import AlertNotifier, AlertState
 from headroom.controller.clock import Clock, RealClock
-from headroom.controller.kube import GROUP, VERSION, Kube
-from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
+from headroom.controller.demand_events import POLICIES, list_demand_events
+from headroom.controller.kube import Kube
+from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import Cond, condition, write_status
-from headroom.controller.operator.inputs import POLICIES, list_demand_events
+from headroom.controller.operator.conditions import StatusWriter, condition, route
+from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.policies.calendar import Calendar
-from headroom.policies.driver import SeriesPast
+from headroom.policies.driver import DriverState, SeriesPast
 from headroom.policies.errors import HeadroomError, PolicyError
 from headroom.policies.forecast.base import Forecaster
 from headroom.policies.forecast.model import HeadroomForecaster
@@ -78,14 +81,20 @@ class InvalidPolicy(PolicyError):
 @dataclass
 class _Runtime:
     generation: int
-    loop: ControlLoop
-    notifier: AlertNotifier | None = None  # the policy's alert hooks (None: it has none)
+    runtime: assembly.Runtime
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def loop(self) -> ControlLoop:
+        return self.runtime.loop
+
+    @property
+    def notifier(self) -> AlertNotifier | None:
+        """The policy's alert hooks (None: it has none)."""
+        return self.runtime.notifier
+
     def close(self) -> None:
-        _close(self.loop.history)
-        if self.notifier is not None:
-            self.notifier.close(timeout=2.0)
+        self.runtime.close(timeout=2.0)
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,8 @@ class CapacityPolicyReconciler:
         self,
         kube: Kube,
         *,
-        targets_for: TargetsFor,
-        history_for: HistoryFor,
+        targets_for: TargetsFor = assembly.targets_for,
+        history_for: HistoryFor | None = None,
         clock: Clock | None = None,
         forecaster: Callable[[PolicySpec], Forecaster] | None = None,
         record: EventRecorder | None = None,
@@ -110,15 +119,22 @@ class CapacityPolicyReconciler:
         interval: float = 60.0,
         dry_run: bool = False,
         alerts: AlertsConfig | None = None,
+        access: SourceAccess = UNRESTRICTED,
     ) -> None:
         """``alerts``: the operator-wide alert sinks and delivery settings (a policy's
-        ``spec.alerts`` name them or give a URL)."""
+        ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand
+        history (default: its own metrics source, as :func:`assembly.build_runtime`
+        builds it); ``forecaster``: a policy's forecaster (default: the assembly's);
+        ``access``: the files and addresses a policy's sources may use (a refused one is
+        an invalid spec)."""
         self.kube = kube
+        self._write = StatusWriter(kube, PLURAL, KIND)
+        self.access = access
         self.alerts = alerts or AlertsConfig()
         self.targets_for = targets_for
         self.history_for = history_for
         self.clock = clock or RealClock()
-        self.forecaster = forecaster or _forecaster_for
+        self.forecaster = forecaster
         self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
         self.metrics = metrics
         self.interval = interval
@@ -142,7 +158,7 @@ class CapacityPolicyReconciler:
             spec = spec.model_copy(update={"dry_run": True})
         if spec.paused:
             self._write(ns, name, status, generation, {}, [
-                Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
+                Condition("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
         try:
@@ -270,25 +286,35 @@ class CapacityPolicyReconciler:
             notifier = build_notifier(
                 spec, self.alerts, metrics=self.metrics, state=AlertState.from_json(saved_alerts)
             )
-        targets = {t.name: self.targets_for(self.kube, ns, t) for t in spec.targets}
-        history = self.history_for(spec, ns)
-        source = getattr(history, "source", None)
-        loop = ControlLoop(
-            spec,
-            targets=targets,
-            history=history,
-            latency=assembly.build_latency(spec, source) if source is not None else None,
-            calendar=lambda: self._calendar(ns),
-            clock=self.clock,
-            forecaster=lambda: self.forecaster(spec),
-            sink=_NoSink(),
-            state=state,
-            observer=notifier,
-        )
-        runtime = _Runtime(generation, loop, notifier)
+        try:
+            built = self._build(ns, spec, state, notifier)
+        except BaseException:
+            if notifier is not None:
+                notifier.close(timeout=0.0)
+            raise
+        runtime = _Runtime(generation, built)
         with self._lock:
             self._runtimes[uid] = runtime
         return runtime
+
+    def _build(
+        self,
+        ns: str,
+        spec: PolicySpec,
+        state: DriverState | None,
+        notifier: AlertNotifier | None,
+    ) -> assembly.Runtime:
+        return assembly.build_runtime(
+            spec,
+            assembly.World(kube=self.kube, access=self.access),
+            calendar=lambda: self._calendar(ns),
+            clock=self.clock,
+            notifier=notifier,
+            state=state,
+            targets=lambda target: self.targets_for(self.kube, ns, target),
+            history=self.history_for(spec, ns) if self.history_for is not None else None,
+            forecaster=self.forecaster,
+        )
 
     def _calendar(self, ns: str) -> Calendar:
         """The namespace's DemandEvents; one list serves every policy of a pass (2 s)."""
@@ -319,15 +345,15 @@ class CapacityPolicyReconciler:
         ns, name = meta["namespace"], meta["name"]
         for event in report.events:
             self._post(body, event)
-        conds = [Cond(c.type, c.status, c.reason, c.message) for c in report.conditions]
+        conds = list(report.conditions)
         failing = [e for e in report.events if e.kind == "ScaleFailed"]
         metrics_down = any(c.type == "MetricsUnavailable" and c.status == "True" for c in conds)
         if failing:
-            ready = Cond("Ready", "False", "ScaleFailed", failing[0].reason)
+            ready = Condition("Ready", "False", "ScaleFailed", failing[0].reason)
         elif metrics_down:
-            ready = Cond("Ready", "False", "MetricsUnavailable", "holding current capacity")
+            ready = Condition("Ready", "False", "MetricsUnavailable", "holding current capacity")
         else:
-            ready = Cond("Ready", "True", "Reconciled", "")
+            ready = Condition("Ready", "True", "Reconciled", "")
         plan = _timeline(report)
         upcoming = [row for row in plan if row.at > _when(report.at)]  # after this pass's order
         records = [
@@ -392,14 +418,35 @@ class CapacityPolicyReconciler:
         fields["lastActions"] = (old_records + new_records)[-LAST_ACTIONS:]
         self._write(ns, name, status, generation, fields, [ready, *conds])
         if self.metrics is not None:
-            for r in report.targets:
-                planned = r.decision.desired_units if r.decision is not None else None
-                self.metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
-                nxt = r.next_action(report.at)
-                self.metrics.set_next_action(r.name, nxt.at if nxt else None)
-            for e in report.events:
-                if e.kind == "Scaled":
-                    self.metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
+            self._export(spec, report, self.metrics)
+
+    @staticmethod
+    def _export(spec: PolicySpec, report: PassReport, metrics: OperatorMetrics) -> None:
+        """The pass on /metrics: per target the measured demand, the forecast for now (p50,
+        p90), capacity per unit and units; the events in the forecast's horizon; actions."""
+        fc = report.forecast
+        now = int(np.searchsorted(fc.t, report.at)) if fc is not None and len(fc.t) else None
+        declared = {t.name: t.capacity_per_unit for t in spec.targets}
+        for r in report.targets:
+            planned = r.decision.desired_units if r.decision is not None else None
+            metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
+            nxt = r.next_action(report.at)
+            metrics.set_next_action(r.name, nxt.at if nxt else None)
+            if report.demand_now is not None and math.isfinite(report.demand_now):
+                metrics.observe_demand(r.name, report.demand_now)
+            if fc is not None and now is not None:
+                i = min(now, len(fc.t) - 1)
+                for q in (0.5, 0.9):
+                    metrics.observe_forecast(r.name, q, float(fc.level(q)[i]))
+            per_unit = declared.get(r.name)
+            if per_unit:
+                metrics.set_capacity(r.name, per_unit, "declared")
+        if fc is not None:
+            starts = {e.name: e.start for e in fc.drivers if e is not None and e.end > report.at}
+            metrics.set_events(spec.name, starts)
+        for e in report.events:
+            if e.kind == "Scaled":
+                metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
 
     def _post(self, body: Mapping[str, Any], event: LoopEvent) -> None:
         if event.kind == "Scaled":
@@ -419,40 +466,13 @@ class CapacityPolicyReconciler:
             "InvalidSpec"
         )
         self._write(meta["namespace"], meta["name"], status, generation, {}, [
-            Cond("Ready", "False", "InvalidSpec", message),
+            Condition("Ready", "False", "InvalidSpec", message),
         ])  # fmt: skip
         if first:
             self.record(body, "Warning", "InvalidSpec", message)
         log.warning(
             "Rejected CapacityPolicy %s/%s error=%s", meta["namespace"], meta["name"], message
         )
-
-    def _write(
-        self,
-        ns: str,
-        name: str,
-        old: Mapping[str, Any],
-        generation: int,
-        fields: Mapping[str, Any],
-        conds: list[Cond],
-    ) -> None:
-        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
-
-
-class _NoSink:
-    def record(self, event: LoopEvent) -> None:
-        return None
-
-
-def _forecaster_for(spec: PolicySpec) -> Forecaster:
-    return HeadroomForecaster(spec.forecast)
-
-
-def _close(history: HistoryProvider) -> None:
-    source = getattr(history, "source", None)
-    stop = getattr(source, "stop", None)
-    if callable(stop):
-        stop()
 
 
 def _when(epoch: float) -> datetime:
@@ -549,9 +569,4 @@ def register(
     def gone(body: Any, **_: Any) -> None:
         reconciler.forget(body["metadata"]["uid"])
 
-    on = {"registry": registry}
-    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=interval, initial_delay=interval, **on)(tick)
-    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+    route(registry, PLURAL, handle=handle, timer=tick, gone=gone, interval=interval)

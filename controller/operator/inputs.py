@@ -1,30 +1,29 @@
-"""A CapacityPolicy's inputs as the cluster holds them: the policy, the namespace's
-DemandEvents, and the demand history from the policy's own metrics source.
+"""A CapacityPolicy's inputs as the cluster holds them: the policy, the demand history
+from the policy's own metrics source, and the units its targets run now (the
+namespace's DemandEvents are read by :mod:`headroom.controller.demand_events`).
 
-The CapacityPolicy reconciler lists DemandEvents through :func:`list_demand_events`;
-``headroom plan --from-cluster`` and ``headroom forecast --from-cluster`` read all three
+``headroom plan --from-cluster`` and ``headroom forecast --from-cluster`` read them
 here, so a plan shown on a laptop is made from what the operator reads: the same
-conversion (:func:`~headroom.policies.resources.policy_from_resource`), the same events
-and the same history builder (:mod:`headroom.controller.assembly`).
+conversion (:func:`~headroom.policies.resources.policy_from_resource`), the same events,
+the same history builder (:mod:`headroom.controller.assembly`) and the same targets.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from headroom.controller import assembly
+from headroom.controller.demand_events import POLICIES
 from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
 from headroom.controller.signals.redis_info import RedisInfoSource
-from headroom.policies.errors import InputError, KubernetesError, field_error
+from headroom.policies.errors import HeadroomError, InputError, KubernetesError, field_error
 from headroom.policies.policy import PolicySpec
-from headroom.policies.resources import EventRead, policy_from_resource, read_demand_events
+from headroom.policies.resources import policy_from_resource
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
-
-POLICIES = "capacitypolicies"
-EVENTS = "demandevents"
 
 
 def read_policy(kube: Kube, namespace: str, name: str) -> tuple[PolicySpec, dict[str, Any]]:
@@ -45,19 +44,9 @@ def read_policy(kube: Kube, namespace: str, name: str) -> tuple[PolicySpec, dict
     return policy_from_resource(obj), dict(obj)
 
 
-def list_demand_events(kube: Kube, namespace: str) -> EventRead:
-    """Every DemandEvent of ``namespace``; a bad one is skipped, logged and returned."""
-    listed = call(
-        lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS),
-        f"list DemandEvents in {namespace}",
-    )
-    read = read_demand_events(listed.get("items") or [], namespace=namespace)
-    for err in read.errors:  # a bad event is reported, and must not hide the others
-        log.warning("Skipped DemandEvent error=%s", err)
-    return read
-
-
-def policy_history(kube: Kube, spec: PolicySpec, end: float, source_name: str) -> Series:
+def policy_history(
+    kube: Kube, spec: PolicySpec, end: float, source_name: str, *, step: float = 60.0
+) -> Series:
     """The policy's demand history up to ``end`` (``forecast.history`` of it, on the loop's
     grid) from the source ``spec.metrics`` names. Redis INFO keeps no history (the operator
     samples it while it runs), so a policy on it is refused with a one-line error."""
@@ -71,4 +60,26 @@ def policy_history(kube: Kube, spec: PolicySpec, end: float, source_name: str) -
                 "(use prometheus or csv, or pass --history)",
             )
         )
-    return assembly.build_history(spec, source).history(end)
+    return assembly.build_history(spec, source, step=step).history(end)
+
+
+def running_units(
+    kube: Kube, namespace: str, spec: PolicySpec, status: Mapping[str, Any]
+) -> dict[str, int]:
+    """Units each target asks for now, read from the target as the operator's pass reads
+    it; a target that cannot be read (not there, not allowed) falls back to the
+    ``currentUnits`` the operator last wrote to the policy's ``status``, else is left out."""
+    written = {
+        str(t.get("name")): int(t["currentUnits"])
+        for t in status.get("targets") or ()
+        if isinstance(t, dict) and isinstance(t.get("currentUnits"), int)
+    }
+    units: dict[str, int] = {}
+    for target in spec.targets:
+        try:
+            units[target.name] = assembly.targets_for(kube, namespace, target).status().desired
+        except HeadroomError as err:
+            log.debug("Read no units of %s error=%s", target.name, err)
+            if target.name in written:
+                units[target.name] = written[target.name]
+    return units

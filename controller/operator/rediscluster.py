@@ -25,20 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.controller.kube import (
-    GROUP,
-    VERSION,
     Kube,
     call,
     not_found,
     now_rfc3339,
     owner_reference,
 )
+from headroom.controller.loop import Condition
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
-from headroom.controller.operator.conditions import Cond, condition, write_status
+from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
-from headroom.controller.redis.connection import RedisAuth
+from headroom.controller.redis.connection import RedisAuth, generate_password
 from headroom.controller.redis.heal import Damage
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.topology import SLOTS
@@ -94,6 +93,7 @@ class RedisClusterReconciler:
     ) -> None:
         """``dry_run``: change nothing but the status, which says what a pass would do."""
         self.kube = kube
+        self._write_status = StatusWriter(kube, PLURAL, KIND)
         self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
         self.metrics = metrics
         self.busy_requeue = busy_requeue
@@ -112,7 +112,7 @@ class RedisClusterReconciler:
         status = dict(body.get("status") or {})
         try:
             spec = parse_spec(body.get("spec"))
-            auth = None if self.dry_run else self._auth(ns, spec)
+            auth = None if self.dry_run else self._auth(body, spec)
         except InvalidSpec as err:
             self._write_status(
                 ns,
@@ -121,9 +121,11 @@ class RedisClusterReconciler:
                 generation,
                 {"phase": "Invalid"},
                 [
-                    Cond("Ready", "False", "InvalidSpec", str(err)),
-                    Cond("Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"),
-                    Cond("Degraded", "Unknown", "InvalidSpec", ""),
+                    Condition("Ready", "False", "InvalidSpec", str(err)),
+                    Condition(
+                        "Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"
+                    ),
+                    Condition("Degraded", "Unknown", "InvalidSpec", ""),
                 ],
             )
             ready = condition(status, "Ready") or {}
@@ -133,6 +135,7 @@ class RedisClusterReconciler:
             raise
         if self.dry_run:
             return self._dry_pass(ns, name, spec, status, generation)
+        assert auth is not None
         cluster = self._cluster(ns, name, uid, spec, auth)
         with cluster.lock:
             try:
@@ -153,9 +156,9 @@ class RedisClusterReconciler:
                 generation,
                 {"phase": "Degraded" if status.get("masters") else "Pending"},
                 [
-                    Cond("Ready", "False", "ReconcileFailed", message),
-                    Cond("Scaling", "False", "ReconcileFailed", message),
-                    Cond("Degraded", "True", "ReconcileFailed", message),
+                    Condition("Ready", "False", "ReconcileFailed", message),
+                    Condition("Scaling", "False", "ReconcileFailed", message),
+                    Condition("Degraded", "True", "ReconcileFailed", message),
                 ],
             )
         except KubernetesError as err:
@@ -209,9 +212,9 @@ class RedisClusterReconciler:
                     "podsReady": f"{ready_pods}/{wanted_pods}",
                 },
                 [
-                    Cond("Ready", "False", "PodsNotReady", message),
-                    Cond("Scaling", "False", "PodsNotReady", message),
-                    Cond(
+                    Condition("Ready", "False", "PodsNotReady", message),
+                    Condition("Scaling", "False", "PodsNotReady", message),
+                    Condition(
                         "Degraded",
                         "True" if cluster.masters_seen else "False",
                         "PodsNotReady",
@@ -272,7 +275,7 @@ class RedisClusterReconciler:
         else:
             cluster.migration_started = None
             fields["migration"] = None
-        conds: list[Cond]
+        conds: list[Condition]
         if damage.slots_lost and complete:
             phase = "Degraded"
             lost = (
@@ -281,10 +284,14 @@ class RedisClusterReconciler:
                 + " gone with no replica; not Ready until restored"
             )
             conds = [
-                Cond("Ready", "False", "SlotsLost", lost),
-                Cond("Scaling", "False", "SlotsLost", held or "nothing moves while slots are lost"),
-                Cond("Degraded", "True", "SlotsLost", lost),
-                Cond("Healing", "False", "SlotsLost", f"since {cluster.healing_since}: {lost}"),
+                Condition("Ready", "False", "SlotsLost", lost),
+                Condition(
+                    "Scaling", "False", "SlotsLost", held or "nothing moves while slots are lost"
+                ),
+                Condition("Degraded", "True", "SlotsLost", lost),
+                Condition(
+                    "Healing", "False", "SlotsLost", f"since {cluster.healing_since}: {lost}"
+                ),
             ]
         elif cluster.healing_since is not None:
             phase = "Degraded"
@@ -298,19 +305,19 @@ class RedisClusterReconciler:
                 else "Rejoining"
             )
             conds = [
-                Cond("Ready", "False", "Healing", message),
-                Cond("Scaling", "False", "WaitingForHealing" if held else "Healing", held),
-                Cond("Degraded", "True", "NodeLost", message),
-                Cond("Healing", "True", reason, message),
+                Condition("Ready", "False", "Healing", message),
+                Condition("Scaling", "False", "WaitingForHealing" if held else "Healing", held),
+                Condition("Degraded", "True", "NodeLost", message),
+                Condition("Healing", "True", reason, message),
             ]
         elif error is not None and not running:
             phase = "Degraded"
             conds = [
-                Cond("Ready", "False", "ScaleFailed", error),
-                Cond(
+                Condition("Ready", "False", "ScaleFailed", error),
+                Condition(
                     "Scaling", "False", "RetryScheduled", f"retrying in {target.retry_after:.0f}s"
                 ),
-                Cond("Degraded", "True", "ScaleFailed", error),
+                Condition("Degraded", "True", "ScaleFailed", error),
             ]
             if cluster.last_error != error:
                 self.record(body, "Warning", "ScaleFailed", error)
@@ -318,24 +325,24 @@ class RedisClusterReconciler:
             phase = "Forming" if not shape or shape.masters == 0 else "Scaling"
             detail = _detail(progress) or target.phase or "converging"
             conds = [
-                Cond("Ready", "False", phase, detail),
-                Cond("Scaling", "True", "Migrating" if progress else phase, detail),
-                Cond("Degraded", "False", "AsExpected", ""),
+                Condition("Ready", "False", phase, detail),
+                Condition("Scaling", "True", "Migrating" if progress else phase, detail),
+                Condition("Degraded", "False", "AsExpected", ""),
             ]
         else:
             phase = "Ready"
             assert shape is not None
             conds = [
-                Cond(
+                Condition(
                     "Ready",
                     "True",
                     "ClusterReady",
                     f"{shape.masters} masters own all {SLOTS} slots, "
                     f"{spec.replicas_per_master} replicas each",
                 ),
-                Cond("Scaling", "False", "Converged", ""),
-                Cond("Degraded", "False", "AsExpected", ""),
-                Cond("Healing", "False", "Whole", ""),
+                Condition("Scaling", "False", "Converged", ""),
+                Condition("Degraded", "False", "AsExpected", ""),
+                Condition("Healing", "False", "Whole", ""),
             ]
             if cluster.masters_seen != shape.masters:
                 before = "-" if cluster.masters_seen is None else str(cluster.masters_seen)
@@ -404,9 +411,9 @@ class RedisClusterReconciler:
             generation,
             {"phase": status.get("phase") or "Pending"},
             [
-                Cond("Ready", "Unknown", "DryRun", would),
-                Cond("Scaling", "False", "DryRun", would),
-                Cond("Degraded", "Unknown", "DryRun", ""),
+                Condition("Ready", "Unknown", "DryRun", would),
+                Condition("Scaling", "False", "DryRun", would),
+                Condition("Degraded", "Unknown", "DryRun", ""),
             ],
         )
         log.info("Dry run RedisCluster %s/%s %s", ns, name, would)
@@ -421,7 +428,7 @@ class RedisClusterReconciler:
         spec: RedisClusterSpec,
         *,
         complete: bool,
-    ) -> list[Cond]:
+    ) -> list[Condition]:
         """Start, report and end a healing episode; the Healing condition while pods wait."""
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
@@ -460,10 +467,10 @@ class RedisClusterReconciler:
             )  # fmt: skip
             cluster.healing_since, cluster.healing_nodes = None, ()
             cluster.slots_lost_reported = False
-            return [Cond("Healing", "False", "Whole", "")]
+            return [Condition("Healing", "False", "Whole", "")]
         if cluster.healing_since is None:
-            return [Cond("Healing", "False", "Whole", "")]
-        return [Cond("Healing", "True", "WaitingForPods", f"since {cluster.healing_since}")]
+            return [Condition("Healing", "False", "Whole", "")]
+        return [Condition("Healing", "True", "WaitingForPods", f"since {cluster.healing_since}")]
 
     def guard_disruptions(self, ns: str, name: str, allow: bool) -> None:
         """The cluster's PodDisruptionBudget: one pod may be evicted, or none (``allow``)."""
@@ -504,7 +511,7 @@ class RedisClusterReconciler:
     # -- the world -----------------------------------------------------------------------------
 
     def _cluster(
-        self, ns: str, name: str, uid: str, spec: RedisClusterSpec, auth: RedisAuth | None
+        self, ns: str, name: str, uid: str, spec: RedisClusterSpec, auth: RedisAuth
     ) -> _Cluster:
         with self._lock:
             cluster = self._clusters.get(uid)
@@ -525,9 +532,58 @@ class RedisClusterReconciler:
             target.close()
         return cluster
 
-    def _auth(self, ns: str, spec: RedisClusterSpec) -> RedisAuth | None:
-        if spec.auth is None:
-            return None
+    def _auth(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> RedisAuth:
+        """The cluster's password, from the auth Secret the operator owns; creating that
+        Secret first (from ``spec.auth``'s Secret, or a generated password) if it is new.
+
+        The pods read the password from the owned Secret, so the operator does too: a
+        later change to ``spec.auth``'s Secret is reported, not half-applied.
+        """
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        owned = resources.auth_secret_name(name)
+        given = self._given_password(ns, spec) if spec.auth is not None else None
+        try:
+            secret = call(
+                lambda: self.kube.core.read_namespaced_secret(owned, ns),
+                f"read Secret {ns}/{owned}",
+            )
+        except KubernetesError as err:
+            if not not_found(err):
+                raise
+            secret = None
+        if secret is None:
+            password = given or generate_password()
+            manifest = resources.auth_secret(name, password, owner_reference(dict(body)))
+            try:
+                call(
+                    lambda: self.kube.core.create_namespaced_secret(ns, manifest),
+                    f"create Secret {ns}/{owned}",
+                )
+            except KubernetesError as err:
+                if getattr(err, "status", None) != 409:
+                    raise
+                return self._auth(body, spec)  # created meanwhile (another pass): use it
+            origin = f"from Secret {spec.auth.secret_name}" if spec.auth else "generated"
+            log.info("Created Secret %s/%s password=%s", ns, owned, origin)
+            self.record(body, "Normal", "AuthSecretCreated", f"Secret {owned}: password {origin}")
+            return RedisAuth(password=password)
+        raw = (secret.data or {}).get(resources.PASSWORD_KEY)
+        if not raw:
+            raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
+        password = base64.b64decode(raw).decode()
+        if given is not None and given != password:
+            log.warning(
+                "Kept RedisCluster %s/%s password: Secret %s changed after the cluster was "
+                "created; rotation is not supported",
+                ns,
+                name,
+                spec.auth.secret_name if spec.auth else "",
+            )
+        return RedisAuth(password=password)
+
+    def _given_password(self, ns: str, spec: RedisClusterSpec) -> str:
+        assert spec.auth is not None
         ref = spec.auth
         try:
             secret = call(
@@ -543,7 +599,12 @@ class RedisClusterReconciler:
         raw = (secret.data or {}).get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
-        return RedisAuth(password=base64.b64decode(raw).decode())
+        password = base64.b64decode(raw).decode()
+        if not password:
+            raise InvalidSpec(
+                f"spec.auth.key: key {ref.key!r} of Secret {ref.secret_name} is empty"
+            )
+        return password
 
     def _ensure_children(
         self, ns: str, name: str, spec: RedisClusterSpec, owner: dict[str, Any]
@@ -578,7 +639,11 @@ class RedisClusterReconciler:
             # The provisioner owns spec.replicas; only the pod template follows the spec.
             want = manifest["spec"]["template"]["spec"]["containers"][0]
             have = existing.spec.template.spec.containers[0]
-            if have.image != want["image"] or list(have.args or []) != want["args"]:
+            if (
+                have.image != want["image"]
+                or list(have.args or []) != want["args"]
+                or list(have.command or []) != want["command"]
+            ):
                 patch = {"spec": {"template": manifest["spec"]["template"]}}
                 call(
                     lambda: apps.patch_namespaced_stateful_set(name, ns, patch),
@@ -601,17 +666,6 @@ class RedisClusterReconciler:
             if getattr(err, "status", None) != 409:  # created meanwhile: fine
                 raise
         return None
-
-    def _write_status(
-        self,
-        ns: str,
-        name: str,
-        old: Mapping[str, Any],
-        generation: int,
-        fields: Mapping[str, Any],
-        conds: list[Cond],
-    ) -> None:
-        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
 
 
 @dataclass(frozen=True)
@@ -776,13 +830,10 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         if event.get("type") == "DELETED" or meta.get("deletionTimestamp") or not ready:
             reconciler.pod_lost(meta.get("namespace", ""), cluster)
 
-    on = {"registry": registry}
-    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=timer, initial_delay=timer, **on)(drift)
-    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
-    kopf.on.event("", "v1", "pods", labels={resources.CLUSTER_LABEL: kopf.PRESENT}, **on)(pod_event)
+    route(registry, PLURAL, handle=handle, timer=drift, gone=gone, interval=timer)
+    kopf.on.event(
+        "", "v1", "pods", labels={resources.CLUSTER_LABEL: kopf.PRESENT}, registry=registry
+    )(pod_event)
 
 
 __all__ = ["KIND", "PLURAL", "Outcome", "RedisClusterReconciler", "register"]

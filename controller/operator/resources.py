@@ -1,18 +1,32 @@
-"""The objects a RedisCluster owns, built from its spec: two Services, a PDB, a StatefulSet.
+"""The objects a RedisCluster owns, built from its spec: an auth Secret, two Services, a
+PDB, a StatefulSet.
 
 Pure builders (dicts in, dicts out) called by the RedisCluster reconciler; every
 object carries the cluster's labels and a controller ownerReference, so deleting
 the RedisCluster garbage-collects them.
+
+Secure by default: every node requires a password. The auth Secret
+(:func:`auth_secret`) holds it twice, as ``password`` (for clients, the probes'
+``REDISCLI_AUTH`` and the operator) and as ``redis.conf`` (``requirepass`` and
+``masterauth`` lines), a file redis-server reads from a Secret volume: the password
+is never on a command line, where ``/proc/<pid>/cmdline`` would show it. Protected
+mode stays on (with a password Redis serves non-loopback clients).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from headroom.controller.operator.specs import RedisClusterSpec, redis_maxmemory
+from headroom.controller.redis.connection import redis_auth_config
 
 CLUSTER_LABEL = "headroom.dev/cluster"
+MANAGED_BY_LABEL = "headroom.dev/managed-by"
 BUS_OFFSET = 10000
+PASSWORD_KEY = "password"
+AUTH_CONF_KEY = "redis.conf"
+AUTH_DIR = "/etc/redis/auth"  # the auth Secret's redis.conf, read-only
 
 
 def labels(name: str) -> dict[str, str]:
@@ -34,8 +48,33 @@ def headless_service_name(name: str) -> str:
     return f"{name}-nodes"
 
 
+def auth_secret_name(name: str) -> str:
+    """The Secret the operator owns with the cluster's password (and its redis.conf)."""
+    return f"{name}-redis-auth"
+
+
+def auth_secret(name: str, password: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """The cluster's auth Secret: ``password`` and the ``redis.conf`` lines that require it."""
+    meta = _meta(auth_secret_name(name), name, owner)
+    meta["labels"][MANAGED_BY_LABEL] = "headroom"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": {
+            PASSWORD_KEY: _b64(password),
+            AUTH_CONF_KEY: _b64(redis_auth_config(password)),
+        },
+    }
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def _meta(name: str, cluster: str, owner: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "labels": labels(cluster), "ownerReferences": [owner]}
+    return {"name": name, "labels": labels(cluster), "ownerReferences": [dict(owner)]}
 
 
 def headless_service(name: str, spec: RedisClusterSpec, owner: dict[str, Any]) -> dict[str, Any]:
@@ -98,11 +137,14 @@ def redis_args(spec: RedisClusterSpec) -> list[str]:
         # With a volume, a lost pod comes back with its data (AOF) and its node id
         # (nodes.conf); without one there is nothing to come back to.
         "--appendonly", "yes" if spec.persistence is not None else "no",
-        "--protected-mode", "no",
     ]  # fmt: skip
-    if spec.auth is not None:
-        args += ["--requirepass", "$(REDIS_PASSWORD)", "--masterauth", "$(REDIS_PASSWORD)"]
     return args
+
+
+def readiness_command(spec: RedisClusterSpec) -> list[str]:
+    """PING with the password from ``REDISCLI_AUTH``; redis-cli exits 0 on an error reply
+    (NOAUTH), so only a PONG counts."""
+    return ["sh", "-c", f"redis-cli -p {spec.port} ping | grep -qx PONG"]
 
 
 def statefulset(
@@ -110,28 +152,19 @@ def statefulset(
 ) -> dict[str, Any]:
     """One pod per Redis node; ``replicas`` is only the size at creation (the provisioner
     owns it afterwards)."""
+    secret = auth_secret_name(name)
     env: list[dict[str, Any]] = [
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-    ]
-    if spec.auth is not None:
-        env.append(
-            {
-                "name": "REDIS_PASSWORD",
-                "valueFrom": {
-                    "secretKeyRef": {"name": spec.auth.secret_name, "key": spec.auth.key}
-                },
-            }
-        )
-    ping = [
-        "sh",
-        "-c",
-        "redis-cli -p $0 ${REDIS_PASSWORD:+-a $REDIS_PASSWORD} ping",
-        str(spec.port),
+        # redis-cli (the probe, kubectl exec) reads the password from here, not from argv.
+        {
+            "name": "REDISCLI_AUTH",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": PASSWORD_KEY}},
+        },
     ]
     container: dict[str, Any] = {
         "name": "redis",
         "image": spec.image,
-        "command": ["redis-server"],
+        "command": ["redis-server", f"{AUTH_DIR}/{AUTH_CONF_KEY}"],
         "workingDir": "/data",  # nodes.conf and dumps land on the data volume
         "args": redis_args(spec),
         "env": env,
@@ -139,9 +172,12 @@ def statefulset(
             {"name": "redis", "containerPort": spec.port},
             {"name": "bus", "containerPort": spec.port + BUS_OFFSET},
         ],
-        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 5},
+        "readinessProbe": {"exec": {"command": readiness_command(spec)}, "periodSeconds": 5},
         "livenessProbe": {"tcpSocket": {"port": spec.port}, "periodSeconds": 10},
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+        ],
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 999,
@@ -177,7 +213,17 @@ def statefulset(
                 "metadata": {"labels": labels(name)},
                 "spec": {
                     "containers": [container],
-                    "volumes": volumes,
+                    "volumes": [
+                        *volumes,
+                        {
+                            "name": "auth",
+                            "secret": {
+                                "secretName": secret,
+                                "items": [{"key": AUTH_CONF_KEY, "path": AUTH_CONF_KEY}],
+                                "defaultMode": 0o400,
+                            },
+                        },
+                    ],
                     "securityContext": {
                         "fsGroup": 999,
                         "seccompProfile": {"type": "RuntimeDefault"},

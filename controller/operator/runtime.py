@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headroom.controller import assembly
 from headroom.controller.alerts.config import build_inbound, load_alerts_config
 from headroom.controller.demand_events import DemandEventSurges
 from headroom.controller.kube import Kube, load_config
@@ -128,8 +127,7 @@ def run_operator(opts: OperatorOptions) -> int:
         rediscluster.register(registry, reconciler, timer=opts.timer)
         policies = capacitypolicy.CapacityPolicyReconciler(
             kube,
-            targets_for=assembly.targets_for,
-            history_for=_history_for(kube, opts.access()),
+            access=opts.access(),
             record=_kopf_event,
             metrics=metrics,
             interval=opts.policy_interval,
@@ -187,19 +185,6 @@ def run_operator(opts: OperatorOptions) -> int:
         health.stop()
         kube.close()
     return EXIT_LEASE_LOST if lost.is_set() else 0
-
-
-def _history_for(kube: Kube, access: SourceAccess) -> capacitypolicy.HistoryFor:
-    """A policy's demand history over the source its ``metrics`` name (Prometheus, Redis
-    INFO sampled in the background, a CSV), built by the same assembly as the demo's,
-    within ``access`` (a refused file or address is an invalid spec)."""
-
-    def history(spec: Any, namespace: str) -> Any:
-        source = assembly.build_source(spec.metrics, assembly.World(kube=kube, access=access))
-        assembly.start_sampling(source, interval=10.0)
-        return assembly.build_history(spec, source)
-
-    return history
 
 
 def _connection_info(cfg: Any, namespace: str) -> Any:

@@ -8,6 +8,12 @@ invocations (``up``, ``scale``, ``status``, ``down``) share it. Processes are
 daemonised, so they outlive the command that started them; a pid is trusted
 only while ``/proc`` says it is still a ``redis-server`` on the node's port,
 so a stale pid or pidfile never gets a stranger killed.
+
+Nodes require a password (``requirepass``/``masterauth``), generated per state dir
+and kept only in owner-readable files there: ``password`` for Headroom's own
+connections and ``redis-auth.conf``, the config file every redis-server reads, so
+the password is never on a command line (``/proc/<pid>/cmdline``). Protected mode
+stays on.
 """
 
 from __future__ import annotations
@@ -31,16 +37,19 @@ from typing import Any
 import redis
 
 from headroom.controller.provisioning.base import NodeAddr, NodeInfo
-from headroom.controller.redis.connection import make_connect
+from headroom.controller.redis.connection import (
+    RedisAuth,
+    generate_password,
+    make_connect,
+    redis_auth_config,
+)
 from headroom.policies.errors import InputError, ProvisioningError
 
 log = logging.getLogger(__name__)
 
-_probe_connect = make_connect(
-    client_name="headroom-provisioner", socket_timeout=2.0, decode_responses=True
-)
-
 STATE_FILE = "state.json"
+PASSWORD_FILE = "password"
+AUTH_CONF = "redis-auth.conf"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 7300  # clear of the 7000-7005 of the Redis Cluster tutorial
 BUS_PORT_OFFSET = 10000  # Redis Cluster's bus listens on port + 10000
@@ -155,6 +164,9 @@ class LocalProvisioner:
                     "use `headroom local scale` or `headroom local down`"
                 )
         state_dir.mkdir(parents=True, exist_ok=True)
+        password = generate_password()
+        _write_private(state_dir / PASSWORD_FILE, password + "\n")
+        _write_private(state_dir / AUTH_CONF, redis_auth_config(password))
         state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "host": host,
@@ -204,6 +216,20 @@ class LocalProvisioner:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @property
+    def password_file(self) -> Path:
+        """The file holding the password (``REDISCLI_AUTH=$(cat FILE) redis-cli ...``)."""
+        return self.state_dir / PASSWORD_FILE
+
+    @property
+    def auth(self) -> RedisAuth:
+        """The password every node of this state dir requires."""
+        try:
+            password = self.password_file.read_text().strip()
+        except OSError as err:
+            raise ProvisioningError(f"{self.state_dir}: no password file: {err}") from err
+        return RedisAuth(password=password)
 
     # -- the cluster shape last asked for ---------------------------------------------------
 
@@ -302,6 +328,7 @@ class LocalProvisioner:
         port = int(record["port"])
         argv = [
             str(state["redis_server"]),
+            str(self.state_dir / AUTH_CONF),  # requirepass/masterauth, never in argv
             "--port", str(port),
             "--bind", self.host,
             "--cluster-enabled", "yes",
@@ -331,7 +358,11 @@ class LocalProvisioner:
                 + _last_line(launcher.stdout.decode(errors="replace") or "no output")
             )
         deadline = time.monotonic() + self.start_timeout
-        client = _probe_connect(self.host, port)
+        connect = make_connect(
+            self.auth, client_name="headroom-provisioner", socket_timeout=2.0,
+            decode_responses=True,
+        )  # fmt: skip
+        client = connect(self.host, port)
         try:
             while True:
                 pid = _read_pid(workdir / "redis.pid")
@@ -407,6 +438,13 @@ class LocalProvisioner:
                     self._save(state)
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (created so, never widened)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -6,16 +6,22 @@ provisioners, the Redis INFO signal source, the operator) takes a
 passed in and AUTH/ACL/TLS are configured once, by :func:`make_connect`.
 Every connection Headroom opens carries a ``headroom-*`` client name, so the
 resharder can tell application clients from its own (see redis-py issue 4015).
+Cluster-aware clients (the demo's load, tests) come from :func:`make_cluster_client`
+with the same settings. A password never reaches a command line or a log: it comes
+from a Secret, a file or an environment variable, and :class:`RedisAuth` hides it.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from headroom.policies.errors import InputError
@@ -58,10 +64,49 @@ class RedisAuth:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
+    # Cluster nodes are reached by pod IP, which a certificate issued ahead of the pods
+    # cannot name: the chain is still verified against ``tls_ca``, the name is not.
+    tls_check_hostname: bool = True
 
     def __repr__(self) -> str:  # never print a password
         shown = "***" if self.password else None
         return f"RedisAuth(username={self.username!r}, password={shown!r}, tls={self.tls})"
+
+    __str__ = __repr__
+
+
+def generate_password() -> str:
+    """A new random password (256 bits, URL-safe: no quoting needed in a redis config)."""
+    return secrets.token_urlsafe(32)
+
+
+def redis_auth_config(password: str) -> str:
+    """redis.conf lines that make a node require ``password`` and use it toward its master
+    (a config file, so the password is never on redis-server's command line)."""
+    escaped = (
+        password.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
+    return f'requirepass "{escaped}"\nmasterauth "{escaped}"\n'
+
+
+def password_from_env(name: str) -> str | None:
+    """The password in environment variable ``name`` (None when unset or empty)."""
+    value = os.environ.get(name, "")
+    return value or None
+
+
+def _client_kwargs(auth: RedisAuth) -> dict[str, Any]:
+    extra: dict[str, Any] = {"username": auth.username, "password": auth.password}
+    if auth.tls:
+        extra |= {
+            "ssl": True,
+            "ssl_ca_certs": auth.tls_ca,
+            "ssl_certfile": auth.tls_cert,
+            "ssl_keyfile": auth.tls_key,
+            "ssl_cert_reqs": "none" if auth.tls_insecure else "required",
+            "ssl_check_hostname": auth.tls_check_hostname and not auth.tls_insecure,
+        }
+    return extra
 
 
 def make_connect(
@@ -82,22 +127,12 @@ def make_connect(
         raise ValueError(f"client names must start with {OWN_PREFIX!r}: {client_name!r}")
     auth = auth or RedisAuth()
 
+    extra = _client_kwargs(auth)
+
     def connect(host: str, port: int) -> redis.Redis:
-        extra: dict[str, Any] = {}
-        if auth.tls:
-            extra = {
-                "ssl": True,
-                "ssl_ca_certs": auth.tls_ca,
-                "ssl_certfile": auth.tls_cert,
-                "ssl_keyfile": auth.tls_key,
-                "ssl_cert_reqs": "none" if auth.tls_insecure else "required",
-                "ssl_check_hostname": not auth.tls_insecure,
-            }
         return redis.Redis(
             host=host,
             port=port,
-            username=auth.username,
-            password=auth.password,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,
             decode_responses=decode_responses,
@@ -107,3 +142,22 @@ def make_connect(
         )
 
     return connect
+
+
+def make_cluster_client(
+    seed: NodeAddr,
+    auth: RedisAuth | None = None,
+    *,
+    socket_timeout: float = CONTROL_TIMEOUT_S,
+    decode_responses: bool = False,
+) -> RedisCluster:
+    """A cluster-aware client (redis-py's ``RedisCluster``) with the same AUTH/TLS settings
+    as :func:`make_connect`, for what acts like an application (the demo's load): it has
+    no ``headroom-*`` name, so the resharder treats it as one."""
+    return RedisCluster(
+        host=seed.host,
+        port=seed.port,
+        socket_timeout=socket_timeout,
+        decode_responses=decode_responses,
+        **_client_kwargs(auth or RedisAuth()),
+    )

@@ -34,6 +34,7 @@ import redis
 from headroom.controller.provisioning.base import NodeInfo, NodeProvisioner
 from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
 from headroom.controller.redis.heal import Damage, LostNode, assess
+from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
 from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
 from headroom.controller.redis.topology import (
@@ -224,6 +225,10 @@ class ClusterScaler:
         self.provisioner = provisioner
         self.replicas_per_master = replicas_per_master
         self._reshard_connect = make_connect(auth, client_name=RESHARDER_CLIENT)
+        # MIGRATE opens its own connection to the target, which must AUTH too.
+        self._migrate_options = MigrateOptions(
+            username=auth.username if auth else None, password=auth.password if auth else None
+        )
         self._connect: Connect = make_connect(
             auth, client_name="headroom-scaler", socket_timeout=30.0, decode_responses=True
         )
@@ -778,7 +783,9 @@ class ClusterScaler:
 
     @contextlib.contextmanager
     def _resharding(self, seed: str, progress: ProgressListener | None) -> Iterator[Resharder]:
-        resharder = Resharder(seed, connect=self._reshard_connect, progress=progress)
+        resharder = Resharder(
+            seed, connect=self._reshard_connect, progress=progress, options=self._migrate_options
+        )
         try:
             yield resharder
         finally:

@@ -56,7 +56,7 @@ import numpy as np
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from headroom.controller.redis.connection import Connect, NodeAddr, make_connect
+from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
 from headroom.controller.redis.topology import parse_nodes
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
 from headroom.policies.series import Series
@@ -100,9 +100,10 @@ def demand_calls(info: Mapping[str, Any]) -> float:
     return total if seen else _f(info, "total_commands_processed")
 
 
-def default_connect(timeout: float = 2.0) -> Connect:
-    """A ``connect(host, port)`` that opens a plain redis-py client with ``timeout`` seconds."""
+def default_connect(timeout: float = 2.0, auth: RedisAuth | None = None) -> Connect:
+    """A ``connect(host, port)`` with ``timeout`` seconds and the cluster's AUTH/TLS."""
     return make_connect(
+        auth,
         client_name="headroom-signals",  # not an application client (see the resharder)
         socket_timeout=timeout,
         connect_timeout=timeout,

@@ -7,6 +7,13 @@ Headroom's fields come from ``X-HEADROOM-KIND``, ``X-HEADROOM-MULTIPLIER``,
 ``X-HEADROOM-SELECTOR``, or from ``key: value`` lines in DESCRIPTION (X- properties
 win). Floating times take ``X-WR-TIMEZONE`` or the caller's default zone; without
 either they are an error. Called by ``load_calendar``.
+
+Expansion is bounded, so no rule can take the machine's memory or minutes of CPU: a
+rule's steps from DTSTART to the end of the window (what the expansion walks through,
+estimated from FREQ, INTERVAL, COUNT, UNTIL and the BY* lists) are at most
+:data:`MAX_RULE_STEPS`; one event yields at most :data:`MAX_OCCURRENCES_PER_EVENT`
+occurrences in the window, and a calendar :data:`MAX_EVENTS_PER_CALENDAR` events.
+Each limit is a one-line error naming the event.
 """
 
 from __future__ import annotations
@@ -17,10 +24,25 @@ from typing import Any
 import icalendar
 import recurring_ical_events
 
-from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendar import MAX_EVENTS_PER_CALENDAR, Calendar, DemandEvent
 from headroom.policies.calendars._event import build_event
 from headroom.policies.errors import CalendarError, field_error, must_be
 from headroom.policies.text import zone
+
+MAX_OCCURRENCES_PER_EVENT = 5_000  # a daily event over the default 2-year window is 731
+MAX_RULE_STEPS = 100_000  # candidate times one RRULE may walk through (~1 s, listed at once)
+_YEAR = 365.25 * 86400.0
+_PER_YEAR = {  # FREQ -> steps per year
+    "YEARLY": 1.0,
+    "MONTHLY": 12.0,
+    "WEEKLY": 53.0,
+    "DAILY": 366.0,
+    "HOURLY": 366.0 * 24,
+    "MINUTELY": 366.0 * 24 * 60,
+    "SECONDLY": 366.0 * 24 * 3600,
+}
+_EXPANDING = ("BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYHOUR",
+              "BYMINUTE", "BYSECOND")  # fmt: skip
 
 _X_FIELDS = {
     "X-HEADROOM-KIND": "kind",
@@ -150,6 +172,70 @@ def _occurrence(component: Any, *, source: str, index: int, tz: str | None) -> D
     return build_event(fields, source=source, index=index)
 
 
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    return None
+
+
+def _check_rules(component: Any, label: str, end: float) -> None:
+    """Refuse an RRULE whose expansion up to ``end`` would walk more than
+    :data:`MAX_RULE_STEPS` candidate times (dateutil walks from DTSTART, in the window
+    or not: ``FREQ=SECONDLY`` since 1970 is 1.8 billion steps)."""
+    rules = component.get("RRULE")
+    start_prop = component.get("DTSTART")
+    start = _epoch(start_prop.dt) if start_prop is not None else None
+    if rules is None or start is None:
+        return
+    for rule in rules if isinstance(rules, list) else [rules]:
+        freq = str((rule.get("FREQ") or ["?"])[0]).upper()
+        per_year = _PER_YEAR.get(freq)
+        if per_year is None:
+            raise CalendarError(field_error(label, "RRULE", must_be("a known FREQ", freq)))
+        interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
+        fan_out = 1
+        for part in _EXPANDING:
+            fan_out *= max(1, len(rule.get(part) or ()))
+        until = _epoch((rule.get("UNTIL") or [None])[0])
+        last = end if until is None else min(until, end)
+        steps = max(0.0, last - start) / _YEAR * per_year / interval * fan_out
+        count = rule.get("COUNT")
+        if count:
+            steps = min(steps, float(count[0]) * fan_out)
+        if steps > MAX_RULE_STEPS:
+            raise CalendarError(
+                f"{label}: RRULE: FREQ={freq} repeats about {steps:,.0f} times from DTSTART "
+                f"to the window's end (at most {MAX_RULE_STEPS:,}; add UNTIL or COUNT, or "
+                "repeat less often)"
+            )
+
+
+def _expand(cal: Any, source: str, lo: datetime, hi: datetime) -> list[Any]:
+    """Every occurrence in ``[lo, hi)``, counted as it is made: at most
+    :data:`MAX_OCCURRENCES_PER_EVENT` per event, :data:`MAX_EVENTS_PER_CALENDAR` in all."""
+    query = recurring_ical_events.of(cal)
+    components: list[Any] = []
+    for series in query.series:
+        made = 0
+        for occurrence in series.between(lo, hi):
+            component = occurrence.as_component(False)
+            made += 1
+            if made > MAX_OCCURRENCES_PER_EVENT:
+                name = str(component.get("SUMMARY") or "").strip() or "?"
+                raise CalendarError(
+                    f'{source}: event "{name[:60]}": repeats more than '
+                    f"{MAX_OCCURRENCES_PER_EVENT:,} times in the window"
+                )
+            components.append(component)
+            if len(components) > MAX_EVENTS_PER_CALENDAR:
+                raise CalendarError(
+                    f"{source}: has more than {MAX_EVENTS_PER_CALENDAR:,} events in the window"
+                )
+    return components
+
+
 def parse_ics_calendar(
     data: str | bytes,
     source: str,
@@ -173,12 +259,15 @@ def parse_ics_calendar(
     masters = list(cal.walk("VEVENT"))
     # Validate each master once, so a bad property is reported even when no
     # occurrence falls inside the window.
+    if len(masters) > MAX_EVENTS_PER_CALENDAR:
+        raise CalendarError(f"{source}: has more than {MAX_EVENTS_PER_CALENDAR:,} events")
     for i, component in enumerate(masters):
-        _occurrence(component, source=source, index=i, tz=tz)
+        event = _occurrence(component, source=source, index=i, tz=tz)
+        _check_rules(component, f'{source}: event "{event.name[:60]}"', window[1])
     lo = datetime.fromtimestamp(window[0], tz=UTC)
     hi = datetime.fromtimestamp(window[1], tz=UTC)
     try:
-        occurrences = recurring_ical_events.of(cal).between(lo, hi)
+        occurrences = _expand(cal, source, lo, hi)
     except (ValueError, TypeError) as err:
         raise CalendarError(f"{source}: cannot expand recurring events: {err}") from None
     return Calendar.of(

@@ -14,9 +14,10 @@ an IANA name such as ``Asia/Shanghai``); timestamps are never guessed by YAML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from headroom.policies.calendar import Calendar, DemandEvent
+from headroom.policies.calendar import MAX_EVENTS_PER_CALENDAR, Calendar, DemandEvent
 from headroom.policies.calendars._event import build_event, event_to_fields
 from headroom.policies.errors import UNKNOWN_FIELD, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import load_yaml_documents
@@ -47,12 +48,18 @@ def event_from_resource(obj: dict[str, Any], source: str, index: int = 0) -> Dem
 
 
 def event_to_resource(
-    event: DemandEvent, name: str, namespace: str | None = None
+    event: DemandEvent,
+    name: str,
+    namespace: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The DemandEvent custom resource for an event (``headroom calendar export``)."""
+    """The DemandEvent custom resource for an event (``headroom calendar export``, the
+    import's objects), with ``labels`` on its metadata."""
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
+    if labels is not None:
+        meta["labels"] = dict(labels)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -96,6 +103,10 @@ def parse_yaml_calendar(text: str | bytes, source: str) -> Calendar:
             items.append(doc)
         else:
             raise CalendarError(f"{source}: expected 'events:', a list of events or DemandEvents")
+    if len(items) > MAX_EVENTS_PER_CALENDAR:
+        raise CalendarError(
+            f"{source}: has {len(items):,} events, more than {MAX_EVENTS_PER_CALENDAR:,}"
+        )
     events = [
         event_from_resource(item, source, i)
         if _is_resource(item)

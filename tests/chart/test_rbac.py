@@ -47,7 +47,7 @@ def rules_of(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("values", [None, {"rbac": {"clusterWide": True}}])
-def test_rbac_has_no_wildcards_and_no_write_on_secrets_or_pods(values: Any) -> None:
+def test_rbac_has_no_wildcards_and_secrets_only_read_or_created(values: Any) -> None:
     rules = rules_of(values)
     assert rules
     for rule in rules:
@@ -55,10 +55,12 @@ def test_rbac_has_no_wildcards_and_no_write_on_secrets_or_pods(values: Any) -> N
             assert not any("*" in item for item in rule.get(key) or []), rule
         assert "nonResourceURLs" not in rule
     for rule in rules:
-        if {"secrets", "pods"} & set(rule["resources"]):
+        if "pods" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
         if "secrets" in rule["resources"]:
-            assert rule["verbs"] == ["get"]  # the auth Secret, read by name: no list/watch
+            # Read by name (spec.auth's Secret, the cluster's auth Secret) and created (the
+            # auth Secret of a new RedisCluster): never listed, watched, changed or deleted.
+            assert set(rule["verbs"]) <= {"get", "create"}, rule
 
 
 def test_namespaced_install_has_no_cluster_roles_for_the_operator() -> None:
@@ -114,6 +116,9 @@ def test_the_operator_may_do_its_job_in_its_namespace(
         },
     )
     assert core.list_namespaced_pod(ns).items == []
+    # The cluster's auth Secret: created once, then read by name.
+    core.create_namespaced_secret(ns, {"metadata": {"name": "cart-redis-auth"}, "data": {}})
+    assert core.read_namespaced_secret("cart-redis-auth", ns).metadata.name == "cart-redis-auth"
     core.create_namespaced_event(
         ns,
         {
@@ -155,6 +160,9 @@ def test_the_operator_may_not_do_more(kube: KubeHarness, chart_operator: Operato
         f'in the namespace "{ns}"'
     )
     forbidden(core.delete_namespaced_pod, "x", ns)
+    kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": ns}})
+    forbidden(core.patch_namespaced_secret, "s", ns, {"data": {"password": "eA=="}})
+    forbidden(core.delete_namespaced_secret, "s", ns)
     forbidden(core.create_namespaced_config_map, ns, {"metadata": {"name": "x"}})
     # Namespaced install: nothing in another namespace, nothing cluster-wide.
     kube.ensure_namespace("shop")

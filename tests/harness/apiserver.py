@@ -673,6 +673,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        # kubectl get -w asks for Tables: each event's object is a one-row Table, the
+        # column definitions in the first one only (as kube-apiserver sends them).
+        table_version = tables.wants_table(self.headers.get("Accept"))
+        first_row = True
         api._watching(stop, True)
         try:
             for event in events:
@@ -682,6 +686,20 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 if event["type"] != "ERROR" and event["type"] != "BOOKMARK":
                     _version_of(rt, route.version, event["object"])
+                    if table_version:
+                        obj = event["object"]
+                        table = tables.to_table(
+                            rt,
+                            route.version,
+                            [obj],
+                            resource_version=str(obj["metadata"].get("resourceVersion", "")),
+                            table_version=table_version,
+                            include_object=query.get("includeObject") or "Metadata",
+                        )
+                        if not first_row:
+                            table["columnDefinitions"] = []
+                        first_row = False
+                        event = {"type": event["type"], "object": table}
                 line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.flush()

@@ -4,7 +4,12 @@ For each workload it keeps Pod objects in the store (StatefulSet names ``NAME-OR
 ordered start, scale-down from the highest ordinal); a pod whose container is Redis (image
 containing "redis" or label ``headroom.dev/kind: redis``) runs one real ``redis-server`` on
 its own loopback address 127.0.X.N:6379 with the container's args, and becomes Ready once it
-answers PING. Other pods become Ready after ``startup_delay``. Workload status
+answers PING (after AUTH with the container's ``REDISCLI_AUTH``, as its redis-cli probe would).
+As the real kubelet does, env ``valueFrom`` (``secretKeyRef``, ``fieldRef``) is resolved and
+Secret volumes are written out as files (the container's mount paths in its command and args
+are mapped to them), so a password reaches redis-server from a Secret, never from argv; a pod
+whose Secret is missing does not start (``CreateContainerConfigError``). Other pods become
+Ready after ``startup_delay``. Workload status
 (replicas/readyReplicas/availableReplicas/observedGeneration) and PodDisruptionBudget status
 (:mod:`tests.harness.disruption`) follow. Started by
 :meth:`tests.harness.harness.KubeHarness.start_kubelet`; ``stop()`` kills every process.
@@ -20,6 +25,7 @@ its pods, and the Redis container's data directory is that volume.
 from __future__ import annotations
 
 import atexit
+import base64
 import hashlib
 import logging
 import random
@@ -68,6 +74,7 @@ class PodProcess:
     workdir: Path
     argv: list[str]
     proc: subprocess.Popen[bytes]
+    password: str | None = None  # REDISCLI_AUTH of the container: what its probe sends
     log_offset: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -87,13 +94,30 @@ def ip_of(n: int) -> str:
     return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-def ping(ip: str, port: int, timeout: float = 0.2) -> bool:
+def ping(ip: str, port: int, timeout: float = 0.2, password: str | None = None) -> bool:
+    """PING, after AUTH when the container's probe has a password."""
     try:
         with socket.create_connection((ip, port), timeout=timeout) as s:
+            if password is not None:
+                s.sendall(_resp("AUTH", password))
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def _resp(*words: str) -> bytes:
+    out = [f"*{len(words)}\r\n".encode()]
+    for w in words:
+        data = w.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class ContainerConfigError(Exception):
+    """A container's env or volume names a Secret (key) that does not exist."""
 
 
 def redis_container(template: Obj) -> Obj | None:
@@ -113,20 +137,31 @@ def _expand(arg: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), arg)
 
 
-def redis_args(container: Obj, env: dict[str, str]) -> list[str]:
-    """The redis-server arguments a container's command/args amount to (config files dropped)."""
+def redis_args(
+    container: Obj, env: dict[str, str], mounts: dict[str, Path] | None = None
+) -> list[str]:
+    """The redis-server arguments a container's command/args amount to. A path under a
+    mounted volume (``mounts``: mount path -> host dir) is mapped to the host; a config
+    file inside the image does not exist here, so it is dropped (its flags must be args)."""
     words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])]
     if len(words) >= 3 and Path(words[0]).name in ("sh", "bash") and words[1] == "-c":
         words = shlex.split(words[2])
-    words = [_expand(w, env) for w in words]
+    words = [_map_path(_expand(w, env), mounts or {}) for w in words]
     if words and Path(words[0]).name in ("redis-server", "docker-entrypoint.sh"):
         words = words[1:]
         if words and Path(words[0]).name == "redis-server":
             words = words[1:]
-    # A config file path inside the image does not exist here; its flags must come as args.
+    config = words[0] if words and Path(words[0]).is_file() else None
     while words and not words[0].startswith("--"):
         words = words[1:]
-    return words
+    return [config, *words] if config else words
+
+
+def _map_path(word: str, mounts: dict[str, Path]) -> str:
+    for mount, host in mounts.items():
+        if word == mount or word.startswith(mount.rstrip("/") + "/"):
+            return str(host / word[len(mount) :].lstrip("/"))
+    return word
 
 
 class Kubelet:
@@ -167,6 +202,7 @@ class Kubelet:
         self._pods = store.type("", "pods")
         self._sts = store.type("apps", "statefulsets")
         self._deploy = store.type("apps", "deployments")
+        self._secrets = store.type("", "secrets")
         self._pvcs = store.type("", "persistentvolumeclaims")
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -421,9 +457,14 @@ class Kubelet:
         if proc is None:
             if time.monotonic() < self._restart_at.get(key, 0.0):
                 return
-            proc = self._spawn(key, pod, container)
+            try:
+                proc = self._spawn(key, pod, container)
+            except ContainerConfigError as err:
+                self._restart_at[key] = time.monotonic() + self.restart_delay
+                self._config_error(pod, str(err))
+                return
         if not pod_ready(pod) or pod["status"].get("podIP") != proc.ip:
-            if ping(proc.ip, proc.port):
+            if ping(proc.ip, proc.port, password=proc.password):
                 self._set_pod_status(pod, proc.ip, ready=True, container=container, running=True)
             elif pod["status"].get("phase") != "Running" or pod_ready(pod):
                 self._set_pod_status(pod, proc.ip, ready=False, container=container, running=True)
@@ -444,11 +485,11 @@ class Kubelet:
         ip = self._allocate_ip(key)
         workdir = self._data_dir(pod, container)
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {
-            e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "name" in e
-        }
-        env.update({"POD_IP": ip, "POD_NAME": name, "POD_NAMESPACE": ns, "HOSTNAME": name})
-        args = redis_args(container, env)
+        env = {"POD_NAME": name, "POD_NAMESPACE": ns, "HOSTNAME": name}
+        env.update(self._env(ns, pod, container, ip))
+        env["POD_IP"] = ip
+        mounts = self._mount_secrets(ns, pod, container)
+        args = redis_args(container, env, mounts)
         port = 6379
         if "--port" in args:
             port = int(args[args.index("--port") + 1])
@@ -469,11 +510,87 @@ class Kubelet:
         log_file = workdir / "redis.log"
         # The log is appended to by every run in this directory: this run's lines start here.
         offset = log_file.stat().st_size if log_file.exists() else 0
-        proc = PodProcess(ns, name, key, ip, port, workdir, argv, spawn(argv, workdir, log_file))
+        proc = PodProcess(
+            ns,
+            name,
+            key,
+            ip,
+            port,
+            workdir,
+            argv,
+            spawn(argv, workdir, log_file),
+            password=env.get("REDISCLI_AUTH") or None,
+        )
         proc.log_offset = offset
         self.processes[key] = proc
         log.info("Started redis-server pod=%s/%s addr=%s pid=%d", ns, name, proc.addr, proc.pid)
         return proc
+
+    def _secret(self, ns: str, name: str) -> dict[str, bytes]:
+        found = self.store.try_get(self._secrets, ns, name) if name else None
+        if found is None:
+            raise ContainerConfigError(f'secret "{name}" not found')
+        data = found.get("data") or {}
+        out = {k: base64.b64decode(v) for k, v in data.items()}
+        out.update({k: str(v).encode() for k, v in (found.get("stringData") or {}).items()})
+        return out
+
+    def _env(self, ns: str, pod: Obj, container: Obj, ip: str) -> dict[str, str]:
+        """The container's env with ``valueFrom`` resolved, as the kubelet does."""
+        fields = {
+            "status.podIP": ip,
+            "metadata.name": pod["metadata"]["name"],
+            "metadata.namespace": ns,
+            "spec.nodeName": NODE_NAME,
+        }
+        env: dict[str, str] = {}
+        for e in container.get("env") or []:
+            source = e.get("valueFrom") or {}
+            if "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                try:
+                    data = self._secret(ns, ref.get("name", ""))
+                    if ref.get("key") not in data:
+                        raise ContainerConfigError(
+                            f"couldn't find key {ref.get('key')} in Secret {ns}/{ref.get('name')}"
+                        )
+                except ContainerConfigError:
+                    if ref.get("optional"):
+                        continue
+                    raise
+                env[e["name"]] = data[ref["key"]].decode()
+            elif "fieldRef" in source:
+                env[e["name"]] = fields.get(source["fieldRef"].get("fieldPath", ""), "")
+            else:
+                env[e["name"]] = _expand(str(e.get("value", "")), env)
+        return env
+
+    def _mount_secrets(self, ns: str, pod: Obj, container: Obj) -> dict[str, Path]:
+        """Write the pod's Secret volumes out as files; mount path -> host dir."""
+        volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+        mounts: dict[str, Path] = {}
+        for m in container.get("volumeMounts") or []:
+            secret = (volumes.get(m.get("name")) or {}).get("secret")
+            if secret is None:
+                continue
+            data = self._secret(ns, secret.get("secretName", ""))
+            items = secret.get("items") or [{"key": k, "path": k} for k in data]
+            host = self.workdir / "secret-volumes" / ns / str(pod["metadata"]["uid"]) / m["name"]
+            shutil.rmtree(host, ignore_errors=True)
+            host.mkdir(parents=True)
+            for item in items:
+                if item["key"] not in data:
+                    raise ContainerConfigError(
+                        f"couldn't find key {item['key']} in Secret {ns}/{secret['secretName']}"
+                    )
+                path = host / item["path"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data[item["key"]])
+                # The owner bits of the mode (the test user owns the file, as root would).
+                mode = int(item.get("mode", secret.get("defaultMode", 0o644)))
+                path.chmod((mode & 0o700) | 0o400)
+            mounts[m["mountPath"]] = host
+        return mounts
 
     def _kill(self, key: str) -> None:
         proc = self.processes.pop(key, None)
@@ -481,6 +598,36 @@ class Kubelet:
             kill_group(proc.proc)
             self._ips.pop(key, None)
             log.info("Stopped redis-server pod=%s/%s pid=%d", proc.namespace, proc.pod, proc.pid)
+
+    def _config_error(self, pod: Obj, message: str) -> None:
+        """The pod cannot start until its Secret exists: Pending, waiting, with the reason."""
+        status = dict(pod.get("status") or {})
+        waiting = {"reason": "CreateContainerConfigError", "message": message}
+        status["containerStatuses"] = [
+            {
+                "name": c.get("name", "main"),
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "started": False,
+                "state": {"waiting": waiting},
+                "restartCount": 0,
+            }
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ]
+        if status == pod.get("status"):
+            return
+        try:
+            self.store.mutate(
+                self._pods,
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                lambda p: p.__setitem__("status", status),
+                subresource="status",
+            )
+        except ApiError as err:
+            if err.code != 404:
+                raise
 
     def _fake_pod(self, key: str, pod: Obj) -> None:
         if pod_ready(pod):

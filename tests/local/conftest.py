@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
+from headroom.controller.redis.connection import make_cluster_client
 from headroom.controller.redis.scaler import ClusterScaler
 from tests.support.procs import free_port
 
@@ -58,7 +59,7 @@ def local_factory(tmp_path: Path) -> Iterator[LocalFactory]:
     ) -> tuple[LocalProvisioner, ClusterScaler]:
         base = free_base_port(masters * (1 + replicas) + spare_ports)
         provisioner = LocalProvisioner.create(tmp_path / f"local{len(made)}", base_port=base)
-        scaler = ClusterScaler(provisioner, replicas_per_master=replicas)
+        scaler = ClusterScaler(provisioner, replicas_per_master=replicas, auth=provisioner.auth)
         made.append((provisioner, scaler))
         scaler.scale_masters(masters)
         return provisioner, scaler
@@ -71,7 +72,7 @@ def local_factory(tmp_path: Path) -> Iterator[LocalFactory]:
 
 def cluster_client(provisioner: LocalProvisioner) -> redis.RedisCluster:
     addr = provisioner.list_nodes()[0].addr
-    return redis.RedisCluster(host=addr.host, port=addr.port, decode_responses=True)
+    return make_cluster_client(addr, provisioner.auth, decode_responses=True)
 
 
 def load_keys(client: redis.RedisCluster, count: int, prefix: str = "k") -> dict[str, str]:

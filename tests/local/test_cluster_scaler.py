@@ -62,7 +62,12 @@ def serving(provisioner: LocalProvisioner) -> dict[str, int]:
     """node id -> slots, for every master that owns slots, read from every node."""
     out: dict[str, int] = {}
     for node in provisioner.list_nodes():
-        client = redis.Redis(host=node.addr.host, port=node.addr.port, decode_responses=True)
+        client = redis.Redis(
+            host=node.addr.host,
+            port=node.addr.port,
+            decode_responses=True,
+            password=provisioner.auth.password,
+        )
         for line in client.execute_command("CLUSTER", "NODES").splitlines():
             parts = line.split()
             if "master" in parts[2] and len(parts) > 8:
@@ -124,7 +129,12 @@ def test_scale_3_to_5_to_2_keeps_every_key_while_a_client_reads_and_writes(
     remaining = serving(provisioner)
     assert len(remaining) == 2 and not gone & set(remaining)
     for node in provisioner.list_nodes():
-        c = redis.Redis(host=node.addr.host, port=node.addr.port, decode_responses=True)
+        c = redis.Redis(
+            host=node.addr.host,
+            port=node.addr.port,
+            decode_responses=True,
+            password=provisioner.auth.password,
+        )
         known = {line.split()[0] for line in c.execute_command("CLUSTER", "NODES").splitlines()}
         assert not gone & known, f"{node.addr} still knows a drained node"
         c.close()

@@ -19,6 +19,7 @@ from tests.local.conftest import (
     missing_keys,
     pid_alive,
 )
+from tests.support.redis_auth import assert_refuses_unauthenticated, cmdlines_with
 
 pytestmark = pytest.mark.redis
 
@@ -32,7 +33,12 @@ def test_up_three_masters_serves_a_cluster_client_and_down_leaves_no_process(
     assert [n.ordinal for n in nodes] == [0, 1, 2]
     assert len({n.addr for n in nodes}) == 3
     for node in nodes:
-        client = redis.Redis(host=node.addr.host, port=node.addr.port, decode_responses=True)
+        client = redis.Redis(
+            host=node.addr.host,
+            port=node.addr.port,
+            decode_responses=True,
+            password=provisioner.auth.password,
+        )
         assert client.cluster("myid") == node.node_id
         client.close()
     status = scaler.status()
@@ -54,6 +60,26 @@ def test_up_three_masters_serves_a_cluster_client_and_down_leaves_no_process(
     assert sorted(stopped) == sorted(p for p in pids if p is not None)
     assert not any(pid_alive(pid) for pid in stopped)
     assert not provisioner.state_dir.exists()
+
+
+def test_nodes_require_a_generated_password_that_no_command_line_shows(
+    local_factory: LocalFactory,
+) -> None:
+    provisioner, scaler = local_factory(masters=3, replicas=1)
+    password = provisioner.auth.password
+    assert password and len(password) >= 32
+    assert scaler.status().healthy  # replicas authenticated to their masters (masterauth)
+    for node in provisioner.list_nodes():
+        assert_refuses_unauthenticated(node.addr.host, node.addr.port, password)
+    pids = [p.pid for p in provisioner.processes() if p.pid is not None]
+    assert len(pids) == 6
+    assert cmdlines_with(password, pids) == []
+    assert cmdlines_with(password) == []  # nor any other process's (this test's included)
+    for name in ("password", "redis-auth.conf"):
+        assert (provisioner.state_dir / name).stat().st_mode & 0o077 == 0
+    other = LocalProvisioner.create(provisioner.state_dir.with_name("other"), base_port=1)
+    assert other.auth.password != password  # one password per cluster
+    other.destroy()
 
 
 def test_a_stale_pid_is_never_killed_and_the_node_counts_as_down(tmp_path: Path) -> None:

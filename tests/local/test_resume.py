@@ -27,7 +27,12 @@ def new_master_owns_slots(provisioner: LocalProvisioner, count: int) -> bool:
         return False
     for node in nodes[3:]:
         try:
-            c = redis.Redis(host=node.addr.host, port=node.addr.port, socket_timeout=1)
+            c = redis.Redis(
+                host=node.addr.host,
+                port=node.addr.port,
+                socket_timeout=1,
+                password=provisioner.auth.password,
+            )
             line = next(
                 x
                 for x in c.execute_command("CLUSTER", "NODES").decode().splitlines()

@@ -25,6 +25,7 @@ from kubernetes import client
 
 from tests.harness.harness import KubeHarness
 from tests.harness.kubelet import Kubelet
+from tests.support.image import operator_argv, remove_container
 
 GROUP, VERSION, PLURAL = "headroom.dev", "v1alpha1", "redisclusters"
 NS = "headroom"  # the chart's release namespace: the operator watches its own
@@ -53,13 +54,14 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, poll: float = 0.
 class PodNode:
     host: str
     port: int
+    password: str | None = None  # the pod's REDISCLI_AUTH (from the cluster's auth Secret)
 
     @property
     def addr(self) -> str:
         return f"{self.host}:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, socket_timeout=5)
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, password=self.password)
 
 
 @dataclass
@@ -80,11 +82,15 @@ class PodCluster:
             ),
             key=lambda p: (p.pod, p.started),
         )
-        return [PodNode(p.ip, p.port) for p in procs]
+        return [PodNode(p.ip, p.port, p.password) for p in procs]
 
     @property
     def seed(self) -> str:
         return self.nodes[0].addr
+
+    @property
+    def password(self) -> str | None:
+        return self.nodes[0].password
 
 
 @dataclass
@@ -92,11 +98,14 @@ class OperatorProcess:
     identity: str
     proc: subprocess.Popen[bytes]
     log: Path
+    container: str | None = None  # started with podman from the image: the container's name
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        if self.container is not None:
+            remove_container(self.container)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -134,18 +143,24 @@ class OperatorEnv:
         self.apps: Any = client.AppsV1Api(self._admin)
         self.core: Any = client.CoreV1Api(self._admin)
 
-    def start_operator(self, identity: str, *extra: str) -> OperatorProcess:
+    def start_operator(self, identity: str, *extra: str, image: bool = False) -> OperatorProcess:
+        """``headroom operator run`` as the chart's ServiceAccount: the venv's command, or
+        with ``image`` the operator image's (``podman run``, the kubeconfig mounted)."""
         log = self.workdir / f"operator-{identity}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("KUBECONFIG", None)
-        argv = [
-            HEADROOM, "operator", "run", "--kubeconfig", str(self.kubeconfig), "-n", NS,
-            "--host", "127.0.0.1", "--port", "0", "--identity", identity,
+        args = [
+            "-n", NS, "--host", "127.0.0.1", "--port", "0", "--identity", identity,
             "--lease-name", self.lease, *extra,
         ]  # fmt: skip
+        container = f"headroom-{identity}-{os.getpid()}-{len(self.operators)}" if image else None
+        if container is not None:
+            argv = operator_argv(container, self.kubeconfig, *args)
+        else:
+            argv = [HEADROOM, "operator", "run", "--kubeconfig", str(self.kubeconfig), *args]
         with log.open("ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        op = OperatorProcess(identity, proc, log)
+        op = OperatorProcess(identity, proc, log, container)
         self.operators.append(op)
         return op
 
@@ -213,8 +228,10 @@ class OperatorEnv:
             print("\n".join(op.text().splitlines()[-60:]))
 
 
-def slots_of(host: str, port: int) -> int:
-    c = redis.Redis(host=host, port=port, socket_timeout=3, decode_responses=True)
+def slots_of(host: str, port: int, password: str | None = None) -> int:
+    c = redis.Redis(
+        host=host, port=port, socket_timeout=3, decode_responses=True, password=password
+    )
     try:
         for line in str(c.execute_command("CLUSTER", "NODES")).splitlines():
             if "myself" in line:
@@ -240,7 +257,7 @@ def guard_pod_removals(env: OperatorEnv) -> list[str]:
         proc = kubelet.processes.get(key)
         if proc is not None and proc.alive():
             try:
-                slots = slots_of(proc.ip, proc.port)
+                slots = slots_of(proc.ip, proc.port, proc.password)
             except redis.RedisError as err:
                 slots = -1
                 owned_at_removal.append(f"{proc.pod}: unreadable at removal ({err})")

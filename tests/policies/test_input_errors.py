@@ -8,6 +8,9 @@ Each test here failed before the shared wording (``headroom.policies.errors`` an
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -284,3 +287,28 @@ def test_a_bad_kubeconfig_is_one_line_naming_the_flag(tmp_path: Path) -> None:
         lines = res.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: --kubeconfig: "), res.stderr
         assert problem in lines[0] and "Traceback" not in res.output
+
+
+def test_no_kubernetes_configuration_is_the_same_line_and_exit_code_everywhere(
+    tmp_path: Path,
+) -> None:
+    """Without --kubeconfig, $KUBECONFIG, ~/.kube/config or a service account, every command
+    that talks to a cluster exits 2 (bad input) with one line (operator run exited 1)."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("KUBECONFIG", None)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    headroom = str(Path(sys.executable).with_name("headroom"))
+    lines = set()
+    for args in (
+        ["status"],
+        ["operator", "run", "--port", "0"],
+        ["surge", "cart", "--factor", "2"],
+    ):
+        proc = subprocess.run(
+            [headroom, *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("error: no Kubernetes configuration: "), line
+        lines.add(line)
+    assert len(lines) == 1, lines

@@ -50,14 +50,23 @@ class Dataset:
         return self.keys + self.hashes + self.big
 
 
+def password_of(cluster: ClusterLike) -> str | None:
+    """The cluster's password: pod clusters have one (``tests.operator``), others may not."""
+    return getattr(cluster, "password", None)
+
+
 def cluster_client(cluster: ClusterLike) -> redis.RedisCluster:
     node = cluster.nodes[0]
-    return redis.RedisCluster(host=node.host, port=node.port, socket_timeout=10)
+    return redis.RedisCluster(
+        host=node.host, port=node.port, socket_timeout=10, password=password_of(cluster)
+    )
 
 
 def _alive_client(cluster: ClusterLike) -> redis.Redis:
     for node in cluster.nodes:
-        c = redis.Redis(host=node.host, port=node.port, socket_timeout=10)
+        c = redis.Redis(
+            host=node.host, port=node.port, socket_timeout=10, password=password_of(cluster)
+        )
         try:
             c.ping()
             return c
@@ -92,7 +101,7 @@ def _per_node(
     for s, names in by_slot.items():
         nodes.setdefault(owners[s], []).append(names)
     for (host, port), groups in nodes.items():
-        client = redis.Redis(host=host, port=port, socket_timeout=60)
+        client = redis.Redis(host=host, port=port, socket_timeout=60, password=password_of(cluster))
         yield client, groups
         client.close()
 

@@ -26,8 +26,8 @@ runner = CliRunner()
 PASSWORD = "s3cret-pw"
 
 
-def run(*args: str):
-    return runner.invoke(app, ["redis", *args])
+def run(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, ["redis", *args], env=env)
 
 
 def test_password_and_acl_user_on_every_command(redis_cluster_factory):
@@ -49,23 +49,32 @@ def test_password_and_acl_user_on_every_command(redis_cluster_factory):
     assert refused.exit_code == 1
     assert refused.stderr.count("\n") == 1 and "authentication" in refused.stderr.lower()
 
-    status = run("status", "--seed", seed, "--password", PASSWORD, "--json")
+    # The password comes from the environment (REDISCLI_AUTH, as redis-cli), never argv.
+    flag = run("status", "--seed", seed, "--password", PASSWORD)
+    assert flag.exit_code == 2 and "--password: is not a known option" in flag.output
+    unset = run("status", "--seed", seed, "--password-env", "NOT_SET_ANYWHERE")
+    assert unset.exit_code == 2
+    assert unset.stderr.strip().endswith(
+        "--password-env NOT_SET_ANYWHERE: the environment variable is not set"
+    )
+    status = run("status", "--seed", seed, "--json", env={"REDISCLI_AUTH": PASSWORD})
     assert status.exit_code == 0, status.stderr
     topo = json.loads(status.stdout)
     assert topo["healthy"] and topo["masters"] == 4 and topo["keys"] == keys + 1
 
     # MIGRATE carries AUTH (default user) to the target ...
-    grown = run("rebalance", "--seed", seed, "--use-empty-masters", "--password", PASSWORD,
-                "--json")  # fmt: skip
+    grown = run("rebalance", "--seed", seed, "--use-empty-masters", "--password-env", "PW",
+                "--json", env={"PW": PASSWORD})  # fmt: skip
     assert grown.exit_code == 0, grown.stderr
     report = json.loads(grown.stdout)
     assert report["ok"] and report["slots_moved"] == 4096 and report["keys_moved"] > 4000
     # ... and AUTH2 (an ACL user).
-    drained = run("drain", "--seed", seed, "--node", extra_id, "--user", "ops",
-                  "--password", "ops-pw", "--json")  # fmt: skip
+    ops = {"REDISCLI_AUTH": "ops-pw"}
+    drained = run("drain", "--seed", seed, "--node", extra_id, "--user", "ops", "--json",
+                  env=ops)  # fmt: skip
     assert drained.exit_code == 0, drained.stderr
     assert json.loads(drained.stdout)["slots_moved"] == 4096
-    fixed = run("fix", "--seed", seed, "--user", "ops", "--password", "ops-pw", "--json")
+    fixed = run("fix", "--seed", seed, "--user", "ops", "--json", env=ops)
     assert fixed.exit_code == 0, fixed.stderr
 
     for node in cluster.nodes:

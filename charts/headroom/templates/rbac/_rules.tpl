@@ -58,6 +58,12 @@ rendered chart into the API emulator, so the e2e suite proves they suffice.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+{{- /* Each RedisCluster's auth Secret (<name>-redis-auth, its password): created once by the
+operator, owned by the RedisCluster; never updated, listed or deleted (garbage collection
+deletes it with the RedisCluster). RBAC cannot limit "create" to names or labels. */}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

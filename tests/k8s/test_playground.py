@@ -1,0 +1,106 @@
+"""``make playground`` as a reader uses it: start it, run the three kubectl commands it
+prints, press Ctrl-C, and find no process of it left."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.operator.support import wait_for
+from tests.support.chart import REPO_ROOT
+from tests.support.kubectl import table
+
+pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
+
+
+def _leftovers(workdir: Path) -> list[str]:
+    """Processes whose working directory or command line is inside ``workdir`` (the
+    operator's kubeconfig, each redis pod's --dir), or the playground's container."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone, or not ours to read
+        if cwd.startswith(str(workdir)) or str(workdir) in cmd:
+            found.append(f"{proc.name}: {cmd.strip()} (cwd {cwd})")
+    return found
+
+
+def test_playground_runs_the_printed_commands_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    workdir = tmp_path / "playground"
+    home = tmp_path / "home"
+    play = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.playground", "--dir", str(workdir),
+         "--operator", "venv"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # a terminal's Ctrl-C goes to the whole process group
+    )  # fmt: skip
+    try:
+        assert play.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not lines[-1:] == ["Ctrl-C"]:
+            line = play.stdout.readline()
+            assert line, "the playground exited before it was ready:\n" + "".join(lines)
+            lines.append(line)
+            if line.startswith("Ctrl-C stops"):
+                break
+        text = "".join(lines)
+        commands = [ln.strip() for ln in lines if ln.startswith(("  export ", "  kubectl "))]
+        assert [c.split()[:2] for c in commands] == [
+            ["export", commands[0].split()[1]],
+            ["kubectl", "apply"],
+            ["kubectl", "get"],
+            ["kubectl", "scale"],
+        ], text
+        kubeconfig = re.fullmatch(r"export KUBECONFIG=(\S+)", commands[0])
+        assert kubeconfig is not None, text
+        env = {**os.environ, "KUBECONFIG": kubeconfig[1], "HOME": str(home)}
+
+        def kubectl(cmd: str) -> str:
+            done = subprocess.run(
+                shlex.split(cmd), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, f"{cmd}: {done.stderr}"
+            return done.stdout
+
+        apply, watch, scale = commands[1:]
+        assert kubectl(apply).strip() == "rediscluster.headroom.dev/cart created"
+        watcher = subprocess.Popen(
+            shlex.split(watch), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        get = watch.removesuffix(" -w")
+
+        def row() -> list[str]:
+            rows = table(kubectl(get))
+            return rows[1][:4] if len(rows) > 1 else []
+
+        wait_for(lambda: row() == ["cart", "3", "3", "Ready"], 180, "cart 3/3 Ready")
+        assert kubectl(scale).strip() == "rediscluster.headroom.dev/cart scaled"
+        wait_for(lambda: row() == ["cart", "4", "4", "Ready"], 240, "cart 4/4 Ready")
+        watcher.terminate()
+        watched = watcher.communicate(timeout=30)[0]
+        assert re.search(r"^cart\s+4\s+4\s+Ready", watched, re.M), watched
+
+        os.killpg(play.pid, signal.SIGINT)
+        out, _ = play.communicate(timeout=90)
+        assert play.returncode == 0, out
+        assert "Stopped the operator, 8 redis-server pod(s) and the API emulator." in out, out
+        assert _leftovers(workdir) == []
+    finally:
+        if play.poll() is None:
+            os.killpg(play.pid, signal.SIGKILL)
+            play.wait(30)
