@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
 from bench._report import write_section  # noqa: E402
 from bench.backtest import (  # noqa: E402
     Case,
+    _slug,
     nasa_cases,
     shaped_case,
     synthetic_case,
@@ -249,13 +250,6 @@ def decomposition(case: Case, delay_min: float = DECOMPOSE_DELAY_MIN) -> dict[st
 
 
 # --- The frontier headline ----------------------------------------------------------
-
-
-def _slug(name: str) -> str:
-    out = "".join(c if c.isalnum() else "-" for c in name.lower())
-    while "--" in out:
-        out = out.replace("--", "-")
-    return out.strip("-")
 
 
 def headline(fr: Frontier) -> dict[str, Any]:

@@ -256,7 +256,7 @@ class DemandEventSurges:
         return "surge-" + "".join(c for c in key.lower() if c.isalnum())[:40]
 
     def start_surge(self, surge: Surge) -> None:
-        namespace = self.namespace_of(surge.policy)
+        namespace = surge.namespace or self.namespace_of(surge.policy)
         if namespace is None:
             raise InputError(f"surge: policy {surge.policy!r} is not one the operator runs")
         name = self.object_name(surge.key)
@@ -276,9 +276,17 @@ class DemandEventSurges:
                 f"renew DemandEvent {namespace}/{name}",
             )
 
-    def end_surge(self, key: str, at: float) -> bool:
+    def end_surge(
+        self, key: str, at: float, *, policy: str | None = None, namespace: str | None = None
+    ) -> bool:
+        """End the surge DemandEvent ``key`` in ``namespace`` (else: where ``policy`` runs,
+        else every namespace), but only one this receiver made (managed-by label) for
+        ``policy`` (its policySelector): another team's object of the same name stays."""
         name = self.object_name(key)
-        for namespace in sorted(set(self.namespaces())):
+        if namespace is None and policy is not None:
+            namespace = self.namespace_of(policy)
+        spaces = [namespace] if namespace is not None else sorted(set(self.namespaces()))
+        for namespace in spaces:
             try:
                 obj = call(
                     partial(
@@ -291,6 +299,12 @@ class DemandEventSurges:
                 if not_found(err):
                     continue
                 raise
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            selector = ((obj.get("spec") or {}).get("policySelector") or {}).get("matchLabels")
+            if labels.get(MANAGED_BY_LABEL) != SURGED_BY or (
+                policy is not None and (selector or {}).get(POLICY_LABEL) != policy
+            ):
+                continue  # not a surge this receiver made for this policy
             start = obj["spec"].get("start")
             end = datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if isinstance(start, str) and end <= start:

@@ -18,6 +18,8 @@ strategy (every 15 s, the HPA's sync period). Per tick, with ``u`` units ordered
   ``forecast.targetUtilization``, inside an event's window (from its ramp to its
   demand-determined end) at ``forecast.eventTargetUtilization`` (more margin, bought only
   where events are); the policy quantile at 100 %;
+- the **pre-scale stands** until an event is one settle (10 min) in (starts run late):
+  until then the anchored forecast inside its window is at least the forecast itself;
 - an event's **end follows demand**: after one settle (10 min) into the event, a
   measured level back within ``END_TOLERANCE`` of the level before the event ends it
   (its margin and its forecast lift stop); past its declared end, a level still above
@@ -256,8 +258,9 @@ class TargetRule:
             if m > 0 and math.isfinite(m):
                 scale = level / m
         tw = t[k0:k1].tolist()
-        med = [x * scale for x in prep.median[k0:k1].tolist()]
-        up = [x * scale for x in prep.upper[k0:k1].tolist()]
+        raw_med, raw_up = prep.median[k0:k1].tolist(), prep.upper[k0:k1].tolist()
+        med = [x * scale for x in raw_med]
+        up = [x * scale for x in raw_up]
         util = [spec.forecast_utilization] * len(tw)
         which: list[DemandEvent | None] = [None] * len(tw)
         horizon = now + reach
@@ -277,7 +280,12 @@ class TargetRule:
                         end = horizon  # overran: the measured level holds, with the margin
                         med = [max(x, level) for x in med]
                         up = [max(x, level) for x in up]
+                # Until the event has had a settle to show up (starts run late), the
+                # pre-scale stands: the anchored forecast may not go below the forecast.
+                hold = now < ev.start + SETTLE
                 for j, tj in enumerate(tw):
+                    if hold and lo <= tj < end:
+                        med[j], up[j] = max(med[j], raw_med[j]), max(up[j], raw_up[j])
                     if not lift and tj >= ev.start:
                         med[j], up[j] = min(med[j], level), min(up[j], level)
                     if lo <= tj < end:

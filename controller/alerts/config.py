@@ -80,8 +80,10 @@ class SecretRef(_Model):
     def resolve(self, where: str) -> SecretStr:
         if self.env is not None:
             value = os.environ.get(self.env)
-            if not value:
+            if value is None:
                 raise AlertConfigError(f"{where}: environment variable {self.env} is not set")
+            if not value.strip():  # "   " is no secret: an empty bearer token matched it
+                raise AlertConfigError(f"{where}: environment variable {self.env} is blank")
             return SecretStr(value.strip())
         assert self.file is not None
         data = read_bounded(self.file, SECRET_MAX_BYTES, AlertConfigError, f"secret ({where})")

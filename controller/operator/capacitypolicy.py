@@ -236,9 +236,14 @@ class CapacityPolicyReconciler:
         return len(due)
 
     def known_specs(self) -> dict[str, PolicySpec]:
-        """The policies this operator runs, by name (the inbound alert receiver's map)."""
+        """The policies this operator runs, by ``namespace/name`` (the inbound alert
+        receiver's map: with --all-namespaces two namespaces may hold the same name)."""
         with self._lock:
-            return {r.loop.spec.name: r.loop.spec for r in self._runtimes.values()}
+            return {
+                f"{self._bodies[uid]['metadata']['namespace']}/{r.loop.spec.name}": r.loop.spec
+                for uid, r in self._runtimes.items()
+                if uid in self._bodies
+            }
 
     def namespace_of(self, policy: str) -> str | None:
         with self._lock:

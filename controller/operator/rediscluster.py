@@ -533,6 +533,31 @@ class RedisClusterReconciler:
         return cluster
 
     def _auth(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> RedisAuth:
+        """The password (and with ``spec.tls`` the CA) the operator connects with."""
+        password = self._password(body, spec)
+        if spec.tls is None:
+            return RedisAuth(password=password)
+        ns = body["metadata"]["namespace"]
+        ref = spec.tls
+        data = self._secret_data(ns, ref.secret_name, "spec.tls.secretName")
+        for field_name, key in (("certKey", ref.cert_key), ("keyKey", ref.key_key)):
+            if not data.get(key):
+                raise InvalidSpec(
+                    f"spec.tls.{field_name}: Secret {ref.secret_name} has no key {key!r}"
+                )
+        ca = data.get(ref.ca_key)
+        if not ca:
+            raise InvalidSpec(f"spec.tls.caKey: Secret {ref.secret_name} has no key {ref.ca_key!r}")
+        # Nodes are reached by pod IP, which no certificate issued ahead of the pods names:
+        # the chain is verified against the cluster's CA, the host name is not.
+        return RedisAuth(
+            password=password,
+            tls=True,
+            tls_ca_data=base64.b64decode(ca).decode(),
+            tls_check_hostname=False,
+        )
+
+    def _password(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> str:
         """The cluster's password, from the auth Secret the operator owns; creating that
         Secret first (from ``spec.auth``'s Secret, or a generated password) if it is new.
 
@@ -563,11 +588,11 @@ class RedisClusterReconciler:
             except KubernetesError as err:
                 if getattr(err, "status", None) != 409:
                     raise
-                return self._auth(body, spec)  # created meanwhile (another pass): use it
+                return self._password(body, spec)  # created meanwhile (another pass): use it
             origin = f"from Secret {spec.auth.secret_name}" if spec.auth else "generated"
             log.info("Created Secret %s/%s password=%s", ns, owned, origin)
             self.record(body, "Normal", "AuthSecretCreated", f"Secret {owned}: password {origin}")
-            return RedisAuth(password=password)
+            return password
         raw = (secret.data or {}).get(resources.PASSWORD_KEY)
         if not raw:
             raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
@@ -580,23 +605,25 @@ class RedisClusterReconciler:
                 name,
                 spec.auth.secret_name if spec.auth else "",
             )
-        return RedisAuth(password=password)
+        return password
+
+    def _secret_data(self, ns: str, name: str, where: str) -> dict[str, str]:
+        """A Secret's ``data`` (base64 values) that a spec field names."""
+        try:
+            secret = call(
+                lambda: self.kube.core.read_namespaced_secret(name, ns),
+                f"read Secret {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                raise InvalidSpec(f"{where}: Secret {name!r} not found in {ns}") from err
+            raise
+        return dict(secret.data or {})
 
     def _given_password(self, ns: str, spec: RedisClusterSpec) -> str:
         assert spec.auth is not None
         ref = spec.auth
-        try:
-            secret = call(
-                lambda: self.kube.core.read_namespaced_secret(ref.secret_name, ns),
-                f"read Secret {ns}/{ref.secret_name}",
-            )
-        except KubernetesError as err:
-            if not_found(err):
-                raise InvalidSpec(
-                    f"spec.auth.secretName: Secret {ref.secret_name!r} not found in {ns}"
-                ) from err
-            raise
-        raw = (secret.data or {}).get(ref.key)
+        raw = self._secret_data(ns, ref.secret_name, "spec.auth.secretName").get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
         password = base64.b64decode(raw).decode()

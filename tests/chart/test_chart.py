@@ -51,6 +51,10 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
             "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
             "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
         },
+        "networkPolicy": {
+            "enabled": True,
+            "extraFrom": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+        },
     },
 }
 
@@ -117,6 +121,8 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
+        ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
+        ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
             {"metrics": {"serviceMonitor": {"interval": "often"}}},
             "/metrics/serviceMonitor/interval",
@@ -314,6 +320,7 @@ def test_sample_redis_cluster_is_admitted_by_the_chart_crd(kube: KubeHarness) ->
 def test_notes_tell_how_to_create_and_scale_a_cluster() -> None:
     notes = render_manifests(namespace="shop")["headroom/templates/NOTES.txt"]
     assert "kubectl scale rediscluster/cart -n shop --replicas 6" in notes
+    assert "kubectl get secret cart-redis-auth -n shop" in notes
     assert "watches RedisClusters in namespace shop only" in notes
     wide = render_manifests({"rbac": {"clusterWide": True}})["headroom/templates/NOTES.txt"]
     assert "in every namespace" in wide
