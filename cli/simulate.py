@@ -32,6 +32,7 @@ from rich.table import Table
 from headroom.cli._common import (
     EXIT_INPUT,
     console,
+    duration_option,
     errors_to_exit,
     fail,
     print_json,
@@ -47,7 +48,7 @@ from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
 from headroom.policies.bounds import MAX_PROVISIONING
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.errors import TraceError
-from headroom.policies.policy import PolicySpec, parse_duration
+from headroom.policies.policy import PolicySpec
 from headroom.policies.series import Series, to_datetime
 from headroom.policies.simulate import Progress as ProgressFn
 from headroom.policies.simulate import Simulation
@@ -124,10 +125,7 @@ def policy_trace(spec: PolicySpec, policy: Path) -> Path:
 def _delay_option(value: str | None) -> float | None:
     if value is None:
         return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as err:
-        fail(f"--provisioning-delay: {err}", EXIT_INPUT)
+    seconds = duration_option(value, "--provisioning-delay")
     if seconds > MAX_PROVISIONING:
         fail(f"--provisioning-delay: must be at most 1d, not {value!r}", EXIT_INPUT)
     return seconds

@@ -392,6 +392,7 @@ class DemoRunner:
                 tz=self.tz,
                 prior=self.prior,
                 sample_every=cfg.sample_every,
+                with_latency=False,  # as before the one runtime: no SLO-latency reads
             )
             loop = runtime.loop
             target = loop.targets[self.target.name]

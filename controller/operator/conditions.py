@@ -53,35 +53,9 @@ def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any]
     return None
 
 
-def write_status(
-    kube: Kube,
-    plural: str,
-    kind: str,
-    ns: str,
-    name: str,
-    old: Mapping[str, Any],
-    generation: int,
-    fields: Mapping[str, Any],
-    conds: Iterable[Condition],
-) -> bool:
-    """Patch ``status`` once with ``fields``, the conditions and ``observedGeneration``;
-    skip the write (False) when nothing changed, so an idle pass causes no watch event."""
-    new = {**fields, "observedGeneration": generation}
-    new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
-    if all(old.get(k) == v for k, v in new.items()):
-        return False
-    call(
-        lambda: kube.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, ns, plural, name, {"status": new}
-        ),
-        f"write status of {kind} {ns}/{name}",
-    )
-    return True
-
-
 @dataclass(frozen=True)
 class StatusWriter:
-    """:func:`write_status` for one kind: ``writer(ns, name, old, generation, fields, conds)``."""
+    """The status write of one kind: ``writer(ns, name, old, generation, fields, conds)``."""
 
     kube: Kube
     plural: str
@@ -96,9 +70,19 @@ class StatusWriter:
         fields: Mapping[str, Any],
         conds: Iterable[Condition],
     ) -> bool:
-        return write_status(
-            self.kube, self.plural, self.kind, ns, name, old, generation, fields, conds
+        """Patch ``status`` once with ``fields``, the conditions and ``observedGeneration``;
+        skip the write (False) when nothing changed, so an idle pass causes no watch event."""
+        new = {**fields, "observedGeneration": generation}
+        new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
+        if all(old.get(k) == v for k, v in new.items()):
+            return False
+        call(
+            lambda: self.kube.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ns, self.plural, name, {"status": new}
+            ),
+            f"write status of {self.kind} {ns}/{name}",
         )
+        return True
 
 
 Handler = Callable[..., None]

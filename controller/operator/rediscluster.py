@@ -525,7 +525,17 @@ class RedisClusterReconciler:
             replicas_per_master=spec.replicas_per_master,
             auth=auth,
         )
-        target = RedisScalerTarget(scaler, name=f"rediscluster/{ns}/{name}")
+        label = f"rediscluster/{ns}/{name}"
+        metrics = self.metrics
+        target = RedisScalerTarget(
+            scaler,
+            name=label,
+            on_moved=(
+                (lambda slots, keys: metrics.record_resharding(label, keys=keys, slots=slots))
+                if metrics is not None
+                else None
+            ),
+        )
         with self._lock:
             cluster = self._clusters.setdefault(uid, _Cluster(target, provisioner))
         if cluster.target is not target:

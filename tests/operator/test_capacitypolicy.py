@@ -10,7 +10,6 @@ real process with the chart's RBAC.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from headroom.policies.synthetic import DailyShape, generate_trace
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
 from tests.support.procs import free_port
 from tests.support.receivers import Receiver
+from tests.support.traces import write_trace_csv
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -72,13 +72,7 @@ def _history_and_calendar(tmp_path: Path, start_in: float) -> tuple[Path, Path, 
     trace = generate_trace(
         first - DAY, 15, 60.0, BASE_QPS, past, [3.0] * 14, noise=0.04, seed=9, shape=flat
     )
-    history = tmp_path / "qps.csv"
-    with history.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["timestamp", "qps"])
-        for t, v in zip(trace.t, trace.v, strict=True):
-            if t < now:
-                out.writerow([int(t), f"{v:.1f}"])
+    history = write_trace_csv(tmp_path / "qps.csv", trace, before=now)
     start = datetime.fromtimestamp(first, UTC)
     ics = tmp_path / "sales.ics"
     ics.write_text(
