@@ -102,6 +102,18 @@ class OperatorMetrics:
             "1 while this operator process holds the leader Lease, 0 while it stands by.",
             registry=r,
         )
+        self.cluster_lost_nodes = Gauge(
+            "headroom_rediscluster_lost_nodes",
+            "Members of a RedisCluster that are gone and not yet healed",
+            ["cluster"],
+            registry=r,
+        )
+        self.cluster_slots_lost = Gauge(
+            "headroom_rediscluster_slots_lost",
+            "Slots whose master is gone with no replica (data lost unless its volume returns)",
+            ["cluster"],
+            registry=r,
+        )
         self.reconciles = Counter(
             "headroom_reconciles",
             "Reconcile passes by kind (RedisCluster, ...) and result (done, requeued, "
@@ -195,6 +207,11 @@ class OperatorMetrics:
 
     def record_action(self, target: str, reason: str) -> None:
         self.actions.labels(target=target, reason=reason).inc()
+
+    def set_cluster_damage(self, cluster: str, lost_nodes: int, slots_lost: int) -> None:
+        """A RedisCluster's lost members and the slots no node can serve (alert on > 0)."""
+        self.cluster_lost_nodes.labels(cluster=cluster).set(lost_nodes)
+        self.cluster_slots_lost.labels(cluster=cluster).set(slots_lost)
 
     def record_reconcile(self, kind: str, result: str) -> None:
         """``result``: done, requeued (converging), invalid (spec refused) or failed."""

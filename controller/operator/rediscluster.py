@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from headroom.controller.operator.conditions import StatusWriter, condition, rou
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import RedisAuth, generate_password
+from headroom.controller.redis.heal import Damage
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.topology import SLOTS
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
@@ -69,6 +71,10 @@ class _Cluster:
     masters_seen: int | None = None
     last_error: str | None = None
     migration_started: str | None = None
+    healing_since: str | None = None  # RFC 3339, when a lost node was first seen
+    healing_started: float = 0.0  # monotonic, for the time to heal
+    healing_nodes: tuple[str, ...] = ()  # what was lost (for the Healed event)
+    slots_lost_reported: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -186,6 +192,12 @@ class RedisClusterReconciler:
         self._ensure_children(ns, name, spec, owner)
         ready_pods, wanted_pods = cluster.provisioner.pods_ready()
         target = cluster.target
+        shape = _read_shape(target)
+        damage = shape.damage if shape is not None else Damage()
+        # A master gone with no replica is lost only once every pod is back and none of them
+        # is it: with a volume, its pod may still be on its way back with its slots.
+        complete = ready_pods >= wanted_pods
+        healing = self._track_healing(body, cluster, damage, shape, spec, complete=complete)
         if ready_pods < wanted_pods and not target.running:
             # Pods are starting or restarting: the scaler would see missing nodes and add
             # more. Kubernetes brings them back; wait for it.
@@ -208,11 +220,26 @@ class RedisClusterReconciler:
                         "PodsNotReady",
                         message,
                     ),
+                    *healing,
                 ],
             )
             return Outcome(self.busy_requeue, "Pending", message)
+        # Evictions wait while a node is lost or a pod is not back: a drain must never take
+        # a shard's second node before the first one's replacement has joined.
+        self.guard_disruptions(
+            ns, name, cluster.healing_since is None and ready_pods >= wanted_pods
+        )
         target.set_replicas(spec.replicas_per_master)
-        if target.desired != spec.masters:
+        held = ""
+        if cluster.healing_since is not None:
+            # Heal at the size the cluster has; a new size waits until it is whole.
+            current = (shape.masters if shape else 0) + len(damage.failing_over)
+            current += len(damage.slots_lost)
+            if target.desired is None and current:
+                target.scale(current, reason="healing at the current size")
+            if spec.masters != target.desired:
+                held = f"masters {target.desired}->{spec.masters} waits until the cluster is whole"
+        elif target.desired != spec.masters:
             if cluster.masters_seen is not None:
                 self.record(
                     body,
@@ -221,7 +248,6 @@ class RedisClusterReconciler:
                     f"masters {cluster.masters_seen}->{spec.masters}",
                 )
             target.scale(spec.masters, reason=f"spec.masters={spec.masters}")
-        shape = _read_shape(target)
         running = target.running
         error = target.last_error
         if not running and error is None and not _converged(shape, spec):
@@ -250,7 +276,41 @@ class RedisClusterReconciler:
             cluster.migration_started = None
             fields["migration"] = None
         conds: list[Condition]
-        if error is not None and not running:
+        if damage.slots_lost and complete:
+            phase = "Degraded"
+            lost = (
+                f"{damage.lost_slots} slots lost: "
+                + ", ".join(n.describe() for n in damage.slots_lost)
+                + " gone with no replica; not Ready until restored"
+            )
+            conds = [
+                Condition("Ready", "False", "SlotsLost", lost),
+                Condition(
+                    "Scaling", "False", "SlotsLost", held or "nothing moves while slots are lost"
+                ),
+                Condition("Degraded", "True", "SlotsLost", lost),
+                Condition(
+                    "Healing", "False", "SlotsLost", f"since {cluster.healing_since}: {lost}"
+                ),
+            ]
+        elif cluster.healing_since is not None:
+            phase = "Degraded"
+            what = damage.describe() if not damage.whole else (target.phase or "rejoining")
+            message = f"since {cluster.healing_since}: {what}"
+            reason = (
+                "FailingOver"
+                if damage.failing_over
+                else "ForgettingLostNodes"
+                if damage.gone
+                else "Rejoining"
+            )
+            conds = [
+                Condition("Ready", "False", "Healing", message),
+                Condition("Scaling", "False", "WaitingForHealing" if held else "Healing", held),
+                Condition("Degraded", "True", "NodeLost", message),
+                Condition("Healing", "True", reason, message),
+            ]
+        elif error is not None and not running:
             phase = "Degraded"
             conds = [
                 Condition("Ready", "False", "ScaleFailed", error),
@@ -282,6 +342,7 @@ class RedisClusterReconciler:
                 ),
                 Condition("Scaling", "False", "Converged", ""),
                 Condition("Degraded", "False", "AsExpected", ""),
+                Condition("Healing", "False", "Whole", ""),
             ]
             if cluster.masters_seen != shape.masters:
                 before = "-" if cluster.masters_seen is None else str(cluster.masters_seen)
@@ -299,8 +360,19 @@ class RedisClusterReconciler:
                 if self.metrics is not None:
                     self.metrics.record_action(f"rediscluster/{ns}/{name}", "SpecChanged")
             cluster.masters_seen = shape.masters
+        if not any(c.type == "Healing" for c in conds):
+            conds += healing
         cluster.last_error = error
         fields["phase"] = phase
+        fields["healing"] = (
+            {
+                "since": cluster.healing_since,
+                "nodes": list(cluster.healing_nodes),
+                "slotsLost": damage.lost_slots if complete else 0,
+            }
+            if cluster.healing_since is not None
+            else None
+        )
         self._write_status(ns, name, status, generation, fields, conds)
         if phase == "Ready":
             return Outcome(None, phase)
@@ -346,6 +418,95 @@ class RedisClusterReconciler:
         )
         log.info("Dry run RedisCluster %s/%s %s", ns, name, would)
         return Outcome(None, "DryRun", would)
+
+    def _track_healing(
+        self,
+        body: Mapping[str, Any],
+        cluster: _Cluster,
+        damage: Damage,
+        shape: _Shape | None,
+        spec: RedisClusterSpec,
+        *,
+        complete: bool,
+    ) -> list[Condition]:
+        """Start, report and end a healing episode; the Healing condition while pods wait."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        key = f"{ns}/{name}"
+        if self.metrics is not None:
+            lost = len(damage.failing_over) + len(damage.slots_lost) + len(damage.gone)
+            self.metrics.set_cluster_damage(key, lost, damage.lost_slots if complete else 0)
+        if not damage.whole and cluster.healing_since is None:
+            cluster.healing_since = now_rfc3339()
+            cluster.healing_started = time.monotonic()
+            cluster.healing_nodes = tuple(
+                n.describe() for n in (*damage.failing_over, *damage.slots_lost, *damage.gone)
+            )
+            self.record(body, "Warning", "NodeLost", f"healing: {damage.describe()}")
+            log.warning("Lost node RedisCluster %s damage=%s", key, damage.describe())
+        if damage.slots_lost and complete and not cluster.slots_lost_reported:
+            cluster.slots_lost_reported = True
+            message = (
+                f"{damage.lost_slots} slots lost: "
+                + ", ".join(n.describe() for n in damage.slots_lost)
+                + " gone with no replica"
+            )
+            self.record(body, "Warning", "SlotsLost", message)
+            log.error("Lost slots RedisCluster %s %s", key, message)
+        if cluster.healing_since is not None and damage.whole and _whole(shape, spec):
+            took = time.monotonic() - cluster.healing_started
+            self.record(
+                body,
+                "Normal",
+                "Healed",
+                f"whole again after {took:.1f}s: " + ", ".join(cluster.healing_nodes),
+            )
+            log.info(
+                "Healed RedisCluster %s seconds=%.1f lost=%s",
+                key, took, ",".join(cluster.healing_nodes),
+            )  # fmt: skip
+            cluster.healing_since, cluster.healing_nodes = None, ()
+            cluster.slots_lost_reported = False
+            return [Condition("Healing", "False", "Whole", "")]
+        if cluster.healing_since is None:
+            return [Condition("Healing", "False", "Whole", "")]
+        return [Condition("Healing", "True", "WaitingForPods", f"since {cluster.healing_since}")]
+
+    def guard_disruptions(self, ns: str, name: str, allow: bool) -> None:
+        """The cluster's PodDisruptionBudget: one pod may be evicted, or none (``allow``)."""
+        if self.dry_run:
+            return
+        want = 1 if allow else 0
+        policy = self.kube.policy
+        try:
+            pdb = call(
+                lambda: policy.read_namespaced_pod_disruption_budget(name, ns),
+                f"read PodDisruptionBudget {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                return  # created by the next pass
+            raise
+        if pdb.spec.max_unavailable == want:
+            return
+        call(
+            lambda: policy.patch_namespaced_pod_disruption_budget(
+                name, ns, {"spec": {"maxUnavailable": want}}
+            ),
+            f"patch PodDisruptionBudget {ns}/{name}",
+        )
+        log.info(
+            "%s evictions RedisCluster %s/%s maxUnavailable=%d",
+            "Allowed" if allow else "Blocked", ns, name, want,
+        )  # fmt: skip
+
+    def pod_lost(self, ns: str, cluster: str) -> None:
+        """A pod of ``cluster`` went (deleted, evicted) or stopped being Ready: block further
+        evictions at once; the next pass allows them again when the cluster is whole."""
+        try:
+            self.guard_disruptions(ns, cluster, False)
+        except HeadroomError as err:
+            log.warning("Failed to block evictions RedisCluster %s/%s error=%s", ns, cluster, err)
 
     # -- the world -----------------------------------------------------------------------------
 
@@ -551,6 +712,7 @@ class _Shape:
     replicas: dict[str, int]
     slots_per_master: list[dict[str, Any]]
     healthy: bool
+    damage: Damage = field(default_factory=Damage)
 
 
 def _read_shape(target: RedisScalerTarget) -> _Shape | None:
@@ -582,12 +744,22 @@ def _read_shape(target: RedisScalerTarget) -> _Shape | None:
             key=lambda row: _ordinal_key(str(row["node"])),
         ),
         healthy=st.healthy,
+        damage=st.damage,
     )
 
 
 def _ordinal_key(pod: str) -> tuple[int, str]:
     number = pod.rpartition("-")[2]
     return (int(number), pod) if number.isdigit() else (1 << 30, pod)
+
+
+def _whole(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
+    """Healthy with every replica in place, whatever the size (healing ends here)."""
+    return (
+        shape is not None
+        and shape.healthy
+        and all(r == spec.replicas_per_master for r in shape.replicas.values())
+    )
 
 
 def _converged(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
@@ -610,10 +782,44 @@ def _detail(progress: Any) -> str:
 
 # -- kopf wiring ------------------------------------------------------------------------------
 
+#: Starts the message of the TemporaryError that only asks kopf to come back (converging).
+REQUEUE_MARK = "requeue: "
+_TEMPORARY = " failed temporarily: "
+
+
+class ConvergingLogFilter(logging.Filter):
+    """Logs kopf's "Handler ... failed temporarily: requeue: ..." at INFO, as what it is.
+
+    kopf has one way to say "call me again in N s" from an on.create/on.update handler:
+    raising ``TemporaryError(delay=N)``, which it logs at ERROR (and posts as a Warning
+    Event). A pass that returns "requeue after N s" while a migration converges is not an
+    error, so its record becomes ``INFO Requeued Handler '...' after=Ns: Scaling: ...``.
+    Real failures (any other TemporaryError, PermanentError, exceptions) keep their level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not isinstance(record.msg, str):
+            return True
+        handler, sep, rest = record.msg.partition(_TEMPORARY)
+        if sep and rest.startswith(REQUEUE_MARK):
+            record.msg = f"Requeued {handler} while converging: {rest.removeprefix(REQUEUE_MARK)}"
+            record.args = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_requeues(logger: logging.Logger | None = None) -> None:
+    """Install :class:`ConvergingLogFilter` on kopf's per-object logger (once)."""
+    logger = logger or logging.getLogger("kopf.objects")
+    if not any(isinstance(f, ConvergingLogFilter) for f in logger.filters):
+        logger.addFilter(ConvergingLogFilter())
+
 
 def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float = 10.0) -> None:
     """Route kopf's resume/create/update/timer/delete for RedisClusters to ``reconciler``."""
     import kopf
+
+    quiet_requeues()
 
     def count(result: str) -> None:
         if reconciler.metrics is not None:
@@ -631,7 +837,7 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         count("done" if outcome.requeue_after is None else "requeued")
         if outcome.requeue_after is not None:
             raise kopf.TemporaryError(
-                f"{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
+                f"{REQUEUE_MARK}{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
             )
 
     def drift(body: Any, **_: Any) -> None:
@@ -651,7 +857,20 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         meta = body["metadata"]
         reconciler.forget(meta["namespace"], meta["name"], meta["uid"])
 
+    def pod_event(event: Any, body: Any, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        cluster = (meta.get("labels") or {}).get(resources.CLUSTER_LABEL)
+        if not cluster or event.get("type") is None:
+            return  # the initial listing, not a change
+        conditions = (body.get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        if event.get("type") == "DELETED" or meta.get("deletionTimestamp") or not ready:
+            reconciler.pod_lost(meta.get("namespace", ""), cluster)
+
     route(registry, PLURAL, handle=handle, timer=drift, gone=gone, interval=timer)
+    kopf.on.event(
+        "", "v1", "pods", labels={resources.CLUSTER_LABEL: kopf.PRESENT}, registry=registry
+    )(pod_event)
 
 
 __all__ = ["KIND", "PLURAL", "Outcome", "RedisClusterReconciler", "register"]

@@ -152,7 +152,9 @@ def redis_args(spec: RedisClusterSpec) -> list[str]:
         "--cluster-announce-ip", "$(POD_IP)",
         "--maxmemory", redis_maxmemory(spec.maxmemory),
         "--maxmemory-policy", "noeviction",
-        "--appendonly", "no",
+        # With a volume, a lost pod comes back with its data (AOF) and its node id
+        # (nodes.conf); without one there is nothing to come back to.
+        "--appendonly", "yes" if spec.persistence is not None else "no",
     ]  # fmt: skip
     return args
 
@@ -203,8 +205,11 @@ def statefulset(
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    volumes: list[dict[str, Any]] = [
-        {"name": "data", "emptyDir": {}},
+    # The data volume is the pod's claim when spec.persistence asks for one (below).
+    volumes: list[dict[str, Any]] = (
+        [] if spec.persistence is not None else [{"name": "data", "emptyDir": {}}]
+    )
+    volumes += [
         {
             "name": "auth",
             "secret": {
@@ -232,7 +237,16 @@ def statefulset(
         container["volumeMounts"].append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
     if spec.resources:
         container["resources"] = spec.resources
-    return {
+    claims: list[dict[str, Any]] = []
+    if spec.persistence is not None:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.persistence.size}},
+        }
+        if spec.persistence.storage_class_name:
+            claim_spec["storageClassName"] = spec.persistence.storage_class_name
+        claims = [{"metadata": {"name": "data", "labels": labels(name)}, "spec": claim_spec}]
+    sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(name, name, owner),
@@ -256,3 +270,6 @@ def statefulset(
             },
         },
     }
+    if claims:
+        sts["spec"]["volumeClaimTemplates"] = claims
+    return sts

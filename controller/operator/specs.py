@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from headroom.policies.errors import InputError
 
 MIN_MASTERS = 3  # fewer masters cannot elect a failover majority
+_QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:[KMGTPE]i?|[kmgtpe])?$")
 _MEMORY = re.compile(r"^[0-9]+(?:[kmg]b?|[KMGT]i|[KMGT])?$", re.IGNORECASE)
 
 
@@ -28,6 +29,15 @@ class AuthRef(BaseModel):
 
     secret_name: str = Field(alias="secretName", min_length=1)
     key: str = Field(default="password", min_length=1)
+
+
+class Persistence(BaseModel):
+    """``spec.persistence``: each pod's data on its own PersistentVolumeClaim, with AOF."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    storage_class_name: str | None = Field(default=None, alias="storageClassName", min_length=1)
+    size: str = Field(default="1Gi")
 
 
 class TlsRef(BaseModel):
@@ -54,6 +64,7 @@ class RedisClusterSpec(BaseModel):
     maxmemory: str = Field(default="256mb")
     resources: dict[str, Any] = Field(default_factory=dict)
     auth: AuthRef | None = None
+    persistence: Persistence | None = None
     tls: TlsRef | None = None
 
     @property
@@ -69,6 +80,11 @@ def parse_spec(raw: Any) -> RedisClusterSpec:
         spec = RedisClusterSpec.model_validate(raw)
     except ValidationError as err:
         raise InvalidSpec(_one_line(err)) from err
+    if spec.persistence is not None and not _QUANTITY.match(spec.persistence.size):
+        raise InvalidSpec(
+            f"spec.persistence.size: {spec.persistence.size!r} is not a storage size "
+            "(e.g. 1Gi, 500Mi)"
+        )
     if not _MEMORY.match(spec.maxmemory):
         raise InvalidSpec(
             f"spec.maxmemory: {spec.maxmemory!r} is not a memory size (e.g. 256mb, 1gb, 512Mi)"

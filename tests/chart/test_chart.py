@@ -47,7 +47,10 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
             "nodeSelector": {"kubernetes.io/os": "linux"},
         },
         "serviceAccount": {"annotations": {"iam.example/role": "headroom"}},
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        },
         "networkPolicy": {
             "enabled": True,
             "extraFrom": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
@@ -73,12 +76,12 @@ def test_every_rendered_object_passes_kubernetes_validate_strict(
             kubernetes_validate.validate(obj, kube_version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
             unvalidated.append(obj)
-    # Only the prometheus-operator kind has no schema in kubernetes-validate; check its shape
-    # against the Service it scrapes instead.
-    assert [o["kind"] for o in unvalidated] == (
-        ["ServiceMonitor"] if name == "everything-on" else []
+    # Only the prometheus-operator kinds have no schema in kubernetes-validate; check a
+    # ServiceMonitor's shape against the Service it scrapes instead (rules: below).
+    assert sorted(o["kind"] for o in unvalidated) == (
+        ["PrometheusRule", "ServiceMonitor"] if name == "everything-on" else []
     )
-    for monitor in unvalidated:
+    for monitor in of_kind(unvalidated, "ServiceMonitor"):
         (svc,) = of_kind(objs, "Service")
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
         assert (
@@ -352,3 +355,27 @@ def test_the_chart_runs_the_image_the_containerfile_builds() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_the_healing_alerts_fire_on_series_the_operator_exports() -> None:
+    """The PrometheusRule's expressions name gauges OperatorMetrics really serves, with the
+    label they aggregate by; a SlotsLost cluster makes the critical one's series > 0."""
+    from prometheus_client import generate_latest
+
+    from headroom.controller.metrics import OperatorMetrics
+
+    (rule,) = of_kind(
+        render_chart({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule"
+    )
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {"HeadroomRedisClusterSlotsLost", "HeadroomRedisClusterNotHealed"}
+    assert alerts["HeadroomRedisClusterSlotsLost"]["labels"]["severity"] == "critical"
+    assert alerts["HeadroomRedisClusterNotHealed"]["for"] == "10m"
+    metrics = OperatorMetrics()
+    metrics.set_cluster_damage("shop/cart", lost_nodes=1, slots_lost=5461)
+    exposed = generate_latest(metrics.registry).decode()
+    for alert in alerts.values():
+        series = re.search(r"\((headroom_[a-z_]+)\)", alert["expr"])
+        assert series is not None
+        assert re.search(rf'^{series[1]}{{cluster="shop/cart"}} [1-9]', exposed, re.M), alert
+    assert render_chart() and not of_kind(render_chart(), "PrometheusRule")  # off by default

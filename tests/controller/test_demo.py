@@ -63,6 +63,13 @@ def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) 
     summary = json.loads((out / "report.json").read_text())["summary"]
 
     assert summary["keys_lost"] == 0
+    # Measured QPS (Redis INFO) against what the load generator really sent, through the
+    # reshards: no zero while sending, the peak within 10%, and no scaling reason citing a
+    # demand above what was sent by more than the stated tolerance.
+    measurement = summary["measurement"]
+    assert measurement["zero_samples_while_sending"] == 0, measurement
+    assert abs(measurement["peak_ratio"] - 1.0) <= 0.10, measurement
+    assert all(c["within_tolerance"] for c in measurement["demand_claims"]), measurement
     assert summary["keys_checked"] >= 30_000
     assert summary["client_ops"] > 10_000
     # The README's claim: the cluster-aware client sees no error through the reshards.

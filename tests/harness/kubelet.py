@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness.disruption import refresh_budgets
+from tests.harness.disruption import pod_ready, refresh_budgets
 from tests.harness.errors import ApiError
 from tests.harness.selectors import selector_matches
 from tests.harness.store import Obj, Store, now_rfc3339
@@ -330,7 +330,7 @@ class Kubelet:
         for ordinal in range(want):
             pod_name = f"{name}-{ordinal}"
             if pod_name in pods:
-                if not parallel and not _ready(pods[pod_name]):
+                if not parallel and not pod_ready(pods[pod_name]):
                     return  # OrderedReady: the next ordinal waits for this one
                 continue
             pod = self._pod_from_template(sts, pod_name)
@@ -461,7 +461,7 @@ class Kubelet:
             return
         proc = self.processes.get(key)
         if proc is not None and not proc.alive():
-            never_ready = not _ready(pod)
+            never_ready = not pod_ready(pod)
             self.processes.pop(key)
             self._restarts[key] = self._restarts.get(key, 0) + 1
             self._restart_at[key] = time.monotonic() + self.restart_delay
@@ -481,10 +481,10 @@ class Kubelet:
                 self._restart_at[key] = time.monotonic() + self.restart_delay
                 self._config_error(pod, str(err))
                 return
-        if not _ready(pod) or pod["status"].get("podIP") != proc.ip:
+        if not pod_ready(pod) or pod["status"].get("podIP") != proc.ip:
             if ping(proc.ip, proc.port, password=proc.password, tls_ca=proc.tls_ca):
                 self._set_pod_status(pod, proc.ip, ready=True, container=container, running=True)
-            elif pod["status"].get("phase") != "Running" or _ready(pod):
+            elif pod["status"].get("phase") != "Running" or pod_ready(pod):
                 self._set_pod_status(pod, proc.ip, ready=False, container=container, running=True)
 
     def _data_dir(self, pod: Obj, container: Obj) -> Path:
@@ -654,7 +654,7 @@ class Kubelet:
                 raise
 
     def _fake_pod(self, key: str, pod: Obj) -> None:
-        if _ready(pod):
+        if pod_ready(pod):
             return
         ip = self._ips.get(key)
         if ip is None:
@@ -732,7 +732,7 @@ class Kubelet:
         spec = owner.get("spec") or {}
         if spec.get("selector") and not all(selector_matches(spec["selector"], p) for p in pods):
             pods = [p for p in pods if selector_matches(spec["selector"], p)]
-        ready = sum(1 for p in pods if _ready(p))
+        ready = sum(1 for p in pods if pod_ready(p))
         status: Obj = {
             "observedGeneration": owner["metadata"].get("generation", 1),
             "replicas": len(pods),
@@ -764,10 +764,3 @@ def _same_pod(pod: Obj, uid: str, status: Obj) -> None:
     if pod["metadata"]["uid"] != uid:
         raise ApiError(409, "Conflict", f"the pod was replaced (uid {uid} is gone)")
     pod["status"] = status
-
-
-def _ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False
