@@ -84,10 +84,15 @@ class Anchor:
 def anchor_of(t: FloatArray, v: FloatArray) -> Anchor | None:
     """The median of the finite samples given (the last ``ANCHOR_WINDOW``), at their
     median time: one outlier does not move it, a step is followed within half the window."""
-    ok = np.isfinite(v)
-    if not bool(ok.any()):
+    pairs = sorted((x, y) for x, y in zip(v.tolist(), t.tolist(), strict=True) if x == x)
+    if not pairs:
         return None
-    return Anchor(float(np.median(v[ok])), float(np.median(t[ok])))
+    n = len(pairs)
+    times = sorted(y for _, y in pairs)
+    if n % 2:
+        return Anchor(pairs[n // 2][0], times[n // 2])
+    mid = n // 2
+    return Anchor(0.5 * (pairs[mid - 1][0] + pairs[mid][0]), 0.5 * (times[mid - 1] + times[mid]))
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,7 @@ class Driver:
         self.state = state if state is not None else DriverState()
         self.spec = spec
         self._rules = self._new_rules()
+        self._reach: float | None = None
         self._anchor_count = max(2, math.ceil(ANCHOR_WINDOW / step) + 2)
         self._seen = -1  # samples seen at the last tick (what follows from them is cached)
         self._observed: float | None = None
@@ -230,7 +231,9 @@ class Driver:
     def horizon(self, with_plan: bool = True) -> float:
         """How far each forecast reaches (seconds): the spec's ``forecast.horizon`` for a
         plan ahead (or the reach, if longer); the reach alone when only deciding."""
-        return max(self.spec.forecast.horizon, self.reach()) if with_plan else self.reach()
+        if self._reach is None:
+            self._reach = self.reach()  # from the spec alone: once
+        return max(self.spec.forecast.horizon, self._reach) if with_plan else self._reach
 
     def _events(self, calendar: Calendar) -> Calendar:
         """The events that select this policy (filtered once per calendar object)."""
@@ -310,15 +313,15 @@ class Driver:
             return True
         # Below: the two newest samples, both (one low sample is a scrape gap or a stall
         # as often as demand that left, and shrinking an event under way on it is costly).
-        recent = past.since(past.last_time - 1.5 * self.step)
-        if len(recent) < 2:
+        rt, rv = past.recent(2)
+        if rt.size < 2 or rt[0] < past.last_time - 1.5 * self.step:
             return False
-        at = np.searchsorted(fc.t, recent.t[-2:], side="right") - 1
+        at = np.searchsorted(fc.t, rt, side="right") - 1
         if int(at[0]) < 0:
             return False
         median = fc.level(0.5)[at]
         lower = 2 * median - upper_band[at]
-        if not bool(np.all(recent.v[-2:] < lower)):  # NaN compares False: not below
+        if not bool(np.all(rv < lower)):  # NaN compares False: not below
             return False
         ramp = self.spec.forecast.default_ramp
         return any(
