@@ -21,7 +21,8 @@ strategy (every 15 s, the HPA's sync period). Per tick, with ``u`` units ordered
 - the **pre-scale stands** until an event is one settle (10 min) in (starts run late):
   until then the anchored forecast inside its window is at least the forecast itself;
 - an event's **end follows demand**: after one settle (10 min) into the event, a
-  measured level back within ``END_TOLERANCE`` of the level before the event ends it
+  measured level back within ``END_TOLERANCE`` of the level before the event (or of the
+  forecast's level without events now, if higher: a daily rise is no overrun) ends it
   (its margin and its forecast lift stop); past its declared end, a level still above
   that keeps the event on (its margin, and the measured level held over the lead) until
   the level is back or its tail window closes;
@@ -269,6 +270,11 @@ class TargetRule:
         util = [spec.forecast_utilization] * len(tw)
         which: list[DemandEvent | None] = [None] * len(tw)
         horizon = now + reach
+        # The level an event is over at: the higher of the measured level before it and the
+        # forecast's own level without events now (a daily rise is not an overrun).
+        base_now = math.nan
+        if prep.baseline is not None and prep.baseline.size:
+            base_now = float(prep.baseline[min(k0, prep.baseline.size - 1)])
         if self._events:
             near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
             for i in near:
@@ -278,6 +284,8 @@ class TargetRule:
                 lift = True
                 if math.isfinite(level) and (now >= ev.start + SETTLE or now >= ev.end):
                     ref = self._reference(ev, since)
+                    if math.isfinite(base_now):
+                        ref = max(ref, base_now) if math.isfinite(ref) else base_now
                     back = math.isfinite(ref) and level <= ref * (1.0 + END_TOLERANCE)
                     if now < ev.end and back:
                         end, lift = now, False  # ended early: no margin, no lift from now on
