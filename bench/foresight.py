@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
 from bench._report import write_section  # noqa: E402
 from bench.backtest import (  # noqa: E402
     Case,
+    _slug,
     nasa_cases,
     shaped_case,
     synthetic_case,
@@ -66,6 +67,8 @@ OLD_DAYS = 28  # the backtest's generated and shaped traces
 MEAN_UNITS = 8.0  # a broadened trace's mean demand needs about this many units at 80 %
 CHARTS = ROOT / "docs" / "img" / "foresight"
 BEFORE = Path(__file__).resolve().parent / "foresight_before.json"
+# The reading of the numbers, written by hand (its figures are as measured then).
+ANALYSIS = Path(__file__).resolve().parent / "foresight_analysis.md"
 TARGET_SHARE = 0.33  # issue 20 at 10 min, on every event case
 DECOMPOSE_DELAY_MIN = 10.0
 # The Headroom settings swept here: the cheapest of the CLI's grid and one a step dearer
@@ -134,7 +137,12 @@ def _respec(case: Case, name: str | None = None) -> Case:
 @cache
 def all_cases() -> tuple[Case, ...]:
     nasa = _respec(nasa_cases()[0], "NASA-HTTP Jul 1995, STS-70")
-    plain = replace(nasa, name="NASA-HTTP Jul 1995, no calendar", calendar=Calendar())
+    plain = replace(
+        nasa,
+        name="NASA-HTTP Jul 1995, no calendar",
+        calendar=Calendar(),
+        note="the same trace and policy with an empty calendar (Headroom should be the HPA)",
+    )
     return (
         *(broad_case(s) for s in BROAD_SEEDS),
         nasa,
@@ -242,13 +250,6 @@ def decomposition(case: Case, delay_min: float = DECOMPOSE_DELAY_MIN) -> dict[st
 
 
 # --- The frontier headline ----------------------------------------------------------
-
-
-def _slug(name: str) -> str:
-    out = "".join(c if c.isalnum() else "-" for c in name.lower())
-    while "--" in out:
-        out = out.replace("--", "-")
-    return out.strip("-")
 
 
 def headline(fr: Frontier) -> dict[str, Any]:
@@ -446,6 +447,7 @@ def report(
         "",
         *headline_table(runs, cases, delays),
         "",
+        *([ANALYSIS.read_text().strip(), ""] if ANALYSIS.exists() else []),
         "Cases:",
         "",
         *(f"- **{c.name}**: {c.note}" for c in cases),

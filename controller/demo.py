@@ -300,6 +300,7 @@ class DemoRunner:
                 tz=self.tz,
                 prior=self.prior,
                 sample_every=cfg.sample_every,
+                with_latency=False,  # as before the one runtime: no SLO-latency reads
             )
             loop = runtime.loop
             target = loop.targets[self.target.name]
@@ -490,6 +491,11 @@ class DemoRunner:
             "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
             "unit_hours": round(unit_hours, 2),  # masters ordered, over the (simulated) run
             "reactive_hpa_unit_hours": round(hpa.unit_hours, 2),
+            # The replayed HPA's ready units, [[t, units], ...] from each change: the chart
+            # draws the HPA the minutes are quoted for.
+            "reactive_hpa_ready": [
+                [float(at), int(units)] for at, units in zip(hpa.ready_t, hpa.ready_v, strict=True)
+            ],
             "capacity_ready_before_event": bool(
                 planned > self.config.masters and _covers(at_start.capacity_units, planned)
             ),
@@ -567,4 +573,7 @@ class DemoRunner:
         (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
         from headroom.controller.demo_chart import render_chart
 
-        render_chart(report, self.event, self.target, self.tz, out / "demo.png")
+        render_chart(
+            report, self.event, self.target, self.tz, out / "demo.png",
+            utilization=self.spec.slo.target_utilization,
+        )  # fmt: skip

@@ -36,6 +36,19 @@ class OperatorMetrics:
             ["target", "quantile"],
             registry=r,
         )
+        self.demand = Gauge(
+            "headroom_demand_requests_per_second",
+            "Demand measured by the policy's signal source on the last pass.",
+            ["target"],
+            registry=r,
+        )
+        self.event_start = Gauge(
+            "headroom_event_start_timestamp_seconds",
+            "Unix start time of each DemandEvent in a policy's forecast horizon.",
+            ["policy", "event"],
+            registry=r,
+        )
+        self._events: dict[str, set[str]] = {}
         self.ready = Gauge(
             "headroom_ready_units", "Units of the target ready to serve.", ["target"], registry=r
         )
@@ -144,6 +157,17 @@ class OperatorMetrics:
 
     def set_alert_queue_depth(self, sink: str, depth: int) -> None:
         self.alert_queue.labels(sink=sink).set(depth)
+
+    def observe_demand(self, target: str, qps: float) -> None:
+        self.demand.labels(target=target).set(qps)
+
+    def set_events(self, policy: str, starts: dict[str, float]) -> None:
+        """The events ahead of ``policy`` (name -> unix start); the ones gone are removed."""
+        for gone in self._events.get(policy, set()) - set(starts):
+            self.event_start.remove(policy, gone)
+        self._events[policy] = set(starts)
+        for name, at in starts.items():
+            self.event_start.labels(policy=policy, event=name).set(at)
 
     def observe_forecast(self, target: str, quantile: float, qps: float) -> None:
         self.forecast.labels(target=target, quantile=_quantile_label(quantile)).set(qps)

@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.controller.kube import (
-    GROUP,
-    VERSION,
     Kube,
     call,
     not_found,
     now_rfc3339,
     owner_reference,
 )
+from headroom.controller.loop import Condition
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
-from headroom.controller.operator.conditions import Cond, condition, write_status
+from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import RedisAuth, generate_password
@@ -88,6 +87,7 @@ class RedisClusterReconciler:
     ) -> None:
         """``dry_run``: change nothing but the status, which says what a pass would do."""
         self.kube = kube
+        self._write_status = StatusWriter(kube, PLURAL, KIND)
         self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
         self.metrics = metrics
         self.busy_requeue = busy_requeue
@@ -115,9 +115,11 @@ class RedisClusterReconciler:
                 generation,
                 {"phase": "Invalid"},
                 [
-                    Cond("Ready", "False", "InvalidSpec", str(err)),
-                    Cond("Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"),
-                    Cond("Degraded", "Unknown", "InvalidSpec", ""),
+                    Condition("Ready", "False", "InvalidSpec", str(err)),
+                    Condition(
+                        "Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"
+                    ),
+                    Condition("Degraded", "Unknown", "InvalidSpec", ""),
                 ],
             )
             ready = condition(status, "Ready") or {}
@@ -148,9 +150,9 @@ class RedisClusterReconciler:
                 generation,
                 {"phase": "Degraded" if status.get("masters") else "Pending"},
                 [
-                    Cond("Ready", "False", "ReconcileFailed", message),
-                    Cond("Scaling", "False", "ReconcileFailed", message),
-                    Cond("Degraded", "True", "ReconcileFailed", message),
+                    Condition("Ready", "False", "ReconcileFailed", message),
+                    Condition("Scaling", "False", "ReconcileFailed", message),
+                    Condition("Degraded", "True", "ReconcileFailed", message),
                 ],
             )
         except KubernetesError as err:
@@ -198,9 +200,9 @@ class RedisClusterReconciler:
                     "podsReady": f"{ready_pods}/{wanted_pods}",
                 },
                 [
-                    Cond("Ready", "False", "PodsNotReady", message),
-                    Cond("Scaling", "False", "PodsNotReady", message),
-                    Cond(
+                    Condition("Ready", "False", "PodsNotReady", message),
+                    Condition("Scaling", "False", "PodsNotReady", message),
+                    Condition(
                         "Degraded",
                         "True" if cluster.masters_seen else "False",
                         "PodsNotReady",
@@ -247,15 +249,15 @@ class RedisClusterReconciler:
         else:
             cluster.migration_started = None
             fields["migration"] = None
-        conds: list[Cond]
+        conds: list[Condition]
         if error is not None and not running:
             phase = "Degraded"
             conds = [
-                Cond("Ready", "False", "ScaleFailed", error),
-                Cond(
+                Condition("Ready", "False", "ScaleFailed", error),
+                Condition(
                     "Scaling", "False", "RetryScheduled", f"retrying in {target.retry_after:.0f}s"
                 ),
-                Cond("Degraded", "True", "ScaleFailed", error),
+                Condition("Degraded", "True", "ScaleFailed", error),
             ]
             if cluster.last_error != error:
                 self.record(body, "Warning", "ScaleFailed", error)
@@ -263,23 +265,23 @@ class RedisClusterReconciler:
             phase = "Forming" if not shape or shape.masters == 0 else "Scaling"
             detail = _detail(progress) or target.phase or "converging"
             conds = [
-                Cond("Ready", "False", phase, detail),
-                Cond("Scaling", "True", "Migrating" if progress else phase, detail),
-                Cond("Degraded", "False", "AsExpected", ""),
+                Condition("Ready", "False", phase, detail),
+                Condition("Scaling", "True", "Migrating" if progress else phase, detail),
+                Condition("Degraded", "False", "AsExpected", ""),
             ]
         else:
             phase = "Ready"
             assert shape is not None
             conds = [
-                Cond(
+                Condition(
                     "Ready",
                     "True",
                     "ClusterReady",
                     f"{shape.masters} masters own all {SLOTS} slots, "
                     f"{spec.replicas_per_master} replicas each",
                 ),
-                Cond("Scaling", "False", "Converged", ""),
-                Cond("Degraded", "False", "AsExpected", ""),
+                Condition("Scaling", "False", "Converged", ""),
+                Condition("Degraded", "False", "AsExpected", ""),
             ]
             if cluster.masters_seen != shape.masters:
                 before = "-" if cluster.masters_seen is None else str(cluster.masters_seen)
@@ -337,9 +339,9 @@ class RedisClusterReconciler:
             generation,
             {"phase": status.get("phase") or "Pending"},
             [
-                Cond("Ready", "Unknown", "DryRun", would),
-                Cond("Scaling", "False", "DryRun", would),
-                Cond("Degraded", "Unknown", "DryRun", ""),
+                Condition("Ready", "Unknown", "DryRun", would),
+                Condition("Scaling", "False", "DryRun", would),
+                Condition("Degraded", "Unknown", "DryRun", ""),
             ],
         )
         log.info("Dry run RedisCluster %s/%s %s", ns, name, would)
@@ -362,7 +364,17 @@ class RedisClusterReconciler:
             replicas_per_master=spec.replicas_per_master,
             auth=auth,
         )
-        target = RedisScalerTarget(scaler, name=f"rediscluster/{ns}/{name}")
+        label = f"rediscluster/{ns}/{name}"
+        metrics = self.metrics
+        target = RedisScalerTarget(
+            scaler,
+            name=label,
+            on_moved=(
+                (lambda slots, keys: metrics.record_resharding(label, keys=keys, slots=slots))
+                if metrics is not None
+                else None
+            ),
+        )
         with self._lock:
             cluster = self._clusters.setdefault(uid, _Cluster(target, provisioner))
         if cluster.target is not target:
@@ -370,6 +382,31 @@ class RedisClusterReconciler:
         return cluster
 
     def _auth(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> RedisAuth:
+        """The password (and with ``spec.tls`` the CA) the operator connects with."""
+        password = self._password(body, spec)
+        if spec.tls is None:
+            return RedisAuth(password=password)
+        ns = body["metadata"]["namespace"]
+        ref = spec.tls
+        data = self._secret_data(ns, ref.secret_name, "spec.tls.secretName")
+        for field_name, key in (("certKey", ref.cert_key), ("keyKey", ref.key_key)):
+            if not data.get(key):
+                raise InvalidSpec(
+                    f"spec.tls.{field_name}: Secret {ref.secret_name} has no key {key!r}"
+                )
+        ca = data.get(ref.ca_key)
+        if not ca:
+            raise InvalidSpec(f"spec.tls.caKey: Secret {ref.secret_name} has no key {ref.ca_key!r}")
+        # Nodes are reached by pod IP, which no certificate issued ahead of the pods names:
+        # the chain is verified against the cluster's CA, the host name is not.
+        return RedisAuth(
+            password=password,
+            tls=True,
+            tls_ca_data=base64.b64decode(ca).decode(),
+            tls_check_hostname=False,
+        )
+
+    def _password(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> str:
         """The cluster's password, from the auth Secret the operator owns; creating that
         Secret first (from ``spec.auth``'s Secret, or a generated password) if it is new.
 
@@ -400,11 +437,11 @@ class RedisClusterReconciler:
             except KubernetesError as err:
                 if getattr(err, "status", None) != 409:
                     raise
-                return self._auth(body, spec)  # created meanwhile (another pass): use it
+                return self._password(body, spec)  # created meanwhile (another pass): use it
             origin = f"from Secret {spec.auth.secret_name}" if spec.auth else "generated"
             log.info("Created Secret %s/%s password=%s", ns, owned, origin)
             self.record(body, "Normal", "AuthSecretCreated", f"Secret {owned}: password {origin}")
-            return RedisAuth(password=password)
+            return password
         raw = (secret.data or {}).get(resources.PASSWORD_KEY)
         if not raw:
             raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
@@ -417,23 +454,25 @@ class RedisClusterReconciler:
                 name,
                 spec.auth.secret_name if spec.auth else "",
             )
-        return RedisAuth(password=password)
+        return password
+
+    def _secret_data(self, ns: str, name: str, where: str) -> dict[str, str]:
+        """A Secret's ``data`` (base64 values) that a spec field names."""
+        try:
+            secret = call(
+                lambda: self.kube.core.read_namespaced_secret(name, ns),
+                f"read Secret {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                raise InvalidSpec(f"{where}: Secret {name!r} not found in {ns}") from err
+            raise
+        return dict(secret.data or {})
 
     def _given_password(self, ns: str, spec: RedisClusterSpec) -> str:
         assert spec.auth is not None
         ref = spec.auth
-        try:
-            secret = call(
-                lambda: self.kube.core.read_namespaced_secret(ref.secret_name, ns),
-                f"read Secret {ns}/{ref.secret_name}",
-            )
-        except KubernetesError as err:
-            if not_found(err):
-                raise InvalidSpec(
-                    f"spec.auth.secretName: Secret {ref.secret_name!r} not found in {ns}"
-                ) from err
-            raise
-        raw = (secret.data or {}).get(ref.key)
+        raw = self._secret_data(ns, ref.secret_name, "spec.auth.secretName").get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
         password = base64.b64decode(raw).decode()
@@ -503,17 +542,6 @@ class RedisClusterReconciler:
             if getattr(err, "status", None) != 409:  # created meanwhile: fine
                 raise
         return None
-
-    def _write_status(
-        self,
-        ns: str,
-        name: str,
-        old: Mapping[str, Any],
-        generation: int,
-        fields: Mapping[str, Any],
-        conds: list[Cond],
-    ) -> None:
-        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
 
 
 @dataclass(frozen=True)
@@ -623,12 +651,7 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         meta = body["metadata"]
         reconciler.forget(meta["namespace"], meta["name"], meta["uid"])
 
-    on = {"registry": registry}
-    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=timer, initial_delay=timer, **on)(drift)
-    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+    route(registry, PLURAL, handle=handle, timer=drift, gone=gone, interval=timer)
 
 
 __all__ = ["KIND", "PLURAL", "Outcome", "RedisClusterReconciler", "register"]

@@ -30,6 +30,18 @@ class AuthRef(BaseModel):
     key: str = Field(default="password", min_length=1)
 
 
+class TlsRef(BaseModel):
+    """A Secret with the nodes' certificate, its key and the CA that signed it (the layout
+    cert-manager writes: ``tls.crt``, ``tls.key``, ``ca.crt``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    secret_name: str = Field(alias="secretName", min_length=1)
+    cert_key: str = Field(default="tls.crt", alias="certKey", min_length=1)
+    key_key: str = Field(default="tls.key", alias="keyKey", min_length=1)
+    ca_key: str = Field(default="ca.crt", alias="caKey", min_length=1)
+
+
 class RedisClusterSpec(BaseModel):
     """``spec`` of a ``headroom.dev/v1alpha1`` RedisCluster."""
 
@@ -42,6 +54,7 @@ class RedisClusterSpec(BaseModel):
     maxmemory: str = Field(default="256mb")
     resources: dict[str, Any] = Field(default_factory=dict)
     auth: AuthRef | None = None
+    tls: TlsRef | None = None
 
     @property
     def pods(self) -> int:

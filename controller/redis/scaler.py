@@ -31,9 +31,10 @@ from typing import Any
 
 import redis
 
-from headroom.controller.provisioning.base import NodeInfo, NodeProvisioner
+from headroom.controller.redis import membership
 from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
 from headroom.controller.redis.migrate import MigrateOptions
+from headroom.controller.redis.nodes import NodeInfo, NodeProvisioner
 from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
 from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
 from headroom.controller.redis.topology import (
@@ -574,28 +575,11 @@ class ClusterScaler:
 
     def _forget_everywhere(self, world: _World, node_id: str) -> None:
         for other in world.members.values():
-            if other.id == node_id or not other.reachable:
-                continue
-            try:
-                self._client(NodeAddr.parse(other.addr)).execute_command(  # type: ignore[no-untyped-call]
-                    "CLUSTER", "FORGET", node_id
-                )
-            except redis.ResponseError as err:
-                if "unknown node" not in str(err).lower():
-                    raise ClusterError(f"{other.addr}: CLUSTER FORGET {node_id}: {err}") from err
-            except redis.RedisError as err:
-                raise ClusterUnreachable(f"{other.addr}: CLUSTER FORGET failed: {err}") from err
+            if other.id != node_id and other.reachable:
+                membership.forget(self._client(NodeAddr.parse(other.addr)), other.addr, node_id)
 
     def _reset(self, addr: NodeAddr) -> None:
-        client = self._client(addr)
-        try:
-            client.flushall()
-        except redis.ResponseError:
-            pass  # a replica refuses FLUSHALL; RESET flushes it anyway
-        try:
-            client.execute_command("CLUSTER", "RESET", "HARD")  # type: ignore[no-untyped-call]
-        except redis.RedisError as err:
-            raise ClusterError(f"{addr}: CLUSTER RESET HARD failed: {err}") from err
+        membership.reset(self._client(addr), str(addr), discard_keys=True)
 
     def _meet(self, known: Iterable[NodeAddr], newcomers: Iterable[NodeAddr]) -> None:
         """Each newcomer MEETs every node (and earlier newcomers) directly.
@@ -607,12 +591,8 @@ class ClusterScaler:
         for addr in newcomers:
             client = self._client(addr)
             for peer in peers:
-                if peer == addr:
-                    continue
-                try:
-                    client.execute_command("CLUSTER", "MEET", peer.host, peer.port)  # type: ignore[no-untyped-call]
-                except redis.RedisError as err:
-                    raise ClusterError(f"{addr}: CLUSTER MEET {peer} failed: {err}") from err
+                if peer != addr:
+                    membership.meet(client, str(addr), peer)
             peers.append(addr)
 
     def _replicate(self, addr: NodeAddr, master_id: str) -> None:
@@ -637,16 +617,7 @@ class ClusterScaler:
         self._wait(converged, "cluster_state:ok on every node")
 
     def _wait(self, check: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + self.ok_timeout
-        while True:
-            try:
-                if check():
-                    return
-            except (redis.RedisError, HeadroomError):
-                pass  # a node mid-handshake may refuse; the deadline bounds it
-            if time.monotonic() > deadline:
-                raise ClusterError(f"timed out after {self.ok_timeout:.0f}s waiting for {what}")
-            time.sleep(0.1)
+        membership.settle(lambda: None if check() else "", timeout=self.ok_timeout, what=what)
 
     def _client(self, addr: NodeAddr) -> redis.Redis:
         with self._clients_lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import helm_python as helm
@@ -22,6 +23,7 @@ from tests.support.chart import (
     render_manifests,
     validate_values,
 )
+from tests.support.image import REPO_ROOT, version
 
 k8s: Any = client
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas
@@ -46,6 +48,10 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
         },
         "serviceAccount": {"annotations": {"iam.example/role": "headroom"}},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "networkPolicy": {
+            "enabled": True,
+            "extraFrom": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+        },
     },
 }
 
@@ -112,6 +118,8 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
+        ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
+        ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
             {"metrics": {"serviceMonitor": {"interval": "often"}}},
             "/metrics/serviceMonitor/interval",
@@ -309,6 +317,38 @@ def test_sample_redis_cluster_is_admitted_by_the_chart_crd(kube: KubeHarness) ->
 def test_notes_tell_how_to_create_and_scale_a_cluster() -> None:
     notes = render_manifests(namespace="shop")["headroom/templates/NOTES.txt"]
     assert "kubectl scale rediscluster/cart -n shop --replicas 6" in notes
+    assert "kubectl get secret cart-redis-auth -n shop" in notes
     assert "watches RedisClusters in namespace shop only" in notes
     wide = render_manifests({"rbac": {"clusterWide": True}})["headroom/templates/NOTES.txt"]
     assert "in every namespace" in wide
+
+
+def test_the_chart_runs_the_image_the_containerfile_builds() -> None:
+    """image.repository/tag name the image (the tag defaults to appVersion, the package
+    version `make image` tags); the container's command is the image's entrypoint; the
+    security contexts are what the image allows: its numeric USER as runAsUser/runAsGroup
+    (runAsNonRoot needs a number to check), a read-only root filesystem with /tmp, the
+    image's HOME and working directory, an emptyDir."""
+    containerfile = (REPO_ROOT / "Containerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", containerfile, re.M)
+    entrypoint = re.search(r"^ENTRYPOINT (.+)$", containerfile, re.M)
+    assert user is not None and entrypoint is not None
+    assert re.search(r"^WORKDIR /tmp$", containerfile, re.M)
+    assert re.search(r"^\s+HOME=/tmp \\$", containerfile, re.M)
+
+    default = deployment(render_chart())["spec"]["template"]["spec"]["containers"][0]
+    assert default["image"] == f"headroom:{version()}"
+    values = {"operator": {"image": {"repository": "registry.example/headroom", "tag": "9.9"}}}
+    pod = deployment(render_chart(values))["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example/headroom:9.9"
+    assert container["command"] == json.loads(entrypoint[1])
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+        int(user[1]),
+        int(user[2]),
+    )
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]

@@ -33,6 +33,7 @@ import re
 import shlex
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -75,6 +76,7 @@ class PodProcess:
     argv: list[str]
     proc: subprocess.Popen[bytes]
     password: str | None = None  # REDISCLI_AUTH of the container: what its probe sends
+    tls_ca: str | None = None  # with --tls-port: the CA its probe verifies the node with
     log_offset: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -94,18 +96,34 @@ def ip_of(n: int) -> str:
     return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-def ping(ip: str, port: int, timeout: float = 0.2, password: str | None = None) -> bool:
-    """PING, after AUTH when the container's probe has a password."""
+def ping(
+    ip: str,
+    port: int,
+    timeout: float = 0.2,
+    password: str | None = None,
+    tls_ca: str | None = None,
+) -> bool:
+    """PING, after AUTH when the container's probe has a password, over TLS (the chain
+    verified against ``tls_ca``, as ``redis-cli --tls --cacert``) when the node serves TLS."""
     try:
-        with socket.create_connection((ip, port), timeout=timeout) as s:
-            if password is not None:
-                s.sendall(_resp("AUTH", password))
-                if not s.recv(64).startswith(b"+OK"):
-                    return False
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+        with socket.create_connection((ip, port), timeout=timeout) as raw:
+            if tls_ca is None:
+                return _auth_ping(raw, password)
+            ctx = ssl.create_default_context(cafile=tls_ca)
+            ctx.check_hostname = False
+            with ctx.wrap_socket(raw) as sock:
+                return _auth_ping(sock, password)
     except OSError:
         return False
+
+
+def _auth_ping(s: socket.socket, password: str | None) -> bool:
+    if password is not None:
+        s.sendall(_resp("AUTH", password))
+        if not s.recv(64).startswith(b"+OK"):
+            return False
+    s.sendall(b"PING\r\n")
+    return s.recv(64).startswith(b"+PONG")
 
 
 def _resp(*words: str) -> bytes:
@@ -464,7 +482,7 @@ class Kubelet:
                 self._config_error(pod, str(err))
                 return
         if not _ready(pod) or pod["status"].get("podIP") != proc.ip:
-            if ping(proc.ip, proc.port, password=proc.password):
+            if ping(proc.ip, proc.port, password=proc.password, tls_ca=proc.tls_ca):
                 self._set_pod_status(pod, proc.ip, ready=True, container=container, running=True)
             elif pod["status"].get("phase") != "Running" or _ready(pod):
                 self._set_pod_status(pod, proc.ip, ready=False, container=container, running=True)
@@ -491,7 +509,12 @@ class Kubelet:
         mounts = self._mount_secrets(ns, pod, container)
         args = redis_args(container, env, mounts)
         port = 6379
-        if "--port" in args:
+        tls_ca = None
+        if "--tls-port" in args:  # TLS only (with --port 0)
+            port = int(args[args.index("--tls-port") + 1])
+            if "--tls-ca-cert-file" in args:
+                tls_ca = args[args.index("--tls-ca-cert-file") + 1]
+        elif "--port" in args:
             port = int(args[args.index("--port") + 1])
         else:
             args += ["--port", str(port)]
@@ -520,6 +543,7 @@ class Kubelet:
             argv,
             spawn(argv, workdir, log_file),
             password=env.get("REDISCLI_AUTH") or None,
+            tls_ca=tls_ca,
         )
         proc.log_offset = offset
         self.processes[key] = proc

@@ -90,5 +90,12 @@ def test_forms_scales_out_and_in_without_losing_a_key(env: OperatorEnv) -> None:
     assert re.search(
         r'headroom_reconciles_total\{kind="RedisCluster",result="done"\} [1-9]', metrics
     )
+    # The slots and keys the resharder moved (the Grafana dashboard's reshard progress).
+    for series in ("slots", "keys"):
+        assert re.search(
+            rf'headroom_resharding_{series}_moved_total\{{target="rediscluster/{NS}/cart"\}} '
+            r"[1-9]",
+            metrics,
+        ), metrics
     reasons = [e.reason for e in env.events("cart")]
     assert reasons.count("ScalingStarted") >= 2
