@@ -159,7 +159,7 @@ class TargetRule:
         self._freeze = _freeze_windows(spec)[0]
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[_Row] = []
-        self._rows_key: tuple[int, int] | None = None
+        self._rows_key: tuple[tuple[int, float], int] | None = None
         self._rows_of: _Prepared | None = None
 
     # -- events ----------------------------------------------------------------------------
@@ -225,7 +225,7 @@ class TargetRule:
         dt: float,
         anchor: Anchor | None,
         since: Since,
-        seen: int,
+        seen: tuple[int, float],
     ) -> tuple[int, float, float, DemandEvent | None]:
         """(units, median demand, utilisation, event) at the binding position of the
         look-ahead ``[now, now + lead]`` (lead: the change's delay, ``leadTime`` and the
@@ -331,7 +331,7 @@ class TargetRule:
         state: PlannerState,
         dt: float,
         since: Since,
-        seen: int,
+        seen: tuple[int, float],
     ) -> RuleResult:
         spec, target, hpa = self.spec, self.target, self.hpa
         u = units

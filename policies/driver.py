@@ -204,7 +204,7 @@ class Driver:
         self._rules = self._new_rules()
         self._reach: float | None = None
         self._anchor_count = max(2, math.ceil(ANCHOR_WINDOW / step) + 2)
-        self._seen = -1  # samples seen at the last tick (what follows from them is cached)
+        self._seen: tuple[int, float] = (-1, math.nan)  # the samples at the last tick
         self._observed: float | None = None
         self._anchor: Anchor | None = None
         self._surprise_pending = False
@@ -355,7 +355,7 @@ class Driver:
         self._forecast = None
         self._forecast_at = -math.inf
         self._rules = self._new_rules()
-        self._seen = -1
+        self._seen = (-1, math.nan)
 
     def _new_rules(self) -> dict[str, TargetRule]:
         """Each target's combined rule, with empty HPA windows (as a restarted HPA has)."""
@@ -383,13 +383,15 @@ class Driver:
         serving now (the HPA rule's unready pods; default: all ordered units are ready).
         ``with_plan``: also return each target's plan ahead on a full decision."""
         events = self._events(calendar)
-        seen = len(past)
+        # What the samples are: their count and the newest time (a loop's history may be a
+        # sliding window of constant length).
+        seen = (len(past), past.last_time if len(past) else math.nan)
         if seen != self._seen:  # what follows from the samples: once per new sample
             self._seen = seen
-            last = past.last_value if seen else math.nan
+            last = past.last_value if seen[0] else math.nan
             self._observed = last if math.isfinite(last) else None
             self._anchor = None
-            if seen:
+            if seen[0]:
                 t, v = past.recent(self._anchor_count)
                 keep = t > past.last_time - ANCHOR_WINDOW
                 self._anchor = anchor_of(t[keep], v[keep])
