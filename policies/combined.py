@@ -21,7 +21,8 @@ strategy (every 15 s, the HPA's sync period). Per tick, with ``u`` units ordered
 - the **pre-scale stands** until an event is one settle (10 min) in (starts run late):
   until then the anchored forecast inside its window is at least the forecast itself;
 - an event's **end follows demand**: after one settle (10 min) into the event, a
-  measured level back within ``END_TOLERANCE`` of the level before the event ends it
+  measured level back within ``END_TOLERANCE`` of the level before the event (or of the
+  forecast's level without events now, if higher: a daily rise is no overrun) ends it
   (its margin and its forecast lift stop); past its declared end, a level still above
   that keeps the event on (its margin, and the measured level held over the lead) until
   the level is back or its tail window closes;
@@ -84,10 +85,15 @@ class Anchor:
 def anchor_of(t: FloatArray, v: FloatArray) -> Anchor | None:
     """The median of the finite samples given (the last ``ANCHOR_WINDOW``), at their
     median time: one outlier does not move it, a step is followed within half the window."""
-    ok = np.isfinite(v)
-    if not bool(ok.any()):
+    pairs = sorted((x, y) for x, y in zip(v.tolist(), t.tolist(), strict=True) if x == x)
+    if not pairs:
         return None
-    return Anchor(float(np.median(v[ok])), float(np.median(t[ok])))
+    n = len(pairs)
+    times = sorted(y for _, y in pairs)
+    if n % 2:
+        return Anchor(pairs[n // 2][0], times[n // 2])
+    mid = n // 2
+    return Anchor(0.5 * (pairs[mid - 1][0] + pairs[mid][0]), 0.5 * (times[mid - 1] + times[mid]))
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class TargetRule:
         self._freeze = _freeze_windows(spec)[0]
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[_Row] = []
-        self._rows_key: tuple[int, int] | None = None
+        self._rows_key: tuple[tuple[int, float], int] | None = None
         self._rows_of: _Prepared | None = None
 
     # -- events ----------------------------------------------------------------------------
@@ -219,7 +225,7 @@ class TargetRule:
         dt: float,
         anchor: Anchor | None,
         since: Since,
-        seen: int,
+        seen: tuple[int, float],
     ) -> tuple[int, float, float, DemandEvent | None]:
         """(units, median demand, utilisation, event) at the binding position of the
         look-ahead ``[now, now + lead]`` (lead: the change's delay, ``leadTime`` and the
@@ -264,6 +270,11 @@ class TargetRule:
         util = [spec.forecast_utilization] * len(tw)
         which: list[DemandEvent | None] = [None] * len(tw)
         horizon = now + reach
+        # The level an event is over at: the higher of the measured level before it and the
+        # forecast's own level without events now (a daily rise is not an overrun).
+        base_now = math.nan
+        if prep.baseline is not None and prep.baseline.size:
+            base_now = float(prep.baseline[min(k0, prep.baseline.size - 1)])
         if self._events:
             near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
             for i in near:
@@ -273,6 +284,8 @@ class TargetRule:
                 lift = True
                 if math.isfinite(level) and (now >= ev.start + SETTLE or now >= ev.end):
                     ref = self._reference(ev, since)
+                    if math.isfinite(base_now):
+                        ref = max(ref, base_now) if math.isfinite(ref) else base_now
                     back = math.isfinite(ref) and level <= ref * (1.0 + END_TOLERANCE)
                     if now < ev.end and back:
                         end, lift = now, False  # ended early: no margin, no lift from now on
@@ -318,7 +331,7 @@ class TargetRule:
         state: PlannerState,
         dt: float,
         since: Since,
-        seen: int,
+        seen: tuple[int, float],
     ) -> RuleResult:
         spec, target, hpa = self.spec, self.target, self.hpa
         u = units

@@ -202,8 +202,9 @@ class Driver:
         self.state = state if state is not None else DriverState()
         self.spec = spec
         self._rules = self._new_rules()
+        self._reach: float | None = None
         self._anchor_count = max(2, math.ceil(ANCHOR_WINDOW / step) + 2)
-        self._seen = -1  # samples seen at the last tick (what follows from them is cached)
+        self._seen: tuple[int, float] = (-1, math.nan)  # the samples at the last tick
         self._observed: float | None = None
         self._anchor: Anchor | None = None
         self._surprise_pending = False
@@ -230,7 +231,9 @@ class Driver:
     def horizon(self, with_plan: bool = True) -> float:
         """How far each forecast reaches (seconds): the spec's ``forecast.horizon`` for a
         plan ahead (or the reach, if longer); the reach alone when only deciding."""
-        return max(self.spec.forecast.horizon, self.reach()) if with_plan else self.reach()
+        if self._reach is None:
+            self._reach = self.reach()  # from the spec alone: once
+        return max(self.spec.forecast.horizon, self._reach) if with_plan else self._reach
 
     def _events(self, calendar: Calendar) -> Calendar:
         """The events that select this policy (filtered once per calendar object)."""
@@ -310,15 +313,15 @@ class Driver:
             return True
         # Below: the two newest samples, both (one low sample is a scrape gap or a stall
         # as often as demand that left, and shrinking an event under way on it is costly).
-        recent = past.since(past.last_time - 1.5 * self.step)
-        if len(recent) < 2:
+        rt, rv = past.recent(2)
+        if rt.size < 2 or rt[0] < past.last_time - 1.5 * self.step:
             return False
-        at = np.searchsorted(fc.t, recent.t[-2:], side="right") - 1
+        at = np.searchsorted(fc.t, rt, side="right") - 1
         if int(at[0]) < 0:
             return False
         median = fc.level(0.5)[at]
         lower = 2 * median - upper_band[at]
-        if not bool(np.all(recent.v[-2:] < lower)):  # NaN compares False: not below
+        if not bool(np.all(rv < lower)):  # NaN compares False: not below
             return False
         ramp = self.spec.forecast.default_ramp
         return any(
@@ -352,7 +355,7 @@ class Driver:
         self._forecast = None
         self._forecast_at = -math.inf
         self._rules = self._new_rules()
-        self._seen = -1
+        self._seen = (-1, math.nan)
 
     def _new_rules(self) -> dict[str, TargetRule]:
         """Each target's combined rule, with empty HPA windows (as a restarted HPA has)."""
@@ -380,13 +383,15 @@ class Driver:
         serving now (the HPA rule's unready pods; default: all ordered units are ready).
         ``with_plan``: also return each target's plan ahead on a full decision."""
         events = self._events(calendar)
-        seen = len(past)
+        # What the samples are: their count and the newest time (a loop's history may be a
+        # sliding window of constant length).
+        seen = (len(past), past.last_time if len(past) else math.nan)
         if seen != self._seen:  # what follows from the samples: once per new sample
             self._seen = seen
-            last = past.last_value if seen else math.nan
+            last = past.last_value if seen[0] else math.nan
             self._observed = last if math.isfinite(last) else None
             self._anchor = None
-            if seen:
+            if seen[0]:
                 t, v = past.recent(self._anchor_count)
                 keep = t > past.last_time - ANCHOR_WINDOW
                 self._anchor = anchor_of(t[keep], v[keep])

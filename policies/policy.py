@@ -188,8 +188,12 @@ class Slo(_Model):
 # Inside an event's window the forecast is provisioned at this share of the utilisation
 # outside (forecast.eventTargetUtilization when unset): 0.8 x 0.8 = 0.64 by default.
 EVENT_MARGIN = 0.8
-# Outside events the forecast's median keeps this share of the SLO's margin (0.8 -> 0.9).
-FORECAST_MARGIN = 0.5
+# Outside events the forecast's median keeps this share of the SLO's margin (0: none, it
+# is sized at 100 %: the reactive half's margin covers the measured level, the forecast
+# adds only a rise within the lead time larger than that margin). On NASA (no events
+# but one) half the margin (0.9 at 0.8) cost unit-hours that the same spent on the
+# reactive half bought more minutes with.
+FORECAST_MARGIN = 0.0
 
 
 class Reactive(_Model):
@@ -409,7 +413,7 @@ class PolicySpec(_Model):
     @property
     def forecast_utilization(self) -> float:
         """The utilisation the forecast's median is provisioned at outside event windows:
-        by default half the SLO's margin (the reactive half keeps the whole margin on what
+        by default none of the SLO's margin (the reactive half keeps the margin on what
         is measured; the forecast only adds what the lead time cannot wait for)."""
         explicit = self.forecast.target_utilization
         if explicit is not None:

@@ -14,6 +14,8 @@ import numpy as np
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.driver import Driver, SeriesPast
+from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import StrategyResult, run_strategy, target_delay
@@ -150,3 +152,24 @@ def test_an_overrun_keeps_the_events_capacity_and_margin_until_demand_is_back() 
     # Once demand is back, the capacity goes within the window and a few syncs.
     back = end + 40 * 60.0 + spec.scale_in.stabilization + 180.0
     assert _ordered(ours, back) <= math.ceil(BASE / (CAPACITY * spec.slo.target_utilization)) + 1
+
+
+def test_a_sliding_history_of_constant_length_is_followed_sample_by_sample() -> None:
+    """The loop reads a window of history whose length stays the same as it slides: every
+    new newest sample is seen (the driver keys what it caches on the newest time too)."""
+    spec = _spec()
+    n = 2 * 1440
+    t = T0 + np.arange(n + 90, dtype=np.float64) * 60.0
+    v = np.full(t.size, BASE)
+    v[n : n + 30] = 3.0 * BASE  # a 30-min surge right after the first window
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=60.0)
+    units, seen = 8, []
+    for k in range(n, n + 90):
+        now = float(t[k]) + 15.0
+        window = Series(t[k + 1 - n : k + 1], v[k + 1 - n : k + 1])  # always n samples
+        tick = driver.decide(now, SeriesPast(window), {"web": units}, Calendar())
+        units = tick.targets["web"].decision.desired_units
+        driver.commit(tick, {"web": units})
+        seen.append(units)
+    assert max(seen[:30]) >= math.ceil(3.0 * BASE / (CAPACITY * 0.8))  # the surge, scaled for
+    assert seen[-1] == math.ceil(BASE / (CAPACITY * 0.8))  # and back after it
