@@ -299,12 +299,14 @@ def build_history(
     *,
     step: float = 60.0,
     prior: Series | None = None,
+    live: bool = False,
 ) -> SourceHistory:
     """The loop's demand history over ``source``: the policy's ``forecast.history`` (the
     default's, without a policy) back from each pass, on a ``step`` grid, after an
-    optional ``prior`` series."""
+    optional ``prior`` series. ``live``: ``source`` is sampling now, so a gap in its
+    newest sample is a gap (MetricsUnavailable) for that pass."""
     lookback = (spec.forecast if spec is not None else Forecasting()).history
-    return SourceHistory(source, lookback=lookback, step=step, prior=prior)
+    return SourceHistory(source, lookback=lookback, step=step, prior=prior, live=live)
 
 
 def build_latency(spec: PolicySpec, source: SignalSource, *, step: float = 60.0) -> SourceHistory:
@@ -314,10 +316,13 @@ def build_latency(spec: PolicySpec, source: SignalSource, *, step: float = 60.0)
     return SourceHistory(source, lookback=600.0, step=step, metric=Metric.P99_LATENCY)
 
 
-def start_sampling(source: SignalSource, interval: float) -> None:
-    """Start a source that samples in the background (Redis INFO); others need nothing."""
+def start_sampling(source: SignalSource, interval: float) -> bool:
+    """Start a source that samples in the background (Redis INFO); others need nothing.
+    True when it samples (then a gap in its newest sample is a gap now)."""
     if isinstance(source, RedisInfoSource):
         source.start(interval=interval)
+        return True
+    return False
 
 
 def stop_sampling(source: SignalSource) -> None:
@@ -389,8 +394,8 @@ def build_runtime(
     latency: HistoryProvider | None = None
     if history is None:
         source = build_source(spec.metrics, world)
-        start_sampling(source, interval=sample_every)
-        history = build_history(spec, source, step=step, prior=prior)
+        live = start_sampling(source, interval=sample_every)
+        history = build_history(spec, source, step=step, prior=prior, live=live)
         latency = build_latency(spec, source, step=step) if with_latency else None
     build = targets or (lambda target: build_target(target, world))
     make_forecaster = forecaster or (lambda policy: build_forecaster(policy, tz))

@@ -5,6 +5,12 @@
 Prometheus, the demo at Redis INFO. An optional *prior* series (a CSV export, the
 weeks before the source existed) is prepended, so a new cluster still forecasts
 from the shape of past weeks.
+
+A *live* source (one sampling in the background: Redis INFO) is also asked whether it
+has a value now: when its newest sample is a gap (a counter reset, a restarted or
+unreachable node, stalled sampling) :meth:`SourceHistory.history` raises
+:class:`~headroom.policies.errors.MetricsGap`, so the loop holds capacity exactly as
+for an outage instead of deciding from the last good value.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from headroom.controller.signals.base import Metric, SignalSource, Unavailable
+from headroom.policies.errors import MetricsGap
 from headroom.policies.series import Series
 
 
@@ -26,8 +33,11 @@ class SourceHistory:
         step: float,
         metric: Metric = Metric.QPS,
         prior: Series | None = None,
+        live: bool = False,
     ) -> None:
+        """``live``: the source samples now, so a gap in its newest sample is a gap now."""
         self.source = source
+        self.live = live
         self.lookback = lookback
         self.step = step
         self.metric = metric
@@ -42,6 +52,11 @@ class SourceHistory:
             if len(prior) and prior.end >= end - 2 * self.step:
                 return prior  # the source has nothing newer yet; the prior is still fresh
             raise live.error()
+        if self.live and np.isfinite(live.v).any():
+            # The grid's last good value may predate a gap: ask the source about now.
+            current = self.source.instant(self.metric)
+            if isinstance(current, Unavailable):
+                raise MetricsGap(f"{current.source}: {current.reason} (a gap in its samples)")
         series = prior.append(live) if len(prior) else live
         # A source answers on a grid over the whole lookback, NaN before its first sample:
         # history starts at the first value (so its span is what was observed).

@@ -190,9 +190,7 @@ class ControlLoop:
             )
         except SourceUnavailable as err:
             conditions.append(Condition("Forecasting", "False", "NoMetrics", str(err)))
-            conditions.append(
-                Condition("MetricsUnavailable", "True", "SourceUnavailable", str(err))
-            )
+            conditions.append(Condition("MetricsUnavailable", "True", err.reason, str(err)))
             events.append(LoopEvent(now, self.spec.name, "SourceUnavailable", str(err)))
         else:
             if tick.forecast is None:

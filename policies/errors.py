@@ -112,6 +112,15 @@ class AlertConfigError(InputError):
 class SourceUnavailable(HeadroomError):
     """A metric source could not answer; distinct from a source answering zero."""
 
+    reason = "SourceUnavailable"  # the MetricsUnavailable condition's reason
+
+
+class MetricsGap(SourceUnavailable):
+    """The source answers, but its newest samples are a gap (a counter reset, a restarted or
+    missed node, stalled sampling): no fresh value now, so nothing may be decided from it."""
+
+    reason = "MetricsGap"
+
 
 class ClusterError(HeadroomError):
     """A Redis Cluster operation failed."""

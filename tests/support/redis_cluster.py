@@ -105,9 +105,11 @@ def start_cluster(
     return cluster
 
 
-def start_plain_redis(workdir: Path, host: str = "127.0.0.1") -> RedisNode:
-    """One standalone (not cluster-enabled) redis-server; ``stop()`` it when done."""
-    (port,) = free_ports(1, host)
+def start_plain_redis(workdir: Path, host: str = "127.0.0.1", port: int | None = None) -> RedisNode:
+    """One standalone (not cluster-enabled) redis-server; ``stop()`` it when done.
+    ``port``: a given one (restart a stopped node at its address), else a free one."""
+    if port is None:
+        (port,) = free_ports(1, host)
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [REDIS_SERVER, "--port", str(port), "--bind", host, "--save", "", "--appendonly",
             "no", "--dir", str(workdir)]  # fmt: skip
