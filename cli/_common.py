@@ -22,6 +22,7 @@ from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from headroom.policies.errors import REQUIRED, HeadroomError, InputError, one_line
+from headroom.policies.policy import parse_duration
 
 console = Console()
 err_console = Console(stderr=True)
@@ -145,3 +146,12 @@ def save_figure(fig: Any, path: Path, dpi: int | None = None) -> None:
         fail(f"{path}: cannot write chart: {err.strerror or err}", EXIT_INPUT)
     finally:
         plt.close(fig)
+
+
+def duration_option(value: str, option: str) -> float:
+    """Seconds of a duration option (``90s``, ``15m``, ``1h``, ``2d``); a bad one exits with
+    one line naming ``option``. Each command checks its own bounds."""
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        fail(f"{option}: {err}", EXIT_INPUT)

@@ -21,6 +21,7 @@ from rich.table import Table
 from headroom.cli._common import (
     EXIT_INPUT,
     console,
+    duration_option,
     errors_to_exit,
     fail,
     print_json,
@@ -32,7 +33,7 @@ from headroom.controller.signals import redis_info
 from headroom.controller.signals.base import Metric, Unavailable
 from headroom.policies.capacity_learning import CapacityEstimate, learn_capacity
 from headroom.policies.errors import PolicyError
-from headroom.policies.policy import PolicySpec, load_policy, parse_duration
+from headroom.policies.policy import PolicySpec, load_policy
 
 app = typer.Typer(help="Learn per-unit capacity from metrics.", no_args_is_help=True)
 
@@ -45,13 +46,6 @@ def default_history_path(seed: str) -> Path:
 def _read_policy(path: Path) -> PolicySpec:
     text = read_bounded(path, POLICY_MAX_BYTES, PolicyError, "policy")
     return load_policy(text, str(path))
-
-
-def _duration(value: str, option: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as err:
-        fail(f"{option}: {err}", EXIT_INPUT)
 
 
 @app.command("learn")
@@ -128,7 +122,7 @@ def learn(
             queries = prom.PRESETS[preset].override(overrides, **extra)
             source = prom.PrometheusSource.connect(prometheus, queries=queries, timeout=30.0)
             end = time.time()
-            pairs = prom.unit_pairs(source, end - _duration(since, "--since"), end, step)
+            pairs = prom.unit_pairs(source, end - duration_option(since, "--since"), end, step)
             if isinstance(pairs, Unavailable):
                 raise pairs.error()
             source_desc = f"prometheus {prometheus} (last {since}, step {step}s)"

@@ -10,7 +10,7 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
@@ -228,7 +228,8 @@ def _print_summary(report: DemoReport) -> None:
         "underprovisioned minutes",
         f"Headroom {s['underprovisioned_minutes']} · reactive HPA "
         f"{s['reactive_hpa_underprovisioned_minutes']} (same traffic, same "
-        f"{s['observed_provisioning_delay_minutes']:.0f} min provisioning delay)",
+        f"{s['observed_provisioning_delay_minutes']:.0f} min provisioning delay; "
+        f"{s['unit_hours']:g} vs {s['reactive_hpa_unit_hours']:g} master-hours)",
     )
     table.add_row("peak demand", f"{format_qps(s['demand_peak_qps'])} QPS")
     console.print(table)
@@ -245,14 +246,26 @@ def _print_summary(report: DemoReport) -> None:
             a["reason"],
         )
     console.print(actions)
-    alerts = Table(title=f"alerts sent to the demo's webhook receiver ({s['alerts_dropped']} "
-                   "dropped)")  # fmt: skip
-    alerts.add_column("vs event start", justify="right")
-    alerts.add_column("alert")
-    alerts.add_column("status")
-    alerts.add_column("summary")
-    for a in s["alerts"]:
-        alerts.add_row(f"{a['minutes_from_event_start']:+.0f} min", a["name"], a["status"],
-                       a["summary"])  # fmt: skip
-    console.print(alerts)
-    console.print(f"Report: {report.out_dir / 'report.json'}  Chart: {report.out_dir / 'demo.png'}")
+    _print_alerts_and_files(s, report.out_dir)
+
+
+def _print_alerts_and_files(s: dict[str, Any], out_dir: Path) -> None:
+    """The alerts the demo's receiver got (a line when there were none) and where the report
+    and chart are (never wrapped: a path split over two lines cannot be copied)."""
+    dropped = s["alerts_dropped"]
+    if not s["alerts"]:
+        console.print(
+            f"Alerts: none sent to the demo's webhook receiver ({dropped} dropped).", soft_wrap=True
+        )
+    else:
+        alerts = Table(title=f"alerts sent to the demo's webhook receiver ({dropped} dropped)")
+        alerts.add_column("vs event start", justify="right")
+        alerts.add_column("alert")
+        alerts.add_column("status")
+        alerts.add_column("summary")
+        for a in s["alerts"]:
+            alerts.add_row(f"{a['minutes_from_event_start']:+.0f} min", a["name"], a["status"],
+                           a["summary"])  # fmt: skip
+        console.print(alerts)
+    console.print(f"Report: {out_dir / 'report.json'}", soft_wrap=True, highlight=False)
+    console.print(f"Chart: {out_dir / 'demo.png'}", soft_wrap=True, highlight=False)

@@ -28,8 +28,8 @@ GROUPS: dict[str, str] = {
     "alerts": "headroom.cli.alerts",
 }
 COMMANDS: dict[str, str] = {
-    "forecast": "headroom.cli.engine",
-    "plan": "headroom.cli.engine",
+    "forecast": "headroom.cli.forecast",
+    "plan": "headroom.cli.plan",
     "simulate": "headroom.cli.simulate",
     "demo": "headroom.cli.demo",
     "status": "headroom.cli.status",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from rich.table import Table
 from headroom.cli._common import (
     EXIT_INPUT,
     console,
+    duration_option,
     errors_to_exit,
     fail,
     print_json,
@@ -43,12 +45,14 @@ from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.signals.csv import CsvSource
 from headroom.policies.baselines.frontier import BASES, Frontier, frontier, hull
 from headroom.policies.baselines.suite import STRATEGIES, backtest, pick_target
+from headroom.policies.bounds import MAX_PROVISIONING
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.errors import TraceError
-from headroom.policies.policy import PolicySpec, parse_duration
+from headroom.policies.policy import PolicySpec
 from headroom.policies.series import Series, to_datetime
 from headroom.policies.simulate import Progress as ProgressFn
 from headroom.policies.simulate import Simulation
+from headroom.policies.text import zone as zone_info
 from headroom.policies.trace import (
     VALUE_UNITS,
     parse_timestamp,
@@ -121,10 +125,10 @@ def policy_trace(spec: PolicySpec, policy: Path) -> Path:
 def _delay_option(value: str | None) -> float | None:
     if value is None:
         return None
-    try:
-        return parse_duration(value)
-    except ValueError as err:
-        fail(f"--provisioning-delay: {err}", EXIT_INPUT)
+    seconds = duration_option(value, "--provisioning-delay")
+    if seconds > MAX_PROVISIONING:
+        fail(f"--provisioning-delay: must be at most 1d, not {value!r}", EXIT_INPUT)
+    return seconds
 
 
 @contextmanager
@@ -198,37 +202,75 @@ def _table(sim: Simulation, delay_text: str) -> Table:
     return table
 
 
-def write_chart(path: Path, sim: Simulation, events: list[DemandEvent]) -> None:
-    """Demand and each strategy's ready capacity over time, events shaded."""
+MAX_EVENT_PANELS = 4
+
+
+def write_chart(path: Path, sim: Simulation, events: list[DemandEvent], tz: str) -> None:
+    """Demand and each strategy's ready capacity over the whole trace, events shaded, in
+    local time of ``tz``; below it one zoomed panel per event in the trace (the first
+    :data:`MAX_EVENT_PANELS`), from two hours before its ramp to two hours after its end, so
+    a two-hour event on a multi-day axis is not a sliver."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    zone = zone_info(tz)
     trace = sim.trace
-    t0 = trace.start
-    days = (trace.t - t0) / 86400.0
-    fig, ax = plt.subplots(figsize=(14, 5), dpi=110)
-    ax.plot(days, trace.v, color="black", linewidth=0.8, label="demand (QPS)")
+    when = np.array([datetime.fromtimestamp(float(t), zone) for t in trace.t])
+    shown = [ev for ev in events if ev.end > trace.start and ev.window_start < sim.end]
+    zoomed = shown[:MAX_EVENT_PANELS]
+    fig = plt.figure(figsize=(14, 5 + (3.4 if zoomed else 0)), dpi=110)
+    grid = fig.add_gridspec(2 if zoomed else 1, max(1, len(zoomed)), height_ratios=(
+        [5, 3.4] if zoomed else [1]))  # fmt: skip
     colors = {"headroom": "tab:green", "reactive_hpa": "tab:red", "oracle": "tab:blue"}
     colors["static_peak"] = "tab:gray"
-    for name, r in sim.results.items():
-        cap = r.ready_at(trace.t) * sim.target.capacity_per_unit
-        ax.step(days, cap, where="post", linewidth=1.0, color=colors.get(name), label=name)
     head = sim.results.get("headroom")
-    if head is not None and head.under_seconds.any():
-        short = head.under_seconds > 0
-        ax.scatter(
-            days[short], trace.v[short], s=6, color="tab:orange", label="headroom short", zorder=3
+    short = head.under_seconds > 0 if head is not None else np.zeros(len(trace), dtype=bool)
+    capacity = {
+        name: r.ready_at(trace.t) * sim.target.capacity_per_unit for name, r in sim.results.items()
+    }
+
+    def draw(ax: Any, lo: float, hi: float, legend: bool) -> None:
+        inside = (trace.t >= lo) & (trace.t <= hi)
+        ax.plot(when[inside], trace.v[inside], color="black", linewidth=0.8, label="demand")
+        for name, cap in capacity.items():
+            ax.step(when[inside], cap[inside], where="post", linewidth=1.0,
+                    color=colors.get(name), label=f"{name} ready capacity")  # fmt: skip
+        if (short & inside).any():
+            ax.scatter(when[short & inside], trace.v[short & inside], s=6, color="tab:orange",
+                       label="headroom short", zorder=3)  # fmt: skip
+        for ev in shown:
+            if ev.end > lo and ev.window_start < hi:
+                span = (datetime.fromtimestamp(ev.window_start, zone),
+                        datetime.fromtimestamp(ev.end, zone))  # fmt: skip
+                ax.axvspan(*span, color="gold", alpha=0.2)
+        if legend:
+            ax.legend(loc="upper left", fontsize=8)
+
+    top = fig.add_subplot(grid[0, :])
+    draw(top, trace.start, sim.end, legend=True)
+    for ev in shown:
+        top.annotate(ev.name, (mdates.date2num(datetime.fromtimestamp(ev.start, zone)),  # type: ignore[no-untyped-call]
+                               1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                     va="bottom", ha="center")  # fmt: skip
+    top.xaxis.set_major_formatter(
+        mdates.DateFormatter("%a %d %b\n%H:%M", tz=zone)  # type: ignore[no-untyped-call]
+    )
+    top.set_xlabel(f"local time ({tz})")
+    top.set_ylabel("QPS; capacity = ready units x capacity per unit")
+    top.set_title(f"headroom simulate: {sim.target.name}", pad=14)
+    for i, ev in enumerate(zoomed):
+        ax = fig.add_subplot(grid[1, i])
+        draw(ax, ev.window_start - 7200.0, ev.end + 7200.0, legend=False)
+        ax.xaxis.set_major_formatter(
+            mdates.DateFormatter("%H:%M", tz=zone)  # type: ignore[no-untyped-call]
         )
-    for ev in events:
-        if ev.end > trace.start and ev.window_start < sim.end:
-            lo, hi = (ev.window_start - t0) / 86400.0, (ev.end - t0) / 86400.0
-            ax.axvspan(lo, hi, color="gold", alpha=0.2)
-    ax.set_xlabel(f"days since {to_datetime(t0).isoformat()}")
-    ax.set_ylabel("QPS (capacity = ready units x capacity per unit)")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(f"headroom simulate: {sim.target.name}")
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))  # type: ignore[no-untyped-call]
+        start = datetime.fromtimestamp(ev.start, zone)
+        ax.set_title(f"{ev.name} ({start:%a %d %b %H:%M})", fontsize=9)
+        ax.tick_params(labelsize=8)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -419,7 +461,8 @@ def simulate_command(
                 score_from=since,
             )
         if chart is not None:
-            write_chart(chart, sim, list(cal.events))
+            # The zone the forecaster reads local time in: the calendar's (else UTC).
+            write_chart(chart, sim, list(cal.events), cal.events[0].tz if cal.events else "UTC")
         if json_out:
             sources = {"trace_file": str(trace), "policy_file": str(policy)}
             if calendar is not None:

@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
-from headroom.cli._common import EXIT_INPUT, errors_to_exit, fail, print_json
+from headroom.cli._common import EXIT_INPUT, duration_option, errors_to_exit, fail, print_json
 from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt, connect
-from headroom.policies.policy import parse_duration
+from headroom.policies.bounds import MAX_MULTIPLIER
 
 
 def surge(
@@ -47,12 +47,9 @@ def surge(
     from headroom.controller.demand_events import create_event, policies_for_target
     from headroom.policies.resources import surge_resource
 
-    try:
-        seconds = parse_duration(for_)
-    except ValueError as err:
-        fail(f"--for: {err}", EXIT_INPUT)
-    if not factor > 1:
-        fail(f"--factor: must be > 1, not {factor:g}", EXIT_INPUT)
+    seconds = duration_option(for_, "--for")
+    if not 1 < factor <= MAX_MULTIPLIER:
+        fail(f"--factor: must be > 1 and <= {MAX_MULTIPLIER:g}, not {factor:g}", EXIT_INPUT)
     if not seconds > 0:
         fail(f"--for: must be > 0, not {for_!r}", EXIT_INPUT)
     with errors_to_exit():

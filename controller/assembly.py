@@ -33,7 +33,7 @@ from headroom.controller.alerts.notifier import AlertNotifier
 from headroom.controller.clock import Clock
 from headroom.controller.history import SourceHistory
 from headroom.controller.kube import GROUP, Kube
-from headroom.controller.loop import ActionSink, ControlLoop, HistoryProvider, NoSink, PassReport
+from headroom.controller.loop import ActionSink, ControlLoop, HistoryProvider, NoSink
 from headroom.controller.redis.connection import RedisAuth
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
@@ -41,15 +41,15 @@ from headroom.controller.signals.base import Metric, SignalSource
 from headroom.controller.signals.csv import CsvSource
 from headroom.controller.signals.prometheus import REDIS_EXPORTER, PromClient, PrometheusSource
 from headroom.controller.signals.redis_info import RedisInfoSource, default_connect
-from headroom.controller.targets.base import ScaleStatus, ScaleTarget
+from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
 from headroom.controller.targets.redis_cluster import RedisClusterTarget
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
 from headroom.controller.targets.scale_subresource import ObjectRef, ScaleSubresourceTarget
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import DriverState
-from headroom.policies.errors import HeadroomError, PolicyError, field_error
-from headroom.policies.forecast.base import Forecast, Forecaster
+from headroom.policies.errors import PolicyError, field_error
+from headroom.policies.forecast.base import Forecaster
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import (
     Forecasting,
@@ -86,14 +86,15 @@ def _where(target: Target) -> str:
     return f"targets[{target.name}]"
 
 
+def _kind_error(target: Target, message: str) -> PolicyError:
+    """A one-line error on the target's ``kind``: ``policy: targets[web].kind: ...``."""
+    return PolicyError(field_error("policy", f"{_where(target)}.kind", message))
+
+
 def _need_kube(target: Target, world: World) -> Kube:
     if world.kube is None:
-        raise PolicyError(
-            field_error(
-                "policy",
-                f"{_where(target)}.kind",
-                f"{target.kind} needs a Kubernetes cluster (run it with the operator)",
-            )
+        raise _kind_error(
+            target, f"{target.kind} needs a Kubernetes cluster (run it with the operator)"
         )
     return world.kube
 
@@ -109,12 +110,8 @@ def _hpa(target: Target, world: World) -> ScaleTarget:
 
 def _local_redis(target: Target, world: World) -> ScaleTarget:
     if world.local_scaler is None:
-        raise PolicyError(
-            field_error(
-                "policy",
-                f"{_where(target)}.kind",
-                f"{target.kind} runs in the embedded mode only (headroom demo / local)",
-            )
+        raise _kind_error(
+            target, f"{target.kind} runs in the embedded mode only (headroom demo / local)"
         )
     return RedisScalerTarget(world.local_scaler(target), name=target.name)
 
@@ -138,25 +135,70 @@ def _stateful_set(target: Target, world: World) -> ScaleTarget:
     return ScaleSubresourceTarget(_need_kube(target, world), ref)
 
 
-# One row per target kind, alphabetical.
-TARGETS: Mapping[TargetKind, TargetBuilder] = {
-    TargetKind.DEPLOYMENT: _deployment,
-    TargetKind.HPA: _hpa,
-    TargetKind.LOCAL_REDIS: _local_redis,
-    TargetKind.REDIS_CLUSTER: _redis_cluster,
-    TargetKind.SCALE: _scale,
-    TargetKind.STATEFUL_SET: _stateful_set,
+# -- RBAC: what the operator needs to size each kind (the chart must grant it) ---------------
+
+Rule = dict[str, Any]
+RulesFor = Callable[[Target], list[Rule]]
+
+
+def _rules(group: str, resource: str, *, write: bool = True) -> list[Rule]:
+    scale_verbs = ["get", "patch"] if write else ["get"]  # exactly the calls the targets make
+    return [
+        {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
+        {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": scale_verbs},
+    ]
+
+
+def _scale_rules(target: Target) -> list[Rule]:
+    if not (target.api_version and target.scale_kind):
+        return []
+    ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
+    return _rules(ref.group, ref.resource)
+
+
+def _hpa_rules(target: Target) -> list[Rule]:
+    # The floor is patched; the scale target (any Deployment or StatefulSet) is only
+    # read, for its ready replicas.
+    return [
+        {
+            "apiGroups": ["autoscaling"],
+            "resources": ["horizontalpodautoscalers"],
+            "verbs": ["get", "patch"],
+        },
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
+    ]
+
+
+@dataclass(frozen=True)
+class TargetKindRow:
+    """One target kind: how its actuator is built and the RBAC rules it needs."""
+
+    build: TargetBuilder
+    rules: RulesFor
+
+
+# One row per target kind, alphabetical: adding a kind is one file in controller/targets/
+# and one row here (docs/adding-a-target.md).
+TARGETS: Mapping[TargetKind, TargetKindRow] = {
+    TargetKind.DEPLOYMENT: TargetKindRow(_deployment, lambda _t: _rules("apps", "deployments")),
+    TargetKind.HPA: TargetKindRow(_hpa, _hpa_rules),
+    TargetKind.LOCAL_REDIS: TargetKindRow(_local_redis, lambda _t: []),  # no Kubernetes
+    TargetKind.REDIS_CLUSTER: TargetKindRow(
+        _redis_cluster, lambda _t: _rules(GROUP, "redisclusters")
+    ),
+    TargetKind.SCALE: TargetKindRow(_scale, _scale_rules),
+    TargetKind.STATEFUL_SET: TargetKindRow(
+        _stateful_set, lambda _t: _rules("apps", "statefulsets")
+    ),
 }
 
 
 def build_target(target: Target, world: World) -> ScaleTarget:
     """The actuator for one policy target."""
-    builder = TARGETS.get(target.kind)
-    if builder is None:
-        raise PolicyError(
-            field_error("policy", f"{_where(target)}.kind", f"unknown kind {target.kind!r}")
-        )
-    return builder(target, world)
+    row = TARGETS.get(target.kind)
+    if row is None:
+        raise _kind_error(target, f"unknown kind {target.kind!r}")
+    return row.build(target, world)
 
 
 def build_targets(spec: PolicySpec, world: World) -> dict[str, ScaleTarget]:
@@ -325,6 +367,7 @@ def build_runtime(
     prior: Series | None = None,
     step: float = 60.0,
     sample_every: float = 10.0,
+    with_latency: bool = True,
     targets: Callable[[Target], ScaleTarget] | None = None,
     history: HistoryProvider | None = None,
     forecaster: Callable[[PolicySpec], Forecaster] | None = None,
@@ -333,12 +376,14 @@ def build_runtime(
 
     The demand source is ``spec.metrics``' (sampling every ``sample_every`` s when it
     samples), read through the policy's history window on a ``step`` grid after an
-    optional ``prior`` series, with the same source's p99 latency for the SLO alert; the
-    targets are :func:`build_target`'s. ``calendar`` is called every pass (the driver
-    takes the events that select the policy); ``state``: the driver state from before a
-    restart. ``targets``/``history``/``forecaster`` replace the assembled parts where a
-    caller must (the operator resolves a target's namespace; tests and benches pass a
-    fixed history); every other part is built here, the same way for every caller."""
+    optional ``prior`` series, with the same source's p99 latency for the SLO alert
+    (``with_latency=False``: none; the demo's scaled clock cannot spare a second full
+    read of its Redis INFO history per pass); the targets are :func:`build_target`'s.
+    ``calendar`` is called every pass (the driver takes the events that select the
+    policy); ``state``: the driver state from before a restart.
+    ``targets``/``history``/``forecaster`` replace the assembled parts where a caller must
+    (the operator resolves a target's namespace; tests and benches pass a fixed history);
+    every other part is built here, the same way for every caller."""
     world = replace(world, now=clock.now)
     source: SignalSource | None = None
     latency: HistoryProvider | None = None
@@ -346,7 +391,7 @@ def build_runtime(
         source = build_source(spec.metrics, world)
         start_sampling(source, interval=sample_every)
         history = build_history(spec, source, step=step, prior=prior)
-        latency = build_latency(spec, source, step=step)
+        latency = build_latency(spec, source, step=step) if with_latency else None
     build = targets or (lambda target: build_target(target, world))
     make_forecaster = forecaster or (lambda policy: build_forecaster(policy, tz))
     try:
@@ -371,101 +416,11 @@ def build_runtime(
     return Runtime(loop, source, notifier)
 
 
-class _Held:
-    """A target as it runs now, for a pass that only plans: reports ``units``, never scales."""
-
-    def __init__(self, name: str, units: int) -> None:
-        self._name = name
-        self._units = units
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def status(self) -> ScaleStatus:
-        return ScaleStatus(self._units, self._units)
-
-    def scale(self, units: int, reason: str) -> None:
-        raise HeadroomError(f"{self._name}: a planning pass does not scale")
-
-
-class _At:
-    """The clock of a planning pass: it is ``at``, and it stays there."""
-
-    def __init__(self, at: float) -> None:
-        self._at = at
-
-    def now(self) -> float:
-        return self._at
-
-    def sleep(self, seconds: float) -> None:
-        raise HeadroomError("a planning pass does not wait")
-
-
-class _Recorded:
-    """History already read (up to the pass): the same series at every call."""
-
-    def __init__(self, series: Series) -> None:
-        self._series = series
-
-    def history(self, end: float) -> Series:
-        return self._series
-
-
-def plan_pass(
-    spec: PolicySpec,
-    history: Series,
-    calendar: Calendar,
-    *,
-    at: float,
-    units: Mapping[str, int],
-    state: DriverState | None = None,
-    step: float = 60.0,
-) -> PassReport:
-    """The operator's pass at ``at`` on these inputs, without acting (``headroom plan``):
-    the runtime :func:`build_runtime` builds, over targets running ``units`` (by target
-    name), with the driver ``state`` the operator kept; what it would order and the plan
-    ahead are the report's. ``history``: the demand as the policy's history window reads
-    it (:func:`build_history`) up to ``at``."""
-    runtime = build_runtime(
-        spec.model_copy(update={"dry_run": True}),
-        World(),
-        calendar=lambda: calendar,
-        clock=_At(at),
-        state=state,
-        step=step,
-        targets=lambda target: _Held(target.name, units[target.name]),
-        history=_Recorded(history),
-    )
-    return runtime.loop.reconcile()
-
-
-def forecast_pass(
-    spec: PolicySpec | None,
-    history: Series,
-    calendar: Calendar,
-    *,
-    at: float,
-    horizon: float,
-    step: float,
-    levels: tuple[float, ...],
-) -> tuple[HeadroomForecaster, Forecast]:
-    """The policy's forecast at ``at`` (``headroom forecast``): its forecaster, fitted as the
-    driver fits it (on ``history`` before ``at`` and the events that select the policy),
-    at the quantile ``levels`` asked for."""
-    model = build_forecaster(spec)
-    events = calendar.for_labels(spec.event_selector) if spec is not None else calendar
-    model.fit(history.before(at), events)
-    return model, model.predict(at, horizon, step, levels)
-
-
 def check(spec: PolicySpec) -> None:
     """Raise :class:`PolicyError` if a target kind or source of ``spec`` has no builder."""
     for target in spec.targets:
         if target.kind not in TARGETS:
-            raise PolicyError(
-                field_error("policy", f"{_where(target)}.kind", f"unknown kind {target.kind!r}")
-            )
+            raise _kind_error(target, f"unknown kind {target.kind!r}")
     query: MetricQuery | None
     for where, query in (("qps", spec.metrics.qps), ("latencyP99", spec.metrics.latency_p99)):
         if query is not None and query.source not in SOURCES:
@@ -474,40 +429,7 @@ def check(spec: PolicySpec) -> None:
             )
 
 
-# -- RBAC ------------------------------------------------------------------------------------
-
-Rule = dict[str, Any]
-
-
-def _rules(group: str, resource: str, *, write: bool = True) -> list[Rule]:
-    scale_verbs = ["get", "patch"] if write else ["get"]  # exactly the calls the targets make
-    return [
-        {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
-        {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": scale_verbs},
-    ]
-
-
 def required_rules(target: Target) -> list[Rule]:
     """The RBAC rules (Role ``rules`` entries) the operator needs to size ``target``."""
-    kind = target.kind
-    if kind is TargetKind.DEPLOYMENT:
-        return _rules("apps", "deployments")
-    if kind is TargetKind.STATEFUL_SET:
-        return _rules("apps", "statefulsets")
-    if kind is TargetKind.REDIS_CLUSTER:
-        return _rules(GROUP, "redisclusters")
-    if kind is TargetKind.SCALE and target.api_version and target.scale_kind:
-        ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
-        return _rules(ref.group, ref.resource)
-    if kind is TargetKind.HPA:
-        # The floor is patched; the scale target (any Deployment or StatefulSet) is only
-        # read, for its ready replicas.
-        return [
-            {
-                "apiGroups": ["autoscaling"],
-                "resources": ["horizontalpodautoscalers"],
-                "verbs": ["get", "patch"],
-            },
-            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
-        ]
-    return []  # the embedded mode: no Kubernetes
+    row = TARGETS.get(target.kind)
+    return row.rules(target) if row is not None else []

@@ -1,4 +1,5 @@
-"""Writing DemandEvents to a cluster: the calendar import and the surge button.
+"""DemandEvents in a cluster: reading them (the operator's calendar, ``plan
+--from-cluster``), the calendar import and the surge button.
 
 ``headroom calendar import`` and ``headroom surge`` (``cli/kube_events.py``) call these
 with a :class:`~headroom.controller.kube.Kube`; the objects themselves come from the pure
@@ -11,6 +12,7 @@ the import does not manage stops it with nothing applied.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,10 +29,14 @@ from headroom.policies.resources import (
     MANAGED_BY_LABEL,
     POLICY_LABEL,
     SURGED_BY,
+    EventRead,
     describe_object,
     label_value,
     policy_from_resource,
+    read_demand_events,
 )
+
+log = logging.getLogger(__name__)
 
 EVENTS = "demandevents"
 POLICIES = "capacitypolicies"
@@ -77,12 +83,21 @@ def _same(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
 
 
 def list_events(kube: Kube, namespace: str) -> list[dict[str, Any]]:
-    """Every DemandEvent in ``namespace``."""
+    """Every DemandEvent object in ``namespace``."""
     listed = call(
         lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS),
         f"list DemandEvents in {namespace}",
     )
     return list(listed.get("items") or [])
+
+
+def list_demand_events(kube: Kube, namespace: str) -> EventRead:
+    """Every DemandEvent of ``namespace`` as events; a bad one is skipped, logged and
+    returned (it must not hide the others)."""
+    read = read_demand_events(list_events(kube, namespace), namespace=namespace)
+    for err in read.errors:
+        log.warning("Skipped DemandEvent error=%s", err)
+    return read
 
 
 def import_events(
@@ -241,7 +256,7 @@ class DemandEventSurges:
         return "surge-" + "".join(c for c in key.lower() if c.isalnum())[:40]
 
     def start_surge(self, surge: Surge) -> None:
-        namespace = self.namespace_of(surge.policy)
+        namespace = surge.namespace or self.namespace_of(surge.policy)
         if namespace is None:
             raise InputError(f"surge: policy {surge.policy!r} is not one the operator runs")
         name = self.object_name(surge.key)
@@ -261,9 +276,17 @@ class DemandEventSurges:
                 f"renew DemandEvent {namespace}/{name}",
             )
 
-    def end_surge(self, key: str, at: float) -> bool:
+    def end_surge(
+        self, key: str, at: float, *, policy: str | None = None, namespace: str | None = None
+    ) -> bool:
+        """End the surge DemandEvent ``key`` in ``namespace`` (else: where ``policy`` runs,
+        else every namespace), but only one this receiver made (managed-by label) for
+        ``policy`` (its policySelector): another team's object of the same name stays."""
         name = self.object_name(key)
-        for namespace in sorted(set(self.namespaces())):
+        if namespace is None and policy is not None:
+            namespace = self.namespace_of(policy)
+        spaces = [namespace] if namespace is not None else sorted(set(self.namespaces()))
+        for namespace in spaces:
             try:
                 obj = call(
                     partial(
@@ -276,6 +299,12 @@ class DemandEventSurges:
                 if not_found(err):
                     continue
                 raise
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            selector = ((obj.get("spec") or {}).get("policySelector") or {}).get("matchLabels")
+            if labels.get(MANAGED_BY_LABEL) != SURGED_BY or (
+                policy is not None and (selector or {}).get(POLICY_LABEL) != policy
+            ):
+                continue  # not a surge this receiver made for this policy
             start = obj["spec"].get("start")
             end = datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if isinstance(start, str) and end <= start:

@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,7 @@ from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
 from headroom.policies.policy import AlertName, PolicySpec, Target, TargetKind, load_policy
 from headroom.policies.series import FloatArray, Series
-from headroom.policies.simulate import fixed_delay, run_strategy
+from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy
 from headroom.policies.synthetic import generate_trace
 
 log = logging.getLogger("headroom.demo")
@@ -116,6 +118,9 @@ class DemoSample:
     busy: bool
     detail: str
     client_errors: int = 0  # cumulative
+    # What the load generator really sent (ops/s over the source's rate window): the truth
+    # the measured QPS is judged against.
+    sent_qps: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,93 @@ def _free_base_port(count: int) -> int:
         if not any(port_in_use("127.0.0.1", base + i) for i in range(count)):
             return base
     raise InputError("no free port range for the demo cluster; pass --base-port")
+
+
+#: How far a demand a scaling reason cites may exceed what the load generator sent. Both
+#: are rates over the same 2 s wall window, but not over the same instants (the loop's
+#: 60 s bucket is a mean of the samples in it); 15% covers that skew at the demo's speed.
+MEASUREMENT_TOLERANCE = 0.15
+_CITED = re.compile(r"observed (\d+(?:\.\d+)?)([kMGT]?) QPS")
+_SUFFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def _sent_rate(window: deque[tuple[float, int]], ops: int, seconds: float) -> float:
+    """The load generator's ops/s over the trailing ``seconds`` (NaN until two looks)."""
+    mono = time.monotonic()
+    window.append((mono, ops))
+    while len(window) > 2 and window[1][0] <= mono - seconds:
+        window.popleft()
+    first_mono, first_ops = window[0]
+    return (ops - first_ops) / (mono - first_mono) if mono > first_mono else math.nan
+
+
+def cited_demand(reason: str) -> float | None:
+    """The observed demand a scaling reason cites ("reactive: observed 2.93k QPS > ..."),
+    None when it cites none (a forecast, a schedule)."""
+    m = _CITED.search(reason)
+    return float(m[1]) * _SUFFIX[m[2]] if m else None
+
+
+def _sustained(values: FloatArray, samples: int) -> FloatArray:
+    """Mean of each run of ``samples`` consecutive samples (gaps left out; NaN if all are)."""
+    if samples <= 1 or values.size < samples:
+        return values
+    ok = np.isfinite(values)
+    sums = np.convolve(np.where(ok, values, 0.0), np.ones(samples), mode="valid")
+    counts = np.convolve(ok.astype(float), np.ones(samples), mode="valid")
+    out: FloatArray = np.full(sums.shape, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
+
+
+def measurement_check(
+    timeline: list[DemoSample],
+    actions: list[LoopEvent],
+    tick: float,
+    dropped: int,
+    peak_samples: int = 1,
+) -> dict[str, Any]:
+    """Measured against sent: the sustained peaks (means over ``peak_samples`` samples: the
+    generator counts a batch when its reply arrives, Redis while it runs, so single 2 s
+    windows differ by a stall either way), and each action citing an observed demand
+    against the most the generator sent during the pass before it (``tick`` simulated s)."""
+    sent = np.array([s.sent_qps for s in timeline])
+    measured = np.array([s.measured_qps for s in timeline])
+    t = np.array([s.t for s in timeline])
+    claims = []
+    for e in actions:
+        cited = cited_demand(e.reason)
+        if cited is None:
+            continue
+        near = sent[(t >= e.at - tick) & (t <= e.at)]
+        near = near[np.isfinite(near)]
+        sent_max = float(near.max()) if near.size else math.nan
+        claims.append(
+            {
+                "at": e.at,
+                "cited_qps": cited,
+                "sent_max_qps": round(sent_max, 1),
+                "within_tolerance": bool(cited <= sent_max * (1 + MEASUREMENT_TOLERANCE)),
+            }
+        )
+    sent_s, measured_s = _sustained(sent, peak_samples), _sustained(measured, peak_samples)
+    sent_peak = float(np.nanmax(sent_s)) if np.isfinite(sent_s).any() else math.nan
+    measured_peak = float(np.nanmax(measured_s)) if np.isfinite(measured_s).any() else math.nan
+    return {
+        "tolerance": MEASUREMENT_TOLERANCE,
+        "peak_samples": peak_samples,
+        "sent_max_qps": round(float(np.nanmax(sent)), 1) if np.isfinite(sent).any() else None,
+        "measured_max_qps": (
+            round(float(np.nanmax(measured)), 1) if np.isfinite(measured).any() else None
+        ),
+        "sent_peak_qps": round(sent_peak, 1),
+        "measured_peak_qps": round(measured_peak, 1),
+        "peak_ratio": round(measured_peak / sent_peak, 3) if sent_peak > 0 else None,
+        "gap_samples": int(np.sum(~np.isfinite(measured))),
+        "zero_samples_while_sending": int(np.sum((measured == 0) & (sent > 0))),
+        "demand_claims": claims,
+        "dropped_ops": dropped,
+    }
 
 
 def _covers(capacity_units: float, masters: int) -> bool:
@@ -300,6 +392,7 @@ class DemoRunner:
                 tz=self.tz,
                 prior=self.prior,
                 sample_every=cfg.sample_every,
+                with_latency=False,  # as before the one runtime: no SLO-latency reads
             )
             loop = runtime.loop
             target = loop.targets[self.target.name]
@@ -366,11 +459,15 @@ class DemoRunner:
         timeline: list[DemoSample] = []
         report: PassReport | None = None
         next_pass = clock.now()
+        sent: deque[tuple[float, int]] = deque()  # (monotonic, ops sent so far)
         while (now := clock.now()) < self.end:
             if now >= next_pass:
                 report = loop.reconcile()
                 next_pass += self.config.tick
             sample = self._sample(now, report, target, source, load.stats().errors)
+            sample = replace(
+                sample, sent_qps=_sent_rate(sent, load.stats().ops, source.rate_window)
+            )
             timeline.append(sample)
             self.on_update(
                 DemoSnapshot(
@@ -467,7 +564,10 @@ class DemoRunner:
         ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
         scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
         delay = self._observed_delay(timeline, scale_outs)
-        reactive = self._reactive(t, demand, delay)
+        hpa = self._reactive(t, demand, delay)
+        reactive = hpa.underprovisioned_minutes
+        desired = np.array([s.desired for s in timeline], dtype=np.float64)
+        unit_hours = float(np.sum(desired * dt) / 3600.0)
         return {
             "event": {
                 "name": event.name,
@@ -485,6 +585,13 @@ class DemoRunner:
             "last_client_error": load.last_error,
             "underprovisioned_minutes": round(under, 1),
             "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
+            "unit_hours": round(unit_hours, 2),  # masters ordered, over the (simulated) run
+            "reactive_hpa_unit_hours": round(hpa.unit_hours, 2),
+            # The replayed HPA's ready units, [[t, units], ...] from each change: the chart
+            # draws the HPA the minutes are quoted for.
+            "reactive_hpa_ready": [
+                [float(at), int(units)] for at, units in zip(hpa.ready_t, hpa.ready_v, strict=True)
+            ],
             "capacity_ready_before_event": bool(
                 planned > self.config.masters and _covers(at_start.capacity_units, planned)
             ),
@@ -509,6 +616,14 @@ class DemoRunner:
                 for e in actions
             ],
             "demand_peak_qps": round(float(np.nanmax(demand)), 1),
+            "measurement": measurement_check(
+                timeline,
+                actions,
+                self.config.tick,
+                load.dropped,
+                # Peaks sustained over 5 wall seconds (half a simulated hour at 360x).
+                peak_samples=max(1, round(5.0 / self.config.sample_every)),
+            ),
             "speed": self.config.speed,
         }
 
@@ -544,7 +659,7 @@ class DemoRunner:
         )
         return (done - first.at) if done is not None else self.end - first.at
 
-    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> float:
+    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> StrategyResult:
         """A Kubernetes HPA (v2 defaults) on the same measured traffic and delay."""
         grid = np.arange(t[0], t[-1], 60.0)
         per_minute = Series(grid, np.interp(grid, t, demand))
@@ -555,11 +670,14 @@ class DemoRunner:
             delay=fixed_delay(delay),
             initial_units=self.config.masters,
         )
-        return result.underprovisioned_minutes
+        return result
 
     def _write(self, report: DemoReport) -> None:
         out = report.out_dir
         (out / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
         from headroom.controller.demo_chart import render_chart
 
-        render_chart(report, self.event, self.target, self.tz, out / "demo.png")
+        render_chart(
+            report, self.event, self.target, self.tz, out / "demo.png",
+            utilization=self.spec.slo.target_utilization,
+        )  # fmt: skip

@@ -36,6 +36,19 @@ class OperatorMetrics:
             ["target", "quantile"],
             registry=r,
         )
+        self.demand = Gauge(
+            "headroom_demand_requests_per_second",
+            "Demand measured by the policy's signal source on the last pass.",
+            ["target"],
+            registry=r,
+        )
+        self.event_start = Gauge(
+            "headroom_event_start_timestamp_seconds",
+            "Unix start time of each DemandEvent in a policy's forecast horizon.",
+            ["policy", "event"],
+            registry=r,
+        )
+        self._events: dict[str, set[str]] = {}
         self.ready = Gauge(
             "headroom_ready_units", "Units of the target ready to serve.", ["target"], registry=r
         )
@@ -87,6 +100,18 @@ class OperatorMetrics:
         self.leader = Gauge(
             "headroom_operator_leader",
             "1 while this operator process holds the leader Lease, 0 while it stands by.",
+            registry=r,
+        )
+        self.cluster_lost_nodes = Gauge(
+            "headroom_rediscluster_lost_nodes",
+            "Members of a RedisCluster that are gone and not yet healed",
+            ["cluster"],
+            registry=r,
+        )
+        self.cluster_slots_lost = Gauge(
+            "headroom_rediscluster_slots_lost",
+            "Slots whose master is gone with no replica (data lost unless its volume returns)",
+            ["cluster"],
             registry=r,
         )
         self.reconciles = Counter(
@@ -145,6 +170,17 @@ class OperatorMetrics:
     def set_alert_queue_depth(self, sink: str, depth: int) -> None:
         self.alert_queue.labels(sink=sink).set(depth)
 
+    def observe_demand(self, target: str, qps: float) -> None:
+        self.demand.labels(target=target).set(qps)
+
+    def set_events(self, policy: str, starts: dict[str, float]) -> None:
+        """The events ahead of ``policy`` (name -> unix start); the ones gone are removed."""
+        for gone in self._events.get(policy, set()) - set(starts):
+            self.event_start.remove(policy, gone)
+        self._events[policy] = set(starts)
+        for name, at in starts.items():
+            self.event_start.labels(policy=policy, event=name).set(at)
+
     def observe_forecast(self, target: str, quantile: float, qps: float) -> None:
         self.forecast.labels(target=target, quantile=_quantile_label(quantile)).set(qps)
 
@@ -171,6 +207,11 @@ class OperatorMetrics:
 
     def record_action(self, target: str, reason: str) -> None:
         self.actions.labels(target=target, reason=reason).inc()
+
+    def set_cluster_damage(self, cluster: str, lost_nodes: int, slots_lost: int) -> None:
+        """A RedisCluster's lost members and the slots no node can serve (alert on > 0)."""
+        self.cluster_lost_nodes.labels(cluster=cluster).set(lost_nodes)
+        self.cluster_slots_lost.labels(cluster=cluster).set(slots_lost)
 
     def record_reconcile(self, kind: str, result: str) -> None:
         """``result``: done, requeued (converging), invalid (spec refused) or failed."""

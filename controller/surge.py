@@ -39,6 +39,7 @@ class Surge:
     end: float
     reason: str
     selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    namespace: str | None = None  # the policy's namespace (the operator: where the event goes)
 
     def event(self) -> DemandEvent:
         """The demand event the loop plans for (selected by the policy's event selector)."""
@@ -60,8 +61,11 @@ class SurgeEvents(Protocol):
         """Create the surge, or renew it (factor, end) if ``surge.key`` is active."""
         ...
 
-    def end_surge(self, key: str, at: float) -> bool:
-        """End the surge ``key`` at ``at``; False if no such surge is active."""
+    def end_surge(
+        self, key: str, at: float, *, policy: str | None = None, namespace: str | None = None
+    ) -> bool:
+        """End the surge ``key`` of ``policy`` (in ``namespace``) at ``at``; False if no
+        such surge is active -- a surge of another policy with the same key is left alone."""
         ...
 
 
@@ -81,12 +85,18 @@ class LocalSurges:
             old = self._surges.get(surge.key)
             if old is not None:  # a re-sent alert keeps its start
                 surge = Surge(surge.key, surge.policy, surge.target, surge.factor, old.start,
-                              surge.end, surge.reason, surge.selector)  # fmt: skip
+                              surge.end, surge.reason, surge.selector, surge.namespace)  # fmt: skip
             self._surges[surge.key] = surge
 
-    def end_surge(self, key: str, at: float) -> bool:
+    def end_surge(
+        self, key: str, at: float, *, policy: str | None = None, namespace: str | None = None
+    ) -> bool:
         with self._lock:
-            return self._surges.pop(key, None) is not None
+            surge = self._surges.get(key)
+            if surge is None or (policy is not None and surge.policy != policy):
+                return False
+            del self._surges[key]
+            return True
 
     def active(self) -> list[Surge]:
         """Surges that have not ended (expired ones are forgotten here)."""

@@ -30,7 +30,8 @@ line, printable characters only, and input quoted only as a short excerpt.
     │   ├── NotACluster             the server is not in cluster mode
     │   ├── UnknownNode             a node id that is not in the cluster
     │   ├── UnsafeOperation         refused: it could lose data (e.g. drain the last master)
-    │   └── MigrationError          a slot migration stopped; the cluster is repairable
+    │   ├── MigrationError          a slot migration stopped; the cluster is repairable
+    │   └── SlotsLost               a master with slots is gone and no replica can take over
     ├── ProvisioningError           starting or stopping a node failed
     ├── AlertDeliveryError          an alert sink refused or did not answer
     └── KubernetesError             the Kubernetes API refused or failed
@@ -134,6 +135,11 @@ class UnsafeOperation(ClusterError):
 
 class MigrationError(ClusterError):
     """A slot migration stopped part-way; ``headroom redis fix`` repairs the cluster."""
+
+
+class SlotsLost(ClusterError):
+    """A master that owned slots is gone with no replica to take over: its keys are lost
+    unless its own volume brings it back; nothing is handed to an empty node meanwhile."""
 
 
 class ProvisioningError(HeadroomError):

@@ -26,6 +26,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from headroom.policies.bounds import (
+    MAX_BYTES,
+    MAX_DURATION,
+    MAX_DURATION_TEXT,
+    MAX_HORIZON,
+    MAX_MULTIPLIER,
+    MAX_PROVISIONING,
+    MAX_QPS,
+    MAX_UNITS,
+)
 from headroom.policies.errors import InputError, PolicyError, excerpt, field_error, must_be
 from headroom.policies.validation import (
     ICS,
@@ -55,6 +65,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(must_be(DURATION_HINT, value))
     if seconds < 0 or not math.isfinite(seconds):
         raise ValueError(must_be("a finite duration >= 0", value))
+    if seconds > MAX_DURATION:
+        raise ValueError(must_be(f"a duration up to {MAX_DURATION_TEXT}", value))
     return seconds
 
 
@@ -89,7 +101,11 @@ Bytes = Annotated[float, BeforeValidator(parse_bytes)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,  # 1e400 is infinity in YAML: refused (policies/bounds.py)
     )
 
 
@@ -105,10 +121,14 @@ class TargetKind(StrEnum):
 class Provisioning(_Model):
     """How long new units take to serve: lead time is computed from this, per action."""
 
-    fixed_seconds: Duration = 60.0  # scheduling + boot + readiness of any change
-    per_unit_seconds: Duration = 0.0  # extra per unit added (pods start in parallel: often 0)
-    data_bytes: Bytes = Field(0.0, ge=0)  # Redis: dataset size that a reshard moves a share of
-    reshard_bytes_per_second: Bytes = Field(50e6, gt=0)  # Redis: measured migration throughput
+    # scheduling + boot + readiness of any change
+    fixed_seconds: Duration = Field(60.0, le=MAX_PROVISIONING)
+    # extra per unit added (pods start in parallel: often 0)
+    per_unit_seconds: Duration = Field(0.0, le=3600.0)
+    # Redis: dataset size that a reshard moves a share of
+    data_bytes: Bytes = Field(0.0, ge=0, le=MAX_BYTES)
+    # Redis: measured migration throughput
+    reshard_bytes_per_second: Bytes = Field(50e6, gt=0, le=MAX_BYTES)
 
     def delay(self, from_units: int, to_units: int) -> float:
         """Seconds until ``to_units`` are ready when changing from ``from_units``."""
@@ -117,7 +137,7 @@ class Provisioning(_Model):
         if self.data_bytes and to_units > 0 and from_units != to_units:
             moved_share = abs(to_units - from_units) / max(to_units, from_units)
             seconds += self.data_bytes * moved_share / self.reshard_bytes_per_second
-        return seconds
+        return min(seconds, MAX_PROVISIONING)  # policies/bounds.py
 
 
 class Target(_Model):
@@ -128,11 +148,13 @@ class Target(_Model):
     namespace: str = "default"
     api_version: str | None = None  # needed for kind Scale (e.g. cluster.x-k8s.io/v1beta1)
     scale_kind: str | None = None  # kind of the object behind a generic Scale target
-    capacity_per_unit: float = Field(gt=0)  # QPS one unit serves within the SLO (declared)
+    # QPS one unit serves within the SLO (declared)
+    capacity_per_unit: float = Field(gt=0, le=MAX_QPS)
     learn_capacity: bool = False  # replace the declared value by the learned one when confident
-    min_units: int = Field(1, ge=0)
-    max_units: int = Field(100, ge=1)
-    max_step: int = Field(0, ge=0)  # most units added or removed per action; 0 = no limit
+    min_units: int = Field(1, ge=0, le=MAX_UNITS)
+    max_units: int = Field(100, ge=1, le=MAX_UNITS)
+    # most units added or removed per action; 0 = no limit
+    max_step: int = Field(0, ge=0, le=MAX_UNITS)
     provisioning: Provisioning = Provisioning()
     labels: LabelMap = {}
 
@@ -159,8 +181,26 @@ class Metrics(_Model):
 
 
 class Slo(_Model):
-    latency_p99_ms: float = Field(5.0, gt=0)
+    latency_p99_ms: float = Field(5.0, gt=0, le=MAX_DURATION * 1000)
     target_utilization: float = Field(0.8, gt=0, le=1)  # also the reactive HPA baseline's target
+
+
+# Inside an event's window the forecast is provisioned at this share of the utilisation
+# outside (forecast.eventTargetUtilization when unset): 0.8 x 0.8 = 0.64 by default.
+EVENT_MARGIN = 0.8
+# Outside events the forecast's median keeps this share of the SLO's margin (0: none, it
+# is sized at 100 %: the reactive half's margin covers the measured level, the forecast
+# adds only a rise within the lead time larger than that margin). On NASA (no events
+# but one) half the margin (0.9 at 0.8) cost unit-hours that the same spent on the
+# reactive half bought more minutes with.
+FORECAST_MARGIN = 0.0
+
+
+class Reactive(_Model):
+    """The reactive half of the rule: the Kubernetes HPA v2 rule on measured demand."""
+
+    target_utilization: float | None = Field(None, gt=0, le=1)  # None: the SLO's
+    tolerance: float = Field(0.1, ge=0, lt=1)  # the HPA's: no change within this ratio
 
 
 class Forecasting(_Model):
@@ -169,9 +209,19 @@ class Forecasting(_Model):
     # lower one spends less on the size of events than on the minute-to-minute noise.
     event_quantile: float | None = Field(None, gt=0, lt=1)
     history: Duration = Field(28 * 86400.0, gt=0)  # how much history to learn from
-    horizon: Duration = Field(24 * 3600.0, gt=0)
-    default_event_multiplier: float = Field(3.0, ge=1)  # an event with no similar past event
+    horizon: Duration = Field(24 * 3600.0, gt=0, le=MAX_HORIZON)
+    # an event with no similar past event
+    default_event_multiplier: float = Field(1.5, ge=1, le=MAX_MULTIPLIER)
     default_ramp: Duration = 1800.0  # pre-event ramp when the event does not say
+    # The predictive half of the rule (units = max(reactive, predictive)); False: the
+    # reactive half alone, i.e. the Kubernetes HPA.
+    enabled: bool = True
+    # Utilisation the forecast's median is provisioned at outside event windows (None:
+    # the SLO's target utilisation) ...
+    target_utilization: float | None = Field(None, gt=0, le=1)
+    # ... and inside them, from the pre-event lead to the event's demand-determined end
+    # (None: EVENT_MARGIN x the forecast's): the margin is bought where events are.
+    event_target_utilization: float | None = Field(None, gt=0, le=1)
 
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -199,16 +249,18 @@ def parse_step(value: Any) -> int | str:
 
 
 class ScaleIn(_Model):
-    cooldown: Duration = 1800.0  # after an event ends before scaling in
+    cooldown: Duration = 0.0  # after an event ends before scaling in (an option; 0: none)
     # Units removed per scale-in action: a number, or a share of the units ordered then
-    # (``"10%"``, at least one unit), so a large fleet follows its daily fall.
-    step_units: Annotated[int | str, BeforeValidator(parse_step)] = "10%"
-    interval: Duration = 600.0  # between scale-in actions
-    stabilization: Duration = 900.0  # the forecast must stay low this long
-    # In an event's window: "hold" = no scale-in until end + cooldown; "nowcast" = scale in
-    # from one stabilization after the start when the nowcast-corrected forecast (its
-    # learned shape and tail) needs less, never below what the observed demand needs.
-    during_events: Literal["hold", "nowcast"] = "hold"
+    # (``"10%"``, at least one unit); "100%" (the default) as the HPA.
+    step_units: Annotated[int | str, BeforeValidator(parse_step)] = "100%"
+    interval: Duration = 0.0  # between scale-in actions (an option; 0: none)
+    # Scale-in goes to the highest need of this long a window (the HPA's stabilisation
+    # window), the forecast's need within the lead time included.
+    stabilization: Duration = 300.0
+    # In an event's window: "follow" = no hold (capacity stays while the forecast or the
+    # measured demand needs it); "hold" = no scale-in until end + cooldown; "nowcast" =
+    # no scale-in until one stabilization after the start.
+    during_events: Literal["follow", "hold", "nowcast"] = "follow"
 
     def step_for(self, units: int) -> int:
         """Units one scale-in action removes when ``units`` are ordered."""
@@ -260,7 +312,7 @@ class FreezeWindow(_Model):
 
 
 class Budget(_Model):
-    max_unit_hours: float = Field(gt=0)
+    max_unit_hours: float = Field(gt=0, le=MAX_UNITS * MAX_DURATION / 3600)
     period: Duration = 86400.0  # rolling window the cap applies to
 
 
@@ -319,14 +371,17 @@ class AlertRules(_Model):
     """When a condition becomes an alert (how long it must hold) and how far surges go."""
 
     forecast_miss_for: Duration = 600.0  # demand above the upper band this long ...
-    forecast_miss_margin: float = Field(0.1, ge=0)  # ... by more than this share of it
+    # ... by more than this share of it
+    forecast_miss_margin: float = Field(0.1, ge=0, le=MAX_MULTIPLIER)
     slo_breach_for: Duration = 300.0  # demand above ready capacity this long
     stuck_for: Duration = 1800.0  # a change not converged this long past its expected delay
     unavailable_for: Duration = 300.0  # no demand signal this long
     plan_change_within: Duration = 7200.0  # watch the plan for events starting this soon
-    plan_change_ratio: float = Field(0.25, gt=0)  # relative change of the planned peak
+    # relative change of the planned peak
+    plan_change_ratio: float = Field(0.25, gt=0, le=MAX_MULTIPLIER)
     resolve_after: Duration = 600.0  # a firing alert resolves once clear this long
-    surge_max_factor: float = Field(3.0, ge=1)  # inbound emergency scale-up: largest factor
+    # inbound emergency scale-up: largest factor
+    surge_max_factor: float = Field(3.0, ge=1, le=MAX_MULTIPLIER)
     surge_max_duration: Duration = 3600.0  # and longest surge
 
 
@@ -337,9 +392,10 @@ class PolicySpec(_Model):
     targets: list[Target] = Field(min_length=1)
     metrics: Metrics = Metrics()
     slo: Slo = Slo()
-    headroom_factor: float = Field(1.0, ge=1)
+    headroom_factor: float = Field(1.0, ge=1, le=MAX_MULTIPLIER)
     lead_time: Duration = 0.0  # extra margin added to every computed provisioning delay
     forecast: Forecasting = Forecasting()
+    reactive: Reactive = Reactive()
     scale_in: ScaleIn = ScaleIn()
     freeze_windows: list[FreezeWindow] = []
     budget: Budget | None = None
@@ -348,6 +404,29 @@ class PolicySpec(_Model):
     event_selector: LabelMap = {}  # labels DemandEvents select this policy by
     dry_run: bool = False
     paused: bool = False  # the operator does nothing for this policy (not even plan)
+
+    @property
+    def reactive_utilization(self) -> float:
+        """The reactive half's target utilisation (the HPA's ``averageValue`` share)."""
+        return self.reactive.target_utilization or self.slo.target_utilization
+
+    @property
+    def forecast_utilization(self) -> float:
+        """The utilisation the forecast's median is provisioned at outside event windows:
+        by default none of the SLO's margin (the reactive half keeps the margin on what
+        is measured; the forecast only adds what the lead time cannot wait for)."""
+        explicit = self.forecast.target_utilization
+        if explicit is not None:
+            return explicit
+        return 1.0 - FORECAST_MARGIN * (1.0 - self.slo.target_utilization)
+
+    @property
+    def event_utilization(self) -> float:
+        """The utilisation inside event windows: lower (more margin) than outside."""
+        explicit = self.forecast.event_target_utilization
+        if explicit is not None:
+            return explicit
+        return EVENT_MARGIN * self.slo.target_utilization
 
     @model_validator(mode="after")
     def _unique_targets(self) -> PolicySpec:

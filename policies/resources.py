@@ -32,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.calendars import event_from_resource, event_to_fields
+from headroom.policies.calendars import event_from_resource, event_to_resource
 from headroom.policies.calendars.yaml import API_VERSION
+from headroom.policies.calendars.yaml import KIND as EVENT_KIND
 from headroom.policies.driver import DriverState
 from headroom.policies.errors import CalendarError, PolicyError, excerpt, field_error, must_be
 from headroom.policies.planner import PlannerState
@@ -41,7 +42,6 @@ from headroom.policies.policy import PolicySpec, TargetKind, _field_path
 from headroom.policies.validation import first_error
 
 POLICY_KIND = "CapacityPolicy"
-EVENT_KIND = "DemandEvent"
 POLICY_LABEL = "headroom.dev/policy"  # every CapacityPolicy is selectable by its name
 MANAGED_BY_LABEL = "headroom.dev/managed-by"
 CALENDAR_LABEL = "headroom.dev/calendar"
@@ -206,14 +206,11 @@ def imported_resources(
     out: dict[str, dict[str, Any]] = {}
     for event in calendar.events:
         name = event_object_name(event, calendar_name)
-        out[name] = {
-            "apiVersion": API_VERSION,
-            "kind": EVENT_KIND,
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            # Always explicit: without spec.labels a reader takes metadata.labels, and the
-            # management labels would become the event's (and steer what is learned).
-            "spec": {**event_to_fields(event), "labels": dict(event.labels)},
-        }
+        obj = event_to_resource(event, name, namespace, labels)
+        # Always explicit: without spec.labels a reader takes metadata.labels, and the
+        # management labels would become the event's (and steer what is learned).
+        obj["spec"]["labels"] = dict(event.labels)
+        out[name] = obj
     return list(out.values())
 
 

@@ -17,13 +17,13 @@ from datetime import datetime
 
 import numpy as np
 
+from headroom.policies.bounds import LATEST
 from headroom.policies.errors import REQUIRED, TraceError, excerpt, field_error, must_be
 from headroom.policies.series import Series
 from headroom.policies.validation import decode_text
 
 TIME_COLUMNS = ("timestamp", "time", "ts")
 MILLISECONDS_FROM = 1e11  # epoch numbers from here on are milliseconds (year 5138 in seconds)
-LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: beyond it no calendar date exists
 VALUE_COLUMNS = ("qps", "value", "requests")
 
 

@@ -34,13 +34,28 @@ from tests.conftest import ClusterFactory
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 SEED_IN_README = "10.0.0.5:6379"
+# What this file runs, from the fresh clone, as written.
+RUN_HERE = (
+    "headroom redis ",
+    "headroom calendar validate ",
+    "headroom policy validate ",
+    "headroom forecast ",
+    "headroom plan --history ",
+    "headroom simulate ",
+    "headroom local ",
+)
 NOT_RUN = {
     "make demo": "tests/controller/test_demo.py runs the demo",
     "make test": "this is make test",
+    "make image": "tests/operator/test_image.py builds the image and runs the operator from it",
+    "make playground": "tests/k8s/test_playground.py runs it and the kubectl lines it prints",
+    "podman ": "needs make image and the reader's registry",
     "headroom capacity learn --prometheus": "needs the reader's Prometheus",
     "helm install": "needs a Kubernetes cluster",
     "headroom alerts test": "sends to the reader's own sinks (tests/alerts runs it on loopback)",
-    "kubectl apply": "needs a Kubernetes cluster",
+    "headroom operator run": "needs a Kubernetes cluster (tests/operator runs it)",
+    "kubectl ": "needs a Kubernetes cluster (tests/operator/test_kubectl.py and "
+    "tests/k8s/test_playground.py run these against the API emulator)",
     "headroom calendar import": "needs a Kubernetes cluster (tests/calendar_import runs it)",
     "headroom surge": "needs a Kubernetes cluster (tests/calendar_import runs it)",
     "headroom plan --from-cluster": "needs a Kubernetes cluster (tests/operator runs it)",
@@ -55,17 +70,27 @@ def readme_commands() -> list[str]:
     blocks = re.findall(r"^```\n(.*?)^```", README.read_text(), flags=re.S | re.M)
     out: list[str] = []
     for block in blocks:
-        for line in block.splitlines():
-            line = line.split("  #", 1)[0].strip()
-            if not re.match(r"^(headroom|make|helm|kubectl)\s", line):
-                continue  # captured output, not a command
+        for raw in block.splitlines():
+            line = raw.split("  #", 1)[0].strip()
+            if not re.match(r"^(headroom|make|helm|kubectl|podman|docker)\s", raw):
+                continue  # captured output (indented, or not a command)
             for part in line.split(" && "):
-                out.append(part.split(" | ")[0].strip())
+                out.append(" ".join(part.split(" | ")[0].split()))  # README aligns with spaces
     return out
 
 
 def _runs(cmd: str) -> bool:
-    return not any(cmd.startswith(prefix) for prefix in NOT_RUN)
+    return cmd.startswith(RUN_HERE)
+
+
+def assert_untouched(clone: Path) -> None:
+    """Nothing the commands wrote is in the repository: every new or changed file of the
+    clone is git-ignored (``.headroom/`` holds charts, reports and local state)."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=clone, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert status == "", f"README commands wrote into the repository:\n{status}"
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +111,11 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
             dst.symlink_to(os.readlink(src))
         else:
             shutil.copy2(src, dst)
+    # A repository of its own, so that git says what the commands wrote (assert_untouched).
+    git = ["git", "-c", "user.name=readme", "-c", "user.email=readme@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=clone, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "clone"], cwd=clone, check=True)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     site = next((venv / "lib").glob("python*/site-packages"))
@@ -136,9 +166,38 @@ def test_plain_editable_install_imports_headroom_from_the_clone(
 def test_every_readme_command_is_run_or_listed_with_a_reason() -> None:
     commands = readme_commands()
     assert len(commands) >= 15
-    listed = {c for c in commands if not _runs(c)}
-    assert all(any(c.startswith(p) for p in NOT_RUN) for c in listed)
+    for cmd in commands:
+        listed = [p for p in NOT_RUN if cmd.startswith(p)]
+        assert _runs(cmd) != bool(listed), f"neither run nor listed (or both): {cmd}"
     assert SEED_IN_README in " ".join(commands)
+
+
+def test_every_file_a_readme_command_names_is_in_the_repository() -> None:
+    """`alerts test --alerts-config alerts.yaml` named files nobody had; outputs go to
+    .headroom/ (git-ignored) or dist/ (make image)."""
+    for cmd in readme_commands():
+        for word in shlex.split(cmd)[1:]:
+            if re.fullmatch(r"[\w.-]+(/[\w.-]+)*\.(ya?ml|csv|ics|json|png)", word):
+                assert word.startswith((".headroom/", "dist/")) or (REPO / word).is_file(), (
+                    f"{cmd}: {word} is not in the repository"
+                )
+
+
+def test_the_example_alerts_config_has_every_sink_the_example_policy_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's `alerts test` line: the shipped policy's sinks resolve against the
+    shipped alerts config (with the routing key it asks for set; nothing is sent)."""
+    from headroom.cli.policy import read_policy
+    from headroom.controller.alerts.config import build_bindings, load_alerts_config
+
+    (line,) = [c for c in readme_commands() if c.startswith("headroom alerts test")]
+    args = shlex.split(line)
+    policy = REPO / args[args.index("--policy") + 1]
+    config = REPO / args[args.index("--alerts-config") + 1]
+    monkeypatch.setenv("HEADROOM_PAGERDUTY_KEY", "0123456789abcdef0123456789abcdef")
+    bindings = build_bindings(read_policy(policy), load_alerts_config(config))
+    assert "oncall-pagerduty" in [b.sink.name for b in bindings]
 
 
 def test_the_planning_commands_run_as_written(fresh: tuple[Path, dict[str, str]]) -> None:
@@ -156,7 +215,11 @@ def test_the_planning_commands_run_as_written(fresh: tuple[Path, dict[str, str]]
             assert any(a["to_units"] > a["from_units"] for a in actions), actions
         if cmd.startswith("headroom simulate"):
             assert set(json.loads(proc.stdout)["results"]) >= {"headroom", "reactive_hpa"}
-    assert (clone / "f.png").read_bytes()[:4] == b"\x89PNG"
+        if cmd.startswith("headroom forecast"):
+            # The horizon reaches past the livestream the forecast is asked about.
+            assert "Singles' Day livestream" in proc.stdout, proc.stdout
+    assert (clone / ".headroom" / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    assert_untouched(clone)
 
 
 @pytest.mark.redis
@@ -170,6 +233,7 @@ def test_the_redis_commands_run_on_a_local_cluster(
     assert len(redis_lines) == 5
     for cmd in redis_lines:
         run(cmd.replace(SEED_IN_README, cluster.seed).replace("<node-id>", leaving), clone, env)
+    assert_untouched(clone)
     masters = [n for n in cluster.nodes if "master" in n.client().execute_command("ROLE")[0]]
     assert len(masters) >= 2
 
@@ -183,6 +247,7 @@ def test_the_local_cluster_commands_run_as_written(fresh: tuple[Path, dict[str, 
         pytest.skip("ports 7300-7305 (the README's default) are in use by another run")
     for cmd in lines:
         run(cmd, clone, env)
+    assert_untouched(clone)
 
 
 def test_the_shipped_history_is_what_the_project_generates() -> None:

@@ -126,11 +126,23 @@ HttpPost = Callable[[str, bytes, Mapping[str, str], float], HttpResponse]
 connection fails. Any status is returned (the sink decides what counts as success)."""
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as what it is (a 3xx), never followed: urllib would resend
+    the request's headers, a bearer token among them, to wherever ``Location`` points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
-    """The real :data:`HttpPost`, on the standard library."""
+    """The real :data:`HttpPost`, on the standard library; a 3xx is returned, not followed
+    (so a sink that redirects is a failed delivery, and its credentials stay here)."""
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+        with _OPENER.open(request, timeout=timeout) as resp:
             return HttpResponse(int(resp.status), resp.read(65536))
     except urllib.error.HTTPError as err:
         return HttpResponse(int(err.code), err.read(65536) if err.fp else b"")

@@ -80,8 +80,10 @@ class SecretRef(_Model):
     def resolve(self, where: str) -> SecretStr:
         if self.env is not None:
             value = os.environ.get(self.env)
-            if not value:
+            if value is None:
                 raise AlertConfigError(f"{where}: environment variable {self.env} is not set")
+            if not value.strip():  # "   " is no secret: an empty bearer token matched it
+                raise AlertConfigError(f"{where}: environment variable {self.env} is blank")
             return SecretStr(value.strip())
         assert self.file is not None
         data = read_bounded(self.file, SECRET_MAX_BYTES, AlertConfigError, f"secret ({where})")
@@ -180,6 +182,52 @@ def load_alerts_config(path: Path | None = None) -> AlertsConfig:
     return parse_alerts_config(docs[0] if docs else None, str(path))
 
 
+# One builder per sink kind, alphabetical: adding a sink is one file in controller/alerts/
+# and one row here (docs/adding-a-sink.md). Each gets the sink's name, its config, its
+# secrets (read by ``secret(ref, field)``), its URL (``url`` or ``urlFrom``) and the HTTP
+# poster.
+Secret = Callable[[SecretRef | None, str], SecretStr | None]
+SinkBuilder = Callable[[str, SinkConfig, Secret, str | None, HttpPost], AlertSink]
+
+
+def _alertmanager(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> AlertSink:
+    assert url is not None  # SinkConfig requires it
+    token = secret(config.token_from, "tokenFrom")
+    return AlertmanagerSink(name, url, token, post, config.resend_interval)
+
+
+def _pagerduty(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> AlertSink:
+    key = secret(config.routing_key_from, "routingKeyFrom")
+    assert key is not None  # SinkConfig requires it
+    return PagerDutySink(name, key, url or EVENTS_URL, post)
+
+
+def _slack(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> AlertSink:
+    assert url is not None  # SinkConfig requires urlFrom: a Slack webhook URL is a secret
+    return SlackSink(name, SecretStr(url), post)
+
+
+def _webhook(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> AlertSink:
+    assert url is not None  # SinkConfig requires it
+    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)
+
+
+SINKS: Mapping[AlertSinkKind, SinkBuilder] = {
+    AlertSinkKind.ALERTMANAGER: _alertmanager,
+    AlertSinkKind.PAGERDUTY: _pagerduty,
+    AlertSinkKind.SLACK: _slack,
+    AlertSinkKind.WEBHOOK: _webhook,
+}
+
+
 def build_sink(
     name: str, config: SinkConfig, post: HttpPost = urllib_post, where: str = ""
 ) -> AlertSink:
@@ -191,18 +239,7 @@ def build_sink(
 
     url_secret = secret(config.url_from, "urlFrom")
     url = config.url or (url_secret.get_secret_value() if url_secret else None)
-    if config.type is AlertSinkKind.SLACK:
-        assert url_secret is not None
-        return SlackSink(name, url_secret, post)
-    if config.type is AlertSinkKind.PAGERDUTY:
-        key = secret(config.routing_key_from, "routingKeyFrom")
-        assert key is not None
-        return PagerDutySink(name, key, url or EVENTS_URL, post)
-    assert url is not None
-    if config.type is AlertSinkKind.ALERTMANAGER:
-        token = secret(config.token_from, "tokenFrom")
-        return AlertmanagerSink(name, url, token, post, config.resend_interval)
-    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)
+    return SINKS[config.type](name, config, secret, url, post)
 
 
 def hook_sink_name(spec: PolicySpec, index: int, hook: AlertHook) -> str:

@@ -12,7 +12,12 @@ scale-up — a short surge event with a factor — and its resolve ends the surg
 
 A request must carry ``Authorization: Bearer <token>`` or Headroom's webhook signature
 (``X-Headroom-Timestamp`` / ``X-Headroom-Signature``, see ``webhook.py``), whichever the
-config sets. The whole payload is checked before anything is applied: malformed (400),
+config sets. The credentials are checked on the headers before the body is read
+(:meth:`AlertmanagerReceiver.authorize`; a signature's timestamp there, the HMAC over
+the body after), and a signature is accepted once: it is remembered for the tolerance
+window, so a replay within it is 401 and one after it is stale. (A bearer token cannot
+tell a replay from Alertmanager's own re-sends; use the signature where that matters.)
+The whole payload is checked before anything is applied: malformed (400),
 unauthenticated (401), oversized (413), not JSON (415) or naming an unknown policy or
 target (422) — a clear one-line message, and nothing changed.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +36,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from headroom.controller.alerts.receiver import HookServer
-from headroom.controller.alerts.webhook import verify_signature
+from headroom.controller.alerts.webhook import (
+    DEFAULT_TOLERANCE,
+    SIGNATURE_HEADER,
+    check_timestamp,
+    verify_signature,
+)
 from headroom.controller.surge import Surge, SurgeEvents
 from headroom.policies.errors import AlertConfigError
 from headroom.policies.policy import PolicySpec, parse_duration
@@ -72,6 +83,7 @@ class _Change:
     end: str | None  # the key of a surge to end
     policy: str
     target: str
+    namespace: str | None = None  # the policy's, when the receiver's map says it
 
 
 class Rejected(AlertConfigError):
@@ -93,14 +105,33 @@ class AlertmanagerReceiver:
         token: SecretStr | None = None,
         hmac_secret: SecretStr | None = None,
         now: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """``now``: the surges' clock (scaled in the demo); ``wall``: real time, which
+        signatures' timestamps are checked against."""
         if token is None and hmac_secret is None:
             raise ValueError("the inbound receiver needs a token or an HMAC secret")
+        for secret in (token, hmac_secret):
+            if secret is not None and not secret.get_secret_value().strip():
+                raise ValueError("the inbound receiver's token or HMAC secret is blank")
         self.policies = policies
         self.surges = surges
         self._token = token
         self._hmac = hmac_secret
         self._now = now
+        self._wall = wall
+        self.tolerance = DEFAULT_TOLERANCE  # seconds a signed request stays valid
+        self._seen: dict[str, float] = {}  # accepted signature -> when it goes stale
+        self._seen_lock = threading.Lock()
+
+    def authorize(self, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """The check on the headers alone, before the body is read: a valid bearer token,
+        or a signature header with a fresh, finite timestamp not seen before."""
+        try:
+            self._authenticate(headers, None)
+        except Rejected as err:
+            return err.status, {"error": str(err)}
+        return None
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """One request: ``(status, answer)``; nothing is applied unless it is all valid."""
@@ -117,27 +148,62 @@ class AlertmanagerReceiver:
                 started.append({"key": change.start.key, "policy": change.policy,
                                 "target": change.target, "factor": change.start.factor,
                                 "end": change.start.end})  # fmt: skip
-            elif change.end is not None and self.surges.end_surge(change.end, self._now()):
+            elif change.end is not None and self.surges.end_surge(
+                change.end, self._now(), policy=change.policy, namespace=change.namespace
+            ):
                 ended.append({"key": change.end, "policy": change.policy, "target": change.target})
         return 200, {"started": started, "ended": ended}
 
-    def _authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
+    def _authenticate(self, headers: Mapping[str, str], body: bytes | None) -> None:
+        """Raise :class:`Rejected` unless ``headers`` (and ``body``, when given) carry
+        valid credentials; with ``body`` None only what the headers can prove."""
         lower = {k.lower(): v for k, v in headers.items()}
         auth = lower.get("authorization", "")
         if self._token is not None and auth.startswith("Bearer "):
             given = auth.removeprefix("Bearer ").strip().encode()
-            if hmac.compare_digest(given, self._token.get_secret_value().encode()):
+            if given and hmac.compare_digest(given, self._token.get_secret_value().encode()):
                 return
             raise Rejected(401, "the bearer token is not valid")
-        if self._hmac is not None and "x-headroom-signature" in lower:
-            problem = verify_signature(self._hmac.get_secret_value(), headers, body)
-            if problem is None:
+        if self._hmac is not None and SIGNATURE_HEADER.lower() in lower:
+            now = self._wall()
+            # The timestamp first (a body signed at a stale or non-finite time is never
+            # read), then: not seen before, then the HMAC over the body.
+            problem = check_timestamp(headers, now=now, tolerance=self.tolerance)
+            if problem is not None:
+                raise Rejected(401, f"signature rejected: {problem}")
+            signature = lower[SIGNATURE_HEADER.lower()].strip()
+            if self._replayed(signature, now):
+                raise Rejected(401, "signature rejected: this request was accepted before (replay)")
+            if body is None:
                 return
-            raise Rejected(401, f"signature rejected: {problem}")
+            problem = verify_signature(
+                self._hmac.get_secret_value(), headers, body, now=now, tolerance=self.tolerance
+            )
+            if problem is not None:
+                raise Rejected(401, f"signature rejected: {problem}")
+            if not self._claim(signature, now):  # a copy sent at the same moment
+                raise Rejected(401, "signature rejected: this request was accepted before (replay)")
+            return
         wanted = " or ".join(
             w for w, on in (("a bearer token", self._token), ("a signature", self._hmac)) if on
         )
         raise Rejected(401, f"authentication required ({wanted})")
+
+    def _replayed(self, signature: str, now: float) -> bool:
+        with self._seen_lock:
+            for old in [s for s, until in self._seen.items() if until < now]:
+                del self._seen[old]  # stale: its timestamp is refused anyway
+            return signature in self._seen
+
+    def _claim(self, signature: str, now: float) -> bool:
+        """Remember ``signature`` as accepted; False if it already was (atomically)."""
+        with self._seen_lock:
+            if signature in self._seen:
+                return False
+            # Twice the tolerance: a timestamp up to `tolerance` in the future stays valid
+            # that long after it arrives.
+            self._seen[signature] = now + 2 * self.tolerance
+            return True
 
     @staticmethod
     def _parse(headers: Mapping[str, str], body: bytes) -> AmWebhook:
@@ -168,15 +234,13 @@ class AlertmanagerReceiver:
             if not policy_name or not target_name:
                 raise Rejected(422, f"{where}: labels {POLICY_LABEL} and {TARGET_LABEL} "
                                "are required")  # fmt: skip
-            spec = policies.get(policy_name)
-            if spec is None:
-                raise Rejected(422, f"{where}: unknown policy {policy_name[:100]!r}")
+            namespace, spec = _find_policy(policies, policy_name, where)
             if target_name not in {t.name for t in spec.targets}:
                 raise Rejected(422, f"{where}: policy {spec.name} has no target "
                                f"{target_name[:100]!r}")  # fmt: skip
             key = alert.fingerprint or _fingerprint(alert.labels)
             if alert.status == "resolved":
-                changes.append(_Change(None, key, spec.name, target_name))
+                changes.append(_Change(None, key, spec.name, target_name, namespace))
                 continue
             factor = _number(alert, FACTOR_KEY, where, DEFAULT_FACTOR)
             rules = spec.alert_rules
@@ -186,9 +250,29 @@ class AlertmanagerReceiver:
             duration = _duration(alert, where, rules.surge_max_duration)
             reason = alert.labels.get("alertname", "alert")[:80]
             surge = Surge(key, spec.name, target_name, factor, now, now + duration, reason,
-                          dict(spec.event_selector))  # fmt: skip
-            changes.append(_Change(surge, None, spec.name, target_name))
+                          dict(spec.event_selector), namespace)  # fmt: skip
+            changes.append(_Change(surge, None, spec.name, target_name, namespace))
         return changes
+
+
+def _find_policy(
+    policies: Mapping[str, PolicySpec], label: str, where: str
+) -> tuple[str | None, PolicySpec]:
+    """The policy an alert's ``headroom_policy`` names, and its namespace. The operator's
+    map is keyed ``namespace/name``: a label may give either; a bare name that runs in
+    several namespaces is refused (it was surged in whichever came first)."""
+    if label in policies:
+        ns, _, _ = label.rpartition("/")
+        return ns or None, policies[label]
+    found = [k for k in policies if k.rpartition("/")[2] == label]
+    if not found:
+        raise Rejected(422, f"{where}: unknown policy {label[:100]!r}")
+    if len(found) > 1:
+        spaces = ", ".join(sorted(k.rpartition("/")[0] for k in found))[:200]
+        raise Rejected(422, f"{where}: policy {label[:100]!r} runs in several namespaces "
+                       f"({spaces}): label {POLICY_LABEL} as NAMESPACE/NAME")  # fmt: skip
+    ns, _, _ = found[0].rpartition("/")
+    return ns or None, policies[found[0]]
 
 
 def _value(alert: AmAlert, key: str) -> str | None:
@@ -231,4 +315,6 @@ def serve_inbound(
     max_body: int = 256 * 1024,
 ) -> HookServer:  # fmt: skip
     """Serve ``receiver`` at ``http://host:port/hooks/alertmanager`` (loopback by default)."""
-    return HookServer({PATH: receiver.handle}, host, port, max_body)
+    return HookServer(
+        {PATH: receiver.handle}, host, port, max_body, authorize={PATH: receiver.authorize}
+    )

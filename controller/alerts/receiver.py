@@ -2,7 +2,9 @@
 
 :class:`HookServer` serves ``POST`` routes on a thread (loopback unless told otherwise):
 each route gets the headers and the raw body (at most ``max_body`` bytes, read only when
-``Content-Length`` says it fits) and returns a status and a JSON answer. The inbound
+``Content-Length`` says it fits, and only after the route's ``authorize`` check, if it has
+one, passed on the headers alone) and returns a status and a JSON answer. Connections are
+bounded in number and time (``controller/httpserve.py``). The inbound
 Alertmanager receiver (:mod:`.inbound`) runs on it, and so does
 :class:`WebhookCollector`, which verifies Headroom's signed webhooks and keeps the alerts
 (``headroom demo`` starts one as its stand-in for on-call, and shows what it received).
@@ -13,12 +15,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from headroom.controller.alerts.webhook import verify_signature
+from headroom.controller.httpserve import MAX_CONNECTIONS, BoundedHandler, BoundedHTTPServer
 
 Route = Callable[[Mapping[str, str], bytes], tuple[int, dict[str, Any]]]
+Authorize = Callable[[Mapping[str, str]], tuple[int, dict[str, Any]] | None]
+"""``authorize(headers)``: None to go on and read the body, else the answer to send."""
 
 
 class HookServer:
@@ -30,16 +34,26 @@ class HookServer:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body: int = 256 * 1024,
+        authorize: Mapping[str, Authorize] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.routes = dict(routes)
+        self.authorize = dict(authorize or {})
         self.max_body = max_body
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(BoundedHandler):
             def do_POST(self) -> None:
-                route = server.routes.get(self.path.split("?", 1)[0])
+                path = self.path.split("?", 1)[0]
+                route = server.routes.get(path)
                 if route is None:
-                    self._answer(404, {"error": f"no hook at {self.path.split('?', 1)[0]}"})
+                    self._answer(404, {"error": f"no hook at {path[:100]}"})
+                    return
+                check = server.authorize.get(path)
+                refused = check(dict(self.headers.items())) if check is not None else None
+                if refused is not None:  # before a byte of the body is read
+                    self.close_connection = True
+                    self._answer(*refused)
                     return
                 try:
                     length = int(self.headers.get("Content-Length") or "")
@@ -70,11 +84,7 @@ class HookServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # requests may carry tokens in headers; the server logs nothing itself
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = BoundedHTTPServer((host, port), Handler, max_connections)
         self.host = host
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(

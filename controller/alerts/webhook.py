@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 
@@ -48,6 +49,22 @@ def verify_signature(
 ) -> str | None:
     """``None`` if ``body`` is signed by ``secret`` within ``tolerance`` seconds of ``now``,
     else why not (one line, safe to return to the caller: it holds no secret)."""
+    problem = check_timestamp(headers, now=now, tolerance=tolerance)
+    if problem is not None:
+        return problem
+    lower = {k.lower(): v for k, v in headers.items()}
+    timestamp, signature = lower[TIMESTAMP_HEADER.lower()], lower[SIGNATURE_HEADER.lower()]
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
+        return "signature does not match the body"
+    return None
+
+
+def check_timestamp(
+    headers: Mapping[str, str], *, now: float | None = None, tolerance: float = DEFAULT_TOLERANCE
+) -> str | None:
+    """The part of :func:`verify_signature` the headers alone can tell (so a receiver runs
+    it before reading a body): both headers present, a finite timestamp within
+    ``tolerance`` of ``now``."""
     lower = {k.lower(): v for k, v in headers.items()}
     timestamp = lower.get(TIMESTAMP_HEADER.lower())
     signature = lower.get(SIGNATURE_HEADER.lower())
@@ -57,10 +74,10 @@ def verify_signature(
         signed_at = float(timestamp)
     except ValueError:
         return f"{TIMESTAMP_HEADER} is not unix seconds"
+    if not math.isfinite(signed_at):  # "nan" compared as within any tolerance
+        return f"{TIMESTAMP_HEADER} is not unix seconds"
     if abs((time.time() if now is None else now) - signed_at) > tolerance:
         return f"{TIMESTAMP_HEADER} is outside the {tolerance:g} s tolerance (replayed?)"
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
-        return "signature does not match the body"
     return None
 
 

@@ -34,11 +34,11 @@ from headroom.controller import assembly
 from headroom.controller.alerts.config import AlertsConfig, build_notifier
 from headroom.controller.alerts.notifier import AlertNotifier, AlertState
 from headroom.controller.clock import Clock, RealClock
-from headroom.controller.kube import GROUP, VERSION, Kube
-from headroom.controller.loop import ControlLoop, HistoryProvider, LoopEvent, PassReport
+from headroom.controller.demand_events import POLICIES, list_demand_events
+from headroom.controller.kube import Kube
+from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import Cond, condition, write_status
-from headroom.controller.operator.inputs import POLICIES, list_demand_events
+from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
@@ -128,6 +128,7 @@ class CapacityPolicyReconciler:
         ``access``: the files and addresses a policy's sources may use (a refused one is
         an invalid spec)."""
         self.kube = kube
+        self._write = StatusWriter(kube, PLURAL, KIND)
         self.access = access
         self.alerts = alerts or AlertsConfig()
         self.targets_for = targets_for
@@ -157,7 +158,7 @@ class CapacityPolicyReconciler:
             spec = spec.model_copy(update={"dry_run": True})
         if spec.paused:
             self._write(ns, name, status, generation, {}, [
-                Cond("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
+                Condition("Ready", "False", "Paused", "spec.paused is true: nothing is done"),
             ])  # fmt: skip
             return PolicyOutcome(self.interval)
         try:
@@ -235,9 +236,14 @@ class CapacityPolicyReconciler:
         return len(due)
 
     def known_specs(self) -> dict[str, PolicySpec]:
-        """The policies this operator runs, by name (the inbound alert receiver's map)."""
+        """The policies this operator runs, by ``namespace/name`` (the inbound alert
+        receiver's map: with --all-namespaces two namespaces may hold the same name)."""
         with self._lock:
-            return {r.loop.spec.name: r.loop.spec for r in self._runtimes.values()}
+            return {
+                f"{self._bodies[uid]['metadata']['namespace']}/{r.loop.spec.name}": r.loop.spec
+                for uid, r in self._runtimes.items()
+                if uid in self._bodies
+            }
 
     def namespace_of(self, policy: str) -> str | None:
         with self._lock:
@@ -344,15 +350,15 @@ class CapacityPolicyReconciler:
         ns, name = meta["namespace"], meta["name"]
         for event in report.events:
             self._post(body, event)
-        conds = [Cond(c.type, c.status, c.reason, c.message) for c in report.conditions]
+        conds = list(report.conditions)
         failing = [e for e in report.events if e.kind == "ScaleFailed"]
         metrics_down = any(c.type == "MetricsUnavailable" and c.status == "True" for c in conds)
         if failing:
-            ready = Cond("Ready", "False", "ScaleFailed", failing[0].reason)
+            ready = Condition("Ready", "False", "ScaleFailed", failing[0].reason)
         elif metrics_down:
-            ready = Cond("Ready", "False", "MetricsUnavailable", "holding current capacity")
+            ready = Condition("Ready", "False", "MetricsUnavailable", "holding current capacity")
         else:
-            ready = Cond("Ready", "True", "Reconciled", "")
+            ready = Condition("Ready", "True", "Reconciled", "")
         plan = _timeline(report)
         upcoming = [row for row in plan if row.at > _when(report.at)]  # after this pass's order
         records = [
@@ -417,14 +423,35 @@ class CapacityPolicyReconciler:
         fields["lastActions"] = (old_records + new_records)[-LAST_ACTIONS:]
         self._write(ns, name, status, generation, fields, [ready, *conds])
         if self.metrics is not None:
-            for r in report.targets:
-                planned = r.decision.desired_units if r.decision is not None else None
-                self.metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
-                nxt = r.next_action(report.at)
-                self.metrics.set_next_action(r.name, nxt.at if nxt else None)
-            for e in report.events:
-                if e.kind == "Scaled":
-                    self.metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
+            self._export(spec, report, self.metrics)
+
+    @staticmethod
+    def _export(spec: PolicySpec, report: PassReport, metrics: OperatorMetrics) -> None:
+        """The pass on /metrics: per target the measured demand, the forecast for now (p50,
+        p90), capacity per unit and units; the events in the forecast's horizon; actions."""
+        fc = report.forecast
+        now = int(np.searchsorted(fc.t, report.at)) if fc is not None and len(fc.t) else None
+        declared = {t.name: t.capacity_per_unit for t in spec.targets}
+        for r in report.targets:
+            planned = r.decision.desired_units if r.decision is not None else None
+            metrics.set_units(r.name, r.status.ready, r.status.desired, planned)
+            nxt = r.next_action(report.at)
+            metrics.set_next_action(r.name, nxt.at if nxt else None)
+            if report.demand_now is not None and math.isfinite(report.demand_now):
+                metrics.observe_demand(r.name, report.demand_now)
+            if fc is not None and now is not None:
+                i = min(now, len(fc.t) - 1)
+                for q in (0.5, 0.9):
+                    metrics.observe_forecast(r.name, q, float(fc.level(q)[i]))
+            per_unit = declared.get(r.name)
+            if per_unit:
+                metrics.set_capacity(r.name, per_unit, "declared")
+        if fc is not None:
+            starts = {e.name: e.start for e in fc.drivers if e is not None and e.end > report.at}
+            metrics.set_events(spec.name, starts)
+        for e in report.events:
+            if e.kind == "Scaled":
+                metrics.record_action(e.target, "ScheduledEvent" if e.event else "Demand")
 
     def _post(self, body: Mapping[str, Any], event: LoopEvent) -> None:
         if event.kind == "Scaled":
@@ -444,24 +471,13 @@ class CapacityPolicyReconciler:
             "InvalidSpec"
         )
         self._write(meta["namespace"], meta["name"], status, generation, {}, [
-            Cond("Ready", "False", "InvalidSpec", message),
+            Condition("Ready", "False", "InvalidSpec", message),
         ])  # fmt: skip
         if first:
             self.record(body, "Warning", "InvalidSpec", message)
         log.warning(
             "Rejected CapacityPolicy %s/%s error=%s", meta["namespace"], meta["name"], message
         )
-
-    def _write(
-        self,
-        ns: str,
-        name: str,
-        old: Mapping[str, Any],
-        generation: int,
-        fields: Mapping[str, Any],
-        conds: list[Cond],
-    ) -> None:
-        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
 
 
 def _when(epoch: float) -> datetime:
@@ -558,9 +574,4 @@ def register(
     def gone(body: Any, **_: Any) -> None:
         reconciler.forget(body["metadata"]["uid"])
 
-    on = {"registry": registry}
-    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=interval, initial_delay=interval, **on)(tick)
-    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+    route(registry, PLURAL, handle=handle, timer=tick, gone=gone, interval=interval)

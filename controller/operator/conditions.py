@@ -1,5 +1,9 @@
 """Kubernetes-style status conditions and the one status write every reconciler uses.
 
+A reconciler decides :class:`~headroom.controller.loop.Condition` values (the same type a
+control-loop pass reports); :class:`StatusWriter` writes them, with the other status
+fields, in one patch. :func:`route` is the kopf wiring every handler module shares.
+
 A condition keeps its ``lastTransitionTime`` while its status stays the same, so
 a status that did not change is byte-for-byte the same object and writing it is
 a no-op for the API server (no new resourceVersion, no watch event).
@@ -7,25 +11,16 @@ a no-op for the API server (no new resourceVersion, no watch event).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from headroom.controller.kube import GROUP, VERSION, Kube, call, now_rfc3339
-
-
-@dataclass(frozen=True)
-class Cond:
-    """One condition as a reconciler decides it (time and generation are added on write)."""
-
-    type: str
-    status: str  # "True" | "False" | "Unknown"
-    reason: str  # CamelCase
-    message: str = ""
+from headroom.controller.loop import Condition
 
 
 def merge_conditions(
-    old: Sequence[Mapping[str, Any]] | None, new: Iterable[Cond], generation: int
+    old: Sequence[Mapping[str, Any]] | None, new: Iterable[Condition], generation: int
 ) -> list[dict[str, Any]]:
     """The new conditions, keeping each one's transition time when its status did not change."""
     before = {str(c.get("type")): c for c in old or ()}
@@ -58,27 +53,51 @@ def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any]
     return None
 
 
-def write_status(
-    kube: Kube,
-    plural: str,
-    kind: str,
-    ns: str,
-    name: str,
-    old: Mapping[str, Any],
-    generation: int,
-    fields: Mapping[str, Any],
-    conds: Iterable[Cond],
-) -> bool:
-    """Patch ``status`` once with ``fields``, the conditions and ``observedGeneration``;
-    skip the write (False) when nothing changed, so an idle pass causes no watch event."""
-    new = {**fields, "observedGeneration": generation}
-    new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
-    if all(old.get(k) == v for k, v in new.items()):
-        return False
-    call(
-        lambda: kube.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, ns, plural, name, {"status": new}
-        ),
-        f"write status of {kind} {ns}/{name}",
-    )
-    return True
+@dataclass(frozen=True)
+class StatusWriter:
+    """The status write of one kind: ``writer(ns, name, old, generation, fields, conds)``."""
+
+    kube: Kube
+    plural: str
+    kind: str
+
+    def __call__(
+        self,
+        ns: str,
+        name: str,
+        old: Mapping[str, Any],
+        generation: int,
+        fields: Mapping[str, Any],
+        conds: Iterable[Condition],
+    ) -> bool:
+        """Patch ``status`` once with ``fields``, the conditions and ``observedGeneration``;
+        skip the write (False) when nothing changed, so an idle pass causes no watch event."""
+        new = {**fields, "observedGeneration": generation}
+        new["conditions"] = merge_conditions(old.get("conditions"), conds, generation)
+        if all(old.get(k) == v for k, v in new.items()):
+            return False
+        call(
+            lambda: self.kube.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ns, self.plural, name, {"status": new}
+            ),
+            f"write status of {self.kind} {ns}/{name}",
+        )
+        return True
+
+
+Handler = Callable[..., None]
+
+
+def route(
+    registry: Any, plural: str, *, handle: Handler, timer: Handler, gone: Handler, interval: float
+) -> None:
+    """kopf: resume, create and a spec update run ``handle``; a timer every ``interval``
+    seconds (first after one interval) runs ``timer``; a delete runs ``gone``."""
+    import kopf
+
+    on = {"registry": registry}
+    kopf.on.resume(GROUP, VERSION, plural, **on)(handle)
+    kopf.on.create(GROUP, VERSION, plural, **on)(handle)
+    kopf.on.update(GROUP, VERSION, plural, field="spec", **on)(handle)
+    kopf.timer(GROUP, VERSION, plural, interval=interval, initial_delay=interval, **on)(timer)
+    kopf.on.delete(GROUP, VERSION, plural, optional=True, **on)(gone)

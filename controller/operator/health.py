@@ -4,15 +4,18 @@ Started by ``headroom operator run`` before leader election, so a standby is liv
 and scrapeable too. ``/healthz`` answers while the process can serve HTTP;
 ``/readyz`` answers 200 once the process is a working leader or a waiting
 standby (its ``ready()`` callback), 503 otherwise (starting, stopping, lost Lease).
+Connections are bounded in number and time (``controller/httpserve.py``): idle
+connections cannot pile up threads.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from headroom.controller.httpserve import BoundedHandler, BoundedHTTPServer
 
 
 class HealthServer:
@@ -27,7 +30,7 @@ class HealthServer:
     ) -> None:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(BoundedHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
@@ -47,13 +50,9 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                return  # probes every few seconds would drown the operator's log
-
         self.registry = registry
         self.ready = ready
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = BoundedHTTPServer((host, port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="health", daemon=True
         )

@@ -1,12 +1,11 @@
-"""A CapacityPolicy's inputs as the cluster holds them: the policy, the namespace's
-DemandEvents, the demand history from the policy's own metrics source, and the units
-its targets run now.
+"""A CapacityPolicy's inputs as the cluster holds them: the policy, the demand history
+from the policy's own metrics source, and the units its targets run now (the
+namespace's DemandEvents are read by :mod:`headroom.controller.demand_events`).
 
-The CapacityPolicy reconciler lists DemandEvents through :func:`list_demand_events`;
-``headroom plan --from-cluster`` and ``headroom forecast --from-cluster`` read all three
+``headroom plan --from-cluster`` and ``headroom forecast --from-cluster`` read them
 here, so a plan shown on a laptop is made from what the operator reads: the same
-conversion (:func:`~headroom.policies.resources.policy_from_resource`), the same events
-and the same history builder (:mod:`headroom.controller.assembly`).
+conversion (:func:`~headroom.policies.resources.policy_from_resource`), the same events,
+the same history builder (:mod:`headroom.controller.assembly`) and the same targets.
 """
 
 from __future__ import annotations
@@ -16,17 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from headroom.controller import assembly
+from headroom.controller.demand_events import POLICIES
 from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
 from headroom.controller.signals.redis_info import RedisInfoSource
 from headroom.policies.errors import HeadroomError, InputError, KubernetesError, field_error
 from headroom.policies.policy import PolicySpec
-from headroom.policies.resources import EventRead, policy_from_resource, read_demand_events
+from headroom.policies.resources import policy_from_resource
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
-
-POLICIES = "capacitypolicies"
-EVENTS = "demandevents"
 
 
 def read_policy(kube: Kube, namespace: str, name: str) -> tuple[PolicySpec, dict[str, Any]]:
@@ -45,18 +42,6 @@ def read_policy(kube: Kube, namespace: str, name: str) -> tuple[PolicySpec, dict
             ) from None
         raise
     return policy_from_resource(obj), dict(obj)
-
-
-def list_demand_events(kube: Kube, namespace: str) -> EventRead:
-    """Every DemandEvent of ``namespace``; a bad one is skipped, logged and returned."""
-    listed = call(
-        lambda: kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, EVENTS),
-        f"list DemandEvents in {namespace}",
-    )
-    read = read_demand_events(listed.get("items") or [], namespace=namespace)
-    for err in read.errors:  # a bad event is reported, and must not hide the others
-        log.warning("Skipped DemandEvent error=%s", err)
-    return read
 
 
 def policy_history(

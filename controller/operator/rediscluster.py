@@ -19,25 +19,26 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.controller.kube import (
-    GROUP,
-    VERSION,
     Kube,
     call,
     not_found,
     now_rfc3339,
     owner_reference,
 )
+from headroom.controller.loop import Condition
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
-from headroom.controller.operator.conditions import Cond, condition, write_status
+from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import RedisAuth, generate_password
+from headroom.controller.redis.heal import Damage
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.topology import SLOTS
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
@@ -70,6 +71,10 @@ class _Cluster:
     masters_seen: int | None = None
     last_error: str | None = None
     migration_started: str | None = None
+    healing_since: str | None = None  # RFC 3339, when a lost node was first seen
+    healing_started: float = 0.0  # monotonic, for the time to heal
+    healing_nodes: tuple[str, ...] = ()  # what was lost (for the Healed event)
+    slots_lost_reported: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -88,6 +93,7 @@ class RedisClusterReconciler:
     ) -> None:
         """``dry_run``: change nothing but the status, which says what a pass would do."""
         self.kube = kube
+        self._write_status = StatusWriter(kube, PLURAL, KIND)
         self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
         self.metrics = metrics
         self.busy_requeue = busy_requeue
@@ -115,9 +121,11 @@ class RedisClusterReconciler:
                 generation,
                 {"phase": "Invalid"},
                 [
-                    Cond("Ready", "False", "InvalidSpec", str(err)),
-                    Cond("Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"),
-                    Cond("Degraded", "Unknown", "InvalidSpec", ""),
+                    Condition("Ready", "False", "InvalidSpec", str(err)),
+                    Condition(
+                        "Scaling", "False", "InvalidSpec", "nothing is changed until the spec is"
+                    ),
+                    Condition("Degraded", "Unknown", "InvalidSpec", ""),
                 ],
             )
             ready = condition(status, "Ready") or {}
@@ -148,9 +156,9 @@ class RedisClusterReconciler:
                 generation,
                 {"phase": "Degraded" if status.get("masters") else "Pending"},
                 [
-                    Cond("Ready", "False", "ReconcileFailed", message),
-                    Cond("Scaling", "False", "ReconcileFailed", message),
-                    Cond("Degraded", "True", "ReconcileFailed", message),
+                    Condition("Ready", "False", "ReconcileFailed", message),
+                    Condition("Scaling", "False", "ReconcileFailed", message),
+                    Condition("Degraded", "True", "ReconcileFailed", message),
                 ],
             )
         except KubernetesError as err:
@@ -184,6 +192,12 @@ class RedisClusterReconciler:
         self._ensure_children(ns, name, spec, owner)
         ready_pods, wanted_pods = cluster.provisioner.pods_ready()
         target = cluster.target
+        shape = _read_shape(target)
+        damage = shape.damage if shape is not None else Damage()
+        # A master gone with no replica is lost only once every pod is back and none of them
+        # is it: with a volume, its pod may still be on its way back with its slots.
+        complete = ready_pods >= wanted_pods
+        healing = self._track_healing(body, cluster, damage, shape, spec, complete=complete)
         if ready_pods < wanted_pods and not target.running:
             # Pods are starting or restarting: the scaler would see missing nodes and add
             # more. Kubernetes brings them back; wait for it.
@@ -198,19 +212,34 @@ class RedisClusterReconciler:
                     "podsReady": f"{ready_pods}/{wanted_pods}",
                 },
                 [
-                    Cond("Ready", "False", "PodsNotReady", message),
-                    Cond("Scaling", "False", "PodsNotReady", message),
-                    Cond(
+                    Condition("Ready", "False", "PodsNotReady", message),
+                    Condition("Scaling", "False", "PodsNotReady", message),
+                    Condition(
                         "Degraded",
                         "True" if cluster.masters_seen else "False",
                         "PodsNotReady",
                         message,
                     ),
+                    *healing,
                 ],
             )
             return Outcome(self.busy_requeue, "Pending", message)
+        # Evictions wait while a node is lost or a pod is not back: a drain must never take
+        # a shard's second node before the first one's replacement has joined.
+        self.guard_disruptions(
+            ns, name, cluster.healing_since is None and ready_pods >= wanted_pods
+        )
         target.set_replicas(spec.replicas_per_master)
-        if target.desired != spec.masters:
+        held = ""
+        if cluster.healing_since is not None:
+            # Heal at the size the cluster has; a new size waits until it is whole.
+            current = (shape.masters if shape else 0) + len(damage.failing_over)
+            current += len(damage.slots_lost)
+            if target.desired is None and current:
+                target.scale(current, reason="healing at the current size")
+            if spec.masters != target.desired:
+                held = f"masters {target.desired}->{spec.masters} waits until the cluster is whole"
+        elif target.desired != spec.masters:
             if cluster.masters_seen is not None:
                 self.record(
                     body,
@@ -219,7 +248,6 @@ class RedisClusterReconciler:
                     f"masters {cluster.masters_seen}->{spec.masters}",
                 )
             target.scale(spec.masters, reason=f"spec.masters={spec.masters}")
-        shape = _read_shape(target)
         running = target.running
         error = target.last_error
         if not running and error is None and not _converged(shape, spec):
@@ -247,15 +275,49 @@ class RedisClusterReconciler:
         else:
             cluster.migration_started = None
             fields["migration"] = None
-        conds: list[Cond]
-        if error is not None and not running:
+        conds: list[Condition]
+        if damage.slots_lost and complete:
+            phase = "Degraded"
+            lost = (
+                f"{damage.lost_slots} slots lost: "
+                + ", ".join(n.describe() for n in damage.slots_lost)
+                + " gone with no replica; not Ready until restored"
+            )
+            conds = [
+                Condition("Ready", "False", "SlotsLost", lost),
+                Condition(
+                    "Scaling", "False", "SlotsLost", held or "nothing moves while slots are lost"
+                ),
+                Condition("Degraded", "True", "SlotsLost", lost),
+                Condition(
+                    "Healing", "False", "SlotsLost", f"since {cluster.healing_since}: {lost}"
+                ),
+            ]
+        elif cluster.healing_since is not None:
+            phase = "Degraded"
+            what = damage.describe() if not damage.whole else (target.phase or "rejoining")
+            message = f"since {cluster.healing_since}: {what}"
+            reason = (
+                "FailingOver"
+                if damage.failing_over
+                else "ForgettingLostNodes"
+                if damage.gone
+                else "Rejoining"
+            )
+            conds = [
+                Condition("Ready", "False", "Healing", message),
+                Condition("Scaling", "False", "WaitingForHealing" if held else "Healing", held),
+                Condition("Degraded", "True", "NodeLost", message),
+                Condition("Healing", "True", reason, message),
+            ]
+        elif error is not None and not running:
             phase = "Degraded"
             conds = [
-                Cond("Ready", "False", "ScaleFailed", error),
-                Cond(
+                Condition("Ready", "False", "ScaleFailed", error),
+                Condition(
                     "Scaling", "False", "RetryScheduled", f"retrying in {target.retry_after:.0f}s"
                 ),
-                Cond("Degraded", "True", "ScaleFailed", error),
+                Condition("Degraded", "True", "ScaleFailed", error),
             ]
             if cluster.last_error != error:
                 self.record(body, "Warning", "ScaleFailed", error)
@@ -263,23 +325,24 @@ class RedisClusterReconciler:
             phase = "Forming" if not shape or shape.masters == 0 else "Scaling"
             detail = _detail(progress) or target.phase or "converging"
             conds = [
-                Cond("Ready", "False", phase, detail),
-                Cond("Scaling", "True", "Migrating" if progress else phase, detail),
-                Cond("Degraded", "False", "AsExpected", ""),
+                Condition("Ready", "False", phase, detail),
+                Condition("Scaling", "True", "Migrating" if progress else phase, detail),
+                Condition("Degraded", "False", "AsExpected", ""),
             ]
         else:
             phase = "Ready"
             assert shape is not None
             conds = [
-                Cond(
+                Condition(
                     "Ready",
                     "True",
                     "ClusterReady",
                     f"{shape.masters} masters own all {SLOTS} slots, "
                     f"{spec.replicas_per_master} replicas each",
                 ),
-                Cond("Scaling", "False", "Converged", ""),
-                Cond("Degraded", "False", "AsExpected", ""),
+                Condition("Scaling", "False", "Converged", ""),
+                Condition("Degraded", "False", "AsExpected", ""),
+                Condition("Healing", "False", "Whole", ""),
             ]
             if cluster.masters_seen != shape.masters:
                 before = "-" if cluster.masters_seen is None else str(cluster.masters_seen)
@@ -297,8 +360,19 @@ class RedisClusterReconciler:
                 if self.metrics is not None:
                     self.metrics.record_action(f"rediscluster/{ns}/{name}", "SpecChanged")
             cluster.masters_seen = shape.masters
+        if not any(c.type == "Healing" for c in conds):
+            conds += healing
         cluster.last_error = error
         fields["phase"] = phase
+        fields["healing"] = (
+            {
+                "since": cluster.healing_since,
+                "nodes": list(cluster.healing_nodes),
+                "slotsLost": damage.lost_slots if complete else 0,
+            }
+            if cluster.healing_since is not None
+            else None
+        )
         self._write_status(ns, name, status, generation, fields, conds)
         if phase == "Ready":
             return Outcome(None, phase)
@@ -337,13 +411,102 @@ class RedisClusterReconciler:
             generation,
             {"phase": status.get("phase") or "Pending"},
             [
-                Cond("Ready", "Unknown", "DryRun", would),
-                Cond("Scaling", "False", "DryRun", would),
-                Cond("Degraded", "Unknown", "DryRun", ""),
+                Condition("Ready", "Unknown", "DryRun", would),
+                Condition("Scaling", "False", "DryRun", would),
+                Condition("Degraded", "Unknown", "DryRun", ""),
             ],
         )
         log.info("Dry run RedisCluster %s/%s %s", ns, name, would)
         return Outcome(None, "DryRun", would)
+
+    def _track_healing(
+        self,
+        body: Mapping[str, Any],
+        cluster: _Cluster,
+        damage: Damage,
+        shape: _Shape | None,
+        spec: RedisClusterSpec,
+        *,
+        complete: bool,
+    ) -> list[Condition]:
+        """Start, report and end a healing episode; the Healing condition while pods wait."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        key = f"{ns}/{name}"
+        if self.metrics is not None:
+            lost = len(damage.failing_over) + len(damage.slots_lost) + len(damage.gone)
+            self.metrics.set_cluster_damage(key, lost, damage.lost_slots if complete else 0)
+        if not damage.whole and cluster.healing_since is None:
+            cluster.healing_since = now_rfc3339()
+            cluster.healing_started = time.monotonic()
+            cluster.healing_nodes = tuple(
+                n.describe() for n in (*damage.failing_over, *damage.slots_lost, *damage.gone)
+            )
+            self.record(body, "Warning", "NodeLost", f"healing: {damage.describe()}")
+            log.warning("Lost node RedisCluster %s damage=%s", key, damage.describe())
+        if damage.slots_lost and complete and not cluster.slots_lost_reported:
+            cluster.slots_lost_reported = True
+            message = (
+                f"{damage.lost_slots} slots lost: "
+                + ", ".join(n.describe() for n in damage.slots_lost)
+                + " gone with no replica"
+            )
+            self.record(body, "Warning", "SlotsLost", message)
+            log.error("Lost slots RedisCluster %s %s", key, message)
+        if cluster.healing_since is not None and damage.whole and _whole(shape, spec):
+            took = time.monotonic() - cluster.healing_started
+            self.record(
+                body,
+                "Normal",
+                "Healed",
+                f"whole again after {took:.1f}s: " + ", ".join(cluster.healing_nodes),
+            )
+            log.info(
+                "Healed RedisCluster %s seconds=%.1f lost=%s",
+                key, took, ",".join(cluster.healing_nodes),
+            )  # fmt: skip
+            cluster.healing_since, cluster.healing_nodes = None, ()
+            cluster.slots_lost_reported = False
+            return [Condition("Healing", "False", "Whole", "")]
+        if cluster.healing_since is None:
+            return [Condition("Healing", "False", "Whole", "")]
+        return [Condition("Healing", "True", "WaitingForPods", f"since {cluster.healing_since}")]
+
+    def guard_disruptions(self, ns: str, name: str, allow: bool) -> None:
+        """The cluster's PodDisruptionBudget: one pod may be evicted, or none (``allow``)."""
+        if self.dry_run:
+            return
+        want = 1 if allow else 0
+        policy = self.kube.policy
+        try:
+            pdb = call(
+                lambda: policy.read_namespaced_pod_disruption_budget(name, ns),
+                f"read PodDisruptionBudget {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                return  # created by the next pass
+            raise
+        if pdb.spec.max_unavailable == want:
+            return
+        call(
+            lambda: policy.patch_namespaced_pod_disruption_budget(
+                name, ns, {"spec": {"maxUnavailable": want}}
+            ),
+            f"patch PodDisruptionBudget {ns}/{name}",
+        )
+        log.info(
+            "%s evictions RedisCluster %s/%s maxUnavailable=%d",
+            "Allowed" if allow else "Blocked", ns, name, want,
+        )  # fmt: skip
+
+    def pod_lost(self, ns: str, cluster: str) -> None:
+        """A pod of ``cluster`` went (deleted, evicted) or stopped being Ready: block further
+        evictions at once; the next pass allows them again when the cluster is whole."""
+        try:
+            self.guard_disruptions(ns, cluster, False)
+        except HeadroomError as err:
+            log.warning("Failed to block evictions RedisCluster %s/%s error=%s", ns, cluster, err)
 
     # -- the world -----------------------------------------------------------------------------
 
@@ -362,7 +525,17 @@ class RedisClusterReconciler:
             replicas_per_master=spec.replicas_per_master,
             auth=auth,
         )
-        target = RedisScalerTarget(scaler, name=f"rediscluster/{ns}/{name}")
+        label = f"rediscluster/{ns}/{name}"
+        metrics = self.metrics
+        target = RedisScalerTarget(
+            scaler,
+            name=label,
+            on_moved=(
+                (lambda slots, keys: metrics.record_resharding(label, keys=keys, slots=slots))
+                if metrics is not None
+                else None
+            ),
+        )
         with self._lock:
             cluster = self._clusters.setdefault(uid, _Cluster(target, provisioner))
         if cluster.target is not target:
@@ -370,6 +543,31 @@ class RedisClusterReconciler:
         return cluster
 
     def _auth(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> RedisAuth:
+        """The password (and with ``spec.tls`` the CA) the operator connects with."""
+        password = self._password(body, spec)
+        if spec.tls is None:
+            return RedisAuth(password=password)
+        ns = body["metadata"]["namespace"]
+        ref = spec.tls
+        data = self._secret_data(ns, ref.secret_name, "spec.tls.secretName")
+        for field_name, key in (("certKey", ref.cert_key), ("keyKey", ref.key_key)):
+            if not data.get(key):
+                raise InvalidSpec(
+                    f"spec.tls.{field_name}: Secret {ref.secret_name} has no key {key!r}"
+                )
+        ca = data.get(ref.ca_key)
+        if not ca:
+            raise InvalidSpec(f"spec.tls.caKey: Secret {ref.secret_name} has no key {ref.ca_key!r}")
+        # Nodes are reached by pod IP, which no certificate issued ahead of the pods names:
+        # the chain is verified against the cluster's CA, the host name is not.
+        return RedisAuth(
+            password=password,
+            tls=True,
+            tls_ca_data=base64.b64decode(ca).decode(),
+            tls_check_hostname=False,
+        )
+
+    def _password(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> str:
         """The cluster's password, from the auth Secret the operator owns; creating that
         Secret first (from ``spec.auth``'s Secret, or a generated password) if it is new.
 
@@ -400,11 +598,11 @@ class RedisClusterReconciler:
             except KubernetesError as err:
                 if getattr(err, "status", None) != 409:
                     raise
-                return self._auth(body, spec)  # created meanwhile (another pass): use it
+                return self._password(body, spec)  # created meanwhile (another pass): use it
             origin = f"from Secret {spec.auth.secret_name}" if spec.auth else "generated"
             log.info("Created Secret %s/%s password=%s", ns, owned, origin)
             self.record(body, "Normal", "AuthSecretCreated", f"Secret {owned}: password {origin}")
-            return RedisAuth(password=password)
+            return password
         raw = (secret.data or {}).get(resources.PASSWORD_KEY)
         if not raw:
             raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
@@ -417,23 +615,25 @@ class RedisClusterReconciler:
                 name,
                 spec.auth.secret_name if spec.auth else "",
             )
-        return RedisAuth(password=password)
+        return password
+
+    def _secret_data(self, ns: str, name: str, where: str) -> dict[str, str]:
+        """A Secret's ``data`` (base64 values) that a spec field names."""
+        try:
+            secret = call(
+                lambda: self.kube.core.read_namespaced_secret(name, ns),
+                f"read Secret {ns}/{name}",
+            )
+        except KubernetesError as err:
+            if not_found(err):
+                raise InvalidSpec(f"{where}: Secret {name!r} not found in {ns}") from err
+            raise
+        return dict(secret.data or {})
 
     def _given_password(self, ns: str, spec: RedisClusterSpec) -> str:
         assert spec.auth is not None
         ref = spec.auth
-        try:
-            secret = call(
-                lambda: self.kube.core.read_namespaced_secret(ref.secret_name, ns),
-                f"read Secret {ns}/{ref.secret_name}",
-            )
-        except KubernetesError as err:
-            if not_found(err):
-                raise InvalidSpec(
-                    f"spec.auth.secretName: Secret {ref.secret_name!r} not found in {ns}"
-                ) from err
-            raise
-        raw = (secret.data or {}).get(ref.key)
+        raw = self._secret_data(ns, ref.secret_name, "spec.auth.secretName").get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
         password = base64.b64decode(raw).decode()
@@ -504,17 +704,6 @@ class RedisClusterReconciler:
                 raise
         return None
 
-    def _write_status(
-        self,
-        ns: str,
-        name: str,
-        old: Mapping[str, Any],
-        generation: int,
-        fields: Mapping[str, Any],
-        conds: list[Cond],
-    ) -> None:
-        write_status(self.kube, PLURAL, KIND, ns, name, old, generation, fields, conds)
-
 
 @dataclass(frozen=True)
 class _Shape:
@@ -523,6 +712,7 @@ class _Shape:
     replicas: dict[str, int]
     slots_per_master: list[dict[str, Any]]
     healthy: bool
+    damage: Damage = field(default_factory=Damage)
 
 
 def _read_shape(target: RedisScalerTarget) -> _Shape | None:
@@ -554,12 +744,22 @@ def _read_shape(target: RedisScalerTarget) -> _Shape | None:
             key=lambda row: _ordinal_key(str(row["node"])),
         ),
         healthy=st.healthy,
+        damage=st.damage,
     )
 
 
 def _ordinal_key(pod: str) -> tuple[int, str]:
     number = pod.rpartition("-")[2]
     return (int(number), pod) if number.isdigit() else (1 << 30, pod)
+
+
+def _whole(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
+    """Healthy with every replica in place, whatever the size (healing ends here)."""
+    return (
+        shape is not None
+        and shape.healthy
+        and all(r == spec.replicas_per_master for r in shape.replicas.values())
+    )
 
 
 def _converged(shape: _Shape | None, spec: RedisClusterSpec) -> bool:
@@ -582,10 +782,44 @@ def _detail(progress: Any) -> str:
 
 # -- kopf wiring ------------------------------------------------------------------------------
 
+#: Starts the message of the TemporaryError that only asks kopf to come back (converging).
+REQUEUE_MARK = "requeue: "
+_TEMPORARY = " failed temporarily: "
+
+
+class ConvergingLogFilter(logging.Filter):
+    """Logs kopf's "Handler ... failed temporarily: requeue: ..." at INFO, as what it is.
+
+    kopf has one way to say "call me again in N s" from an on.create/on.update handler:
+    raising ``TemporaryError(delay=N)``, which it logs at ERROR (and posts as a Warning
+    Event). A pass that returns "requeue after N s" while a migration converges is not an
+    error, so its record becomes ``INFO Requeued Handler '...' after=Ns: Scaling: ...``.
+    Real failures (any other TemporaryError, PermanentError, exceptions) keep their level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not isinstance(record.msg, str):
+            return True
+        handler, sep, rest = record.msg.partition(_TEMPORARY)
+        if sep and rest.startswith(REQUEUE_MARK):
+            record.msg = f"Requeued {handler} while converging: {rest.removeprefix(REQUEUE_MARK)}"
+            record.args = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_requeues(logger: logging.Logger | None = None) -> None:
+    """Install :class:`ConvergingLogFilter` on kopf's per-object logger (once)."""
+    logger = logger or logging.getLogger("kopf.objects")
+    if not any(isinstance(f, ConvergingLogFilter) for f in logger.filters):
+        logger.addFilter(ConvergingLogFilter())
+
 
 def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float = 10.0) -> None:
     """Route kopf's resume/create/update/timer/delete for RedisClusters to ``reconciler``."""
     import kopf
+
+    quiet_requeues()
 
     def count(result: str) -> None:
         if reconciler.metrics is not None:
@@ -603,7 +837,7 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         count("done" if outcome.requeue_after is None else "requeued")
         if outcome.requeue_after is not None:
             raise kopf.TemporaryError(
-                f"{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
+                f"{REQUEUE_MARK}{outcome.phase}: {outcome.message}", delay=outcome.requeue_after
             )
 
     def drift(body: Any, **_: Any) -> None:
@@ -623,12 +857,20 @@ def register(registry: Any, reconciler: RedisClusterReconciler, *, timer: float 
         meta = body["metadata"]
         reconciler.forget(meta["namespace"], meta["name"], meta["uid"])
 
-    on = {"registry": registry}
-    kopf.on.resume(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.create(GROUP, VERSION, PLURAL, **on)(handle)
-    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **on)(handle)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=timer, initial_delay=timer, **on)(drift)
-    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, **on)(gone)
+    def pod_event(event: Any, body: Any, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        cluster = (meta.get("labels") or {}).get(resources.CLUSTER_LABEL)
+        if not cluster or event.get("type") is None:
+            return  # the initial listing, not a change
+        conditions = (body.get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        if event.get("type") == "DELETED" or meta.get("deletionTimestamp") or not ready:
+            reconciler.pod_lost(meta.get("namespace", ""), cluster)
+
+    route(registry, PLURAL, handle=handle, timer=drift, gone=gone, interval=timer)
+    kopf.on.event(
+        "", "v1", "pods", labels={resources.CLUSTER_LABEL: kopf.PRESENT}, registry=registry
+    )(pod_event)
 
 
 __all__ = ["KIND", "PLURAL", "Outcome", "RedisClusterReconciler", "register"]

@@ -27,6 +27,8 @@ BUS_OFFSET = 10000
 PASSWORD_KEY = "password"
 AUTH_CONF_KEY = "redis.conf"
 AUTH_DIR = "/etc/redis/auth"  # the auth Secret's redis.conf, read-only
+TLS_DIR = "/etc/redis/tls"  # spec.tls's Secret: tls.crt, tls.key, ca.crt, read-only
+TLS_FILES = ("tls.crt", "tls.key", "ca.crt")
 
 
 def labels(name: str) -> dict[str, str]:
@@ -124,8 +126,24 @@ def disruption_budget(name: str, owner: dict[str, Any]) -> dict[str, Any]:
 
 
 def redis_args(spec: RedisClusterSpec) -> list[str]:
+    if spec.tls is None:
+        ports = ["--port", str(spec.port)]
+    else:
+        # TLS only: the plain port is closed; the bus and replication use TLS too. Clients
+        # verify the nodes; nodes accept clients without a certificate (the password
+        # authenticates them).
+        ports = [
+            "--port", "0",
+            "--tls-port", str(spec.port),
+            "--tls-cert-file", f"{TLS_DIR}/tls.crt",
+            "--tls-key-file", f"{TLS_DIR}/tls.key",
+            "--tls-ca-cert-file", f"{TLS_DIR}/ca.crt",
+            "--tls-cluster", "yes",
+            "--tls-replication", "yes",
+            "--tls-auth-clients", "optional",
+        ]  # fmt: skip
     args = [
-        "--port", str(spec.port),
+        *ports,
         "--cluster-enabled", "yes",
         "--cluster-config-file", "nodes.conf",
         "--cluster-node-timeout", "5000",
@@ -134,7 +152,9 @@ def redis_args(spec: RedisClusterSpec) -> list[str]:
         "--cluster-announce-ip", "$(POD_IP)",
         "--maxmemory", redis_maxmemory(spec.maxmemory),
         "--maxmemory-policy", "noeviction",
-        "--appendonly", "no",
+        # With a volume, a lost pod comes back with its data (AOF) and its node id
+        # (nodes.conf); without one there is nothing to come back to.
+        "--appendonly", "yes" if spec.persistence is not None else "no",
     ]  # fmt: skip
     return args
 
@@ -142,7 +162,8 @@ def redis_args(spec: RedisClusterSpec) -> list[str]:
 def readiness_command(spec: RedisClusterSpec) -> list[str]:
     """PING with the password from ``REDISCLI_AUTH``; redis-cli exits 0 on an error reply
     (NOAUTH), so only a PONG counts."""
-    return ["sh", "-c", f"redis-cli -p {spec.port} ping | grep -qx PONG"]
+    tls = f"--tls --cacert {TLS_DIR}/ca.crt " if spec.tls is not None else ""
+    return ["sh", "-c", f"redis-cli {tls}-p {spec.port} ping | grep -qx PONG"]
 
 
 def statefulset(
@@ -184,9 +205,48 @@ def statefulset(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    # The data volume is the pod's claim when spec.persistence asks for one (below).
+    volumes: list[dict[str, Any]] = (
+        [] if spec.persistence is not None else [{"name": "data", "emptyDir": {}}]
+    )
+    volumes += [
+        {
+            "name": "auth",
+            "secret": {
+                "secretName": secret,
+                "items": [{"key": AUTH_CONF_KEY, "path": AUTH_CONF_KEY}],
+                "defaultMode": 0o400,
+            },
+        },
+    ]
+    if spec.tls is not None:
+        keys = (spec.tls.cert_key, spec.tls.key_key, spec.tls.ca_key)
+        volumes.append(
+            {
+                "name": "tls",
+                "secret": {
+                    "secretName": spec.tls.secret_name,
+                    "items": [
+                        {"key": key, "path": path}
+                        for key, path in zip(keys, TLS_FILES, strict=True)
+                    ],
+                    "defaultMode": 0o400,
+                },
+            }
+        )
+        container["volumeMounts"].append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
     if spec.resources:
         container["resources"] = spec.resources
-    return {
+    claims: list[dict[str, Any]] = []
+    if spec.persistence is not None:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.persistence.size}},
+        }
+        if spec.persistence.storage_class_name:
+            claim_spec["storageClassName"] = spec.persistence.storage_class_name
+        claims = [{"metadata": {"name": "data", "labels": labels(name)}, "spec": claim_spec}]
+    sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(name, name, owner),
@@ -200,17 +260,7 @@ def statefulset(
                 "metadata": {"labels": labels(name)},
                 "spec": {
                     "containers": [container],
-                    "volumes": [
-                        {"name": "data", "emptyDir": {}},
-                        {
-                            "name": "auth",
-                            "secret": {
-                                "secretName": secret,
-                                "items": [{"key": AUTH_CONF_KEY, "path": AUTH_CONF_KEY}],
-                                "defaultMode": 0o400,
-                            },
-                        },
-                    ],
+                    "volumes": volumes,
                     "securityContext": {
                         "fsGroup": 999,
                         "seccompProfile": {"type": "RuntimeDefault"},
@@ -220,3 +270,6 @@ def statefulset(
             },
         },
     }
+    if claims:
+        sts["spec"]["volumeClaimTemplates"] = claims
+    return sts

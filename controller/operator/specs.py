@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from headroom.policies.errors import InputError
 
 MIN_MASTERS = 3  # fewer masters cannot elect a failover majority
+_QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:[KMGTPE]i?|[kmgtpe])?$")
 _MEMORY = re.compile(r"^[0-9]+(?:[kmg]b?|[KMGT]i|[KMGT])?$", re.IGNORECASE)
 
 
@@ -30,6 +31,27 @@ class AuthRef(BaseModel):
     key: str = Field(default="password", min_length=1)
 
 
+class Persistence(BaseModel):
+    """``spec.persistence``: each pod's data on its own PersistentVolumeClaim, with AOF."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    storage_class_name: str | None = Field(default=None, alias="storageClassName", min_length=1)
+    size: str = Field(default="1Gi")
+
+
+class TlsRef(BaseModel):
+    """A Secret with the nodes' certificate, its key and the CA that signed it (the layout
+    cert-manager writes: ``tls.crt``, ``tls.key``, ``ca.crt``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    secret_name: str = Field(alias="secretName", min_length=1)
+    cert_key: str = Field(default="tls.crt", alias="certKey", min_length=1)
+    key_key: str = Field(default="tls.key", alias="keyKey", min_length=1)
+    ca_key: str = Field(default="ca.crt", alias="caKey", min_length=1)
+
+
 class RedisClusterSpec(BaseModel):
     """``spec`` of a ``headroom.dev/v1alpha1`` RedisCluster."""
 
@@ -42,6 +64,8 @@ class RedisClusterSpec(BaseModel):
     maxmemory: str = Field(default="256mb")
     resources: dict[str, Any] = Field(default_factory=dict)
     auth: AuthRef | None = None
+    persistence: Persistence | None = None
+    tls: TlsRef | None = None
 
     @property
     def pods(self) -> int:
@@ -56,6 +80,11 @@ def parse_spec(raw: Any) -> RedisClusterSpec:
         spec = RedisClusterSpec.model_validate(raw)
     except ValidationError as err:
         raise InvalidSpec(_one_line(err)) from err
+    if spec.persistence is not None and not _QUANTITY.match(spec.persistence.size):
+        raise InvalidSpec(
+            f"spec.persistence.size: {spec.persistence.size!r} is not a storage size "
+            "(e.g. 1Gi, 500Mi)"
+        )
     if not _MEMORY.match(spec.maxmemory):
         raise InvalidSpec(
             f"spec.maxmemory: {spec.maxmemory!r} is not a memory size (e.g. 256mb, 1gb, 512Mi)"

@@ -1,6 +1,6 @@
 """Local provisioner: Redis Cluster nodes as ``redis-server`` processes on loopback.
 
-Implements :class:`headroom.controller.provisioning.base.NodeProvisioner` for the
+Implements :class:`headroom.controller.redis.nodes.NodeProvisioner` for the
 embedded default (``headroom local ...`` and ``headroom demo``). Every node
 lives in its own folder under a state dir; the state (ports, pids, node ids,
 the asked-for cluster shape) is one JSON file there, so separate CLI
@@ -36,13 +36,14 @@ from typing import Any
 
 import redis
 
-from headroom.controller.provisioning.base import NodeAddr, NodeInfo
 from headroom.controller.redis.connection import (
+    NodeAddr,
     RedisAuth,
     generate_password,
     make_connect,
     redis_auth_config,
 )
+from headroom.controller.redis.nodes import NodeInfo
 from headroom.policies.errors import InputError, ProvisioningError
 
 log = logging.getLogger(__name__)

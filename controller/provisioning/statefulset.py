@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from headroom.controller.kube import Kube, call, not_found
-from headroom.controller.provisioning.base import NodeInfo
 from headroom.controller.redis.connection import NodeAddr
+from headroom.controller.redis.nodes import NodeInfo
 from headroom.policies.errors import KubernetesError, ProvisioningError
 
 log = logging.getLogger(__name__)

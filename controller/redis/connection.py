@@ -61,6 +61,7 @@ class RedisAuth:
     password: str | None = None
     tls: bool = False
     tls_ca: str | None = None
+    tls_ca_data: str | None = None  # the CA as PEM text (the operator reads it from a Secret)
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
@@ -101,6 +102,7 @@ def _client_kwargs(auth: RedisAuth) -> dict[str, Any]:
         extra |= {
             "ssl": True,
             "ssl_ca_certs": auth.tls_ca,
+            "ssl_ca_data": auth.tls_ca_data,
             "ssl_certfile": auth.tls_cert,
             "ssl_keyfile": auth.tls_key,
             "ssl_cert_reqs": "none" if auth.tls_insecure else "required",

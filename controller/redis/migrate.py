@@ -127,7 +127,7 @@ class MigrateOptions:
     intro_wait_s: float = 10.0  # at most, for application clients to learn new masters
     ping_timeout_s: float = 5.0  # how long a node may stay silent when we check it is alive
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never printed
 
 
 @dataclass(frozen=True)

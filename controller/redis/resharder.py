@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import redis
 
+from headroom.controller.redis import membership
 from headroom.controller.redis.connection import (
     OWN_PREFIX,
     Connect,
@@ -354,30 +355,14 @@ class Resharder:
         at = NodeAddr.parse(self.seed)
         seed = self._client(at.host, at.port)
         for addr in addrs:
-            node = NodeAddr.parse(addr)
-            h, p = node.host, node.port
-            try:
-                cmd(seed, "CLUSTER", "MEET", h, p)
-            except redis.RedisError as err:
-                raise ClusterUnreachable(
-                    f"CLUSTER MEET {addr} from {self.seed} failed: {err}"
-                ) from err
+            membership.meet(seed, self.seed, NodeAddr.parse(addr))
         self.wait_cluster_ok(self._cluster_timeout)
 
     def wait_cluster_ok(self, timeout: float = 30.0) -> None:
         """Until every node reports cluster_state:ok and all know the same nodes."""
-        deadline = time.monotonic() + timeout
-        why = "no answer"
-        while True:
-            try:
-                why = self._not_ok()
-            except HeadroomError as err:
-                why = str(err)
-            if not why:
-                return
-            if time.monotonic() > deadline:
-                raise ClusterError(f"cluster at {self.seed} not ok after {timeout:.0f}s: {why}")
-            time.sleep(0.1)
+        membership.settle(
+            lambda: self._not_ok() or None, timeout=timeout, what=f"cluster at {self.seed} ok"
+        )
 
     # -- internals --------------------------------------------------------------------------
     def _not_ok(self) -> str:
@@ -604,21 +589,12 @@ class Resharder:
         for n in staying:
             client = self._client(n.host, n.port)
             for gone in leaving:
-                try:
-                    cmd(client, "CLUSTER", "FORGET", gone.id)
-                except redis.ResponseError as err:
-                    if "unknown node" not in str(err).lower():
-                        raise ClusterError(f"{n.addr} refused CLUSTER FORGET: {err}") from err
-                except redis.RedisError as err:
-                    raise ClusterUnreachable(f"{n.addr} failed CLUSTER FORGET: {err}") from err
+                membership.forget(client, n.addr, gone.id)
         # Within FORGET's 60 s ban: wipe the leavers so they cannot gossip back in.
         for gone in leaving:
-            client = self._client(gone.host, gone.port)
             try:
-                if int(cmd(client, "DBSIZE")) == 0:
-                    cmd(client, "FLUSHALL")
-                cmd(client, "CLUSTER", "RESET", "HARD")
-            except redis.RedisError as err:
+                membership.reset(self._client(gone.host, gone.port), gone.addr, discard_keys=False)
+            except ClusterError as err:
                 log.warning("Left forgotten node unreset node=%s error=%s", gone.addr, err)
         if self.seed in {n.addr for n in leaving}:
             self.seed = next(n.addr for n in staying if n.is_master)

@@ -31,9 +31,11 @@ from typing import Any
 
 import redis
 
-from headroom.controller.provisioning.base import NodeInfo, NodeProvisioner
+from headroom.controller.redis import membership
 from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
+from headroom.controller.redis.heal import Damage, LostNode, assess
 from headroom.controller.redis.migrate import MigrateOptions
+from headroom.controller.redis.nodes import NodeInfo, NodeProvisioner
 from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
 from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
 from headroom.controller.redis.topology import (
@@ -49,6 +51,7 @@ from headroom.policies.errors import (
     ClusterUnreachable,
     HeadroomError,
     InputError,
+    SlotsLost,
     UnsafeOperation,
 )
 
@@ -116,6 +119,7 @@ class ClusterStatus:
     open_slots: int
     state_ok: bool  # every member answers cluster_state:ok
     problems: tuple[str, ...] = ()
+    damage: Damage = field(default_factory=Damage)  # lost members and what they need
 
     @property
     def masters_serving(self) -> int:
@@ -127,7 +131,12 @@ class ClusterStatus:
 
     @property
     def healthy(self) -> bool:
-        return self.state_ok and self.slots_covered == SLOTS and not self.open_slots
+        return (
+            self.state_ok
+            and self.slots_covered == SLOTS
+            and not self.open_slots
+            and self.damage.whole
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,6 +218,7 @@ class ClusterScaler:
         auth: RedisAuth | None = None,
         ok_timeout: float = 60.0,
         on_phase: PhaseListener | None = None,
+        failover_grace: float = 15.0,
     ) -> None:
         """``auth`` (AUTH/ACL, TLS) is used by the scaler's and the resharder's connections."""
         if replicas_per_master < 0:
@@ -224,6 +234,9 @@ class ClusterScaler:
             auth, client_name="headroom-scaler", socket_timeout=30.0, decode_responses=True
         )
         self.ok_timeout = ok_timeout
+        # How long a lost master's replica gets to win its own election before TAKEOVER:
+        # three cluster-node-timeouts (5 s in our pods) cover PFAIL -> FAIL -> election.
+        self.failover_grace = failover_grace
         self.on_phase = on_phase
         self._clients: dict[NodeAddr, redis.Redis] = {}
         self._clients_lock = threading.Lock()
@@ -252,6 +265,7 @@ class ClusterScaler:
 
         world = self._observe()
         before = len(world.serving)
+        world = self._heal(world)
         world = self._clean_up(world)
         if world.topo is None or world.topo.uncovered():
             self._bootstrap(masters, world)
@@ -334,6 +348,7 @@ class ClusterScaler:
             open_slots=len(topo.open_slots()),
             state_ok=bool(members) and all(n.state == "ok" for n in members),
             problems=tuple(topo.problems()),
+            damage=self._damage(world),
         )
 
     def close(self) -> None:
@@ -367,6 +382,97 @@ class ClusterScaler:
         topo = read_topology(str(seed.info.addr), lambda h, p: self._client(NodeAddr(h, p)))
         members = {n.id: n for n in topo.nodes}
         return _World(probes, topo, members)
+
+    # -- healing -------------------------------------------------------------------------------
+
+    def _complete(self, world: _World) -> bool:
+        """Every node the provisioner wants is up and answers (none is still restarting)."""
+        ready = getattr(self.provisioner, "pods_ready", None)
+        if callable(ready):
+            have, want = ready()
+            if have < want:
+                return False
+        return all(p.alive for p in world.probes)
+
+    def _damage(self, world: _World) -> Damage:
+        if world.topo is None:
+            return Damage()
+        return assess(world.topo, {p.node_id for p in world.probes if p.node_id})
+
+    def _heal(self, world: _World) -> _World:
+        """Before any change of size: fail over lost masters, forget lost nodes (see heal.py)."""
+        damage = self._damage(world)
+        if damage.whole:
+            return world
+        self._phase(f"healing: {damage.describe()}")
+        log.info("Healing Redis Cluster damage=%s", damage.describe())
+        if damage.slots_lost:
+            lost = damage.slots_lost[0]
+            if not self._complete(world):
+                raise ClusterUnreachable(
+                    f"master {lost.describe()} is down with no replica; waiting for its pod "
+                    "(its volume may bring its slots back)"
+                )
+            raise SlotsLost(
+                f"{damage.lost_slots} slots lost: master {lost.describe()} is gone and had no "
+                "replica; its slots stay unassigned until restored (`headroom redis fix` serves "
+                "them empty)"
+            )
+        for lost in damage.failing_over:
+            self._fail_over(lost)
+        world = self._observe()
+        damage = self._damage(world)
+        if damage.gone and self._complete(world):
+            for node in damage.gone:
+                self._forget_everywhere(world, node.node_id)
+                log.info(
+                    "Forgot lost node node=%s addr=%s role=%s", node.short, node.addr, node.role
+                )
+            world = self._observe()
+        # The replacement joins as the orphaned master's replica now, not after whatever
+        # resize follows: until then that shard's writes have no copy (WAIT 1 times out).
+        attached = self._fit_replicas(world)
+        self._wait_replicas(attached)
+        return self._observe() if attached else world
+
+    def _fail_over(self, lost: LostNode) -> None:
+        """Wait for a replica of ``lost`` to be promoted; TAKEOVER if the cluster will not."""
+        self._phase(f"failing over {lost.describe()}")
+
+        def promoted() -> str | None:
+            members = self._observe().members
+            for replica_id in lost.replicas:
+                node = members.get(replica_id)
+                if node is not None and node.is_master and node.slots:
+                    return replica_id
+            return None
+
+        deadline = time.monotonic() + self.failover_grace
+        while time.monotonic() < deadline:
+            try:
+                if (winner := promoted()) is not None:
+                    log.info("Failed over master node=%s to replica=%s", lost.short, winner[:8])
+                    return
+            except (redis.RedisError, HeadroomError):
+                pass  # a node mid-election may not answer; the deadline bounds it
+            time.sleep(0.2)
+        members = self._observe().members
+        candidate = next((members[r] for r in lost.replicas if r in members), None)
+        if candidate is None:
+            raise ClusterError(f"master {lost.describe()}: no replica left to take over")
+        log.warning(
+            "Forcing failover master node=%s replica=%s after=%.0fs (no election won)",
+            lost.short, candidate.short, self.failover_grace,
+        )  # fmt: skip
+        try:
+            self._client(NodeAddr.parse(candidate.addr)).execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER", "FAILOVER", "TAKEOVER"
+            )
+        except redis.RedisError as err:
+            raise ClusterError(
+                f"{candidate.addr}: CLUSTER FAILOVER TAKEOVER failed: {err}"
+            ) from err
+        self._wait(lambda: promoted() is not None, f"{candidate.addr} to take over")
 
     # -- phases --------------------------------------------------------------------------------
 
@@ -574,28 +680,11 @@ class ClusterScaler:
 
     def _forget_everywhere(self, world: _World, node_id: str) -> None:
         for other in world.members.values():
-            if other.id == node_id or not other.reachable:
-                continue
-            try:
-                self._client(NodeAddr.parse(other.addr)).execute_command(  # type: ignore[no-untyped-call]
-                    "CLUSTER", "FORGET", node_id
-                )
-            except redis.ResponseError as err:
-                if "unknown node" not in str(err).lower():
-                    raise ClusterError(f"{other.addr}: CLUSTER FORGET {node_id}: {err}") from err
-            except redis.RedisError as err:
-                raise ClusterUnreachable(f"{other.addr}: CLUSTER FORGET failed: {err}") from err
+            if other.id != node_id and other.reachable:
+                membership.forget(self._client(NodeAddr.parse(other.addr)), other.addr, node_id)
 
     def _reset(self, addr: NodeAddr) -> None:
-        client = self._client(addr)
-        try:
-            client.flushall()
-        except redis.ResponseError:
-            pass  # a replica refuses FLUSHALL; RESET flushes it anyway
-        try:
-            client.execute_command("CLUSTER", "RESET", "HARD")  # type: ignore[no-untyped-call]
-        except redis.RedisError as err:
-            raise ClusterError(f"{addr}: CLUSTER RESET HARD failed: {err}") from err
+        membership.reset(self._client(addr), str(addr), discard_keys=True)
 
     def _meet(self, known: Iterable[NodeAddr], newcomers: Iterable[NodeAddr]) -> None:
         """Each newcomer MEETs every node (and earlier newcomers) directly.
@@ -607,12 +696,8 @@ class ClusterScaler:
         for addr in newcomers:
             client = self._client(addr)
             for peer in peers:
-                if peer == addr:
-                    continue
-                try:
-                    client.execute_command("CLUSTER", "MEET", peer.host, peer.port)  # type: ignore[no-untyped-call]
-                except redis.RedisError as err:
-                    raise ClusterError(f"{addr}: CLUSTER MEET {peer} failed: {err}") from err
+                if peer != addr:
+                    membership.meet(client, str(addr), peer)
             peers.append(addr)
 
     def _replicate(self, addr: NodeAddr, master_id: str) -> None:
@@ -637,16 +722,7 @@ class ClusterScaler:
         self._wait(converged, "cluster_state:ok on every node")
 
     def _wait(self, check: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + self.ok_timeout
-        while True:
-            try:
-                if check():
-                    return
-            except (redis.RedisError, HeadroomError):
-                pass  # a node mid-handshake may refuse; the deadline bounds it
-            if time.monotonic() > deadline:
-                raise ClusterError(f"timed out after {self.ok_timeout:.0f}s waiting for {what}")
-            time.sleep(0.1)
+        membership.settle(lambda: None if check() else "", timeout=self.ok_timeout, what=what)
 
     def _client(self, addr: NodeAddr) -> redis.Redis:
         with self._clients_lock:

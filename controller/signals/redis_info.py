@@ -48,7 +48,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,11 @@ import numpy as np
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
 from headroom.controller.redis.topology import parse_nodes
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
+from headroom.policies.errors import TraceError
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
@@ -207,13 +209,117 @@ def queueing_delays(probes: Iterable[Probe], offset: float) -> list[float]:
     return [max(0.0, p.served - p.sent - offset) for p in probes]
 
 
-@dataclass
-class _NodeState:
-    """What a rate needs from the previous look at a node (wall time, counters)."""
+@dataclass(frozen=True)
+class CounterPoint:
+    """One look at a node's cumulative counters: the sample it belongs to (``tick``) and
+    the monotonic wall time of the look."""
 
+    tick: int
     mono: float
     commands: float
     cpu: float
+
+
+@dataclass
+class _Epoch:
+    """Counter points of one node since its counters last started over (see :class:`NodeRates`)."""
+
+    run_id: str
+    role: str
+    points: deque[CounterPoint]
+
+
+class NodeRates:
+    """Per-node command and CPU rates that survive topology changes.
+
+    A node is its cluster node id; its counters are trusted only within one *epoch*:
+    the same ``run_id`` (process), the same role, counters that never went down, and
+    no missed look. Anything else starts a new epoch, and the node's rate is NaN (a
+    gap) until the epoch has two points: a restart's counter reset, a replica promoted
+    to master (its counter holds the writes it replicated), a node that was unreachable
+    for a sample. A gap is never a zero and never a burst: the delta across it is not used.
+
+    Rates are taken over the trailing ``window`` wall seconds, like Prometheus'
+    ``rate()``, so a client that stalls for one sample and then sends what it owed reads
+    as its mean rate, not as a zero followed by a spike. The nodes summed together (the
+    masters) share one window, from the same sample on: a node that joined two samples
+    ago shortens everyone's window to those two samples, since a sum of rates over
+    different spans counts the load that moved to the new node twice.
+    """
+
+    def __init__(self, window: float = 2.0) -> None:
+        self.window = window
+        self._epochs: dict[str, _Epoch] = {}
+        self._ticks: deque[tuple[int, float]] = deque()  # (tick, monotonic) of each sample
+        self._tick = 0
+
+    def tick(self, mono: float) -> int:
+        """Start a sample at ``mono``; its looks carry the returned tick."""
+        self._tick += 1
+        self._ticks.append((self._tick, mono))
+        while len(self._ticks) > 2 and self._ticks[1][1] <= mono - self.window:
+            self._ticks.popleft()
+        return self._tick
+
+    def observe(self, node_id: str, run_id: str, role: str, point: CounterPoint) -> bool:
+        """Record one look; True when it started a new epoch of a node seen before."""
+        epoch = self._epochs.get(node_id)
+        last = epoch.points[-1] if epoch is not None and epoch.points else None
+        if (
+            epoch is None
+            or last is None
+            or epoch.run_id != run_id
+            or epoch.role != role
+            or point.tick != last.tick + 1
+            or point.mono <= last.mono
+            or point.commands < last.commands
+            or point.cpu < last.cpu
+        ):
+            self._epochs[node_id] = _Epoch(run_id, role, deque([point]))
+            return epoch is not None
+        epoch.points.append(point)
+        oldest = self._ticks[0][0] if self._ticks else point.tick
+        while len(epoch.points) > 2 and epoch.points[1].tick <= oldest:
+            epoch.points.popleft()
+        return False
+
+    def rates(self, node_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """(commands/s, cpu/s) of each node over the window the group shares; NaN in a gap."""
+        ids = list(node_ids)
+        current = self._tick
+        epochs = {n: e for n in ids if (e := self._epochs.get(n)) and e.points[-1].tick == current}
+        out = dict.fromkeys(ids, (math.nan, math.nan))
+        live = [e for e in epochs.values() if len(e.points) >= 2]
+        if not live:
+            return out
+        window_tick = self._ticks[0][0] if self._ticks else current
+        start = max([window_tick, *(e.points[0].tick for e in live)])
+        for node_id, epoch in epochs.items():
+            first = next((p for p in epoch.points if p.tick >= start), None)
+            last = epoch.points[-1]
+            if first is None or first.tick >= last.tick:
+                continue
+            elapsed = last.mono - first.mono
+            out[node_id] = (
+                (last.commands - first.commands) / elapsed,
+                (last.cpu - first.cpu) / elapsed,
+            )
+        return out
+
+    def forget(self, node_id: str) -> None:
+        """The node was missed (unreachable) or left: its next look starts a new epoch."""
+        self._epochs.pop(node_id, None)
+
+    def keep_only(self, node_ids: Iterable[str]) -> None:
+        keep = set(node_ids)
+        for node_id in [n for n in self._epochs if n not in keep]:
+            del self._epochs[node_id]
+
+
+@dataclass
+class _ProbeState:
+    """The latency probes of one node process (reset with its counters)."""
+
     run_id: str
     probes: deque[Probe]
     offsets: deque[tuple[float, float]]  # (monotonic, clock_offset of that sample's probes)
@@ -271,7 +377,10 @@ class RedisInfoSource:
         offset_window: float = 600.0,
         stale_after: float = 30.0,
         name: str = "redis-info",
+        rate_window: float = 2.0,
     ) -> None:
+        """``rate_window``: wall seconds a node's QPS and CPU are averaged over (see
+        :class:`NodeRates`); a few sampling intervals, so one late sample is no spike."""
         self.seed = seed
         self._connect = connect or default_connect()
         self._now = now
@@ -283,7 +392,8 @@ class RedisInfoSource:
         self.stale_after = stale_after
         self._name = name
         self._clients: dict[str, redis.Redis] = {}
-        self._state: dict[str, _NodeState] = {}
+        self._rates = NodeRates(rate_window)
+        self._probes: dict[str, _ProbeState] = {}
         self._known: list[tuple[str, str, str]] = []
         self._last_mono = -math.inf
         self._lock = threading.Lock()
@@ -295,6 +405,11 @@ class RedisInfoSource:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def rate_window(self) -> float:
+        """Wall seconds each QPS reading averages over."""
+        return self._rates.window
 
     # -- sampling -----------------------------------------------------------------------
 
@@ -344,7 +459,8 @@ class RedisInfoSource:
             probes.append(Probe(time.monotonic(), sent, served, received))
         return probes
 
-    def _sample_node(self, node_id: str, addr: str, role: str, at: float) -> NodeSample:
+    def _sample_node(self, node_id: str, addr: str, role: str, at: float, tick: int) -> NodeSample:
+        """One node's look; its rates are filled in by :meth:`sample` (a shared window)."""
         client = self._client(addr)
         for attempt in self._retrying():
             with attempt:
@@ -356,17 +472,19 @@ class RedisInfoSource:
         commands = demand_calls(info)
         cpu = _f(info, "used_cpu_sys") + _f(info, "used_cpu_user")
         run_id = str(info.get("run_id", ""))
-        prev = self._state.get(addr)
-        qps = cpu_rate = math.nan
-        probes: deque[Probe] = deque()
-        offsets: deque[tuple[float, float]] = deque()
-        if prev is not None and prev.run_id == run_id and mono > prev.mono:
-            elapsed = mono - prev.mono
-            # Our own INFO and TIME probes are admin commands, already left out of the count.
-            if commands >= prev.commands:
-                qps = (commands - prev.commands) / elapsed
-            cpu_rate = max(0.0, cpu - prev.cpu) / elapsed
-            probes, offsets = prev.probes, prev.offsets
+        # Our own INFO and TIME probes are admin commands, already left out of the count.
+        restarted = self._rates.observe(
+            node_id, run_id, role, CounterPoint(tick, mono, commands, cpu)
+        )
+        if restarted:
+            log.info(
+                "Restarted Redis INFO counters node=%s addr=%s role=%s run_id=%s (a gap)",
+                node_id[:8], addr, role, run_id[:8],
+            )  # fmt: skip
+        prev = self._probes.get(node_id)
+        if prev is None or prev.run_id != run_id:
+            prev = self._probes[node_id] = _ProbeState(run_id, deque(), deque())
+        probes, offsets = prev.probes, prev.offsets
         probes.extend(fresh)
         while probes and probes[0].mono < mono - self.latency_window:
             probes.popleft()
@@ -374,7 +492,6 @@ class RedisInfoSource:
             offsets.append((mono, clock_offset(fresh)))
         while offsets and offsets[0][0] < mono - self.offset_window:
             offsets.popleft()
-        self._state[addr] = _NodeState(mono, commands, cpu, run_id, probes, offsets)
         offset = min((o for _, o in offsets), default=math.nan)
         p99 = _p99(queueing_delays(probes, offset))
         rtt_p99 = _p99([p.rtt for p in probes])
@@ -396,12 +513,12 @@ class RedisInfoSource:
             addr=addr,
             role=role,
             at=at,
-            qps=qps,
+            qps=math.nan,
             p99_seconds=p99,
             server_p99_seconds=max(server_p99) if server_p99 else math.nan,
             memory_bytes=_f(info, "used_memory"),
             keys=keys,
-            cpu_rate=cpu_rate,
+            cpu_rate=math.nan,
             rtt_p99_seconds=rtt_p99,
         )
 
@@ -414,18 +531,25 @@ class RedisInfoSource:
             return Unavailable(self.name, f"cluster topology unreadable: {err}", at)
         nodes: list[NodeSample] = []
         missing: dict[str, str] = {}
+        tick = self._rates.tick(time.monotonic())
         for node_id, addr, role in topology:
             try:
-                nodes.append(self._sample_node(node_id, addr, role, at))
+                nodes.append(self._sample_node(node_id, addr, role, at, tick))
             except redis.RedisError as err:
                 missing[addr] = str(err) or type(err).__name__
                 self._clients.pop(addr, None)
-                self._state.pop(addr, None)
+                self._rates.forget(node_id)  # a missed look: its next delta spans a gap
+        # Nodes that left (or failed out of) the cluster start over if they come back.
+        self._rates.keep_only(node_id for node_id, _, _ in topology)
+        for node_id in [n for n in self._probes if n not in {t[0] for t in topology}]:
+            del self._probes[node_id]
         live = {addr for _, addr, _ in topology}
-        for addr in list(self._state):
-            if addr not in live:  # a node that left the cluster
-                del self._state[addr]
-                self._clients.pop(addr, None)
+        for addr in [a for a in self._clients if a not in live and a != self.seed]:
+            self._clients.pop(addr).close()
+        rates: dict[str, tuple[float, float]] = {}
+        for role in ("master", "replica"):
+            rates |= self._rates.rates(n.node_id for n in nodes if n.role == role)
+        nodes = [replace(n, qps=rates[n.node_id][0], cpu_rate=rates[n.node_id][1]) for n in nodes]
         sample = ClusterSample(at, tuple(nodes), missing)
         with self._lock:
             if self._history and at <= self._history[-1].at:
@@ -550,7 +674,7 @@ class RedisInfoSource:
 
 def load_history(path: Path | str) -> list[ClusterSample]:
     """The samples saved by :meth:`RedisInfoSource.save` (oldest first)."""
-    doc = json.loads(Path(path).read_text())
+    doc = json.loads(read_bounded(path, TRACE_MAX_BYTES, TraceError, "Redis INFO history"))
     if doc.get("version") != HISTORY_VERSION:
         raise ValueError(f"{path}: unknown history version {doc.get('version')!r}")
     return [ClusterSample.from_json(raw) for raw in doc["samples"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from headroom.controller.redis.resharder import ReshardProgress
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
@@ -27,9 +28,16 @@ class RedisScalerTarget:
     """A Redis Cluster's masters as a :class:`ScaleTarget`; the work runs in one worker thread."""
 
     def __init__(
-        self, scaler: ClusterScaler, *, name: str = "redis/local", retry_after: float = 5.0
+        self,
+        scaler: ClusterScaler,
+        *,
+        name: str = "redis/local",
+        retry_after: float = 5.0,
+        on_moved: Callable[[int, int], None] | None = None,
     ) -> None:
+        """``on_moved(slots, keys)`` hears what each progress report adds (metrics)."""
         self.scaler = scaler
+        self._on_moved = on_moved
         self._name = name
         self.retry_after = retry_after
         self._cond = threading.Condition()
@@ -220,7 +228,15 @@ class RedisScalerTarget:
 
     def _on_progress(self, progress: ReshardProgress) -> None:
         with self._cond:
+            before = self._progress  # None at the start of a run: counted from zero
             self._progress = progress
+        if self._on_moved is not None:
+            slots = progress.slots_done - (before.slots_done if before else 0)
+            keys = progress.keys_moved - (before.keys_moved if before else 0)
+            if slots < 0 or keys < 0:  # a new migration within the run
+                slots, keys = progress.slots_done, progress.keys_moved
+            if slots or keys:
+                self._on_moved(slots, keys)
 
     def _on_phase(self, text: str) -> None:
         with self._cond:

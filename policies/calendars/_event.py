@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from headroom.policies.bounds import EARLIEST, LATEST, MAX_MULTIPLIER, MAX_QPS
 from headroom.policies.calendar import DemandEvent, EventKind, Expectation, event_kind
 from headroom.policies.errors import REQUIRED, CalendarError, excerpt, field_error, must_be
 from headroom.policies.policy import Duration
@@ -35,14 +36,17 @@ from headroom.policies.validation import LabelMap, as_label, first_error
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
 
 
 class ExpectationSpec(_Model):
     """What the organiser expects; absent: learned from similar past events."""
 
-    multiplier: float | None = Field(None, gt=0)  # expected peak over normal traffic
-    peak_qps: float | None = Field(None, gt=0)  # expected peak QPS
+    # expected peak over normal traffic
+    multiplier: float | None = Field(None, gt=0, le=MAX_MULTIPLIER)
+    peak_qps: float | None = Field(None, gt=0, le=MAX_QPS)  # expected peak QPS
 
 
 class SelectorSpec(_Model):
@@ -180,6 +184,9 @@ def build_event(
             raise CalendarError(f"{where}: {field}: {err}") from None
     start, start_tz = times[0]
     end = times[1][0] if spec.end is not None else start + (spec.duration or 0.0)
+    for field, at in (("start", start), ("end", end)):
+        if not EARLIEST <= at <= LATEST:
+            raise CalendarError(field_error(where, field, "must be in the years 1970..9999"))
     if spec.duration is not None and spec.duration <= 0:
         raise CalendarError(field_error(where, "duration", must_be("> 0", spec.duration)))
     if end < start:

@@ -14,6 +14,7 @@ an IANA name such as ``Asia/Shanghai``); timestamps are never guessed by YAML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from headroom.policies.calendar import MAX_EVENTS_PER_CALENDAR, Calendar, DemandEvent
@@ -47,12 +48,18 @@ def event_from_resource(obj: dict[str, Any], source: str, index: int = 0) -> Dem
 
 
 def event_to_resource(
-    event: DemandEvent, name: str, namespace: str | None = None
+    event: DemandEvent,
+    name: str,
+    namespace: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The DemandEvent custom resource for an event (``headroom calendar export``)."""
+    """The DemandEvent custom resource for an event (``headroom calendar export``, the
+    import's objects), with ``labels`` on its metadata."""
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
+    if labels is not None:
+        meta["labels"] = dict(labels)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

@@ -149,3 +149,12 @@ def test_secret_refs_and_env_config(tmp_path: Path, monkeypatch) -> None:
     path.write_text("inbound: {listen: '127.0.0.1:0'}\n")
     with pytest.raises(AlertConfigError, match="inbound: the receiver needs tokenFrom"):
         load_alerts_config()
+
+
+def test_every_sink_kind_has_one_builder() -> None:
+    """Adding a sink kind is one row in alerts.config.SINKS (docs/adding-a-sink.md)."""
+    from headroom.controller.alerts.config import SINKS
+    from headroom.policies.policy import AlertSinkKind
+
+    assert set(SINKS) == set(AlertSinkKind)
+    assert list(SINKS) == sorted(SINKS, key=lambda k: k.name)

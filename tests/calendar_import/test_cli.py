@@ -239,7 +239,7 @@ def test_surge_creates_an_immediate_event_for_the_targets_policy(
     assert event.end - event.start == 1800
     for args, message in (
         (["surge", "nope"], "nope: no CapacityPolicy in namespace shop sizes it"),
-        (["surge", "cart", "--factor", "0.5"], "--factor: must be > 1, not 0.5"),
+        (["surge", "cart", "--factor", "0.5"], "--factor: must be > 1 and <= 1000, not 0.5"),
         (["surge", "cart", "--for", "soon"], "--for: must be a duration"),
         (["surge", "Deployment/cart"], "Deployment/cart: no CapacityPolicy"),
     ):

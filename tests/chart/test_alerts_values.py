@@ -74,3 +74,53 @@ def test_no_sinks_no_config() -> None:
 def test_the_values_schema_refuses_inline_secrets_and_unknown_sinks(sink: dict[str, Any]) -> None:
     with pytest.raises(ChartError):
         render_chart({"alerts": {"sinks": {"oncall": sink}}})
+
+
+def test_the_documented_inbound_path_installs_and_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/alerts.md points Alertmanager at headroom-operator.headroom:9095: the chart's
+    alerts.inbound renders that Service, the container port, the config and the token's
+    Secret key, and the rendered config serves the receiver (issue 21, item 8)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from headroom.controller.alerts.config import build_inbound
+    from headroom.controller.surge import LocalSurges
+
+    values = {
+        "alerts": {"inbound": {"enabled": True, "tokenFrom": {"secretName": "am", "key": "t"}}}
+    }
+    objs = render_chart(values)
+    services = {o["metadata"]["name"]: o for o in of_kind(objs, "Service")}
+    port = services["headroom-operator"]["spec"]["ports"][0]
+    assert (port["port"], port["targetPort"]) == (9095, "inbound")
+    (deployment,) = of_kind(objs, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "inbound", "containerPort": 9095, "protocol": "TCP"} in container["ports"]
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["HEADROOM_ALERT_INBOUND_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "am", "key": "t"}
+    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"].endswith("-alerts")]
+    config = parse_alerts_config(yaml.safe_load(cm["data"]["alerts.yaml"]), "alerts.yaml")
+    assert config.inbound is not None and config.inbound.listen == "0.0.0.0:9095"
+    # Served on loopback here (the pod listens on every address); the token from the env.
+    monkeypatch.setenv("HEADROOM_ALERT_INBOUND_TOKEN", "am-token")
+    inbound = config.inbound.model_copy(update={"listen": "127.0.0.1:0"})
+    server = build_inbound(config.model_copy(update={"inbound": inbound}), dict, LocalSurges())
+    assert server is not None
+    try:
+        request = urllib.request.Request(
+            server.url("/hooks/alertmanager"), data=b"{}", method="POST",
+            headers={"Authorization": "Bearer am-token", "Content-Type": "application/json"},
+        )  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=10)  # noqa: S310
+        assert err.value.code == 400  # authenticated, then the (empty) payload refused
+        assert "version" in json.loads(err.value.read())["error"]
+    finally:
+        server.stop()
+    with pytest.raises(ChartError, match="tokenFrom"):
+        render_chart({"alerts": {"inbound": {"enabled": True}}})
+    assert "headroom-operator" not in {
+        o["metadata"]["name"] for o in of_kind(render_chart(), "Service")
+    }

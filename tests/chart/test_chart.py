@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import helm_python as helm
@@ -22,6 +23,7 @@ from tests.support.chart import (
     render_manifests,
     validate_values,
 )
+from tests.support.image import REPO_ROOT, version
 
 k8s: Any = client
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas
@@ -45,7 +47,14 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
             "nodeSelector": {"kubernetes.io/os": "linux"},
         },
         "serviceAccount": {"annotations": {"iam.example/role": "headroom"}},
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        },
+        "networkPolicy": {
+            "enabled": True,
+            "extraFrom": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+        },
     },
 }
 
@@ -67,12 +76,12 @@ def test_every_rendered_object_passes_kubernetes_validate_strict(
             kubernetes_validate.validate(obj, kube_version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
             unvalidated.append(obj)
-    # Only the prometheus-operator kind has no schema in kubernetes-validate; check its shape
-    # against the Service it scrapes instead.
-    assert [o["kind"] for o in unvalidated] == (
-        ["ServiceMonitor"] if name == "everything-on" else []
+    # Only the prometheus-operator kinds have no schema in kubernetes-validate; check a
+    # ServiceMonitor's shape against the Service it scrapes instead (rules: below).
+    assert sorted(o["kind"] for o in unvalidated) == (
+        ["PrometheusRule", "ServiceMonitor"] if name == "everything-on" else []
     )
-    for monitor in unvalidated:
+    for monitor in of_kind(unvalidated, "ServiceMonitor"):
         (svc,) = of_kind(objs, "Service")
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
         assert (
@@ -112,6 +121,8 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
+        ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
+        ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
             {"metrics": {"serviceMonitor": {"interval": "often"}}},
             "/metrics/serviceMonitor/interval",
@@ -309,6 +320,62 @@ def test_sample_redis_cluster_is_admitted_by_the_chart_crd(kube: KubeHarness) ->
 def test_notes_tell_how_to_create_and_scale_a_cluster() -> None:
     notes = render_manifests(namespace="shop")["headroom/templates/NOTES.txt"]
     assert "kubectl scale rediscluster/cart -n shop --replicas 6" in notes
+    assert "kubectl get secret cart-redis-auth -n shop" in notes
     assert "watches RedisClusters in namespace shop only" in notes
     wide = render_manifests({"rbac": {"clusterWide": True}})["headroom/templates/NOTES.txt"]
     assert "in every namespace" in wide
+
+
+def test_the_chart_runs_the_image_the_containerfile_builds() -> None:
+    """image.repository/tag name the image (the tag defaults to appVersion, the package
+    version `make image` tags); the container's command is the image's entrypoint; the
+    security contexts are what the image allows: its numeric USER as runAsUser/runAsGroup
+    (runAsNonRoot needs a number to check), a read-only root filesystem with /tmp, the
+    image's HOME and working directory, an emptyDir."""
+    containerfile = (REPO_ROOT / "Containerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", containerfile, re.M)
+    entrypoint = re.search(r"^ENTRYPOINT (.+)$", containerfile, re.M)
+    assert user is not None and entrypoint is not None
+    assert re.search(r"^WORKDIR /tmp$", containerfile, re.M)
+    assert re.search(r"^\s+HOME=/tmp \\$", containerfile, re.M)
+
+    default = deployment(render_chart())["spec"]["template"]["spec"]["containers"][0]
+    assert default["image"] == f"headroom:{version()}"
+    values = {"operator": {"image": {"repository": "registry.example/headroom", "tag": "9.9"}}}
+    pod = deployment(render_chart(values))["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example/headroom:9.9"
+    assert container["command"] == json.loads(entrypoint[1])
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+        int(user[1]),
+        int(user[2]),
+    )
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_the_healing_alerts_fire_on_series_the_operator_exports() -> None:
+    """The PrometheusRule's expressions name gauges OperatorMetrics really serves, with the
+    label they aggregate by; a SlotsLost cluster makes the critical one's series > 0."""
+    from prometheus_client import generate_latest
+
+    from headroom.controller.metrics import OperatorMetrics
+
+    (rule,) = of_kind(
+        render_chart({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule"
+    )
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {"HeadroomRedisClusterSlotsLost", "HeadroomRedisClusterNotHealed"}
+    assert alerts["HeadroomRedisClusterSlotsLost"]["labels"]["severity"] == "critical"
+    assert alerts["HeadroomRedisClusterNotHealed"]["for"] == "10m"
+    metrics = OperatorMetrics()
+    metrics.set_cluster_damage("shop/cart", lost_nodes=1, slots_lost=5461)
+    exposed = generate_latest(metrics.registry).decode()
+    for alert in alerts.values():
+        series = re.search(r"\((headroom_[a-z_]+)\)", alert["expr"])
+        assert series is not None
+        assert re.search(rf'^{series[1]}{{cluster="shop/cart"}} [1-9]', exposed, re.M), alert
+    assert render_chart() and not of_kind(render_chart(), "PrometheusRule")  # off by default

@@ -75,8 +75,12 @@ def test_namespaced_install_has_no_cluster_roles_for_the_operator() -> None:
     assert {b["roleRef"]["name"] for b in of_kind(wide, "ClusterRoleBinding")} == {
         "headroom-operator"
     }
-    # The Lease stays namespaced even when the operator watches every namespace.
-    assert {r["metadata"]["name"] for r in of_kind(wide, "Role")} == {"headroom-leader-election"}
+    # The Lease stays namespaced even when the operator watches every namespace, and so
+    # do the Secrets (issue 21, item 11).
+    assert {r["metadata"]["name"] for r in of_kind(wide, "Role")} == {
+        "headroom-leader-election",
+        "headroom-operator-secrets",
+    }
 
 
 def test_the_operator_may_do_its_job_in_its_namespace(
@@ -179,6 +183,35 @@ def test_cluster_wide_install_reaches_every_namespace(kube: KubeHarness) -> None
     k8s.AppsV1Api(op).create_namespaced_stateful_set("shop", statefulset("cart"))
     assert k8s.CustomObjectsApi(op).list_cluster_custom_object(*RC, "redisclusters")["items"] == []
     forbidden(k8s.CoreV1Api(op).list_namespaced_secret, "shop")
+
+
+def test_cluster_wide_install_reads_secrets_only_where_allowed(kube: KubeHarness) -> None:
+    """Issue 21, item 11: the ClusterRole grants no Secret access; the release namespace
+    and rbac.secrets.namespaces get a Role each; rbac.secrets.clusterWide opts in."""
+    for ns in ("team-a", "shop"):
+        kube.ensure_namespace(ns)
+        meta = {"name": "cart-redis-auth", "namespace": ns}
+        kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": meta})
+    access = install_chart(kube, {"rbac": {"clusterWide": True,
+                                           "secrets": {"namespaces": ["team-a"]}}})  # fmt: skip
+    (cluster_role,) = [r for r in of_kind(access.objects, "ClusterRole")
+                       if r["metadata"]["name"] == "headroom-operator"]  # fmt: skip
+    assert not any("secrets" in rule["resources"] for rule in cluster_role["rules"])
+    core = k8s.CoreV1Api(kube.api_client(access.token))
+    core.read_namespaced_secret("cart-redis-auth", "team-a")
+    core.create_namespaced_secret(access.namespace, {"metadata": {"name": "x-redis-auth"}})
+    assert "cannot get resource" in forbidden(
+        core.read_namespaced_secret, "cart-redis-auth", "shop"
+    )
+    forbidden(core.create_namespaced_secret, "shop", {"metadata": {"name": "y-redis-auth"}})
+    wide = render_chart({"rbac": {"clusterWide": True, "secrets": {"clusterWide": True}}})
+    (opted,) = [
+        r for r in of_kind(wide, "ClusterRole") if r["metadata"]["name"] == "headroom-operator"
+    ]
+    assert {v for r in opted["rules"] if "secrets" in r["resources"] for v in r["verbs"]} == {
+        "get",
+        "create",
+    }
 
 
 def test_removing_one_verb_the_operator_needs_is_a_403(kube: KubeHarness) -> None:

@@ -6,6 +6,7 @@ clock runs fast and the dataset is small so the whole day takes about a minute.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -14,11 +15,13 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from headroom.cli.demo import PROGRESS_EVERY
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
@@ -60,6 +63,13 @@ def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) 
     summary = json.loads((out / "report.json").read_text())["summary"]
 
     assert summary["keys_lost"] == 0
+    # Measured QPS (Redis INFO) against what the load generator really sent, through the
+    # reshards: no zero while sending, the peak within 10%, and no scaling reason citing a
+    # demand above what was sent by more than the stated tolerance.
+    measurement = summary["measurement"]
+    assert measurement["zero_samples_while_sending"] == 0, measurement
+    assert abs(measurement["peak_ratio"] - 1.0) <= 0.10, measurement
+    assert all(c["within_tolerance"] for c in measurement["demand_claims"]), measurement
     assert summary["keys_checked"] >= 30_000
     assert summary["client_ops"] > 10_000
     # The README's claim: the cluster-aware client sees no error through the reshards.
@@ -111,3 +121,70 @@ def test_demo_cli_rejects_bad_flags_with_one_line() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "--masters" in proc.stderr
+
+
+def test_demo_summary_says_no_alerts_in_a_line_and_never_wraps_the_file_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run without alerts printed an empty table titled '(0 dropped)'; without a terminal
+    the chart's path was split over two lines."""
+    from rich.console import Console
+
+    from headroom.cli import demo
+
+    out_dir = tmp_path / ("a-long-folder-name-" * 4) / "demo"
+    buf = io.StringIO()
+    monkeypatch.setattr(demo, "console", Console(file=buf, width=60))
+    demo._print_alerts_and_files({"alerts": [], "alerts_dropped": 0}, out_dir)
+    lines = buf.getvalue().splitlines()
+    assert lines == [
+        "Alerts: none sent to the demo's webhook receiver (0 dropped).",
+        f"Report: {out_dir / 'report.json'}",
+        f"Chart: {out_dir / 'demo.png'}",
+    ]
+
+
+def test_demo_chart_draws_the_capacity_that_decides_and_the_hpa_it_quotes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Capacity was drawn at 100 % while decisions use the target utilisation, and the
+    reactive HPA whose minutes the title quotes was not drawn."""
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from headroom.controller import demo_chart
+    from headroom.controller.demo import DemoReport, DemoSample
+    from headroom.policies.policy import load_policy
+
+    spec = load_policy((EXAMPLES / "demo-policy.yaml").read_text(), "demo-policy.yaml")
+    target = spec.targets[0]
+    t0 = 1_762_430_400.0
+    rows = [
+        DemoSample(t=t0 + 60.0 * i, wanted_qps=900.0, measured_qps=880.0, forecast_p50=850.0,
+                   forecast_p90=950.0, desired=3 if i < 30 else 5, masters=3,
+                   capacity_units=3.0 if i < 40 else 5.0, busy=False, detail="")
+        for i in range(60)
+    ]  # fmt: skip
+    summary = {
+        "actions": [{"at": t0 + 1800.0, "from": 3, "to": 5}],
+        "keys_lost": 0,
+        "underprovisioned_minutes": 0.0,
+        "reactive_hpa_underprovisioned_minutes": 12.0,
+        "reactive_hpa_ready": [[t0, 3], [t0 + 3000.0, 4]],
+    }
+    event = SimpleNamespace(name="Sale", window_start=t0 + 1200.0, end=t0 + 3000.0)
+    figures: list[Any] = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    demo_chart.render_chart(
+        DemoReport(tmp_path, summary, rows), event, target, "Asia/Shanghai",  # type: ignore[arg-type]
+        tmp_path / "demo.png", utilization=spec.slo.target_utilization,
+    )  # fmt: skip
+    ax = figures[0].axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    util = spec.slo.target_utilization
+    per = target.capacity_per_unit
+    deciding = lines[f"Headroom: ready capacity at {util:.0%} (what decisions use)"]
+    assert deciding[0] == 3 * per * util and deciding[-1] == 5 * per * util
+    hpa = lines[f"reactive HPA (replayed): ready capacity at {util:.0%}"]
+    assert hpa == [3 * per * util, 4 * per * util, 4 * per * util]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -112,6 +113,8 @@ def test_plan_table_json_and_chart(files: dict[str, Path], tmp_path: Path) -> No
     res = runner.invoke(app, ["plan", *_args(files, "history", "calendar", "policy")])
     assert res.exit_code == 0, res.output
     assert "default/cart" in res.output and "tonight" in res.output
+    # One arrow in every column (the units column said 3->6 beside a reason saying 3→6).
+    assert re.search(r"│ \d+→\d+ +│", res.output) and "->" not in res.output, res.output
 
     chart = tmp_path / "plan.png"
     res = runner.invoke(

@@ -31,7 +31,8 @@ POLICY = "policy"
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
-def _ready(pod: Obj) -> bool:
+def pod_ready(pod: Obj) -> bool:
+    """Whether the pod's Ready condition is True."""
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
             return bool(c.get("status") == "True")
@@ -81,7 +82,7 @@ def budget_status(store: Store, pdb: Obj) -> Obj:
     old = pdb.get("status") or {}
     # No disruptedPods bookkeeping: an evicted pod is deleted in the same locked step here
     # (no graceful termination), so it is never counted healthy after its eviction.
-    healthy = sum(1 for p in pods if _ready(p))
+    healthy = sum(1 for p in pods if pod_ready(p))
     if "minAvailable" in spec and not isinstance(spec["minAvailable"], str):
         expected = len(pods)
         desired = int(spec["minAvailable"])
@@ -182,7 +183,7 @@ def evict(store: Store, ns: str, name: str, body: Any) -> Obj:
             pdb = budgets[0]
             status = budget_status(store, pdb)
             pdb_name = pdb["metadata"]["name"]
-            if not _ready(pod) and status["currentHealthy"] >= status["desiredHealthy"]:
+            if not pod_ready(pod) and status["currentHealthy"] >= status["desiredHealthy"]:
                 store.delete(pods_rt, ns, name)  # already down; the budget is met without it
                 return _success()
             if status["disruptionsAllowed"] <= 0:

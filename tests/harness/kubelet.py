@@ -33,6 +33,7 @@ import re
 import shlex
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness.disruption import refresh_budgets
+from tests.harness.disruption import pod_ready, refresh_budgets
 from tests.harness.errors import ApiError
 from tests.harness.selectors import selector_matches
 from tests.harness.store import Obj, Store, now_rfc3339
@@ -75,6 +76,7 @@ class PodProcess:
     argv: list[str]
     proc: subprocess.Popen[bytes]
     password: str | None = None  # REDISCLI_AUTH of the container: what its probe sends
+    tls_ca: str | None = None  # with --tls-port: the CA its probe verifies the node with
     log_offset: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -94,18 +96,34 @@ def ip_of(n: int) -> str:
     return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-def ping(ip: str, port: int, timeout: float = 0.2, password: str | None = None) -> bool:
-    """PING, after AUTH when the container's probe has a password."""
+def ping(
+    ip: str,
+    port: int,
+    timeout: float = 0.2,
+    password: str | None = None,
+    tls_ca: str | None = None,
+) -> bool:
+    """PING, after AUTH when the container's probe has a password, over TLS (the chain
+    verified against ``tls_ca``, as ``redis-cli --tls --cacert``) when the node serves TLS."""
     try:
-        with socket.create_connection((ip, port), timeout=timeout) as s:
-            if password is not None:
-                s.sendall(_resp("AUTH", password))
-                if not s.recv(64).startswith(b"+OK"):
-                    return False
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+        with socket.create_connection((ip, port), timeout=timeout) as raw:
+            if tls_ca is None:
+                return _auth_ping(raw, password)
+            ctx = ssl.create_default_context(cafile=tls_ca)
+            ctx.check_hostname = False
+            with ctx.wrap_socket(raw) as sock:
+                return _auth_ping(sock, password)
     except OSError:
         return False
+
+
+def _auth_ping(s: socket.socket, password: str | None) -> bool:
+    if password is not None:
+        s.sendall(_resp("AUTH", password))
+        if not s.recv(64).startswith(b"+OK"):
+            return False
+    s.sendall(b"PING\r\n")
+    return s.recv(64).startswith(b"+PONG")
 
 
 def _resp(*words: str) -> bytes:
@@ -312,7 +330,7 @@ class Kubelet:
         for ordinal in range(want):
             pod_name = f"{name}-{ordinal}"
             if pod_name in pods:
-                if not parallel and not _ready(pods[pod_name]):
+                if not parallel and not pod_ready(pods[pod_name]):
                     return  # OrderedReady: the next ordinal waits for this one
                 continue
             pod = self._pod_from_template(sts, pod_name)
@@ -443,7 +461,7 @@ class Kubelet:
             return
         proc = self.processes.get(key)
         if proc is not None and not proc.alive():
-            never_ready = not _ready(pod)
+            never_ready = not pod_ready(pod)
             self.processes.pop(key)
             self._restarts[key] = self._restarts.get(key, 0) + 1
             self._restart_at[key] = time.monotonic() + self.restart_delay
@@ -463,10 +481,10 @@ class Kubelet:
                 self._restart_at[key] = time.monotonic() + self.restart_delay
                 self._config_error(pod, str(err))
                 return
-        if not _ready(pod) or pod["status"].get("podIP") != proc.ip:
-            if ping(proc.ip, proc.port, password=proc.password):
+        if not pod_ready(pod) or pod["status"].get("podIP") != proc.ip:
+            if ping(proc.ip, proc.port, password=proc.password, tls_ca=proc.tls_ca):
                 self._set_pod_status(pod, proc.ip, ready=True, container=container, running=True)
-            elif pod["status"].get("phase") != "Running" or _ready(pod):
+            elif pod["status"].get("phase") != "Running" or pod_ready(pod):
                 self._set_pod_status(pod, proc.ip, ready=False, container=container, running=True)
 
     def _data_dir(self, pod: Obj, container: Obj) -> Path:
@@ -491,7 +509,12 @@ class Kubelet:
         mounts = self._mount_secrets(ns, pod, container)
         args = redis_args(container, env, mounts)
         port = 6379
-        if "--port" in args:
+        tls_ca = None
+        if "--tls-port" in args:  # TLS only (with --port 0)
+            port = int(args[args.index("--tls-port") + 1])
+            if "--tls-ca-cert-file" in args:
+                tls_ca = args[args.index("--tls-ca-cert-file") + 1]
+        elif "--port" in args:
             port = int(args[args.index("--port") + 1])
         else:
             args += ["--port", str(port)]
@@ -520,6 +543,7 @@ class Kubelet:
             argv,
             spawn(argv, workdir, log_file),
             password=env.get("REDISCLI_AUTH") or None,
+            tls_ca=tls_ca,
         )
         proc.log_offset = offset
         self.processes[key] = proc
@@ -630,7 +654,7 @@ class Kubelet:
                 raise
 
     def _fake_pod(self, key: str, pod: Obj) -> None:
-        if _ready(pod):
+        if pod_ready(pod):
             return
         ip = self._ips.get(key)
         if ip is None:
@@ -708,7 +732,7 @@ class Kubelet:
         spec = owner.get("spec") or {}
         if spec.get("selector") and not all(selector_matches(spec["selector"], p) for p in pods):
             pods = [p for p in pods if selector_matches(spec["selector"], p)]
-        ready = sum(1 for p in pods if _ready(p))
+        ready = sum(1 for p in pods if pod_ready(p))
         status: Obj = {
             "observedGeneration": owner["metadata"].get("generation", 1),
             "replicas": len(pods),
@@ -740,10 +764,3 @@ def _same_pod(pod: Obj, uid: str, status: Obj) -> None:
     if pod["metadata"]["uid"] != uid:
         raise ApiError(409, "Conflict", f"the pod was replaced (uid {uid} is gone)")
     pod["status"] = status
-
-
-def _ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False

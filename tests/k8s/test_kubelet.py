@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -15,6 +16,7 @@ from kubernetes.client import ApiException
 from tests.harness.harness import KubeHarness
 from tests.harness.kubelet import Kubelet, ping
 from tests.support.procs import wait_until
+from tests.support.redis_auth import assert_refuses_unauthenticated, cmdlines_with
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis]
 
@@ -376,3 +378,60 @@ def test_non_redis_pods_become_ready_after_the_startup_delay(
     assert kubelet.pids() == []  # no process for a non-Redis pod
     apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 1}})
     wait_until(lambda: len(core.list_namespaced_pod("default").items) == 1, 5, "one pod")
+
+
+def test_secret_env_and_files_reach_redis_server_as_kubernetes_would(
+    kube: KubeHarness, kubelet: Kubelet
+) -> None:
+    """A config file from a Secret volume (the password) and REDISCLI_AUTH from a
+    secretKeyRef: the pod waits (CreateContainerConfigError) until the Secret exists, then
+    redis-server requires the password, which is on no command line; readiness needs it."""
+    api = kube.api_client()
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    password = "kubelet-secret-pw-0123456789"
+    sts = redis_statefulset("locked", 1, ["--save", ""])
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["redis-server", "/etc/redis/auth/redis.conf"]
+    container["env"] = [
+        {
+            "name": "REDISCLI_AUTH",
+            "valueFrom": {"secretKeyRef": {"name": "locked-auth", "key": "pw"}},
+        }
+    ]
+    container["volumeMounts"] = [{"name": "auth", "mountPath": "/etc/redis/auth"}]
+    sts["spec"]["template"]["spec"]["volumes"] = [
+        {
+            "name": "auth",
+            "secret": {
+                "secretName": "locked-auth",
+                "items": [{"key": "conf", "path": "redis.conf"}],
+                "defaultMode": 0o400,
+            },
+        }
+    ]
+    apps.create_namespaced_stateful_set("default", sts)
+
+    def waiting_reason() -> str:
+        pod = core.read_namespaced_pod("locked-0", "default")
+        statuses = pod.status.container_statuses or []
+        return (
+            str(statuses[0].state.waiting.reason) if statuses and statuses[0].state.waiting else ""
+        )
+
+    wait_until(lambda: waiting_reason() == "CreateContainerConfigError", 20, "config error")
+    assert kubelet.pids() == []
+    conf = f'requirepass "{password}"\nmasterauth "{password}"\n'
+    core.create_namespaced_secret(
+        "default",
+        {
+            "metadata": {"name": "locked-auth"},
+            "data": {
+                "pw": base64.b64encode(password.encode()).decode(),
+                "conf": base64.b64encode(conf.encode()).decode(),
+            },
+        },
+    )
+    pod = wait_ready(apps, core, "locked", 1)["locked-0"]
+    assert_refuses_unauthenticated(pod.status.pod_ip, 6379, password)
+    assert not ping(pod.status.pod_ip, 6379, timeout=2)  # a probe without the password fails
+    assert cmdlines_with(password, kubelet.pids()) == []

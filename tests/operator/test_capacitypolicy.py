@@ -10,9 +10,9 @@ real process with the chart's RBAC.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +29,7 @@ from headroom.policies.synthetic import DailyShape, generate_trace
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
 from tests.support.procs import free_port
 from tests.support.receivers import Receiver
+from tests.support.traces import write_trace_csv
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -71,13 +72,7 @@ def _history_and_calendar(tmp_path: Path, start_in: float) -> tuple[Path, Path, 
     trace = generate_trace(
         first - DAY, 15, 60.0, BASE_QPS, past, [3.0] * 14, noise=0.04, seed=9, shape=flat
     )
-    history = tmp_path / "qps.csv"
-    with history.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["timestamp", "qps"])
-        for t, v in zip(trace.t, trace.v, strict=True):
-            if t < now:
-                out.writerow([int(t), f"{v:.1f}"])
+    history = write_trace_csv(tmp_path / "qps.csv", trace, before=now)
     start = datetime.fromtimestamp(first, UTC)
     ics = tmp_path / "sales.ics"
     ics.write_text(
@@ -130,7 +125,8 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     _deployment(env, "web")
     _deployment(env, "web-dry")
     dry_generation = env.apps.read_namespaced_deployment("web-dry", NS).metadata.generation
-    env.start_operator("op-a", "--allow-file-dir", str(tmp_path))
+    metrics_port = free_port()
+    env.start_operator("op-a", "--allow-file-dir", str(tmp_path), "--port", str(metrics_port))
     for name, dep, dry in (("shop", "web", False), ("shop-dry", "web-dry", True)):
         env.custom.create_namespaced_custom_object(
             GROUP, VERSION, NS, "capacitypolicies", _policy(name, dep, history, dry)
@@ -160,6 +156,22 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     assert conds["Ready"]["status"] == "True" and conds["Forecasting"]["status"] == "True"
     assert conds["MetricsUnavailable"]["status"] == "False"
     assert wait_for(lambda: "Scaled" in {e.reason for e in env.events("shop")}, 20, "an Event")
+
+    # /metrics has what the chart's dashboard draws: measured demand, the forecast (p50,
+    # p90), capacity per unit, units, the sale ahead and the action.
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = resp.read().decode()
+    for series in (
+        'headroom_demand_requests_per_second{target="web"}',
+        'headroom_forecast_requests_per_second{quantile="0.5",target="web"}',
+        'headroom_forecast_requests_per_second{quantile="0.9",target="web"}',
+        'headroom_capacity_per_unit_requests_per_second{method="declared",target="web"}',
+        'headroom_ready_units{target="web"}',
+        'headroom_scaling_actions_total{reason="ScheduledEvent",target="web"} 1.0',
+    ):
+        assert series in body, f"{series} not in /metrics:\n{body}"
+    assert re.search(r'^headroom_event_start_timestamp_seconds\{event="[^"]*Flash sale', body, re.M)
 
     # The dry run planned the same order and wrote nothing to its Deployment.
     dry = wait_for(

@@ -4,7 +4,6 @@ show the same plan and forecast as the same inputs given as files."""
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from headroom.cli.main import app
 from headroom.policies.calendar import DemandEvent, EventKind
 from headroom.policies.synthetic import generate_trace
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv
+from tests.support.traces import write_events_yaml, write_trace_csv
 
 pytestmark = [pytest.mark.k8s]
 
@@ -63,24 +63,8 @@ def test_plan_and_forecast_from_the_cluster_match_the_same_inputs_as_files(
         for d in (3, 2, 1, 0)
     ]
     trace = generate_trace(at - 4 * DAY, 4, 60.0, 3000.0, events[:3], [3.0] * 3, seed=4)
-    history = tmp_path / "qps.csv"
-    with history.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["timestamp", "qps"])
-        for t, v in zip(trace.t, trace.v, strict=True):
-            out.writerow([int(t), f"{v:.1f}"])
-    calendar = tmp_path / "promos.yaml"
-    calendar.write_text(
-        yaml.safe_dump(
-            {
-                "events": [
-                    {"name": e.name, "kind": "promotion", "start": _iso(e.start),
-                     "end": _iso(e.end)}
-                    for e in events
-                ]
-            }
-        )
-    )  # fmt: skip
+    history = write_trace_csv(tmp_path / "qps.csv", trace)
+    calendar = write_events_yaml(tmp_path / "promos.yaml", events)
     policy = tmp_path / "shop.yaml"
     policy.write_text(yaml.safe_dump({"name": "shop", **_spec(history)}))
     admin = env.kube.kubeconfig(tmp_path / "admin", namespace=NS)

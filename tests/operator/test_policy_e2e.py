@@ -227,6 +227,7 @@ def test_a_policy_sizes_redis_and_an_hpa_ahead_of_a_learned_sale_with_real_prome
         stack = start_prometheus(
             tmp_path / "prometheus", [n.addr for n in cluster.nodes], discovery=True,
             retention="30d", backfill=_backfill(sale, time.time() - 60),
+            password=cluster.password,
         )  # fmt: skip
         targets = Targets(env, stack)
         targets.start()

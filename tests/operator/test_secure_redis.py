@@ -4,7 +4,9 @@ The chart's example RedisCluster (no ``spec.auth``) gets a generated password in
 the RedisCluster owns; every pod refuses an unauthenticated client with NOAUTH and runs
 with protected mode on; the password is on no process's command line (``/proc``), nor in
 the operator's log, the Events or the status. ``spec.auth`` names a Secret of one's own
-instead. The probe the StatefulSet declares really tells NOAUTH from PONG.
+instead. The probe the StatefulSet declares really tells NOAUTH from PONG. With
+``spec.tls`` the nodes speak only TLS (clients, replication, the bus) and the operator
+forms and scales the cluster over it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
+import ssl
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from headroom.controller.operator.resources import readiness_command
 from headroom.controller.operator.specs import RedisClusterSpec
+from headroom.controller.redis.connection import NodeAddr, RedisAuth, make_cluster_client
+from tests.harness.tls import node_certs
 from tests.operator.support import GROUP, NS, PLURAL, VERSION, OperatorEnv, wait_for
 from tests.support.chart import example
 from tests.support.procs import free_port, kill_group, spawn, wait_until
@@ -124,3 +132,69 @@ def test_the_readiness_probe_needs_the_password_from_the_environment(tmp_path: P
         assert run("wrong") != 0
     finally:
         kill_group(server)
+
+
+def _plain_reply(host: str, port: int) -> bytes:
+    """What a client without TLS gets: the node waits for a TLS handshake, then hangs up."""
+    try:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64)
+    except OSError:
+        return b""
+
+
+def test_a_tls_cluster_speaks_only_tls_and_scales_over_it(env: OperatorEnv, tmp_path: Path) -> None:
+    certs = node_certs()
+    env.core.create_namespaced_secret(
+        NS,
+        {
+            "metadata": {"name": "cart-tls"},
+            "type": "kubernetes.io/tls",
+            "data": certs.secret_data(),
+        },
+    )
+    op = env.start_operator("op-a")
+    env.create_cluster("cart", masters=3, replicas=1, tls={"secretName": "cart-tls"})
+    wait_for(env.ready_with("cart", 3), 180, "TLS cart Ready with 3 masters")
+    password = _secret_text(env, "cart-redis-auth", "password")
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(certs.ca_pem)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = False  # pods are reached by IP; the chain is what is checked
+    verify: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_check_hostname": False}
+
+    nodes = env.pods("cart").nodes
+    assert len(nodes) == 6
+    for node in nodes:
+        assert _plain_reply(node.host, node.port) == b""
+        assert_refuses_unauthenticated(node.host, node.port, password, tls=ctx, **verify)
+    # Replication runs over TLS (tls-replication): every replica's link to its master is up.
+    links = []
+    for node in nodes:
+        c = redis.Redis(host=node.host, port=node.port, password=password, **verify)
+        info = c.info("replication")
+        if info["role"] == "slave":
+            links.append(info["master_link_status"])
+        c.close()
+    assert links == ["up"] * 3
+
+    # Keys written over TLS survive a scale-out whose MIGRATEs go over TLS (tls-cluster).
+    auth = RedisAuth(password=password, tls=True, tls_ca=str(ca), tls_check_hostname=False)
+    client = make_cluster_client(NodeAddr(nodes[0].host, nodes[0].port), auth)
+    values = {f"t:{i}": f"v{i}" for i in range(3000)}
+    for key, value in values.items():
+        client.set(key, value)
+    client.close()
+    env.scale("cart", 4)
+    wait_for(env.ready_with("cart", 4), 240, "TLS cart Ready with 4 masters")
+    assert len(env.pods("cart").nodes) == 8
+    client = make_cluster_client(NodeAddr(nodes[0].host, nodes[0].port), auth)
+    keys = list(values)
+    got = client.mget_nonatomic(keys)
+    client.close()
+    assert [g.decode() if g else None for g in got] == [values[k] for k in keys]
+    assert password not in op.text()
+    sts = env.apps.read_namespaced_stateful_set("cart", NS)
+    probe = sts.spec.template.spec.containers[0].readiness_probe._exec.command
+    assert "--tls --cacert /etc/redis/tls/ca.crt" in probe[-1]

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from headroom.controller.alerts.config import load_alerts_config
 from headroom.policies.calendar import EventKind, Expectation
 from headroom.policies.calendars import (
     event_from_resource,
@@ -155,6 +156,8 @@ def test_example_files_all_parse() -> None:
             assert load_policy(path.read_bytes(), path.name).targets
         elif path.suffix == ".csv":
             assert len(parse_trace_csv(path.read_bytes(), path.name)) > 1000
+        elif path.name == "alerts.yaml":
+            assert load_alerts_config(path).sinks
         else:
             assert len(load_calendar(path.read_bytes(), path.name, now=parse_time("2025-06-01")))
     promos = load_calendar((EXAMPLES / "livestream-calendar.yaml").read_text(), "c.yaml")

@@ -216,6 +216,10 @@ class LiveClient:
     prefix: str = "live"
     # Iterations (one SET each) per second, read every iteration; None: as fast as it goes.
     rate: Callable[[], float] | None = None
+    # WAIT for this many replicas after each SET: a write counts as acknowledged (and is
+    # checked afterwards) only once it is replicated, as an application using WAIT sees it.
+    wait_replicas: int = 0
+    error_times: list[float] = field(default_factory=list)  # monotonic, one per error
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -239,6 +243,11 @@ class LiveClient:
             try:
                 key = f"{self.prefix}:{i}"
                 rc.set(key, i)
+                if self.wait_replicas:
+                    node = rc.get_node_from_key(key)
+                    acked = rc.execute_command("WAIT", self.wait_replicas, 2000, target_nodes=node)
+                    if int(acked) < self.wait_replicas:
+                        raise redis.RedisError(f"{key}: WAIT saw {acked} replicas")
                 self.written[key] = i
                 keys.append(key)
                 j = rnd.randrange(self.preloaded)
@@ -250,6 +259,8 @@ class LiveClient:
                 self.ops += 1
             except redis.RedisError as err:
                 self.errors.append(repr(err))
+                self.error_times.append(time.monotonic())
+                self._stop.wait(0.05)  # a failover takes seconds; do not spin through it
             except AttributeError as err:
                 if "redis_connection" not in str(err):
                     self.errors.append(repr(err))
@@ -270,6 +281,10 @@ class LiveClient:
             elif lag < -1.0:  # far behind (a stall): do not burst to catch up
                 due = time.monotonic()
         rc.close()
+
+    def error_window(self) -> float:
+        """Seconds from the first error to the last (0 without errors)."""
+        return (self.error_times[-1] - self.error_times[0]) if self.error_times else 0.0
 
     def lost_writes(self) -> list[str]:
         rc = cluster_client(self.cluster)

@@ -14,6 +14,8 @@ import redis
 from typer.testing import CliRunner
 
 from headroom.cli.main import app
+from headroom.controller.redis.connection import RedisAuth
+from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.resharder import Resharder
 from tests.redis.data import digest, load
 from tests.redis.test_reshard import check_ok
@@ -187,3 +189,13 @@ def test_tls_only_cluster_status_and_rebalance(tls_cluster):
     assert sorted(n["slots"] for n in after["nodes"]) == [5461, 5461, 5462]
     assert [rc.get(f"t:{i}") for i in range(3000)] == [str(i).encode() for i in range(3000)]
     rc.close()
+
+
+def test_no_password_in_the_text_of_settings_or_a_refusal() -> None:
+    """What a log line or an error could print of the settings never holds the password."""
+    secret = "do-not-print-me"
+    auth = RedisAuth(username="ops", password=secret, tls=True)
+    options = MigrateOptions(username="ops", password=secret)
+    for text in (repr(auth), str(auth), f"{auth}", repr(options), str(options)):
+        assert secret not in text
+    assert "***" in repr(auth) and "ops" in repr(options)

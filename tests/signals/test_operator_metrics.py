@@ -46,6 +46,9 @@ def test_curl_returns_every_documented_series_with_values():
     metrics.record_alert_dropped("pd", "sloBreach", "RetriesExhausted")
     metrics.set_alerts_firing("cart", ["forecastMiss"])
     metrics.set_alert_queue_depth("pd", 3)
+    metrics.observe_demand("redis/cart", 980.0)
+    metrics.set_events("shop", {"Spring sale": 1_800_000_000.0, "Launch": 1_800_003_600.0})
+    metrics.set_events("shop", {"Launch": 1_800_003_600.0})  # the sale left the horizon
     endpoint = serve(metrics.registry)  # loopback, any free port
     try:
         assert endpoint.host == "127.0.0.1"
@@ -74,6 +77,9 @@ def test_curl_returns_every_documented_series_with_values():
     assert 'method="declared"' not in body and 'method="crossing"' in body
     assert "headroom_operator_leader 1.0" in body
     assert 'headroom_reconciles_total{kind="RedisCluster",result="requeued"} 1.0' in body
+    assert 'headroom_demand_requests_per_second{target="redis/cart"} 980.0' in body
+    assert 'headroom_event_start_timestamp_seconds{event="Launch",policy="shop"}' in body
+    assert "Spring sale" not in body
 
 
 def test_endpoint_stops_and_registries_are_separate():

@@ -141,3 +141,41 @@ def test_real_subprocess_prints_one_json_object(files: dict[str, Path]) -> None:
     doc = json.loads(proc.stdout)  # exactly one object: json.loads refuses trailing data
     assert set(doc["results"]) == {"headroom", "reactive_hpa", "static_peak", "oracle"}
     assert doc["provisioning_delay_seconds"] == 600
+
+
+def test_chart_reads_in_the_policy_zone_with_one_zoomed_panel_per_event(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The x-axis was "days since 2025-11-06T04:00:00+00:00" (UTC) and a 2-hour event a
+    sliver of a 5-day axis: now local time of the calendar's zone, and under the whole
+    trace one panel per event from 2 h before its ramp to 2 h after its end."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    import matplotlib.dates as mdates
+
+    from headroom.cli import simulate as sim_cli
+
+    figures = []
+    monkeypatch.setattr(sim_cli, "save_figure", lambda fig, path: figures.append(fig))
+    examples = Path(__file__).resolve().parents[2] / "policies" / "examples"
+    res = runner.invoke(app, [
+        "simulate", "--trace", str(examples / "qps.csv"),
+        "--calendar", str(examples / "demo-calendar.yaml"),
+        "--policy", str(examples / "demo-policy.yaml"), "--chart", str(tmp_path / "s.png"),
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (fig,) = figures
+    whole, *zooms = fig.axes
+    assert whole.get_xlabel() == "local time (Asia/Shanghai)"
+    assert [ax.get_title() for ax in zooms] == [
+        "Livestream Nov 6 (Thu 06 Nov 20:00)",
+        "Livestream Nov 8 (Sat 08 Nov 20:00)",
+    ]
+    zone = ZoneInfo("Asia/Shanghai")
+    lo, hi = (mdates.num2date(x, tz=zone) for x in zooms[0].get_xlim())
+    # The demo calendar's livestream: ramp from 19:30, end 21:30 local.
+    assert lo <= datetime(2025, 11, 6, 17, 30, tzinfo=zone) and hi >= datetime(
+        2025, 11, 6, 23, 30, tzinfo=zone
+    )
+    assert (hi - lo).total_seconds() < 8 * 3600

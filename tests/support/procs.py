@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -41,11 +41,19 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def spawn(argv: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own process group, output to ``log``."""
+def spawn(
+    argv: Sequence[str], cwd: Path, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group, output to ``log``; ``env`` is added to this
+    process's environment (how a secret reaches a child without its command line)."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            list(argv),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
 
 

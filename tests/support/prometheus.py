@@ -112,9 +112,10 @@ def start_prometheus(
     discovery: bool = False,
     retention: str = "1d",
     backfill: str | None = None,
+    password: str | None = None,
 ) -> PrometheusStack:
     """Start one exporter for ``redis_addrs`` and a Prometheus scraping it every ``interval``
-    (see the module docstring for ``discovery`` and ``backfill``)."""
+    (see the module docstring for ``discovery`` and ``backfill``); ``password``: the nodes'."""
     workdir.mkdir(parents=True, exist_ok=True)
     exporter_port, prom_port = free_ports(2)
     stack = PrometheusStack(workdir)
@@ -125,6 +126,8 @@ def start_prometheus(
              # /metrics would default to localhost:6379; point it at a node of ours.
              "-redis.addr", f"redis://{redis_addrs[0]}"],
             workdir, workdir / "exporter.log",
+            # Every target's password, from the environment, not the command line.
+            env={"REDIS_PASSWORD": password} if password else None,
         )  # fmt: skip
         if discovery:
             stack.set_targets(redis_addrs)

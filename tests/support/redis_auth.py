@@ -16,9 +16,12 @@ import redis
 def anonymous_reply(host: str, port: int, tls: ssl.SSLContext | None = None) -> bytes:
     """What a client that never sent AUTH gets for ``CLUSTER INFO`` (raw RESP2)."""
     with socket.create_connection((host, port), timeout=5) as raw:
-        sock = tls.wrap_socket(raw) if tls is not None else raw
-        sock.sendall(b"CLUSTER INFO\r\n")
-        return sock.recv(256)
+        if tls is None:
+            raw.sendall(b"CLUSTER INFO\r\n")
+            return raw.recv(256)
+        with tls.wrap_socket(raw) as sock:
+            sock.sendall(b"CLUSTER INFO\r\n")
+            return sock.recv(256)
 
 
 def assert_refuses_unauthenticated(

@@ -7,7 +7,6 @@ driver state the first left in the status (the next scale-in waits ``scaleIn.int
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from headroom.policies.calendars import event_to_resource
 from headroom.policies.synthetic import generate_trace
 from tests.harness.harness import KubeHarness
 from tests.support.chart import chart_crd
+from tests.support.traces import write_events_yaml, write_trace_csv
 from tests.targets.support import NS, workload
 
 pytestmark = pytest.mark.k8s
@@ -100,19 +100,8 @@ def test_plan_is_what_the_operator_does(kube: KubeHarness, api: Kube, tmp_path: 
         for d in (9, 6, 3, 1, 0)
     ]
     trace = generate_trace(T0 - 12 * DAY, 12, 60.0, 3000.0, events[:4], [3.0] * 4, seed=4)
-    history = tmp_path / "qps.csv"
-    with history.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["timestamp", "qps"])
-        for t, v in zip(trace.t, trace.v, strict=True):
-            out.writerow([int(t), f"{v:.1f}"])
-    calendar = tmp_path / "promos.yaml"
-    calendar.write_text(
-        yaml.safe_dump(
-            {"events": [{"name": e.name, "kind": "promotion", "start": _iso(e.start),
-                         "end": _iso(e.end)} for e in events]}
-        )
-    )  # fmt: skip
+    history = write_trace_csv(tmp_path / "qps.csv", trace)
+    calendar = write_events_yaml(tmp_path / "promos.yaml", events)
     for i, event in enumerate(events):
         kube.apply(event_to_resource(event, f"promo-{i}", NS))
     policy_file = tmp_path / "shop.yaml"

@@ -87,14 +87,29 @@ HEADROOM_ALERT_{{ $sink }}_{{ $field }}
 {{/*
 The operator's env entries for the alerts config and every sink secret (secretKeyRef).
 */}}
+{{- define "headroom.alerts.enabled" -}}
+{{- if or .Values.alerts.sinks .Values.alerts.inbound.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "headroom.alerts.env" -}}
-{{- if .Values.alerts.sinks }}
+{{- if include "headroom.alerts.enabled" . }}
 - name: HEADROOM_ALERTS_CONFIG
   value: /etc/headroom/alerts.yaml
 {{- range $name, $sink := .Values.alerts.sinks }}
 {{- range $field := list "urlFrom" "secretFrom" "routingKeyFrom" "tokenFrom" }}
 {{- with index $sink $field }}
 - name: {{ include "headroom.alerts.envName" (list $name $field) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName | quote }}
+      key: {{ .key | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.alerts.inbound.enabled }}
+{{- range $field := list "tokenFrom" "hmacSecretFrom" }}
+{{- with index $.Values.alerts.inbound $field }}
+- name: {{ include "headroom.alerts.envName" (list "inbound" $field) }}
   valueFrom:
     secretKeyRef:
       name: {{ .secretName | quote }}

@@ -55,21 +55,33 @@ rendered chart into the API emulator, so the e2e suite proves they suffice.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
-{{- /* Each RedisCluster's auth Secret (<name>-redis-auth, its password): created once by the
-operator, owned by the RedisCluster; never updated, listed or deleted (garbage collection
-deletes it with the RedisCluster). RBAC cannot limit "create" to names or labels. */}}
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["create"]
+{{- if or (not .Values.rbac.clusterWide) .Values.rbac.secrets.clusterWide }}
+{{- include "headroom.rbac.secretRules" . }}
+{{- end }}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Secrets, apart from the other rules: in a cluster-wide install they are granted per
+namespace (rbac.secrets.namespaces, plus the release namespace), not in every namespace,
+unless rbac.secrets.clusterWide opts in. Each RedisCluster's auth Secret
+(<name>-redis-auth, its password) is created once by the operator, owned by the
+RedisCluster, read by name (and so is spec.auth's Secret); never updated, listed or
+deleted (garbage collection deletes it with the RedisCluster). RBAC cannot limit "create"
+or these names (they follow the RedisClusters) with resourceNames.
+*/}}
+{{- define "headroom.rbac.secretRules" }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*

@@ -1,11 +1,13 @@
-"""The provisioning seam: start, stop and list the nodes of a Redis Cluster.
+"""The provisioning seam the scaler needs: start, stop and list the nodes of a Redis Cluster.
 
 A provisioner only owns *processes or pods*; it knows nothing about slots, roles
 or the resharder. :class:`headroom.controller.redis.scaler.ClusterScaler`
-combines a provisioner with the resharder to grow and shrink a cluster. Two
-implementations sit beside this file: ``local.py`` (``redis-server`` processes
-on loopback, the embedded default) and ``statefulset.py`` (one StatefulSet pod
-per node, for the Kubernetes RedisCluster controller).
+combines a provisioner with the resharder to grow and shrink a cluster. The seam lives
+here, with its consumer, so ``controller.redis`` never imports ``controller.provisioning``
+(an import-linter contract); the two implementations are in ``controller/provisioning/``:
+``local.py`` (``redis-server`` processes on loopback, the embedded default) and
+``statefulset.py`` (one StatefulSet pod per node, for the Kubernetes RedisCluster
+controller).
 """
 
 from __future__ import annotations
@@ -46,6 +48,3 @@ class NodeProvisioner(Protocol):
     def list_nodes(self) -> list[NodeInfo]:
         """Every node this provisioner has started and not removed, oldest first."""
         ...
-
-
-__all__ = ["NodeAddr", "NodeInfo", "NodeProvisioner"]

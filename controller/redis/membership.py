@@ -1,0 +1,79 @@
+"""Cluster membership: MEET a node, FORGET one everywhere, RESET a node that left, and
+wait until the nodes agree (settle).
+
+The one place these cluster commands are sent and their redis errors become the
+project's (:class:`~headroom.policies.errors.ClusterError` and its
+:class:`~headroom.policies.errors.ClusterUnreachable`). Callers: the scaler
+(``redis/scaler.py``: new nodes join, retired nodes leave) and the resharder
+(``redis/resharder.py``: ``meet`` on request, forgetting masters it emptied).
+Each function takes a client and the address it is talking to (for the message).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+
+from headroom.controller.redis.connection import NodeAddr
+from headroom.controller.redis.topology import cmd
+from headroom.policies.errors import ClusterError, ClusterUnreachable, HeadroomError
+
+
+def meet(client: redis.Redis, where: str, peer: NodeAddr) -> None:
+    """The node at ``where`` MEETs ``peer``."""
+    try:
+        cmd(client, "CLUSTER", "MEET", peer.host, peer.port)
+    except redis.RedisError as err:
+        raise ClusterUnreachable(f"{where}: CLUSTER MEET {peer} failed: {err}") from err
+
+
+def forget(client: redis.Redis, where: str, node_id: str) -> None:
+    """The node at ``where`` forgets ``node_id`` (already unknown to it: nothing to do)."""
+    try:
+        cmd(client, "CLUSTER", "FORGET", node_id)
+    except redis.ResponseError as err:
+        if "unknown node" not in str(err).lower():
+            raise ClusterError(f"{where}: CLUSTER FORGET {node_id}: {err}") from err
+    except redis.RedisError as err:
+        raise ClusterUnreachable(f"{where}: CLUSTER FORGET {node_id} failed: {err}") from err
+
+
+def reset(client: redis.Redis, where: str, *, discard_keys: bool) -> None:
+    """Blank the node at ``where`` after it left (CLUSTER RESET HARD), within FORGET's
+    60 s ban so it cannot gossip back in. ``discard_keys``: FLUSHALL first (the scaler's
+    retired or stray nodes, whose slots are elsewhere); otherwise only an empty node is
+    flushed, and a master still holding keys refuses the reset."""
+    try:
+        if discard_keys or int(cmd(client, "DBSIZE")) == 0:
+            cmd(client, "FLUSHALL")
+    except redis.ResponseError:
+        pass  # a replica refuses FLUSHALL; RESET HARD flushes it anyway
+    except redis.RedisError as err:
+        raise ClusterUnreachable(f"{where}: FLUSHALL failed: {err}") from err
+    try:
+        cmd(client, "CLUSTER", "RESET", "HARD")
+    except redis.RedisError as err:
+        raise ClusterError(f"{where}: CLUSTER RESET HARD failed: {err}") from err
+
+
+def settle(
+    pending: Callable[[], str | None], *, timeout: float, what: str, poll: float = 0.1
+) -> None:
+    """Wait until ``pending()`` returns None (settled); anything else is why not yet. A
+    node mid-handshake may refuse (a redis or cluster error counts as not yet); after
+    ``timeout`` seconds: :class:`ClusterError` with the last reason."""
+    deadline = time.monotonic() + timeout
+    why: str | None = ""
+    while True:
+        try:
+            why = pending()
+        except (redis.RedisError, HeadroomError) as err:
+            why = str(err)
+        if why is None:
+            return
+        if time.monotonic() > deadline:
+            reason = f": {why}" if why else ""
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{reason}")
+        time.sleep(poll)
