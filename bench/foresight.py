@@ -515,6 +515,11 @@ def main() -> int:
         " saved after every job",
     )
     parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the doc after a filtered run too (AFTER where measured)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help=f"run nothing: write the section from bench/{BEFORE.name}",
@@ -558,12 +563,13 @@ def main() -> int:
     runs: list[tuple[str, Keyed]] = [("this run", now)]
     if before and not args.record_before:
         runs = [("BEFORE", before), ("AFTER", now)]
-    text = report(runs, cases, delays)
+    # The doc lists every case and delay (rows no run measured are left out).
+    text = report(runs, all_cases() if args.write else cases, DELAYS_MIN if args.write else delays)
     if len(runs) == 2:
         text = f"BEFORE: the engine of {stamp} (`bench/{BEFORE.name}`); AFTER: this run.\n\n" + text
     text += f"\n\nThis run took {took:.0f} s ({len(jobs)} jobs, {max(1, args.jobs)} process(es))."
     print(text)
-    if args.no_write or (partial and not args.record_before):
+    if args.no_write or (partial and not (args.record_before or args.write)):
         return 0
     path = write_section(
         "foresight", "Foresight: Headroom vs the reactive HPA at the same bill", text
