@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -22,9 +22,9 @@ from headroom.controller.assembly import Runtime, World, build_runtime
 from headroom.controller.loop import Condition, ListSink, PassReport
 from headroom.controller.signals.base import Unavailable
 from headroom.controller.signals.redis_info import RedisInfoSource
-from headroom.controller.targets.base import ScaleStatus
 from headroom.policies.calendar import Calendar
 from headroom.policies.policy import parse_policy
+from tests.controller.test_loop import ManualClock, RecordingTarget
 from tests.support.procs import wait_until
 from tests.support.redis_cluster import RedisNode, start_plain_redis
 
@@ -38,141 +38,122 @@ STALE_AFTER = 3.0  # wall seconds without a sample before the source calls itsel
 
 
 @dataclass
-class ManualClock:
-    t: float
+class Rig:
+    """A real redis-server, the runtime over it, the source clock and the recorded orders."""
 
-    def now(self) -> float:
-        return self.t
+    nodes: list[RedisNode]
+    clock: ManualClock
+    target: RecordingTarget
+    runtime: Runtime | None = None
 
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
+    @property
+    def node(self) -> RedisNode:
+        return self.nodes[-1]
 
+    @property
+    def source(self) -> RedisInfoSource:
+        assert self.runtime is not None and isinstance(self.runtime.source, RedisInfoSource)
+        return self.runtime.source
 
-@dataclass
-class RecordingTarget:
-    name: str
-    units: int
-    calls: list[tuple[int, str]] = field(default_factory=list)
+    def load(self, commands: int = 500) -> None:
+        """Real demand: ``commands`` SETs in one pipeline."""
+        client = self.node.client()
+        pipe = client.pipeline(transaction=False)
+        for i in range(commands):
+            pipe.set(f"k{i}", i)
+        pipe.execute()
+        client.close()
 
-    def status(self) -> ScaleStatus:
-        return ScaleStatus(desired=self.units, ready=self.units)
+    def sample(self) -> None:
+        """Serve some load, then take one sample a (source-clock) second later."""
+        self.load()
+        self.clock.sleep(1.0)
+        self.source.sample()
 
-    def scale(self, units: int, reason: str) -> None:
-        self.calls.append((units, reason))
-        self.units = units
+    def reconcile(self) -> PassReport:
+        assert self.runtime is not None
+        return self.runtime.loop.reconcile()
+
+    def gap_pass(self, gap: Callable[[], None]) -> tuple[PassReport, PassReport]:
+        """Fresh samples of a load one unit cannot serve, then ``gap()`` and a pass (which
+        must order nothing), fresh samples again and a pass (which orders what the load
+        needs, so the gap pass's silence was the gap's doing); the two passes' reports."""
+        for _ in range(3):
+            self.sample()
+        gap()
+        during = self.reconcile()
+        calls = self.target.calls
+        assert calls == [], f"ordered from the last good value in a gap: {calls}"
+        for _ in range(2):
+            self.sample()
+        after = self.reconcile()
+        assert after.demand_now is not None and after.demand_now > 10, after
+        assert calls and calls[0][0] > 1, "fresh samples of this load ordered nothing"
+        return during, after
 
 
 @contextmanager
-def _runtime(node: RedisNode, target: RecordingTarget, clock: ManualClock) -> Iterator[Runtime]:
-    spec = parse_policy(
-        {
-            "name": "shop",
-            "targets": [
-                {
-                    "name": "cart",
-                    "kind": "RedisCluster",
-                    "capacityPerUnit": 10,  # any real load here needs more than one unit
-                    "minUnits": 1,
-                    "maxUnits": 20,
-                }
-            ],
-            "metrics": {"qps": {"source": "redis", "url": node.addr}},
-            "forecast": {"history": "1h", "horizon": "1h"},
-        }
-    )
-    world = World(stale_after=STALE_AFTER)
-    runtime = build_runtime(
-        spec,
-        world,
-        calendar=lambda: Calendar.of([]),
-        clock=clock,
-        sink=ListSink(),
-        step=STEP,
-        sample_every=3600.0,  # the thread samples once at start; the test takes the rest
-        with_latency=False,
-        targets=lambda _t: target,
-    )
+def _rig(tmp_path: Path) -> Iterator[Rig]:
+    node = start_plain_redis(tmp_path / "plain")
+    rig = Rig([node], ManualClock(START), RecordingTarget("cart", 1))
     try:
-        source = runtime.source
-        assert isinstance(source, RedisInfoSource)
+        spec = parse_policy(
+            {
+                "name": "shop",
+                "targets": [
+                    {
+                        "name": "cart",
+                        "kind": "RedisCluster",
+                        "capacityPerUnit": 10,  # any real load here needs more than one unit
+                        "minUnits": 1,
+                        "maxUnits": 20,
+                    }
+                ],
+                "metrics": {"qps": {"source": "redis", "url": node.addr}},
+                "forecast": {"history": "1h", "horizon": "1h"},
+            }
+        )
+        rig.runtime = build_runtime(
+            spec,
+            World(stale_after=STALE_AFTER),
+            calendar=lambda: Calendar.of([]),
+            clock=rig.clock,
+            sink=ListSink(),
+            step=STEP,
+            sample_every=3600.0,  # the thread samples once at start; the test takes the rest
+            with_latency=False,
+            targets=lambda _t: rig.target,
+        )
+        source = rig.source
         wait_until(lambda: source.latest() is not None, 30, "the sampler's first sample")
-        yield runtime
+        yield rig
     finally:
-        runtime.close()
-
-
-def _load(node: RedisNode, commands: int = 500) -> None:
-    """Real demand: ``commands`` SETs in one pipeline."""
-    client = node.client()
-    pipe = client.pipeline(transaction=False)
-    for i in range(commands):
-        pipe.set(f"k{i}", i)
-    pipe.execute()
-    client.close()
-
-
-def _sample(runtime: Runtime, clock: ManualClock, node: RedisNode) -> None:
-    """Serve some load, then take one sample a (source-clock) second later."""
-    _load(node)
-    clock.sleep(1.0)
-    source = runtime.source
-    assert isinstance(source, RedisInfoSource)
-    source.sample()
+        if rig.runtime is not None:
+            rig.runtime.close()
+        for n in rig.nodes:
+            n.stop()
 
 
 def _metrics(report: PassReport) -> Condition:
     return next(c for c in report.conditions if c.type == "MetricsUnavailable")
 
 
-def _fresh_then_gap_then_fresh(
-    runtime: Runtime,
-    clock: ManualClock,
-    node: RedisNode,
-    target: RecordingTarget,
-    gap: Callable[[], None],
-) -> tuple[PassReport, PassReport]:
-    """Fresh samples of a load one unit cannot serve, then ``gap()`` and a pass (which must
-    order nothing), fresh samples again and a pass (which orders what the load needs, so
-    the gap pass's silence was the gap's doing); returns the two passes' reports."""
-    for _ in range(3):
-        _sample(runtime, clock, node)
-    gap()
-    during = runtime.loop.reconcile()
-    assert target.calls == [], f"ordered from the last good value in a gap: {target.calls}"
-    for _ in range(2):
-        _sample(runtime, clock, node)
-    after = runtime.loop.reconcile()
-    assert after.demand_now is not None and after.demand_now > 10, after
-    assert target.calls and target.calls[0][0] > 1, "fresh samples of this load ordered nothing"
-    return during, after
-
-
 def test_a_restarted_node_is_metrics_unavailable_for_its_gap_then_clears(tmp_path: Path) -> None:
-    node = start_plain_redis(tmp_path / "plain")
-    nodes = [node]
-    clock = ManualClock(START)
-    target = RecordingTarget("cart", 1)
-    try:
-        with _runtime(node, target, clock) as runtime:
+    with _rig(tmp_path) as rig:
 
-            def restart() -> None:
-                old_run_id = node.client().info("server")["run_id"]
-                node.stop()
-                clock.sleep(1.0)
-                source = runtime.source
-                assert isinstance(source, RedisInfoSource)
-                missed = source.sample()  # unreachable: no sample is recorded
-                assert isinstance(missed, Unavailable), missed
-                back = start_plain_redis(tmp_path / "plain", port=node.port)
-                nodes.append(back)
-                assert back.client().info("server")["run_id"] != old_run_id
-                _sample(runtime, clock, back)  # a new run id: its counters start over
+        def restart() -> None:
+            old = rig.node
+            old_run_id = old.client().info("server")["run_id"]
+            old.stop()
+            rig.clock.sleep(1.0)
+            missed = rig.source.sample()  # unreachable: no sample is recorded
+            assert isinstance(missed, Unavailable), missed
+            back = start_plain_redis(tmp_path / "plain", port=old.port)  # the same address
+            rig.nodes.append(back)
+            assert back.client().info("server")["run_id"] != old_run_id
+            rig.sample()  # a new run id: its counters start over
 
-            # the node is back at the same address, so the later samples read it there
-            during, after = _fresh_then_gap_then_fresh(runtime, clock, node, target, restart)
-    finally:
-        for n in nodes:
-            n.stop()
+        during, after = rig.gap_pass(restart)
     gap = _metrics(during)
     assert (gap.status, gap.reason) == ("True", "MetricsGap"), during.conditions
     assert "needs one more sample" in gap.message
@@ -181,19 +162,13 @@ def test_a_restarted_node_is_metrics_unavailable_for_its_gap_then_clears(tmp_pat
 
 
 def test_stalled_sampling_is_metrics_unavailable_until_samples_return(tmp_path: Path) -> None:
-    node = start_plain_redis(tmp_path / "plain")
-    clock = ManualClock(START)
-    target = RecordingTarget("cart", 1)
-    try:
-        with _runtime(node, target, clock) as runtime:
+    with _rig(tmp_path) as rig:
 
-            def stall() -> None:
-                time.sleep(STALE_AFTER + 1.0)  # no sample for longer than stale_after
-                clock.sleep(STALE_AFTER + 1.0)
+        def stall() -> None:
+            time.sleep(STALE_AFTER + 1.0)  # no sample for longer than stale_after
+            rig.clock.sleep(STALE_AFTER + 1.0)
 
-            during, after = _fresh_then_gap_then_fresh(runtime, clock, node, target, stall)
-    finally:
-        node.stop()
+        during, after = rig.gap_pass(stall)
     gap = _metrics(during)
     assert (gap.status, gap.reason) == ("True", "MetricsGap"), during.conditions
     assert "stale" in gap.message
@@ -201,20 +176,16 @@ def test_stalled_sampling_is_metrics_unavailable_until_samples_return(tmp_path: 
 
 
 def test_a_counter_reset_without_a_restart_is_a_gap_too(tmp_path: Path) -> None:
-    node = start_plain_redis(tmp_path / "plain")
-    clock = ManualClock(START)
-    target = RecordingTarget("cart", 1)
-    try:
-        with _runtime(node, target, clock) as runtime:
+    with _rig(tmp_path) as rig:
 
-            def reset() -> None:
-                client: redis.Redis = node.client()
-                client.config_resetstat()  # the same process; its counters went down
-                client.close()
-                _sample(runtime, clock, node)
+        def reset() -> None:
+            client: redis.Redis = rig.node.client()
+            client.config_resetstat()  # the same process; its counters went down
+            client.close()
+            rig.sample()
 
-            during, after = _fresh_then_gap_then_fresh(runtime, clock, node, target, reset)
-    finally:
-        node.stop()
-    assert (_metrics(during).status, _metrics(during).reason) == ("True", "MetricsGap")
+        during, after = rig.gap_pass(reset)
+    gap = _metrics(during)
+    assert (gap.status, gap.reason) == ("True", "MetricsGap"), during.conditions
+    assert "needs one more sample" in gap.message
     assert _metrics(after).status == "False", after.conditions
