@@ -68,6 +68,7 @@ MEAN_UNITS = 8.0  # a broadened trace's mean demand needs about this many units 
 CHARTS = ROOT / "docs" / "img" / "foresight"
 BEFORE = Path(__file__).resolve().parent / "foresight_before.json"
 # The reading of the numbers, written by hand (its figures are as measured then).
+AFTER = Path(__file__).resolve().parent / "foresight_after.json"  # the latest other run
 ANALYSIS = Path(__file__).resolve().parent / "foresight_analysis.md"
 TARGET_SHARE = 0.33  # issue 20 at 10 min, on every event case
 DECOMPOSE_DELAY_MIN = 10.0
@@ -515,6 +516,11 @@ def main() -> int:
         " saved after every job",
     )
     parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the doc after a filtered run too (AFTER where measured)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help=f"run nothing: write the section from bench/{BEFORE.name}",
@@ -524,9 +530,13 @@ def main() -> int:
     delays = tuple(args.delay) or DELAYS_MIN
     if args.report_only:
         stamp, before = load_before()
-        text = f"Measured {stamp} (`bench/{BEFORE.name}`).\n\n" + report(
-            [("BEFORE", before)], cases, delays
-        )
+        runs: list[tuple[str, Keyed]] = [("BEFORE", before)]
+        head = f"BEFORE: measured {stamp} (`bench/{BEFORE.name}`)."
+        if AFTER.exists():
+            data = json.loads(AFTER.read_text())
+            runs.append(("AFTER", keyed(data["results"])))
+            head += f" AFTER: measured {data['measured']} (`bench/{AFTER.name}`)."
+        text = head + "\n\n" + report(runs, cases, delays)
         print(text)
         if not args.no_write:
             print(f"Wrote {write_section('foresight', TITLE, text)}")
@@ -550,20 +560,20 @@ def main() -> int:
         futures = [pool.submit(_job, *j) for j in jobs]
         for fut in as_completed(futures):
             results.append(fut.result())
-            if args.record_before:
-                _save(BEFORE, results)
+            _save(BEFORE if args.record_before else AFTER, results)
     took = time.perf_counter() - started
     stamp, before = load_before()
     now = keyed(results)
-    runs: list[tuple[str, Keyed]] = [("this run", now)]
+    runs = [("this run", now)]
     if before and not args.record_before:
         runs = [("BEFORE", before), ("AFTER", now)]
-    text = report(runs, cases, delays)
+    # The doc lists every case and delay (rows no run measured are left out).
+    text = report(runs, all_cases() if args.write else cases, DELAYS_MIN if args.write else delays)
     if len(runs) == 2:
         text = f"BEFORE: the engine of {stamp} (`bench/{BEFORE.name}`); AFTER: this run.\n\n" + text
     text += f"\n\nThis run took {took:.0f} s ({len(jobs)} jobs, {max(1, args.jobs)} process(es))."
     print(text)
-    if args.no_write or (partial and not args.record_before):
+    if args.no_write or (partial and not (args.record_before or args.write)):
         return 0
     path = write_section(
         "foresight", "Foresight: Headroom vs the reactive HPA at the same bill", text
