@@ -34,7 +34,7 @@ from headroom.controller.clock import Clock
 from headroom.controller.history import SourceHistory
 from headroom.controller.kube import GROUP, Kube
 from headroom.controller.loop import ActionSink, ControlLoop, HistoryProvider, NoSink
-from headroom.controller.redis.connection import RedisAuth
+from headroom.controller.redis.connection import NodeAddr, RedisAuth
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.signals.base import Metric, SignalSource
@@ -71,6 +71,9 @@ class World:
     local_scaler: Callable[[Target], ClusterScaler] | None = None  # LocalRedisCluster
     redis_seed: str | None = None  # Redis INFO seed when metrics.qps.url gives none
     redis_auth: RedisAuth | None = None  # Redis INFO: the cluster's password/TLS
+    # Redis INFO of metrics.qps.redisCluster: that RedisCluster's address and own
+    # password/TLS, by name (the operator: in the policy's namespace)
+    redis_cluster: Callable[[str], tuple[NodeAddr, RedisAuth]] | None = None
     prometheus: Callable[[str], PromClient] | None = None  # client per URL (tests pass one)
     now: Callable[[], float] = field(default=time.time)  # the sources' clock (scaled: demo)
     stale_after: float = 30.0  # Redis INFO: samples older than this are "stale"
@@ -259,6 +262,29 @@ def _prometheus(metrics: Metrics, world: World) -> SignalSource:
 
 
 def _redis(metrics: Metrics, world: World) -> SignalSource:
+    seed, auth = _redis_seed(metrics, world)
+    return RedisInfoSource(
+        seed,
+        connect=default_connect(auth=auth),
+        now=world.now,
+        stale_after=world.stale_after,
+    )
+
+
+def _redis_seed(metrics: Metrics, world: World) -> tuple[str, RedisAuth | None]:
+    """The Redis INFO seed and the password/TLS to read it with."""
+    cluster = metrics.qps.redis_cluster
+    if cluster is not None:
+        if world.redis_cluster is None:
+            raise PolicyError(
+                field_error(
+                    "policy", "metrics.qps.redisCluster", "needs the operator (a RedisCluster)"
+                )
+            )
+        # The address is the cluster's own, never a policy's url: its password goes
+        # nowhere else.
+        addr, auth = world.redis_cluster(cluster)
+        return str(addr), auth
     seed = metrics.qps.url or world.redis_seed
     if not seed:
         raise PolicyError(
@@ -267,12 +293,7 @@ def _redis(metrics: Metrics, world: World) -> SignalSource:
             )
         )
     world.access.address(seed, "metrics.qps.url", "redis")
-    return RedisInfoSource(
-        _strip_scheme(seed, "redis://"),
-        connect=default_connect(auth=world.redis_auth),
-        now=world.now,
-        stale_after=world.stale_after,
-    )
+    return _strip_scheme(seed, "redis://"), world.redis_auth
 
 
 # One row per metrics source, alphabetical; the keys are MetricQuery.source's values.

@@ -173,6 +173,20 @@ class MetricQuery(_Model):
     source: str = Field("redis", pattern=r"^(prometheus|redis|csv)$")
     query: str | None = None
     url: str | None = None
+    # Source redis, in the operator: read the RedisCluster of this name in the policy's
+    # namespace, with its own password (and TLS); the address comes from its pods.
+    redis_cluster: str | None = Field(
+        None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
+
+    @model_validator(mode="after")
+    def _cluster_source(self) -> MetricQuery:
+        if self.redis_cluster is not None:
+            if self.source != "redis":
+                raise ValueError("redisCluster needs source redis")
+            if self.url:
+                raise ValueError("redisCluster and url are exclusive (the cluster has the address)")
+        return self
 
 
 class Metrics(_Model):

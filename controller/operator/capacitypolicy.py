@@ -39,6 +39,7 @@ from headroom.controller.kube import Kube
 from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import StatusWriter, condition, route
+from headroom.controller.operator.rediscluster import cluster_endpoint
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget
@@ -311,7 +312,11 @@ class CapacityPolicyReconciler:
     ) -> assembly.Runtime:
         return assembly.build_runtime(
             spec,
-            assembly.World(kube=self.kube, access=self.access),
+            assembly.World(
+                kube=self.kube,
+                access=self.access,
+                redis_cluster=lambda cluster: cluster_endpoint(self.kube, ns, cluster),
+            ),
             calendar=lambda: self._calendar(ns),
             clock=self.clock,
             notifier=notifier,

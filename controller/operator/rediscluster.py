@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.controller.kube import (
+    GROUP,
+    VERSION,
     Kube,
     call,
     not_found,
@@ -37,12 +39,12 @@ from headroom.controller.operator import resources
 from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.operator.specs import InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
-from headroom.controller.redis.connection import RedisAuth, generate_password
+from headroom.controller.redis.connection import NodeAddr, RedisAuth, generate_password
 from headroom.controller.redis.heal import Damage
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.redis.topology import SLOTS
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
-from headroom.policies.errors import HeadroomError, KubernetesError
+from headroom.policies.errors import HeadroomError, KubernetesError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -544,28 +546,7 @@ class RedisClusterReconciler:
 
     def _auth(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> RedisAuth:
         """The password (and with ``spec.tls`` the CA) the operator connects with."""
-        password = self._password(body, spec)
-        if spec.tls is None:
-            return RedisAuth(password=password)
-        ns = body["metadata"]["namespace"]
-        ref = spec.tls
-        data = self._secret_data(ns, ref.secret_name, "spec.tls.secretName")
-        for field_name, key in (("certKey", ref.cert_key), ("keyKey", ref.key_key)):
-            if not data.get(key):
-                raise InvalidSpec(
-                    f"spec.tls.{field_name}: Secret {ref.secret_name} has no key {key!r}"
-                )
-        ca = data.get(ref.ca_key)
-        if not ca:
-            raise InvalidSpec(f"spec.tls.caKey: Secret {ref.secret_name} has no key {ref.ca_key!r}")
-        # Nodes are reached by pod IP, which no certificate issued ahead of the pods names:
-        # the chain is verified against the cluster's CA, the host name is not.
-        return RedisAuth(
-            password=password,
-            tls=True,
-            tls_ca_data=base64.b64decode(ca).decode(),
-            tls_check_hostname=False,
-        )
+        return _with_tls(self.kube, body["metadata"]["namespace"], spec, self._password(body, spec))
 
     def _password(self, body: Mapping[str, Any], spec: RedisClusterSpec) -> str:
         """The cluster's password, from the auth Secret the operator owns; creating that
@@ -578,16 +559,8 @@ class RedisClusterReconciler:
         ns, name = meta["namespace"], meta["name"]
         owned = resources.auth_secret_name(name)
         given = self._given_password(ns, spec) if spec.auth is not None else None
-        try:
-            secret = call(
-                lambda: self.kube.core.read_namespaced_secret(owned, ns),
-                f"read Secret {ns}/{owned}",
-            )
-        except KubernetesError as err:
-            if not not_found(err):
-                raise
-            secret = None
-        if secret is None:
+        password = _owned_password(self.kube, ns, name)
+        if password is None:
             password = given or generate_password()
             manifest = resources.auth_secret(name, password, owner_reference(dict(body)))
             try:
@@ -603,10 +576,6 @@ class RedisClusterReconciler:
             log.info("Created Secret %s/%s password=%s", ns, owned, origin)
             self.record(body, "Normal", "AuthSecretCreated", f"Secret {owned}: password {origin}")
             return password
-        raw = (secret.data or {}).get(resources.PASSWORD_KEY)
-        if not raw:
-            raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
-        password = base64.b64decode(raw).decode()
         if given is not None and given != password:
             log.warning(
                 "Kept RedisCluster %s/%s password: Secret %s changed after the cluster was "
@@ -617,23 +586,10 @@ class RedisClusterReconciler:
             )
         return password
 
-    def _secret_data(self, ns: str, name: str, where: str) -> dict[str, str]:
-        """A Secret's ``data`` (base64 values) that a spec field names."""
-        try:
-            secret = call(
-                lambda: self.kube.core.read_namespaced_secret(name, ns),
-                f"read Secret {ns}/{name}",
-            )
-        except KubernetesError as err:
-            if not_found(err):
-                raise InvalidSpec(f"{where}: Secret {name!r} not found in {ns}") from err
-            raise
-        return dict(secret.data or {})
-
     def _given_password(self, ns: str, spec: RedisClusterSpec) -> str:
         assert spec.auth is not None
         ref = spec.auth
-        raw = self._secret_data(ns, ref.secret_name, "spec.auth.secretName").get(ref.key)
+        raw = _secret_data(self.kube, ns, ref.secret_name, "spec.auth.secretName").get(ref.key)
         if raw is None:
             raise InvalidSpec(f"spec.auth.key: Secret {ref.secret_name} has no key {ref.key!r}")
         password = base64.b64decode(raw).decode()
@@ -713,6 +669,87 @@ class _Shape:
     slots_per_master: list[dict[str, Any]]
     healthy: bool
     damage: Damage = field(default_factory=Damage)
+
+
+def _secret_data(kube: Kube, ns: str, name: str, where: str) -> dict[str, str]:
+    """A Secret's ``data`` (base64 values) that a spec field names."""
+    try:
+        secret = call(
+            lambda: kube.core.read_namespaced_secret(name, ns), f"read Secret {ns}/{name}"
+        )
+    except KubernetesError as err:
+        if not_found(err):
+            raise InvalidSpec(f"{where}: Secret {name!r} not found in {ns}") from err
+        raise
+    return dict(secret.data or {})
+
+
+def _owned_password(kube: Kube, ns: str, name: str) -> str | None:
+    """The password in the auth Secret the operator owns for RedisCluster ``name`` (None:
+    not created yet)."""
+    owned = resources.auth_secret_name(name)
+    try:
+        secret = call(
+            lambda: kube.core.read_namespaced_secret(owned, ns), f"read Secret {ns}/{owned}"
+        )
+    except KubernetesError as err:
+        if not_found(err):
+            return None
+        raise
+    raw = (secret.data or {}).get(resources.PASSWORD_KEY)
+    if not raw:
+        raise InvalidSpec(f"Secret {owned}: has no key {resources.PASSWORD_KEY!r}")
+    return base64.b64decode(raw).decode()
+
+
+def _with_tls(kube: Kube, ns: str, spec: RedisClusterSpec, password: str) -> RedisAuth:
+    """The :class:`RedisAuth` of a cluster with ``password``: with ``spec.tls``, its CA too."""
+    if spec.tls is None:
+        return RedisAuth(password=password)
+    ref = spec.tls
+    data = _secret_data(kube, ns, ref.secret_name, "spec.tls.secretName")
+    for field_name, key in (("certKey", ref.cert_key), ("keyKey", ref.key_key)):
+        if not data.get(key):
+            raise InvalidSpec(f"spec.tls.{field_name}: Secret {ref.secret_name} has no key {key!r}")
+    ca = data.get(ref.ca_key)
+    if not ca:
+        raise InvalidSpec(f"spec.tls.caKey: Secret {ref.secret_name} has no key {ref.ca_key!r}")
+    # Nodes are reached by pod IP, which no certificate issued ahead of the pods names:
+    # the chain is verified against the cluster's CA, the host name is not.
+    return RedisAuth(
+        password=password,
+        tls=True,
+        tls_ca_data=base64.b64decode(ca).decode(),
+        tls_check_hostname=False,
+    )
+
+
+def cluster_endpoint(kube: Kube, ns: str, name: str) -> tuple[NodeAddr, RedisAuth]:
+    """Where and how the operator reads RedisCluster ``ns/name`` (a CapacityPolicy's Redis
+    INFO source): a Ready pod's address, and the cluster's own password and TLS settings
+    from the Secrets its controller keeps. Nothing is created; a cluster that is not
+    there or not ready yet raises :class:`SourceUnavailable` (the pass is retried)."""
+    try:
+        body = call(
+            lambda: kube.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name),
+            f"read RedisCluster {ns}/{name}",
+        )
+    except KubernetesError as err:
+        if not_found(err):
+            raise SourceUnavailable(f"RedisCluster {ns}/{name} not found") from err
+        raise
+    try:
+        spec = parse_spec(body.get("spec"))
+        password = _owned_password(kube, ns, name)
+        if password is None:
+            raise SourceUnavailable(f"RedisCluster {ns}/{name} has no password Secret yet")
+        auth = _with_tls(kube, ns, spec, password)
+    except InvalidSpec as err:
+        raise SourceUnavailable(f"RedisCluster {ns}/{name}: {err}") from err
+    nodes = StatefulSetProvisioner(kube, ns, name, port=spec.port).list_nodes()
+    if not nodes:
+        raise SourceUnavailable(f"RedisCluster {ns}/{name} has no Ready pod yet")
+    return nodes[0].addr, auth
 
 
 def _read_shape(target: RedisScalerTarget) -> _Shape | None:
