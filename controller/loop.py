@@ -181,12 +181,7 @@ class ControlLoop:
             finite = history.v[np.isfinite(history.v)]
             demand_now = float(finite[-1])
             tick = self.driver.decide(
-                now,
-                SeriesPast(history),
-                units,
-                self.calendar(),
-                with_plan=True,
-                ready={name: status.ready for name, status in statuses.items()},
+                now, SeriesPast(history), units, self.calendar(), with_plan=True
             )
         except SourceUnavailable as err:
             conditions.append(Condition("Forecasting", "False", "NoMetrics", str(err)))
