@@ -85,6 +85,7 @@ def run(
         list[Path] | None,
         typer.Option(
             "--allow-file-dir",
+            metavar="DIR",
             help="A directory whose files policies' csv sources may read (repeatable; "
             "default: none, file sources are refused).",
         ),
@@ -93,6 +94,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--allow-address",
+            metavar="ADDRESS",
             help="HOST or HOST:PORT (globs: *.svc) policies' Prometheus/Redis sources may "
             "reach (repeatable; default: any).",
         ),
