@@ -169,15 +169,21 @@ def test_a_tls_cluster_speaks_only_tls_and_scales_over_it(env: OperatorEnv, tmp_
     for node in nodes:
         assert _plain_reply(node.host, node.port) == b""
         assert_refuses_unauthenticated(node.host, node.port, password, tls=ctx, **verify)
+
     # Replication runs over TLS (tls-replication): every replica's link to its master is up.
-    links = []
-    for node in nodes:
-        c = redis.Redis(host=node.host, port=node.port, password=password, **verify)
-        info = c.info("replication")
-        if info["role"] == "slave":
-            links.append(info["master_link_status"])
-        c.close()
-    assert links == ["up"] * 3
+    # Ready means the cluster is formed; a replica's first sync (a full resync over TLS)
+    # can still be under way, so wait for the links, bounded by that sync.
+    def links() -> list[str]:
+        found = []
+        for node in nodes:
+            c = redis.Redis(host=node.host, port=node.port, password=password, **verify)
+            info = c.info("replication")
+            if info["role"] == "slave":
+                found.append(info["master_link_status"])
+            c.close()
+        return found
+
+    wait_for(lambda: links() == ["up"] * 3, 60, "every replica's TLS link up")
 
     # Keys written over TLS survive a scale-out whose MIGRATEs go over TLS (tls-cluster).
     auth = RedisAuth(password=password, tls=True, tls_ca=str(ca), tls_check_hostname=False)

@@ -198,7 +198,8 @@ class LiveClient:
     """A cluster-aware client reading and writing in a thread while slots move.
 
     redis-py issue 4015: an ASK to a master the client has never seen raises
-    ``AttributeError`` (``'NoneType' object has no attribute 'redis_connection'``). The
+    ``AttributeError`` (``'NoneType' object has no attribute 'redis_connection'``, or
+    ``... 'host'`` when the redirect is followed to that master's address). The
     resharder gives each new master an empty slot first, which makes it rare, but a
     client that never touched that slot can still meet it; an application would rebuild
     its client, so this one does, and counts it in :attr:`issue_4015` (each rebuild reads
@@ -262,7 +263,8 @@ class LiveClient:
                 self.error_times.append(time.monotonic())
                 self._stop.wait(0.05)  # a failover takes seconds; do not spin through it
             except AttributeError as err:
-                if "redis_connection" not in str(err):
+                # Both faces of issue 4015: the missing node's connection, or its address.
+                if not any(f"no attribute '{a}'" in str(err) for a in ("redis_connection", "host")):
                     self.errors.append(repr(err))
                 else:  # issue 4015 (see the class docstring): rebuild, as an app would
                     self.issue_4015 += 1
