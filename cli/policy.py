@@ -46,10 +46,28 @@ def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:
 
 
 def sizing_rule(spec: PolicySpec) -> str:
-    """The rule the planner runs (``policies/capacity.py``), in the policy's numbers."""
-    q = f"p{spec.forecast.quantile * 100:g}"
+    """The rule the driver runs (``policies/combined.py``), in the policy's numbers."""
     hf = f" x headroom {spec.headroom_factor:g}" if spec.headroom_factor != 1 else ""
-    return f"provision max(p50 at {spec.slo.target_utilization:.0%} utilisation, {q} at 100 %){hf}"
+    hpa = (
+        f"reactive (HPA v2: observed at {spec.reactive_utilization:.0%}, "
+        f"tolerance {spec.reactive.tolerance:.0%})"
+    )
+    if not spec.forecast.enabled:
+        predictive = ""
+    else:
+        q = f"p{spec.forecast.quantile * 100:g}"
+        predictive = (
+            f", predictive (measured x forecast shape over the lead: p50 at "
+            f"{spec.forecast_utilization:.0%}, in events p50 at {spec.event_utilization:.0%} "
+            f"and {q} at 100 %)"
+        )
+    si = spec.scale_in
+    scale_in = f"; scale-in to the highest need of the last {_minutes(si.stabilization)}"
+    if si.during_events != "follow":
+        scale_in += f", held during events ({si.during_events})"
+    if si.cooldown:
+        scale_in += f", {_minutes(si.cooldown)} after events"
+    return f"units = max({hpa}{predictive}){hf}{scale_in}"
 
 
 @app.command("validate")

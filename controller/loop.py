@@ -181,7 +181,12 @@ class ControlLoop:
             finite = history.v[np.isfinite(history.v)]
             demand_now = float(finite[-1])
             tick = self.driver.decide(
-                now, SeriesPast(history), units, self.calendar(), with_plan=True
+                now,
+                SeriesPast(history),
+                units,
+                self.calendar(),
+                with_plan=True,
+                ready={name: status.ready for name, status in statuses.items()},
             )
         except SourceUnavailable as err:
             conditions.append(Condition("Forecasting", "False", "NoMetrics", str(err)))

@@ -1,33 +1,31 @@
 """The driver: forecast -> decide -> advance state, the one sequence that runs a policy.
 
-The control loop (:mod:`headroom.controller.loop`: ``headroom demo`` today, the operator
-next) calls it once per reconcile pass; the backtest simulator's ``headroom`` strategy
-(:mod:`headroom.policies.baselines.headroom`) calls it at every trace sample. So a
-backtest measures what users run: the same forecast cadence, horizon, calendar filter,
-lead time and planner calls. A tick has two halves:
+The control loop (:mod:`headroom.controller.loop`: ``headroom demo`` and the operator)
+calls it once per reconcile pass; the backtest simulator's ``headroom`` strategy
+(:mod:`headroom.policies.baselines.headroom`) calls it every 15 s, the operator's and
+the HPA's cadence. So a backtest measures what users run: the same forecast cadence,
+horizon, calendar filter, lead time and rule. A tick has two halves:
 
 1. :meth:`Driver.decide` ``(now, past, units, calendar)`` refreshes the forecast when it
-   is due (see :class:`Cadence`), then for every target of the policy runs the planner's
-   full rule (when due) or only its reactive guard, and returns a :class:`Tick`: the
+   is due (see :class:`Cadence`), then for every target runs the combined rule
+   (:mod:`headroom.policies.combined`: ``max(reactive, predictive)`` through the HPA's
+   stabilisation and limits) on the forecast it has, and returns a :class:`Tick`: the
    forecast used, and per target the :class:`~headroom.policies.planner.Decision`, the
-   units required *now* (the planner's sizing rule at ``now``) and, when asked for,
-   the plan ahead — computed in the same planner call as the decision
-   (:func:`~headroom.policies.planner.plan_and_decide`), so the planner runs once per
-   target per tick.
+   units the predictive half needs *now* and, when asked for, the plan ahead
+   (:func:`~headroom.policies.planner.plan_and_decide`, the forecast's timeline).
 2. :meth:`Driver.commit` ``(tick, ordered)``: the caller says what it did order per
    target (an actuator may fail, a dry run orders nothing) and the driver advances its
-   :class:`DriverState`.
+   :class:`DriverState` (and the HPA rule's rate-limit periods).
 
 Cadence. The model is refitted once per ``refit_every`` (hourly while there is less
 than a day of history; at once when the calendar changes); between refits only its
 level follows new samples (``update``, when the forecaster has it). A forecast is made
 every ``forecast_every`` and reaches that much further than the longest lead, except
-that a newest sample above the cached forecast's band brings a fresh forecast (whose
-nowcast resizes an event under way) forward, at most once per ``surprise_interval``.
-The full rule runs every ``decide_every`` (0: on every tick, as the loop does); between
-full decisions only the reactive guard looks at the newest sample, and since a need
-that arises between two full decisions must already be ordered at the earlier one, the
-planner's ``lead_time`` is extended by ``decide_every`` minus one forecast step.
+that a newest sample above the cached forecast's band (or, inside an event's window,
+two below its mirror) brings a fresh forecast forward, at most once per
+``surprise_interval``. Every tick runs the whole rule on the cached forecast (cheap:
+what follows from the samples is computed once per new sample); ``decide_every`` only
+spaces the attempts to refresh the forecast and the plan ahead.
 
 The horizon comes from the spec: what a decision needs (:meth:`Driver.reach`: the longest
 lead — provisioning delay at the largest change plus the lead time — twice, the scale-in
@@ -39,8 +37,9 @@ State. :class:`DriverState` holds plain values only (per target the planner's
 :class:`~headroom.policies.planner.PlannerState`: budget used in the period, last
 scale-out and scale-in; the time of the last tick and of the next full decision), so
 the operator can keep it in a CapacityPolicy's status and hand it back after a restart
-(``Driver(..., state=...)``). The fitted model and the cached forecast are not state: a
-restarted driver refits on its first tick.
+(``Driver(..., state=...)``). The fitted model, the cached forecast and the HPA rule's
+windows are not state: a restarted driver refits on its first tick and starts its
+windows empty, as a restarted HPA controller does.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 
 from headroom.policies.calendar import Calendar
-from headroom.policies.capacity import IntArray, planned_units_array
+from headroom.policies.combined import ANCHOR_WINDOW, Anchor, TargetRule, anchor_of
 from headroom.policies.forecast.base import Forecast, Forecaster
 from headroom.policies.forecast.uplift import event_window
 from headroom.policies.planner import (
@@ -61,12 +60,10 @@ from headroom.policies.planner import (
     Plan,
     PlannerState,
     advance_state,
-    median_level,
     plan_and_decide,
-    reactive_guard,
 )
-from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.series import Series
+from headroom.policies.policy import PolicySpec
+from headroom.policies.series import FloatArray, Series
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -96,6 +93,10 @@ class Past(Protocol):
         """The samples at ``t >= start`` (what moves the level between refits)."""
         ...
 
+    def recent(self, count: int) -> tuple[FloatArray, FloatArray]:
+        """The times and values of the newest ``count`` samples (read-only views)."""
+        ...
+
 
 class SeriesPast:
     """A :class:`Series` (the loop's history up to now) seen as a :class:`Past`."""
@@ -123,6 +124,10 @@ class SeriesPast:
 
     def since(self, start: float) -> Series:
         return self._series.between(start, math.inf)
+
+    def recent(self, count: int) -> tuple[FloatArray, FloatArray]:
+        n = len(self._series)
+        return self._series.t[max(0, n - count) :], self._series.v[max(0, n - count) :]
 
 
 @runtime_checkable
@@ -195,9 +200,14 @@ class Driver:
         self.step = step
         self.cadence = cadence
         self.state = state if state is not None else DriverState()
-        extra = max(0.0, cadence.decide_every - step)
-        # What the planner is given: the lead time covers the interval between decisions.
-        self.spec = spec.model_copy(update={"lead_time": spec.lead_time + extra})
+        self.spec = spec
+        self._rules = self._new_rules()
+        self._reach: float | None = None
+        self._anchor_count = max(2, math.ceil(ANCHOR_WINDOW / step) + 2)
+        self._seen: tuple[int, float] = (-1, math.nan)  # the samples at the last tick
+        self._observed: float | None = None
+        self._anchor: Anchor | None = None
+        self._surprise_pending = False
         self.levels = (0.5, spec.forecast.quantile)  # the planner sizes the median too
         self._raw_calendar: Calendar | None = None
         self._calendar = Calendar()
@@ -206,7 +216,6 @@ class Driver:
         self._updated_to = -math.inf
         self._forecast: Forecast | None = None
         self._forecast_at = -math.inf
-        self._required: dict[str, tuple[Forecast, IntArray]] = {}  # per target, per forecast
 
     # -- the horizon and the calendar ----------------------------------------------------
 
@@ -222,7 +231,9 @@ class Driver:
     def horizon(self, with_plan: bool = True) -> float:
         """How far each forecast reaches (seconds): the spec's ``forecast.horizon`` for a
         plan ahead (or the reach, if longer); the reach alone when only deciding."""
-        return max(self.spec.forecast.horizon, self.reach()) if with_plan else self.reach()
+        if self._reach is None:
+            self._reach = self.reach()  # from the spec alone: once
+        return max(self.spec.forecast.horizon, self._reach) if with_plan else self._reach
 
     def _events(self, calendar: Calendar) -> Calendar:
         """The events that select this policy (filtered once per calendar object)."""
@@ -302,15 +313,15 @@ class Driver:
             return True
         # Below: the two newest samples, both (one low sample is a scrape gap or a stall
         # as often as demand that left, and shrinking an event under way on it is costly).
-        recent = past.since(past.last_time - 1.5 * self.step)
-        if len(recent) < 2:
+        rt, rv = past.recent(2)
+        if rt.size < 2 or rt[0] < past.last_time - 1.5 * self.step:
             return False
-        at = np.searchsorted(fc.t, recent.t[-2:], side="right") - 1
+        at = np.searchsorted(fc.t, rt, side="right") - 1
         if int(at[0]) < 0:
             return False
         median = fc.level(0.5)[at]
         lower = 2 * median - upper_band[at]
-        if not bool(np.all(recent.v[-2:] < lower)):  # NaN compares False: not below
+        if not bool(np.all(rv < lower)):  # NaN compares False: not below
             return False
         ramp = self.spec.forecast.default_ramp
         return any(
@@ -336,12 +347,22 @@ class Driver:
         self._forecast_at = now
 
     def forget(self) -> None:
-        """Drop the fitted model's age and the cached forecast: the next tick refits and
-        forecasts afresh (as a restarted driver does; the state is kept)."""
+        """Drop the fitted model's age, the cached forecast and the HPA rule's windows: the
+        next tick refits and forecasts afresh (as a restarted driver does; the state is
+        kept)."""
         self._fitted_at = None
         self._fitted_calendar = None
         self._forecast = None
         self._forecast_at = -math.inf
+        self._rules = self._new_rules()
+        self._seen = (-1, math.nan)
+
+    def _new_rules(self) -> dict[str, TargetRule]:
+        """Each target's combined rule, with empty HPA windows (as a restarted HPA has)."""
+        rules = {t.name: TargetRule(self.spec, t) for t in self.spec.targets}
+        for rule in rules.values():
+            rule.step = self.step
+        return rules
 
     # -- a tick --------------------------------------------------------------------------
 
@@ -353,29 +374,64 @@ class Driver:
         calendar: Calendar,
         *,
         with_plan: bool = False,
+        ready: Mapping[str, int] | None = None,
     ) -> Tick:
         """What every target (``units``: name -> units ordered now) should order at ``now``.
 
         ``past`` holds only samples before ``now``; ``calendar`` may be the full calendar
-        (the events selecting this policy are taken from it). ``with_plan``: also return
-        each target's plan ahead on a full decision (same planner call)."""
+        (the events selecting this policy are taken from it); ``ready``: name -> units
+        serving now (the HPA rule's unready pods; default: all ordered units are ready).
+        ``with_plan``: also return each target's plan ahead on a full decision."""
         events = self._events(calendar)
-        last = past.last_value if len(past) else math.nan
-        observed = last if math.isfinite(last) else None
-        surprised = self._surprised(now, past, events)
+        # What the samples are: their count and the newest time (a loop's history may be a
+        # sliding window of constant length).
+        seen = (len(past), past.last_time if len(past) else math.nan)
+        if seen != self._seen:  # what follows from the samples: once per new sample
+            self._seen = seen
+            last = past.last_value if seen[0] else math.nan
+            self._observed = last if math.isfinite(last) else None
+            self._anchor = None
+            if seen[0]:
+                t, v = past.recent(self._anchor_count)
+                keep = t > past.last_time - ANCHOR_WINDOW
+                self._anchor = anchor_of(t[keep], v[keep])
+            self._surprise_pending = True
+        observed = self._observed
+        forecasting = self.spec.forecast.enabled
+        surprised = False
+        if forecasting and self._surprise_pending:
+            if now - self._forecast_at >= self.cadence.surprise_interval:
+                surprised = self._surprised(now, past, events)
+                self._surprise_pending = False
         nxt = self.state.next_full
         full = nxt is None or now >= nxt or surprised
-        if full:
+        if full and forecasting:
             self._forecast_for(now, past, events, surprised, self.horizon(with_plan))
-        forecast = self._forecast
+        forecast = self._forecast if forecasting else None
+        anchor = self._anchor
+        last_tick = self.state.last_tick
+        dt = 0.0 if last_tick is None else min(max(0.0, now - last_tick), self.step)
         ticks: dict[str, TargetTick] = {}
         for target in self.spec.targets:
             u = units[target.name]
             st = self.state.for_target(target.name)
+            result = self._rules[target.name].decide(
+                now,
+                units=u,
+                ready=u if ready is None else ready.get(target.name, u),
+                observed=observed,
+                anchor=anchor,
+                forecast=forecast,
+                calendar=events,
+                state=st,
+                dt=dt,
+                since=past.since,
+                seen=seen,
+            )
             plan: Plan | None = None
-            if full:
+            if full and with_plan:
                 fc = forecast if forecast is not None else _EMPTY
-                plan, decision = plan_and_decide(
+                plan, _ = plan_and_decide(
                     fc,
                     self.spec,
                     target,
@@ -384,31 +440,12 @@ class Driver:
                     calendar=events,
                     state=st,
                     observed_demand=observed,
-                    with_plan=with_plan,
+                    with_plan=True,
                 )
-            else:
-                guard = reactive_guard(observed, self.spec, target, now=now, current_units=u)
-                decision = (
-                    Decision(u, None, False, "hold: between full decisions")
-                    if guard is None
-                    else Decision(guard.to_units, guard, False, guard.reason)
-                )
-            required = self._required_now(forecast, now, target)
-            ticks[target.name] = TargetTick(target.name, u, decision, required, plan)
+            ticks[target.name] = TargetTick(
+                target.name, u, result.decision, result.required_now, plan
+            )
         return Tick(now, forecast, observed, full, ticks)
-
-    def _required_now(self, forecast: Forecast | None, now: float, target: Target) -> int | None:
-        """Units the planner's sizing rule needs at ``now`` (p50 at the target utilisation,
-        the quantile at 100 %), from the forecast in use (sized once per forecast)."""
-        if forecast is None or not forecast.t.size:
-            return None
-        cached = self._required.get(target.name)
-        if cached is None or cached[0] is not forecast:
-            upper = forecast.level(self.spec.forecast.quantile)
-            sized = planned_units_array(median_level(forecast), upper, target, self.spec)
-            cached = self._required[target.name] = (forecast, sized)
-        i = max(0, int(np.searchsorted(forecast.t, now, side="right")) - 1)
-        return int(cached[1][i])
 
     def commit(self, tick: Tick, ordered: Mapping[str, int]) -> DriverState:
         """Advance the state after ``tick``: ``ordered`` (name -> units) is what the caller
@@ -421,6 +458,9 @@ class Driver:
             action = tt.decision.action
             if action is not None and units != action.to_units:
                 action = None
+            rule = self._rules.get(name)
+            if rule is not None:
+                rule.record(tick.at, tt.current_units, units)
             planner[name] = advance_state(
                 self.state.for_target(name), now=tick.at, units=units, dt=dt, action=action,
                 spec=self.spec,

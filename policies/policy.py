@@ -199,6 +199,24 @@ class Slo(_Model):
     target_utilization: float = Field(0.8, gt=0, le=1)  # also the reactive HPA baseline's target
 
 
+# Inside an event's window the forecast is provisioned at this share of the utilisation
+# outside (forecast.eventTargetUtilization when unset): 0.8 x 0.8 = 0.64 by default.
+EVENT_MARGIN = 0.8
+# Outside events the forecast's median keeps this share of the SLO's margin (0: none, it
+# is sized at 100 %: the reactive half's margin covers the measured level, the forecast
+# adds only a rise within the lead time larger than that margin). On NASA (no events
+# but one) half the margin (0.9 at 0.8) cost unit-hours that the same spent on the
+# reactive half bought more minutes with.
+FORECAST_MARGIN = 0.0
+
+
+class Reactive(_Model):
+    """The reactive half of the rule: the Kubernetes HPA v2 rule on measured demand."""
+
+    target_utilization: float | None = Field(None, gt=0, le=1)  # None: the SLO's
+    tolerance: float = Field(0.1, ge=0, lt=1)  # the HPA's: no change within this ratio
+
+
 class Forecasting(_Model):
     quantile: float = Field(0.9, gt=0, lt=1)  # provision for this forecast quantile
     # The quantile of an event's uncertain size within that band (None: ``quantile``): a
@@ -207,8 +225,17 @@ class Forecasting(_Model):
     history: Duration = Field(28 * 86400.0, gt=0)  # how much history to learn from
     horizon: Duration = Field(24 * 3600.0, gt=0, le=MAX_HORIZON)
     # an event with no similar past event
-    default_event_multiplier: float = Field(3.0, ge=1, le=MAX_MULTIPLIER)
+    default_event_multiplier: float = Field(1.5, ge=1, le=MAX_MULTIPLIER)
     default_ramp: Duration = 1800.0  # pre-event ramp when the event does not say
+    # The predictive half of the rule (units = max(reactive, predictive)); False: the
+    # reactive half alone, i.e. the Kubernetes HPA.
+    enabled: bool = True
+    # Utilisation the forecast's median is provisioned at outside event windows (None:
+    # the SLO's target utilisation) ...
+    target_utilization: float | None = Field(None, gt=0, le=1)
+    # ... and inside them, from the pre-event lead to the event's demand-determined end
+    # (None: EVENT_MARGIN x the forecast's): the margin is bought where events are.
+    event_target_utilization: float | None = Field(None, gt=0, le=1)
 
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -236,16 +263,18 @@ def parse_step(value: Any) -> int | str:
 
 
 class ScaleIn(_Model):
-    cooldown: Duration = 1800.0  # after an event ends before scaling in
+    cooldown: Duration = 0.0  # after an event ends before scaling in (an option; 0: none)
     # Units removed per scale-in action: a number, or a share of the units ordered then
-    # (``"10%"``, at least one unit), so a large fleet follows its daily fall.
-    step_units: Annotated[int | str, BeforeValidator(parse_step)] = "10%"
-    interval: Duration = 600.0  # between scale-in actions
-    stabilization: Duration = 900.0  # the forecast must stay low this long
-    # In an event's window: "hold" = no scale-in until end + cooldown; "nowcast" = scale in
-    # from one stabilization after the start when the nowcast-corrected forecast (its
-    # learned shape and tail) needs less, never below what the observed demand needs.
-    during_events: Literal["hold", "nowcast"] = "hold"
+    # (``"10%"``, at least one unit); "100%" (the default) as the HPA.
+    step_units: Annotated[int | str, BeforeValidator(parse_step)] = "100%"
+    interval: Duration = 0.0  # between scale-in actions (an option; 0: none)
+    # Scale-in goes to the highest need of this long a window (the HPA's stabilisation
+    # window), the forecast's need within the lead time included.
+    stabilization: Duration = 300.0
+    # In an event's window: "follow" = no hold (capacity stays while the forecast or the
+    # measured demand needs it); "hold" = no scale-in until end + cooldown; "nowcast" =
+    # no scale-in until one stabilization after the start.
+    during_events: Literal["follow", "hold", "nowcast"] = "follow"
 
     def step_for(self, units: int) -> int:
         """Units one scale-in action removes when ``units`` are ordered."""
@@ -380,6 +409,7 @@ class PolicySpec(_Model):
     headroom_factor: float = Field(1.0, ge=1, le=MAX_MULTIPLIER)
     lead_time: Duration = 0.0  # extra margin added to every computed provisioning delay
     forecast: Forecasting = Forecasting()
+    reactive: Reactive = Reactive()
     scale_in: ScaleIn = ScaleIn()
     freeze_windows: list[FreezeWindow] = []
     budget: Budget | None = None
@@ -388,6 +418,29 @@ class PolicySpec(_Model):
     event_selector: LabelMap = {}  # labels DemandEvents select this policy by
     dry_run: bool = False
     paused: bool = False  # the operator does nothing for this policy (not even plan)
+
+    @property
+    def reactive_utilization(self) -> float:
+        """The reactive half's target utilisation (the HPA's ``averageValue`` share)."""
+        return self.reactive.target_utilization or self.slo.target_utilization
+
+    @property
+    def forecast_utilization(self) -> float:
+        """The utilisation the forecast's median is provisioned at outside event windows:
+        by default none of the SLO's margin (the reactive half keeps the margin on what
+        is measured; the forecast only adds what the lead time cannot wait for)."""
+        explicit = self.forecast.target_utilization
+        if explicit is not None:
+            return explicit
+        return 1.0 - FORECAST_MARGIN * (1.0 - self.slo.target_utilization)
+
+    @property
+    def event_utilization(self) -> float:
+        """The utilisation inside event windows: lower (more margin) than outside."""
+        explicit = self.forecast.event_target_utilization
+        if explicit is not None:
+            return explicit
+        return EVENT_MARGIN * self.slo.target_utilization
 
     @model_validator(mode="after")
     def _unique_targets(self) -> PolicySpec:

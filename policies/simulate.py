@@ -112,6 +112,11 @@ class History:
         """A copy of the last ``count`` values."""
         return self._v[max(0, self._n - count) : self._n].copy()
 
+    def recent(self, count: int) -> tuple[FloatArray, FloatArray]:
+        """The times and values of the newest ``count`` samples (views: read only)."""
+        lo = max(0, self._n - count)
+        return self._t[lo : self._n], self._v[lo : self._n]
+
     def since(self, start: float) -> Series:
         """The samples at ``t >= start`` (a copy): cheap when ``start`` is recent."""
         lo = int(np.searchsorted(self._t[: self._n], start, side="left"))

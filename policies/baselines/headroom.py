@@ -1,20 +1,18 @@
 """``headroom``: this engine as a strategy in the backtest simulator, through the driver.
 
 Each decision is one tick of :class:`~headroom.policies.driver.Driver`, the same driver
-the control loop runs (forecast cadence, horizon, calendar filter, planner calls and
-state): the simulator hands it the past (never the trace) and the ordered units, and the
-strategy orders what the tick decided. The only difference from the loop is the cadence:
-the loop decides fully on every pass, the simulator runs the planner's full rule every
-``decide_every`` seconds (5 minutes by default: forecast + plan cost about a millisecond,
-too much for every minute of a month) and the reactive guard on every new sample in
-between, so a surprise is scaled for at the next sample, as an HPA would (the driver
-extends the lead time by the interval, see its docstring). The driver's forecaster is
-``HeadroomForecaster`` on the policy's ``forecast`` settings.
+the control loop and the operator run (forecast cadence, horizon, calendar filter, the
+combined rule of :mod:`headroom.policies.combined`, state): the simulator hands it the
+past (never the trace), the ordered and the ready units, and the strategy orders what
+the tick decided. It decides at the operator's cadence, every ``decide_every`` seconds
+(15 s, the HPA's sync period, by default); the forecast is refreshed every
+``forecast_every`` (or sooner on a surprise) and each tick only sizes the cached one.
+The driver's forecaster is ``HeadroomForecaster`` on the policy's ``forecast`` settings.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import numpy as np
 
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import HOUR, Cadence, Driver, DriverState
@@ -37,7 +35,7 @@ class HeadroomStrategy:
         target: Target,
         calendar: Calendar,
         *,
-        decide_every: float = 300.0,
+        decide_every: float = 15.0,
         forecast_every: float = 900.0,
         refit_every: float = 24 * HOUR,
         horizon_margin: float = HOUR,
@@ -67,16 +65,18 @@ class HeadroomStrategy:
 
     def decision_times(self, grid: FloatArray) -> FloatArray:
         step = float(grid[1] - grid[0]) if grid.size > 1 else 60.0
-        every = max(1, round(self.cadence.decide_every / step))
-        cadence = replace(self.cadence, decide_every=every * step)
-        self.driver = Driver(self.policy, self.forecaster, step=step, cadence=cadence)
-        # Every sample: the driver runs the reactive guard on each new one (cheap) and the
-        # full forecast rule every ``decide_every``.
-        return grid
+        self.driver = Driver(self.policy, self.forecaster, step=step, cadence=self.cadence)
+        end = float(grid[-1]) + step
+        every = self.cadence.decide_every
+        if every <= 0:
+            return grid
+        return np.arange(float(grid[0]), end, every, dtype=np.float64)
 
     def decide(self, now: float, past: History, fleet: Fleet) -> int:
         name = self.target.name
-        tick = self.driver.decide(now, past, {name: fleet.ordered}, self.calendar)
+        tick = self.driver.decide(
+            now, past, {name: fleet.ordered}, self.calendar, ready={name: fleet.ready}
+        )
         decision = tick.targets[name].decision
         self.driver.commit(tick, {name: decision.desired_units})
         if decision.action is not None:

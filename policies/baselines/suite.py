@@ -50,7 +50,7 @@ def build_strategies(
     target: Target,
     names: Sequence[str] = STRATEGIES,
     *,
-    headroom_decide_every: float = 300.0,
+    headroom_decide_every: float = 15.0,
 ) -> list[Strategy]:
     """The named strategies for ``target`` (whose provisioning is the delay model)."""
     made: list[Strategy] = []
@@ -79,7 +79,7 @@ def backtest(
     delay_seconds: float | None = None,
     names: Sequence[str] = STRATEGIES,
     progress: Progress | None = None,
-    headroom_decide_every: float = 300.0,
+    headroom_decide_every: float = 15.0,
     score_from: float | None = None,
 ) -> Simulation:
     """Replay ``trace`` under every strategy in ``names`` with one delay model (scored from

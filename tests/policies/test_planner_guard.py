@@ -198,9 +198,9 @@ def test_headroom_strategy_reacts_at_the_next_sample_and_only_to_the_past() -> N
     assert isinstance(head, HeadroomStrategy)
     r = run_strategy(trace, head, target=target, delay=target_delay(target), initial_units=3)
     outs = [o for o in r.orders if o.to_units > o.from_units]
-    # No forecast foresaw the jump (no event): the first scale-out is the guard's, one
-    # sample after the jump was observed (the decision at t sees samples before t).
-    assert outs and outs[0].t == float(trace.t[jump + 1])
+    # No forecast foresaw the jump (no event): the first scale-out is the reactive half's,
+    # at the first 15 s tick after the jump's sample (a decision at t sees samples before t).
+    assert outs and outs[0].t == float(trace.t[jump]) + 15.0
     assert outs[0].to_units == 5  # ceil(400k / 80k)
     assert any("reactive: observed 400k QPS" in reason for _, reason in head.reasons)
     # Causal: a different future after the jump changes nothing up to the jump sample.

@@ -187,4 +187,7 @@ def test_simulate_frontier_prints_both_curves_and_the_headline(
 def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
     res = runner.invoke(app, ["policy", "validate", str(EXAMPLES / "redis-cart-policy.yaml")])
     assert res.exit_code == 0
-    assert "provision max(p50 at 75% utilisation, p90 at 100 %) x headroom 1.1" in res.stdout
+    out = " ".join(res.stdout.split())
+    assert "units = max(reactive (HPA v2: observed at 75%, tolerance 10%)" in out
+    assert "in events p50 at 60% and p90 at 100 %)) x headroom 1.1" in out
+    assert "scale-in to the highest need of the last 20m" in out

@@ -1,0 +1,175 @@
+"""The combined rule (policies/combined.py): max(reactive, predictive), HPA-fast scale-in.
+
+Replayed in the simulator through the one driver, against the reactive HPA baseline on
+the same demand: with the forecast off Headroom *is* the HPA; after an event (ended on
+time, early, or overrunning its declared end) capacity follows the measured demand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from headroom.policies.baselines.headroom import HeadroomStrategy
+from headroom.policies.baselines.hpa import ReactiveHpa
+from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.driver import Driver, SeriesPast
+from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.policy import PolicySpec, parse_policy
+from headroom.policies.series import Series
+from headroom.policies.simulate import StrategyResult, run_strategy, target_delay
+
+DAY = 86400.0
+T0 = 1_700_006_400.0  # a midnight UTC
+BASE = 3000.0
+CAPACITY = 500.0
+HOUR = 3600.0
+EVENT_HOUR = 18.0
+
+
+def _spec(**extra: object) -> PolicySpec:
+    return parse_policy(
+        {
+            "name": "rule",
+            "targets": [
+                {
+                    "name": "web",
+                    "capacityPerUnit": CAPACITY,
+                    "minUnits": 1,
+                    "maxUnits": 200,
+                    "provisioning": {"fixedSeconds": "10m"},
+                }
+            ],
+            "forecast": {"history": "7d", "horizon": "6h"},
+            **extra,
+        }
+    )
+
+
+def _events(days: int, length: float = 1.5 * HOUR) -> list[DemandEvent]:
+    return [
+        DemandEvent(
+            f"show {d}",
+            EventKind.LIVESTREAM,
+            T0 + d * DAY + EVENT_HOUR * HOUR,
+            T0 + d * DAY + EVENT_HOUR * HOUR + length,
+            ramp=1800,
+        )
+        for d in range(days)
+    ]
+
+
+def _trace(days: int, size: float, last: tuple[float, float] | None, seed: int = 1) -> Series:
+    """Flat demand with a x``size`` plateau at each event; on the last day the plateau
+    runs ``last`` = (start offset, end offset) from the declared start instead."""
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(int(days * 1440), dtype=np.float64) * 60.0
+    v = BASE * rng.lognormal(0.0, 0.03, t.size)
+    for d in range(days):
+        start = T0 + d * DAY + EVENT_HOUR * HOUR
+        lo, hi = (0.0, 1.5 * HOUR) if (d < days - 1 or last is None) else last
+        v = np.where((t >= start + lo) & (t < start + hi), v * size, v)
+    return Series(t, v)
+
+
+def _run(trace: Series, spec: PolicySpec, calendar: Calendar, hpa: bool) -> StrategyResult:
+    target = spec.targets[0]
+    strategy = ReactiveHpa(target, spec) if hpa else HeadroomStrategy(spec, target, calendar)
+    first = math.ceil(BASE / (CAPACITY * spec.slo.target_utilization))
+    return run_strategy(
+        trace, strategy, target=target, delay=target_delay(target), initial_units=first
+    )
+
+
+def _ordered(result: StrategyResult, at: float) -> int:
+    return int(result.ordered_at(np.array([at]))[0])
+
+
+def test_with_the_forecast_off_headroom_is_the_hpa_order_for_order() -> None:
+    days = 2
+    trace = _trace(days, 3.0, None)
+    calendar = Calendar.of(_events(days))
+    spec = _spec(forecast={"enabled": False})
+    ours, hpa = _run(trace, spec, calendar, False), _run(trace, spec, calendar, True)
+    assert ours.orders == hpa.orders
+    assert ours.orders  # it did scale
+
+
+def test_with_no_calendar_headroom_orders_as_the_hpa_does() -> None:
+    """A daily curve with noise and no events: the forecast is on, but outside events it
+    is sized at half the SLO's margin, so the reactive half (the HPA) decides: the same
+    orders within noise, the same cost, no more short minutes."""
+    rng = np.random.default_rng(4)
+    t = T0 + np.arange(3 * 1440, dtype=np.float64) * 60.0
+    daily = 1.0 + 0.6 * np.sin(2 * np.pi * (t - T0) / DAY)
+    trace = Series(t, BASE * daily * rng.lognormal(0.0, 0.08, t.size))
+    spec = _spec()
+    ours, hpa = _run(trace, spec, Calendar(), False), _run(trace, spec, Calendar(), True)
+    assert len(hpa.orders) > 50  # the HPA does scale on this curve
+    same = set(hpa.orders)
+    assert sum(o in same for o in ours.orders) >= 0.9 * len(hpa.orders)
+    assert abs(ours.unit_hours - hpa.unit_hours) <= 0.01 * hpa.unit_hours
+    assert ours.underprovisioned_minutes <= hpa.underprovisioned_minutes
+
+
+def test_scale_in_after_an_event_is_as_fast_as_the_hpa() -> None:
+    days = 3
+    trace = _trace(days, 3.0, None)
+    spec = _spec()
+    calendar = Calendar.of(_events(days))
+    ours, hpa = _run(trace, spec, calendar, False), _run(trace, spec, calendar, True)
+    end = _events(days)[-1].end
+    # The stabilisation window (5 min) and a few syncs after demand is back at the level.
+    at = end + spec.scale_in.stabilization + 180.0
+    assert _ordered(ours, at) <= _ordered(hpa, at) + 1
+    assert _ordered(ours, end - 600.0) > _ordered(ours, at)
+
+
+def test_an_event_that_ends_early_releases_its_capacity_before_its_declared_end() -> None:
+    days = 3
+    trace = _trace(days, 3.0, (0.0, 20 * 60.0))  # the last show stops after 20 min of 90
+    spec = _spec()
+    calendar = Calendar.of(_events(days))
+    ours, hpa = _run(trace, spec, calendar, False), _run(trace, spec, calendar, True)
+    start = _events(days)[-1].start
+    at = start + 20 * 60.0 + spec.scale_in.stabilization + 600.0  # 35 min in, of 90
+    assert _ordered(ours, at) <= _ordered(hpa, at) + 1
+
+
+def test_an_overrun_keeps_the_events_capacity_and_margin_until_demand_is_back() -> None:
+    days = 3
+    trace = _trace(days, 3.0, (0.0, 1.5 * HOUR + 40 * 60.0))  # 40 min past its end
+    spec = _spec()
+    calendar = Calendar.of(_events(days))
+    ours = _run(trace, spec, calendar, False)
+    end = _events(days)[-1].end
+    during = (trace.t >= end) & (trace.t < end + 40 * 60.0)
+    assert float(ours.under_seconds[during].sum()) == 0.0
+    level = 3.0 * BASE
+    with_margin = math.ceil(level / (CAPACITY * spec.event_utilization))
+    assert _ordered(ours, end + 25 * 60.0) >= with_margin
+    # Once demand is back, the capacity goes within the window and a few syncs.
+    back = end + 40 * 60.0 + spec.scale_in.stabilization + 180.0
+    assert _ordered(ours, back) <= math.ceil(BASE / (CAPACITY * spec.slo.target_utilization)) + 1
+
+
+def test_a_sliding_history_of_constant_length_is_followed_sample_by_sample() -> None:
+    """The loop reads a window of history whose length stays the same as it slides: every
+    new newest sample is seen (the driver keys what it caches on the newest time too)."""
+    spec = _spec()
+    n = 2 * 1440
+    t = T0 + np.arange(n + 90, dtype=np.float64) * 60.0
+    v = np.full(t.size, BASE)
+    v[n : n + 30] = 3.0 * BASE  # a 30-min surge right after the first window
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=60.0)
+    units, seen = 8, []
+    for k in range(n, n + 90):
+        now = float(t[k]) + 15.0
+        window = Series(t[k + 1 - n : k + 1], v[k + 1 - n : k + 1])  # always n samples
+        tick = driver.decide(now, SeriesPast(window), {"web": units}, Calendar())
+        units = tick.targets["web"].decision.desired_units
+        driver.commit(tick, {"web": units})
+        seen.append(units)
+    assert max(seen[:30]) >= math.ceil(3.0 * BASE / (CAPACITY * 0.8))  # the surge, scaled for
+    assert seen[-1] == math.ceil(BASE / (CAPACITY * 0.8))  # and back after it
