@@ -55,11 +55,13 @@ def sizing_rule(spec: PolicySpec) -> str:
     if not spec.forecast.enabled:
         predictive = ""
     else:
-        q = f"p{spec.forecast.quantile * 100:g}"
+        eq = spec.forecast.event_quantile
+        q = f"p{(eq if eq is not None else spec.forecast.quantile) * 100:g}"
         predictive = (
-            f", predictive (measured x forecast shape over the lead: p50 at "
-            f"{spec.forecast_utilization:.0%}, in events p50 at {spec.event_utilization:.0%} "
-            f"and {q} at 100 %)"
+            f", predictive (measured x forecast shape over the lead, p50 at "
+            f"{spec.forecast_utilization:.0%}), event start (the base before it x its "
+            f"learned size at {q}, from 5 min before to 15 min after the start unless "
+            f"demand has arrived; the first 20 min at {spec.event_utilization:.0%})"
         )
     si = spec.scale_in
     scale_in = f"; scale-in to the highest need of the last {_minutes(si.stabilization)}"

@@ -47,6 +47,7 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
+from headroom.policies.forecast.eventsize import BASE_FROM, BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
 from headroom.policies.planner import (
     Decision,
@@ -68,9 +69,10 @@ from headroom.policies.text import duration_text as _duration
 Since = Callable[[float], Series]  # the samples at t >= a time (all before now)
 
 ANCHOR_WINDOW = 180.0  # the measured level: the median of the last this-many seconds
-SETTLE = 600.0  # into an event before a level back at normal may end it
-END_TOLERANCE = 0.15  # a level within this share of the one before an event: it is over
-REFERENCE_SPAN = 3600.0  # the level before an event: median of this long before its ramp
+PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start (starts run early)
+HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
+EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
+ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
 _EPS = 1e-9
 
 
@@ -155,7 +157,12 @@ class TargetRule:
         self._lo = np.empty(0)
         self._hi = np.empty(0)
         self._prepared: _Prepared | None = None
-        self._refs: dict[tuple[str, float], float] = {}
+        self.sizes: EventSizes | None = None
+        self._sizes_key: tuple[tuple[str, float, float], ...] | None = None
+        self._bases: dict[tuple[str, float], float] = {}
+        self._arrived: set[tuple[str, float]] = set()
+        q = spec.forecast.event_quantile
+        self.quantile = q if q is not None else spec.forecast.quantile
         self._freeze = _freeze_windows(spec)[0]
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[_Row] = []
@@ -173,22 +180,17 @@ class TargetRule:
         wins = [event_window(e, ramp) for e in self._events]
         self._lo = np.array([w[0] for w in wins], dtype=np.float64)
         self._hi = np.array([w[1] for w in wins], dtype=np.float64)
-
-    def _reference(self, event: DemandEvent, since: Since) -> float:
-        """The measured level before ``event``'s window (median of the hour before it)."""
-        key = (event.name, event.start)
-        hit = self._refs.get(key)
-        if hit is not None:
-            return hit
-        lo = event.start - effective_ramp(event, self.spec.forecast.default_ramp)
-        seen = since(lo - REFERENCE_SPAN)
-        b = int(np.searchsorted(seen.t, lo, side="left"))
-        vals = seen.v[:b]
-        vals = vals[np.isfinite(vals)]
-        ref = float(np.median(vals)) if vals.size else math.nan
-        if b < seen.t.size:  # the whole hour is past: fixed from now on
-            self._refs[key] = ref
-        return ref
+        # The learned sizes survive a calendar that is re-read unchanged.
+        key = tuple((e.name, e.start, e.end) for e in self._events)
+        if key != self._sizes_key:
+            self._sizes_key = key
+            reach = self.target.provisioning.delay(1, 2) + 600.0
+            self.sizes = EventSizes(
+                self._events,
+                prior=self.spec.forecast.default_event_multiplier,
+                reach=reach,
+                ramp=lambda e: effective_ramp(e, ramp),
+            )
 
     # -- the forecast's arrays -------------------------------------------------------------
 
@@ -238,12 +240,41 @@ class TargetRule:
             reach = max(longest, target.provisioning.delay(u, u + 1) + spec.lead_time)
             rows = self._rows = self._positions(prep, now, reach + 2 * self.step, anchor, since)
             self._rows_key, self._rows_of = key, prep
-        lead = target.provisioning.delay(u, u + 1) + spec.lead_time
-        best = _best(rows, now, lead + dt, self.step)
-        if best[0] > u + 1:  # a bigger change may take longer (a reshard moves more data)
-            longer = target.provisioning.delay(u, best[0]) + spec.lead_time
-            if longer > lead:
-                best = _best(rows, now, longer + dt, self.step)
+        # A position is due once the change it needs would not be ready by it if ordered
+        # a tick later: its own delay (a bigger change may take longer: a reshard moves
+        # more data), the lead time and the interval to the next tick.
+        delay = target.provisioning.delay
+        extra = spec.lead_time + dt
+        due: _Row | None = None
+        for row in rows:
+            if row[0] + self.step <= now:
+                continue
+            need = row[1]
+            if due is None:  # the position holding demand now is always due
+                due = row
+                continue
+            if row[0] - now > delay(u, max(need, u + 1)) + extra:
+                continue
+            if need > due[1]:
+                due = row
+        if due is None:  # past the forecast's end: its last position
+            due = rows[-1]
+        best = (due[1], due[2], due[3], due[4])
+        # Whatever is needed within the delay of the change about to be ordered is ordered
+        # with it, in one step, rather than as a chain of orders that each see a little
+        # more of a ramp.
+        reach = 0.0
+        for _ in range(8):
+            if best[0] <= u:
+                break
+            longer = delay(u, best[0]) + extra
+            if longer <= reach + 1e-9:
+                break
+            reach = longer
+            wider = _best(rows, now, reach, self.step)
+            if wider[0] <= best[0]:
+                break
+            best = wider
         return best
 
     def _positions(
@@ -264,57 +295,108 @@ class TargetRule:
             if m > 0 and math.isfinite(m):
                 scale = level / m
         tw = t[k0:k1].tolist()
-        raw_med, raw_up = prep.median[k0:k1].tolist(), prep.upper[k0:k1].tolist()
-        med = [x * scale for x in raw_med]
-        up = [x * scale for x in raw_up]
+        med = [x * scale for x in prep.median[k0:k1].tolist()]
         util = [spec.forecast_utilization] * len(tw)
         which: list[DemandEvent | None] = [None] * len(tw)
         horizon = now + reach
-        # The level an event is over at: the higher of the measured level before it and the
-        # forecast's own level without events now (a daily rise is not an overrun).
-        base_now = math.nan
-        if prep.baseline is not None and prep.baseline.size:
-            base_now = float(prep.baseline[min(k0, prep.baseline.size - 1)])
-        if self._events:
+        if self._events and self.sizes is not None:
             near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
             for i in near:
                 ev = self._events[i]
-                lo, hi = float(self._lo[i]), float(self._hi[i])
-                end = ev.end
-                lift = True
-                if math.isfinite(level) and (now >= ev.start + SETTLE or now >= ev.end):
-                    ref = self._reference(ev, since)
-                    if math.isfinite(base_now):
-                        ref = max(ref, base_now) if math.isfinite(ref) else base_now
-                    back = math.isfinite(ref) and level <= ref * (1.0 + END_TOLERANCE)
-                    if now < ev.end and back:
-                        end, lift = now, False  # ended early: no margin, no lift from now on
-                    elif now >= ev.end and not back and now < hi:
-                        end = horizon  # overran: the measured level holds, with the margin
-                        med = [max(x, level) for x in med]
-                        up = [max(x, level) for x in up]
-                # Until the event has had a settle to show up (starts run late), the
-                # pre-scale stands: the anchored forecast may not go below the forecast.
-                hold = now < ev.start + SETTLE
-                for j, tj in enumerate(tw):
-                    if hold and lo <= tj < end:
-                        med[j], up[j] = max(med[j], raw_med[j]), max(up[j], raw_up[j])
-                    if not lift and tj >= ev.start:
-                        med[j], up[j] = min(med[j], level), min(up[j], level)
-                    if lo <= tj < end:
-                        util[j] = min(util[j], spec.event_utilization)
-                        which[j] = ev
+                self._event_rows(ev, now, level, prep, tw, med, util, which, since)
         per_unit = target.capacity_per_unit / spec.headroom_factor
         lo_u, hi_u = target.min_units, target.max_units
         rows: list[_Row] = []
         for j, tj in enumerate(tw):
             m = med[j] if med[j] == med[j] else 0.0
-            q = up[j] if up[j] == up[j] else 0.0
             need = math.ceil(m / (per_unit * util[j]) - _EPS)
-            if which[j] is not None:  # the band (an event's uncertain size) inside events
-                need = max(need, math.ceil(q / per_unit - _EPS))
             rows.append((tj, min(max(need, lo_u), hi_u), m, util[j], which[j]))
         return rows
+
+    def _base_at_start(self, ev: DemandEvent, now: float, since: Since) -> float:
+        """The level ``ev`` starts from: measured before it (cached once that window is
+        past), NaN when it cannot be measured."""
+        key = EventSizes.key(ev)
+        hit = self._bases.get(key)
+        if hit is not None:
+            return hit
+        assert self.sizes is not None
+        base = self.sizes.base_of(ev, since)
+        if now >= ev.start - BASE_TO:
+            self._bases[key] = base
+        return base
+
+    def _event_rows(
+        self,
+        ev: DemandEvent,
+        now: float,
+        level: float,
+        prep: _Prepared,
+        tw: list[float],
+        med: list[float],
+        util: list[float],
+        which: list[DemandEvent | None],
+        since: Since,
+    ) -> None:
+        """Size the positions ``tw`` that ``ev`` reaches, in place.
+
+        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
+        pre-scale), its positions carry no forecast lift (the level measured now, moved by
+        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
+        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
+        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
+        Once it has arrived, the anchored forecast (the measured level times the learned
+        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
+        the forecast is sized at the event utilisation: the margin is bought where an
+        event begins and nowhere else."""
+        spec = self.spec
+        sizes = self.sizes
+        assert sizes is not None
+        key = EventSizes.key(ev)
+        lo, hi = ev.start - PRE_EARLY, ev.start + HOLD
+        base = self._base_at_start(ev, now, since)
+        if not math.isfinite(base) and math.isfinite(level):
+            base = level
+        pre = math.nan
+        if math.isfinite(base):
+            measured_at = None if key not in self._bases else ev.start - 0.5 * (BASE_FROM + BASE_TO)
+            ratio = self._baseline_ratio(prep, ev.start, measured_at)
+            pre = base * ratio * sizes.size(ev, self.quantile)
+        arrived = key in self._arrived
+        if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
+            if level >= ARRIVED * pre:
+                self._arrived.add(key)
+                arrived = True
+        win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
+        flat = level if math.isfinite(level) else math.nan
+        for j, tj in enumerate(tw):
+            if not arrived and tj >= win_lo and math.isfinite(flat):
+                med[j] = min(med[j], flat * self._baseline_ratio(prep, tj, now))
+            if not arrived and now < hi and lo <= tj < ev.end and math.isfinite(pre):
+                med[j] = max(med[j], pre)
+                which[j] = ev
+            if lo <= tj < ev.start + EARLY:
+                util[j] = min(util[j], spec.event_utilization)
+                which[j] = ev
+
+    @staticmethod
+    def _baseline_ratio(prep: _Prepared, at: float, start: float | None = None) -> float:
+        """The forecast's baseline (no events) at ``at`` over at ``start`` (default: the
+        forecast's first position); 1 without a baseline."""
+        b = prep.baseline
+        if b is None or not b.size:
+            return 1.0
+        last = b.size - 1
+
+        def index(x: float) -> int:
+            return min(max(0, int(np.searchsorted(prep.t, x, side="right")) - 1), last)
+
+        i = index(at)
+        k = 0 if start is None else index(start)
+        x, y = float(b[i]), float(b[k])
+        if not (x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y)):
+            return 1.0
+        return x / y
 
     # -- the tick --------------------------------------------------------------------------
 
@@ -336,6 +418,8 @@ class TargetRule:
         spec, target, hpa = self.spec, self.target, self.hpa
         u = units
         self._applying(calendar)
+        if self.sizes is not None:
+            self.sizes.learn(now, since)
         demand = observed if observed is not None else math.nan
         if ready <= 0 and demand > 0:
             reactive: int | None = math.ceil(demand / hpa.target_per_pod - _EPS)
@@ -361,7 +445,14 @@ class TargetRule:
                 for x in (reactive, predictive, None if reactive is not None else u)
                 if x is not None
             )
-            desired = hpa.normalize(now, u, rec)
+            stabilized = hpa.stabilize(now, u, rec)
+            desired = hpa.rate_limit(now, u, stabilized)
+            # A planned scale-out (the predictive half's) is ordered whole, in one step: the
+            # HPA's per-period scale-up limit is for chasing a measured surge; a pre-scale
+            # split by it would be a chain of orders (two reshards for one event). maxStep
+            # and the bounds still apply.
+            if predictive is not None and stabilized > desired and predictive >= stabilized:
+                desired = min(stabilized, target.max_units)
         desired, held = self._options(now, u, desired, reactive, state)
         capped = desired >= target.max_units and max(reactive or 0, predictive or 0) > desired
         if desired == u:

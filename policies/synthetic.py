@@ -307,6 +307,7 @@ class Scenario:
     base_qps: float
     seed: int
     daily: DailyShape = field(default_factory=DailyShape)
+    noise: float = 0.0  # the log noise's standard deviation drawn for this trace
 
     def size(self, name: str) -> float:
         """The true size of the event called ``name``."""
@@ -446,4 +447,5 @@ def broad_scenario(
         base_qps=base,
         seed=seed,
         daily=daily,
+        noise=noise,
     )

@@ -4,7 +4,7 @@
 backtest compares Headroom and the reactive HPA at one setting each, where they spend
 different unit-hours; a user choosing between them asks *at the same bill, which one
 runs short less?* So each strategy is replayed over its own knob — the HPA's target
-utilisation, Headroom's forecast quantile and target utilisation (a grid) — and the
+utilisation, Headroom's event quantile and target utilisation (a grid) — and the
 underprovisioned minutes are read off each curve at the other's unit-hours:
 
 - ``headroom_at_hpa``: Headroom's minutes at the reactive HPA's unit-hours (the HPA at
@@ -38,13 +38,23 @@ from headroom.policies.series import Series
 from headroom.policies.simulate import Strategy, StrategyResult, run_strategy, target_delay
 
 HPA_UTILIZATIONS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-# Headroom's (quantile, target utilisation) settings: a grid over the cheap end (the
-# utilisation margin moves cost most), the quantile at 0.8 and more margin at p99.
+# Headroom's (event quantile, target utilisation) settings. The utilisation is the
+# reactive half's target (the HPA's) and, times EVENT_MARGIN, the one an event's start
+# is provisioned at; the event quantile is the size of events the pre-scale buys.
+# Around the HPA's usual targets, where a bill is set, and both ends of the size knob.
 HEADROOM_SETTINGS = (
-    *((q, u) for q in (0.5, 0.9, 0.99) for u in (0.8, 0.9, 1.0)),
-    *((q, 0.8) for q in (0.8, 0.95, 0.995)),
-    *((0.99, u) for u in (0.6, 0.7)),
+    *((q, u) for q in (0.3, 0.6, 0.9) for u in (0.75, 0.8, 0.85, 0.9)),
+    (0.6, 0.7),
+    (0.6, 0.95),
 )
+
+
+def event_quantile(spec: PolicySpec) -> float:
+    """The quantile of event sizes a policy pre-scales for (its sweep's ``quantile``)."""
+    q = spec.forecast.event_quantile
+    return q if q is not None else spec.forecast.quantile
+
+
 BASES = ("order", "ready")
 FrontierProgress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -54,7 +64,7 @@ class Point:
     """One strategy at one setting of its knob."""
 
     strategy: str
-    quantile: float | None  # Headroom's forecast quantile (None for the HPA / oracle)
+    quantile: float | None  # Headroom's event quantile (None for the HPA / oracle)
     utilization: float | None  # the SLO's target utilisation it ran with
     minutes: float
     unit_hours: float  # from the order
@@ -183,8 +193,8 @@ def _with(spec: PolicySpec, quantile: float | None, utilization: float | None) -
     update: dict[str, object] = {}
     if utilization is not None:
         update["slo"] = spec.slo.model_copy(update={"target_utilization": utilization})
-    if quantile is not None:
-        update["forecast"] = spec.forecast.model_copy(update={"quantile": quantile})
+    if quantile is not None:  # the quantile of event sizes the pre-scale buys
+        update["forecast"] = spec.forecast.model_copy(update={"event_quantile": quantile})
     return spec.model_copy(update=update)
 
 
@@ -212,7 +222,7 @@ def frontier(
     refine: int = 2,
 ) -> Frontier:
     """Sweep the HPA over ``hpa_utilizations`` and Headroom over ``headroom_settings``
-    (forecast quantile, target utilisation), plus each as the policy is written; the
+    (event quantile, target utilisation), plus each as the policy is written; the
     oracle once; then ``refine`` more Headroom settings, each halfway between the two
     hull points around the HPA's unit-hours (where the headline is read).
     ``strategy_factory`` builds the Headroom strategy for a spec (default:
@@ -224,7 +234,7 @@ def frontier(
     initial = units_for(first, target, spec)
     delay = target_delay(target)
     make = strategy_factory or (lambda s, t, c: HeadroomStrategy(s, t, c))
-    q0, u0 = spec.forecast.quantile, spec.slo.target_utilization
+    q0, u0 = event_quantile(spec), spec.slo.target_utilization
     head_settings = sorted({(q0, u0), *headroom_settings})
     hpa_settings = sorted({u0, *hpa_utilizations})
     total = len(head_settings) + len(hpa_settings) + 1

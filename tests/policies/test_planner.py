@@ -166,12 +166,14 @@ def test_scale_in_waits_for_cooldown_and_steps_by_interval() -> None:
     assert not any(EVENT.window_start <= a.at < EVENT.end for a in ins)
 
 
-def test_scale_in_steps_by_a_share_of_the_fleet_by_default() -> None:
-    """A share of what is ordered (10 % by default, rounded up): a fleet of 200 follows its
-    fall in a few steps, not in 150 single-unit ones; a given number stays a number."""
+def test_scale_in_steps_by_a_share_of_the_fleet() -> None:
+    """A share of what is ordered (rounded up; 100 %, the HPA's, by default): at 10 % a
+    fleet of 200 follows its fall in a few steps, not in 150 single-unit ones; a given
+    number stays a number."""
+    assert policy().scale_in.step_units == "100%"
     spec = policy(
         target={"maxUnits": 400, "capacityPerUnit": 1000},
-        scaleIn={"cooldown": "0s", "interval": "5m", "stabilization": "5m"},
+        scaleIn={"cooldown": "0s", "interval": "5m", "stabilization": "5m", "stepUnits": "10%"},
     )
     assert spec.scale_in.step_units == "10%"
     assert [spec.scale_in.step_for(u) for u in (3, 10, 11, 200)] == [1, 1, 2, 20]
@@ -220,8 +222,8 @@ def test_freeze_window_blocks_prescale_but_not_demand_now() -> None:
     # (the ramp at 19:30), and orders exactly what is needed then.
     assert outs[0].at == EVENT.window_start
     assert "freeze window" in outs[0].reason
-    # Scale-in is blocked inside a freeze, even when the need drops.
-    spec2 = policy(freezeWindows=[freeze])
+    # Scale-in is blocked inside a freeze, even when the need drops (one unit a step).
+    spec2 = policy(freezeWindows=[freeze], scaleIn={"stepUnits": 1})
     d = decide(
         forecast(event=None),
         spec2,

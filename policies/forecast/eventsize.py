@@ -1,0 +1,201 @@
+"""How big the start of a scheduled event will be: measured steps, partially pooled.
+
+The combined rule (:mod:`headroom.policies.combined`) pre-scales a target before each
+calendar event for the demand of the event's first minutes, which a reactive scaler
+cannot reach in time. How big that demand is, is the one number the calendar does not
+give (unless the event declares ``expectation``); it is learned here from the history
+the policy is given, never from a trace's name or shape:
+
+- **Measured, per past event.** The *step* of an event is the highest 3-minute median of
+  demand in ``[start - 5 min, start + reach]`` (``reach``: 20 min, or the provisioning
+  delay plus 10 min when longer) over the *base* before it: the median of
+  ``[start - 90 min, start - 35 min]``, samples inside an earlier event's window (from its
+  ramp to an hour after its end) left out, so a base is never inflated by the previous
+  event (when they cover it all, the same span an hour earlier, up to six hours back).
+  An event whose base or step cannot be measured (gaps) teaches nothing.
+- **Partially pooled.** Sizes are log-normal. The estimate for an event is a mean log-size
+  shrunk from its own kind-and-labels group toward its kind and from its kind toward all
+  events (each level weighs its ``n`` observations against ``POOL_WEIGHT`` pseudo-ones of
+  the level above), and the top level toward a modest prior (``default_event_multiplier``,
+  1.5x by default, weighing ``PRIOR_WEIGHT``). The spread is the pooled within-kind
+  standard deviation, shrunk toward ``PRIOR_SIGMA``. A kind seen 0 times gets the pooled
+  estimate; many times, its own.
+- **A quantile.** :meth:`EventSizes.size` returns ``exp(mu + z_q * sigma)`` for the
+  policy's event quantile (``forecast.eventQuantile``): the pre-scale buys the size it
+  expects at that confidence, so its margin follows the uncertainty of that size.
+
+A declared ``expectation.multiplier`` is used as given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from headroom.policies.calendar import DemandEvent
+from headroom.policies.series import Series
+
+Since = Callable[[float], Series]  # the samples at t >= a time (all before now)
+
+BASE_FROM = 5400.0  # the base: the median of [start - 90 min, start - 35 min]
+BASE_TO = 2100.0
+STEP_BEFORE = 300.0  # the step is measured from 5 min before the start (starts run early)
+STEP_REACH = 1200.0  # to 20 min after it (or the delay + 10 min, when longer)
+AFTER_EVENT = 3600.0  # an earlier event's window lasts this long after its end
+BASE_SEARCH = 6 * 3600.0  # how far back a base window may move past earlier events
+MIN_BASE_SAMPLES = 10
+POOL_WEIGHT = 3.0  # pseudo-observations of the level above, at each level
+PRIOR_WEIGHT = 2.0  # pseudo-observations of the cold-start prior
+PRIOR_SIGMA = 0.5  # log-size spread before anything is measured
+MAX_SIZE = 50.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One past event's measured start: its step over its base."""
+
+    kind: str
+    labels: tuple[tuple[str, str], ...]
+    base: float
+    step: float
+
+    @property
+    def log_size(self) -> float:
+        return math.log(max(self.step / self.base, 1e-3))
+
+
+def _rolling_median3(v: np.ndarray) -> np.ndarray:
+    if v.size < 3:
+        return v
+    stack = np.vstack([v[:-2], v[1:-1], v[2:]])
+    return np.asarray(np.nanmedian(stack, axis=0))
+
+
+class EventSizes:
+    """The measured steps of a target's past events and the pooled estimate for the next.
+
+    ``events`` are the target's calendar events (sorted by start); :meth:`learn` measures
+    every event whose step window is past (once each) from ``since``."""
+
+    def __init__(
+        self,
+        events: Sequence[DemandEvent],
+        *,
+        prior: float = 1.5,
+        reach: float = STEP_REACH,
+        ramp: Callable[[DemandEvent], float] | None = None,
+    ) -> None:
+        self.events = sorted(events, key=lambda e: e.start)
+        self.prior = max(prior, 1.0)
+        self.reach = max(reach, STEP_REACH)
+        self._ramp = ramp or (lambda e: e.ramp)
+        self.measured: dict[tuple[str, float], Measured] = {}
+        self._tried: set[tuple[str, float]] = set()
+        self._next = 0  # events before this index were tried
+
+    @staticmethod
+    def key(event: DemandEvent) -> tuple[str, float]:
+        return (event.name, event.start)
+
+    # -- measuring ------------------------------------------------------------------------
+
+    def _busy(self, t: np.ndarray, before: DemandEvent) -> np.ndarray:
+        """Samples inside an earlier event's window (its ramp to an hour after its end)."""
+        mask = np.zeros(t.size, dtype=bool)
+        if not t.size:
+            return mask
+        for e in self.events:
+            if e.start >= before.start:
+                break
+            lo, hi = e.start - self._ramp(e), e.end + AFTER_EVENT
+            if hi > t[0]:
+                mask |= (t >= lo) & (t < hi)
+        return mask
+
+    def base_of(self, event: DemandEvent, since: Since) -> float:
+        """The demand level before ``event`` (NaN when it cannot be measured): the median
+        of ``[start - 90 min, start - 35 min]`` without earlier events' windows; when those
+        cover it, the same span an hour earlier, and so on up to ``BASE_SEARCH`` back."""
+        seen = since(event.start - BASE_FROM - BASE_SEARCH)
+        t, v = seen.t, seen.v
+        free = np.isfinite(v) & ~self._busy(t, event)
+        shift = 0.0
+        while shift <= BASE_SEARCH:
+            lo, hi = event.start - BASE_FROM - shift, event.start - BASE_TO - shift
+            m = free & (t >= lo) & (t < hi)
+            if int(m.sum()) >= MIN_BASE_SAMPLES:
+                return float(np.median(v[m]))
+            shift += 3600.0
+        return math.nan
+
+    def _measure(self, event: DemandEvent, since: Since) -> Measured | None:
+        base = self.base_of(event, since)
+        if not math.isfinite(base) or base <= 0:
+            return None
+        seen = since(event.start - STEP_BEFORE)
+        m = seen.t < event.start + self.reach
+        vals = _rolling_median3(seen.v[m])
+        vals = vals[np.isfinite(vals)]
+        if vals.size < 3:
+            return None
+        step = min(float(vals.max()), base * MAX_SIZE)
+        return Measured(str(event.kind), tuple(sorted(event.labels.items())), base, step)
+
+    def learn(self, now: float, since: Since) -> None:
+        """Measure every event whose step window ended before ``now`` (once each)."""
+        while self._next < len(self.events):
+            e = self.events[self._next]
+            if e.start + self.reach > now:
+                break
+            self._next += 1
+            k = self.key(e)
+            if k in self._tried:
+                continue
+            self._tried.add(k)
+            got = self._measure(e, since)
+            if got is not None:
+                self.measured[k] = got
+
+    # -- estimating -----------------------------------------------------------------------
+
+    def estimate(self, event: DemandEvent) -> tuple[float, float]:
+        """(mean log-size, log-size spread) for ``event``, partially pooled."""
+        obs = [m for k, m in self.measured.items() if k != self.key(event)]
+        prior_mu = math.log(self.prior)
+        all_logs = [m.log_size for m in obs]
+        n = len(all_logs)
+        mu_all = (PRIOR_WEIGHT * prior_mu + sum(all_logs)) / (PRIOR_WEIGHT + n)
+        kind = str(event.kind)
+        kind_logs = [m.log_size for m in obs if m.kind == kind]
+        nk = len(kind_logs)
+        mu_kind = (POOL_WEIGHT * mu_all + sum(kind_logs)) / (POOL_WEIGHT + nk)
+        labels = tuple(sorted(event.labels.items()))
+        group = [m.log_size for m in obs if m.kind == kind and m.labels == labels]
+        ng = len(group)
+        mu = (POOL_WEIGHT * mu_kind + sum(group)) / (POOL_WEIGHT + ng) if labels else mu_kind
+        # The spread: within-kind deviations, pooled over kinds, shrunk toward the prior.
+        dev2 = 0.0
+        dof = 0
+        by_kind: dict[str, list[float]] = {}
+        for m in obs:
+            by_kind.setdefault(m.kind, []).append(m.log_size)
+        for logs in by_kind.values():
+            if len(logs) > 1:
+                mean = sum(logs) / len(logs)
+                dev2 += sum((x - mean) ** 2 for x in logs)
+                dof += len(logs) - 1
+        sigma2 = (PRIOR_WEIGHT * PRIOR_SIGMA**2 + dev2) / (PRIOR_WEIGHT + dof)
+        return mu, math.sqrt(sigma2)
+
+    def size(self, event: DemandEvent, quantile: float) -> float:
+        """The multiplier of ``event``'s start over its base at ``quantile`` (>= 1)."""
+        exp = event.expectation
+        if exp is not None and exp.multiplier is not None:
+            return max(1.0, float(exp.multiplier))
+        mu, sigma = self.estimate(event)
+        z = NormalDist().inv_cdf(min(max(quantile, 1e-4), 1 - 1e-4))
+        return min(max(1.0, math.exp(mu + z * sigma)), MAX_SIZE)

@@ -1,0 +1,124 @@
+"""Event sizes (policies/forecast/eventsize.py): measured steps, partially pooled."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from headroom.policies.calendar import DemandEvent, Expectation
+from headroom.policies.forecast.eventsize import EventSizes
+from headroom.policies.series import Series
+
+T0 = 1_700_006_400.0
+DAY = 86400.0
+HOUR = 3600.0
+BASE = 1000.0
+
+
+def _event(name: str, day: int, hour: float, kind: str = "match", **labels: str) -> DemandEvent:
+    start = T0 + day * DAY + hour * HOUR
+    return DemandEvent(f"{name} #{day}", kind, start, start + HOUR, labels=labels)
+
+
+def _trace(days: int, steps: list[tuple[DemandEvent, float]], seed: int = 3) -> Series:
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(days * 1440, dtype=np.float64) * 60.0
+    v = BASE * rng.lognormal(0.0, 0.03, t.size)
+    for ev, size in steps:
+        v = np.where((t >= ev.start) & (t < ev.end), v * size, v)
+    return Series(t, v)
+
+
+def _learned(events: list[DemandEvent], trace: Series) -> EventSizes:
+    sizes = EventSizes(events)
+
+    def since(start: float) -> Series:
+        lo = int(np.searchsorted(trace.t, start, side="left"))
+        return Series(trace.t[lo:], trace.v[lo:])
+
+    sizes.learn(float(trace.t[-1]) + 60.0, since)
+    return sizes
+
+
+def test_with_nothing_measured_the_size_is_the_modest_prior() -> None:
+    sizes = EventSizes([], prior=1.5)
+    ev = _event("match", 1, 18)
+    assert sizes.size(ev, 0.5) == pytest.approx(1.5)
+    # The quantile spends by the prior's uncertainty: more above the median, never < 1.
+    assert sizes.size(ev, 0.9) > 1.5 * math.exp(0.5)
+    assert sizes.size(ev, 0.05) == 1.0
+
+
+def test_a_kind_seen_many_times_gets_its_own_size_and_its_spread() -> None:
+    events = [_event("match", d, 18) for d in range(1, 9)]
+    truth = list(zip(events, (3.0, 3.3, 2.7, 3.1, 2.9, 3.2, 2.8, 3.0), strict=True))
+    sizes = _learned(events, _trace(10, truth))
+    assert len(sizes.measured) == 8
+    for key, m in sizes.measured.items():
+        size = next(x for e, x in truth if EventSizes.key(e) == key)
+        assert m.step / m.base == pytest.approx(size, rel=0.08)
+    nxt = _event("match", 9, 18)
+    median = sizes.size(nxt, 0.5)
+    # Eight of a kind against two prior pseudo-observations at 1.5 and three of the pool.
+    assert 2.5 < median < 3.1
+    # A tight kind has a narrow band: its p90 is not far above its median.
+    assert sizes.size(nxt, 0.9) < 1.6 * median
+
+
+def test_a_kind_never_seen_is_pooled_between_the_prior_and_every_event() -> None:
+    events = [_event("match", d, 18) for d in range(1, 7)]
+    sizes = _learned(events, _trace(8, [(e, 4.0) for e in events]))
+    premiere = _event("premiere", 7, 18, kind="premiere")
+    match = _event("match", 7, 18)
+    pooled, own = sizes.size(premiere, 0.5), sizes.size(match, 0.5)
+    assert 1.5 < pooled < own < 4.0
+    # Labels shrink toward their kind: within one kind, a league seen before pulls its
+    # own way (cup events run x5, youth ones x2).
+    games = [_event("game", d, 18, league="cup" if d % 2 else "youth") for d in range(1, 9)]
+    truth = [(e, 5.0 if d % 2 else 2.0) for d, e in enumerate(games, start=1)]
+    sizes = _learned(games, _trace(10, truth))
+    cup = sizes.size(_event("game", 9, 18, league="cup"), 0.5)
+    youth = sizes.size(_event("game", 9, 18, league="youth"), 0.5)
+    unknown = sizes.size(_event("game", 9, 18, league="friendly"), 0.5)
+    assert youth < unknown < cup
+    assert cup > 3.5 and youth < 2.8
+
+
+def test_a_base_is_measured_before_the_previous_event_never_inflated_by_it() -> None:
+    first = _event("show", 2, 10)
+    second = _event("show", 2, 11.75)  # its base window lies in the first's after-window
+    third = _event("show", 4, 18)
+    truth = [(first, 4.0), (second, 2.0), (third, 2.0)]
+    sizes = _learned([first, second, third], _trace(6, truth))
+    assert len(sizes.measured) == 3
+    # The second show's base window lies in the first's after-window: it is measured an
+    # hour earlier, before the first show, so its size is its own (x2), not x2/x4.
+    got = sizes.measured[EventSizes.key(second)]
+    assert got.step / got.base == pytest.approx(2.0, rel=0.08)
+    for m in sizes.measured.values():
+        assert m.base == pytest.approx(BASE, rel=0.05)
+
+
+def test_a_declared_multiplier_is_used_as_given() -> None:
+    ev = DemandEvent(
+        "gala", "premiere", T0 + DAY, T0 + DAY + HOUR, expectation=Expectation(multiplier=6.0)
+    )
+    assert EventSizes([]).size(ev, 0.5) == 6.0
+    assert EventSizes([]).size(ev, 0.99) == 6.0
+
+
+def test_an_event_still_unfolding_teaches_nothing_yet() -> None:
+    ev = _event("match", 2, 18)
+    trace = _trace(3, [(ev, 3.0)])
+    sizes = EventSizes([ev])
+
+    def since(start: float) -> Series:
+        lo = int(np.searchsorted(trace.t, start, side="left"))
+        return Series(trace.t[lo:], trace.v[lo:])
+
+    sizes.learn(ev.start + 600.0, since)  # ten minutes in: its step window is not past
+    assert not sizes.measured
+    sizes.learn(ev.start + 1800.0, since)
+    assert EventSizes.key(ev) in sizes.measured
