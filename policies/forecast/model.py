@@ -509,13 +509,10 @@ class HeadroomForecaster:
         levels = tuple(float(p) for p in levels)
         med, *resid = base.residual_quantiles(t, (0.5, *levels), at=at)
         quantiles: dict[float, FloatArray] = {}
-        eq = self.spec.event_quantile
         for p, rq in zip(levels, resid, strict=True):
             dq = rq - med
             z = NormalDist().inv_cdf(p)
-            # The planning band may cover an event's size at a quantile of its own.
-            ze = NormalDist().inv_cdf(eq) if eq is not None and p == self.spec.quantile else z
-            y = mu_b + up + med + np.sign(dq + ze * sd) * np.hypot(dq, ze * sd)
+            y = mu_b + up + med + np.sign(dq + z * sd) * np.hypot(dq, z * sd)
             quantiles[p] = np.maximum(np.exp(y) - base.floor, 0.0)
         mean = np.exp(mu_b + up + 0.5 * sd**2) * base.mean_factor(t, at) - base.floor
         lookup: list[DemandEvent | None] = [None, *events]

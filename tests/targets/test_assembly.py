@@ -209,8 +209,11 @@ def test_loop_over_assembled_targets_resizes_each_kind(kube: KubeHarness, api: K
     )
     report = loop.reconcile()
     wanted = {r.name: r.decision.desired_units for r in report.targets if r.decision}
-    # 5,000 QPS at 80% of 1,000 QPS per unit: at least 7 units each.
-    assert set(wanted) == {"web", "api", "cart", "edge"} and min(wanted.values()) >= 7
+    # 5,000 QPS at 80% of 1,000 QPS per unit needs 7 units; the reactive half (the HPA
+    # rule) may add at most max(100 %, 4 units) per sync: 6 from 2, 7 from 3 (cart). At 6
+    # the measured utilisation (83 %) is within the HPA's tolerance.
+    assert set(wanted) == {"web", "api", "cart", "edge"} and min(wanted.values()) >= 6
+    assert wanted["cart"] >= 7
     assert [e.kind for e in report.events] == ["Scaled"] * 4, report.events
 
     def size(api_version: str, kind: str, name: str, path: tuple[str, ...]) -> int:
