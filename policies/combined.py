@@ -161,6 +161,7 @@ class TargetRule:
         self._sizes_key: tuple[tuple[str, float, float], ...] | None = None
         self._bases: dict[tuple[str, float], float] = {}
         self._arrived: set[tuple[str, float]] = set()
+        self._pres: dict[tuple[str, float], float] = {}
         q = spec.forecast.event_quantile
         self.quantile = q if q is not None else spec.forecast.quantile
         self._freeze = _freeze_windows(spec)[0]
@@ -243,17 +244,21 @@ class TargetRule:
         # A position is due once the change it needs would not be ready by it if ordered
         # a tick later: its own delay (a bigger change may take longer: a reshard moves
         # more data), the lead time and the interval to the next tick.
+        # Units already ordered for a coming need are held the same way: a position is due
+        # if, dropped to what is needed now, its need could not be ordered back in time.
         delay = target.provisioning.delay
         extra = spec.lead_time + dt
         due: _Row | None = None
+        base = u
         for row in rows:
             if row[0] + self.step <= now:
                 continue
             need = row[1]
             if due is None:  # the position holding demand now is always due
                 due = row
+                base = min(u, need)
                 continue
-            if row[0] - now > delay(u, max(need, u + 1)) + extra:
+            if row[0] - now > delay(base, max(need, base + 1)) + extra:
                 continue
             if need > due[1]:
                 due = row
@@ -354,14 +359,18 @@ class TargetRule:
         assert sizes is not None
         key = EventSizes.key(ev)
         lo, hi = ev.start - PRE_EARLY, ev.start + HOLD
-        base = self._base_at_start(ev, now, since)
-        if not math.isfinite(base) and math.isfinite(level):
-            base = level
-        pre = math.nan
-        if math.isfinite(base):
-            measured_at = None if key not in self._bases else ev.start - 0.5 * (BASE_FROM + BASE_TO)
-            ratio = self._baseline_ratio(prep, ev.start, measured_at)
-            pre = base * ratio * sizes.size(ev, self.quantile)
+        pre = self._pres.get(key, math.nan)
+        if not math.isfinite(pre):
+            # Sized once, from the base measured before the event: a pre-scale that moved
+            # with every new sample would be a string of one-unit orders (reshards).
+            base = self._base_at_start(ev, now, since)
+            if math.isfinite(base):
+                at = ev.start - 0.5 * (BASE_FROM + BASE_TO)
+                ratio = self._baseline_ratio(prep, ev.start, at)
+                pre = base * ratio * sizes.size(ev, self.quantile)
+                self._pres[key] = pre
+            elif math.isfinite(level):  # no base to measure: the level now, not kept
+                pre = level * self._baseline_ratio(prep, ev.start) * sizes.size(ev, self.quantile)
         arrived = key in self._arrived
         if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
             if level >= ARRIVED * pre:

@@ -176,3 +176,29 @@ def test_a_sliding_history_of_constant_length_is_followed_sample_by_sample() -> 
         seen.append(units)
     assert max(seen[:30]) >= math.ceil(3.0 * BASE / (CAPACITY * 0.8))  # the surge, scaled for
     assert seen[-1] == math.ceil(BASE / (CAPACITY * 0.8))  # and back after it
+
+
+def test_a_slow_targets_pre_scale_is_one_order_held_until_the_event() -> None:
+    """A reshard-like target (55 min + 5 min a unit, 20 min lead): the pre-scale for the
+    learned size is ordered once, early enough for its own longer delay, and not scaled
+    back in while the event is still ahead (dropped, it could not be ordered back in
+    time)."""
+    days = 4
+    trace = _trace(days, 3.0, None)
+    spec = _spec(leadTime="20m")
+    target = spec.targets[0].model_copy(
+        update={"provisioning": spec.targets[0].provisioning.model_copy(
+            update={"fixed_seconds": 55 * 60.0, "per_unit_seconds": 5 * 60.0}
+        )}
+    )  # fmt: skip
+    spec = spec.model_copy(update={"targets": [target]})
+    calendar = Calendar.of(_events(days))
+    ours = _run(trace, spec, calendar, False)
+    start = _events(days)[-1].start
+    before = [o for o in ours.orders if start - 6 * HOUR <= o.t < start]
+    assert [o.to_units > o.from_units for o in before] == [True], before
+    (order,) = before
+    assert order.ready_at <= start  # ready by the start, with its own (longer) delay
+    # Sized for the learned step (x3) at the event utilisation, at least.
+    assert order.to_units >= math.ceil(3.0 * BASE / (CAPACITY * 0.8))
+    assert _ordered(ours, start) == order.to_units
