@@ -29,15 +29,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import redis
-
 from headroom.controller.redis import membership
 from headroom.controller.redis.connection import (
     OWN_PREFIX,
+    Client,
     Connect,
     NodeAddr,
     RedisAuth,
+    cmd,
     make_connect,
+    pipelined,
+    with_socket_timeout,
 )
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
 from headroom.controller.redis.repair import repair
@@ -47,8 +49,6 @@ from headroom.controller.redis.topology import (
     Node,
     Topology,
     cluster_nodes,
-    cmd,
-    pipelined,
     read_topology,
 )
 from headroom.policies.errors import (
@@ -159,11 +159,11 @@ class Resharder:
         self.options = options or MigrateOptions()
         self._cluster_timeout = cluster_timeout
         self._crash_after_keys = crash_after_keys
-        self._clients: dict[tuple[str, int], redis.Redis] = {}
+        self._clients: dict[tuple[str, int], Client] = {}
         self._lock = threading.Lock()
 
     # -- reading ----------------------------------------------------------------------------
-    def _client(self, host: str, port: int) -> redis.Redis:
+    def _client(self, host: str, port: int) -> Client:
         with self._lock:
             key = (host, port)
             if key not in self._clients:
@@ -179,10 +179,9 @@ class Resharder:
         """
         if not migration:
             return Endpoint(node.id, node.host, node.port, self._client(node.host, node.port))
-        client = self._connect(node.host, node.port)
-        pool_kwargs = getattr(client.connection_pool, "connection_kwargs", None)
-        if isinstance(pool_kwargs, dict):
-            pool_kwargs["socket_timeout"] = self.options.max_timeout_ms / 1000 + 30
+        client = with_socket_timeout(
+            self._connect(node.host, node.port), self.options.max_timeout_ms / 1000 + 30
+        )
         return Endpoint(node.id, node.host, node.port, client)
 
     def _own_endpoint(self, node: Node) -> Endpoint:
@@ -233,8 +232,8 @@ class Resharder:
             slots = sorted(m.slots)
             try:
                 counts = pipelined(client, [("CLUSTER", "COUNTKEYSINSLOT", s) for s in slots])
-                mem = client.info("memory")
-            except redis.RedisError as err:
+                mem = cmd(client, "INFO", "memory")
+            except ClusterError as err:
                 raise ClusterUnreachable(f"node {m.short} ({m.addr}) failed: {err}") from err
             keys.update({s: int(c) for s, c in zip(slots, counts, strict=True)})
             dataset = float(mem.get("used_memory_dataset", 0))
@@ -323,10 +322,11 @@ class Resharder:
         # the taker; keep it a master so drains of several nodes never trip on that.
         for node in leaving:
             try:
-                self._client(node.host, node.port).config_set(
-                    "cluster-allow-replica-migration", "no"
-                )
-            except redis.RedisError as err:
+                cmd(
+                    self._client(node.host, node.port),
+                    "CONFIG", "SET", "cluster-allow-replica-migration", "no",
+                )  # fmt: skip
+            except ClusterError as err:
                 log.warning("Kept replica migration setting node=%s error=%s", node.short, err)
         repaired = self._repair(topo)
         self.wait_cluster_ok(self._cluster_timeout)
@@ -493,7 +493,7 @@ class Resharder:
         """Normal connections on ``node`` that are neither ours nor MIGRATE's."""
         try:
             raw = cmd(self._client(node.host, node.port), "CLIENT", "LIST", "TYPE", "normal")
-        except redis.RedisError:
+        except ClusterError:
             return 0
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         count = 0

@@ -29,10 +29,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from headroom.controller.redis import membership
-from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
+from headroom.controller.redis.connection import (
+    Client,
+    Connect,
+    NodeAddr,
+    RedisAuth,
+    cmd,
+    make_connect,
+)
 from headroom.controller.redis.heal import Damage, LostNode, assess
 from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.nodes import NodeInfo, NodeProvisioner
@@ -238,7 +243,7 @@ class ClusterScaler:
         # three cluster-node-timeouts (5 s in our pods) cover PFAIL -> FAIL -> election.
         self.failover_grace = failover_grace
         self.on_phase = on_phase
-        self._clients: dict[NodeAddr, redis.Redis] = {}
+        self._clients: dict[NodeAddr, Client] = {}
         self._clients_lock = threading.Lock()
         self._added: list[str] = []
         self._removed: list[str] = []
@@ -366,8 +371,8 @@ class ClusterScaler:
             client = self._client(info.addr)
             lines = cluster_nodes(client, str(info.addr))
             me = next(line for line in lines if "myself" in line.flags)
-            probe.keys = int(client.dbsize())
-        except (HeadroomError, redis.RedisError, StopIteration):
+            probe.keys = int(cmd(client, "DBSIZE"))
+        except (HeadroomError, StopIteration):
             return probe
         probe.node_id, probe.known, probe.slots = me.id, len(lines), len(me.slots)
         return probe
@@ -453,7 +458,7 @@ class ClusterScaler:
                 if (winner := promoted()) is not None:
                     log.info("Failed over master node=%s to replica=%s", lost.short, winner[:8])
                     return
-            except (redis.RedisError, HeadroomError):
+            except HeadroomError:
                 pass  # a node mid-election may not answer; the deadline bounds it
             time.sleep(0.2)
         members = self._observe().members
@@ -465,10 +470,8 @@ class ClusterScaler:
             lost.short, candidate.short, self.failover_grace,
         )  # fmt: skip
         try:
-            self._client(NodeAddr.parse(candidate.addr)).execute_command(  # type: ignore[no-untyped-call]
-                "CLUSTER", "FAILOVER", "TAKEOVER"
-            )
-        except redis.RedisError as err:
+            cmd(self._client(NodeAddr.parse(candidate.addr)), "CLUSTER", "FAILOVER", "TAKEOVER")
+        except ClusterError as err:
             raise ClusterError(
                 f"{candidate.addr}: CLUSTER FAILOVER TAKEOVER failed: {err}"
             ) from err
@@ -522,8 +525,8 @@ class ClusterScaler:
             # Distinct config epochs up front spare the cluster a round of collision
             # resolution; only a node that has met nobody accepts this, so errors are moot.
             try:
-                self._client(addr).execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)  # type: ignore[no-untyped-call]
-            except redis.RedisError:
+                cmd(self._client(addr), "CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            except ClusterError:
                 pass
         anchor = NodeAddr.parse(topo.seed) if topo is not None else chosen[0]
         self._meet([anchor], [a for a in chosen if a != anchor])
@@ -538,7 +541,7 @@ class ClusterScaler:
             for a, b in slot_ranges(missing):
                 args += [a, b]
             if args:
-                self._client(addr).execute_command("CLUSTER", "ADDSLOTSRANGE", *args)  # type: ignore[no-untyped-call]
+                cmd(self._client(addr), "CLUSTER", "ADDSLOTSRANGE", *args)
         log.info("Assigned slots masters=%d", masters)
 
     def _scale_masters(
@@ -703,8 +706,8 @@ class ClusterScaler:
     def _replicate(self, addr: NodeAddr, master_id: str) -> None:
         self._phase(f"attaching replica {addr}")
         try:
-            self._client(addr).execute_command("CLUSTER", "REPLICATE", master_id)  # type: ignore[no-untyped-call]
-        except redis.RedisError as err:
+            cmd(self._client(addr), "CLUSTER", "REPLICATE", master_id)
+        except ClusterError as err:
             raise ClusterError(f"{addr}: CLUSTER REPLICATE {master_id} failed: {err}") from err
 
     def _wait_converged(self, world: _World, extra: Iterable[NodeAddr] = ()) -> None:
@@ -724,7 +727,7 @@ class ClusterScaler:
     def _wait(self, check: Callable[[], bool], what: str) -> None:
         membership.settle(lambda: None if check() else "", timeout=self.ok_timeout, what=what)
 
-    def _client(self, addr: NodeAddr) -> redis.Redis:
+    def _client(self, addr: NodeAddr) -> Client:
         with self._clients_lock:
             client = self._clients.get(addr)
             if client is None:
@@ -735,7 +738,7 @@ class ClusterScaler:
         return lambda: node_id in self._known_ids(addr)
 
     def _node_id(self, addr: NodeAddr) -> str:
-        return _as_str(self._client(addr).execute_command("CLUSTER", "MYID"))  # type: ignore[no-untyped-call]
+        return _as_str(cmd(self._client(addr), "CLUSTER", "MYID"))
 
     def _known_ids(self, addr: NodeAddr) -> set[str]:
         lines = cluster_nodes(self._client(addr), str(addr))
@@ -746,7 +749,7 @@ class ClusterScaler:
         return set(next(line for line in lines if "myself" in line.flags).slots)
 
     def _state(self, addr: NodeAddr) -> str:
-        info = _as_str(self._client(addr).execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
+        info = _as_str(cmd(self._client(addr), "CLUSTER", "INFO"))
         for row in info.splitlines():
             if row.startswith("cluster_state:"):
                 return row.split(":", 1)[1].strip()

@@ -8,30 +8,24 @@ seed's view supplies the node list and the slots of nodes that do not answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import redis
-
-from headroom.controller.redis.connection import Connect, NodeAddr
-from headroom.policies.errors import ClusterUnreachable, InputError, NotACluster, UnknownNode
+from headroom.controller.redis.connection import Client, Connect, NodeAddr, cmd
+from headroom.policies.errors import (
+    AuthRefused,
+    ClusterError,
+    ClusterUnreachable,
+    CommandRefused,
+    InputError,
+    NodeTimeout,
+    NotACluster,
+    UnknownNode,
+)
 
 SLOTS = 16384
-
-
-def cmd(client: redis.Redis, *args: Any) -> Any:
-    """``client.execute_command`` with a type (redis-py leaves it untyped)."""
-    return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def pipelined(client: redis.Redis, cmds: Iterable[Sequence[Any]]) -> list[Any]:
-    """Send ``cmds`` in one round trip; errors come back in the list, not raised."""
-    pipe = client.pipeline(transaction=False)
-    for args in cmds:
-        pipe.execute_command(*args)  # type: ignore[no-untyped-call]
-    return list(pipe.execute(raise_on_error=False))
 
 
 @dataclass(frozen=True)
@@ -256,21 +250,21 @@ def parse_nodes(text: str) -> list[_Line]:
     return lines
 
 
-def cluster_nodes(client: redis.Redis, where: str) -> list[_Line]:
-    """CLUSTER NODES of one node, with connection and mode errors translated."""
+def cluster_nodes(client: Client, where: str) -> list[_Line]:
+    """CLUSTER NODES of one node, with connection and mode errors said for a user."""
     try:
         raw = cmd(client, "CLUSTER", "NODES")
-    except redis.AuthenticationError as err:
+    except AuthRefused as err:
         raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
-    except redis.ConnectionError as err:
+    except NodeTimeout as err:
+        raise ClusterUnreachable(f"Redis at {where} did not answer in time") from err
+    except ClusterUnreachable as err:
         if _auth_problem(err):  # RESP3's HELLO fails this way when a password is missing
             raise ClusterUnreachable(
                 f"Redis at {where} requires authentication (a password or ACL user)"
             ) from err
         raise ClusterUnreachable(f"cannot reach Redis at {where}: {err}") from err
-    except redis.TimeoutError as err:
-        raise ClusterUnreachable(f"Redis at {where} did not answer in time") from err
-    except redis.ResponseError as err:
+    except CommandRefused as err:
         if _auth_problem(err):
             raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
         if "cluster support disabled" in str(err).lower():
@@ -315,7 +309,9 @@ def read_topology(seed: str, client_for: Connect) -> Topology:
             for row in info.splitlines():
                 if row.startswith("cluster_state:"):
                     state = row.split(":", 1)[1].strip()
-        except (ClusterUnreachable, redis.RedisError, StopIteration):
+        except NotACluster:
+            raise
+        except (ClusterError, StopIteration):
             reachable = False
         src = own if own is not None and own.id == line.id else line
         is_master = "master" in src.flags
