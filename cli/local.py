@@ -35,8 +35,8 @@ from headroom.controller.provisioning.local import (
     LocalProvisioner,
     port_in_use,
 )
-from headroom.controller.redis.resharder import ReshardProgress
-from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.reports import ClusterStatus, ReshardProgress
+from headroom.controller.redis.scaler import ClusterScaler
 from headroom.policies.errors import InputError
 
 app = typer.Typer(

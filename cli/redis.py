@@ -28,12 +28,8 @@ from rich.table import Table
 from headroom.cli._common import console, count, errors_to_exit, fail, print_json
 from headroom.controller.redis.connection import RedisAuth, make_connect, password_from_env
 from headroom.controller.redis.migrate import MigrateOptions
-from headroom.controller.redis.resharder import (
-    CLIENT_NAME,
-    Resharder,
-    ReshardProgress,
-    ReshardReport,
-)
+from headroom.controller.redis.reports import ReshardProgress, ReshardReport
+from headroom.controller.redis.resharder import CLIENT_NAME, Resharder
 from headroom.controller.redis.slotplan import SlotPlan
 from headroom.controller.redis.topology import Topology
 from headroom.policies.errors import InputError

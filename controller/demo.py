@@ -50,7 +50,8 @@ from headroom.controller.redis.connection import (
     RedisAuth,
     make_cluster_client,
 )
-from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.reports import ClusterStatus
+from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
 from headroom.controller.targets.redis_scaler import RedisScalerTarget

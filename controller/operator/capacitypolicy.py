@@ -39,7 +39,7 @@ from headroom.controller.kube import Kube
 from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import StatusWriter, condition, route
-from headroom.controller.operator.rediscluster import cluster_endpoint
+from headroom.controller.operator.rediscluster_auth import cluster_endpoint
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.controller.targets.hpa_floor import HpaFloorTarget

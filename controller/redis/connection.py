@@ -214,6 +214,11 @@ def translated() -> Iterator[None]:
         raise translate(err) from err
 
 
+def as_text(reply: Any) -> str:
+    """A reply as text, whether the client decodes replies or returns bytes."""
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
 def cmd(client: Client, *args: Any) -> Any:
     """One command (``client.execute_command`` with a type: redis-py leaves it untyped)."""
     with translated():

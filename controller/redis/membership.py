@@ -1,5 +1,5 @@
-"""Cluster membership: MEET a node, FORGET one everywhere, RESET a node that left, and
-wait until the nodes agree (settle).
+"""Cluster membership: MEET a node (or a full mesh of them), FORGET nodes everywhere,
+RESET a node that left, and wait until the nodes agree (settle).
 
 The one place these cluster commands are sent; their errors (already translated by
 the client boundary, ``redis/connection.py``) are said with the node and command.
@@ -11,9 +11,10 @@ Each function takes a client and the address it is talking to (for the message).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from headroom.controller.redis.connection import Client, NodeAddr, cmd
+from headroom.controller.redis.topology import Node
 from headroom.policies.errors import ClusterError, ClusterUnreachable, CommandRefused, HeadroomError
 
 
@@ -34,6 +35,45 @@ def forget(client: Client, where: str, node_id: str) -> None:
             raise ClusterError(f"{where}: CLUSTER FORGET {node_id}: {err}") from err
     except ClusterError as err:
         raise ClusterUnreachable(f"{where}: CLUSTER FORGET {node_id} failed: {err}") from err
+
+
+def meet_mesh(
+    client_for: Callable[[NodeAddr], Client],
+    known: Iterable[NodeAddr],
+    newcomers: Iterable[NodeAddr],
+) -> None:
+    """Each newcomer MEETs every known node (and earlier newcomers) directly.
+
+    A full mesh of MEETs takes a blink; waiting for gossip to spread one MEET
+    takes seconds.
+    """
+    peers = list(dict.fromkeys(known))
+    for addr in newcomers:
+        client = client_for(addr)
+        for peer in peers:
+            if peer != addr:
+                meet(client, str(addr), peer)
+        peers.append(addr)
+
+
+def forget_everywhere(
+    client_for: Callable[[NodeAddr], Client], nodes: Iterable[Node], node_ids: Sequence[str]
+) -> None:
+    """Every node in ``nodes`` (but those leaving) forgets each of ``node_ids``."""
+    for node in nodes:
+        if node.id in node_ids:
+            continue
+        client = client_for(NodeAddr(node.host, node.port))
+        for node_id in node_ids:
+            forget(client, node.addr, node_id)
+
+
+def replicate(client: Client, where: str, master_id: str) -> None:
+    """The node at ``where`` becomes a replica of ``master_id`` (CLUSTER REPLICATE)."""
+    try:
+        cmd(client, "CLUSTER", "REPLICATE", master_id)
+    except ClusterError as err:
+        raise ClusterError(f"{where}: CLUSTER REPLICATE {master_id} failed: {err}") from err
 
 
 def reset(client: Client, where: str, *, discard_keys: bool) -> None:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from headroom.controller.redis.connection import Client, cmd, ping, pipelined
+from headroom.controller.redis.connection import Client, as_text, cmd, ping, pipelined
 from headroom.policies.errors import (
     ClusterError,
     ClusterUnreachable,
@@ -159,17 +159,13 @@ class _SlotState:
     failures: int = 0
 
 
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
 _NOT_RUN = CommandRefused("not run: an earlier script in the round timed out")
 
 
 def _timed_out(res: Any) -> bool:
     """A script reply (or error) saying MIGRATE hit its timeout or an I/O error."""
     if isinstance(res, list) and len(res) > 2 and res[2]:
-        text = _text(res[2])
+        text = as_text(res[2])
     elif isinstance(res, Exception) and res is not _NOT_RUN:
         text = str(res)
     else:
@@ -310,7 +306,7 @@ class PairMigrator:
                 if moved:
                     self._account(s, [""] * int(moved), int(nbytes), b"OK", state[s], replace_ok)
                 if err:
-                    failure = CommandRefused(_text(err))
+                    failure = CommandRefused(as_text(err))
                     if _timed_out(res):
                         # The key-by-key path owns the adaptive timeouts and batch sizes.
                         self._ping_target([s])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from headroom.controller.redis.connection import Client, Connect, NodeAddr, cmd
+from headroom.controller.redis.connection import Client, Connect, NodeAddr, as_text, cmd
 from headroom.policies.errors import (
     AuthRefused,
     ClusterError,
@@ -270,7 +270,7 @@ def cluster_nodes(client: Client, where: str) -> list[_Line]:
         if "cluster support disabled" in str(err).lower():
             raise NotACluster(f"Redis at {where} is not running in cluster mode") from err
         raise ClusterUnreachable(f"Redis at {where} refused CLUSTER NODES: {err}") from err
-    return parse_nodes(_as_str(raw))
+    return parse_nodes(as_text(raw))
 
 
 def _auth_problem(err: BaseException) -> bool:
@@ -278,8 +278,12 @@ def _auth_problem(err: BaseException) -> bool:
     return any(w in text for w in ("NOAUTH", "WRONGPASS", "NOPERM", "AUTHENTICATED"))
 
 
-def _as_str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def cluster_state(info: str) -> str | None:
+    """``cluster_state`` (``ok``, ``fail``) from CLUSTER INFO's text; None if absent."""
+    for row in info.splitlines():
+        if row.startswith("cluster_state:"):
+            return row.split(":", 1)[1].strip()
+    return None
 
 
 def read_topology(seed: str, client_for: Connect) -> Topology:
@@ -305,10 +309,7 @@ def read_topology(seed: str, client_for: Connect) -> Topology:
                 x for x in cluster_nodes(client, f"{host_n}:{line.port}") if "myself" in x.flags
             )
             keys = int(cmd(client, "DBSIZE"))
-            info = _as_str(cmd(client, "CLUSTER", "INFO"))
-            for row in info.splitlines():
-                if row.startswith("cluster_state:"):
-                    state = row.split(":", 1)[1].strip()
+            state = cluster_state(as_text(cmd(client, "CLUSTER", "INFO")))
         except NotACluster:
             raise
         except (ClusterError, StopIteration):
