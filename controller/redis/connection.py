@@ -37,15 +37,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from headroom.policies.errors import (
-    AuthRefused,
-    ClusterError,
-    ClusterUnreachable,
-    CommandRefused,
-    InputError,
-    NodeTimeout,
-    one_line,
-)
+from headroom.policies import errors
 
 Client = redis.Redis  # a connection to one node
 ClusterClient = RedisCluster  # a cluster-aware client that follows MOVED/ASK, as applications do
@@ -72,7 +64,7 @@ class NodeAddr:
         host, sep, port = text.rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise InputError(f"{text!r}: not a HOST:PORT address")
+            raise errors.InputError(f"{text!r}: not a HOST:PORT address")
         return cls(host, int(port))
 
 
@@ -191,18 +183,18 @@ def make_cluster_client(
 # -- commands and errors: the translation ---------------------------------------------------
 
 
-def translate(err: redis.RedisError) -> ClusterError:
+def translate(err: redis.RedisError) -> errors.ClusterError:
     """The project's exception for a redis-py one (see the table in the module docstring)."""
-    text = one_line(str(err)) if str(err) else type(err).__name__
+    text = errors.one_line(str(err)) if str(err) else type(err).__name__
     if isinstance(err, redis.AuthenticationError):
-        return AuthRefused(text)
+        return errors.AuthRefused(text)
     if isinstance(err, redis.TimeoutError):
-        return NodeTimeout(text)
+        return errors.NodeTimeout(text)
     if isinstance(err, redis.ConnectionError):
-        return ClusterUnreachable(text)
+        return errors.ClusterUnreachable(text)
     if isinstance(err, redis.ResponseError):
-        return CommandRefused(text)
-    return ClusterError(text)
+        return errors.CommandRefused(text)
+    return errors.ClusterError(text)
 
 
 @contextlib.contextmanager
