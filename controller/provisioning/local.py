@@ -42,7 +42,7 @@ from headroom.controller.redis.connection import (
     make_connect,
     redis_auth_config,
 )
-from headroom.controller.redis.nodes import NodeInfo
+from headroom.controller.redis.nodes import CLUSTER_NODE_ARGS, NodeInfo
 from headroom.policies.errors import ClusterError, InputError, ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -331,11 +331,7 @@ class LocalProvisioner:
             str(self.state_dir / AUTH_CONF),  # requirepass/masterauth, never in argv
             "--port", str(port),
             "--bind", self.host,
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "5000",
-            # A drained master must stay an empty master, not turn into a replica.
-            "--cluster-allow-replica-migration", "no",
+            *CLUSTER_NODE_ARGS,
             "--appendonly", "no",
             "--save", "",
             "--dir", str(workdir),
