@@ -287,10 +287,10 @@ class DemoRunner:
         """The policy's first target; the demo runs it on local redis-servers, read by INFO."""
         where = str(self.config.policy_file)
         target = self.spec.targets[0]
-        if target.kind is not TargetKind.LOCAL_REDIS:
+        if target.kind is not TargetKind.LOCAL_REDIS_CLUSTER:
             raise InputError(
                 f"{where}: targets[0:{target.name}].kind: the demo runs a "
-                f"{TargetKind.LOCAL_REDIS}, not {target.kind}"
+                f"{TargetKind.LOCAL_REDIS_CLUSTER}, not {target.kind}"
             )
         if self.spec.metrics.qps.source != "redis":
             raise InputError(

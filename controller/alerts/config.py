@@ -220,11 +220,30 @@ def _webhook(
     return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)
 
 
-SINKS: Mapping[AlertSinkKind, SinkBuilder] = {
-    AlertSinkKind.ALERTMANAGER: _alertmanager,
-    AlertSinkKind.PAGERDUTY: _pagerduty,
-    AlertSinkKind.SLACK: _slack,
-    AlertSinkKind.WEBHOOK: _webhook,
+@dataclass(frozen=True)
+class SinkRow:
+    """One sink type: how it is built from its config, and one line for the docs and the
+    schema (what it needs, which class)."""
+
+    build: SinkBuilder
+    doc: str
+
+
+# The only list of sink types: the policy schema's AlertSinkKind (policies/plugins.py)
+# and the table in docs/adding-a-sink.md are generated from it by `make registry`.
+SINKS: Mapping[str, SinkRow] = {
+    "alertmanager": SinkRow(
+        _alertmanager,
+        "`url`; optional `tokenFrom`, `resendInterval` (`alertmanager.py`: POST /api/v2/alerts)",
+    ),
+    "pagerduty": SinkRow(
+        _pagerduty, "`routingKeyFrom`; optional `url` (`pagerduty.py`: Events API v2)"
+    ),
+    "slack": SinkRow(_slack, "`urlFrom`: a Slack webhook URL is a secret (`slack.py`: Block Kit)"),
+    "webhook": SinkRow(
+        _webhook,
+        "`url`; optional `secretFrom`: an HMAC-SHA256 signature (`webhook.py`: JSON)",
+    ),
 }
 
 
@@ -239,7 +258,7 @@ def build_sink(
 
     url_secret = secret(config.url_from, "urlFrom")
     url = config.url or (url_secret.get_secret_value() if url_secret else None)
-    return SINKS[config.type](name, config, secret, url, post)
+    return SINKS[config.type].build(name, config, secret, url, post)
 
 
 def hook_sink_name(spec: PolicySpec, index: int, hook: AlertHook) -> str:
