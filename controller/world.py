@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from headroom.controller.kube import Kube
 from headroom.controller.redis.connection import NodeAddr, RedisAuth
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
-from headroom.controller.signals.prometheus import PromClient
 from headroom.policies.policy import Target
+
+if TYPE_CHECKING:  # prometheus.py builds its sources over a World
+    from headroom.controller.signals.prometheus import PromClient
 
 
 @dataclass(frozen=True)

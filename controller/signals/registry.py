@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from headroom.controller.redis.connection import RedisAuth
-from headroom.controller.signals.base import Metric, SamplingSource, SignalSource
+from headroom.controller.signals.base import SamplingSource, SignalSource
 from headroom.controller.signals.csv import CsvSource
-from headroom.controller.signals.prometheus import REDIS_EXPORTER, PrometheusSource
+from headroom.controller.signals.prometheus import http_url, promql_source
 from headroom.controller.signals.redis_info import RedisInfoSource, default_connect
 from headroom.controller.world import World
 from headroom.policies.errors import PolicyError, field_error
@@ -41,43 +41,6 @@ def _csv(metrics: Metrics, world: World) -> SignalSource:
         )
     path = world.access.file(metrics.qps.url, "metrics.qps.url")
     return CsvSource(path, now=world.now, quote=world.access.quote)
-
-
-def http_url(metrics: Metrics, world: World) -> str:
-    """``metrics.qps.url`` of an HTTP source, checked against the operator's allowed
-    addresses; a one-line error naming the field when it is missing or not http(s)."""
-    url = metrics.qps.url
-    if not url:
-        raise PolicyError(
-            field_error("policy", "metrics.qps.url", f"is required for source {metrics.qps.source}")
-        )
-    if not url.startswith(("http://", "https://")):
-        raise PolicyError(field_error("policy", "metrics.qps.url", "must be an http(s) URL"))
-    world.access.address(url, "metrics.qps.url", "http")
-    return url
-
-
-def promql_source(metrics: Metrics, world: World, url: str, name: str) -> PrometheusSource:
-    """A PromQL source over ``url`` (Prometheus, or an API compatible with it) with the
-    policy's QPS and p99 queries over the Redis exporter's defaults."""
-    queries: dict[Metric, str] = {}
-    if metrics.qps.query:
-        queries[Metric.QPS] = metrics.qps.query
-    latency = metrics.latency_p99
-    if latency is not None and latency.query and latency.source == metrics.qps.source:
-        queries[Metric.P99_LATENCY] = latency.query
-    query_set = REDIS_EXPORTER.override(queries)
-    if world.prometheus is not None:
-        return PrometheusSource(
-            world.prometheus(url),
-            queries=query_set,
-            timeout=world.source_timeout,
-            name=name,
-            now=world.now,
-        )
-    return PrometheusSource.connect(
-        url, queries=query_set, timeout=world.source_timeout, name=name, now=world.now
-    )
 
 
 def _prometheus(metrics: Metrics, world: World) -> SignalSource:
