@@ -36,6 +36,9 @@ class SourceKind(StrEnum):
     PROMETHEUS = "prometheus"
     # `url`: a seed `host:port`, or `redisCluster`; sampled INFO (`redis_info.py`)
     REDIS = "redis"
+    # `url`: the server, or vmselect's `…/select/<tenant>/prometheus`; `query`: PromQL
+    # (`victoriametrics.py`)
+    VICTORIAMETRICS = "victoriametrics"
 
 
 class AlertSinkKind(StrEnum):

@@ -20,6 +20,7 @@ from headroom.controller.signals.base import SamplingSource, SignalSource
 from headroom.controller.signals.csv import CsvSource
 from headroom.controller.signals.prometheus import http_url, promql_source
 from headroom.controller.signals.redis_info import RedisInfoSource, default_connect
+from headroom.controller.signals.victoriametrics import victoria_metrics
 from headroom.controller.world import World
 from headroom.policies.errors import PolicyError, field_error
 from headroom.policies.policy import Metrics
@@ -100,6 +101,11 @@ SOURCES: Mapping[str, SourceRow] = {
     ),
     "redis": SourceRow(
         _redis, "`url`: a seed `host:port`, or `redisCluster`; sampled INFO (`redis_info.py`)"
+    ),
+    "victoriametrics": SourceRow(
+        victoria_metrics,
+        "`url`: the server, or vmselect's `…/select/<tenant>/prometheus`; `query`: PromQL "
+        "(`victoriametrics.py`)",
     ),
 }
 

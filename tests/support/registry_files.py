@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import cast
@@ -50,7 +51,7 @@ def member(value: str) -> str:
 def _enum(name: str, doc: str, rows: Mapping[str, str]) -> list[str]:
     lines = ["", "", f"class {name}(StrEnum):", f'    """{doc}"""', ""]
     for value, summary in rows.items():
-        lines.append(f"    # {summary}")
+        lines += [f"    # {line}" for line in textwrap.wrap(summary, 94)]
         lines.append(f"    {member(value)} = {json.dumps(value)}")
     return lines
 
