@@ -1,5 +1,5 @@
-"""What ``headroom forecast`` and ``headroom plan`` share: their options, and their inputs
-read as the operator reads them.
+"""What ``headroom forecast`` and ``headroom plan`` share: their options
+(:func:`input_command`), and their inputs read as the operator reads them.
 
 The history, the calendar and the policy come from files, or with ``--from-cluster``
 from the CapacityPolicy, its own metrics source and the namespace's DemandEvents; the
@@ -12,11 +12,12 @@ chart both draw is ``cli/chart.py``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -24,8 +25,10 @@ import typer
 from headroom.cli._common import (
     EXIT_INPUT,
     duration_option,
+    errors_to_exit,
     fail,
 )
+from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
@@ -320,3 +323,66 @@ def load_inputs(
         files = {"--history": history, "--policy": policy, "--calendar": calendar}
         return _load_from_cluster(where, files, at, horizon, step, tz)
     return _load(history, calendar, policy, at, horizon, step, tz)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a command over the inputs shows: ``--target``, ``--json``, ``--chart``."""
+
+    target: str | None
+    as_json: bool
+    chart: Path | None
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+_LOADED = (
+    "from_cluster", "kubeconfig", "context", "namespace", "history", "calendar", "policy",
+    "at", "horizon", "step", "tz",
+)  # fmt: skip
+
+
+def _options(*options: tuple[str, Any, Any]) -> list[inspect.Parameter]:
+    return [inspect.Parameter(name, _KW, default=d, annotation=a) for name, a, d in options]
+
+
+def input_command(
+    policy_help: str, *, policy_required: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A typer command over the inputs (files, or ``--from-cluster``): the options
+    ``forecast`` and ``plan`` share, the inputs loaded once, and then
+    ``body(inputs, shown, **own)``, where ``own`` are the options ``body`` declares after
+    its first two parameters (``plan``'s ``--current-units``). ``policy_required``: a
+    command that needs ``--policy`` (or ``--from-cluster``) says so before reading."""
+    policy_opt = Annotated[Path | None, typer.Option("--policy", help=policy_help)]
+
+    def wrap(body: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(body, eval_str=True).parameters.values())[2:]
+        params = (
+            _options(
+                ("history", HistoryOpt, None), ("policy", policy_opt, None),
+                ("calendar", CalendarOpt, None), ("at", AtOpt, None),
+                ("horizon", HorizonOpt, None), ("step", StepOpt, None),
+                ("target", TargetOpt, None),
+            )
+            + [p.replace(kind=_KW) for p in own]
+            + _options(
+                ("as_json", JsonOpt, False), ("chart", ChartOpt, None), ("tz", TzOpt, None),
+                ("from_cluster", FromClusterOpt, None), ("kubeconfig", KubeconfigOpt, None),
+                ("context", ContextOpt, None), ("namespace", NamespaceOpt, None),
+            )
+        )  # fmt: skip
+
+        def command(**options: Any) -> None:
+            with errors_to_exit():
+                if policy_required and options["from_cluster"] is options["policy"] is None:
+                    fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
+                inputs = load_inputs(**{name: options[name] for name in _LOADED})
+                shown = Shown(options["target"], options["as_json"], options["chart"])
+                body(inputs, shown, **{p.name: options[p.name] for p in own})
+
+        setattr(command, "__signature__", inspect.Signature(params))  # noqa: B010 - typer reads it
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__name__, command.__doc__ = body.__name__, body.__doc__
+        return command
+
+    return wrap
