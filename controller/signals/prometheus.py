@@ -143,6 +143,9 @@ class PrometheusSource:
     chunk_points: int = CHUNK_POINTS
     name: str = "prometheus"
     now: Callable[[], float] = field(default=time.time)
+    # sent with every query: what an API compatible with Prometheus' takes besides
+    # (VictoriaMetrics' deny_partial_response)
+    params: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, url: str, **kw: Any) -> PrometheusSource:
@@ -204,7 +207,11 @@ class PrometheusSource:
     ) -> dict[tuple[tuple[str, str], ...], tuple[float, float]] | Unavailable:
         """Instant query: labels -> (sample time, value)."""
         try:
-            raw = self._call(lambda timeout: self.client.custom_query(promql, timeout=timeout))
+            raw = self._call(
+                lambda timeout: self.client.custom_query(
+                    promql, params=dict(self.params) or None, timeout=timeout
+                )
+            )
         except _QueryFailed as err:
             return Unavailable(self.name, str(err), self.now())
         out: dict[tuple[tuple[str, str], ...], tuple[float, float]] = {}
@@ -234,6 +241,7 @@ class PrometheusSource:
                 to_datetime(c0),
                 to_datetime(c1),
                 f"{int(step)}s",
+                params=dict(self.params) or None,
             )
             try:
                 raw = self._call(lambda timeout: chunk(timeout=timeout))  # noqa: B023

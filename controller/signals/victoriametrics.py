@@ -20,51 +20,19 @@ as the HTTP status only.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import replace
 
 from headroom.controller.signals.base import SignalSource
-from headroom.controller.signals.prometheus import PromClient, http_url, promql_source
+from headroom.controller.signals.prometheus import http_url, promql_source
 from headroom.controller.world import World
 from headroom.policies.policy import Metrics
 
 NAME = "victoriametrics"
-_WHOLE = {"deny_partial_response": "1"}
-
-
-class WholeAnswers:
-    """A :class:`PromClient` that asks VictoriaMetrics for whole answers or an error."""
-
-    def __init__(self, client: PromClient) -> None:
-        self.client = client
-
-    def custom_query(
-        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None
-    ) -> Any:
-        return self.client.custom_query(query, params={**(params or {}), **_WHOLE}, timeout=timeout)
-
-    def custom_query_range(
-        self,
-        query: str,
-        start_time: datetime,
-        end_time: datetime,
-        step: str,
-        params: dict[str, Any] | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        return self.client.custom_query_range(
-            query,
-            start_time,
-            end_time,
-            step,
-            params={**(params or {}), **_WHOLE},
-            timeout=timeout,
-        )
+WHOLE_ANSWERS = {"deny_partial_response": "1"}  # whole answers, or an error
 
 
 def victoria_metrics(metrics: Metrics, world: World) -> SignalSource:
     """The ``victoriametrics`` row of ``signals/registry.py``: ``metrics.qps.url`` is the
     server (or vmselect's tenant URL), ``query`` PromQL/MetricsQL over the defaults."""
     source = promql_source(metrics, world, http_url(metrics, world), NAME)
-    source.client = WholeAnswers(source.client)
-    return source
+    return replace(source, params=WHOLE_ANSWERS)

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import pytest
 from headroom.controller.assembly import World, build_history, build_source
 from headroom.controller.signals.base import Metric, Reading, Unavailable
 from headroom.controller.signals.prometheus import PrometheusSource
-from headroom.controller.signals.victoriametrics import WholeAnswers
+from headroom.controller.signals.victoriametrics import WHOLE_ANSWERS
 from headroom.policies.errors import PolicyError
 from headroom.policies.policy import PolicySpec, parse_policy
 from tests.support.procs import free_port, kill_group, spawn, wait_until
@@ -104,7 +104,7 @@ def test_the_policys_query_reads_what_victoria_metrics_holds(victoria: Victoria)
     victoria.load("shop_qps", {"job": "shop"}, t.tolist(), demand)
     source = build_source(_policy(victoria.url, "sum(shop_qps)").metrics, World())
     assert isinstance(source, PrometheusSource) and source.name == "victoriametrics"
-    assert isinstance(source.client, WholeAnswers)
+    assert source.params == WHOLE_ANSWERS
     series = source.range(Metric.QPS, float(t[0]), float(t[-1]), STEP)
     assert not isinstance(series, Unavailable), series
     assert series.t.tolist() == t.tolist() and series.v.tolist() == demand
@@ -143,3 +143,19 @@ def test_an_outage_is_unavailable_never_zero(victoria: Victoria) -> None:
 def test_a_bad_url_is_a_one_line_error_naming_the_field() -> None:
     with pytest.raises(PolicyError, match=r"^policy: metrics.qps.url: must be an http\(s\) URL$"):
         build_source(_policy("victoria:8428").metrics, World())
+
+
+def test_the_sources_params_reach_victoria_metrics(victoria: Victoria) -> None:
+    """What carries deny_partial_response carries any parameter: VictoriaMetrics'
+    extra_label filter, sent with every query, leaves another job's demand out."""
+    t = _grid_hour()
+    victoria.load("shop_qps", {"job": "shop"}, t.tolist(), [5.0] * t.size)
+    source = build_source(_policy(victoria.url, "sum(shop_qps)").metrics, World())
+    assert isinstance(source, PrometheusSource)
+    elsewhere = replace(source, params={**source.params, "extra_label": "job=other"})
+    for reader in (source, elsewhere):
+        series = reader.range(Metric.QPS, float(t[0]), float(t[-1]), STEP)
+        if reader is source:
+            assert not isinstance(series, Unavailable) and series.v.tolist() == [5.0] * t.size
+        else:
+            assert isinstance(series, Unavailable) and "no series" in series.reason
