@@ -12,7 +12,6 @@ chart both draw is ``cli/chart.py``.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ import typer
 from headroom.cli._common import (
     EXIT_INPUT,
     duration_option,
-    errors_to_exit,
     fail,
+    with_options,
 )
 from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.calendar import read_calendar
@@ -334,15 +333,10 @@ class Shown:
     chart: Path | None
 
 
-_KW = inspect.Parameter.KEYWORD_ONLY
 _LOADED = (
     "from_cluster", "kubeconfig", "context", "namespace", "history", "calendar", "policy",
     "at", "horizon", "step", "tz",
 )  # fmt: skip
-
-
-def _options(*options: tuple[str, Any, Any]) -> list[inspect.Parameter]:
-    return [inspect.Parameter(name, _KW, default=d, annotation=a) for name, a, d in options]
 
 
 def input_command(
@@ -355,34 +349,23 @@ def input_command(
     command that needs ``--policy`` (or ``--from-cluster``) says so before reading."""
     policy_opt = Annotated[Path | None, typer.Option("--policy", help=policy_help)]
 
-    def wrap(body: Callable[..., None]) -> Callable[..., None]:
-        own = list(inspect.signature(body, eval_str=True).parameters.values())[2:]
-        params = (
-            _options(
-                ("history", HistoryOpt, None), ("policy", policy_opt, None),
-                ("calendar", CalendarOpt, None), ("at", AtOpt, None),
-                ("horizon", HorizonOpt, None), ("step", StepOpt, None),
-                ("target", TargetOpt, None),
-            )
-            + [p.replace(kind=_KW) for p in own]
-            + _options(
-                ("as_json", JsonOpt, False), ("chart", ChartOpt, None), ("tz", TzOpt, None),
-                ("from_cluster", FromClusterOpt, None), ("kubeconfig", KubeconfigOpt, None),
-                ("context", ContextOpt, None), ("namespace", NamespaceOpt, None),
-            )
-        )  # fmt: skip
+    def make(values: dict[str, Any]) -> tuple[Inputs, Shown]:
+        if policy_required and values["from_cluster"] is values["policy"] is None:
+            fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
+        inputs = load_inputs(**{name: values[name] for name in _LOADED})
+        return inputs, Shown(values["target"], values["as_json"], values["chart"])
 
-        def command(**options: Any) -> None:
-            with errors_to_exit():
-                if policy_required and options["from_cluster"] is options["policy"] is None:
-                    fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
-                inputs = load_inputs(**{name: options[name] for name in _LOADED})
-                shown = Shown(options["target"], options["as_json"], options["chart"])
-                body(inputs, shown, **{p.name: options[p.name] for p in own})
-
-        setattr(command, "__signature__", inspect.Signature(params))  # noqa: B010 - typer reads it
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        command.__name__, command.__doc__ = body.__name__, body.__doc__
-        return command
-
-    return wrap
+    return with_options(
+        before=[
+            ("history", HistoryOpt, None), ("policy", policy_opt, None),
+            ("calendar", CalendarOpt, None), ("at", AtOpt, None), ("horizon", HorizonOpt, None),
+            ("step", StepOpt, None), ("target", TargetOpt, None),
+        ],
+        after=[
+            ("as_json", JsonOpt, False), ("chart", ChartOpt, None), ("tz", TzOpt, None),
+            ("from_cluster", FromClusterOpt, None), ("kubeconfig", KubeconfigOpt, None),
+            ("context", ContextOpt, None), ("namespace", NamespaceOpt, None),
+        ],
+        takes=2,
+        make=make,
+    )  # fmt: skip
