@@ -4,6 +4,7 @@ registries say, and follow a new row."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -49,3 +50,16 @@ def test_a_new_row_reaches_the_schema_the_chart_and_the_docs(
     )
     docs = registry_files.generated()[registry_files.DOCS / "adding-a-target.md"]
     assert "| `WidgetSet` | a widget (`widget.py`) |" in docs
+
+
+def test_a_new_sink_reaches_the_schema_and_the_charts_values_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from headroom.controller.alerts.config import SINKS
+
+    teams = replace(SINKS["webhook"], doc="`url` (`teams.py`: a Teams workflow)")
+    monkeypatch.setattr(registry_files, "SINKS", {**SINKS, "teams": teams})
+    assert '    TEAMS = "teams"\n' in registry_files.plugins_py()
+    schema = json.loads(registry_files.values_schema())
+    sink = schema["properties"]["alerts"]["properties"]["sinks"]["additionalProperties"]
+    assert sink["properties"]["type"]["enum"] == [*SINKS, "teams"]

@@ -13,6 +13,7 @@ This module writes what is derived from them:
   and so the CRD's enums and pattern (``make crds`` runs after this);
 - ``charts/headroom/templates/rbac/_target_rules.tpl``: the operator's RBAC rules for
   every target kind (each row's ``rules``), included by the operator Role;
+- the chart's ``values.schema.json``: the sink types ``alerts.sinks.*.type`` takes;
 - the tables between ``<!-- registry:... -->`` markers in ``docs/adding-a-*.md``.
 
     python -m tests.support.registry_files          # rewrite them (make registry)
@@ -39,6 +40,7 @@ from tests.support.chart import CHART_DIR, REPO_ROOT
 
 PLUGINS_PY = REPO_ROOT / "policies" / "plugins.py"
 TARGET_RULES_TPL = CHART_DIR / "templates" / "rbac" / "_target_rules.tpl"
+VALUES_SCHEMA = CHART_DIR / "values.schema.json"
 DOCS = REPO_ROOT / "docs"
 _VERBS = ("get", "list", "watch", "create", "patch", "update", "delete")
 
@@ -174,6 +176,14 @@ def target_rules_tpl() -> str:
     return "\n".join(lines) + "\n"
 
 
+def values_schema() -> str:
+    """``values.schema.json`` with ``alerts.sinks.*.type``'s enum from :data:`SINKS`."""
+    schema = json.loads(VALUES_SCHEMA.read_text())
+    sink = schema["properties"]["alerts"]["properties"]["sinks"]["additionalProperties"]
+    sink["properties"]["type"]["enum"] = list(SINKS)
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
 # -- the docs' tables ----------------------------------------------------------------------
 
 
@@ -218,7 +228,11 @@ def _with_table(text: str, key: str) -> str:
 
 def generated() -> dict[Path, str]:
     """Every generated file and its text."""
-    files = {PLUGINS_PY: plugins_py(), TARGET_RULES_TPL: target_rules_tpl()}
+    files = {
+        PLUGINS_PY: plugins_py(),
+        TARGET_RULES_TPL: target_rules_tpl(),
+        VALUES_SCHEMA: values_schema(),
+    }
     for key, (doc, _, _) in _TABLES.items():
         path = DOCS / doc
         files[path] = _with_table(path.read_text(), key)
