@@ -129,9 +129,9 @@ class TargetKindRow:
     build: TargetBuilder
     rules: RulesFor
     doc: str
-    # The chart grants this kind per install, from the {apiGroup, resource} entries of
-    # this chart value (its objects' group and resource are the user's); None: the
-    # kind's rules do not depend on the target, and the chart grants them always.
+    # The chart grants this kind per install: scale_rules(apiGroup, resource) for each
+    # {apiGroup, resource} entry of this chart value (its objects are the user's kinds);
+    # None: the kind's rules do not depend on the target, and the chart grants them always.
     chart_value: str | None = None
     in_cluster: bool = True  # False: the embedded mode only (no CRD, no RBAC)
 
