@@ -42,11 +42,10 @@ from headroom.controller.targets.registry import (
     TARGETS,
     build_target,
     build_targets,
-    kind_error,
     required_rules,
     targets_for,
 )
-from headroom.controller.world import World
+from headroom.controller.world import World, kind_error
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import DriverState
 from headroom.policies.errors import PolicyError, field_error

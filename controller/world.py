@@ -16,6 +16,7 @@ from headroom.controller.kube import Kube
 from headroom.controller.redis.connection import NodeAddr, RedisAuth
 from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
+from headroom.policies.errors import PolicyError, field_error
 from headroom.policies.policy import Target
 
 if TYPE_CHECKING:  # prometheus.py builds its sources over a World
@@ -39,3 +40,17 @@ class World:
     stale_after: float = 30.0  # Redis INFO: samples older than this are "stale"
     source_timeout: float = 5.0  # Prometheus: the budget of one call, retries included
     access: SourceAccess = UNRESTRICTED  # files and addresses sources may use (operator: few)
+
+    def kube_for(self, target: Target) -> Kube:
+        """The Kubernetes client a target of ``target``'s kind is built over, or a
+        one-line error naming the target."""
+        if self.kube is None:
+            raise kind_error(
+                target, f"{target.kind} needs a Kubernetes cluster (run it with the operator)"
+            )
+        return self.kube
+
+
+def kind_error(target: Target, message: str) -> PolicyError:
+    """A one-line error on the target's ``kind``: ``policy: targets[web].kind: ...``."""
+    return PolicyError(field_error("policy", f"targets[{target.name}].kind", message))

@@ -362,6 +362,12 @@ def promql_source(metrics: Metrics, world: World, url: str, name: str) -> Promet
     )
 
 
+def prometheus_server(metrics: Metrics, world: World) -> PrometheusSource:
+    """The ``prometheus`` row of ``signals/registry.py``: ``metrics.qps.url`` is the base
+    URL, ``query`` the PromQL over the Redis exporter's defaults."""
+    return promql_source(metrics, world, http_url(metrics, world), "prometheus")
+
+
 def unit_pairs(
     source: PrometheusSource, start: float, end: float, step: float
 ) -> tuple[list[float], list[float]] | Unavailable:

@@ -72,7 +72,9 @@ from headroom.controller.signals.redis_samples import (
     quantile99,
     queueing_delays,
 )
-from headroom.policies.errors import TraceError
+from headroom.controller.world import World
+from headroom.policies.errors import PolicyError, TraceError, field_error
+from headroom.policies.policy import Metrics
 from headroom.policies.series import Series
 
 log = logging.getLogger(__name__)
@@ -445,3 +447,48 @@ def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_nan_to_none(v) for v in obj]
     return obj
+
+
+# -- from a policy: the redis row of signals/registry.py ------------------------------------
+
+
+def redis_info(metrics: Metrics, world: World) -> RedisInfoSource:
+    seed, auth = _redis_seed(metrics, world)
+    return RedisInfoSource(
+        seed,
+        connect=default_connect(auth=auth),
+        now=world.now,
+        stale_after=world.stale_after,
+    )
+
+
+def _redis_seed(metrics: Metrics, world: World) -> tuple[str, RedisAuth | None]:
+    """The Redis INFO seed and the password/TLS to read it with."""
+    cluster = metrics.qps.redis_cluster
+    if cluster is not None:
+        if world.redis_cluster is None:
+            raise PolicyError(
+                field_error(
+                    "policy", "metrics.qps.redisCluster", "needs the operator (a RedisCluster)"
+                )
+            )
+        # The address is the cluster's own, never a policy's url: its password goes
+        # nowhere else.
+        addr, auth = world.redis_cluster(cluster)
+        return str(addr), auth
+    seed = metrics.qps.url or world.redis_seed
+    if not seed:
+        raise PolicyError(
+            field_error(
+                "policy", "metrics.qps.url", "is required for source redis (a seed host:port)"
+            )
+        )
+    world.access.address(seed, "metrics.qps.url", "redis")
+    return _strip_scheme(seed, "redis://"), world.redis_auth
+
+
+def _strip_scheme(url: str, *schemes: str) -> str:
+    for scheme in schemes:
+        if url.startswith(scheme):
+            return url[len(scheme) :]
+    return url

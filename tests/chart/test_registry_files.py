@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from headroom.controller.targets import registry as targets
+from headroom.controller.targets.scale_subresource import scale_rules
 from headroom.policies.plugins import SourceKind, TargetKind
 from tests.support import registry_files
 from tests.support.registry_files import stale
@@ -36,7 +37,7 @@ def test_a_new_row_reaches_the_schema_the_chart_and_the_docs(
     sized target, say) gives a schema member, an RBAC rule and a docs line."""
     row = replace(
         targets.TARGETS["Deployment"],
-        rules=lambda _t: targets.scale_rules("example.dev", "widgets"),
+        rules=lambda _t: scale_rules("example.dev", "widgets"),
         doc="a widget (`widget.py`)",
     )
     monkeypatch.setattr(targets, "TARGETS", {**targets.TARGETS, "WidgetSet": row})

@@ -34,7 +34,9 @@ from typing import cast
 
 from headroom.controller.alerts.config import SINKS
 from headroom.controller.signals.registry import SOURCES
-from headroom.controller.targets.registry import TARGETS, Rule, scale_rules
+from headroom.controller.targets.base import Rule
+from headroom.controller.targets.registry import TARGETS
+from headroom.controller.targets.scale_subresource import scale_rules
 from headroom.policies.policy import Target, TargetKind
 from tests.support.chart import CHART_DIR, REPO_ROOT
 
