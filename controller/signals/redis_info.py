@@ -79,14 +79,8 @@ from headroom.controller.signals.redis_samples import (
     queueing_delays,
 )
 from headroom.controller.world import World
-from headroom.policies.errors import (
-    ClusterError,
-    ClusterUnreachable,
-    CommandRefused,
-    PolicyError,
-    TraceError,
-    field_error,
-)
+from headroom.policies import errors
+from headroom.policies.errors import PolicyError, TraceError, field_error
 from headroom.policies.policy import Metrics
 from headroom.policies.series import Series
 
@@ -195,7 +189,7 @@ class RedisInfoSource:
         return Retrying(
             stop=stop_after_attempt(2),
             wait=wait_fixed(0.05),
-            retry=retry_if_exception_type(ClusterUnreachable),
+            retry=retry_if_exception_type(errors.ClusterUnreachable),
             reraise=True,
         )
 
@@ -206,12 +200,12 @@ class RedisInfoSource:
         for addr in candidates:
             try:
                 raw = cmd(self._client(addr), "CLUSTER", "NODES")
-            except CommandRefused as err:
+            except errors.CommandRefused as err:
                 if "cluster support disabled" in str(err):
                     return [(addr, addr, "master")]
                 last_error = f"{addr}: {err}"
                 continue
-            except ClusterError as err:
+            except errors.ClusterError as err:
                 last_error = f"{addr}: {err}"
                 continue
             text = raw if isinstance(raw, str) else raw.decode() if isinstance(raw, bytes) else ""
@@ -219,7 +213,7 @@ class RedisInfoSource:
             if nodes:
                 self._known = nodes
                 return nodes
-        raise ClusterUnreachable(last_error)
+        raise errors.ClusterUnreachable(last_error)
 
     def _probe(self, client: Client) -> list[Probe]:
         probes = []
@@ -237,10 +231,8 @@ class RedisInfoSource:
         for attempt in self._retrying():
             with attempt:
                 fresh = self._probe(client)
-                info = cmd(
-                    client, "INFO",
-                    "server", "stats", "memory", "cpu", "keyspace", "latencystats", "commandstats",
-                )  # fmt: skip
+                info = cmd(client, "INFO", "server", "stats", "memory", "cpu", "keyspace",
+                           "latencystats", "commandstats")  # fmt: skip
         mono = time.monotonic()
         commands = demand_calls(info)
         cpu = info_number(info, "used_cpu_sys") + info_number(info, "used_cpu_user")
@@ -300,7 +292,7 @@ class RedisInfoSource:
         at = self._now()
         try:
             topology = self.topology()
-        except ClusterError as err:
+        except errors.ClusterError as err:
             return Unavailable(self.name, f"cluster topology unreadable: {err}", at)
         nodes: list[NodeSample] = []
         missing: dict[str, str] = {}
@@ -308,7 +300,7 @@ class RedisInfoSource:
         for node_id, addr, role in topology:
             try:
                 nodes.append(self._sample_node(node_id, addr, role, at, tick))
-            except ClusterError as err:
+            except errors.ClusterError as err:
                 missing[addr] = str(err) or type(err).__name__
                 self._clients.pop(addr, None)
                 self._rates.forget(node_id)  # a missed look: its next delta spans a gap
