@@ -215,8 +215,8 @@ class Reactive(_Model):
 
 class Forecasting(_Model):
     quantile: float = Field(0.9, gt=0, lt=1)  # provision for this forecast quantile
-    # The quantile of an event's uncertain size within that band (None: ``quantile``): a
-    # lower one spends less on the size of events than on the minute-to-minute noise.
+    # The quantile of an event's learned size its pre-scale buys (None: ``quantile``):
+    # the knob trading unit-hours before event starts for minutes at them.
     event_quantile: float | None = Field(0.6, gt=0, lt=1)
     history: Duration = Field(28 * 86400.0, gt=0)  # how much history to learn from
     horizon: Duration = Field(24 * 3600.0, gt=0, le=MAX_HORIZON)
