@@ -392,7 +392,7 @@ def simulate_command(
         bool,
         typer.Option(
             "--frontier",
-            help="Sweep the HPA's target utilisation and Headroom's quantile and utilisation; "
+            help="Sweep the HPA's target utilisation and Headroom's event quantile and utilisation; "
             "print both cost/shortfall curves and Headroom's minutes at the HPA's unit-hours.",
         ),
     ] = False,
