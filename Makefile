@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # two workers keep it under 15 minutes on 2 cores. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: all demo test test-fast lint unit bench venv sysdeps sysdeps-redis clean crds image sysdeps-image \
+.PHONY: all demo test test-fast lint unit bench venv sysdeps sysdeps-redis clean crds registry image sysdeps-image \
 	playground sysdeps-playground
 
 all: test
@@ -57,8 +57,16 @@ bench: sysdeps venv
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
 
-# The chart's CapacityPolicy and DemandEvent CRDs are generated from the pydantic models.
-crds: venv
+# Generated from the plug-in registries (controller/targets/registry.py TARGETS,
+# controller/signals/registry.py SOURCES, controller/alerts/config.py SINKS): the policy
+# schema's names (policies/plugins.py), the chart's target RBAC rules
+# (templates/rbac/_target_rules.tpl) and the docs' tables (docs/adding-a-*.md).
+registry: venv
+	$(PY) -m tests.support.registry_files
+
+# The chart's CapacityPolicy and DemandEvent CRDs are generated from the pydantic models,
+# whose plug-in names come from the registries: `make crds` regenerates both.
+crds: registry
 	$(PY) -m tests.support.crd_templates
 
 # The operator image (Containerfile) built with podman on a Debian base made by mmdebstrap:

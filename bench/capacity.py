@@ -41,11 +41,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `tests.support` and `benc
 from rich.progress import Progress  # noqa: E402
 
 from bench._report import write_section  # noqa: E402
-from headroom.controller.signals.redis_info import (  # noqa: E402
-    NodeSample,
-    RedisInfoSource,
-    unit_pairs,
-)
+from headroom.controller.signals.redis_info import RedisInfoSource  # noqa: E402
+from headroom.controller.signals.redis_samples import NodeSample, unit_pairs  # noqa: E402
 from headroom.policies.capacity_learning import CapacityEstimate, learn_capacity  # noqa: E402
 from tests.support.procs import free_port, kill_group, spawn, wait_until  # noqa: E402
 

@@ -6,10 +6,11 @@ becomes one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -155,3 +156,50 @@ def duration_option(value: str, option: str) -> float:
         return parse_duration(value)
     except ValueError as err:
         fail(f"{option}: {err}", EXIT_INPUT)
+
+
+# -- commands that share options -----------------------------------------------------------
+
+Option = tuple[str, Any, Any]  # (parameter name, Annotated[type, typer.Option(...)], default)
+REQUIRED_OPTION = inspect.Parameter.empty  # an Option's default when it has none
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+def _parameters(options: Sequence[Option]) -> list[inspect.Parameter]:
+    return [inspect.Parameter(name, _KEYWORD, default=d, annotation=a) for name, a, d in options]
+
+
+def with_options(
+    *,
+    before: Sequence[Option] = (),
+    after: Sequence[Option] = (),
+    takes: int,
+    make: Callable[[dict[str, Any]], tuple[Any, ...]],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A typer command over options several commands share, written once.
+
+    The command's options are ``before``, then the body's own (its parameters after the
+    first ``takes``), then ``after``. Inside :func:`errors_to_exit`, ``make`` turns the
+    shared options' values into the body's first ``takes`` arguments (a connection, the
+    loaded inputs), and the body runs with them and its own options."""
+    shared = [*before, *after]
+
+    def wrap(body: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(body, eval_str=True).parameters.values())[takes:]
+        params = [
+            *_parameters(before),
+            *(p.replace(kind=_KEYWORD) for p in own),
+            *_parameters(after),
+        ]
+
+        def command(**values: Any) -> None:
+            with errors_to_exit():
+                made = make({name: values[name] for name, _, _ in shared})
+                body(*made, **{p.name: values[p.name] for p in own})
+
+        setattr(command, "__signature__", inspect.Signature(params))  # noqa: B010 - typer reads it
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__name__, command.__doc__ = body.__name__, body.__doc__
+        return command
+
+    return wrap

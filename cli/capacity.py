@@ -29,7 +29,7 @@ from headroom.cli._common import (
 )
 from headroom.controller.files import POLICY_MAX_BYTES, read_bounded
 from headroom.controller.signals import prometheus as prom
-from headroom.controller.signals import redis_info
+from headroom.controller.signals import redis_info, redis_samples
 from headroom.controller.signals.base import Metric, Unavailable
 from headroom.policies.capacity_learning import CapacityEstimate, learn_capacity
 from headroom.policies.errors import PolicyError
@@ -143,7 +143,7 @@ def learn(
                     info.stop()
             elif not path.exists():
                 fail(f"{path}: no Redis INFO history; pass --sample-seconds or --history")
-            pairs = redis_info.unit_pairs(info.node_samples())
+            pairs = redis_samples.unit_pairs(info.node_samples())
             source_desc = f"redis INFO history {path}"
         estimate = learn_capacity(pairs[0], pairs[1], slo_ms / 1000.0, declared=declared)
         if chart is not None:

@@ -1,5 +1,5 @@
-"""What ``headroom forecast`` and ``headroom plan`` share: their options, and their inputs
-read as the operator reads them.
+"""What ``headroom forecast`` and ``headroom plan`` share: their options
+(:func:`input_command`), and their inputs read as the operator reads them.
 
 The history, the calendar and the policy come from files, or with ``--from-cluster``
 from the CapacityPolicy, its own metrics source and the namespace's DemandEvents; the
@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -25,7 +25,9 @@ from headroom.cli._common import (
     EXIT_INPUT,
     duration_option,
     fail,
+    with_options,
 )
+from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
@@ -320,3 +322,50 @@ def load_inputs(
         files = {"--history": history, "--policy": policy, "--calendar": calendar}
         return _load_from_cluster(where, files, at, horizon, step, tz)
     return _load(history, calendar, policy, at, horizon, step, tz)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a command over the inputs shows: ``--target``, ``--json``, ``--chart``."""
+
+    target: str | None
+    as_json: bool
+    chart: Path | None
+
+
+_LOADED = (
+    "from_cluster", "kubeconfig", "context", "namespace", "history", "calendar", "policy",
+    "at", "horizon", "step", "tz",
+)  # fmt: skip
+
+
+def input_command(
+    policy_help: str, *, policy_required: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A typer command over the inputs (files, or ``--from-cluster``): the options
+    ``forecast`` and ``plan`` share, the inputs loaded once, and then
+    ``body(inputs, shown, **own)``, where ``own`` are the options ``body`` declares after
+    its first two parameters (``plan``'s ``--current-units``). ``policy_required``: a
+    command that needs ``--policy`` (or ``--from-cluster``) says so before reading."""
+    policy_opt = Annotated[Path | None, typer.Option("--policy", help=policy_help)]
+
+    def make(values: dict[str, Any]) -> tuple[Inputs, Shown]:
+        if policy_required and values["from_cluster"] is values["policy"] is None:
+            fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
+        inputs = load_inputs(**{name: values[name] for name in _LOADED})
+        return inputs, Shown(values["target"], values["as_json"], values["chart"])
+
+    return with_options(
+        before=[
+            ("history", HistoryOpt, None), ("policy", policy_opt, None),
+            ("calendar", CalendarOpt, None), ("at", AtOpt, None), ("horizon", HorizonOpt, None),
+            ("step", StepOpt, None), ("target", TargetOpt, None),
+        ],
+        after=[
+            ("as_json", JsonOpt, False), ("chart", ChartOpt, None), ("tz", TzOpt, None),
+            ("from_cluster", FromClusterOpt, None), ("kubeconfig", KubeconfigOpt, None),
+            ("context", ContextOpt, None), ("namespace", NamespaceOpt, None),
+        ],
+        takes=2,
+        make=make,
+    )  # fmt: skip

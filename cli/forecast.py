@@ -4,8 +4,7 @@ operator's driver fits it, as a table, ``--json`` or a ``--chart``."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import typer
@@ -15,29 +14,18 @@ from headroom.cli._common import (
     EXIT_INPUT,
     console,
     count,
-    errors_to_exit,
     fail,
     print_json,
 )
-from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.chart import write_chart
 from headroom.cli.engine import (
     LEVELS,
     MAX_TABLE_ROWS,
-    AtOpt,
-    CalendarOpt,
-    ChartOpt,
-    FromClusterOpt,
-    HistoryOpt,
-    HorizonOpt,
     Inputs,
-    JsonOpt,
-    StepOpt,
-    TargetOpt,
-    TzOpt,
+    Shown,
     clock_text,
     forecast_at,
-    load_inputs,
+    input_command,
     select_targets,
 )
 from headroom.policies.calendar import DemandEvent
@@ -140,47 +128,25 @@ def _print_forecast(model: HeadroomForecaster, fc: Forecast, inputs: Inputs) -> 
     )
 
 
-def forecast_command(
-    history: HistoryOpt = None,
-    calendar: CalendarOpt = None,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy (forecast settings, event selector).")
-    ] = None,
-    at: AtOpt = None,
-    horizon: HorizonOpt = None,
-    step: StepOpt = None,
-    target: TargetOpt = None,
-    as_json: JsonOpt = False,
-    chart: ChartOpt = None,
-    tz: TzOpt = None,
-    from_cluster: FromClusterOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-    namespace: NamespaceOpt = None,
-) -> None:
+@input_command("Policy (forecast settings, event selector).")
+def forecast_command(inputs: Inputs, shown: Shown) -> None:
     """Forecast demand (p50/p90/p99) from history and the calendar's events."""
-    with errors_to_exit():
-        inputs = load_inputs(
-            from_cluster=from_cluster, kubeconfig=kubeconfig, context=context,
-            namespace=namespace, history=history, calendar=calendar, policy=policy, at=at,
-            horizon=horizon, step=step, tz=tz,
-        )  # fmt: skip
-        if target is not None:  # one forecast serves every target of a policy
-            if inputs.spec is None:
-                fail("--target needs --policy", EXIT_INPUT)
-            select_targets(inputs.spec, target)
-        model, fc = forecast_at(inputs)
-        if chart is not None:
-            write_chart(chart, inputs, fc, list(model.calendar.events))
-        if as_json:
-            doc = _forecast_json(model, fc, inputs)
-            if chart is not None:
-                doc["chart"] = str(chart)
-            print_json(doc)
-            return
-        _print_forecast(model, fc, inputs)
-        if chart is not None:
-            console.print(f"Wrote chart {chart}")
+    if shown.target is not None:  # one forecast serves every target of a policy
+        if inputs.spec is None:
+            fail("--target needs --policy", EXIT_INPUT)
+        select_targets(inputs.spec, shown.target)
+    model, fc = forecast_at(inputs)
+    if shown.chart is not None:
+        write_chart(shown.chart, inputs, fc, list(model.calendar.events))
+    if shown.as_json:
+        doc = _forecast_json(model, fc, inputs)
+        if shown.chart is not None:
+            doc["chart"] = str(shown.chart)
+        print_json(doc)
+        return
+    _print_forecast(model, fc, inputs)
+    if shown.chart is not None:
+        console.print(f"Wrote chart {shown.chart}")
 
 
 def register(app: typer.Typer) -> None:

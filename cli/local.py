@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from headroom.cli._common import console, count, err_console, errors_to_exit, print_json
+from headroom.cli._progress import slots_bar
 from headroom.controller.provisioning.local import (
     BUS_PORT_OFFSET,
     DEFAULT_BASE_PORT,
@@ -35,7 +27,6 @@ from headroom.controller.provisioning.local import (
     LocalProvisioner,
     port_in_use,
 )
-from headroom.controller.redis.resharder import ReshardProgress
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.policies.errors import InputError
 
@@ -95,7 +86,7 @@ def up(
                 scaler = ClusterScaler(
                     provisioner, replicas_per_master=replicas, auth=provisioner.auth
                 )
-                with _progress(json_out) as show:
+                with slots_bar(not json_out and err_console.is_terminal, err_console) as show:
                     scaler.on_phase = show.phase
                     scaler.scale_masters(masters)
                 status = scaler.status()
@@ -124,7 +115,7 @@ def scale(
             keep = replicas if replicas is not None else (spec.replicas if spec else 0)
             provisioner.set_spec(LocalClusterSpec(masters, keep))
             scaler = ClusterScaler(provisioner, replicas_per_master=keep, auth=provisioner.auth)
-            with _progress(json_out) as show:
+            with slots_bar(not json_out and err_console.is_terminal, err_console) as show:
                 scaler.on_phase = show.phase
                 report = scaler.scale_masters(masters, progress=show.update)
             status = scaler.status()
@@ -187,64 +178,6 @@ def _check_shape(masters: int, replicas: int) -> None:
         raise InputError(f"--masters must be at least 1, got {masters}")
     if replicas < 0:
         raise InputError(f"--replicas must be 0 or more, got {replicas}")
-
-
-class _Bar:
-    """Phase text and a slots bar (keys and bytes alongside) fed by the scaler."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
-        self.task: TaskID | None = None
-
-    def phase(self, text: str) -> None:
-        if self.progress is None:
-            return
-        if self.task is None:
-            self.task = self.progress.add_task(text, total=None, keys=0, mb=0.0)
-        else:
-            self.progress.update(self.task, description=text)
-
-    def update(self, progress: ReshardProgress) -> None:
-        p = progress
-        if self.progress is None:
-            return
-        if self.task is None:
-            self.phase("migrating slots")
-        assert self.task is not None
-        self.progress.update(
-            self.task,
-            total=max(p.slots_total, 1),
-            completed=p.slots_done,
-            keys=p.keys_moved,
-            mb=p.bytes_moved / 1e6,
-        )
-
-
-class _progress:  # noqa: N801 - used like a function: `with _progress(json) as show`
-    def __init__(self, json_out: bool) -> None:
-        quiet = json_out or not err_console.is_terminal
-        self.progress = (
-            None
-            if quiet
-            else Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("slots  {task.fields[keys]} keys  {task.fields[mb]:.1f} MB"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-            )
-        )
-
-    def __enter__(self) -> _Bar:
-        if self.progress is not None:
-            self.progress.start()
-        return _Bar(self.progress)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def _status_json(provisioner: LocalProvisioner, status: ClusterStatus) -> dict[str, Any]:

@@ -3,7 +3,6 @@ the same inputs (files or ``--from-cluster``), as a table, ``--json`` or a ``--c
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,27 +11,16 @@ from rich.table import Table
 from headroom.cli._common import (
     EXIT_INPUT,
     console,
-    errors_to_exit,
     fail,
     print_json,
 )
-from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
 from headroom.cli.chart import write_chart
 from headroom.cli.engine import (
-    AtOpt,
-    CalendarOpt,
-    ChartOpt,
-    FromClusterOpt,
-    HistoryOpt,
-    HorizonOpt,
     Inputs,
-    JsonOpt,
-    StepOpt,
-    TargetOpt,
-    TzOpt,
+    Shown,
     clock_text,
     forecast_at,
-    load_inputs,
+    input_command,
     select_targets,
 )
 from headroom.controller import preview
@@ -71,17 +59,10 @@ def _plan_json(plan: Plan, target: Target, current: int, inputs: Inputs) -> dict
     }
 
 
+@input_command("Capacity policy (YAML; or use --from-cluster).", policy_required=True)
 def plan_command(
-    history: HistoryOpt = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option("--policy", help="Capacity policy (YAML; or use --from-cluster)."),
-    ] = None,
-    calendar: CalendarOpt = None,
-    at: AtOpt = None,
-    horizon: HorizonOpt = None,
-    step: StepOpt = None,
-    target: TargetOpt = None,
+    inputs: Inputs,
+    shown: Shown,
     current_units: Annotated[
         int | None,
         typer.Option(
@@ -91,81 +72,64 @@ def plan_command(
             help="Units running now (default: minUnits; --from-cluster: what the targets run).",
         ),
     ] = None,
-    as_json: JsonOpt = False,
-    chart: ChartOpt = None,
-    tz: TzOpt = None,
-    from_cluster: FromClusterOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-    namespace: NamespaceOpt = None,
 ) -> None:
     """Plan capacity per target: when to scale to how many units, and why."""
-    with errors_to_exit():
-        if from_cluster is None and policy is None:
-            fail("--policy: is required (or --from-cluster NAME)", EXIT_INPUT)
-        inputs = load_inputs(
-            from_cluster=from_cluster, kubeconfig=kubeconfig, context=context,
-            namespace=namespace, history=history, calendar=calendar, policy=policy, at=at,
-            horizon=horizon, step=step, tz=tz,
-        )  # fmt: skip
-        assert inputs.spec is not None
-        spec = inputs.spec
-        chosen = select_targets(spec, target)
-        units = {
-            t.name: inputs.running.get(t.name, t.min_units)
-            if current_units is None
-            else current_units
-            for t in spec.targets
+    assert inputs.spec is not None
+    spec = inputs.spec
+    chosen = select_targets(spec, shown.target)
+    units = {
+        t.name: inputs.running.get(t.name, t.min_units) if current_units is None else current_units
+        for t in spec.targets
+    }
+    report = preview.plan_pass(
+        spec, inputs.history, inputs.calendar, at=inputs.at, units=units,
+        state=inputs.state, step=inputs.step,
+    )  # fmt: skip
+    by_name = {r.name: r for r in report.targets}
+    results: list[tuple[Target, int, Plan]] = []
+    for tgt in chosen:
+        plan = by_name[tgt.name].plan
+        if plan is None:  # only when the pass read no demand (checked above)
+            fail(f"{tgt.name}: no plan: {report.conditions[0].message}", EXIT_INPUT)
+        results.append((tgt, units[tgt.name], plan))
+    if shown.chart is not None:
+        model, fc = forecast_at(inputs)
+        tgt, _, plan = results[0]
+        write_chart(shown.chart, inputs, fc, list(model.calendar.events), plan, tgt)
+    if shown.as_json:
+        doc: dict[str, Any] = {
+            "policy": spec.name,
+            "at": local_iso(inputs.at, inputs.tz),
+            "horizon_seconds": inputs.horizon,
+            "quantile": spec.forecast.quantile,
+            "targets": [_plan_json(p, t, c, inputs) for t, c, p in results],
         }
-        report = preview.plan_pass(
-            spec, inputs.history, inputs.calendar, at=inputs.at, units=units,
-            state=inputs.state, step=inputs.step,
-        )  # fmt: skip
-        by_name = {r.name: r for r in report.targets}
-        results: list[tuple[Target, int, Plan]] = []
-        for tgt in chosen:
-            plan = by_name[tgt.name].plan
-            if plan is None:  # only when the pass read no demand (checked above)
-                fail(f"{tgt.name}: no plan: {report.conditions[0].message}", EXIT_INPUT)
-            results.append((tgt, units[tgt.name], plan))
-        if chart is not None:
-            model, fc = forecast_at(inputs)
-            tgt, _, plan = results[0]
-            write_chart(chart, inputs, fc, list(model.calendar.events), plan, tgt)
-        if as_json:
-            doc: dict[str, Any] = {
-                "policy": spec.name,
-                "at": local_iso(inputs.at, inputs.tz),
-                "horizon_seconds": inputs.horizon,
-                "quantile": spec.forecast.quantile,
-                "targets": [_plan_json(p, t, c, inputs) for t, c, p in results],
-            }
-            if chart is not None:
-                doc["chart"] = str(chart)
-            print_json(doc)
-            return
-        for tgt, current, plan in results:
-            noun = unit_noun(tgt)
-            table = Table(
-                title=f"Plan for {plan.target} ({tgt.kind.value}): {current} {noun} now, "
-                f"peak {int(plan.units.max())} {noun}" + (" [capped]" if plan.capped else "")
+        if shown.chart is not None:
+            doc["chart"] = str(shown.chart)
+        print_json(doc)
+        return
+    for tgt, current, plan in results:
+        noun = unit_noun(tgt)
+        table = Table(
+            title=f"Plan for {plan.target} ({tgt.kind.value}): {current} {noun} now, "
+            f"peak {int(plan.units.max())} {noun}" + (" [capped]" if plan.capped else "")
+        )
+        for col in ("order at", "ready by", "units", "reason"):
+            table.add_column(col)
+        for a in plan.actions:
+            table.add_row(
+                clock_text(a.at, inputs.tz),
+                clock_text(a.ready_by, inputs.tz),
+                f"{a.from_units}→{a.to_units}",
+                a.reason,
             )
-            for col in ("order at", "ready by", "units", "reason"):
-                table.add_column(col)
-            for a in plan.actions:
-                table.add_row(
-                    clock_text(a.at, inputs.tz),
-                    clock_text(a.ready_by, inputs.tz),
-                    f"{a.from_units}→{a.to_units}",
-                    a.reason,
-                )
-            if not plan.actions:
-                table.add_row("-", "-", f"{current}", "no change needed in the horizon")
-            console.print(table)
-            for note in plan.notes:
-                console.print(f"note: {note}")
-        if chart is not None:
-            console.print(f"Wrote chart {chart}")
+        if not plan.actions:
+            table.add_row("-", "-", f"{current}", "no change needed in the horizon")
+        console.print(table)
+        for note in plan.notes:
+            console.print(f"note: {note}")
+    if shown.chart is not None:
+        console.print(f"Wrote chart {shown.chart}")
 
 
 def register(app: typer.Typer) -> None:

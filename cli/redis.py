@@ -9,31 +9,24 @@ on a terminal, and turns errors into one stderr line and a non-zero exit.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from headroom.cli._common import console, count, errors_to_exit, fail, print_json
+from headroom.cli._common import (
+    REQUIRED_OPTION,
+    console,
+    count,
+    fail,
+    print_json,
+    with_options,
+)
+from headroom.cli._progress import SlotsBar, slots_bar
 from headroom.controller.redis.connection import RedisAuth, make_connect, password_from_env
 from headroom.controller.redis.migrate import MigrateOptions
-from headroom.controller.redis.resharder import (
-    CLIENT_NAME,
-    Resharder,
-    ReshardProgress,
-    ReshardReport,
-)
+from headroom.controller.redis.resharder import CLIENT_NAME, Resharder, ReshardReport
 from headroom.controller.redis.slotplan import SlotPlan
 from headroom.controller.redis.topology import Topology
 from headroom.policies.errors import InputError
@@ -76,64 +69,45 @@ def _password(var: str) -> str | None:
     return password
 
 
-def _resharder(
-    seed: str,
-    user: str | None,
-    password_env: str,
-    tls: bool,
-    tls_ca: str | None,
-    tls_cert: str | None,
-    tls_key: str | None,
-    tls_insecure: bool,
-    progress: Progress | None = None,
-) -> Resharder:
-    crash = os.environ.get(CRASH_ENV)
-    password = _password(password_env)
+@dataclass(frozen=True)
+class Link:
+    """How a command reaches the cluster: its seed and the AUTH/ACL and TLS options."""
+
+    seed: str
+    auth: RedisAuth
+
+    def resharder(self, bar: SlotsBar | None = None) -> Resharder:
+        """The Resharder over the seed (feeding ``bar`` when it is shown)."""
+        crash = os.environ.get(CRASH_ENV)
+        return Resharder(
+            self.seed,
+            connect=make_connect(self.auth, client_name=CLIENT_NAME),
+            progress=bar.update if bar is not None and bar.shown else None,
+            options=MigrateOptions(username=self.auth.username, password=self.auth.password),
+            crash_after_keys=int(crash) if crash else None,
+        )
+
+
+def _link(values: dict[str, Any]) -> tuple[Link, bool]:
     auth = RedisAuth(
-        username=user, password=password, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
-        tls_key=tls_key, tls_insecure=tls_insecure,
+        username=values["user"], password=_password(values["password_env"]),
+        tls=values["tls"], tls_ca=values["tls_ca"], tls_cert=values["tls_cert"],
+        tls_key=values["tls_key"], tls_insecure=values["tls_insecure"],
     )  # fmt: skip
-    connect = make_connect(auth, client_name=CLIENT_NAME)
-    task: list[TaskID] = []
-
-    def listener(p: ReshardProgress) -> None:
-        assert progress is not None
-        if not task:
-            task.append(
-                progress.add_task("moving", total=p.slots_total, keys=0, mb=0.0, current="")
-            )
-        progress.update(
-            task[0], completed=p.slots_done, total=p.slots_total,
-            keys=p.keys_moved, mb=p.bytes_moved / 1e6, current=p.current,
-        )  # fmt: skip
-
-    return Resharder(
-        seed,
-        connect=connect,
-        progress=listener if progress is not None else None,
-        options=MigrateOptions(username=user, password=password),
-        crash_after_keys=int(crash) if crash else None,
-    )
+    return Link(values["seed"], auth), values["as_json"]
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress | None]:
-    if not enabled:
-        yield None
-        return
-    bar = Progress(
-        TextColumn("[bold]slots"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("keys {task.fields[keys]:,}  {task.fields[mb]:.1f} MB  {task.fields[current]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-    with bar:
-        yield bar
+# Every command: body(link, as_json, **its own options), the connection options after them.
+cluster_command = with_options(
+    before=[("seed", Seed, REQUIRED_OPTION)],
+    after=[
+        ("as_json", Json, False), ("user", User, None), ("password_env", Password, PASSWORD_ENV),
+        ("tls", Tls, False), ("tls_ca", TlsCa, None), ("tls_cert", TlsCert, None),
+        ("tls_key", TlsKey, None), ("tls_insecure", TlsInsecure, False),
+    ],
+    takes=2,
+    make=_link,
+)  # fmt: skip
 
 
 def _parse_weights(items: list[str]) -> dict[str, float]:
@@ -195,26 +169,23 @@ def _status_table(topo: Topology) -> Table:
 
 
 @app.command()
-def status(
-    seed: Seed, as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
-    tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
-    tls_insecure: TlsInsecure = False,
-) -> None:  # fmt: skip
+@cluster_command
+def status(link: Link, as_json: bool) -> None:
     """Masters, replicas, slots and keys per master, open slots, health."""
-    with errors_to_exit():
-        r = _resharder(seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure)
-        topo = r.topology()
-        if as_json:
-            print_json(topo.to_json())
-            return
-        console.print(_status_table(topo))
-        for problem in topo.problems():
-            console.print(f"[yellow]problem:[/] {problem}")
+    topo = link.resharder().topology()
+    if as_json:
+        print_json(topo.to_json())
+        return
+    console.print(_status_table(topo))
+    for problem in topo.problems():
+        console.print(f"[yellow]problem:[/] {problem}")
 
 
 @app.command()
+@cluster_command
 def rebalance(
-    seed: Seed,
+    link: Link,
+    as_json: bool,
     use_empty_masters: Annotated[
         bool, typer.Option("--use-empty-masters", help="Give slots to masters that own none.")
     ] = False,
@@ -225,37 +196,33 @@ def rebalance(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
-    as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
-    tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
-    tls_insecure: TlsInsecure = False,
-) -> None:  # fmt: skip
+) -> None:
     """Balance slots (weighted) with the fewest moves, migrating keys online."""
-    with errors_to_exit():
-        weights = _parse_weights(weight or []) or None
-        show = console.is_terminal and not as_json and not dry_run
-        with _progress(show) as bar:
-            r = _resharder(
-                seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar
-            )
-            if dry_run:
-                plan = r.plan_rebalance(use_empty_masters=use_empty_masters, weights=weights)
-                balanced = plan.slots == 0
-                if as_json:
-                    print_json({"dry_run": True, "balanced": balanced, "plan": plan.to_json()})
-                elif balanced:
-                    console.print("already balanced: no slot would move", highlight=False)
-                else:
-                    console.print(_plan_table(plan))
-                return
-            report = r.rebalance(
-                use_empty_masters=use_empty_masters, weights=weights, raise_on_error=False
-            )
-        _finish(report, as_json, "rebalanced")
+    weights = _parse_weights(weight or []) or None
+    show = console.is_terminal and not as_json and not dry_run
+    with slots_bar(show, console) as bar:
+        r = link.resharder(bar)
+        if dry_run:
+            plan = r.plan_rebalance(use_empty_masters=use_empty_masters, weights=weights)
+            balanced = plan.slots == 0
+            if as_json:
+                print_json({"dry_run": True, "balanced": balanced, "plan": plan.to_json()})
+            elif balanced:
+                console.print("already balanced: no slot would move", highlight=False)
+            else:
+                console.print(_plan_table(plan))
+            return
+        report = r.rebalance(
+            use_empty_masters=use_empty_masters, weights=weights, raise_on_error=False
+        )
+    _finish(report, as_json, "rebalanced")
 
 
 @app.command()
+@cluster_command
 def drain(
-    seed: Seed,
+    link: Link,
+    as_json: bool,
     node: Annotated[
         list[str],
         typer.Option(
@@ -267,33 +234,21 @@ def drain(
     forget: Annotated[
         bool, typer.Option("--forget", help="Then CLUSTER FORGET it everywhere and reset it.")
     ] = False,
-    as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
-    tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
-    tls_insecure: TlsInsecure = False,
-) -> None:  # fmt: skip
+) -> None:
     """Move every slot off one or more masters; with --forget remove them from the cluster."""
-    with errors_to_exit():
-        with _progress(console.is_terminal and not as_json) as bar:
-            r = _resharder(
-                seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure, bar
-            )
-            report = r.drain(node, forget=forget, raise_on_error=False)
-        _finish(report, as_json, "drained")
+    with slots_bar(console.is_terminal and not as_json, console) as bar:
+        report = link.resharder(bar).drain(node, forget=forget, raise_on_error=False)
+    _finish(report, as_json, "drained")
 
 
 @app.command()
-def fix(
-    seed: Seed, as_json: Json = False, user: User = None, password_env: Password = PASSWORD_ENV,
-    tls: Tls = False, tls_ca: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
-    tls_insecure: TlsInsecure = False,
-) -> None:  # fmt: skip
+@cluster_command
+def fix(link: Link, as_json: bool) -> None:
     """Complete or roll back migrations left open by a crash, cover uncovered slots."""
-    with errors_to_exit():
-        r = _resharder(seed, user, password_env, tls, tls_ca, tls_cert, tls_key, tls_insecure)
-        report = r.fix()
-        if as_json:
-            print_json(report.to_json())
-            return
-        for line in report.repaired:
-            console.print(f"repaired {line}")
-        console.print(f"fixed: {count(len(report.repaired), 'slot')} repaired, cluster ok")
+    report = link.resharder().fix()
+    if as_json:
+        print_json(report.to_json())
+        return
+    for line in report.repaired:
+        console.print(f"repaired {line}")
+    console.print(f"fixed: {count(len(report.repaired), 'slot')} repaired, cluster ok")

@@ -5,313 +5,74 @@ its demand source and history, its latency history, the forecaster (with its tim
 the driver (inside the :class:`~headroom.controller.loop.ControlLoop`), its targets and
 its alert notifier — for every caller: ``headroom demo``, the operator's CapacityPolicy
 controller, ``headroom plan``/``forecast`` (so a plan shows what the operator will do)
-and the benches. Two alphabetical tables (KEDA's scaler factory is the model) map each
-:class:`~headroom.policies.policy.TargetKind` to a :data:`TargetBuilder` and each
-``metrics.qps.source`` to a :data:`SourceBuilder`; adding a target is one file in
-``controller/targets/`` plus one row in :data:`TARGETS` (``docs/adding-a-target.md``).
+and the benches.
 
-Builders get the network passed in through :class:`World` (a Kubernetes client bundle,
-a local cluster scaler, a Prometheus client factory, the clock); they never build
-clients from globals, and a kind whose client the caller did not provide fails with a
-one-line :class:`~headroom.policies.errors.PolicyError` naming the target. The only
-thread started here is a sampling source's (Redis INFO), by :func:`build_runtime`;
-:meth:`Runtime.close` stops it.
+The plug-ins come from their registries, one per kind, each the only list of its kind:
+``controller/targets/registry.py`` (:data:`TARGETS`: each policy target ``kind``),
+``controller/signals/registry.py`` (:data:`SOURCES`: each ``metrics.qps.source``) and
+``controller/alerts/config.py`` (``SINKS``: each alert sink ``type``); the schema's
+names, the chart's RBAC and the docs' tables are generated from them (``make registry``).
+Builders get the network passed in through :class:`~headroom.controller.world.World`
+(a Kubernetes client bundle, a local cluster scaler, a Prometheus client factory, the
+clock). The only thread started here is a sampling source's (Redis INFO), by
+:func:`build_runtime`; :meth:`Runtime.close` stops it.
 
 :func:`check` runs the same lookups without a World (``simulate`` and ``policy
-validate`` use it), and :func:`required_rules` lists the RBAC rules each Kubernetes
-target needs, which the chart must grant (its tests compare).
+validate`` use it).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from headroom.controller.alerts.notifier import AlertNotifier
 from headroom.controller.clock import Clock
 from headroom.controller.history import SourceHistory
-from headroom.controller.kube import GROUP, Kube
 from headroom.controller.loop import ActionSink, ControlLoop, HistoryProvider, NoSink
-from headroom.controller.redis.connection import NodeAddr, RedisAuth
-from headroom.controller.redis.scaler import ClusterScaler
-from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.signals.base import Metric, SignalSource
-from headroom.controller.signals.csv import CsvSource
-from headroom.controller.signals.prometheus import REDIS_EXPORTER, PromClient, PrometheusSource
-from headroom.controller.signals.redis_info import RedisInfoSource, default_connect
+from headroom.controller.signals.registry import (
+    SOURCES,
+    build_source,
+    start_sampling,
+    stop_sampling,
+)
 from headroom.controller.targets.base import ScaleTarget
-from headroom.controller.targets.hpa_floor import HpaFloorTarget
-from headroom.controller.targets.redis_cluster import RedisClusterTarget
-from headroom.controller.targets.redis_scaler import RedisScalerTarget
-from headroom.controller.targets.scale_subresource import ObjectRef, ScaleSubresourceTarget
+from headroom.controller.targets.registry import (
+    TARGETS,
+    build_target,
+    build_targets,
+    required_rules,
+    targets_for,
+)
+from headroom.controller.world import World, kind_error
 from headroom.policies.calendar import Calendar
 from headroom.policies.driver import DriverState
 from headroom.policies.errors import PolicyError, field_error
 from headroom.policies.forecast.base import Forecaster
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.policy import (
-    Forecasting,
-    MetricQuery,
-    Metrics,
-    PolicySpec,
-    Target,
-    TargetKind,
-)
+from headroom.policies.policy import Forecasting, MetricQuery, PolicySpec, Target
 from headroom.policies.series import Series
 
-
-@dataclass(frozen=True)
-class World:
-    """The outside world a policy's parts are built over; every field is optional, and a
-    kind that needs a missing one is refused with a one-line error."""
-
-    kube: Kube | None = None  # Kubernetes targets (the operator)
-    local_scaler: Callable[[Target], ClusterScaler] | None = None  # LocalRedisCluster
-    redis_seed: str | None = None  # Redis INFO seed when metrics.qps.url gives none
-    redis_auth: RedisAuth | None = None  # Redis INFO: the cluster's password/TLS
-    # Redis INFO of metrics.qps.redisCluster: that RedisCluster's address and own
-    # password/TLS, by name (the operator: in the policy's namespace)
-    redis_cluster: Callable[[str], tuple[NodeAddr, RedisAuth]] | None = None
-    prometheus: Callable[[str], PromClient] | None = None  # client per URL (tests pass one)
-    now: Callable[[], float] = field(default=time.time)  # the sources' clock (scaled: demo)
-    stale_after: float = 30.0  # Redis INFO: samples older than this are "stale"
-    source_timeout: float = 5.0  # Prometheus: the budget of one call, retries included
-    access: SourceAccess = UNRESTRICTED  # files and addresses sources may use (operator: few)
-
-
-TargetBuilder = Callable[[Target, World], ScaleTarget]
-SourceBuilder = Callable[[Metrics, World], SignalSource]
-
-
-def _where(target: Target) -> str:
-    return f"targets[{target.name}]"
-
-
-def _kind_error(target: Target, message: str) -> PolicyError:
-    """A one-line error on the target's ``kind``: ``policy: targets[web].kind: ...``."""
-    return PolicyError(field_error("policy", f"{_where(target)}.kind", message))
-
-
-def _need_kube(target: Target, world: World) -> Kube:
-    if world.kube is None:
-        raise _kind_error(
-            target, f"{target.kind} needs a Kubernetes cluster (run it with the operator)"
-        )
-    return world.kube
-
-
-def _deployment(target: Target, world: World) -> ScaleTarget:
-    ref = ObjectRef("apps/v1", "Deployment", target.name, target.namespace)
-    return ScaleSubresourceTarget(_need_kube(target, world), ref)
-
-
-def _hpa(target: Target, world: World) -> ScaleTarget:
-    return HpaFloorTarget(_need_kube(target, world), target.name, target.namespace)
-
-
-def _local_redis(target: Target, world: World) -> ScaleTarget:
-    if world.local_scaler is None:
-        raise _kind_error(
-            target, f"{target.kind} runs in the embedded mode only (headroom demo / local)"
-        )
-    return RedisScalerTarget(world.local_scaler(target), name=target.name)
-
-
-def _redis_cluster(target: Target, world: World) -> ScaleTarget:
-    return RedisClusterTarget(_need_kube(target, world), target.name, target.namespace)
-
-
-def _scale(target: Target, world: World) -> ScaleTarget:
-    # The policy model guarantees both for kind Scale; checked again for a clear message.
-    if not (target.api_version and target.scale_kind):
-        raise PolicyError(
-            field_error("policy", _where(target), "kind Scale needs apiVersion and scaleKind")
-        )
-    ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
-    return ScaleSubresourceTarget(_need_kube(target, world), ref)
-
-
-def _stateful_set(target: Target, world: World) -> ScaleTarget:
-    ref = ObjectRef("apps/v1", "StatefulSet", target.name, target.namespace)
-    return ScaleSubresourceTarget(_need_kube(target, world), ref)
-
-
-# -- RBAC: what the operator needs to size each kind (the chart must grant it) ---------------
-
-Rule = dict[str, Any]
-RulesFor = Callable[[Target], list[Rule]]
-
-
-def _rules(group: str, resource: str, *, write: bool = True) -> list[Rule]:
-    scale_verbs = ["get", "patch"] if write else ["get"]  # exactly the calls the targets make
-    return [
-        {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
-        {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": scale_verbs},
-    ]
-
-
-def _scale_rules(target: Target) -> list[Rule]:
-    if not (target.api_version and target.scale_kind):
-        return []
-    ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
-    return _rules(ref.group, ref.resource)
-
-
-def _hpa_rules(target: Target) -> list[Rule]:
-    # The floor is patched; the scale target (any Deployment or StatefulSet) is only
-    # read, for its ready replicas.
-    return [
-        {
-            "apiGroups": ["autoscaling"],
-            "resources": ["horizontalpodautoscalers"],
-            "verbs": ["get", "patch"],
-        },
-        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
-    ]
-
-
-@dataclass(frozen=True)
-class TargetKindRow:
-    """One target kind: how its actuator is built and the RBAC rules it needs."""
-
-    build: TargetBuilder
-    rules: RulesFor
-
-
-# One row per target kind, alphabetical: adding a kind is one file in controller/targets/
-# and one row here (docs/adding-a-target.md).
-TARGETS: Mapping[TargetKind, TargetKindRow] = {
-    TargetKind.DEPLOYMENT: TargetKindRow(_deployment, lambda _t: _rules("apps", "deployments")),
-    TargetKind.HPA: TargetKindRow(_hpa, _hpa_rules),
-    TargetKind.LOCAL_REDIS: TargetKindRow(_local_redis, lambda _t: []),  # no Kubernetes
-    TargetKind.REDIS_CLUSTER: TargetKindRow(
-        _redis_cluster, lambda _t: _rules(GROUP, "redisclusters")
-    ),
-    TargetKind.SCALE: TargetKindRow(_scale, _scale_rules),
-    TargetKind.STATEFUL_SET: TargetKindRow(
-        _stateful_set, lambda _t: _rules("apps", "statefulsets")
-    ),
-}
-
-
-def build_target(target: Target, world: World) -> ScaleTarget:
-    """The actuator for one policy target."""
-    row = TARGETS.get(target.kind)
-    if row is None:
-        raise _kind_error(target, f"unknown kind {target.kind!r}")
-    return row.build(target, world)
-
-
-def build_targets(spec: PolicySpec, world: World) -> dict[str, ScaleTarget]:
-    """Every target of ``spec``, keyed by the policy's target name (what the loop wants)."""
-    return {target.name: build_target(target, world) for target in spec.targets}
-
-
-def targets_for(kube: Kube, namespace: str, target: Target) -> ScaleTarget:
-    """The operator's builder (``capacitypolicy.TargetsFor``): ``target`` over ``kube``, in
-    the CapacityPolicy's ``namespace`` unless the target names its own."""
-    if "namespace" not in target.model_fields_set:
-        target = target.model_copy(update={"namespace": namespace})
-    return build_target(target, World(kube=kube))
-
-
-# -- signal sources ------------------------------------------------------------------------
-
-
-def _strip_scheme(url: str, *schemes: str) -> str:
-    for scheme in schemes:
-        if url.startswith(scheme):
-            return url[len(scheme) :]
-    return url
-
-
-def _csv(metrics: Metrics, world: World) -> SignalSource:
-    if not metrics.qps.url:
-        raise PolicyError(
-            field_error("policy", "metrics.qps.url", "is required for source csv (a file path)")
-        )
-    path = world.access.file(metrics.qps.url, "metrics.qps.url")
-    return CsvSource(path, now=world.now, quote=world.access.quote)
-
-
-def _prometheus(metrics: Metrics, world: World) -> SignalSource:
-    url = metrics.qps.url
-    if not url:
-        raise PolicyError(
-            field_error("policy", "metrics.qps.url", "is required for source prometheus")
-        )
-    if not url.startswith(("http://", "https://")):
-        raise PolicyError(field_error("policy", "metrics.qps.url", "must be an http(s) URL"))
-    world.access.address(url, "metrics.qps.url", "http")
-    queries: dict[Metric, str] = {}
-    if metrics.qps.query:
-        queries[Metric.QPS] = metrics.qps.query
-    latency = metrics.latency_p99
-    if latency is not None and latency.query and latency.source == "prometheus":
-        queries[Metric.P99_LATENCY] = latency.query
-    query_set = REDIS_EXPORTER.override(queries)
-    if world.prometheus is not None:
-        return PrometheusSource(
-            world.prometheus(url), queries=query_set, timeout=world.source_timeout, now=world.now
-        )
-    return PrometheusSource.connect(
-        url, queries=query_set, timeout=world.source_timeout, now=world.now
-    )
-
-
-def _redis(metrics: Metrics, world: World) -> SignalSource:
-    seed, auth = _redis_seed(metrics, world)
-    return RedisInfoSource(
-        seed,
-        connect=default_connect(auth=auth),
-        now=world.now,
-        stale_after=world.stale_after,
-    )
-
-
-def _redis_seed(metrics: Metrics, world: World) -> tuple[str, RedisAuth | None]:
-    """The Redis INFO seed and the password/TLS to read it with."""
-    cluster = metrics.qps.redis_cluster
-    if cluster is not None:
-        if world.redis_cluster is None:
-            raise PolicyError(
-                field_error(
-                    "policy", "metrics.qps.redisCluster", "needs the operator (a RedisCluster)"
-                )
-            )
-        # The address is the cluster's own, never a policy's url: its password goes
-        # nowhere else.
-        addr, auth = world.redis_cluster(cluster)
-        return str(addr), auth
-    seed = metrics.qps.url or world.redis_seed
-    if not seed:
-        raise PolicyError(
-            field_error(
-                "policy", "metrics.qps.url", "is required for source redis (a seed host:port)"
-            )
-        )
-    world.access.address(seed, "metrics.qps.url", "redis")
-    return _strip_scheme(seed, "redis://"), world.redis_auth
-
-
-# One row per metrics source, alphabetical; the keys are MetricQuery.source's values.
-SOURCES: Mapping[str, SourceBuilder] = {
-    "csv": _csv,
-    "prometheus": _prometheus,
-    "redis": _redis,
-}
-
-
-def build_source(metrics: Metrics, world: World) -> SignalSource:
-    """The demand source of a policy's ``metrics`` (QPS, and p99 where the source has it)."""
-    builder = SOURCES.get(metrics.qps.source)
-    if builder is None:
-        raise PolicyError(
-            field_error("policy", "metrics.qps.source", f"unknown source {metrics.qps.source!r}")
-        )
-    return builder(metrics, world)
+# The registries' entry points, here too: every caller builds through this module.
+__all__ = [
+    "SOURCES",
+    "TARGETS",
+    "Runtime",
+    "World",
+    "build_forecaster",
+    "build_history",
+    "build_latency",
+    "build_runtime",
+    "build_source",
+    "build_target",
+    "build_targets",
+    "check",
+    "required_rules",
+    "start_sampling",
+    "stop_sampling",
+    "targets_for",
+]
 
 
 def build_history(
@@ -335,20 +96,6 @@ def build_latency(spec: PolicySpec, source: SignalSource, *, step: float = 60.0)
     source: what the SLO-breach alert compares with ``slo.latencyP99Ms``. A source that
     does not measure latency answers Unavailable, which the loop reads as "not measured"."""
     return SourceHistory(source, lookback=600.0, step=step, metric=Metric.P99_LATENCY)
-
-
-def start_sampling(source: SignalSource, interval: float) -> bool:
-    """Start a source that samples in the background (Redis INFO); others need nothing.
-    True when it samples (then a gap in its newest sample is a gap now)."""
-    if isinstance(source, RedisInfoSource):
-        source.start(interval=interval)
-        return True
-    return False
-
-
-def stop_sampling(source: SignalSource) -> None:
-    if isinstance(source, RedisInfoSource):
-        source.stop()
 
 
 def build_forecaster(spec: PolicySpec | None, tz: str | None = None) -> HeadroomForecaster:
@@ -446,16 +193,10 @@ def check(spec: PolicySpec) -> None:
     """Raise :class:`PolicyError` if a target kind or source of ``spec`` has no builder."""
     for target in spec.targets:
         if target.kind not in TARGETS:
-            raise _kind_error(target, f"unknown kind {target.kind!r}")
+            raise kind_error(target, f"unknown kind {target.kind!r}")
     query: MetricQuery | None
     for where, query in (("qps", spec.metrics.qps), ("latencyP99", spec.metrics.latency_p99)):
         if query is not None and query.source not in SOURCES:
             raise PolicyError(
                 field_error("policy", f"metrics.{where}.source", f"unknown {query.source!r}")
             )
-
-
-def required_rules(target: Target) -> list[Rule]:
-    """The RBAC rules (Role ``rules`` entries) the operator needs to size ``target``."""
-    row = TARGETS.get(target.kind)
-    return row.rules(target) if row is not None else []

@@ -47,6 +47,7 @@ from pydantic_core import PydanticUndefined
 
 from headroom.policies.calendars._event import EventSpec
 from headroom.policies.errors import HeadroomError
+from headroom.policies.plugins import EMBEDDED_TARGET_KINDS
 from headroom.policies.policy import (
     DURATION_HINT,
     SIZE_HINT,
@@ -329,7 +330,7 @@ def _wire_hint(info: FieldInfo) -> str:
 
 # ---- the two CRDs' spec schemas ------------------------------------------------------
 
-_CLUSTER_KINDS = [k.value for k in TargetKind if k is not TargetKind.LOCAL_REDIS]
+_CLUSTER_KINDS = [k.value for k in TargetKind if k not in EMBEDDED_TARGET_KINDS]
 
 
 def _cluster_kinds(schema: Schema) -> Schema:

@@ -37,6 +37,11 @@ from headroom.policies.bounds import (
     MAX_UNITS,
 )
 from headroom.policies.errors import InputError, PolicyError, excerpt, field_error, must_be
+
+# The plug-in names (generated from the registries by `make registry`), re-exported.
+from headroom.policies.plugins import AlertSinkKind as AlertSinkKind
+from headroom.policies.plugins import SourceKind as SourceKind
+from headroom.policies.plugins import TargetKind as TargetKind
 from headroom.policies.validation import (
     ICS,
     POLICY,
@@ -109,15 +114,6 @@ class _Model(BaseModel):
     )
 
 
-class TargetKind(StrEnum):
-    REDIS_CLUSTER = "RedisCluster"
-    DEPLOYMENT = "Deployment"
-    STATEFUL_SET = "StatefulSet"
-    HPA = "HorizontalPodAutoscaler"
-    SCALE = "Scale"  # any other object with a /scale subresource (apiVersion + kind given)
-    LOCAL_REDIS = "LocalRedisCluster"  # the embedded default (headroom demo / local)
-
-
 class Provisioning(_Model):
     """How long new units take to serve: lead time is computed from this, per action."""
 
@@ -170,7 +166,7 @@ class Target(_Model):
 class MetricQuery(_Model):
     """Where a signal comes from; ``query`` is PromQL for source prometheus."""
 
-    source: str = Field("redis", pattern=r"^(prometheus|redis|csv)$")
+    source: str = Field("redis", pattern=f"^({'|'.join(SourceKind)})$")
     query: str | None = None
     url: str | None = None
     # Source redis, in the operator: read the RedisCluster of this name in the policy's
@@ -310,13 +306,6 @@ class AlertName(StrEnum):
     CAPACITY_CAPPED = "capacityCapped"  # the plan wants more than maxUnits or the budget allows
     SIGNALS_UNAVAILABLE = "signalsUnavailable"  # the demand signal cannot be read
     PLAN_CHANGED = "planChanged"  # the size planned for an imminent event moved a lot
-
-
-class AlertSinkKind(StrEnum):
-    WEBHOOK = "webhook"  # generic JSON, HMAC-signed when the sink has a secret
-    SLACK = "slack"  # incoming webhook, Block Kit
-    PAGERDUTY = "pagerduty"  # Events API v2
-    ALERTMANAGER = "alertmanager"  # POST /api/v2/alerts
 
 
 def _alert_names(value: Any) -> Any:

@@ -110,7 +110,7 @@ def policy_from_resource(obj: Mapping[str, Any]) -> PolicySpec:
         raise PolicyError(field_error(source, where, problem)) from None
     for i, target in enumerate(parsed.targets):
         where = f"spec.targets[{i}:{target.name}]"
-        if target.kind is TargetKind.LOCAL_REDIS:
+        if target.kind is TargetKind.LOCAL_REDIS_CLUSTER:
             raise PolicyError(
                 field_error(
                     source,

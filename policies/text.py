@@ -45,7 +45,7 @@ def compare_qps(left: str, demand: float, op: str, capacity: float, util: float)
 
 def unit_noun(target: Target) -> str:
     """How the units of a target are called: Redis masters, replicas otherwise."""
-    if target.kind in (TargetKind.REDIS_CLUSTER, TargetKind.LOCAL_REDIS):
+    if target.kind in (TargetKind.REDIS_CLUSTER, TargetKind.LOCAL_REDIS_CLUSTER):
         return "masters"
     return "replicas"
 

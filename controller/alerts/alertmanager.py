@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from headroom.controller.alerts.base import Alert, HttpPost, Status, iso, post_checked, urllib_post
+
+if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
+    from headroom.controller.alerts.config import Secret, SinkConfig
 
 
 def alertname(alert: Alert) -> str:
@@ -82,3 +85,14 @@ class AlertmanagerSink:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         post_checked(self._post, self.name, self._url, body, headers)
+
+
+# -- from the alerts config: the alertmanager row of alerts/config.py's SINKS
+
+
+def alertmanager(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> AlertmanagerSink:
+    assert url is not None  # SinkConfig requires it
+    token = secret(config.token_from, "tokenFrom")
+    return AlertmanagerSink(name, url, token, post, config.resend_interval)

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from headroom.controller.alerts.alertmanager import AlertmanagerSink
+from headroom.controller.alerts import alertmanager, pagerduty, slack, webhook
 from headroom.controller.alerts.base import Alert, AlertSink, HttpPost, Severity, urllib_post
 from headroom.controller.alerts.inbound import AlertmanagerReceiver, serve_inbound
 from headroom.controller.alerts.notifier import (
@@ -40,10 +40,7 @@ from headroom.controller.alerts.notifier import (
     DeliveryOptions,
     SinkBinding,
 )
-from headroom.controller.alerts.pagerduty import EVENTS_URL, PagerDutySink
 from headroom.controller.alerts.receiver import HookServer
-from headroom.controller.alerts.slack import SlackSink
-from headroom.controller.alerts.webhook import WebhookSink
 from headroom.controller.files import POLICY_MAX_BYTES, SECRET_MAX_BYTES, read_bounded
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.surge import SurgeEvents
@@ -182,49 +179,40 @@ def load_alerts_config(path: Path | None = None) -> AlertsConfig:
     return parse_alerts_config(docs[0] if docs else None, str(path))
 
 
-# One builder per sink kind, alphabetical: adding a sink is one file in controller/alerts/
-# and one row here (docs/adding-a-sink.md). Each gets the sink's name, its config, its
-# secrets (read by ``secret(ref, field)``), its URL (``url`` or ``urlFrom``) and the HTTP
-# poster.
+# One builder per sink kind, in the sink's own file: adding a sink is one file in
+# controller/alerts/ and one row in SINKS (docs/adding-a-sink.md). Each gets the sink's
+# name, its config, its secrets (read by ``secret(ref, field)``), its URL (``url`` or
+# ``urlFrom``) and the HTTP poster.
 Secret = Callable[[SecretRef | None, str], SecretStr | None]
 SinkBuilder = Callable[[str, SinkConfig, Secret, str | None, HttpPost], AlertSink]
 
 
-def _alertmanager(
-    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
-) -> AlertSink:
-    assert url is not None  # SinkConfig requires it
-    token = secret(config.token_from, "tokenFrom")
-    return AlertmanagerSink(name, url, token, post, config.resend_interval)
+@dataclass(frozen=True)
+class SinkRow:
+    """One sink type: how it is built from its config, and one line for the docs and the
+    schema (what it needs, which class)."""
+
+    build: SinkBuilder
+    doc: str
 
 
-def _pagerduty(
-    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
-) -> AlertSink:
-    key = secret(config.routing_key_from, "routingKeyFrom")
-    assert key is not None  # SinkConfig requires it
-    return PagerDutySink(name, key, url or EVENTS_URL, post)
-
-
-def _slack(
-    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
-) -> AlertSink:
-    assert url is not None  # SinkConfig requires urlFrom: a Slack webhook URL is a secret
-    return SlackSink(name, SecretStr(url), post)
-
-
-def _webhook(
-    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
-) -> AlertSink:
-    assert url is not None  # SinkConfig requires it
-    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)
-
-
-SINKS: Mapping[AlertSinkKind, SinkBuilder] = {
-    AlertSinkKind.ALERTMANAGER: _alertmanager,
-    AlertSinkKind.PAGERDUTY: _pagerduty,
-    AlertSinkKind.SLACK: _slack,
-    AlertSinkKind.WEBHOOK: _webhook,
+# The only list of sink types: the policy schema's AlertSinkKind (policies/plugins.py)
+# and the table in docs/adding-a-sink.md are generated from it by `make registry`.
+SINKS: Mapping[str, SinkRow] = {
+    "alertmanager": SinkRow(
+        alertmanager.alertmanager,
+        "`url`; optional `tokenFrom`, `resendInterval` (`alertmanager.py`: POST /api/v2/alerts)",
+    ),
+    "pagerduty": SinkRow(
+        pagerduty.pagerduty, "`routingKeyFrom`; optional `url` (`pagerduty.py`: Events API v2)"
+    ),
+    "slack": SinkRow(
+        slack.slack, "`urlFrom`: a Slack webhook URL is a secret (`slack.py`: Block Kit)"
+    ),
+    "webhook": SinkRow(
+        webhook.webhook,
+        "`url`; optional `secretFrom`: an HMAC-SHA256 signature (`webhook.py`: JSON)",
+    ),
 }
 
 
@@ -239,7 +227,7 @@ def build_sink(
 
     url_secret = secret(config.url_from, "urlFrom")
     url = config.url or (url_secret.get_secret_value() if url_secret else None)
-    return SINKS[config.type](name, config, secret, url, post)
+    return SINKS[config.type].build(name, config, secret, url, post)
 
 
 def hook_sink_name(spec: PolicySpec, index: int, hook: AlertHook) -> str:

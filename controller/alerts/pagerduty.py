@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from headroom.controller.alerts.base import Alert, HttpPost, Status, iso, post_checked, urllib_post
+
+if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
+    from headroom.controller.alerts.config import Secret, SinkConfig
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -76,3 +79,14 @@ class PagerDutySink:
         for alert in alerts:
             body = json.dumps(event(alert, self._key.get_secret_value())).encode()
             post_checked(self._post, self.name, self._url, body, {})
+
+
+# -- from the alerts config: the pagerduty row of alerts/config.py's SINKS
+
+
+def pagerduty(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> PagerDutySink:
+    key = secret(config.routing_key_from, "routingKeyFrom")
+    assert key is not None  # SinkConfig requires it
+    return PagerDutySink(name, key, url or EVENTS_URL, post)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -23,6 +23,9 @@ from headroom.controller.alerts.base import (
     post_checked,
     urllib_post,
 )
+
+if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
+    from headroom.controller.alerts.config import Secret, SinkConfig
 
 _ICON = {
     Severity.CRITICAL: ":rotating_light:",
@@ -78,3 +81,13 @@ class SlackSink:
     def send(self, alerts: Sequence[Alert]) -> None:
         body = json.dumps(blocks(alerts)).encode()
         post_checked(self._post, self.name, self._url.get_secret_value(), body, {})
+
+
+# -- from the alerts config: the slack row of alerts/config.py's SINKS
+
+
+def slack(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> SlackSink:
+    assert url is not None  # SinkConfig requires urlFrom: a Slack webhook URL is a secret
+    return SlackSink(name, SecretStr(url), post)

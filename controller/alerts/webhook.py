@@ -21,10 +21,14 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from headroom.controller.alerts.base import Alert, HttpPost, Status, post_checked, urllib_post
+
+if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
+    from headroom.controller.alerts.config import Secret, SinkConfig
 
 TIMESTAMP_HEADER = "X-Headroom-Timestamp"
 SIGNATURE_HEADER = "X-Headroom-Signature"
@@ -119,3 +123,13 @@ class WebhookSink:
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self._secret.get_secret_value(), timestamp, body)
         post_checked(self._post, self.name, self._url, body, headers)
+
+
+# -- from the alerts config: the webhook row of alerts/config.py's SINKS
+
+
+def webhook(
+    name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
+) -> WebhookSink:
+    assert url is not None  # SinkConfig requires it
+    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)

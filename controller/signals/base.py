@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -75,6 +75,16 @@ class SignalSource(Protocol):
     def range(self, metric: Metric, start: float, end: float, step: float) -> Series | Unavailable:
         """Samples on the grid ``k*step`` within ``[start, end]``; NaN = gap."""
         ...
+
+
+@runtime_checkable
+class SamplingSource(Protocol):
+    """A source that samples in the background (Redis INFO): started by
+    ``build_runtime`` once it is built, stopped when the policy goes."""
+
+    def start(self, interval: float = 1.0) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 T = TypeVar("T", Reading, Series)

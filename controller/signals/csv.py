@@ -18,7 +18,9 @@ import numpy as np
 
 from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
-from headroom.policies.errors import TraceError
+from headroom.controller.world import World
+from headroom.policies.errors import PolicyError, TraceError, field_error
+from headroom.policies.policy import Metrics
 from headroom.policies.series import Series
 from headroom.policies.trace import parse_trace_csv
 
@@ -86,3 +88,15 @@ class CsvSource:
         if isinstance(series, Unavailable):
             return series
         return resample(series, start, end, step)
+
+
+# -- from a policy: the csv row of signals/registry.py --------------------------------------
+
+
+def csv_file(metrics: Metrics, world: World) -> CsvSource:
+    if not metrics.qps.url:
+        raise PolicyError(
+            field_error("policy", "metrics.qps.url", "is required for source csv (a file path)")
+        )
+    path = world.access.file(metrics.qps.url, "metrics.qps.url")
+    return CsvSource(path, now=world.now, quote=world.access.quote)

@@ -41,6 +41,9 @@ from requests.adapters import Retry
 from tenacity import RetryError, Retrying, stop_after_attempt, stop_after_delay, wait_fixed
 
 from headroom.controller.signals.base import Metric, Reading, Unavailable, grid
+from headroom.controller.world import World
+from headroom.policies.errors import PolicyError, field_error
+from headroom.policies.policy import Metrics
 from headroom.policies.series import Series, to_datetime
 
 log = logging.getLogger(__name__)
@@ -140,6 +143,9 @@ class PrometheusSource:
     chunk_points: int = CHUNK_POINTS
     name: str = "prometheus"
     now: Callable[[], float] = field(default=time.time)
+    # sent with every query: what an API compatible with Prometheus' takes besides
+    # (VictoriaMetrics' deny_partial_response)
+    params: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, url: str, **kw: Any) -> PrometheusSource:
@@ -201,7 +207,11 @@ class PrometheusSource:
     ) -> dict[tuple[tuple[str, str], ...], tuple[float, float]] | Unavailable:
         """Instant query: labels -> (sample time, value)."""
         try:
-            raw = self._call(lambda timeout: self.client.custom_query(promql, timeout=timeout))
+            raw = self._call(
+                lambda timeout: self.client.custom_query(
+                    promql, params=dict(self.params) or None, timeout=timeout
+                )
+            )
         except _QueryFailed as err:
             return Unavailable(self.name, str(err), self.now())
         out: dict[tuple[tuple[str, str], ...], tuple[float, float]] = {}
@@ -231,6 +241,7 @@ class PrometheusSource:
                 to_datetime(c0),
                 to_datetime(c1),
                 f"{int(step)}s",
+                params=dict(self.params) or None,
             )
             try:
                 raw = self._call(lambda timeout: chunk(timeout=timeout))  # noqa: B023
@@ -308,6 +319,53 @@ def _root(err: BaseException) -> str:
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
     return str(err)[:200] or type(err).__name__
+
+
+# -- building one from a policy (the prometheus row of signals/registry.py, and any source
+# with a PromQL-compatible API) ----------------------------------------------------------
+
+
+def http_url(metrics: Metrics, world: World) -> str:
+    """``metrics.qps.url`` of an HTTP source, checked against the operator's allowed
+    addresses; a one-line error naming the field when it is missing or not http(s)."""
+    url = metrics.qps.url
+    if not url:
+        raise PolicyError(
+            field_error("policy", "metrics.qps.url", f"is required for source {metrics.qps.source}")
+        )
+    if not url.startswith(("http://", "https://")):
+        raise PolicyError(field_error("policy", "metrics.qps.url", "must be an http(s) URL"))
+    world.access.address(url, "metrics.qps.url", "http")
+    return url
+
+
+def promql_source(metrics: Metrics, world: World, url: str, name: str) -> PrometheusSource:
+    """A PromQL source over ``url`` (Prometheus, or an API compatible with it) with the
+    policy's QPS and p99 queries over the Redis exporter's defaults."""
+    queries: dict[Metric, str] = {}
+    if metrics.qps.query:
+        queries[Metric.QPS] = metrics.qps.query
+    latency = metrics.latency_p99
+    if latency is not None and latency.query and latency.source == metrics.qps.source:
+        queries[Metric.P99_LATENCY] = latency.query
+    query_set = REDIS_EXPORTER.override(queries)
+    if world.prometheus is not None:
+        return PrometheusSource(
+            world.prometheus(url),
+            queries=query_set,
+            timeout=world.source_timeout,
+            name=name,
+            now=world.now,
+        )
+    return PrometheusSource.connect(
+        url, queries=query_set, timeout=world.source_timeout, name=name, now=world.now
+    )
+
+
+def prometheus_server(metrics: Metrics, world: World) -> PrometheusSource:
+    """The ``prometheus`` row of ``signals/registry.py``: ``metrics.qps.url`` is the base
+    URL, ``query`` the PromQL over the Redis exporter's defaults."""
+    return promql_source(metrics, world, http_url(metrics, world), "prometheus")
 
 
 def unit_pairs(

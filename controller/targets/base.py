@@ -8,9 +8,13 @@ operator) only sees this Protocol; ``docs/adding-a-target.md`` is the recipe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from headroom.policies.errors import HeadroomError
+
+# One RBAC rule (a Role's ``rules`` entry): what a target kind needs the operator to be
+# granted (each file's ``*_rules``, listed by the registry; the chart's are generated).
+Rule = dict[str, Any]
 
 
 @dataclass(frozen=True)

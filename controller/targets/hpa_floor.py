@@ -42,13 +42,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from headroom.controller.kube import Kube, call, retry_conflicts
-from headroom.controller.targets.base import ScaleStatus
+from headroom.controller.targets.base import Rule, ScaleStatus
 from headroom.controller.targets.scale_subresource import (
     ObjectRef,
     ScaleSubresourceTarget,
     path_get,
 )
+from headroom.controller.world import World
 from headroom.policies.errors import InputError, KubernetesError
+from headroom.policies.policy import Target
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +241,23 @@ class HpaFloorTarget:
             "reason=%s",
             self.namespace, self.hpa_name, state.min_replicas, floor, state.user_floor, reason,
         )  # fmt: skip
+
+
+# -- from a policy: the HorizontalPodAutoscaler row of targets/registry.py -------------------
+
+
+def hpa_floor(target: Target, world: World) -> HpaFloorTarget:
+    return HpaFloorTarget(world.kube_for(target), target.name, target.namespace)
+
+
+def hpa_floor_rules(target: Target) -> list[Rule]:
+    # The floor is patched; the scale target (any Deployment or StatefulSet) is only
+    # read, for its ready replicas.
+    return [
+        {
+            "apiGroups": ["autoscaling"],
+            "resources": ["horizontalpodautoscalers"],
+            "verbs": ["get", "patch"],
+        },
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
+    ]

@@ -27,7 +27,9 @@ from headroom.controller.targets.scale_subresource import (
     ScaleSubresourceTarget,
     path_get,
 )
+from headroom.controller.world import World
 from headroom.policies.errors import InputError
+from headroom.policies.policy import Target
 
 BUSY_PHASES = frozenset({"Scaling", "Forming"})
 
@@ -122,3 +124,10 @@ class RedisClusterTarget:
                 retry_after=self.retry_after,
             )
         self.scale_api.scale_once(units, reason, seen=reading)
+
+
+# -- from a policy: the RedisCluster row of targets/registry.py ------------------------------
+
+
+def redis_cluster(target: Target, world: World) -> RedisClusterTarget:
+    return RedisClusterTarget(world.kube_for(target), target.name, target.namespace)

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from headroom.controller.redis.resharder import ReshardProgress
 from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
 from headroom.controller.targets.base import ScaleStatus
+from headroom.controller.world import World, kind_error
 from headroom.policies.errors import HeadroomError, InputError
+from headroom.policies.policy import Target
 
 log = logging.getLogger(__name__)
 
@@ -241,3 +243,14 @@ class RedisScalerTarget:
     def _on_phase(self, text: str) -> None:
         with self._cond:
             self._phase = text
+
+
+# -- from a policy: the LocalRedisCluster row of targets/registry.py -------------------------
+
+
+def local_cluster(target: Target, world: World) -> RedisScalerTarget:
+    if world.local_scaler is None:
+        raise kind_error(
+            target, f"{target.kind} runs in the embedded mode only (headroom demo / local)"
+        )
+    return RedisScalerTarget(world.local_scaler(target), name=target.name)

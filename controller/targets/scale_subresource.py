@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from headroom.controller.kube import Kube, call, retry_conflicts
-from headroom.controller.targets.base import ScaleStatus
-from headroom.policies.errors import InputError
+from headroom.controller.targets.base import Rule, ScaleStatus
+from headroom.controller.world import World
+from headroom.policies.errors import InputError, PolicyError, field_error
+from headroom.policies.policy import Target
 
 log = logging.getLogger(__name__)
 
@@ -262,3 +264,42 @@ class ScaleSubresourceTarget:
             "Scaled %s %s/%s replicas=%d->%d reason=%s",
             r.kind, r.namespace, r.name, current, units, reason,
         )  # fmt: skip
+
+
+# -- from a policy: the Deployment, StatefulSet and Scale rows of targets/registry.py --------
+
+
+def scale_rules(group: str, resource: str) -> list[Rule]:
+    """Read the object, resize it through its ``/scale``: exactly the calls
+    :class:`ScaleSubresourceTarget` makes."""
+    return [
+        {"apiGroups": [group], "resources": [resource], "verbs": ["get"]},
+        {"apiGroups": [group], "resources": [f"{resource}/scale"], "verbs": ["get", "patch"]},
+    ]
+
+
+def deployment(target: Target, world: World) -> ScaleSubresourceTarget:
+    ref = ObjectRef("apps/v1", "Deployment", target.name, target.namespace)
+    return ScaleSubresourceTarget(world.kube_for(target), ref)
+
+
+def stateful_set(target: Target, world: World) -> ScaleSubresourceTarget:
+    ref = ObjectRef("apps/v1", "StatefulSet", target.name, target.namespace)
+    return ScaleSubresourceTarget(world.kube_for(target), ref)
+
+
+def any_scale(target: Target, world: World) -> ScaleSubresourceTarget:
+    """Kind ``Scale``: the object ``apiVersion`` + ``scaleKind`` name."""
+    # The policy model guarantees both for kind Scale; checked again for a clear message.
+    if not (target.api_version and target.scale_kind):
+        where = f"targets[{target.name}]"
+        raise PolicyError(field_error("policy", where, "kind Scale needs apiVersion and scaleKind"))
+    ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
+    return ScaleSubresourceTarget(world.kube_for(target), ref)
+
+
+def any_scale_rules(target: Target) -> list[Rule]:
+    if not (target.api_version and target.scale_kind):
+        return []
+    ref = ObjectRef(target.api_version, target.scale_kind, target.name, target.namespace)
+    return scale_rules(ref.group, ref.resource)

@@ -148,7 +148,7 @@ def test_no_pydantic_wording_reaches_a_user() -> None:
         POLICY + "dryRun: maybe\n": "p.yaml: dryRun: must be true or false, not 'maybe'",
         POLICY + "alerts: [{url: ftp://x}]\n": "p.yaml: alerts[0].url: must be a string matching",
         "targets:\n  - {name: c, capacityPerUnit: 1, kind: Pod}\n": (
-            "p.yaml: targets[0:c].kind: must be one of 'RedisCluster', "
+            "p.yaml: targets[0:c].kind: must be one of 'Deployment', "
         ),
         POLICY + "metrics: 5\n": "p.yaml: metrics: must be a mapping, not 5",
     }

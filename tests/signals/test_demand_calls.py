@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headroom.controller.signals.redis_info import demand_calls
+from headroom.controller.signals.redis_samples import demand_calls
 from tests.support.redis_cluster import RedisNode
 
 pytestmark = pytest.mark.redis

@@ -13,12 +13,8 @@ from typer.testing import CliRunner
 from headroom.cli.main import app
 from headroom.controller.signals.base import Metric, Reading, Unavailable, grid, require, resample
 from headroom.controller.signals.csv import CsvSource
-from headroom.controller.signals.redis_info import (
-    ClusterSample,
-    NodeSample,
-    RedisInfoSource,
-    load_history,
-)
+from headroom.controller.signals.redis_info import RedisInfoSource, load_history
+from headroom.controller.signals.redis_samples import ClusterSample, NodeSample
 from headroom.policies.errors import SourceUnavailable
 from headroom.policies.series import Series
 

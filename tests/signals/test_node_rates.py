@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from headroom.controller.signals.redis_info import CounterPoint, NodeRates
+from headroom.controller.signals.redis_samples import CounterPoint, NodeRates
 
 STEP = 0.25
 

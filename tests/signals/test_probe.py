@@ -18,12 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from headroom.controller.signals.redis_info import (
-    Probe,
-    RedisInfoSource,
-    clock_offset,
-    queueing_delays,
-)
+from headroom.controller.signals.redis_info import RedisInfoSource
+from headroom.controller.signals.redis_samples import Probe, clock_offset, queueing_delays
 from tests.support.procs import free_port, kill_group, spawn, wait_until
 
 pytestmark = [pytest.mark.redis]

@@ -21,31 +21,12 @@ rendered chart into the API emulator, so the e2e suite proves they suffice.
 - apiGroups: ["headroom.dev"]
   resources: ["demandevents"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-{{- /* Scale targets: resized through /scale only, read to find their selector and status */}}
-- apiGroups: ["headroom.dev"]
-  resources: ["redisclusters/scale"]
-  verbs: ["get", "patch", "update"]
+{{- /* The RedisCluster operator's StatefulSets: one per shard group, created and deleted */}}
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["get"]
-- apiGroups: ["apps"]
-  resources: ["deployments/scale", "statefulsets/scale"]
-  verbs: ["get", "patch", "update"]
-{{- /* HPA floor targets: minReplicas raised ahead of an event, the user's floor restored */}}
-- apiGroups: ["autoscaling"]
-  resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-{{- range .Values.rbac.scaleTargets }}
-- apiGroups: [{{ .apiGroup | quote }}]
-  resources: [{{ .resource | quote }}]
-  verbs: ["get"]
-- apiGroups: [{{ .apiGroup | quote }}]
-  resources: [{{ printf "%s/scale" .resource | quote }}]
-  verbs: ["get", "patch", "update"]
-{{- end }}
+{{- /* Scale targets, per target kind: generated from the target registry (_target_rules.tpl) */}}
+{{- include "headroom.rbac.targetRules" . }}
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
