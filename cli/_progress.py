@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from headroom.controller.redis.resharder import ReshardProgress
+from headroom.controller.redis.reports import ReshardProgress
 
 
 class SlotsBar:

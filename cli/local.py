@@ -27,7 +27,8 @@ from headroom.controller.provisioning.local import (
     LocalProvisioner,
     port_in_use,
 )
-from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.reports import ClusterStatus
+from headroom.controller.redis.scaler import ClusterScaler
 from headroom.policies.errors import InputError
 
 app = typer.Typer(

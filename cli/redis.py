@@ -26,7 +26,8 @@ from headroom.cli._common import (
 from headroom.cli._progress import SlotsBar, slots_bar
 from headroom.controller.redis.connection import RedisAuth, make_connect, password_from_env
 from headroom.controller.redis.migrate import MigrateOptions
-from headroom.controller.redis.resharder import CLIENT_NAME, Resharder, ReshardReport
+from headroom.controller.redis.reports import ReshardReport
+from headroom.controller.redis.resharder import CLIENT_NAME, Resharder
 from headroom.controller.redis.slotplan import SlotPlan
 from headroom.controller.redis.topology import Topology
 from headroom.policies.errors import InputError

@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import SecretStr
-from redis.cluster import RedisCluster
 
 from headroom.controller.alerts.notifier import AlertNotifier, SinkBinding
 from headroom.controller.alerts.receiver import WebhookCollector
@@ -45,8 +44,14 @@ from headroom.controller.files import CALENDAR_MAX_BYTES, POLICY_MAX_BYTES, read
 from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
-from headroom.controller.redis.connection import NodeAddr, RedisAuth, make_cluster_client
-from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.connection import (
+    ClusterClient,
+    NodeAddr,
+    RedisAuth,
+    make_cluster_client,
+)
+from headroom.controller.redis.reports import ClusterStatus
+from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
@@ -367,7 +372,7 @@ class DemoRunner:
         raise InputError("the demo cluster has no master serving slots")
 
     @staticmethod
-    def _client(seed: str, auth: RedisAuth) -> RedisCluster:
+    def _client(seed: str, auth: RedisAuth) -> ClusterClient:
         return make_cluster_client(NodeAddr.parse(seed), auth, decode_responses=True)
 
     def _drive(

@@ -3,9 +3,9 @@
 ``headroom demo`` runs it against the local Redis Cluster while Headroom reshards:
 it sends ``rate(now)`` operations per wall-clock second (reads of the loaded
 dataset and writes of fresh keys) through redis-py's ``RedisCluster`` (which
-follows MOVED/ASK), counts client-visible errors, and remembers every
-acknowledged write so :meth:`LoadGenerator.verify` can check each one is still
-there afterwards.
+follows MOVED/ASK; reached through the client boundary, ``redis/connection.py``),
+counts client-visible errors, and remembers every acknowledged write so
+:meth:`LoadGenerator.verify` can check each one is still there afterwards.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from redis.cluster import RedisCluster
-from redis.exceptions import RedisError
+from headroom.controller.redis.connection import ClusterClient, pipelined, translated
+from headroom.policies.errors import ClusterError
 
 log = logging.getLogger("headroom.loadgen")
 
@@ -51,7 +52,7 @@ class Verification:
 
 
 def load_dataset(
-    client: RedisCluster,
+    client: ClusterClient,
     keys: int,
     value_bytes: int = 64,
     batch: int = 2000,
@@ -60,10 +61,11 @@ def load_dataset(
     """Write ``keys`` dataset keys ``ds:<i>`` whose value encodes ``i`` (checkable later)."""
     pad = "x" * max(0, value_bytes - 12)
     for lo in range(0, keys, batch):
-        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
-        for i in range(lo, min(keys, lo + batch)):
-            pipe.set(f"{DATASET_PREFIX}{i}", f"{i}:{pad}")
-        pipe.execute()
+        ids = range(lo, min(keys, lo + batch))
+        cmds = [("SET", f"{DATASET_PREFIX}{i}", f"{i}:{pad}") for i in ids]
+        failed = next((r for r in pipelined(client, cmds) if isinstance(r, ClusterError)), None)
+        if failed is not None:
+            raise failed
         if progress:
             progress(min(keys, lo + batch))
 
@@ -73,7 +75,7 @@ class LoadGenerator:
 
     def __init__(
         self,
-        client_factory: Callable[[], RedisCluster],
+        client_factory: Callable[[], ClusterClient],
         rate: Callable[[], float],
         dataset_keys: int,
         write_share: float = 0.2,
@@ -150,20 +152,21 @@ class LoadGenerator:
         finally:
             client.close()
 
-    def _send(self, client: RedisCluster, count: int) -> None:
-        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+    def _send(self, client: ClusterClient, count: int) -> None:
+        cmds: list[tuple[Any, ...]] = []
         order: list[int | None] = []  # write id per queued command, None for a read
         for _ in range(count):
             if self._rng.random() < self._write_share:
                 wid = self._next_write
                 self._next_write += 1
                 order.append(wid)
-                pipe.set(f"{WRITE_PREFIX}{wid}", str(wid))
+                cmds.append(("SET", f"{WRITE_PREFIX}{wid}", str(wid)))
             else:
                 order.append(None)
-                pipe.get(f"{DATASET_PREFIX}{self._rng.randrange(max(1, self._dataset_keys))}")
+                key = f"{DATASET_PREFIX}{self._rng.randrange(max(1, self._dataset_keys))}"
+                cmds.append(("GET", key))
         try:
-            results = pipe.execute(raise_on_error=False)
+            results = pipelined(client, cmds)
         except (AttributeError, KeyError) as err:
             # redis-py's cluster client trips over an ASK to a node it has not seen yet
             # (redis-py issue 4015): nothing of the batch was acknowledged, so no
@@ -175,7 +178,7 @@ class LoadGenerator:
                 self._last_error = f"{type(err).__name__}: {err}"
             self._broken = True
             return
-        except RedisError as err:
+        except ClusterError as err:
             with self._lock:
                 self._errors += count
                 self._last_error = f"{type(err).__name__}: {err}"
@@ -198,14 +201,15 @@ class LoadGenerator:
                 self._last_error = last_error
             self._acked.extend(acked)
 
-    def verify(self, client: RedisCluster, batch: int = 5000) -> Verification:
+    def verify(self, client: ClusterClient, batch: int = 5000) -> Verification:
         """Check every dataset key and every acknowledged write is present and correct."""
         with self._lock:
             acked = list(self._acked)
         dataset_missing = 0
         for lo in range(0, self._dataset_keys, batch):
             ids = range(lo, min(self._dataset_keys, lo + batch))
-            values = client.mget_nonatomic([f"{DATASET_PREFIX}{i}" for i in ids])
+            with translated():
+                values = client.mget_nonatomic([f"{DATASET_PREFIX}{i}" for i in ids])
             dataset_missing += sum(
                 1 for i, v in zip(ids, values, strict=True)
                 if v is None or not _text(v).startswith(f"{i}:")
@@ -213,7 +217,8 @@ class LoadGenerator:
         missing = wrong = 0
         for lo in range(0, len(acked), batch):
             ids_w = acked[lo : lo + batch]
-            values = client.mget_nonatomic([f"{WRITE_PREFIX}{i}" for i in ids_w])
+            with translated():
+                values = client.mget_nonatomic([f"{WRITE_PREFIX}{i}" for i in ids_w])
             for wid, v in zip(ids_w, values, strict=True):
                 if v is None:
                     missing += 1

@@ -25,8 +25,11 @@ line, printable characters only, and input quoted only as a short excerpt.
     │   ├── TraceError              a history / trace CSV
     │   └── AlertConfigError        the alerts config (sinks, secrets) or an inbound alert
     ├── SourceUnavailable           a metric source is down, slow or stale
-    ├── ClusterError                a Redis Cluster operation failed
-    │   ├── ClusterUnreachable      seed or node does not answer
+    ├── ClusterError                a Redis Cluster operation failed (any other redis-py error)
+    │   ├── ClusterUnreachable      seed or node does not answer (connection lost or refused)
+    │   │   ├── NodeTimeout         a node did not answer in time
+    │   │   └── AuthRefused         a node refused our credentials at connect time
+    │   ├── CommandRefused          a node answered a command with an error reply
     │   ├── NotACluster             the server is not in cluster mode
     │   ├── UnknownNode             a node id that is not in the cluster
     │   ├── UnsafeOperation         refused: it could lose data (e.g. drain the last master)
@@ -128,6 +131,19 @@ class ClusterError(HeadroomError):
 
 class ClusterUnreachable(ClusterError):
     """The seed or a node of the cluster does not answer."""
+
+
+class NodeTimeout(ClusterUnreachable):
+    """A node did not answer a command in time."""
+
+
+class AuthRefused(ClusterUnreachable):
+    """A node refused the connection's credentials (wrong or missing password or ACL user)."""
+
+
+class CommandRefused(ClusterError):
+    """A node answered with an error reply (``ERR ...``, ``BUSYKEY ...``, ``NOPERM ...``);
+    ``str()`` is the reply."""
 
 
 class NotACluster(ClusterError):

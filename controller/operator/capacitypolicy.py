@@ -36,7 +36,7 @@ from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, Lo
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import StatusWriter, condition, route
 from headroom.controller.operator.policy_status import export_pass, pass_status
-from headroom.controller.operator.rediscluster import cluster_endpoint
+from headroom.controller.operator.rediscluster_auth import cluster_endpoint
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
 from headroom.controller.targets.base import ScaleTarget
 from headroom.policies.calendar import Calendar

@@ -20,6 +20,7 @@ from typing import Any
 
 from headroom.controller.operator.specs import RedisClusterSpec, redis_maxmemory
 from headroom.controller.redis.connection import redis_auth_config
+from headroom.controller.redis.nodes import CLUSTER_NODE_ARGS
 
 CLUSTER_LABEL = "headroom.dev/cluster"
 MANAGED_BY_LABEL = "headroom.dev/managed-by"
@@ -144,11 +145,7 @@ def redis_args(spec: RedisClusterSpec) -> list[str]:
         ]  # fmt: skip
     args = [
         *ports,
-        "--cluster-enabled", "yes",
-        "--cluster-config-file", "nodes.conf",
-        "--cluster-node-timeout", "5000",
-        # Headroom places replicas itself; Redis must not move them behind its back.
-        "--cluster-allow-replica-migration", "no",
+        *CLUSTER_NODE_ARGS,
         "--cluster-announce-ip", "$(POD_IP)",
         "--maxmemory", redis_maxmemory(spec.maxmemory),
         "--maxmemory-policy", "noeviction",

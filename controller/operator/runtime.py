@@ -29,7 +29,7 @@ from headroom.controller.alerts.config import build_inbound, load_alerts_config
 from headroom.controller.demand_events import DemandEventSurges
 from headroom.controller.kube import Kube, load_config
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator import capacitypolicy, rediscluster
+from headroom.controller.operator import capacitypolicy, rediscluster, rediscluster_kopf
 from headroom.controller.operator.health import HealthServer
 from headroom.controller.operator.leader import LeaseElector, LeaseTimings
 from headroom.controller.signals.access import SourceAccess
@@ -124,7 +124,7 @@ def run_operator(opts: OperatorOptions) -> int:
             busy_requeue=opts.requeue,
             dry_run=opts.dry_run,
         )
-        rediscluster.register(registry, reconciler, timer=opts.timer)
+        rediscluster_kopf.register(registry, reconciler, timer=opts.timer)
         policies = capacitypolicy.CapacityPolicyReconciler(
             kube,
             access=opts.access(),

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from headroom.policies.errors import InputError
 
+PLURAL = "redisclusters"  # the resource (headroom.dev/v1alpha1)
+KIND = "RedisCluster"
 MIN_MASTERS = 3  # fewer masters cannot elect a failover majority
 _QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:[KMGTPE]i?|[kmgtpe])?$")
 _MEMORY = re.compile(r"^[0-9]+(?:[kmg]b?|[KMGT]i|[KMGT])?$", re.IGNORECASE)

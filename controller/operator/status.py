@@ -10,7 +10,7 @@ from typing import Any
 
 from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
 from headroom.controller.operator.capacitypolicy import PLURAL as POLICIES
-from headroom.controller.operator.rediscluster import PLURAL as CLUSTERS
+from headroom.controller.operator.specs import PLURAL as CLUSTERS
 from headroom.policies.errors import KubernetesError
 
 

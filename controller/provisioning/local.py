@@ -34,17 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from headroom.controller.redis.connection import (
     NodeAddr,
     RedisAuth,
+    cmd,
     generate_password,
     make_connect,
     redis_auth_config,
 )
-from headroom.controller.redis.nodes import NodeInfo
-from headroom.policies.errors import InputError, ProvisioningError
+from headroom.controller.redis.nodes import CLUSTER_NODE_ARGS, NodeInfo
+from headroom.policies.errors import ClusterError, InputError, ProvisioningError
 
 log = logging.getLogger(__name__)
 
@@ -332,11 +331,7 @@ class LocalProvisioner:
             str(self.state_dir / AUTH_CONF),  # requirepass/masterauth, never in argv
             "--port", str(port),
             "--bind", self.host,
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "5000",
-            # A drained master must stay an empty master, not turn into a replica.
-            "--cluster-allow-replica-migration", "no",
+            *CLUSTER_NODE_ARGS,
             "--appendonly", "no",
             "--save", "",
             "--dir", str(workdir),
@@ -370,8 +365,8 @@ class LocalProvisioner:
                 if pid is not None and _pid_is_node(pid, port):
                     record["pid"] = pid
                     try:
-                        return pid, str(client.cluster("myid"))
-                    except redis.RedisError:
+                        return pid, str(cmd(client, "CLUSTER", "MYID"))
+                    except ClusterError:
                         pass
                 logged = _tail(workdir / "redis.log")
                 if time.monotonic() > deadline or "aborting" in logged.lower():

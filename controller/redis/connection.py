@@ -1,21 +1,34 @@
-"""How Headroom reaches a Redis node: one address type and one connection factory.
+"""How Headroom reaches a Redis node: the one client boundary with redis-py.
 
+This is the only module that imports ``redis`` (an import-linter contract says so).
 Every part that talks to Redis (the resharder, the cluster scaler, the
-provisioners, the Redis INFO signal source, the operator) takes a
-:data:`Connect` — ``connect(host, port) -> redis.Redis`` — so the network is
+provisioners, the Redis INFO signal source, the operator, the demo's load) takes a
+:data:`Connect` — ``connect(host, port) -> Client`` — so the network is
 passed in and AUTH/ACL/TLS are configured once, by :func:`make_connect`.
 Every connection Headroom opens carries a ``headroom-*`` client name, so the
 resharder can tell application clients from its own (see redis-py issue 4015).
 Cluster-aware clients (the demo's load, tests) come from :func:`make_cluster_client`
 with the same settings. A password never reaches a command line or a log: it comes
 from a Secret, a file or an environment variable, and :class:`RedisAuth` hides it.
+
+Commands go through :func:`cmd` and :func:`pipelined` (or any client call inside
+``with translated():``), which turn redis-py's exceptions into the project's
+(:mod:`headroom.policies.errors`), one line each, ``raise ... from err``:
+
+    redis-py                        Headroom
+    AuthenticationError             AuthRefused         (a ClusterUnreachable)
+    TimeoutError                    NodeTimeout         (a ClusterUnreachable)
+    ConnectionError (incl. LOADING) ClusterUnreachable
+    ResponseError (an error reply)  CommandRefused
+    any other RedisError            ClusterError
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +37,11 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from headroom.policies.errors import InputError
+from headroom.policies import errors
 
-Connect = Callable[[str, int], redis.Redis]
+Client = redis.Redis  # a connection to one node
+ClusterClient = RedisCluster  # a cluster-aware client that follows MOVED/ASK, as applications do
+Connect = Callable[[str, int], Client]
 
 OWN_PREFIX = "headroom-"  # every connection Headroom opens is named headroom-<part>
 CONTROL_TIMEOUT_S = 10.0
@@ -49,7 +64,7 @@ class NodeAddr:
         host, sep, port = text.rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise InputError(f"{text!r}: not a HOST:PORT address")
+            raise errors.InputError(f"{text!r}: not a HOST:PORT address")
         return cls(host, int(port))
 
 
@@ -131,7 +146,7 @@ def make_connect(
 
     extra = _client_kwargs(auth)
 
-    def connect(host: str, port: int) -> redis.Redis:
+    def connect(host: str, port: int) -> Client:
         return redis.Redis(
             host=host,
             port=port,
@@ -152,7 +167,7 @@ def make_cluster_client(
     *,
     socket_timeout: float = CONTROL_TIMEOUT_S,
     decode_responses: bool = False,
-) -> RedisCluster:
+) -> ClusterClient:
     """A cluster-aware client (redis-py's ``RedisCluster``) with the same AUTH/TLS settings
     as :func:`make_connect`, for what acts like an application (the demo's load): it has
     no ``headroom-*`` name, so the resharder treats it as one."""
@@ -163,3 +178,76 @@ def make_cluster_client(
         decode_responses=decode_responses,
         **_client_kwargs(auth or RedisAuth()),
     )
+
+
+# -- commands and errors: the translation ---------------------------------------------------
+
+
+def translate(err: redis.RedisError) -> errors.ClusterError:
+    """The project's exception for a redis-py one (see the table in the module docstring)."""
+    text = errors.one_line(str(err)) if str(err) else type(err).__name__
+    if isinstance(err, redis.AuthenticationError):
+        return errors.AuthRefused(text)
+    if isinstance(err, redis.TimeoutError):
+        return errors.NodeTimeout(text)
+    if isinstance(err, redis.ConnectionError):
+        return errors.ClusterUnreachable(text)
+    if isinstance(err, redis.ResponseError):
+        return errors.CommandRefused(text)
+    return errors.ClusterError(text)
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Run client calls in the block with redis-py's errors translated."""
+    try:
+        yield
+    except redis.RedisError as err:
+        raise translate(err) from err
+
+
+def as_text(reply: Any) -> str:
+    """A reply as text, whether the client decodes replies or returns bytes."""
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
+def cmd(client: Client, *args: Any) -> Any:
+    """One command (``client.execute_command`` with a type: redis-py leaves it untyped)."""
+    with translated():
+        return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def pipelined(client: Client | ClusterClient, cmds: Iterable[Sequence[Any]]) -> list[Any]:
+    """Send ``cmds`` in one round trip (a cluster client routes each by its key). A
+    connection error raises; each command's error reply comes back in the list, in
+    its place, as a translated exception (not raised)."""
+    pipe = client.pipeline(transaction=False)
+    for args in cmds:
+        pipe.execute_command(*args)
+    with translated():
+        results = list(pipe.execute(raise_on_error=False))
+    return [translate(r) if isinstance(r, redis.RedisError) else r for r in results]
+
+
+def with_socket_timeout(client: Client, seconds: float) -> Client:
+    """``client`` with its socket timeout (for connections it opens from now) set to
+    ``seconds``: MIGRATE's sender must wait longer than MIGRATE's own timeout."""
+    pool_kwargs = getattr(client.connection_pool, "connection_kwargs", None)
+    if isinstance(pool_kwargs, dict):
+        pool_kwargs["socket_timeout"] = seconds
+    return client
+
+
+def ping(client: Client, timeout: float) -> None:
+    """PING the node ``client`` talks to over a fresh connection that waits at most
+    ``timeout`` seconds (the client's own may wait minutes behind a MIGRATE)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": timeout}
+    probe = redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    )
+    try:
+        with translated():
+            probe.ping()
+    finally:
+        probe.close()

@@ -1,46 +1,82 @@
-"""Cluster membership: MEET a node, FORGET one everywhere, RESET a node that left, and
-wait until the nodes agree (settle).
+"""Cluster membership: MEET a node (or a full mesh of them), FORGET nodes everywhere,
+RESET a node that left, and wait until the nodes agree (settle).
 
-The one place these cluster commands are sent and their redis errors become the
-project's (:class:`~headroom.policies.errors.ClusterError` and its
-:class:`~headroom.policies.errors.ClusterUnreachable`). Callers: the scaler
-(``redis/scaler.py``: new nodes join, retired nodes leave) and the resharder
-(``redis/resharder.py``: ``meet`` on request, forgetting masters it emptied).
+The one place these cluster commands are sent; their errors (already translated by
+the client boundary, ``redis/connection.py``) are said with the node and command.
+Callers: the scaler (``redis/scaler.py``: new nodes join, retired nodes leave) and the
+resharder (``redis/resharder.py``: ``meet`` on request, forgetting masters it emptied).
 Each function takes a client and the address it is talking to (for the message).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
-import redis
-
-from headroom.controller.redis.connection import NodeAddr
-from headroom.controller.redis.topology import cmd
-from headroom.policies.errors import ClusterError, ClusterUnreachable, HeadroomError
+from headroom.controller.redis.connection import Client, NodeAddr, cmd
+from headroom.controller.redis.topology import Node
+from headroom.policies.errors import ClusterError, ClusterUnreachable, CommandRefused, HeadroomError
 
 
-def meet(client: redis.Redis, where: str, peer: NodeAddr) -> None:
+def meet(client: Client, where: str, peer: NodeAddr) -> None:
     """The node at ``where`` MEETs ``peer``."""
     try:
         cmd(client, "CLUSTER", "MEET", peer.host, peer.port)
-    except redis.RedisError as err:
+    except ClusterError as err:
         raise ClusterUnreachable(f"{where}: CLUSTER MEET {peer} failed: {err}") from err
 
 
-def forget(client: redis.Redis, where: str, node_id: str) -> None:
+def forget(client: Client, where: str, node_id: str) -> None:
     """The node at ``where`` forgets ``node_id`` (already unknown to it: nothing to do)."""
     try:
         cmd(client, "CLUSTER", "FORGET", node_id)
-    except redis.ResponseError as err:
+    except CommandRefused as err:
         if "unknown node" not in str(err).lower():
             raise ClusterError(f"{where}: CLUSTER FORGET {node_id}: {err}") from err
-    except redis.RedisError as err:
+    except ClusterError as err:
         raise ClusterUnreachable(f"{where}: CLUSTER FORGET {node_id} failed: {err}") from err
 
 
-def reset(client: redis.Redis, where: str, *, discard_keys: bool) -> None:
+def meet_mesh(
+    client_for: Callable[[NodeAddr], Client],
+    known: Iterable[NodeAddr],
+    newcomers: Iterable[NodeAddr],
+) -> None:
+    """Each newcomer MEETs every known node (and earlier newcomers) directly.
+
+    A full mesh of MEETs takes a blink; waiting for gossip to spread one MEET
+    takes seconds.
+    """
+    peers = list(dict.fromkeys(known))
+    for addr in newcomers:
+        client = client_for(addr)
+        for peer in peers:
+            if peer != addr:
+                meet(client, str(addr), peer)
+        peers.append(addr)
+
+
+def forget_everywhere(
+    client_for: Callable[[NodeAddr], Client], nodes: Iterable[Node], node_ids: Sequence[str]
+) -> None:
+    """Every node in ``nodes`` (but those leaving) forgets each of ``node_ids``."""
+    for node in nodes:
+        if node.id in node_ids:
+            continue
+        client = client_for(NodeAddr(node.host, node.port))
+        for node_id in node_ids:
+            forget(client, node.addr, node_id)
+
+
+def replicate(client: Client, where: str, master_id: str) -> None:
+    """The node at ``where`` becomes a replica of ``master_id`` (CLUSTER REPLICATE)."""
+    try:
+        cmd(client, "CLUSTER", "REPLICATE", master_id)
+    except ClusterError as err:
+        raise ClusterError(f"{where}: CLUSTER REPLICATE {master_id} failed: {err}") from err
+
+
+def reset(client: Client, where: str, *, discard_keys: bool) -> None:
     """Blank the node at ``where`` after it left (CLUSTER RESET HARD), within FORGET's
     60 s ban so it cannot gossip back in. ``discard_keys``: FLUSHALL first (the scaler's
     retired or stray nodes, whose slots are elsewhere); otherwise only an empty node is
@@ -48,13 +84,13 @@ def reset(client: redis.Redis, where: str, *, discard_keys: bool) -> None:
     try:
         if discard_keys or int(cmd(client, "DBSIZE")) == 0:
             cmd(client, "FLUSHALL")
-    except redis.ResponseError:
+    except CommandRefused:
         pass  # a replica refuses FLUSHALL; RESET HARD flushes it anyway
-    except redis.RedisError as err:
+    except ClusterError as err:
         raise ClusterUnreachable(f"{where}: FLUSHALL failed: {err}") from err
     try:
         cmd(client, "CLUSTER", "RESET", "HARD")
-    except redis.RedisError as err:
+    except ClusterError as err:
         raise ClusterError(f"{where}: CLUSTER RESET HARD failed: {err}") from err
 
 
@@ -69,7 +105,7 @@ def settle(
     while True:
         try:
             why = pending()
-        except (redis.RedisError, HeadroomError) as err:
+        except HeadroomError as err:
             why = str(err)
         if why is None:
             return

@@ -45,10 +45,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
-from headroom.controller.redis.topology import cmd, pipelined
-from headroom.policies.errors import MigrationError
+from headroom.controller.redis.connection import Client, as_text, cmd, ping, pipelined
+from headroom.policies.errors import (
+    ClusterError,
+    ClusterUnreachable,
+    CommandRefused,
+    MigrationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,7 @@ class Endpoint:
     id: str
     host: str
     port: int
-    client: redis.Redis
+    client: Client
 
     @property
     def name(self) -> str:
@@ -156,17 +159,13 @@ class _SlotState:
     failures: int = 0
 
 
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-_NOT_RUN = redis.ResponseError("not run: an earlier script in the round timed out")
+_NOT_RUN = CommandRefused("not run: an earlier script in the round timed out")
 
 
 def _timed_out(res: Any) -> bool:
     """A script reply (or error) saying MIGRATE hit its timeout or an I/O error."""
     if isinstance(res, list) and len(res) > 2 and res[2]:
-        text = _text(res[2])
+        text = as_text(res[2])
     elif isinstance(res, Exception) and res is not _NOT_RUN:
         text = str(res)
     else:
@@ -307,7 +306,7 @@ class PairMigrator:
                 if moved:
                     self._account(s, [""] * int(moved), int(nbytes), b"OK", state[s], replace_ok)
                 if err:
-                    failure = redis.ResponseError(_text(err))
+                    failure = CommandRefused(as_text(err))
                     if _timed_out(res):
                         # The key-by-key path owns the adaptive timeouts and batch sizes.
                         self._ping_target([s])
@@ -347,10 +346,10 @@ class PairMigrator:
                 continue
             try:
                 pipelined(other.client, node_cmds)
-            except (redis.ConnectionError, redis.TimeoutError) as err:
+            except ClusterUnreachable as err:
                 self.silent.add(other.id)
                 log.warning("Left node to gossip node=%s error=%s", other.name, err)
-            except redis.RedisError as err:
+            except ClusterError as err:
                 log.warning("Skipped SETSLOT NODE on node=%s error=%s", other.name, err)
         if self.progress is not None:
             self.progress(len(slots), 0, 0, f"{src.id[:8]}->{tgt.id[:8]} slot {slots[-1]}")
@@ -436,17 +435,10 @@ class PairMigrator:
 
     def _ping_target(self, slots: Sequence[int]) -> None:
         """Fail fast with a clear error when the target went silent (not after minutes)."""
-        pool = self.target.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "socket_timeout": self.options.ping_timeout_s}
-        probe = redis.Redis(
-            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-        )
         try:
-            probe.ping()
-        except redis.RedisError as err:
+            ping(self.target.client, self.options.ping_timeout_s)
+        except ClusterError as err:
             raise _unreachable(self.target, slots, err) from err
-        finally:
-            probe.close()
 
     def _crash_mid_slot(
         self, batches: list[tuple[int, list[str], int]], state: dict[int, _SlotState]
@@ -461,9 +453,9 @@ class PairMigrator:
     def _call(self, ep: Endpoint, slots: Sequence[int], args: Sequence[Any]) -> Any:
         try:
             return cmd(ep.client, *args)
-        except redis.ResponseError as err:
+        except CommandRefused as err:
             return err
-        except (redis.ConnectionError, redis.TimeoutError) as err:
+        except ClusterUnreachable as err:
             raise _unreachable(ep, slots, err) from err
 
     def _pipeline(
@@ -478,7 +470,7 @@ class PairMigrator:
             return []
         try:
             results = pipelined(ep.client, cmds)
-        except (redis.ConnectionError, redis.TimeoutError) as err:
+        except ClusterUnreachable as err:
             raise _unreachable(ep, slots, err) from err
         if raise_errors:
             for cmd, res in zip(cmds, results, strict=True):

@@ -17,6 +17,17 @@ from typing import Protocol
 
 from headroom.controller.redis.connection import NodeAddr
 
+# The cluster-mode settings of every node Headroom starts, whichever provisioner starts
+# it (``redis-server`` processes or StatefulSet pods). Headroom places replicas itself:
+# Redis must not move them behind its back, and a drained master must stay an empty
+# master, not turn into a replica of the taker. Failover waits about three node timeouts.
+CLUSTER_NODE_ARGS: tuple[str, ...] = (
+    "--cluster-enabled", "yes",
+    "--cluster-config-file", "nodes.conf",
+    "--cluster-node-timeout", "5000",
+    "--cluster-allow-replica-migration", "no",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class NodeInfo:

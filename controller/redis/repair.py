@@ -23,11 +23,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-import redis
-
+from headroom.controller.redis.connection import cmd
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
-from headroom.controller.redis.topology import Node, Topology, cmd
-from headroom.policies.errors import ClusterUnreachable, MigrationError
+from headroom.controller.redis.topology import Node, Topology
+from headroom.policies.errors import ClusterUnreachable, CommandRefused, MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def _counts(slot: int, eps: Mapping[str, Endpoint]) -> dict[str, int]:
     for nid, ep in eps.items():
         try:
             out[nid] = int(cmd(ep.client, "CLUSTER", "COUNTKEYSINSLOT", slot))
-        except (redis.ConnectionError, redis.TimeoutError) as err:
+        except ClusterUnreachable as err:
             raise ClusterUnreachable(f"node {ep.name} stopped answering during repair") from err
     return out
 
@@ -159,8 +158,8 @@ def _fix_slot(
 def _cmd(ep: Endpoint, *args: object) -> None:
     try:
         cmd(ep.client, *args)
-    except (redis.ConnectionError, redis.TimeoutError) as err:
+    except ClusterUnreachable as err:
         raise ClusterUnreachable(f"node {ep.name} stopped answering during repair") from err
-    except redis.ResponseError as err:
+    except CommandRefused as err:
         shown = " ".join(str(a) for a in args)
         raise MigrationError(f"repair: {ep.name} refused `{shown}`: {err}") from err

@@ -5,9 +5,10 @@ it starts or before it stops nodes, and later by the RedisCluster controller.
 Every entry point reads the topology fresh, repairs slots left open by a crash
 before it moves anything, and refuses bad input before it changes anything.
 
-Work is split into source->target pairs; up to min(#sources, #targets) pairs
-run at once (also when several masters drain together), and a node is never in
-two migrations at the same time.
+Work is split into source->target pairs (run by ``pairs.py``); up to
+min(#sources, #targets) pairs run at once (also when several masters drain
+together), and a node is never in two migrations at the same time. Progress and
+results are the values of ``reports.py``.
 
 New masters are introduced to clients before the bulk move, because redis-py
 fails on an ASK to a node it has never seen (issue 4015) and learns nodes only
@@ -22,14 +23,9 @@ deal; only a client-side fix closes it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import redis
+from collections.abc import Mapping, Sequence
 
 from headroom.controller.redis import membership
 from headroom.controller.redis.connection import (
@@ -37,18 +33,22 @@ from headroom.controller.redis.connection import (
     Connect,
     NodeAddr,
     RedisAuth,
+    as_text,
+    cmd,
     make_connect,
+    pipelined,
+    with_socket_timeout,
 )
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
+from headroom.controller.redis.pairs import run_pairs
+from headroom.controller.redis.pool import NodePool
 from headroom.controller.redis.repair import repair
+from headroom.controller.redis.reports import ProgressListener, ReshardReport, Tally
 from headroom.controller.redis.slotplan import SlotPlan, plan_slots
 from headroom.controller.redis.topology import (
-    SLOTS,
     Node,
     Topology,
     cluster_nodes,
-    cmd,
-    pipelined,
     read_topology,
 )
 from headroom.policies.errors import (
@@ -64,70 +64,6 @@ log = logging.getLogger(__name__)
 
 CLIENT_NAME = "headroom-resharder"  # so our own connections are told from applications'
 _MIGRATE_CMDS = frozenset({"restore-asking", "restore", "select", "auth", "migrate", "NULL"})
-
-
-@dataclass(frozen=True)
-class ReshardProgress:
-    slots_done: int
-    slots_total: int
-    keys_moved: int
-    bytes_moved: int
-    current: str  # e.g. "a1b2c3d4->e5f6a7b8 slot 1234"
-
-
-class ProgressListener(Protocol):
-    def __call__(self, p: ReshardProgress, /) -> None: ...
-
-
-@dataclass(frozen=True)
-class ReshardReport:
-    slots_moved: int
-    keys_moved: int
-    bytes_moved: int
-    seconds: float
-    errors: list[str]
-    repaired: list[str]
-    plan: SlotPlan
-    forgotten: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "slots_moved": self.slots_moved,
-            "keys_moved": self.keys_moved,
-            "bytes_moved": self.bytes_moved,
-            "seconds": round(self.seconds, 3),
-            "keys_per_second": round(self.keys_moved / self.seconds, 1) if self.seconds else 0.0,
-            "errors": self.errors,
-            "repaired": self.repaired,
-            "forgotten": self.forgotten,
-            "plan": self.plan.to_json(),
-        }
-
-
-class _Tally:
-    """Thread-safe running totals, forwarded to the listener."""
-
-    def __init__(self, total: int, listener: ProgressListener | None) -> None:
-        self.lock = threading.Lock()
-        self.total = total
-        self.slots = 0
-        self.keys = 0
-        self.bytes = 0
-        self.listener = listener
-
-    def add(self, slots: int, keys: int, nbytes: int, current: str) -> None:
-        with self.lock:
-            self.slots += slots
-            self.keys += keys
-            self.bytes += nbytes
-            snap = ReshardProgress(self.slots, self.total, self.keys, self.bytes, current)
-        if self.listener is not None:
-            self.listener(snap)
 
 
 class Resharder:
@@ -159,17 +95,9 @@ class Resharder:
         self.options = options or MigrateOptions()
         self._cluster_timeout = cluster_timeout
         self._crash_after_keys = crash_after_keys
-        self._clients: dict[tuple[str, int], redis.Redis] = {}
-        self._lock = threading.Lock()
+        self._pool = NodePool(self._connect)
 
     # -- reading ----------------------------------------------------------------------------
-    def _client(self, host: str, port: int) -> redis.Redis:
-        with self._lock:
-            key = (host, port)
-            if key not in self._clients:
-                self._clients[key] = self._connect(host, port)
-            return self._clients[key]
-
     def _endpoint(self, node: Node, *, migration: bool = False) -> Endpoint:
         """A shared control client, or (``migration``) an own one that may run MIGRATE.
 
@@ -178,11 +106,10 @@ class Resharder:
         reported in seconds, not minutes.
         """
         if not migration:
-            return Endpoint(node.id, node.host, node.port, self._client(node.host, node.port))
-        client = self._connect(node.host, node.port)
-        pool_kwargs = getattr(client.connection_pool, "connection_kwargs", None)
-        if isinstance(pool_kwargs, dict):
-            pool_kwargs["socket_timeout"] = self.options.max_timeout_ms / 1000 + 30
+            return Endpoint(node.id, node.host, node.port, self._pool.client(node.host, node.port))
+        client = with_socket_timeout(
+            self._connect(node.host, node.port), self.options.max_timeout_ms / 1000 + 30
+        )
         return Endpoint(node.id, node.host, node.port, client)
 
     def _own_endpoint(self, node: Node) -> Endpoint:
@@ -190,13 +117,10 @@ class Resharder:
 
     def topology(self) -> Topology:
         """Masters, replicas, slots and keys per master, open slots, health."""
-        return read_topology(self.seed, self._client)
+        return read_topology(self.seed, self._pool.client)
 
     def close(self) -> None:
-        with self._lock:
-            for c in self._clients.values():
-                c.close()
-            self._clients.clear()
+        self._pool.close()
 
     # -- planning ---------------------------------------------------------------------------
     def _resolve_weights(
@@ -229,12 +153,12 @@ class Resharder:
         for m in masters:
             if not m.slots:
                 continue
-            client = self._client(m.host, m.port)
+            client = self._pool.client(m.host, m.port)
             slots = sorted(m.slots)
             try:
                 counts = pipelined(client, [("CLUSTER", "COUNTKEYSINSLOT", s) for s in slots])
-                mem = client.info("memory")
-            except redis.RedisError as err:
+                mem = cmd(client, "INFO", "memory")
+            except ClusterError as err:
                 raise ClusterUnreachable(f"node {m.short} ({m.addr}) failed: {err}") from err
             keys.update({s: int(c) for s, c in zip(slots, counts, strict=True)})
             dataset = float(mem.get("used_memory_dataset", 0))
@@ -323,10 +247,11 @@ class Resharder:
         # the taker; keep it a master so drains of several nodes never trip on that.
         for node in leaving:
             try:
-                self._client(node.host, node.port).config_set(
-                    "cluster-allow-replica-migration", "no"
-                )
-            except redis.RedisError as err:
+                cmd(
+                    self._pool.client(node.host, node.port),
+                    "CONFIG", "SET", "cluster-allow-replica-migration", "no",
+                )  # fmt: skip
+            except ClusterError as err:
                 log.warning("Kept replica migration setting node=%s error=%s", node.short, err)
         repaired = self._repair(topo)
         self.wait_cluster_ok(self._cluster_timeout)
@@ -353,7 +278,7 @@ class Resharder:
     def meet(self, *addrs: str) -> None:
         """CLUSTER MEET new nodes from the seed, then wait until every node agrees and is ok."""
         at = NodeAddr.parse(self.seed)
-        seed = self._client(at.host, at.port)
+        seed = self._pool.client(at.host, at.port)
         for addr in addrs:
             membership.meet(seed, self.seed, NodeAddr.parse(addr))
         self.wait_cluster_ok(self._cluster_timeout)
@@ -375,7 +300,7 @@ class Resharder:
                 return f"{n.addr} reports cluster_state:{n.state}"
             seen = {
                 x.id
-                for x in cluster_nodes(self._client(n.host, n.port), n.addr)
+                for x in cluster_nodes(self._pool.client(n.host, n.port), n.addr)
                 if "noaddr" not in x.flags
             }
             if seen != ids:
@@ -398,7 +323,7 @@ class Resharder:
         repaired: list[str],
         raise_on_error: bool,
     ) -> ReshardReport:
-        tally = _Tally(plan.slots, self._progress)
+        tally = Tally(plan.slots, self._progress)
         errors: list[str] = []
         if not plan.empty:
             try:
@@ -417,7 +342,7 @@ class Resharder:
             raise MigrationError(errors[0])
         return report
 
-    def _run_moves(self, topo: Topology, plan: SlotPlan, tally: _Tally) -> None:
+    def _run_moves(self, topo: Topology, plan: SlotPlan, tally: Tally) -> None:
         by_id = {n.id: n for n in topo.masters}
         queues: dict[tuple[str, str], deque[int]] = {}
         for m in plan.moves:
@@ -464,10 +389,13 @@ class Resharder:
                 queues[pair].remove(slot)
                 intro.setdefault(pair, deque()).append(slot)
         if intro:
-            self._run_pairs(intro, keys, migrator, chunk_slots=self.options.intro_chunk_slots)
+            run_pairs(
+                intro, keys, migrator, self.options,
+                chunk_slots=self.options.intro_chunk_slots, parallel=self._parallel,
+            )  # fmt: skip
             old = [m for m in topo.masters if m.id not in newcomers]
             self._wait_clients_know([by_id[t] for t in sorted(newcomers)], old)
-        self._run_pairs(queues, keys, migrator)
+        run_pairs(queues, keys, migrator, self.options, parallel=self._parallel)
 
     def _wait_clients_know(self, newcomers: list[Node], old: list[Node]) -> None:
         """Until some application client talks to every new master (bounded).
@@ -492,84 +420,17 @@ class Resharder:
     def _foreign_clients(self, node: Node) -> int:
         """Normal connections on ``node`` that are neither ours nor MIGRATE's."""
         try:
-            raw = cmd(self._client(node.host, node.port), "CLIENT", "LIST", "TYPE", "normal")
-        except redis.RedisError:
+            raw = cmd(self._pool.client(node.host, node.port), "CLIENT", "LIST", "TYPE", "normal")
+        except ClusterError:
             return 0
-        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         count = 0
-        for line in text.splitlines():
+        for line in as_text(raw).splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
             # Any "headroom-*" connection is ours (resharder, scaler, signal sampler).
             if fields.get("name", "").startswith(OWN_PREFIX) or fields.get("cmd") in _MIGRATE_CMDS:
                 continue
             count += 1
         return count
-
-    def _run_pairs(
-        self,
-        queues: dict[tuple[str, str], deque[int]],
-        keys: Mapping[int, int],
-        migrator: Callable[[str, str], PairMigrator],
-        *,
-        chunk_slots: int | None = None,
-    ) -> None:
-        cond = threading.Condition()
-        busy: set[str] = set()
-        failures: list[BaseException] = []
-        opts = self.options
-        per_chunk = chunk_slots or opts.chunk_slots
-
-        def take() -> tuple[tuple[str, str], list[int]] | None:
-            with cond:
-                while True:
-                    if failures or not any(queues.values()):
-                        return None
-                    free = [p for p, q in queues.items() if q and not busy & set(p)]
-                    if free:
-                        pair = max(free, key=lambda p: len(queues[p]))
-                        q = queues[pair]
-                        chunk: list[int] = []
-                        nkeys = 0
-                        while q and len(chunk) < per_chunk and nkeys < opts.chunk_keys:
-                            s = q.popleft()
-                            chunk.append(s)
-                            nkeys += keys.get(s, 0)
-                        busy.update(pair)
-                        return pair, chunk
-                    cond.wait(0.5)
-
-        def worker() -> None:
-            movers: dict[tuple[str, str], PairMigrator] = {}
-            while (job := take()) is not None:
-                pair, chunk = job
-                try:
-                    if pair not in movers:
-                        movers[pair] = migrator(*pair)
-                    movers[pair].move(chunk)
-                except BaseException as err:  # noqa: BLE001 - reported by the caller
-                    with cond:
-                        failures.append(err)
-                finally:
-                    with cond:
-                        busy.difference_update(pair)
-                        cond.notify_all()
-            for m in movers.values():
-                m.source.client.close()
-                m.target.client.close()
-
-        sources = {s for s, _ in queues}
-        targets = {t for _, t in queues}
-        n = min(len(sources), len(targets)) if self._parallel else 1
-        threads = [threading.Thread(target=worker, name=f"reshard-{i}") for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if failures:
-            first = failures[0]
-            if isinstance(first, HeadroomError):
-                raise first
-            raise MigrationError(f"migration stopped: {first}; run `headroom redis fix`") from first
 
     def _forget(self, node_ids: Sequence[str]) -> list[str]:
         """CLUSTER FORGET emptied masters (and their replicas) everywhere, then reset them."""
@@ -586,14 +447,13 @@ class Resharder:
             leaving += [node] + [r for r in topo.replicas if r.master_id == node.id]
         leaving_ids = {n.id for n in leaving}
         staying = [n for n in topo.nodes if n.id not in leaving_ids]
-        for n in staying:
-            client = self._client(n.host, n.port)
-            for gone in leaving:
-                membership.forget(client, n.addr, gone.id)
+        membership.forget_everywhere(self._pool.at, staying, [n.id for n in leaving])
         # Within FORGET's 60 s ban: wipe the leavers so they cannot gossip back in.
         for gone in leaving:
             try:
-                membership.reset(self._client(gone.host, gone.port), gone.addr, discard_keys=False)
+                membership.reset(
+                    self._pool.client(gone.host, gone.port), gone.addr, discard_keys=False
+                )
             except ClusterError as err:
                 log.warning("Left forgotten node unreset node=%s error=%s", gone.addr, err)
         if self.seed in {n.addr for n in leaving}:
@@ -608,11 +468,4 @@ def _no_plan(topo: Topology) -> SlotPlan:
     return SlotPlan(moves=(), before=counts, after=counts)
 
 
-__all__ = [
-    "SLOTS",
-    "Connect",
-    "ProgressListener",
-    "ReshardProgress",
-    "ReshardReport",
-    "Resharder",
-]
+__all__ = ["CLIENT_NAME", "Resharder"]

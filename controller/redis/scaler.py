@@ -1,7 +1,7 @@
 """Grow or shrink a Redis Cluster to N masters: provisioner + resharder, level-triggered.
 
 :class:`ClusterScaler` is what ``headroom local up/scale``, the demo's
-``RedisScalerTarget`` and (later) the Kubernetes RedisCluster controller call.
+``RedisScalerTarget`` and the Kubernetes RedisCluster controller call.
 It reads the world (the provisioner's nodes and the cluster's own view), then
 does whatever is left to reach ``masters`` masters with ``replicas`` replicas
 each, so a run that was killed at any point is finished by the next call:
@@ -16,34 +16,44 @@ each, so a run that was killed at any point is finished by the next call:
   refused for 60 s, a reset one gets a new id) and removed;
 * replicas: every serving master gets exactly ``replicas`` (CLUSTER REPLICATE).
 
-Nodes that hold no slot and belong to no master are removed at the end.
+Nodes that hold no slot and belong to no master are removed at the end. What the
+scaler sees is ``observe.py``, what it reports ``reports.py``, and the cluster
+commands it sends ``membership.py`` (through the clients of ``pool.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import redis
+from functools import partial
 
 from headroom.controller.redis import membership
-from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
-from headroom.controller.redis.heal import Damage, LostNode, assess
+from headroom.controller.redis.connection import (
+    NodeAddr,
+    RedisAuth,
+    cmd,
+    make_connect,
+)
+from headroom.controller.redis.heal import LostNode
 from headroom.controller.redis.migrate import MigrateOptions
 from headroom.controller.redis.nodes import NodeInfo, NodeProvisioner
+from headroom.controller.redis.observe import World, damage_of, member_at, observe, status_of
+from headroom.controller.redis.pool import NodePool
+from headroom.controller.redis.reports import (
+    ClusterStatus,
+    ProgressListener,
+    ReshardReport,
+    ScaleReport,
+)
 from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
-from headroom.controller.redis.resharder import ProgressListener, Resharder, ReshardReport
+from headroom.controller.redis.resharder import Resharder
+from headroom.controller.redis.slotplan import even_ranges
 from headroom.controller.redis.topology import (
     SLOTS,
     Node,
-    Topology,
     cluster_nodes,
-    read_topology,
     slot_ranges,
 )
 from headroom.policies.errors import (
@@ -58,153 +68,6 @@ from headroom.policies.errors import (
 log = logging.getLogger(__name__)
 
 PhaseListener = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ScaleReport:
-    """What one :meth:`ClusterScaler.scale_masters` call did."""
-
-    masters_before: int
-    masters_after: int
-    replicas_per_master: int
-    added: tuple[str, ...] = ()  # provisioner names of nodes started
-    removed: tuple[str, ...] = ()  # provisioner names of nodes stopped
-    reshards: tuple[ReshardReport, ...] = ()
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "masters_before": self.masters_before,
-            "masters_after": self.masters_after,
-            "replicas_per_master": self.replicas_per_master,
-            "added": list(self.added),
-            "removed": list(self.removed),
-            "reshards": [_report_json(r) for r in self.reshards],
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node as ``headroom local status`` shows it."""
-
-    addr: str
-    name: str | None  # the provisioner's name; None for a node it did not start
-    node_id: str | None
-    role: str  # master | replica | empty (master without slots) | spare (not in cluster) | down
-    master_id: str | None = None
-    slots: int = 0
-    keys: int | None = None
-    open_slots: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "addr": self.addr,
-            "name": self.name,
-            "node_id": self.node_id,
-            "role": self.role,
-            "master_id": self.master_id,
-            "slots": self.slots,
-            "keys": self.keys,
-            "open_slots": self.open_slots,
-        }
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    """The cluster's shape right now, read without changing anything."""
-
-    nodes: tuple[NodeStatus, ...]
-    slots_covered: int
-    open_slots: int
-    state_ok: bool  # every member answers cluster_state:ok
-    problems: tuple[str, ...] = ()
-    damage: Damage = field(default_factory=Damage)  # lost members and what they need
-
-    @property
-    def masters_serving(self) -> int:
-        return sum(1 for n in self.nodes if n.role == "master" and n.slots > 0)
-
-    @property
-    def keys(self) -> int:
-        return sum(n.keys or 0 for n in self.nodes if n.role == "master")
-
-    @property
-    def healthy(self) -> bool:
-        return (
-            self.state_ok
-            and self.slots_covered == SLOTS
-            and not self.open_slots
-            and self.damage.whole
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "healthy": self.healthy,
-            "masters": self.masters_serving,
-            "replicas": sum(1 for n in self.nodes if n.role == "replica"),
-            "slots_covered": self.slots_covered,
-            "open_slots": self.open_slots,
-            "keys": self.keys,
-            "problems": list(self.problems),
-            "nodes": [n.to_json() for n in self.nodes],
-        }
-
-
-@dataclass
-class _Probe:
-    """A provisioned node asked directly: its id and what it believes."""
-
-    info: NodeInfo
-    node_id: str | None = None  # None: the node does not answer
-    known: int = 0  # lines in its CLUSTER NODES (1 = it has met nobody)
-    slots: int = 0
-    keys: int = 0
-
-    @property
-    def alive(self) -> bool:
-        return self.node_id is not None
-
-
-@dataclass
-class _World:
-    probes: list[_Probe]
-    topo: Topology | None
-    members: dict[str, Node] = field(default_factory=dict)
-
-    def probe_of(self, node_id: str) -> _Probe | None:
-        return next((p for p in self.probes if p.node_id == node_id), None)
-
-    def ordinal(self, node_id: str) -> int:
-        probe = self.probe_of(node_id)
-        return probe.info.ordinal if probe is not None else -1  # foreign nodes count as oldest
-
-    @property
-    def serving(self) -> list[Node]:
-        masters = [n for n in self.members.values() if n.is_master and n.slots]
-        return sorted(masters, key=lambda n: self.ordinal(n.id))
-
-    @property
-    def empties(self) -> list[Node]:
-        nodes = [
-            n
-            for n in self.members.values()
-            if n.is_master and not n.slots and n.reachable and self.probe_of(n.id) is not None
-        ]
-        return sorted(nodes, key=lambda n: self.ordinal(n.id))
-
-    @property
-    def outsiders(self) -> list[_Probe]:
-        found = [p for p in self.probes if p.alive and p.node_id not in self.members]
-        return sorted(found, key=lambda p: p.info.ordinal)
-
-    @property
-    def dead(self) -> list[_Probe]:
-        return [p for p in self.probes if not p.alive]
-
-    def replicas_of(self, master_id: str) -> list[Node]:
-        nodes = [n for n in self.members.values() if not n.is_master and n.master_id == master_id]
-        return sorted(nodes, key=lambda n: self.ordinal(n.id))
 
 
 class ClusterScaler:
@@ -230,16 +93,16 @@ class ClusterScaler:
         self._migrate_options = MigrateOptions(
             username=auth.username if auth else None, password=auth.password if auth else None
         )
-        self._connect: Connect = make_connect(
-            auth, client_name="headroom-scaler", socket_timeout=30.0, decode_responses=True
+        self._pool = NodePool(
+            make_connect(
+                auth, client_name="headroom-scaler", socket_timeout=30.0, decode_responses=True
+            )
         )
         self.ok_timeout = ok_timeout
         # How long a lost master's replica gets to win its own election before TAKEOVER:
         # three cluster-node-timeouts (5 s in our pods) cover PFAIL -> FAIL -> election.
         self.failover_grace = failover_grace
         self.on_phase = on_phase
-        self._clients: dict[NodeAddr, redis.Redis] = {}
-        self._clients_lock = threading.Lock()
         self._added: list[str] = []
         self._removed: list[str] = []
 
@@ -290,102 +153,27 @@ class ClusterScaler:
         )
         log.info(
             "Scaled Redis Cluster masters=%d->%d replicas=%d added=%d removed=%d seconds=%.1f",
-            before,
-            report.masters_after,
-            self.replicas_per_master,
-            len(report.added),
-            len(report.removed),
-            report.seconds,
-        )
+            before, report.masters_after, self.replicas_per_master,
+            len(report.added), len(report.removed), report.seconds,
+        )  # fmt: skip
         return report
 
     def status(self) -> ClusterStatus:
         """Read every provisioned node and the cluster's view; changes nothing."""
-        world = self._observe()
-        rows: list[NodeStatus] = []
-        seen: set[str] = set()
-        topo = world.topo
-        for node in topo.nodes if topo else ():
-            probe = world.probe_of(node.id)
-            seen.add(node.id)
-            if not node.reachable:
-                role = "down"
-            elif node.is_master:
-                role = "master" if node.slots else "empty"
-            else:
-                role = "replica"
-            rows.append(
-                NodeStatus(
-                    addr=node.addr,
-                    name=probe.info.name if probe else None,
-                    node_id=node.id,
-                    role=role,
-                    master_id=node.master_id,
-                    slots=len(node.slots),
-                    keys=node.keys,
-                    open_slots=len(node.migrating) + len(node.importing),
-                )
-            )
-        for probe in world.probes:
-            if probe.node_id in seen:
-                continue
-            rows.append(
-                NodeStatus(
-                    addr=str(probe.info.addr),
-                    name=probe.info.name,
-                    node_id=probe.node_id,
-                    role="spare" if probe.alive else "down",
-                    slots=probe.slots,
-                    keys=probe.keys if probe.alive else None,
-                )
-            )
-        if topo is None:
-            return ClusterStatus(tuple(rows), 0, 0, False, ("no node owns a slot",))
-        members = [n for n in topo.nodes if n.reachable]
-        return ClusterStatus(
-            nodes=tuple(rows),
-            slots_covered=SLOTS - len(topo.uncovered()),
-            open_slots=len(topo.open_slots()),
-            state_ok=bool(members) and all(n.state == "ok" for n in members),
-            problems=tuple(topo.problems()),
-            damage=self._damage(world),
-        )
+        return status_of(self._observe())
 
     def close(self) -> None:
         """Close the clients this scaler opened."""
-        with self._clients_lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._pool.close()
 
     # -- reading the world -------------------------------------------------------------------
 
-    def _probe(self, info: NodeInfo) -> _Probe:
-        probe = _Probe(info)
-        try:
-            client = self._client(info.addr)
-            lines = cluster_nodes(client, str(info.addr))
-            me = next(line for line in lines if "myself" in line.flags)
-            probe.keys = int(client.dbsize())
-        except (HeadroomError, redis.RedisError, StopIteration):
-            return probe
-        probe.node_id, probe.known, probe.slots = me.id, len(lines), len(me.slots)
-        return probe
-
-    def _observe(self) -> _World:
-        probes = [self._probe(info) for info in self.provisioner.list_nodes()]
-        owners = [p for p in probes if p.alive and p.slots]
-        if not owners:
-            return _World(probes, None)
-        # The seed is the slot owner that knows the most nodes: the heart of the cluster.
-        seed = max(owners, key=lambda p: (p.known, -p.info.ordinal))
-        topo = read_topology(str(seed.info.addr), lambda h, p: self._client(NodeAddr(h, p)))
-        members = {n.id: n for n in topo.nodes}
-        return _World(probes, topo, members)
+    def _observe(self) -> World:
+        return observe(self.provisioner.list_nodes(), self._pool)
 
     # -- healing -------------------------------------------------------------------------------
 
-    def _complete(self, world: _World) -> bool:
+    def _complete(self, world: World) -> bool:
         """Every node the provisioner wants is up and answers (none is still restarting)."""
         ready = getattr(self.provisioner, "pods_ready", None)
         if callable(ready):
@@ -394,14 +182,9 @@ class ClusterScaler:
                 return False
         return all(p.alive for p in world.probes)
 
-    def _damage(self, world: _World) -> Damage:
-        if world.topo is None:
-            return Damage()
-        return assess(world.topo, {p.node_id for p in world.probes if p.node_id})
-
-    def _heal(self, world: _World) -> _World:
+    def _heal(self, world: World) -> World:
         """Before any change of size: fail over lost masters, forget lost nodes (see heal.py)."""
-        damage = self._damage(world)
+        damage = damage_of(world)
         if damage.whole:
             return world
         self._phase(f"healing: {damage.describe()}")
@@ -421,7 +204,7 @@ class ClusterScaler:
         for lost in damage.failing_over:
             self._fail_over(lost)
         world = self._observe()
-        damage = self._damage(world)
+        damage = damage_of(world)
         if damage.gone and self._complete(world):
             for node in damage.gone:
                 self._forget_everywhere(world, node.node_id)
@@ -453,7 +236,7 @@ class ClusterScaler:
                 if (winner := promoted()) is not None:
                     log.info("Failed over master node=%s to replica=%s", lost.short, winner[:8])
                     return
-            except (redis.RedisError, HeadroomError):
+            except HeadroomError:
                 pass  # a node mid-election may not answer; the deadline bounds it
             time.sleep(0.2)
         members = self._observe().members
@@ -465,10 +248,8 @@ class ClusterScaler:
             lost.short, candidate.short, self.failover_grace,
         )  # fmt: skip
         try:
-            self._client(NodeAddr.parse(candidate.addr)).execute_command(  # type: ignore[no-untyped-call]
-                "CLUSTER", "FAILOVER", "TAKEOVER"
-            )
-        except redis.RedisError as err:
+            cmd(self._pool.at(NodeAddr.parse(candidate.addr)), "CLUSTER", "FAILOVER", "TAKEOVER")
+        except ClusterError as err:
             raise ClusterError(
                 f"{candidate.addr}: CLUSTER FAILOVER TAKEOVER failed: {err}"
             ) from err
@@ -476,11 +257,11 @@ class ClusterScaler:
 
     # -- phases --------------------------------------------------------------------------------
 
-    def _clean_up(self, world: _World) -> _World:
+    def _clean_up(self, world: World) -> World:
         """Remove dead provisioned nodes and reset leftovers so every outsider is a blank node."""
         changed = False
         for probe in world.dead:
-            node = _member_at(world, probe.info.addr)
+            node = member_at(world, probe.info.addr)
             if node is not None and node.is_master and node.slots:
                 raise ClusterUnreachable(
                     f"{probe.info.addr}: master {node.short} owns {len(node.slots)} slots "
@@ -501,7 +282,7 @@ class ClusterScaler:
                 changed = True
         return self._observe() if changed else world
 
-    def _bootstrap(self, masters: int, world: _World) -> None:
+    def _bootstrap(self, masters: int, world: World) -> None:
         """Give the first ``masters`` masters an even split of the slots nobody owns yet."""
         topo = world.topo
         if topo is not None:
@@ -522,27 +303,27 @@ class ClusterScaler:
             # Distinct config epochs up front spare the cluster a round of collision
             # resolution; only a node that has met nobody accepts this, so errors are moot.
             try:
-                self._client(addr).execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)  # type: ignore[no-untyped-call]
-            except redis.RedisError:
+                cmd(self._pool.at(addr), "CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            except ClusterError:
                 pass
         anchor = NodeAddr.parse(topo.seed) if topo is not None else chosen[0]
-        self._meet([anchor], [a for a in chosen if a != anchor])
-        ids = [self._node_id(a) for a in chosen]
-        self._wait(lambda: all(set(ids) <= self._known_ids(a) for a in chosen), "MEET")
+        membership.meet_mesh(self._pool.at, [anchor], [a for a in chosen if a != anchor])
+        ids = [self._pool.node_id(a) for a in chosen]
+        self._wait(lambda: all(set(ids) <= self._pool.known_ids(a) for a in chosen), "MEET")
         owned: set[int] = set()
         for addr in chosen:
-            owned |= self._own_slots(addr)
+            owned |= self._pool.own_slots(addr)
         for addr, (first, last) in zip(chosen, even_ranges(masters), strict=True):
             missing = [s for s in range(first, last + 1) if s not in owned]
             args: list[int] = []
             for a, b in slot_ranges(missing):
                 args += [a, b]
             if args:
-                self._client(addr).execute_command("CLUSTER", "ADDSLOTSRANGE", *args)  # type: ignore[no-untyped-call]
+                cmd(self._pool.at(addr), "CLUSTER", "ADDSLOTSRANGE", *args)
         log.info("Assigned slots masters=%d", masters)
 
     def _scale_masters(
-        self, masters: int, world: _World, progress: ProgressListener | None
+        self, masters: int, world: World, progress: ProgressListener | None
     ) -> list[ReshardReport]:
         serving = world.serving
         seed = serving[0].addr
@@ -556,9 +337,9 @@ class ClusterScaler:
             for node in world.empties:
                 if NodeAddr.parse(node.addr) in spares:
                     self._retire(world, node)  # would get slots from use_empty_masters
-            members = {NodeAddr.parse(n.addr) for n in world.members.values() if n.reachable}
+            members = world.addrs()
             self._phase(f"joining {need} new masters")
-            self._meet(members, [a for a in newcomers if a not in members])
+            membership.meet_mesh(self._pool.at, members, [a for a in newcomers if a not in members])
             self._wait_converged(self._observe(), extra=newcomers)
             self._phase(f"rebalancing slots onto {masters} masters")
             with self._resharding(seed, progress) as resharder:
@@ -600,7 +381,7 @@ class ClusterScaler:
                 reports.append(resharder.rebalance(use_empty_masters=False))
         return reports
 
-    def _move_replicas(self, world: _World, leaving: Node, staying: Sequence[str]) -> None:
+    def _move_replicas(self, world: World, leaving: Node, staying: Sequence[str]) -> None:
         """Re-home the replicas of a master about to leave, or retire them."""
         want = self.replicas_per_master
         for replica in world.replicas_of(leaving.id):
@@ -611,7 +392,7 @@ class ClusterScaler:
             else:
                 self._retire(world, replica)
 
-    def _fit_replicas(self, world: _World) -> dict[NodeAddr, str]:
+    def _fit_replicas(self, world: World) -> dict[NodeAddr, str]:
         """Give every serving master exactly ``want`` replicas; returns replica -> master id."""
         attached: dict[NodeAddr, str] = {}
         want = self.replicas_per_master
@@ -632,8 +413,10 @@ class ClusterScaler:
                     addr = NodeAddr.parse(orphans.pop(0).addr)
                 else:
                     addr = spares.pop(0) if spares else self._add().addr
-                    self._meet([NodeAddr.parse(m.addr) for m in world.members.values()], [addr])
-                    self._wait(self._knows(addr, master.id), f"{addr} to meet {master.addr}")
+                    membership.meet_mesh(self._pool.at, world.addrs(reachable=False), [addr])
+                    self._wait(
+                        partial(self._pool.knows, addr, master.id), f"{addr} to meet {master.addr}"
+                    )
                 self._replicate(addr, master.id)
                 attached[addr] = master.id
         for orphan in orphans:
@@ -645,13 +428,13 @@ class ClusterScaler:
         and a replica the seed does not list yet would look like a spare to remove."""
         if not attached:
             return
-        ids = {self._node_id(addr): master for addr, master in attached.items()}
+        ids = {self._pool.node_id(addr): master for addr, master in attached.items()}
 
         def agreed() -> bool:
             world = self._observe()
-            addrs = {NodeAddr.parse(n.addr) for n in world.members.values() if n.reachable}
+            addrs = world.addrs()
             for addr in addrs | set(attached):
-                lines = {x.id: x for x in cluster_nodes(self._client(addr), str(addr))}
+                lines = {x.id: x for x in cluster_nodes(self._pool.at(addr), str(addr))}
                 for node_id, master in ids.items():
                     line = lines.get(node_id)
                     if line is None or line.master_id != master or "slave" not in line.flags:
@@ -672,85 +455,32 @@ class ClusterScaler:
         self.provisioner.remove_node(info.name)
         self._removed.append(info.name)
 
-    def _retire(self, world: _World, node: Node) -> None:
+    def _retire(self, world: World, node: Node) -> None:
         """Make every other node forget ``node``, then blank it for reuse or removal."""
         self._forget_everywhere(world, node.id)
         self._reset(NodeAddr.parse(node.addr))
         log.info("Retired node node=%s addr=%s", node.short, node.addr)
 
-    def _forget_everywhere(self, world: _World, node_id: str) -> None:
-        for other in world.members.values():
-            if other.id != node_id and other.reachable:
-                membership.forget(self._client(NodeAddr.parse(other.addr)), other.addr, node_id)
+    def _forget_everywhere(self, world: World, node_id: str) -> None:
+        reachable = [n for n in world.members.values() if n.reachable]
+        membership.forget_everywhere(self._pool.at, reachable, [node_id])
 
     def _reset(self, addr: NodeAddr) -> None:
-        membership.reset(self._client(addr), str(addr), discard_keys=True)
-
-    def _meet(self, known: Iterable[NodeAddr], newcomers: Iterable[NodeAddr]) -> None:
-        """Each newcomer MEETs every node (and earlier newcomers) directly.
-
-        A full mesh of MEETs takes a blink; waiting for gossip to spread one MEET
-        takes seconds.
-        """
-        peers = list(dict.fromkeys(known))
-        for addr in newcomers:
-            client = self._client(addr)
-            for peer in peers:
-                if peer != addr:
-                    membership.meet(client, str(addr), peer)
-            peers.append(addr)
+        membership.reset(self._pool.at(addr), str(addr), discard_keys=True)
 
     def _replicate(self, addr: NodeAddr, master_id: str) -> None:
         self._phase(f"attaching replica {addr}")
-        try:
-            self._client(addr).execute_command("CLUSTER", "REPLICATE", master_id)  # type: ignore[no-untyped-call]
-        except redis.RedisError as err:
-            raise ClusterError(f"{addr}: CLUSTER REPLICATE {master_id} failed: {err}") from err
+        membership.replicate(self._pool.at(addr), str(addr), master_id)
 
-    def _wait_converged(self, world: _World, extra: Iterable[NodeAddr] = ()) -> None:
+    def _wait_converged(self, world: World, extra: Iterable[NodeAddr] = ()) -> None:
         """Every member (and ``extra``) knows all the others and says cluster_state:ok."""
-        addrs = {NodeAddr.parse(n.addr) for n in world.members.values() if n.reachable}
+        addrs = world.addrs()
         addrs |= set(extra)
-        ids = {self._node_id(a) for a in addrs}
-
-        def converged() -> bool:
-            for addr in addrs:
-                if not ids <= self._known_ids(addr) or self._state(addr) != "ok":
-                    return False
-            return True
-
-        self._wait(converged, "cluster_state:ok on every node")
+        ids = {self._pool.node_id(a) for a in addrs}
+        self._wait(lambda: self._pool.converged(addrs, ids), "cluster_state:ok on every node")
 
     def _wait(self, check: Callable[[], bool], what: str) -> None:
         membership.settle(lambda: None if check() else "", timeout=self.ok_timeout, what=what)
-
-    def _client(self, addr: NodeAddr) -> redis.Redis:
-        with self._clients_lock:
-            client = self._clients.get(addr)
-            if client is None:
-                client = self._clients[addr] = self._connect(addr.host, addr.port)
-            return client
-
-    def _knows(self, addr: NodeAddr, node_id: str) -> Callable[[], bool]:
-        return lambda: node_id in self._known_ids(addr)
-
-    def _node_id(self, addr: NodeAddr) -> str:
-        return _as_str(self._client(addr).execute_command("CLUSTER", "MYID"))  # type: ignore[no-untyped-call]
-
-    def _known_ids(self, addr: NodeAddr) -> set[str]:
-        lines = cluster_nodes(self._client(addr), str(addr))
-        return {line.id for line in lines if "handshake" not in line.flags}
-
-    def _own_slots(self, addr: NodeAddr) -> set[int]:
-        lines = cluster_nodes(self._client(addr), str(addr))
-        return set(next(line for line in lines if "myself" in line.flags).slots)
-
-    def _state(self, addr: NodeAddr) -> str:
-        info = _as_str(self._client(addr).execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
-        for row in info.splitlines():
-            if row.startswith("cluster_state:"):
-                return row.split(":", 1)[1].strip()
-        return "unknown"
 
     @contextlib.contextmanager
     def _resharding(self, seed: str, progress: ProgressListener | None) -> Iterator[Resharder]:
@@ -765,28 +495,3 @@ class ClusterScaler:
     def _phase(self, text: str) -> None:
         if self.on_phase is not None:
             self.on_phase(text)
-
-
-def even_ranges(masters: int) -> list[tuple[int, int]]:
-    """The 16384 slots cut into ``masters`` contiguous ranges whose sizes differ by at most one."""
-    base, extra = divmod(SLOTS, masters)
-    out: list[tuple[int, int]] = []
-    first = 0
-    for i in range(masters):
-        size = base + (1 if i < extra else 0)
-        out.append((first, first + size - 1))
-        first += size
-    return out
-
-
-def _member_at(world: _World, addr: NodeAddr) -> Node | None:
-    return next((n for n in world.members.values() if n.addr == str(addr)), None)
-
-
-def _as_str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _report_json(report: Any) -> Any:
-    to_json = getattr(report, "to_json", None)
-    return to_json() if callable(to_json) else str(report)

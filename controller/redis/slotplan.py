@@ -237,3 +237,15 @@ def _drain_counts(
         n = min(takers, key=lambda t: ((after[t] + 1) / weights[t], -before[t], t))
         after[n] += 1
     return after
+
+
+def even_ranges(masters: int) -> list[tuple[int, int]]:
+    """The 16384 slots cut into ``masters`` contiguous ranges whose sizes differ by at most one."""
+    base, extra = divmod(SLOTS, masters)
+    out: list[tuple[int, int]] = []
+    first = 0
+    for i in range(masters):
+        size = base + (1 if i < extra else 0)
+        out.append((first, first + size - 1))
+        first += size
+    return out

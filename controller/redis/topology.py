@@ -8,30 +8,24 @@ seed's view supplies the node list and the slots of nodes that do not answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import redis
-
-from headroom.controller.redis.connection import Connect, NodeAddr
-from headroom.policies.errors import ClusterUnreachable, InputError, NotACluster, UnknownNode
+from headroom.controller.redis.connection import Client, Connect, NodeAddr, as_text, cmd
+from headroom.policies.errors import (
+    AuthRefused,
+    ClusterError,
+    ClusterUnreachable,
+    CommandRefused,
+    InputError,
+    NodeTimeout,
+    NotACluster,
+    UnknownNode,
+)
 
 SLOTS = 16384
-
-
-def cmd(client: redis.Redis, *args: Any) -> Any:
-    """``client.execute_command`` with a type (redis-py leaves it untyped)."""
-    return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def pipelined(client: redis.Redis, cmds: Iterable[Sequence[Any]]) -> list[Any]:
-    """Send ``cmds`` in one round trip; errors come back in the list, not raised."""
-    pipe = client.pipeline(transaction=False)
-    for args in cmds:
-        pipe.execute_command(*args)  # type: ignore[no-untyped-call]
-    return list(pipe.execute(raise_on_error=False))
 
 
 @dataclass(frozen=True)
@@ -256,27 +250,27 @@ def parse_nodes(text: str) -> list[_Line]:
     return lines
 
 
-def cluster_nodes(client: redis.Redis, where: str) -> list[_Line]:
-    """CLUSTER NODES of one node, with connection and mode errors translated."""
+def cluster_nodes(client: Client, where: str) -> list[_Line]:
+    """CLUSTER NODES of one node, with connection and mode errors said for a user."""
     try:
         raw = cmd(client, "CLUSTER", "NODES")
-    except redis.AuthenticationError as err:
+    except AuthRefused as err:
         raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
-    except redis.ConnectionError as err:
+    except NodeTimeout as err:
+        raise ClusterUnreachable(f"Redis at {where} did not answer in time") from err
+    except ClusterUnreachable as err:
         if _auth_problem(err):  # RESP3's HELLO fails this way when a password is missing
             raise ClusterUnreachable(
                 f"Redis at {where} requires authentication (a password or ACL user)"
             ) from err
         raise ClusterUnreachable(f"cannot reach Redis at {where}: {err}") from err
-    except redis.TimeoutError as err:
-        raise ClusterUnreachable(f"Redis at {where} did not answer in time") from err
-    except redis.ResponseError as err:
+    except CommandRefused as err:
         if _auth_problem(err):
             raise ClusterUnreachable(f"Redis at {where} refused authentication: {err}") from err
         if "cluster support disabled" in str(err).lower():
             raise NotACluster(f"Redis at {where} is not running in cluster mode") from err
         raise ClusterUnreachable(f"Redis at {where} refused CLUSTER NODES: {err}") from err
-    return parse_nodes(_as_str(raw))
+    return parse_nodes(as_text(raw))
 
 
 def _auth_problem(err: BaseException) -> bool:
@@ -284,8 +278,12 @@ def _auth_problem(err: BaseException) -> bool:
     return any(w in text for w in ("NOAUTH", "WRONGPASS", "NOPERM", "AUTHENTICATED"))
 
 
-def _as_str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def cluster_state(info: str) -> str | None:
+    """``cluster_state`` (``ok``, ``fail``) from CLUSTER INFO's text; None if absent."""
+    for row in info.splitlines():
+        if row.startswith("cluster_state:"):
+            return row.split(":", 1)[1].strip()
+    return None
 
 
 def read_topology(seed: str, client_for: Connect) -> Topology:
@@ -311,11 +309,10 @@ def read_topology(seed: str, client_for: Connect) -> Topology:
                 x for x in cluster_nodes(client, f"{host_n}:{line.port}") if "myself" in x.flags
             )
             keys = int(cmd(client, "DBSIZE"))
-            info = _as_str(cmd(client, "CLUSTER", "INFO"))
-            for row in info.splitlines():
-                if row.startswith("cluster_state:"):
-                    state = row.split(":", 1)[1].strip()
-        except (ClusterUnreachable, redis.RedisError, StopIteration):
+            state = cluster_state(as_text(cmd(client, "CLUSTER", "INFO")))
+        except NotACluster:
+            raise
+        except (ClusterError, StopIteration):
             reachable = False
         src = own if own is not None and own.id == line.id else line
         is_master = "master" in src.flags

@@ -52,11 +52,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from headroom.controller.files import TRACE_MAX_BYTES, read_bounded
-from headroom.controller.redis.connection import Connect, NodeAddr, RedisAuth, make_connect
+from headroom.controller.redis.connection import (
+    Client,
+    Connect,
+    NodeAddr,
+    RedisAuth,
+    cmd,
+    make_connect,
+)
 from headroom.controller.redis.topology import parse_nodes
 from headroom.controller.signals.base import Metric, Reading, Unavailable, resample
 from headroom.controller.signals.redis_samples import (
@@ -73,6 +79,7 @@ from headroom.controller.signals.redis_samples import (
     queueing_delays,
 )
 from headroom.controller.world import World
+from headroom.policies import errors
 from headroom.policies.errors import PolicyError, TraceError, field_error
 from headroom.policies.policy import Metrics
 from headroom.policies.series import Series
@@ -150,7 +157,7 @@ class RedisInfoSource:
         self.offset_window = offset_window
         self.stale_after = stale_after
         self._name = name
-        self._clients: dict[str, redis.Redis] = {}
+        self._clients: dict[str, Client] = {}
         self._rates = NodeRates(rate_window)
         self._probes: dict[str, _ProbeState] = {}
         self._known: list[tuple[str, str, str]] = []
@@ -172,7 +179,7 @@ class RedisInfoSource:
 
     # -- sampling -----------------------------------------------------------------------
 
-    def _client(self, addr: str) -> redis.Redis:
+    def _client(self, addr: str) -> Client:
         client = self._clients.get(addr)
         if client is None:
             client = self._clients[addr] = self._connect(*_host_port(addr))
@@ -182,7 +189,7 @@ class RedisInfoSource:
         return Retrying(
             stop=stop_after_attempt(2),
             wait=wait_fixed(0.05),
-            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            retry=retry_if_exception_type(errors.ClusterUnreachable),
             reraise=True,
         )
 
@@ -192,13 +199,13 @@ class RedisInfoSource:
         last_error = "no node answered"
         for addr in candidates:
             try:
-                raw = self._client(addr).execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
-            except redis.ResponseError as err:
+                raw = cmd(self._client(addr), "CLUSTER", "NODES")
+            except errors.CommandRefused as err:
                 if "cluster support disabled" in str(err):
                     return [(addr, addr, "master")]
                 last_error = f"{addr}: {err}"
                 continue
-            except redis.RedisError as err:
+            except errors.ClusterError as err:
                 last_error = f"{addr}: {err}"
                 continue
             text = raw if isinstance(raw, str) else raw.decode() if isinstance(raw, bytes) else ""
@@ -206,13 +213,13 @@ class RedisInfoSource:
             if nodes:
                 self._known = nodes
                 return nodes
-        raise redis.ConnectionError(last_error)
+        raise errors.ClusterUnreachable(last_error)
 
-    def _probe(self, client: redis.Redis) -> list[Probe]:
+    def _probe(self, client: Client) -> list[Probe]:
         probes = []
         for _ in range(self.probes):
             sent = time.time()
-            seconds, micros = client.execute_command("TIME")  # type: ignore[no-untyped-call]
+            seconds, micros = cmd(client, "TIME")
             received = time.time()
             served = int(seconds) + int(micros) / 1e6
             probes.append(Probe(time.monotonic(), sent, served, received))
@@ -224,9 +231,8 @@ class RedisInfoSource:
         for attempt in self._retrying():
             with attempt:
                 fresh = self._probe(client)
-                info = client.info(
-                    "server", "stats", "memory", "cpu", "keyspace", "latencystats", "commandstats"
-                )
+                info = cmd(client, "INFO", "server", "stats", "memory", "cpu", "keyspace",
+                           "latencystats", "commandstats")  # fmt: skip
         mono = time.monotonic()
         commands = demand_calls(info)
         cpu = info_number(info, "used_cpu_sys") + info_number(info, "used_cpu_user")
@@ -286,7 +292,7 @@ class RedisInfoSource:
         at = self._now()
         try:
             topology = self.topology()
-        except redis.RedisError as err:
+        except errors.ClusterError as err:
             return Unavailable(self.name, f"cluster topology unreadable: {err}", at)
         nodes: list[NodeSample] = []
         missing: dict[str, str] = {}
@@ -294,7 +300,7 @@ class RedisInfoSource:
         for node_id, addr, role in topology:
             try:
                 nodes.append(self._sample_node(node_id, addr, role, at, tick))
-            except redis.RedisError as err:
+            except errors.ClusterError as err:
                 missing[addr] = str(err) or type(err).__name__
                 self._clients.pop(addr, None)
                 self._rates.forget(node_id)  # a missed look: its next delta spans a gap

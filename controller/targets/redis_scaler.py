@@ -16,8 +16,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from headroom.controller.redis.resharder import ReshardProgress
-from headroom.controller.redis.scaler import ClusterScaler, ClusterStatus
+from headroom.controller.redis.reports import ClusterStatus, ReshardProgress
+from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.targets.base import ScaleStatus
 from headroom.controller.world import World, kind_error
 from headroom.policies.errors import HeadroomError, InputError

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from headroom.controller.operator.rediscluster import REQUEUE_MARK, quiet_requeues
+from headroom.controller.operator.rediscluster_kopf import REQUEUE_MARK, quiet_requeues
 
 
 def test_a_requeue_is_info_and_a_real_temporary_failure_stays_error(

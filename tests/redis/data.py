@@ -229,8 +229,12 @@ class LiveClient:
     error_times: list[float] = field(default_factory=list)  # monotonic, one per error
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _client: redis.RedisCluster | None = None
 
     def __enter__(self) -> LiveClient:
+        # Connected before the caller disrupts anything: built in the thread, a late start
+        # under load could meet the first evicted node and die before its first write.
+        self._client = cluster_client(self.cluster)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -241,7 +245,8 @@ class LiveClient:
         self._thread.join(30)
 
     def _run(self) -> None:
-        rc = cluster_client(self.cluster)
+        assert self._client is not None
+        rc = self._client
         rnd = random.Random(7)
         keys: list[str] = []
         i = 0

@@ -15,7 +15,8 @@ import redis
 
 from headroom.controller.redis.connection import make_connect
 from headroom.controller.redis.migrate import MigrateOptions
-from headroom.controller.redis.resharder import Resharder, ReshardProgress
+from headroom.controller.redis.reports import ReshardProgress
+from headroom.controller.redis.resharder import Resharder
 from headroom.controller.redis.topology import SLOTS
 from headroom.policies.errors import MigrationError
 from tests.redis.data import digest, load, total_keys, verify

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from headroom.controller.redis.resharder import Resharder, ReshardProgress
+from headroom.controller.redis.reports import ReshardProgress
+from headroom.controller.redis.resharder import Resharder
 from headroom.controller.redis.topology import SLOTS
 from tests.redis.data import LiveClient, digest, load, total_keys, verify
 from tests.support.redis_cluster import REDIS_CLI
