@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # two workers keep it under 15 minutes on 2 cores. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: all demo test lint unit bench venv sysdeps sysdeps-redis clean crds registry image sysdeps-image \
+.PHONY: all demo test test-fast lint unit bench venv sysdeps sysdeps-redis clean crds registry image sysdeps-image \
 	playground sysdeps-playground
 
 all: test
@@ -43,6 +43,10 @@ unit: venv
 
 test: sysdeps lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The inner loop: every test not marked slow (no operator e2e, no reshard, no image), no lint.
+test-fast: venv
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" -q
 
 demo: sysdeps-redis venv
 	$(BIN)/headroom demo

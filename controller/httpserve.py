@@ -33,6 +33,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server with at most ``max_connections`` handler threads."""
 
     daemon_threads = True
+    # The listen backlog: socketserver's 5 makes a burst of connections (probes, scrapes,
+    # or an attacker's stalled ones) wait out SYN retransmits of 1, 2, 4 ... seconds before
+    # they are even accepted and counted against ``max_connections``.
+    request_queue_size = 128
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ import tempfile
 import time
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -159,6 +160,7 @@ def rrule_bomb(draw: st.DrawFn) -> str:
     )
 
 
+@pytest.mark.slow
 @fuzz(60)
 @given(rrule_bomb())
 def test_rrule_bombs_end_in_seconds(text: str) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
@@ -232,6 +233,7 @@ def _not_a(field: str, text: str) -> bool:
     return False
 
 
+@pytest.mark.slow
 @fuzz()
 @given(calendar_near_miss())
 def test_calendar_yaml_near_misses(case: tuple[dict[str, Any], tuple[str, ...]]) -> None:

@@ -225,7 +225,8 @@ def test_a_new_leader_repeats_nothing_and_a_metrics_outage_holds_capacity(
                                         "--kubeconfig", str(admin)])  # fmt: skip
     assert imported.exit_code == 0, imported.output
     _deployment(env, "web")
-    fast = ("--policy-interval", "2")
+    # A standby takes over 8 s after the leader's last renewal (the default is 15 s).
+    fast = ("--policy-interval", "2", "--lease-duration", "8")
     leader = env.start_operator("op-a", "--allow-file-dir", str(tmp_path), *fast)
     wait_for(lambda: "Started operator" in leader.text(), 30, "op-a to lead")
     standby = env.start_operator("op-b", "--allow-file-dir", str(tmp_path), *fast)

@@ -27,6 +27,7 @@ from tests.support.kubectl import Kubectl, have_kubectl, make_kubectl
 
 pytestmark = [
     pytest.mark.k8s,
+    pytest.mark.slow,
     pytest.mark.skipif(not have_kubectl(), reason="needs kubectl (.ci/install-system-deps all)"),
 ]
 

@@ -1,10 +1,11 @@
 """The operator under failure: its leader SIGKILLed mid-migration, and API faults.
 
-Two operator processes share the chart's Lease; only the holder acts. Killing it
-while slots move hands the Lease to the standby (timed), whose scaler repairs the
-open slots and finishes. API faults (409s, 500s, dropped watches, the API down for
-20 s) during reconciliation delay convergence but never duplicate pods or move a
-slot twice.
+Two operator processes share the chart's Lease (``--lease-duration 8``: a standby takes
+over 8 s after the last renewal instead of 15; the leader gives up after 2/3 of it); only
+the holder acts. Killing it while slots move hands the Lease to the standby (timed),
+whose scaler repairs the open slots and finishes. API faults (409s, 500s, dropped
+watches, the API down for longer than the Lease, so the leader gives it up) during
+reconciliation delay convergence but never duplicate pods or move a slot twice.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tests.redis.data import LiveClient, digest, load, total_keys
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
 KEYS = 200_000
+LEASE = ("--lease-duration", "8")
+API_DOWN = 12.0  # seconds: past the leader's renew deadline (5.3 s) and the Lease (8 s)
 
 
 def _by_identity(env: OperatorEnv, identity: str) -> OperatorProcess:
@@ -98,9 +101,9 @@ def _formed(env: OperatorEnv) -> PodCluster:
 
 
 def test_standby_takes_over_mid_migration_and_finishes(env: OperatorEnv) -> None:
-    env.start_operator("op-a")
+    env.start_operator("op-a", *LEASE)
     wait_for(lambda: env.holder() == "op-a", 30, "op-a to hold the Lease")
-    env.start_operator("op-b")
+    env.start_operator("op-b", *LEASE)
     pods = _formed(env)
     load(pods, KEYS)
     before = digest(pods, KEYS)
@@ -140,9 +143,9 @@ def test_standby_takes_over_mid_migration_and_finishes(env: OperatorEnv) -> None
 
 def test_converges_through_api_faults_without_doing_anything_twice(env: OperatorEnv) -> None:
     spawned = _spawned(env)
-    env.start_operator("op-a")
+    env.start_operator("op-a", *LEASE)
     wait_for(lambda: env.holder() == "op-a", 30, "op-a to hold the Lease")
-    env.start_operator("op-b")
+    env.start_operator("op-b", *LEASE)
     pods = _formed(env)
     load(pods, KEYS)
     before = digest(pods, KEYS)
@@ -156,9 +159,11 @@ def test_converges_through_api_faults_without_doing_anything_twice(env: Operator
         env.kube.drop_watches()
         wait_for(lambda: env.status("cart").get("phase") == "Scaling", 60, "the scale-out to start")
         with env.kube.api_down():
-            time.sleep(20)
+            time.sleep(API_DOWN)
         env.kube.drop_watches()
         wait_for(env.ready_with("cart", 6), 300, "cart Ready with 6 masters after the faults")
+    assert "Gave up Lease" in _by_identity(env, "op-a").text()  # the outage outlived it
+    assert env.holder() == "op-b"
     assert digest(pods, KEYS) == before
     assert total_keys(pods) == KEYS
     # No duplicate pods: exactly cart-0..cart-11 were ever started, once each.

@@ -289,6 +289,7 @@ def test_a_bad_kubeconfig_is_one_line_naming_the_flag(tmp_path: Path) -> None:
         assert problem in lines[0] and "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_no_kubernetes_configuration_is_the_same_line_and_exit_code_everywhere(
     tmp_path: Path,
 ) -> None:

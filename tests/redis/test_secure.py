@@ -32,6 +32,7 @@ def run(*args: str, env: dict[str, str] | None = None):
     return runner.invoke(app, ["redis", *args], env=env)
 
 
+@pytest.mark.slow
 def test_password_and_acl_user_on_every_command(redis_cluster_factory):
     keys = 20_000
     cluster = redis_cluster_factory(masters=3)
@@ -158,6 +159,7 @@ def _tls_client(port: int, certs: dict[str, str]) -> redis.Redis:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_tls_only_cluster_status_and_rebalance(tls_cluster):
     ports, certs = tls_cluster
     seed = f"127.0.0.1:{ports[0]}"

@@ -36,6 +36,7 @@ def clusters(draw):
     return [bounds[i + 1] - bounds[i] for i in range(n)]
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(clusters())
 def test_balanced_within_one_slot_with_the_fewest_moves(counts):

@@ -158,6 +158,7 @@ def test_a_slow_unauthenticated_body_is_refused_before_it_is_read(inbound: Any) 
     assert surges.active() == []
 
 
+@pytest.mark.slow
 def test_stalled_connections_are_capped_and_time_out(inbound: Any) -> None:
     """Items 3: authenticated bodies that stall, and idle connections to the health port,
     hold at most MAX_CONNECTIONS threads each, and are closed after SOCKET_TIMEOUT."""

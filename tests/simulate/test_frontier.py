@@ -54,6 +54,7 @@ def _spec() -> PolicySpec:
     return load_policy(POLICY)
 
 
+@pytest.mark.slow
 def test_frontier_sweeps_each_knob_and_the_headline_reads_the_other_curve() -> None:
     trace, spec = _trace(), _spec()
     fr = frontier(
@@ -158,6 +159,7 @@ def test_simulate_reads_requests_as_counts_and_warns_at_max_units(
     assert "wrong unit (see --values)" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_simulate_frontier_prints_both_curves_and_the_headline(
     files: dict[str, Path], tmp_path: Path
 ) -> None:
