@@ -392,8 +392,9 @@ def simulate_command(
         bool,
         typer.Option(
             "--frontier",
-            help="Sweep the HPA's target utilisation and Headroom's event quantile and utilisation; "
-            "print both cost/shortfall curves and Headroom's minutes at the HPA's unit-hours.",
+            help="Sweep the HPA's target utilisation and Headroom's event quantile and "
+            "utilisation; print both cost/shortfall curves and Headroom's minutes at the "
+            "HPA's unit-hours.",
         ),
     ] = False,
     score_from: Annotated[
