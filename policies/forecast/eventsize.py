@@ -30,6 +30,7 @@ A declared ``expectation.multiplier`` is used as given.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -72,7 +73,9 @@ def _rolling_median3(v: np.ndarray) -> np.ndarray:
     if v.size < 3:
         return v
     stack = np.vstack([v[:-2], v[1:-1], v[2:]])
-    return np.asarray(np.nanmedian(stack, axis=0))
+    with warnings.catch_warnings():  # a window of three gaps is a gap, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(stack, axis=0))
 
 
 class EventSizes:

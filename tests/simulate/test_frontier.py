@@ -71,7 +71,7 @@ def test_frontier_sweeps_each_knob_and_the_headline_reads_the_other_curve() -> N
     assert {(p.quantile, p.utilization) for p in fr.headroom} == {
         (0.5, 1.0),
         (0.99, 0.6),
-        (0.9, 0.8),
+        (0.6, 0.8),  # the policy as written: its event quantile (0.6) and utilisation
     }
     # A cost knob: more margin costs more unit-hours and is short fewer minutes.
     by_util = {p.utilization: p for p in fr.reactive_hpa}
@@ -191,5 +191,6 @@ def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
     assert res.exit_code == 0
     out = " ".join(res.stdout.split())
     assert "units = max(reactive (HPA v2: observed at 75%, tolerance 10%)" in out
-    assert "in events p50 at 60% and p90 at 100 %)) x headroom 1.1" in out
+    assert "event start (the base before it x its learned size at p60" in out
+    assert "the first 20 min at 60%)) x headroom 1.1" in out
     assert "scale-in to the highest need of the last 20m" in out
