@@ -443,8 +443,9 @@ def report(
     lines = [
         "Issue 20's measure: each strategy swept over its own cost knob (what "
         "`headroom simulate --frontier` runs: the HPA's target utilisation; Headroom's "
-        "forecast quantile x target utilisation, here the cheap end of the grid plus the "
-        "policy as written and one refinement near the HPA's cost), and Headroom's "
+        "event quantile x target utilisation, here utilisation 0.825, 0.85 and 0.9 at "
+        "event quantile 0.6 and 0.85 at 0.3, the policy as written and one refinement near "
+        "the HPA's cost; `[quick]`: 0.85 at 0.6 and the policy), and Headroom's "
         "underprovisioned minutes read off its hull at the unit-hours the HPA spends at "
         "the policy's 80 % (unit-hours from the order). Target at 10 min: at most "
         f"{TARGET_SHARE:.0%} of the HPA's minutes on every event case (stretch 10 %), and "

@@ -237,7 +237,10 @@ class TargetRule:
         key = (seen, u)
         rows = self._rows if self._rows_key == key and self._rows_of is prep else None
         if rows is None:
-            longest = target.provisioning.delay(u, target.max_units) + spec.lead_time
+            # As far as any order could need to look: from the fewest units to the most
+            # (a need already ordered is held while dropping it could not be undone).
+            lo_u = min(u, target.min_units)
+            longest = target.provisioning.delay(lo_u, target.max_units) + spec.lead_time
             reach = max(longest, target.provisioning.delay(u, u + 1) + spec.lead_time)
             rows = self._rows = self._positions(prep, now, reach + 2 * self.step, anchor, since)
             self._rows_key, self._rows_of = key, prep
