@@ -148,8 +148,9 @@ def test_source_outage_is_reported_not_raised_and_nothing_scales() -> None:
 
 
 def test_dry_run_decides_but_does_not_act() -> None:
-    # 19:00: the lead (30m + 10m) reaches into the livestream's ramp.
-    clock = ManualClock(T0 + 14 * DAY + 19 * 3600)
+    # 19:20: the lead (30m + 10m) reaches the livestream's pre-scale (from 5 min before
+    # its 20:00 start).
+    clock = ManualClock(T0 + 14 * DAY + 19 * 3600 + 20 * 60)
     target = RecordingTarget("cart", 3)
     loop, _ = _loop(_spec(dry_run=True), StaticHistory(_trace()), clock, target)
     report = loop.reconcile()
