@@ -55,8 +55,7 @@ def sizing_rule(spec: PolicySpec) -> str:
     if not spec.forecast.enabled:
         predictive = ""
     else:
-        eq = spec.forecast.event_quantile
-        q = f"p{(eq if eq is not None else spec.forecast.quantile) * 100:g}"
+        q = f"p{spec.event_size_quantile * 100:g}"
         predictive = (
             f", predictive (measured x forecast shape over the lead, p50 at "
             f"{spec.forecast_utilization:.0%}), event start (the base before it x its "

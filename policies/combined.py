@@ -162,8 +162,6 @@ class TargetRule:
         self._bases: dict[tuple[str, float], float] = {}
         self._arrived: set[tuple[str, float]] = set()
         self._pres: dict[tuple[str, float], float] = {}
-        q = spec.forecast.event_quantile
-        self.quantile = q if q is not None else spec.forecast.quantile
         self._freeze = _freeze_windows(spec)[0]
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[_Row] = []
@@ -367,23 +365,22 @@ class TargetRule:
             # Sized once, from the base measured before the event: a pre-scale that moved
             # with every new sample would be a string of one-unit orders (reshards).
             base = self._base_at_start(ev, now, since)
+            size = sizes.size(ev, spec.event_size_quantile)
             if math.isfinite(base):
                 at = ev.start - 0.5 * (BASE_FROM + BASE_TO)
-                ratio = self._baseline_ratio(prep, ev.start, at)
-                pre = base * ratio * sizes.size(ev, self.quantile)
+                pre = base * self._baseline_ratio(prep, ev.start, at) * size
                 self._pres[key] = pre
             elif math.isfinite(level):  # no base to measure: the level now, not kept
-                pre = level * self._baseline_ratio(prep, ev.start) * sizes.size(ev, self.quantile)
+                pre = level * self._baseline_ratio(prep, ev.start) * size
         arrived = key in self._arrived
         if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
             if level >= ARRIVED * pre:
                 self._arrived.add(key)
                 arrived = True
         win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
-        flat = level if math.isfinite(level) else math.nan
         for j, tj in enumerate(tw):
-            if not arrived and tj >= win_lo and math.isfinite(flat):
-                med[j] = min(med[j], flat * self._baseline_ratio(prep, tj, now))
+            if not arrived and tj >= win_lo and math.isfinite(level):
+                med[j] = min(med[j], level * self._baseline_ratio(prep, tj, now))
             if not arrived and now < hi and lo <= tj < ev.end and math.isfinite(pre):
                 med[j] = max(med[j], pre)
                 which[j] = ev

@@ -424,6 +424,13 @@ class PolicySpec(_Model):
         return 1.0 - FORECAST_MARGIN * (1.0 - self.slo.target_utilization)
 
     @property
+    def event_size_quantile(self) -> float:
+        """The quantile of an event's learned size its pre-scale buys (the frontier's
+        ``q``): ``forecast.eventQuantile``, else ``forecast.quantile``."""
+        q = self.forecast.event_quantile
+        return q if q is not None else self.forecast.quantile
+
+    @property
     def event_utilization(self) -> float:
         """The utilisation inside event windows: lower (more margin) than outside."""
         explicit = self.forecast.event_target_utilization

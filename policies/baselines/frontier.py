@@ -50,12 +50,6 @@ HEADROOM_SETTINGS = (
 )
 
 
-def event_quantile(spec: PolicySpec) -> float:
-    """The quantile of event sizes a policy pre-scales for (its sweep's ``quantile``)."""
-    q = spec.forecast.event_quantile
-    return q if q is not None else spec.forecast.quantile
-
-
 BASES = ("order", "ready")
 FrontierProgress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -235,7 +229,7 @@ def frontier(
     initial = units_for(first, target, spec)
     delay = target_delay(target)
     make = strategy_factory or (lambda s, t, c: HeadroomStrategy(s, t, c))
-    q0, u0 = event_quantile(spec), spec.slo.target_utilization
+    q0, u0 = spec.event_size_quantile, spec.slo.target_utilization
     head_settings = sorted({(q0, u0), *headroom_settings})
     hpa_settings = sorted({u0, *hpa_utilizations})
     total = len(head_settings) + len(hpa_settings) + 1
