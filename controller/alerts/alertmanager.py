@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -43,25 +44,19 @@ def labels(alert: Alert) -> dict[str, str]:
     return out
 
 
+@dataclass(eq=False)
 class AlertmanagerSink:
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        token: SecretStr | None = None,
-        post: HttpPost = urllib_post,
-        resend_interval: float = 60.0,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.name = name
-        self._url = url.rstrip("/") + "/api/v2/alerts"
-        self._token = token
-        self._post = post
-        self.resend_interval: float | None = resend_interval
-        self._wall = wall
+    """POSTs postable alerts to the Alertmanager at ``url`` (its base URL)."""
+
+    name: str
+    url: str = field(repr=False)
+    token: SecretStr | None = None
+    post: HttpPost = field(default=urllib_post, repr=False)
+    resend_interval: float | None = 60.0
+    wall: Callable[[], float] = field(default=time.time, repr=False)
 
     def postable(self, alert: Alert) -> dict[str, Any]:
-        now = self._wall()
+        now = self.wall()
         ends = (
             now
             if alert.status is Status.RESOLVED
@@ -82,9 +77,9 @@ class AlertmanagerSink:
     def send(self, alerts: Sequence[Alert]) -> None:
         body = json.dumps([self.postable(a) for a in alerts]).encode()
         headers = {}
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        post_checked(self._post, self.name, self._url, body, headers)
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
+        post_checked(self.post, self.name, self.url.rstrip("/") + "/api/v2/alerts", body, headers)
 
 
 # -- from the alerts config: the alertmanager row of alerts/config.py's SINKS

@@ -21,6 +21,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -85,22 +86,15 @@ def check_timestamp(
     return None
 
 
+@dataclass(eq=False)
 class WebhookSink:
     """POSTs each group of alerts as one JSON document to ``url``."""
 
-    resend_interval: float | None = None
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        secret: SecretStr | None = None,
-        post: HttpPost = urllib_post,
-    ) -> None:
-        self.name = name
-        self._url = url
-        self._secret = secret
-        self._post = post
+    name: str
+    url: str = field(repr=False)
+    secret: SecretStr | None = None
+    post: HttpPost = field(default=urllib_post, repr=False)
+    resend_interval: float | None = field(default=None, init=False)
 
     def body(self, alerts: Sequence[Alert]) -> bytes:
         firing = any(a.status is Status.FIRING for a in alerts)
@@ -118,11 +112,11 @@ class WebhookSink:
         # Equal across retries of one delivery (the body is deterministic), so a receiver
         # that got a request whose answer was lost can drop the repeat.
         headers = {DELIVERY_HEADER: hashlib.sha256(body).hexdigest()[:32]}
-        if self._secret is not None:
+        if self.secret is not None:
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp
-            headers[SIGNATURE_HEADER] = sign(self._secret.get_secret_value(), timestamp, body)
-        post_checked(self._post, self.name, self._url, body, headers)
+            headers[SIGNATURE_HEADER] = sign(self.secret.get_secret_value(), timestamp, body)
+        post_checked(self.post, self.name, self.url, body, headers)
 
 
 # -- from the alerts config: the webhook row of alerts/config.py's SINKS
