@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -156,6 +156,21 @@ def duration_option(value: str, option: str) -> float:
         return parse_duration(value)
     except ValueError as err:
         fail(f"{option}: {err}", EXIT_INPUT)
+
+
+# -- options several commands share: declared once, so a flag means one thing everywhere ----
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ChartOpt = Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")]
+CalendarOpt = Annotated[
+    Path | None, typer.Option("--calendar", help="Calendar of demand events (YAML or ICS).")
+]
+PolicyTargetOpt = Annotated[
+    str | None, typer.Option("--target", help="The policy's target (default: its first).")
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Change nothing; show what would be done.")
+]
 
 
 # -- commands that share options -----------------------------------------------------------

@@ -31,6 +31,10 @@ from rich.table import Table
 
 from headroom.cli._common import (
     EXIT_INPUT,
+    CalendarOpt,
+    ChartOpt,
+    JsonOpt,
+    PolicyTargetOpt,
     console,
     duration_option,
     errors_to_exit,
@@ -373,12 +377,8 @@ def simulate_command(
             help="CSV with header timestamp,qps (default: the policy's metrics.qps csv source).",
         ),
     ] = None,
-    calendar: Annotated[
-        Path | None, typer.Option("--calendar", help="Calendar file (.yaml or .ics).")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="Target name (default: the first).")
-    ] = None,
+    calendar: CalendarOpt = None,
+    target: PolicyTargetOpt = None,
     provisioning_delay: Annotated[
         str | None,
         typer.Option(
@@ -386,8 +386,8 @@ def simulate_command(
             help="Fixed delay for every strategy, e.g. 10m (default: the target's model).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")] = None,
+    json_out: JsonOpt = False,
+    chart: ChartOpt = None,
     frontier_mode: Annotated[
         bool,
         typer.Option(
