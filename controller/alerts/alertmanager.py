@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from headroom.controller.alerts.base import Alert, HttpPost, Status, iso, post_checked, urllib_post
+from headroom.controller.alerts.base import Alert, HttpPost, Status, UrlSink, iso
 
 if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
     from headroom.controller.alerts.config import Secret, SinkConfig
@@ -45,13 +45,11 @@ def labels(alert: Alert) -> dict[str, str]:
 
 
 @dataclass(eq=False)
-class AlertmanagerSink:
+class AlertmanagerSink(UrlSink):
     """POSTs postable alerts to the Alertmanager at ``url`` (its base URL)."""
 
-    name: str
-    url: str = field(repr=False)
     token: SecretStr | None = None
-    post: HttpPost = field(default=urllib_post, repr=False)
+    _: KW_ONLY
     resend_interval: float | None = 60.0
     wall: Callable[[], float] = field(default=time.time, repr=False)
 
@@ -79,7 +77,7 @@ class AlertmanagerSink:
         headers = {}
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
-        post_checked(self.post, self.name, self.url.rstrip("/") + "/api/v2/alerts", body, headers)
+        self.deliver(body, headers, "/api/v2/alerts")
 
 
 # -- from the alerts config: the alertmanager row of alerts/config.py's SINKS
@@ -90,4 +88,4 @@ def alertmanager(
 ) -> AlertmanagerSink:
     assert url is not None  # SinkConfig requires it
     token = secret(config.token_from, "tokenFrom")
-    return AlertmanagerSink(name, url, token, post, config.resend_interval)
+    return AlertmanagerSink(name, url, token, post=post, resend_interval=config.resend_interval)

@@ -21,12 +21,12 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from headroom.controller.alerts.base import Alert, HttpPost, Status, post_checked, urllib_post
+from headroom.controller.alerts.base import Alert, HttpPost, Status, UrlSink
 
 if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
     from headroom.controller.alerts.config import Secret, SinkConfig
@@ -87,14 +87,10 @@ def check_timestamp(
 
 
 @dataclass(eq=False)
-class WebhookSink:
+class WebhookSink(UrlSink):
     """POSTs each group of alerts as one JSON document to ``url``."""
 
-    name: str
-    url: str = field(repr=False)
     secret: SecretStr | None = None
-    post: HttpPost = field(default=urllib_post, repr=False)
-    resend_interval: float | None = field(default=None, init=False)
 
     def body(self, alerts: Sequence[Alert]) -> bytes:
         firing = any(a.status is Status.FIRING for a in alerts)
@@ -116,7 +112,7 @@ class WebhookSink:
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self.secret.get_secret_value(), timestamp, body)
-        post_checked(self.post, self.name, self.url, body, headers)
+        self.deliver(body, headers)
 
 
 # -- from the alerts config: the webhook row of alerts/config.py's SINKS
@@ -126,4 +122,4 @@ def webhook(
     name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
 ) -> WebhookSink:
     assert url is not None  # SinkConfig requires it
-    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)
+    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post=post)
