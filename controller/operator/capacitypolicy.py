@@ -34,7 +34,15 @@ from headroom.controller.demand_events import POLICIES, list_demand_events
 from headroom.controller.kube import Kube
 from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import StatusWriter, condition, route
+from headroom.controller.operator.conditions import (
+    EventRecorder,
+    StatusWriter,
+    condition,
+    no_events,
+    object_key,
+    observed,
+    route,
+)
 from headroom.controller.operator.policy_status import export_pass, pass_status
 from headroom.controller.operator.rediscluster_auth import cluster_endpoint
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
@@ -59,7 +67,6 @@ EVENTS_TTL = 2.0  # seconds one DemandEvent list serves the policies of a namesp
 
 TargetsFor = Callable[[Kube, str, Target], ScaleTarget]
 HistoryFor = Callable[[PolicySpec, str], HistoryProvider]
-EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 class InvalidPolicy(PolicyError):
@@ -123,7 +130,7 @@ class CapacityPolicyReconciler:
         self.history_for = history_for
         self.clock = clock or RealClock()
         self.forecaster = forecaster
-        self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
+        self.record: EventRecorder = record or no_events
         self.metrics = metrics
         self.interval = interval
         self.dry_run = dry_run
@@ -133,10 +140,7 @@ class CapacityPolicyReconciler:
         self._lock = threading.Lock()
 
     def reconcile(self, body: Mapping[str, Any]) -> PolicyOutcome:
-        meta = body["metadata"]
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        generation = int(meta.get("generation") or 0)
-        status = dict(body.get("status") or {})
+        ns, name, uid, generation, status = observed(body)
         try:
             spec = policy_from_resource(body)
         except PolicyError as err:
@@ -189,17 +193,15 @@ class CapacityPolicyReconciler:
         calendars: dict[str, Calendar] = {}
         due: list[tuple[Any, Any, Calendar, Series]] = []  # driver, past, events, history
         for body in bodies:
-            meta = body["metadata"]
             try:
                 spec = policy_from_resource(body)
             except PolicyError:
                 continue  # reconcile() reports it
             if spec.paused:
                 continue
-            ns = meta["namespace"]
+            ns, _, uid, generation, status = observed(body)
             try:
-                runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
-                                        dict(body.get("status") or {}))  # fmt: skip
+                runtime = self._runtime(ns, uid, generation, spec, status)
                 if ns not in calendars:
                     calendars[ns] = self._calendar(ns)
                 history = runtime.loop.history.history(now).before(now)
@@ -338,8 +340,7 @@ class CapacityPolicyReconciler:
         status: Mapping[str, Any],
         generation: int,
     ) -> None:
-        meta = body["metadata"]
-        ns, name = meta["namespace"], meta["name"]
+        ns, name = object_key(body)
         for event in report.events:
             self._post(body, event)
         fields, conds = pass_status(spec, loop, notifier, report, status)
@@ -359,19 +360,17 @@ class CapacityPolicyReconciler:
     def _invalid(
         self, body: Mapping[str, Any], status: Mapping[str, Any], generation: int, message: str
     ) -> None:
-        meta = body["metadata"]
+        ns, name = object_key(body)
         ready = condition(status, "Ready") or {}
         first = status.get("observedGeneration") != generation or ready.get("reason") != (
             "InvalidSpec"
         )
-        self._write(meta["namespace"], meta["name"], status, generation, {}, [
+        self._write(ns, name, status, generation, {}, [
             Condition("Ready", "False", "InvalidSpec", message),
         ])  # fmt: skip
         if first:
             self.record(body, "Warning", "InvalidSpec", message)
-        log.warning(
-            "Rejected CapacityPolicy %s/%s error=%s", meta["namespace"], meta["name"], message
-        )
+        log.warning("Rejected CapacityPolicy %s/%s error=%s", ns, name, message)
 
 
 def register(

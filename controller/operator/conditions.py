@@ -18,6 +18,13 @@ from typing import Any
 from headroom.controller.kube import GROUP, VERSION, Kube, call, now_rfc3339
 from headroom.controller.loop import Condition
 
+# How a reconciler reports a Kubernetes Event: record(body, type, reason, message).
+EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+def no_events(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """The recorder of a reconciler given none: its events are dropped."""
+
 
 def merge_conditions(
     old: Sequence[Mapping[str, Any]] | None, new: Iterable[Condition], generation: int
@@ -43,6 +50,20 @@ def merge_conditions(
             }
         )
     return out
+
+
+def object_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """``(namespace, name)`` of a namespaced object's body."""
+    meta = body["metadata"]
+    return str(meta["namespace"]), str(meta["name"])
+
+
+def observed(body: Mapping[str, Any]) -> tuple[str, str, str, int, dict[str, Any]]:
+    """What a reconcile pass reads off its object first: namespace, name, uid,
+    ``metadata.generation`` (0 when unset) and a copy of the status it writes once."""
+    meta = body["metadata"]
+    generation = int(meta.get("generation") or 0)
+    return *object_key(body), str(meta["uid"]), generation, dict(body.get("status") or {})
 
 
 def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
