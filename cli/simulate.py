@@ -427,17 +427,13 @@ def simulate_command(
             window = (series.start - WEEK, series.end + WEEK)
             cal = read_calendar(calendar, window=window)
         show_bar = not json_out and sys.stdout.isatty()
+        # What both replays (the frontier's sweep, the backtest) are given.
+        replayed: dict[str, Any] = {
+            "target_name": target, "delay_seconds": delay, "score_from": since,
+        }  # fmt: skip
         if frontier_mode:
             with contextmanager(_frontier_progress)(show_bar) as fprogress:
-                fr = frontier(
-                    series,
-                    cal,
-                    spec,
-                    target_name=target,
-                    delay_seconds=delay,
-                    score_from=since,
-                    progress=fprogress,
-                )
+                fr = frontier(series, cal, spec, **replayed, progress=fprogress)
             if chart is not None:
                 write_frontier_chart(chart, fr, f"headroom simulate --frontier: {trace.name}")
             if json_out:
@@ -452,15 +448,7 @@ def simulate_command(
                 console.print(f"Wrote chart {chart}")
             return
         with _progress_bar(show_bar) as progress:
-            sim = backtest(
-                series,
-                cal,
-                spec,
-                target_name=target,
-                delay_seconds=delay,
-                progress=progress,
-                score_from=since,
-            )
+            sim = backtest(series, cal, spec, **replayed, progress=progress)
         if chart is not None:
             # The zone the forecaster reads local time in: the calendar's (else UTC).
             write_chart(chart, sim, list(cal.events), cal.events[0].tz if cal.events else "UTC")
