@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from headroom.controller import assembly
@@ -33,12 +33,10 @@ from headroom.controller.clock import Clock, RealClock
 from headroom.controller.demand_events import POLICIES, list_demand_events
 from headroom.controller.kube import Kube
 from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
-from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator.conditions import (
-    EventRecorder,
+    Reconciler,
     StatusWriter,
     condition,
-    no_events,
     object_key,
     observed,
     route,
@@ -98,42 +96,27 @@ class PolicyOutcome:
     report: PassReport | None = None
 
 
-class CapacityPolicyReconciler:
-    """Reconciles ``headroom.dev/v1alpha1`` CapacityPolicies."""
+@dataclass(eq=False)
+class CapacityPolicyReconciler(Reconciler):
+    """Reconciles ``headroom.dev/v1alpha1`` CapacityPolicies.
 
-    def __init__(
-        self,
-        kube: Kube,
-        *,
-        targets_for: TargetsFor = assembly.targets_for,
-        history_for: HistoryFor | None = None,
-        clock: Clock | None = None,
-        forecaster: Callable[[PolicySpec], Forecaster] | None = None,
-        record: EventRecorder | None = None,
-        metrics: OperatorMetrics | None = None,
-        interval: float = 60.0,
-        dry_run: bool = False,
-        alerts: AlertsConfig | None = None,
-        access: SourceAccess = UNRESTRICTED,
-    ) -> None:
-        """``alerts``: the operator-wide alert sinks and delivery settings (a policy's
-        ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand
-        history (default: its own metrics source, as :func:`assembly.build_runtime`
-        builds it); ``forecaster``: a policy's forecaster (default: the assembly's);
-        ``access``: the files and addresses a policy's sources may use (a refused one is
-        an invalid spec)."""
-        self.kube = kube
-        self._write = StatusWriter(kube, PLURAL, KIND)
-        self.access = access
-        self.alerts = alerts or AlertsConfig()
-        self.targets_for = targets_for
-        self.history_for = history_for
-        self.clock = clock or RealClock()
-        self.forecaster = forecaster
-        self.record: EventRecorder = record or no_events
-        self.metrics = metrics
-        self.interval = interval
-        self.dry_run = dry_run
+    ``alerts``: the operator-wide alert sinks and delivery settings (a policy's
+    ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand history
+    (default: its own metrics source, as :func:`assembly.build_runtime` builds it);
+    ``forecaster``: a policy's forecaster (default: the assembly's); ``access``: the files
+    and addresses a policy's sources may use (a refused one is an invalid spec)."""
+
+    _: KW_ONLY
+    targets_for: TargetsFor = assembly.targets_for
+    history_for: HistoryFor | None = None
+    clock: Clock = field(default_factory=RealClock)
+    forecaster: Callable[[PolicySpec], Forecaster] | None = None
+    interval: float = 60.0
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    access: SourceAccess = UNRESTRICTED
+
+    def __post_init__(self) -> None:
+        self._write = StatusWriter(self.kube, PLURAL, KIND)
         self._runtimes: dict[str, _Runtime] = {}
         self._bodies: dict[str, Mapping[str, Any]] = {}  # the latest body of each policy
         self._events_cache: dict[str, tuple[float, Calendar]] = {}

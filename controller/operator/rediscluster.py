@@ -27,20 +27,17 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from headroom.controller.kube import (
-    Kube,
     call,
     not_found,
     now_rfc3339,
     owner_reference,
 )
 from headroom.controller.loop import Condition
-from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
 from headroom.controller.operator.conditions import (
-    EventRecorder,
+    Reconciler,
     StatusWriter,
     condition,
-    no_events,
     object_key,
     observed,
 )
@@ -93,16 +90,12 @@ class _Cluster:
 
 
 @dataclass(eq=False)
-class RedisClusterReconciler:
+class RedisClusterReconciler(Reconciler):
     """Reconciles ``headroom.dev/v1alpha1`` RedisClusters; one instance per operator."""
 
-    kube: Kube
     _: KW_ONLY
-    record: EventRecorder = no_events
-    metrics: OperatorMetrics | None = None
     busy_requeue: float = 2.0
     ready_timeout: float = 180.0
-    dry_run: bool = False  # change nothing but the status, which says what a pass would do
 
     def __post_init__(self) -> None:
         self._write_status = StatusWriter(self.kube, PLURAL, KIND)

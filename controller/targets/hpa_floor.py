@@ -38,7 +38,7 @@ Writes carry the HPA's ``resourceVersion``; a 409 re-reads and recomputes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from headroom.controller.kube import TARGET_RETRIES, Kube, Retries
@@ -83,29 +83,24 @@ class FloorState:
         return min(max(self.user_floor, units), self.max_replicas)
 
 
+@dataclass(eq=False)
 class HpaFloorTarget:
     """An autoscaling/v2 HPA's ``minReplicas`` as a ``ScaleTarget``; see the module docstring."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        name: str,
-        namespace: str = "default",
-        *,
-        retries: Retries = TARGET_RETRIES,
-    ) -> None:
-        if not name:
+    kube: Kube = field(repr=False)
+    hpa_name: str
+    namespace: str = "default"
+    _: KW_ONLY
+    retries: Retries = TARGET_RETRIES
+    last: FloorState | None = field(default=None, init=False)  # what the last read found
+
+    def __post_init__(self) -> None:
+        if not self.hpa_name:
             raise InputError("HorizontalPodAutoscaler target: name is required")
-        self.kube = kube
-        self.hpa_name = name
-        self.namespace = namespace
-        self._name = f"hpa/{namespace}/{name}"
-        self.retries = retries
-        self.last: FloorState | None = None  # the state the last read found
 
     @property
     def name(self) -> str:
-        return self._name
+        return f"hpa/{self.namespace}/{self.hpa_name}"
 
     def _call(self, fn: Any, what: str) -> Any:
         return self.retries.call(
