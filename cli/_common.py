@@ -136,6 +136,16 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: charts are files, no display is needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig: Any, path: Path, dpi: int | None = None) -> None:
     """Write a matplotlib figure to ``path`` (closing it); an unwritable path is bad input."""
     import matplotlib.pyplot as plt

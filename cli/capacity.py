@@ -28,6 +28,7 @@ from headroom.cli._common import (
     errors_to_exit,
     fail,
     print_json,
+    pyplot,
     save_figure,
 )
 from headroom.cli.policy import read_policy
@@ -172,10 +173,7 @@ def show(est: CapacityEstimate, source: str, chart: Path | None) -> None:
 
 
 def write_chart(path: Path, qps: list[float], p99: list[float], est: CapacityEstimate) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter(qps, [v * 1000 for v in p99], s=8, alpha=0.4, label="samples (per unit)")

@@ -40,6 +40,7 @@ from headroom.cli._common import (
     errors_to_exit,
     fail,
     print_json,
+    pyplot,
     save_figure,
 )
 from headroom.cli.calendar import read_calendar
@@ -214,11 +215,9 @@ def write_chart(path: Path, sim: Simulation, events: list[DemandEvent], tz: str)
     local time of ``tz``; below it one zoomed panel per event in the trace (the first
     :data:`MAX_EVENT_PANELS`), from two hours before its ramp to two hours after its end, so
     a two-hour event on a multi-day axis is not a sliver."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+
+    plt = pyplot()
 
     zone = zone_info(tz)
     trace = sim.trace
@@ -323,10 +322,7 @@ def frontier_headlines(fr: Frontier) -> list[str]:
 
 def write_frontier_chart(path: Path, fr: Frontier, title: str) -> None:
     """Underprovisioned minutes against unit-hours: both curves, their points, the oracle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, points, color in (
