@@ -34,8 +34,7 @@ sysdeps:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p headroom.policies -p headroom.controller -p headroom.cli
-	$(BIN)/mypy tests bench
+	$(PY) .ci/typecheck.py tests bench .ci/typecheck.py
 	$(BIN)/lint-imports
 
 unit: venv
