@@ -5,7 +5,7 @@ targets one replica can serve. Each target gets its own history (a shared daily/
 shape, its own scale and noise, the same livestreams) and its own Target; we time
 ``HeadroomForecaster.fit_many`` (the batch fit of a control-loop pass; also one ``fit`` per
 target, for comparison) + ``predict`` (24 h at 1-minute steps, p50/p90/p99, and at 5-minute
-steps) + ``planner.plan_target`` for each, and generate the data outside the timed region.
+steps) + ``planner.entry.plan_target`` for each, and generate the data outside the timed region.
 
 Peer: statsmodels' Holt-Winters (``ExponentialSmoothing``, multiplicative daily season)
 on the same histories. On 1-minute data (season = 1440) one fit takes over a minute, so it
@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
 from bench._report import write_section  # noqa: E402
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind  # noqa: E402
 from headroom.policies.forecast.model import HeadroomForecaster  # noqa: E402
-from headroom.policies.planner import plan_target  # noqa: E402
+from headroom.policies.planner.entry import plan_target  # noqa: E402
 from headroom.policies.policy import PolicySpec  # noqa: E402
 from headroom.policies.series import Series  # noqa: E402
 from headroom.policies.synthetic import generate_trace  # noqa: E402

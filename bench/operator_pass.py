@@ -38,7 +38,7 @@ from headroom.controller.kube import GROUP, VERSION, Kube  # noqa: E402
 from headroom.controller.operator.capacitypolicy import CapacityPolicyReconciler  # noqa: E402
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind  # noqa: E402
 from headroom.policies.forecast.model import HeadroomForecaster  # noqa: E402
-from headroom.policies.planner import plan_target  # noqa: E402
+from headroom.policies.planner.entry import plan_target  # noqa: E402
 from headroom.policies.resources import policy_from_resource  # noqa: E402
 from headroom.policies.series import Series  # noqa: E402
 from headroom.policies.synthetic import generate_trace  # noqa: E402

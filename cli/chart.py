@@ -18,7 +18,7 @@ from headroom.cli.engine import (
 from headroom.policies.calendar import DemandEvent
 from headroom.policies.capacity import capacity_of
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.planner import Plan
+from headroom.policies.planner.values import Plan
 from headroom.policies.policy import Target
 from headroom.policies.text import format_qps, local_iso, unit_noun
 from headroom.policies.text import zone as zone_info

@@ -25,7 +25,7 @@ from headroom.cli.engine import (
 )
 from headroom.controller import preview
 from headroom.policies.bounds import MAX_UNITS
-from headroom.policies.planner import Plan
+from headroom.policies.planner.values import Plan
 from headroom.policies.policy import Target
 from headroom.policies.text import local_iso, unit_noun
 

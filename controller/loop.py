@@ -26,7 +26,7 @@ from headroom.policies.calendar import Calendar
 from headroom.policies.driver import Cadence, Driver, DriverState, SeriesPast, TargetTick, Tick
 from headroom.policies.errors import HeadroomError, SourceUnavailable
 from headroom.policies.forecast.base import Forecast, Forecaster
-from headroom.policies.planner import Decision, Plan, PlannedAction
+from headroom.policies.planner.values import Decision, Plan, PlannedAction
 from headroom.policies.policy import PolicySpec
 from headroom.policies.series import Series
 

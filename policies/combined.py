@@ -49,16 +49,12 @@ from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_FROM, BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
-from headroom.policies.planner import (
-    Decision,
-    PlannedAction,
-    PlannerState,
-    _budget_ceiling,
-    _freeze_windows,
-    _inside,
-    _labels_for,
-    median_level,
-)
+from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
+from headroom.policies.planner.sizing import median_level
+from headroom.policies.planner.values import Decision, PlannedAction, PlannerState
+from headroom.policies.planner.windows import freeze_windows as _freeze_windows
+from headroom.policies.planner.windows import inside as _inside
+from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.series import FloatArray, Series

@@ -55,13 +55,8 @@ from headroom.policies.calendar import Calendar
 from headroom.policies.combined import ANCHOR_WINDOW, Anchor, TargetRule, anchor_of
 from headroom.policies.forecast.base import Forecast, Forecaster
 from headroom.policies.forecast.uplift import event_window
-from headroom.policies.planner import (
-    Decision,
-    Plan,
-    PlannerState,
-    advance_state,
-    plan_and_decide,
-)
+from headroom.policies.planner.entry import advance_state, plan_and_decide
+from headroom.policies.planner.values import Decision, Plan, PlannerState
 from headroom.policies.policy import PolicySpec
 from headroom.policies.series import FloatArray, Series
 

@@ -37,7 +37,7 @@ from headroom.policies.calendars.yaml import API_VERSION
 from headroom.policies.calendars.yaml import KIND as EVENT_KIND
 from headroom.policies.driver import DriverState
 from headroom.policies.errors import CalendarError, PolicyError, excerpt, field_error, must_be
-from headroom.policies.planner import PlannerState
+from headroom.policies.planner.values import PlannerState
 from headroom.policies.policy import PolicySpec, TargetKind, _field_path
 from headroom.policies.validation import first_error
 

@@ -10,7 +10,7 @@ from headroom.controller.loop import Condition, LoopEvent, PassReport, TargetRep
 from headroom.controller.targets.base import ScaleStatus
 from headroom.policies.calendar import DemandEvent, EventKind
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.planner import Decision, Plan
+from headroom.policies.planner.values import Decision, Plan
 from headroom.policies.policy import PolicySpec, parse_policy
 
 T0 = 1_800_000_000.0

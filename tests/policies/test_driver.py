@@ -18,11 +18,11 @@ import pytest
 from headroom.controller.loop import ControlLoop, ListSink
 from headroom.controller.targets.base import ScaleStatus
 from headroom.policies import driver as driver_module
-from headroom.policies import planner as planner_module
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.driver import Cadence, Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.planner import entry as planner_module
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import run_strategy, target_delay

@@ -9,7 +9,7 @@ import numpy as np
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner import plan_target
+from headroom.policies.planner.entry import plan_target
 from headroom.policies.policy import Forecasting
 from headroom.policies.synthetic import generate_trace
 from tests.policies.test_planner import CAL, EVENT, STEP, T0, policy

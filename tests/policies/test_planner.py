@@ -15,12 +15,8 @@ from hypothesis import strategies as st
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.errors import PolicyError
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.planner import (
-    PlannerState,
-    advance_state,
-    decide,
-    plan_target,
-)
+from headroom.policies.planner.entry import advance_state, decide, plan_target
+from headroom.policies.planner.values import PlannerState
 from headroom.policies.policy import PolicySpec, parse_policy
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -10,14 +10,9 @@ from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.suite import build_strategies
 from headroom.policies.calendar import Calendar
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.planner import (
-    PlannerState,
-    advance_state,
-    decide,
-    plan_target,
-    reactive_floor,
-    reactive_guard,
-)
+from headroom.policies.planner.entry import advance_state, decide, plan_target
+from headroom.policies.planner.guard import reactive_floor, reactive_guard
+from headroom.policies.planner.values import PlannerState
 from headroom.policies.series import Series
 from headroom.policies.simulate import run_strategy, target_delay
 from tests.policies.test_planner import CAL, T0, at, forecast, policy

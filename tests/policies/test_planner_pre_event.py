@@ -6,7 +6,8 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.planner import PlannerState, decide
+from headroom.policies.planner.entry import decide
+from headroom.policies.planner.values import PlannerState
 from tests.policies.test_planner import EVENT, STEP, T0, at, policy
 
 

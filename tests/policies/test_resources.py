@@ -10,7 +10,7 @@ import pytest
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.driver import DriverState
 from headroom.policies.errors import CalendarError, PolicyError
-from headroom.policies.planner import PlannerState
+from headroom.policies.planner.values import PlannerState
 from headroom.policies.resources import (
     calendar_from_resources,
     driver_state_from_status,
