@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.support import fresh_clone
 
-pytestmark = pytest.mark.slow
 PACKAGES = {"headroom.policies": "policies", "headroom.controller": "controller",
             "headroom.cli": "cli"}  # fmt: skip
 PROBE = (
@@ -53,6 +53,22 @@ def package_files(clone: Path) -> set[str]:
     return {f"headroom/{name}" for name in listed}
 
 
+def test_every_package_folder_is_a_package_of_the_wheel() -> None:
+    """setuptools copies only the packages pyproject.toml lists (the editable install finds
+    subpackages by itself, so only a wheel would miss a new one)."""
+    pyproject = tomllib.loads((fresh_clone.REPO / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    assert pyproject["tool"]["setuptools"]["package-dir"] == PACKAGES
+    folders = {
+        ".".join((package, *init.parent.relative_to(fresh_clone.REPO / folder).parts))
+        for package, folder in PACKAGES.items()
+        for init in (fresh_clone.REPO / folder).rglob("__init__.py")
+    }
+    missing = sorted(folders - listed)
+    assert missing == [], f"add {missing} to [tool.setuptools] packages in pyproject.toml"
+
+
+@pytest.mark.slow
 def test_an_editable_install_imports_each_package_from_its_folder(tmp_path: Path) -> None:
     clone = fresh_clone.clone(tmp_path / "headroom")
     env = fresh_clone.install(clone, tmp_path / "venv", editable=True)
@@ -69,6 +85,7 @@ def test_an_editable_install_imports_each_package_from_its_folder(tmp_path: Path
     assert "Usage: headroom" in headroom_help(env)
 
 
+@pytest.mark.slow
 def test_a_wheel_install_copies_every_file_of_the_three_folders(tmp_path: Path) -> None:
     clone = fresh_clone.clone(tmp_path / "headroom")
     env = fresh_clone.install(clone, tmp_path / "venv", editable=False)
