@@ -47,7 +47,7 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.forecast.eventsize import BASE_FROM, BASE_TO, EventSizes
+from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
 from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
 from headroom.policies.planner.sizing import median_level
@@ -176,7 +176,7 @@ class TargetRule:
         self._prepared: _Prepared | None = None
         self.sizes: EventSizes | None = None
         self._sizes_key: tuple[tuple[str, float, float], ...] | None = None
-        self._bases: dict[tuple[str, float], float] = {}
+        self._bases: dict[tuple[str, float], tuple[float, float]] = {}
         self._arrived: set[tuple[str, float]] = set()
         self._pres: dict[tuple[str, float], float] = {}
         self._freeze = _freeze_windows(spec)[0]
@@ -375,15 +375,16 @@ class TargetRule:
             if lifted / reactive > med[j] / util[j]:
                 med[j], util[j] = lifted, reactive
 
-    def _base_at_start(self, ev: DemandEvent, now: float, since: Since) -> float:
-        """The level ``ev`` starts from: measured before it (cached once that window is
-        past), NaN when it cannot be measured."""
+    def _base_at_start(self, ev: DemandEvent, now: float, since: Since) -> tuple[float, float]:
+        """The level ``ev`` starts from, measured before it, and the time it stands for
+        (kept once its window is past: it is then final); NaN, NaN when it cannot be
+        measured."""
         key = EventSizes.key(ev)
         hit = self._bases.get(key)
         if hit is not None:
             return hit
         assert self.sizes is not None
-        base = self.sizes.base_of(ev, since)
+        base = self.sizes.base_at(ev, since)
         if now >= ev.start - BASE_TO:
             self._bases[key] = base
         return base
@@ -420,10 +421,10 @@ class TargetRule:
         if not math.isfinite(pre):
             # Sized once, from the base measured before the event: a pre-scale that moved
             # with every new sample would be a string of one-unit orders (reshards).
-            base = self._base_at_start(ev, now, since)
+            base, at = self._base_at_start(ev, now, since)
             size = sizes.size(ev, spec.event_size_quantile)
             if math.isfinite(base):
-                at = ev.start - 0.5 * (BASE_FROM + BASE_TO)
+                # The base moved by the daily shape from when it was measured to the start.
                 pre = base * self._baseline_ratio(prep, ev.start, at) * size
                 self._pres[key] = pre
             elif math.isfinite(level):  # no base to measure: the level now, not kept
