@@ -123,6 +123,11 @@ class EventSizes:
         """The demand level before ``event`` (NaN when it cannot be measured): the median
         of ``[start - 90 min, start - 35 min]`` without earlier events' windows; when those
         cover it, the same span an hour earlier, and so on up to ``BASE_SEARCH`` back."""
+        return self.base_at(event, since)[0]
+
+    def base_at(self, event: DemandEvent, since: Since) -> tuple[float, float]:
+        """:meth:`base_of` and the time it stands for (the median time of the samples it
+        is the median of; NaN, NaN when it cannot be measured)."""
         seen = since(event.start - BASE_FROM - BASE_SEARCH)
         t, v = seen.t, seen.v
         free = np.isfinite(v) & ~self._busy(t, event)
@@ -131,9 +136,9 @@ class EventSizes:
             lo, hi = event.start - BASE_FROM - shift, event.start - BASE_TO - shift
             m = free & (t >= lo) & (t < hi)
             if int(m.sum()) >= MIN_BASE_SAMPLES:
-                return float(np.median(v[m]))
+                return float(np.median(v[m])), float(np.median(t[m]))
             shift += 3600.0
-        return math.nan
+        return math.nan, math.nan
 
     def _measure(self, event: DemandEvent, since: Since) -> Measured | None:
         base = self.base_of(event, since)

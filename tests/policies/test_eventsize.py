@@ -99,6 +99,13 @@ def test_a_base_is_measured_before_the_previous_event_never_inflated_by_it() -> 
     assert got.step / got.base == pytest.approx(2.0, rel=0.08)
     for m in sizes.measured.values():
         assert m.base == pytest.approx(BASE, rel=0.05)
+    # ... and says when it stands for (the rule moves it by the daily shape from there):
+    # the samples it took lie before the first show, not at the nominal 10:15-11:10.
+    trace = _trace(6, truth)
+    lo = int(np.searchsorted(trace.t, second.start - 8 * HOUR))
+    base, at = sizes.base_at(second, lambda s: Series(trace.t[lo:], trace.v[lo:]))
+    assert base == pytest.approx(BASE, rel=0.05)
+    assert second.start - 3 * HOUR <= at < first.start
 
 
 def test_a_declared_multiplier_is_used_as_given() -> None:
