@@ -26,8 +26,10 @@ from headroom.cli._common import (
     CalendarOpt,
     ChartOpt,
     JsonOpt,
+    console,
     duration_option,
     fail,
+    print_json,
     with_options,
 )
 from headroom.cli._kube import CLUSTER_OPTIONS, Cluster
@@ -316,6 +318,19 @@ class Shown:
     target: str | None
     as_json: bool
     chart: Path | None
+
+    def report(self, doc: Callable[[], dict[str, Any]], text: Callable[[], None]) -> None:
+        """With ``--json``, ``doc()`` (and the chart's path) as one document; else ``text()``
+        prints the tables, then where the chart went."""
+        if self.as_json:
+            out = doc()
+            if self.chart is not None:
+                out["chart"] = str(self.chart)
+            print_json(out)
+            return
+        text()
+        if self.chart is not None:
+            console.print(f"Wrote chart {self.chart}")
 
 
 _LOADED = (

@@ -10,13 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from headroom.cli._common import (
-    EXIT_INPUT,
-    console,
-    count,
-    fail,
-    print_json,
-)
+from headroom.cli._common import EXIT_INPUT, console, count, fail
 from headroom.cli.chart import write_chart
 from headroom.cli.engine import (
     LEVELS,
@@ -138,15 +132,9 @@ def forecast_command(inputs: Inputs, shown: Shown) -> None:
     model, fc = forecast_at(inputs)
     if shown.chart is not None:
         write_chart(shown.chart, inputs, fc, list(model.calendar.events))
-    if shown.as_json:
-        doc = _forecast_json(model, fc, inputs)
-        if shown.chart is not None:
-            doc["chart"] = str(shown.chart)
-        print_json(doc)
-        return
-    _print_forecast(model, fc, inputs)
-    if shown.chart is not None:
-        console.print(f"Wrote chart {shown.chart}")
+    shown.report(
+        lambda: _forecast_json(model, fc, inputs), lambda: _print_forecast(model, fc, inputs)
+    )
 
 
 def register(app: typer.Typer) -> None:

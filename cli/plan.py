@@ -8,12 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from headroom.cli._common import (
-    EXIT_INPUT,
-    console,
-    fail,
-    print_json,
-)
+from headroom.cli._common import EXIT_INPUT, console, fail
 from headroom.cli.chart import write_chart
 from headroom.cli.engine import (
     Inputs,
@@ -96,18 +91,19 @@ def plan_command(
         model, fc = forecast_at(inputs)
         tgt, _, plan = results[0]
         write_chart(shown.chart, inputs, fc, list(model.calendar.events), plan, tgt)
-    if shown.as_json:
-        doc: dict[str, Any] = {
+    shown.report(
+        lambda: {
             "policy": spec.name,
             "at": local_iso(inputs.at, inputs.tz),
             "horizon_seconds": inputs.horizon,
             "quantile": spec.forecast.quantile,
             "targets": [_plan_json(p, t, c, inputs) for t, c, p in results],
-        }
-        if shown.chart is not None:
-            doc["chart"] = str(shown.chart)
-        print_json(doc)
-        return
+        },
+        lambda: _print_plans(results, inputs),
+    )
+
+
+def _print_plans(results: list[tuple[Target, int, Plan]], inputs: Inputs) -> None:
     for tgt, current, plan in results:
         noun = unit_noun(tgt)
         table = Table(
@@ -128,8 +124,6 @@ def plan_command(
         console.print(table)
         for note in plan.notes:
             console.print(f"note: {note}")
-    if shown.chart is not None:
-        console.print(f"Wrote chart {shown.chart}")
 
 
 def register(app: typer.Typer) -> None:
