@@ -69,6 +69,9 @@ PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start
 HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
 EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
 ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
+TREND_WINDOW = 600.0  # inside an event's window, the growth measured over this long ...
+TREND_REACH = 1200.0  # ... is carried at most this far ahead (and never beyond the lead)
+TREND_CAP = 3.0  # ... and lifts the measured level at most this many times
 _EPS = 1e-9
 
 
@@ -92,6 +95,24 @@ def anchor_of(t: FloatArray, v: FloatArray) -> Anchor | None:
         return Anchor(pairs[n // 2][0], times[n // 2])
     mid = n // 2
     return Anchor(0.5 * (pairs[mid - 1][0] + pairs[mid][0]), 0.5 * (times[mid - 1] + times[mid]))
+
+
+def growth_of(t: FloatArray, v: FloatArray) -> float:
+    """The measured growth rate (log per second) of the samples given, at its lower
+    one-standard-error bound and never below 0: a rise the noise could explain counts for
+    nothing, a steady one almost in full."""
+    ok = np.isfinite(v) & (v > 0)
+    if int(ok.sum()) < 4:
+        return 0.0
+    x, y = t[ok], np.log(v[ok])
+    x = x - x.mean()
+    sxx = float(np.dot(x, x))
+    if sxx <= 0:
+        return 0.0
+    slope = float(np.dot(x, y - y.mean())) / sxx
+    resid = y - y.mean() - slope * x
+    se = math.sqrt(float(np.dot(resid, resid)) / (x.size - 2) / sxx)
+    return max(0.0, slope - se)
 
 
 @dataclass(frozen=True)
@@ -306,6 +327,8 @@ class TargetRule:
             for i in near:
                 ev = self._events[i]
                 self._event_rows(ev, now, level, prep, tw, med, util, which, since)
+            if anchor is not None and self._growing(now):
+                self._growth_rows(now, anchor, tw, med, util, since)
         per_unit = target.capacity_per_unit / spec.headroom_factor
         lo_u, hi_u = target.min_units, target.max_units
         rows: list[_Row] = []
@@ -314,6 +337,43 @@ class TargetRule:
             need = math.ceil(m / (per_unit * util[j]) - _EPS)
             rows.append((tj, min(max(need, lo_u), hi_u), m, util[j], which[j]))
         return rows
+
+    def _growing(self, now: float) -> bool:
+        """Inside an event's window, but not where its start's step would read as growth
+        (from ``PRE_EARLY`` before it to ``EARLY`` after: the pre-scale's and the event
+        margin's span)."""
+        inside = np.flatnonzero((self._lo <= now) & (self._hi > now)).tolist()
+        if not inside:
+            return False
+        return all(
+            not (self._events[i].start - PRE_EARLY <= now < self._events[i].start + EARLY)
+            for i in inside
+        )
+
+    def _growth_rows(
+        self,
+        now: float,
+        anchor: Anchor,
+        tw: list[float],
+        med: list[float],
+        util: list[float],
+        since: Since,
+    ) -> None:
+        """Inside an event's window (its ramp, body and tail), demand that is measurably
+        rising is carried forward at its measured rate over the lead, at the reactive
+        target: the HPA's rule applied to the demand when the capacity will serve, not to
+        the demand now (an audience gathering before a start, or growing to a peak the
+        learned shape cannot place)."""
+        recent = since(now - TREND_WINDOW)
+        rate = growth_of(recent.t, recent.v) if recent.t.size else 0.0
+        if rate <= 0.0:
+            return
+        reactive = self.spec.reactive_utilization
+        for j, tj in enumerate(tw):
+            ahead = min(max(tj - anchor.at, 0.0), TREND_REACH)
+            lifted = anchor.value * min(math.exp(rate * ahead), TREND_CAP)
+            if lifted / reactive > med[j] / util[j]:
+                med[j], util[j] = lifted, reactive
 
     def _base_at_start(self, ev: DemandEvent, now: float, since: Since) -> float:
         """The level ``ev`` starts from: measured before it (cached once that window is

@@ -2,27 +2,21 @@
 
 The clone is the checkout's files as git would give them (tracked and not ignored), the
 venv is new, and the install is the plain editable one users and tools run -- no
-Makefile. The install is offline: the new venv borrows this venv's site-packages for
-the dependencies and hatchling (so ``--no-deps --no-build-isolation --no-index``); what
-is tested is that the package itself is importable from the clone. Then each command
-in README.md's code blocks runs from the clone's root as written, except where the
-README names a server of the reader's: ``10.0.0.5:6379`` becomes a real local cluster,
-and the Prometheus, Helm and kubectl lines (a Prometheus and a Kubernetes cluster of
-yours) and the ``make`` lines (``tests/controller/test_demo.py`` runs the demo) are
-left out -- :data:`NOT_RUN` lists them, and the test fails when a command is neither
-run nor listed.
+Makefile -- offline (``tests/support/fresh_clone.py``; ``tests/test_install.py`` checks
+what it imports, and the wheel). Then each command in README.md's code blocks runs from
+the clone's root as written, except where the README names a server of the reader's:
+``10.0.0.5:6379`` becomes a real local cluster, and the Prometheus, Helm and kubectl
+lines (a Prometheus and a Kubernetes cluster of yours) and the ``make`` lines
+(``tests/controller/test_demo.py`` runs the demo) are left out -- :data:`NOT_RUN` lists
+them, and the test fails when a command is neither run nor listed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
-import sys
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +24,7 @@ import pytest
 
 from headroom.controller.provisioning.local import port_in_use
 from tests.conftest import ClusterFactory
+from tests.support import fresh_clone
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -97,42 +92,12 @@ def assert_untouched(clone: Path) -> None:
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """(clone dir, environment whose PATH finds the fresh venv's ``headroom``)."""
     root = tmp_path_factory.mktemp("fresh")
-    clone = root / "headroom"
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
-    for name in filter(None, files):
-        src, dst = REPO / name, clone / name
-        if not src.exists() and not src.is_symlink():
-            continue  # deleted in the working tree
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():
-            dst.symlink_to(os.readlink(src))
-        else:
-            shutil.copy2(src, dst)
-    # A repository of its own, so that git says what the commands wrote (assert_untouched).
-    git = ["git", "-c", "user.name=readme", "-c", "user.email=readme@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=clone, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "clone"], cwd=clone, check=True)
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    site = next((venv / "lib").glob("python*/site-packages"))
-    (site / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
-         "--no-build-isolation", "--no-index", "-e", str(clone)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert install.returncode == 0, install.stderr
+    clone = fresh_clone.clone(root / "headroom")
     env = {
-        **os.environ,
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        **fresh_clone.install(clone, root / "venv", editable=True),
         "HEADROOM_LOCAL_DIR": str(root / "local-state"),
         "COLUMNS": "120",
     }
-    env.pop("VIRTUAL_ENV", None)
     yield clone, env
     subprocess.run(["headroom", "local", "down"], cwd=clone, env=env, capture_output=True)
 
@@ -146,21 +111,6 @@ def run(cmd: str, clone: Path, env: dict[str, str]) -> subprocess.CompletedProce
     if "--json" in cmd:
         json.loads(proc.stdout)
     return proc
-
-
-def test_plain_editable_install_imports_headroom_from_the_clone(
-    fresh: tuple[Path, dict[str, str]],
-) -> None:
-    clone, env = fresh
-    probe = (
-        "import headroom.policies, headroom.controller, headroom.cli.main as m; print(m.__file__)"
-    )
-    proc = subprocess.run(
-        ["python", "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert Path(proc.stdout.strip()).resolve().is_relative_to(clone.resolve())
-    assert run("headroom --help", clone, env).stdout.count("calendar") >= 1
 
 
 def test_every_readme_command_is_run_or_listed_with_a_reason() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.combined import growth_of
 from headroom.policies.driver import Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.policy import PolicySpec, parse_policy
@@ -202,3 +203,37 @@ def test_a_slow_targets_pre_scale_is_one_order_held_until_the_event() -> None:
     # Sized for the learned step (x3) at the event utilisation, at least.
     assert order.to_units >= math.ceil(3.0 * BASE / (CAPACITY * 0.8))
     assert _ordered(ours, start) == order.to_units
+
+
+def test_growth_counts_only_what_the_noise_cannot_explain() -> None:
+    rng = np.random.default_rng(7)
+    t = np.arange(10, dtype=np.float64) * 60.0
+    flat = BASE * rng.lognormal(0.0, 0.05, t.size)
+    assert growth_of(t, flat) == 0.0 or growth_of(t, flat) < 0.002 / 60
+    rate = math.log(1.3) / 600.0  # +30 % per 10 min
+    steady = BASE * np.exp(rate * t) * rng.lognormal(0.0, 0.01, t.size)
+    assert 0.8 * rate < growth_of(t, steady) <= rate * 1.1
+    noisy = BASE * np.exp(rate * t) * rng.lognormal(0.0, 0.3, t.size)
+    assert growth_of(t, noisy) < 0.8 * rate  # the same rise, less certain: counted less
+    assert growth_of(t[:3], steady[:3]) == 0.0  # too few samples to say
+
+
+def test_an_event_growing_past_its_learned_shape_is_followed_ahead_of_the_hpa() -> None:
+    """Past shows were flat plateaus; the last one keeps growing (x2 at its start to x16
+    90 min later, +26 % per 10 min: faster than the HPA's margin covers over its delay).
+    Inside the event, the measured growth is carried over the lead: Headroom is short a
+    fraction of the HPA's minutes in the body of the show."""
+    days = 4
+    trace = _trace(days, 3.0, None)
+    start = _events(days)[-1].start
+    body = (trace.t >= start + 20 * 60.0) & (trace.t < start + 1.5 * HOUR)
+    x = (trace.t[body] - start) / (1.5 * HOUR)
+    v = trace.v.copy()
+    v[body] = v[body] / 3.0 * 2.0 * np.exp(math.log(8.0) * x)
+    trace = Series(trace.t, v)
+    spec = _spec()
+    calendar = Calendar.of(_events(days))
+    ours, hpa = _run(trace, spec, calendar, False), _run(trace, spec, calendar, True)
+    mine, theirs = ours.under_seconds[body].sum() / 60, hpa.under_seconds[body].sum() / 60
+    assert theirs >= 20, theirs  # the growth outruns the HPA
+    assert mine <= 0.3 * theirs, (mine, theirs)
