@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -136,6 +136,16 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: charts are files, no display is needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig: Any, path: Path, dpi: int | None = None) -> None:
     """Write a matplotlib figure to ``path`` (closing it); an unwritable path is bad input."""
     import matplotlib.pyplot as plt
@@ -156,6 +166,21 @@ def duration_option(value: str, option: str) -> float:
         return parse_duration(value)
     except ValueError as err:
         fail(f"{option}: {err}", EXIT_INPUT)
+
+
+# -- options several commands share: declared once, so a flag means one thing everywhere ----
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ChartOpt = Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")]
+CalendarOpt = Annotated[
+    Path | None, typer.Option("--calendar", help="Calendar of demand events (YAML or ICS).")
+]
+PolicyTargetOpt = Annotated[
+    str | None, typer.Option("--target", help="The policy's target (default: its first).")
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Change nothing; show what would be done.")
+]
 
 
 # -- commands that share options -----------------------------------------------------------

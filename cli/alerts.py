@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from headroom.cli._common import EXIT_FAILED, console, errors_to_exit, print_json
+from headroom.cli._common import EXIT_FAILED, JsonOpt, console, errors_to_exit, print_json
 from headroom.cli.policy import read_policy
 from headroom.controller.alerts.config import load_alerts_config, send_test_alerts
 
@@ -30,7 +30,7 @@ def test(
             help="Alerts config (sinks, secret references); default $HEADROOM_ALERTS_CONFIG."
         ),
     ] = None,  # fmt: skip
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Send a test alert (firing, then resolved) to every sink of the policy; print each result.
 

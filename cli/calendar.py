@@ -18,8 +18,17 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from headroom.cli._common import EXIT_INPUT, console, count, errors_to_exit, fail, print_json
-from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt, connect
+from headroom.cli._common import (
+    EXIT_INPUT,
+    DryRunOpt,
+    JsonOpt,
+    console,
+    count,
+    errors_to_exit,
+    fail,
+    print_json,
+)
+from headroom.cli._kube import Cluster, cluster_command
 from headroom.controller.files import CALENDAR_MAX_BYTES, read_bounded
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import (
@@ -38,6 +47,14 @@ app = typer.Typer(
 
 FileArg = Annotated[
     Path, typer.Argument(help="Calendar file: .yaml/.yml (events or DemandEvents) or .ics.")
+]
+# The window of events a command takes (list: all by default; import: 60 days back to a
+# year ahead).
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Only events ending after this time (ISO-8601).")
+]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Only events starting before this time (ISO-8601).")
 ]
 
 
@@ -115,7 +132,7 @@ def describe_iso(epoch: float, tz: str) -> str:
 @app.command("validate")
 def validate(
     file: FileArg,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check a calendar; print "ok: N events" or one line naming the bad field (exit 2)."""
     with errors_to_exit():
@@ -129,17 +146,13 @@ def validate(
 @app.command("list")
 def list_events(
     file: FileArg,
-    start: Annotated[
-        str | None, typer.Option("--from", help="Only events ending after this time (ISO-8601).")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="Only events starting before this time.")
-    ] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     tz: Annotated[
         str | None,
         typer.Option("--tz", help="Show times in this zone (default: each event's own)."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """List the events of a calendar (recurring ICS events expanded) as a table."""
     with errors_to_exit():
@@ -214,11 +227,10 @@ def export(
 
 
 @app.command("import")
+@cluster_command
 def import_(
+    cluster: Cluster,
     file: FileArg,
-    namespace: NamespaceOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
     name: Annotated[
         str | None,
         typer.Option(
@@ -230,48 +242,37 @@ def import_(
     prune: Annotated[
         bool, typer.Option("--prune", help="Delete this calendar's events that left the file.")
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
-    ] = False,
-    from_: Annotated[
-        str | None,
-        typer.Option("--from", help="Import events ending after this time (default: 60 days ago)."),
-    ] = None,
-    to: Annotated[
-        str | None,
-        typer.Option("--to", help="Import events starting before this (default: in a year)."),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+    dry_run: DryRunOpt = False,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create or update DemandEvents from a YAML or ICS calendar (idempotent: a second run
     changes nothing). Each event gets a stable name; --prune removes the ones this
-    calendar imported earlier that are no longer in the file."""
+    calendar imported earlier that are no longer in the file. Without --from/--to, the
+    events from 60 days ago to a year ahead are imported."""
     from headroom.controller.demand_events import import_events
     from headroom.policies.resources import imported_resources
 
-    with errors_to_exit():
-        now = time.time()
-        start = _time_option(from_, "--from", None)
-        end = _time_option(to, "--to", None)
-        window = (
-            start if start is not None else now - 60 * 86400.0,
-            end if end is not None else now + YEAR,
+    now = time.time()
+    start = _time_option(from_, "--from", None)
+    end = _time_option(to, "--to", None)
+    window = (
+        start if start is not None else now - 60 * 86400.0,
+        end if end is not None else now + YEAR,
+    )
+    cal = read_calendar(file, window=window)
+    events = Calendar.of(e for e in cal.events if e.overlaps(*window))
+    calendar = name or file.stem
+    with cluster.connect() as (kube, ns):
+        report = import_events(
+            kube,
+            imported_resources(events, calendar, ns),
+            namespace=ns,
+            calendar=calendar,
+            prune=prune,
+            dry_run=dry_run,
         )
-        cal = read_calendar(file, window=window)
-        events = Calendar.of(e for e in cal.events if e.overlaps(*window))
-        calendar = name or file.stem
-        kube, ns = connect(kubeconfig, context, namespace)
-        try:
-            report = import_events(
-                kube,
-                imported_resources(events, calendar, ns),
-                namespace=ns,
-                calendar=calendar,
-                prune=prune,
-                dry_run=dry_run,
-            )
-        finally:
-            kube.close()
     outside = len(cal) - len(events)
     if json_out:
         print_json({**report.as_json(), "outside_window": outside})

@@ -20,20 +20,22 @@ from rich.table import Table
 
 from headroom.cli._common import (
     EXIT_INPUT,
+    ChartOpt,
+    JsonOpt,
+    PolicyTargetOpt,
     console,
     duration_option,
     errors_to_exit,
     fail,
     print_json,
+    pyplot,
     save_figure,
 )
-from headroom.controller.files import POLICY_MAX_BYTES, read_bounded
+from headroom.cli.policy import read_policy
 from headroom.controller.signals import prometheus as prom
 from headroom.controller.signals import redis_info, redis_samples
 from headroom.controller.signals.base import Metric, Unavailable
 from headroom.policies.capacity_learning import CapacityEstimate, learn_capacity
-from headroom.policies.errors import PolicyError
-from headroom.policies.policy import PolicySpec, load_policy
 
 app = typer.Typer(help="Learn per-unit capacity from metrics.", no_args_is_help=True)
 
@@ -41,11 +43,6 @@ app = typer.Typer(help="Learn per-unit capacity from metrics.", no_args_is_help=
 def default_history_path(seed: str) -> Path:
     """Where ``--redis SEED`` keeps its INFO history unless ``--history`` says otherwise."""
     return Path.home() / ".local" / "state" / "headroom" / f"redis-{seed.replace(':', '_')}.json"
-
-
-def _read_policy(path: Path) -> PolicySpec:
-    text = read_bounded(path, POLICY_MAX_BYTES, PolicyError, "policy")
-    return load_policy(text, str(path))
 
 
 @app.command("learn")
@@ -59,9 +56,7 @@ def learn(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="CapacityPolicy YAML: SLO, declared capacity.")
     ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="Policy target name (default: the first).")
-    ] = None,
+    target: PolicyTargetOpt = None,
     slo_ms: Annotated[float | None, typer.Option("--slo-ms", help="p99 SLO in ms.")] = None,
     declared: Annotated[
         float | None, typer.Option("--declared", help="Declared QPS per unit (fallback).")
@@ -84,10 +79,8 @@ def learn(
     sample_seconds: Annotated[
         float, typer.Option("--sample-seconds", help="With --redis: sample live this long first.")
     ] = 0.0,
-    chart: Annotated[
-        Path | None, typer.Option("--chart", help="Write a p99-vs-QPS chart (PNG).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    chart: ChartOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Estimate the QPS one unit serves before p99 crosses the SLO, with the evidence."""
     with errors_to_exit():
@@ -95,7 +88,7 @@ def learn(
             fail("give one of --prometheus URL or --redis SEED, not both", EXIT_INPUT)
         if not (prometheus or redis or policy):
             fail("give --prometheus URL, --redis SEED or --policy FILE", EXIT_INPUT)
-        spec = _read_policy(policy) if policy else None
+        spec = read_policy(policy) if policy else None
         if spec is not None:
             chosen = next((t for t in spec.targets if target in (None, t.name)), None)
             if chosen is None:
@@ -180,10 +173,7 @@ def show(est: CapacityEstimate, source: str, chart: Path | None) -> None:
 
 
 def write_chart(path: Path, qps: list[float], p99: list[float], est: CapacityEstimate) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter(qps, [v * 1000 for v in p99], s=8, alpha=0.4, label="samples (per unit)")

@@ -9,9 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from headroom.cli._common import (
-    save_figure,
-)
+from headroom.cli._common import pyplot, save_figure
 from headroom.cli.engine import (
     Inputs,
 )
@@ -32,11 +30,9 @@ def write_chart(
     plan: Plan | None = None,
     target: Target | None = None,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+
+    plt = pyplot()
 
     zone = zone_info(inputs.tz)
 

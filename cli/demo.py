@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from headroom.cli._common import console, errors_to_exit, print_json
+from headroom.cli._common import JsonOpt, console, errors_to_exit, print_json
 from headroom.controller.demo import EXAMPLES, DemoConfig, DemoRunner, DemoSnapshot
 from headroom.controller.demo_report import DemoReport
 from headroom.policies.text import format_qps, local_time
@@ -64,9 +64,7 @@ def demo(
     keep_running: Annotated[
         bool, typer.Option(help="Leave the cluster up at the end until Ctrl-C.")
     ] = False,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print the JSON summary instead of a dashboard.")
-    ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Pre-scale a local Redis Cluster ahead of a livestream on a simulated day, then scale in.
 

@@ -23,11 +23,14 @@ import typer
 
 from headroom.cli._common import (
     EXIT_INPUT,
+    CalendarOpt,
+    ChartOpt,
+    JsonOpt,
     duration_option,
     fail,
     with_options,
 )
-from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt
+from headroom.cli._kube import CLUSTER_OPTIONS, Cluster
 from headroom.cli.calendar import read_calendar
 from headroom.cli.policy import read_policy
 from headroom.cli.simulate import read_trace
@@ -71,9 +74,6 @@ FromClusterOpt = Annotated[
         show_default=False,
     ),
 ]
-CalendarOpt = Annotated[
-    Path | None, typer.Option("--calendar", help="Calendar of demand events (YAML or ICS).")
-]
 AtOpt = Annotated[
     str | None,
     typer.Option(
@@ -90,8 +90,6 @@ StepOpt = Annotated[
 TargetOpt = Annotated[
     str | None, typer.Option("--target", help="Only this target (name or namespace/name).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-ChartOpt = Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")]
 TzOpt = Annotated[
     str | None,
     typer.Option("--tz", help="Zone for times shown (default: the calendar's, else UTC)."),
@@ -215,18 +213,9 @@ def _inputs(
     )
 
 
-@dataclass(frozen=True)
-class _Cluster:
-    """Where ``--from-cluster`` reads: the connection options of the command."""
-
-    name: str
-    kubeconfig: Path | None
-    context: str | None
-    namespace: str | None
-
-
 def _load_from_cluster(
-    where: _Cluster,
+    name: str,
+    where: Cluster,
     files: dict[str, Path | None],
     at: str | None,
     horizon: str | None,
@@ -245,15 +234,13 @@ def _load_from_cluster(
         )
     import time
 
-    from headroom.cli._kube import connect
     from headroom.controller.demand_events import list_demand_events
     from headroom.controller.operator.inputs import policy_history, running_units
     from headroom.controller.operator.inputs import read_policy as read_cluster_policy
 
-    kube, ns = connect(where.kubeconfig, where.context, where.namespace)
-    source = f"CapacityPolicy {ns}/{where.name}"
-    try:
-        spec, obj = read_cluster_policy(kube, ns, where.name)
+    with where.connect() as (kube, ns):
+        source = f"CapacityPolicy {ns}/{name}"
+        spec, obj = read_cluster_policy(kube, ns, name)
         calendar = list_demand_events(kube, ns).calendar
         zone = _zone(tz, calendar)
         at_epoch = time.time() if at is None else _at(at, zone)
@@ -264,8 +251,6 @@ def _load_from_cluster(
         )
         status = obj.get("status") or {}
         current = running_units(kube, ns, spec, status)
-    finally:
-        kube.close()
     state, _ = driver_state_from_status(status.get("driver"))
     return _inputs(
         series, Series.empty(), calendar, spec, source, at_epoch, horizon, step_s, zone,
@@ -318,9 +303,9 @@ def load_inputs(
     """The inputs of ``forecast``/``plan``: from the cluster (``--from-cluster``), else
     from the files."""
     if from_cluster is not None:
-        where = _Cluster(from_cluster, kubeconfig, context, namespace)
+        where = Cluster(kubeconfig, context, namespace)
         files = {"--history": history, "--policy": policy, "--calendar": calendar}
-        return _load_from_cluster(where, files, at, horizon, step, tz)
+        return _load_from_cluster(from_cluster, where, files, at, horizon, step, tz)
     return _load(history, calendar, policy, at, horizon, step, tz)
 
 
@@ -363,8 +348,7 @@ def input_command(
         ],
         after=[
             ("as_json", JsonOpt, False), ("chart", ChartOpt, None), ("tz", TzOpt, None),
-            ("from_cluster", FromClusterOpt, None), ("kubeconfig", KubeconfigOpt, None),
-            ("context", ContextOpt, None), ("namespace", NamespaceOpt, None),
+            ("from_cluster", FromClusterOpt, None), *CLUSTER_OPTIONS,
         ],
         takes=2,
         make=make,

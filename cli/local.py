@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from headroom.cli._common import console, count, err_console, errors_to_exit, print_json
+from headroom.cli._common import JsonOpt, console, count, err_console, errors_to_exit, print_json
 from headroom.cli._progress import slots_bar
 from headroom.controller.provisioning.local import (
     BUS_PORT_OFFSET,
@@ -38,7 +38,6 @@ app = typer.Typer(
 DirOption = typer.Option(
     None, "--dir", help="State dir (default: $HEADROOM_LOCAL_DIR or .headroom/local)."
 )
-JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
 
 
 def state_dir(given: Path | None) -> Path:
@@ -54,7 +53,7 @@ def up(
     replicas: int = typer.Option(0, "--replicas", help="Replicas per master."),
     base_port: int = typer.Option(DEFAULT_BASE_PORT, "--base-port", help="First port to use."),
     directory: Path | None = DirOption,
-    json_out: bool = JsonOption,
+    json_out: JsonOpt = False,
 ) -> None:
     """Start a Redis Cluster of MASTERS masters (and REPLICAS replicas each) on loopback."""
     with errors_to_exit():
@@ -105,7 +104,7 @@ def scale(
         None, "--replicas", help="Replicas per master (default: keep the current setting)."
     ),
     directory: Path | None = DirOption,
-    json_out: bool = JsonOption,
+    json_out: JsonOpt = False,
 ) -> None:
     """Grow or shrink the local cluster online; run again to finish an interrupted run."""
     with errors_to_exit():
@@ -133,7 +132,7 @@ def scale(
 
 
 @app.command()
-def status(directory: Path | None = DirOption, json_out: bool = JsonOption) -> None:
+def status(directory: Path | None = DirOption, json_out: JsonOpt = False) -> None:
     """Show nodes, roles, slots and keys of the local cluster."""
     with errors_to_exit():
         provisioner = LocalProvisioner.open(state_dir(directory))
@@ -149,7 +148,7 @@ def status(directory: Path | None = DirOption, json_out: bool = JsonOption) -> N
 
 
 @app.command()
-def down(directory: Path | None = DirOption, json_out: bool = JsonOption) -> None:
+def down(directory: Path | None = DirOption, json_out: JsonOpt = False) -> None:
     """Stop every node of the local cluster and delete its state dir."""
     with errors_to_exit():
         where = state_dir(directory)

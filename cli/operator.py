@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from headroom.cli._common import EXIT_INPUT, errors_to_exit, fail
+from headroom.cli._kube import AllNamespacesOpt
 
 app = typer.Typer(help="Run the Headroom Kubernetes operator.", no_args_is_help=True)
 
@@ -32,9 +33,7 @@ def run(
         str | None,
         typer.Option("--namespace", "-n", help="Watch this namespace (default: the pod's own)."),
     ] = None,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Watch every namespace.")
-    ] = False,
+    all_namespaces: AllNamespacesOpt = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Change nothing; status says what would be done.")
     ] = False,

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from headroom.cli._common import (
     REQUIRED_OPTION,
+    DryRunOpt,
+    JsonOpt,
     console,
     count,
     fail,
@@ -40,7 +42,6 @@ app = typer.Typer(
 CRASH_ENV = "HEADROOM_RESHARD_CRASH_AFTER_KEYS"
 
 Seed = Annotated[str, typer.Option("--seed", help="Any node of the cluster, HOST:PORT.")]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 User = Annotated[str | None, typer.Option("--user", help="ACL user name.", envvar="REDISCLI_USER")]
 # The password is read from an environment variable, never given as an argument: argv is
 # readable by every user of the machine (/proc/<pid>/cmdline) and lands in shell history.
@@ -102,7 +103,7 @@ def _link(values: dict[str, Any]) -> tuple[Link, bool]:
 cluster_command = with_options(
     before=[("seed", Seed, REQUIRED_OPTION)],
     after=[
-        ("as_json", Json, False), ("user", User, None), ("password_env", Password, PASSWORD_ENV),
+        ("as_json", JsonOpt, False), ("user", User, None), ("password_env", Password, PASSWORD_ENV),
         ("tls", Tls, False), ("tls_ca", TlsCa, None), ("tls_cert", TlsCert, None),
         ("tls_key", TlsKey, None), ("tls_insecure", TlsInsecure, False),
     ],
@@ -137,17 +138,23 @@ def _plan_table(plan: SlotPlan) -> Table:
     return table
 
 
-def _finish(report: ReshardReport, as_json: bool, what: str) -> None:
+def _moved(report: ReshardReport, what: str) -> str:
+    rate = report.keys_moved / report.seconds if report.seconds else 0.0
+    return (
+        f"{what}: {report.slots_moved} slots, {report.keys_moved:,} keys, "
+        f"{report.bytes_moved / 1e6:.1f} MB in {report.seconds:.2f}s ({rate:,.0f} keys/s)"
+    )
+
+
+def _finish(report: ReshardReport, as_json: bool, summary: str) -> None:
+    """What every command that moves or repairs slots prints: the report as JSON, or the
+    slots repaired, ``summary`` and the nodes forgotten; an error exits non-zero."""
     if as_json:
         print_json(report.to_json())
     else:
         for line in report.repaired:
             console.print(f"repaired {line}")
-        rate = report.keys_moved / report.seconds if report.seconds else 0.0
-        console.print(
-            f"{what}: {report.slots_moved} slots, {report.keys_moved:,} keys, "
-            f"{report.bytes_moved / 1e6:.1f} MB in {report.seconds:.2f}s ({rate:,.0f} keys/s)"
-        )
+        console.print(summary)
         for node in report.forgotten:
             console.print(f"forgot node {node}")
     if report.errors:
@@ -196,7 +203,7 @@ def rebalance(
             "--weight", metavar="NODE_ID=W", help="Weight of a master (id prefix ok), repeatable."
         ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Balance slots (weighted) with the fewest moves, migrating keys online."""
     weights = _parse_weights(weight or []) or None
@@ -216,7 +223,7 @@ def rebalance(
         report = r.rebalance(
             use_empty_masters=use_empty_masters, weights=weights, raise_on_error=False
         )
-    _finish(report, as_json, "rebalanced")
+    _finish(report, as_json, _moved(report, "rebalanced"))
 
 
 @app.command()
@@ -239,7 +246,7 @@ def drain(
     """Move every slot off one or more masters; with --forget remove them from the cluster."""
     with slots_bar(console.is_terminal and not as_json, console) as bar:
         report = link.resharder(bar).drain(node, forget=forget, raise_on_error=False)
-    _finish(report, as_json, "drained")
+    _finish(report, as_json, _moved(report, "drained"))
 
 
 @app.command()
@@ -247,9 +254,4 @@ def drain(
 def fix(link: Link, as_json: bool) -> None:
     """Complete or roll back migrations left open by a crash, cover uncovered slots."""
     report = link.resharder().fix()
-    if as_json:
-        print_json(report.to_json())
-        return
-    for line in report.repaired:
-        console.print(f"repaired {line}")
-    console.print(f"fixed: {count(len(report.repaired), 'slot')} repaired, cluster ok")
+    _finish(report, as_json, f"fixed: {count(len(report.repaired), 'slot')} repaired, cluster ok")

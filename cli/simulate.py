@@ -31,11 +31,16 @@ from rich.table import Table
 
 from headroom.cli._common import (
     EXIT_INPUT,
+    CalendarOpt,
+    ChartOpt,
+    JsonOpt,
+    PolicyTargetOpt,
     console,
     duration_option,
     errors_to_exit,
     fail,
     print_json,
+    pyplot,
     save_figure,
 )
 from headroom.cli.calendar import read_calendar
@@ -210,11 +215,9 @@ def write_chart(path: Path, sim: Simulation, events: list[DemandEvent], tz: str)
     local time of ``tz``; below it one zoomed panel per event in the trace (the first
     :data:`MAX_EVENT_PANELS`), from two hours before its ramp to two hours after its end, so
     a two-hour event on a multi-day axis is not a sliver."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+
+    plt = pyplot()
 
     zone = zone_info(tz)
     trace = sim.trace
@@ -319,10 +322,7 @@ def frontier_headlines(fr: Frontier) -> list[str]:
 
 def write_frontier_chart(path: Path, fr: Frontier, title: str) -> None:
     """Underprovisioned minutes against unit-hours: both curves, their points, the oracle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, points, color in (
@@ -373,12 +373,8 @@ def simulate_command(
             help="CSV with header timestamp,qps (default: the policy's metrics.qps csv source).",
         ),
     ] = None,
-    calendar: Annotated[
-        Path | None, typer.Option("--calendar", help="Calendar file (.yaml or .ics).")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="Target name (default: the first).")
-    ] = None,
+    calendar: CalendarOpt = None,
+    target: PolicyTargetOpt = None,
     provisioning_delay: Annotated[
         str | None,
         typer.Option(
@@ -386,8 +382,8 @@ def simulate_command(
             help="Fixed delay for every strategy, e.g. 10m (default: the target's model).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart here.")] = None,
+    json_out: JsonOpt = False,
+    chart: ChartOpt = None,
     frontier_mode: Annotated[
         bool,
         typer.Option(
@@ -427,17 +423,13 @@ def simulate_command(
             window = (series.start - WEEK, series.end + WEEK)
             cal = read_calendar(calendar, window=window)
         show_bar = not json_out and sys.stdout.isatty()
+        # What both replays (the frontier's sweep, the backtest) are given.
+        replayed: dict[str, Any] = {
+            "target_name": target, "delay_seconds": delay, "score_from": since,
+        }  # fmt: skip
         if frontier_mode:
             with contextmanager(_frontier_progress)(show_bar) as fprogress:
-                fr = frontier(
-                    series,
-                    cal,
-                    spec,
-                    target_name=target,
-                    delay_seconds=delay,
-                    score_from=since,
-                    progress=fprogress,
-                )
+                fr = frontier(series, cal, spec, **replayed, progress=fprogress)
             if chart is not None:
                 write_frontier_chart(chart, fr, f"headroom simulate --frontier: {trace.name}")
             if json_out:
@@ -452,15 +444,7 @@ def simulate_command(
                 console.print(f"Wrote chart {chart}")
             return
         with _progress_bar(show_bar) as progress:
-            sim = backtest(
-                series,
-                cal,
-                spec,
-                target_name=target,
-                delay_seconds=delay,
-                progress=progress,
-                score_from=since,
-            )
+            sim = backtest(series, cal, spec, **replayed, progress=progress)
         if chart is not None:
             # The zone the forecaster reads local time in: the calendar's (else UTC).
             write_chart(chart, sim, list(cal.events), cal.events[0].tz if cal.events else "UTC")

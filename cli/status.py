@@ -8,42 +8,28 @@ operator uses. ``--json`` prints the same as one document.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from headroom.cli._common import console, errors_to_exit, print_json
-from headroom.cli._kube import connect
+from headroom.cli._common import JsonOpt, console, print_json
+from headroom.cli._kube import AllNamespacesOpt, Cluster, cluster_command
 
 
 def register(app: typer.Typer) -> None:
     app.command("status")(status)
 
 
+@cluster_command
 def status(
-    namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="Namespace (default: the context's).")
-    ] = None,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
-    ] = False,
-    kubeconfig: Annotated[
-        Path | None, typer.Option("--kubeconfig", help="Kubeconfig file.", envvar="KUBECONFIG")
-    ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    cluster: Cluster, all_namespaces: AllNamespacesOpt = False, json_out: JsonOpt = False
 ) -> None:
     """Policies, targets and Redis Clusters as the operator reports them."""
     from headroom.controller.operator.status import read_status
 
-    kube, ns = connect(kubeconfig, context, namespace)
-    with errors_to_exit():
-        try:
-            doc = read_status(kube, None if all_namespaces else ns)
-        finally:
-            kube.close()
+    with cluster.connect() as (kube, ns):
+        doc = read_status(kube, None if all_namespaces else ns)
     if json_out:
         print_json(doc)
         return

@@ -15,12 +15,20 @@ from typing import Annotated
 
 import typer
 
-from headroom.cli._common import EXIT_INPUT, duration_option, errors_to_exit, fail, print_json
-from headroom.cli._kube import ContextOpt, KubeconfigOpt, NamespaceOpt, connect
+from headroom.cli._common import (
+    EXIT_INPUT,
+    JsonOpt,
+    duration_option,
+    fail,
+    print_json,
+)
+from headroom.cli._kube import Cluster, cluster_command
 from headroom.policies.bounds import MAX_MULTIPLIER
 
 
+@cluster_command
 def surge(
+    cluster: Cluster,
     target: Annotated[
         str,
         typer.Argument(help="The target a policy sizes: NAME or KIND/NAME.", show_default=False),
@@ -29,7 +37,6 @@ def surge(
         float, typer.Option("--factor", help="Expected demand over normal (> 1).")
     ] = 2.0,
     for_: Annotated[str, typer.Option("--for", help="How long, from now (e.g. 30m, 2h).")] = "30m",
-    namespace: NamespaceOpt = None,
     policy: Annotated[
         str | None,
         typer.Option(
@@ -39,9 +46,7 @@ def surge(
         ),
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the event's description.")] = "",
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the created object.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Expect FACTOR times normal demand on TARGET's policy from now on, for a while."""
     from headroom.controller.demand_events import create_event, policies_for_target
@@ -52,36 +57,32 @@ def surge(
         fail(f"--factor: must be > 1 and <= {MAX_MULTIPLIER:g}, not {factor:g}", EXIT_INPUT)
     if not seconds > 0:
         fail(f"--for: must be > 0, not {for_!r}", EXIT_INPUT)
-    with errors_to_exit():
-        kube, ns = connect(kubeconfig, context, namespace)
-        try:
-            found = policies_for_target(kube, ns, target, policy)
-            if not found:
-                which = f"CapacityPolicy {policy!r}" if policy else "no CapacityPolicy"
-                fail(
-                    f"{target}: {which} in namespace {ns} sizes it"
-                    + ("" if not policy else " (or it does not exist)"),
-                    EXIT_INPUT,
-                )
-            if len(found) > 1:
-                fail(
-                    f"{target}: sized by CapacityPolicies {', '.join(found)} in namespace {ns}; "
-                    "choose one with --policy",
-                    EXIT_INPUT,
-                )
-            now = time.time()
-            obj = surge_resource(
-                policy=found[0],
-                target=target.rpartition("/")[2],
-                factor=factor,
-                duration=seconds,
-                now=now,
-                namespace=ns,
-                reason=reason,
+    with cluster.connect() as (kube, ns):
+        found = policies_for_target(kube, ns, target, policy)
+        if not found:
+            which = f"CapacityPolicy {policy!r}" if policy else "no CapacityPolicy"
+            fail(
+                f"{target}: {which} in namespace {ns} sizes it"
+                + ("" if not policy else " (or it does not exist)"),
+                EXIT_INPUT,
             )
-            stored = create_event(kube, obj)
-        finally:
-            kube.close()
+        if len(found) > 1:
+            fail(
+                f"{target}: sized by CapacityPolicies {', '.join(found)} in namespace {ns}; "
+                "choose one with --policy",
+                EXIT_INPUT,
+            )
+        now = time.time()
+        obj = surge_resource(
+            policy=found[0],
+            target=target.rpartition("/")[2],
+            factor=factor,
+            duration=seconds,
+            now=now,
+            namespace=ns,
+            reason=reason,
+        )
+        stored = create_event(kube, obj)
     if json_out:
         print_json(stored)
         return

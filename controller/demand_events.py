@@ -23,6 +23,7 @@ from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found
 from headroom.controller.surge import Surge
 from headroom.policies.calendars import event_to_resource
 from headroom.policies.errors import InputError, KubernetesError, PolicyError
+from headroom.policies.jsonable import fields_json
 from headroom.policies.resources import (
     CALENDAR_LABEL,
     IMPORTED_BY,
@@ -63,15 +64,8 @@ class ImportReport:
         return bool(self.created or self.updated or self.deleted)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "calendar": self.calendar,
-            "dry_run": self.dry_run,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "deleted": self.deleted,
-        }
+        names = ("namespace", "calendar", "dry_run", "created", "updated", "unchanged")
+        return fields_json(self, *names, "deleted")
 
 
 def _same(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

@@ -15,6 +15,8 @@ for an outage instead of deciding from the last good value.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import numpy as np
 
 from headroom.controller.signals.base import Metric, SignalSource, Unavailable
@@ -22,30 +24,21 @@ from headroom.policies.errors import MetricsGap
 from headroom.policies.series import Series
 
 
+@dataclass(eq=False)
 class SourceHistory:
     """``history(end)``: prior samples, then the source's samples up to ``end`` on a grid."""
 
-    def __init__(
-        self,
-        source: SignalSource,
-        *,
-        lookback: float,
-        step: float,
-        metric: Metric = Metric.QPS,
-        prior: Series | None = None,
-        live: bool = False,
-    ) -> None:
-        """``live``: the source samples now, so a gap in its newest sample is a gap now."""
-        self.source = source
-        self.live = live
-        self.lookback = lookback
-        self.step = step
-        self.metric = metric
-        self.prior = prior if prior is not None else Series.empty()
+    source: SignalSource
+    _: KW_ONLY
+    lookback: float
+    step: float
+    metric: Metric = Metric.QPS
+    prior: Series | None = None  # samples from before the source (a CSV export), prepended
+    live: bool = False  # the source samples now, so a gap in its newest sample is a gap now
 
     def history(self, end: float) -> Series:
         start = end - self.lookback
-        prior = self.prior.between(start, end)
+        prior = self.prior.between(start, end) if self.prior is not None else Series.empty()
         live_start = max(start, prior.end + self.step) if len(prior) else start
         live = self.source.range(self.metric, live_start, end, self.step)
         if isinstance(live, Unavailable):

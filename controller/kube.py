@@ -132,6 +132,26 @@ def retry_conflicts(step: Callable[[], T], *, attempts: int = 4) -> T:
     raise AssertionError("unreachable")  # pragma: no cover - Retrying always returns or raises
 
 
+@dataclass(frozen=True)
+class Retries:
+    """How hard a scale target retries one object: ``attempts`` and ``max_seconds`` bound
+    each call's retries of transient failures (so ``scale`` and ``status`` return within
+    seconds even when the API is down), ``conflicts`` the re-read-and-retry on a 409."""
+
+    attempts: int = 3
+    max_seconds: float = 5.0
+    conflicts: int = 4
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        return call(fn, what, attempts=self.attempts, max_seconds=self.max_seconds)
+
+    def on_conflict(self, step: Callable[[], T]) -> T:
+        return retry_conflicts(step, attempts=self.conflicts)
+
+
+TARGET_RETRIES = Retries()
+
+
 def not_found(err: BaseException) -> bool:
     return isinstance(err, ApiError) and err.status == 404
 

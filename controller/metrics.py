@@ -29,129 +29,125 @@ class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
         self._capacity_method: dict[str, str] = {}
-        self.forecast = Gauge(
+        self.forecast = gauge(
             "headroom_forecast_requests_per_second",
             "Forecast demand for the next decision horizon, by quantile (0.5, 0.9, ...).",
-            ["target", "quantile"],
-            registry=r,
+            "target",
+            "quantile",
         )
-        self.demand = Gauge(
+        self.demand = gauge(
             "headroom_demand_requests_per_second",
             "Demand measured by the policy's signal source on the last pass.",
-            ["target"],
-            registry=r,
+            "target",
         )
-        self.event_start = Gauge(
+        self.event_start = gauge(
             "headroom_event_start_timestamp_seconds",
             "Unix start time of each DemandEvent in a policy's forecast horizon.",
-            ["policy", "event"],
-            registry=r,
+            "policy",
+            "event",
         )
         self._events: dict[str, set[str]] = {}
-        self.ready = Gauge(
-            "headroom_ready_units", "Units of the target ready to serve.", ["target"], registry=r
+        self.ready = gauge("headroom_ready_units", "Units of the target ready to serve.", "target")
+        self.desired = gauge(
+            "headroom_desired_units", "Units the target was last asked for.", "target"
         )
-        self.desired = Gauge(
-            "headroom_desired_units", "Units the target was last asked for.", ["target"], registry=r
-        )
-        self.planned = Gauge(
+        self.planned = gauge(
             "headroom_planned_units",
             "Units the plan wants now (before step limits, cooldowns and freezes apply).",
-            ["target"],
-            registry=r,
+            "target",
         )
-        self.next_action = Gauge(
+        self.next_action = gauge(
             "headroom_next_action_timestamp_seconds",
             "Unix time of the next planned scaling action; 0 when none is planned.",
-            ["target"],
-            registry=r,
+            "target",
         )
-        self.capacity = Gauge(
+        self.capacity = gauge(
             "headroom_capacity_per_unit_requests_per_second",
             "QPS one unit serves at the SLO (declared or learned) that the plan uses.",
-            ["target", "method"],
-            registry=r,
+            "target",
+            "method",
         )
-        self.actions = Counter(
+        self.actions = counter(
             "headroom_scaling_actions",
             "Scaling actions taken, by target and reason.",
-            ["target", "reason"],
-            registry=r,
+            "target",
+            "reason",
         )
-        self.keys_moved = Counter(
+        self.keys_moved = counter(
             "headroom_resharding_keys_moved",
             "Keys migrated between Redis masters by the resharder.",
-            ["target"],
-            registry=r,
+            "target",
         )
-        self.slots_moved = Counter(
+        self.slots_moved = counter(
             "headroom_resharding_slots_moved",
             "Hash slots migrated between Redis masters by the resharder.",
-            ["target"],
-            registry=r,
+            "target",
         )
-        self.source_up = Gauge(
+        self.source_up = gauge(
             "headroom_signal_source_up",
             "1 if the metric source answered on its last read, 0 if it was unavailable.",
-            ["source"],
-            registry=r,
+            "source",
         )
-        self.leader = Gauge(
+        self.leader = gauge(
             "headroom_operator_leader",
             "1 while this operator process holds the leader Lease, 0 while it stands by.",
-            registry=r,
         )
-        self.cluster_lost_nodes = Gauge(
+        self.cluster_lost_nodes = gauge(
             "headroom_rediscluster_lost_nodes",
             "Members of a RedisCluster that are gone and not yet healed",
-            ["cluster"],
-            registry=r,
+            "cluster",
         )
-        self.cluster_slots_lost = Gauge(
+        self.cluster_slots_lost = gauge(
             "headroom_rediscluster_slots_lost",
             "Slots whose master is gone with no replica (data lost unless its volume returns)",
-            ["cluster"],
-            registry=r,
+            "cluster",
         )
-        self.reconciles = Counter(
+        self.reconciles = counter(
             "headroom_reconciles",
             "Reconcile passes by kind (RedisCluster, ...) and result (done, requeued, "
             "invalid, failed).",
-            ["kind", "result"],
-            registry=r,
+            "kind",
+            "result",
         )
-        self.source_last_success = Gauge(
+        self.source_last_success = gauge(
             "headroom_signal_source_last_success_timestamp_seconds",
             "Unix time the metric source last answered.",
-            ["source"],
-            registry=r,
+            "source",
         )
 
-        self.alerts_sent = Counter(
+        self.alerts_sent = counter(
             "headroom_alerts_sent",
             "Alert notifications a sink accepted, by sink, alert name and status.",
-            ["sink", "alert", "status"],
-            registry=r,
+            "sink",
+            "alert",
+            "status",
         )
-        self.alerts_dropped = Counter(
+        self.alerts_dropped = counter(
             "headroom_alerts_dropped",
             "Alert notifications given up on (QueueFull, RetriesExhausted, Rejected, "
             "SinkError, ShuttingDown), by sink, alert name and reason.",
-            ["sink", "alert", "reason"],
-            registry=r,
+            "sink",
+            "alert",
+            "reason",
         )
-        self.alerts_firing = Gauge(
+        self.alerts_firing = gauge(
             "headroom_alerts_firing",
             "Alerts that hold after the last pass, by policy and alert name.",
-            ["policy", "alert"],
-            registry=r,
+            "policy",
+            "alert",
         )
-        self.alert_queue = Gauge(
+        self.alert_queue = gauge(
             "headroom_alert_queue_depth",
             "Alert notifications waiting in a sink's delivery queue.",
-            ["sink"],
-            registry=r,
+            "sink",
         )
 
     def record_alert_sent(self, sink: str, alert: str, status: str) -> None:

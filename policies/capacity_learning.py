@@ -37,13 +37,14 @@ near the crossing, whether the SLO was crossed at all, and a confidence word.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from headroom.policies.jsonable import finite_or_none
 
 Method = Literal["crossing", "extrapolated", "declared", "none"]
 Confidence = Literal["high", "medium", "low", "none"]
@@ -88,7 +89,7 @@ class CapacityEstimate:
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["bins"] = [asdict(b) for b in self.bins]
-        clean: dict[str, Any] = _finite_or_none(doc)
+        clean: dict[str, Any] = finite_or_none(doc)
         return clean
 
 
@@ -177,6 +178,24 @@ def learn_capacity(
         for (lo, hi, c, cnt, med), f in zip(rows, fitted, strict=True)
     )
 
+    def measured(
+        learned: float, confidence: Confidence, reason: str, method: Method = "crossing"
+    ) -> CapacityEstimate:
+        return CapacityEstimate(
+            qps_per_unit=learned,
+            method=method,
+            confidence=confidence,
+            learned=learned,
+            declared=declared,
+            slo_seconds=slo_seconds,
+            crossed=method == "crossing",
+            points=n,
+            points_near=_near(q, learned, near),
+            max_observed_qps=max_q,
+            bins=evidence,
+            reason=reason,
+        )
+
     over = np.nonzero(fitted > slo_seconds)[0]
     if over.size:
         i = int(over[0])
@@ -186,19 +205,7 @@ def learn_capacity(
             why = "p99 is over the SLO even at the lowest load seen"
             if declared is not None:
                 return fallback(why + "; declared value used", learned, fitted=evidence)
-            return _estimate(
-                learned,
-                "crossing",
-                "low",
-                declared,
-                slo_seconds,
-                True,
-                q,
-                max_q,
-                evidence,
-                near,
-                why,
-            )
+            return measured(learned, "low", why)
         x0, x1, y0, y1 = centers[i - 1], centers[i], fitted[i - 1], fitted[i]
         learned = float(x0 + (slo_seconds - y0) * (x1 - x0) / (y1 - y0)) if y1 > y0 else float(x0)
         # A saturated server is a wall: QPS stops rising while p99 climbs, so the crossing
@@ -214,19 +221,7 @@ def learn_capacity(
         above = near_count - below
         confidence: Confidence = "high" if below >= 5 and above >= 5 else "medium"
         why = f"p99 crossed the SLO between {x0:.0f} and {x1:.0f} QPS"
-        return _estimate(
-            learned,
-            "crossing",
-            confidence,
-            declared,
-            slo_seconds,
-            True,
-            q,
-            max_q,
-            evidence,
-            near,
-            why,
-        )
+        return measured(learned, confidence, why)
 
     # Never crossed by the medians; a saturation wall at the top QPS? (module doc, step 4)
     top = q >= (1 - near) * float(np.quantile(q, 0.95))
@@ -242,19 +237,7 @@ def learn_capacity(
             f"saturation wall: p99 over the SLO in {over_top} of {int(top.sum())} windows "
             f"at the top QPS (>= {float(q[top].min()):.0f}) while QPS stayed flat"
         )
-        return _estimate(
-            learned,
-            "crossing",
-            "medium",
-            declared,
-            slo_seconds,
-            True,
-            q,
-            max_q,
-            evidence,
-            near,
-            why,
-        )
+        return measured(learned, "medium", why)
 
     # Never crossed: extrapolate 1/p99 = a - b*qps to the SLO.
     slope, intercept = np.polyfit(centers, 1.0 / fitted, 1, w=np.sqrt(weights))
@@ -268,59 +251,8 @@ def learn_capacity(
     reason = f"SLO never crossed (max seen {max_q:.0f} QPS); queueing-curve extrapolation"
     if declared is not None:
         return fallback(reason + " reported, declared value used", learned, fitted=evidence)
-    return _estimate(
-        learned,
-        "extrapolated",
-        "low",
-        declared,
-        slo_seconds,
-        False,
-        q,
-        max_q,
-        evidence,
-        near,
-        reason,
-    )
+    return measured(learned, "low", reason, method="extrapolated")
 
 
 def _near(q: FloatArray, at: float, near: float) -> int:
     return int(np.sum((q >= at * (1 - near)) & (q <= at * (1 + near))))
-
-
-def _estimate(
-    learned: float,
-    method: Method,
-    confidence: Confidence,
-    declared: float | None,
-    slo_seconds: float,
-    crossed: bool,
-    q: FloatArray,
-    max_q: float,
-    evidence: tuple[LatencyBin, ...],
-    near: float,
-    reason: str,
-) -> CapacityEstimate:
-    return CapacityEstimate(
-        qps_per_unit=learned,
-        method=method,
-        confidence=confidence,
-        learned=learned,
-        declared=declared,
-        slo_seconds=slo_seconds,
-        crossed=crossed,
-        points=int(q.size),
-        points_near=_near(q, learned, near),
-        max_observed_qps=max_q,
-        bins=evidence,
-        reason=reason,
-    )
-
-
-def _finite_or_none(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite_or_none(v) for v in obj]
-    return obj

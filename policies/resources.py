@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -381,19 +381,24 @@ def _epoch(when: datetime | None) -> float | None:
     return None if when is None else when.timestamp()
 
 
+# PlannerState's times, kept in status as datetimes (its other field is a plain number).
+_PLANNER_TIMES = ("last_scale_out", "last_scale_in", "period_start")
+
+
+def _planner_fields(state: Any, convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """PlannerState's fields of ``state`` (a PlannerState or a TargetDriverState), with
+    ``convert`` applied to the times: the one mapping both ways go through."""
+    times = {name: convert(getattr(state, name)) for name in _PLANNER_TIMES}
+    return {**times, "unit_seconds_used": state.unit_seconds_used}
+
+
 def driver_state_to_status(
     state: DriverState, hpa_floors: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
     """``status.driver`` for a :class:`DriverState` (and the users' HPA floors by target)."""
     floors = dict(hpa_floors or {})
     targets = {
-        name: TargetDriverState(
-            last_scale_out=_when(p.last_scale_out),
-            last_scale_in=_when(p.last_scale_in),
-            unit_seconds_used=p.unit_seconds_used,
-            period_start=_when(p.period_start),
-            hpa_floor=floors.pop(name, None),
-        )
+        name: TargetDriverState(**_planner_fields(p, _when), hpa_floor=floors.pop(name, None))
         for name, p in state.planner.items()
     }
     targets.update({name: TargetDriverState(hpa_floor=floor) for name, floor in floors.items()})
@@ -410,15 +415,7 @@ def driver_state_from_status(status: Any) -> tuple[DriverState, dict[str, int]]:
         driver = DriverStatus.model_validate(status or {})
     except ValidationError:
         return DriverState(), {}
-    planner = {
-        name: PlannerState(
-            last_scale_out=_epoch(t.last_scale_out),
-            last_scale_in=_epoch(t.last_scale_in),
-            unit_seconds_used=t.unit_seconds_used,
-            period_start=_epoch(t.period_start),
-        )
-        for name, t in driver.targets.items()
-    }
+    planner = {n: PlannerState(**_planner_fields(t, _epoch)) for n, t in driver.targets.items()}
     floors = {n: t.hpa_floor for n, t in driver.targets.items() if t.hpa_floor is not None}
     state = DriverState(
         planner=planner, last_tick=_epoch(driver.last_tick), next_full=_epoch(driver.next_full)

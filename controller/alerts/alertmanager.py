@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from headroom.controller.alerts.base import Alert, HttpPost, Status, iso, post_checked, urllib_post
+from headroom.controller.alerts.base import Alert, HttpPost, Status, UrlSink, iso
 
 if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
     from headroom.controller.alerts.config import Secret, SinkConfig
@@ -43,25 +44,17 @@ def labels(alert: Alert) -> dict[str, str]:
     return out
 
 
-class AlertmanagerSink:
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        token: SecretStr | None = None,
-        post: HttpPost = urllib_post,
-        resend_interval: float = 60.0,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.name = name
-        self._url = url.rstrip("/") + "/api/v2/alerts"
-        self._token = token
-        self._post = post
-        self.resend_interval: float | None = resend_interval
-        self._wall = wall
+@dataclass(eq=False)
+class AlertmanagerSink(UrlSink):
+    """POSTs postable alerts to the Alertmanager at ``url`` (its base URL)."""
+
+    token: SecretStr | None = None
+    _: KW_ONLY
+    resend_interval: float | None = 60.0
+    wall: Callable[[], float] = field(default=time.time, repr=False)
 
     def postable(self, alert: Alert) -> dict[str, Any]:
-        now = self._wall()
+        now = self.wall()
         ends = (
             now
             if alert.status is Status.RESOLVED
@@ -82,9 +75,9 @@ class AlertmanagerSink:
     def send(self, alerts: Sequence[Alert]) -> None:
         body = json.dumps([self.postable(a) for a in alerts]).encode()
         headers = {}
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        post_checked(self._post, self.name, self._url, body, headers)
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
+        self.deliver(body, headers, "/api/v2/alerts")
 
 
 # -- from the alerts config: the alertmanager row of alerts/config.py's SINKS
@@ -95,4 +88,4 @@ def alertmanager(
 ) -> AlertmanagerSink:
     assert url is not None  # SinkConfig requires it
     token = secret(config.token_from, "tokenFrom")
-    return AlertmanagerSink(name, url, token, post, config.resend_interval)
+    return AlertmanagerSink(name, url, token, post=post, resend_interval=config.resend_interval)

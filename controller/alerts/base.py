@@ -17,7 +17,7 @@ import hashlib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -146,6 +146,23 @@ def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: floa
             return HttpResponse(int(resp.status), resp.read(65536))
     except urllib.error.HTTPError as err:
         return HttpResponse(int(err.code), err.read(65536) if err.fp else b"")
+
+
+@dataclass(eq=False)
+class UrlSink:
+    """What a sink that POSTs to a plain URL holds: its name (in logs, metrics and errors,
+    never its URL), the URL and the HTTP client, passed in (a test passes a recorder)."""
+
+    name: str
+    url: str = field(repr=False)
+    _: KW_ONLY
+    post: HttpPost = field(default=urllib_post, repr=False)
+    resend_interval: float | None = field(default=None, init=False)
+
+    def deliver(self, body: bytes, headers: Mapping[str, str], path: str = "") -> None:
+        """POST ``body`` to the URL (plus ``path``); see :func:`post_checked`."""
+        url = self.url.rstrip("/") + path if path else self.url
+        post_checked(self.post, self.name, url, body, headers)
 
 
 def post_checked(

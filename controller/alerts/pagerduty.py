@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -64,21 +65,20 @@ def event(alert: Alert, routing_key: str) -> dict[str, Any]:
     return body
 
 
+@dataclass(eq=False)
 class PagerDutySink:
-    resend_interval: float | None = None
+    """Sends each alert as one Events API v2 event to ``url``."""
 
-    def __init__(
-        self, name: str, routing_key: SecretStr, url: str = EVENTS_URL, post: HttpPost = urllib_post
-    ) -> None:
-        self.name = name
-        self._key = routing_key
-        self._url = url
-        self._post = post
+    name: str
+    routing_key: SecretStr
+    url: str = field(default=EVENTS_URL, repr=False)
+    post: HttpPost = field(default=urllib_post, repr=False)
+    resend_interval: float | None = field(default=None, init=False)
 
     def send(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
-            body = json.dumps(event(alert, self._key.get_secret_value())).encode()
-            post_checked(self._post, self.name, self._url, body, {})
+            body = json.dumps(event(alert, self.routing_key.get_secret_value())).encode()
+            post_checked(self.post, self.name, self.url, body, {})
 
 
 # -- from the alerts config: the pagerduty row of alerts/config.py's SINKS

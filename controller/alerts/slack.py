@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -70,17 +71,18 @@ def blocks(alerts: Sequence[Alert]) -> dict[str, Any]:
     return {"text": "\n".join(a.summary for a in alerts)[:3000], "blocks": out[:MAX_BLOCKS]}
 
 
+@dataclass(eq=False)
 class SlackSink:
-    resend_interval: float | None = None
+    """Posts each group of alerts as one Block Kit message to the webhook ``url``."""
 
-    def __init__(self, name: str, url: SecretStr, post: HttpPost = urllib_post) -> None:
-        self.name = name
-        self._url = url
-        self._post = post
+    name: str
+    url: SecretStr
+    post: HttpPost = field(default=urllib_post, repr=False)
+    resend_interval: float | None = field(default=None, init=False)
 
     def send(self, alerts: Sequence[Alert]) -> None:
         body = json.dumps(blocks(alerts)).encode()
-        post_checked(self._post, self.name, self._url.get_secret_value(), body, {})
+        post_checked(self.post, self.name, self.url.get_secret_value(), body, {})
 
 
 # -- from the alerts config: the slack row of alerts/config.py's SINKS

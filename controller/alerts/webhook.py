@@ -21,11 +21,12 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from headroom.controller.alerts.base import Alert, HttpPost, Status, post_checked, urllib_post
+from headroom.controller.alerts.base import Alert, HttpPost, Status, UrlSink
 
 if TYPE_CHECKING:  # alerts/config.py builds this sink (and imports this module)
     from headroom.controller.alerts.config import Secret, SinkConfig
@@ -85,22 +86,11 @@ def check_timestamp(
     return None
 
 
-class WebhookSink:
+@dataclass(eq=False)
+class WebhookSink(UrlSink):
     """POSTs each group of alerts as one JSON document to ``url``."""
 
-    resend_interval: float | None = None
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        secret: SecretStr | None = None,
-        post: HttpPost = urllib_post,
-    ) -> None:
-        self.name = name
-        self._url = url
-        self._secret = secret
-        self._post = post
+    secret: SecretStr | None = None
 
     def body(self, alerts: Sequence[Alert]) -> bytes:
         firing = any(a.status is Status.FIRING for a in alerts)
@@ -118,11 +108,11 @@ class WebhookSink:
         # Equal across retries of one delivery (the body is deterministic), so a receiver
         # that got a request whose answer was lost can drop the repeat.
         headers = {DELIVERY_HEADER: hashlib.sha256(body).hexdigest()[:32]}
-        if self._secret is not None:
+        if self.secret is not None:
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp
-            headers[SIGNATURE_HEADER] = sign(self._secret.get_secret_value(), timestamp, body)
-        post_checked(self._post, self.name, self._url, body, headers)
+            headers[SIGNATURE_HEADER] = sign(self.secret.get_secret_value(), timestamp, body)
+        self.deliver(body, headers)
 
 
 # -- from the alerts config: the webhook row of alerts/config.py's SINKS
@@ -132,4 +122,4 @@ def webhook(
     name: str, config: SinkConfig, secret: Secret, url: str | None, post: HttpPost
 ) -> WebhookSink:
     assert url is not None  # SinkConfig requires it
-    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post)
+    return WebhookSink(name, url, secret(config.secret_from, "secretFrom"), post=post)

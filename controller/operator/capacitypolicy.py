@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from headroom.controller import assembly
@@ -33,8 +33,14 @@ from headroom.controller.clock import Clock, RealClock
 from headroom.controller.demand_events import POLICIES, list_demand_events
 from headroom.controller.kube import Kube
 from headroom.controller.loop import Condition, ControlLoop, HistoryProvider, LoopEvent, PassReport
-from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.conditions import StatusWriter, condition, route
+from headroom.controller.operator.conditions import (
+    Reconciler,
+    StatusWriter,
+    condition,
+    object_key,
+    observed,
+    route,
+)
 from headroom.controller.operator.policy_status import export_pass, pass_status
 from headroom.controller.operator.rediscluster_auth import cluster_endpoint
 from headroom.controller.signals.access import UNRESTRICTED, SourceAccess
@@ -59,7 +65,6 @@ EVENTS_TTL = 2.0  # seconds one DemandEvent list serves the policies of a namesp
 
 TargetsFor = Callable[[Kube, str, Target], ScaleTarget]
 HistoryFor = Callable[[PolicySpec, str], HistoryProvider]
-EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 class InvalidPolicy(PolicyError):
@@ -91,52 +96,34 @@ class PolicyOutcome:
     report: PassReport | None = None
 
 
-class CapacityPolicyReconciler:
-    """Reconciles ``headroom.dev/v1alpha1`` CapacityPolicies."""
+@dataclass(eq=False)
+class CapacityPolicyReconciler(Reconciler):
+    """Reconciles ``headroom.dev/v1alpha1`` CapacityPolicies.
 
-    def __init__(
-        self,
-        kube: Kube,
-        *,
-        targets_for: TargetsFor = assembly.targets_for,
-        history_for: HistoryFor | None = None,
-        clock: Clock | None = None,
-        forecaster: Callable[[PolicySpec], Forecaster] | None = None,
-        record: EventRecorder | None = None,
-        metrics: OperatorMetrics | None = None,
-        interval: float = 60.0,
-        dry_run: bool = False,
-        alerts: AlertsConfig | None = None,
-        access: SourceAccess = UNRESTRICTED,
-    ) -> None:
-        """``alerts``: the operator-wide alert sinks and delivery settings (a policy's
-        ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand
-        history (default: its own metrics source, as :func:`assembly.build_runtime`
-        builds it); ``forecaster``: a policy's forecaster (default: the assembly's);
-        ``access``: the files and addresses a policy's sources may use (a refused one is
-        an invalid spec)."""
-        self.kube = kube
-        self._write = StatusWriter(kube, PLURAL, KIND)
-        self.access = access
-        self.alerts = alerts or AlertsConfig()
-        self.targets_for = targets_for
-        self.history_for = history_for
-        self.clock = clock or RealClock()
-        self.forecaster = forecaster
-        self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
-        self.metrics = metrics
-        self.interval = interval
-        self.dry_run = dry_run
+    ``alerts``: the operator-wide alert sinks and delivery settings (a policy's
+    ``spec.alerts`` name them or give a URL). ``history_for``: a policy's demand history
+    (default: its own metrics source, as :func:`assembly.build_runtime` builds it);
+    ``forecaster``: a policy's forecaster (default: the assembly's); ``access``: the files
+    and addresses a policy's sources may use (a refused one is an invalid spec)."""
+
+    _: KW_ONLY
+    targets_for: TargetsFor = assembly.targets_for
+    history_for: HistoryFor | None = None
+    clock: Clock = field(default_factory=RealClock)
+    forecaster: Callable[[PolicySpec], Forecaster] | None = None
+    interval: float = 60.0
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    access: SourceAccess = UNRESTRICTED
+
+    def __post_init__(self) -> None:
+        self._write = StatusWriter(self.kube, PLURAL, KIND)
         self._runtimes: dict[str, _Runtime] = {}
         self._bodies: dict[str, Mapping[str, Any]] = {}  # the latest body of each policy
         self._events_cache: dict[str, tuple[float, Calendar]] = {}
         self._lock = threading.Lock()
 
     def reconcile(self, body: Mapping[str, Any]) -> PolicyOutcome:
-        meta = body["metadata"]
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        generation = int(meta.get("generation") or 0)
-        status = dict(body.get("status") or {})
+        ns, name, uid, generation, status = observed(body)
         try:
             spec = policy_from_resource(body)
         except PolicyError as err:
@@ -189,17 +176,15 @@ class CapacityPolicyReconciler:
         calendars: dict[str, Calendar] = {}
         due: list[tuple[Any, Any, Calendar, Series]] = []  # driver, past, events, history
         for body in bodies:
-            meta = body["metadata"]
             try:
                 spec = policy_from_resource(body)
             except PolicyError:
                 continue  # reconcile() reports it
             if spec.paused:
                 continue
-            ns = meta["namespace"]
+            ns, _, uid, generation, status = observed(body)
             try:
-                runtime = self._runtime(ns, meta["uid"], int(meta.get("generation") or 0), spec,
-                                        dict(body.get("status") or {}))  # fmt: skip
+                runtime = self._runtime(ns, uid, generation, spec, status)
                 if ns not in calendars:
                     calendars[ns] = self._calendar(ns)
                 history = runtime.loop.history.history(now).before(now)
@@ -338,8 +323,7 @@ class CapacityPolicyReconciler:
         status: Mapping[str, Any],
         generation: int,
     ) -> None:
-        meta = body["metadata"]
-        ns, name = meta["namespace"], meta["name"]
+        ns, name = object_key(body)
         for event in report.events:
             self._post(body, event)
         fields, conds = pass_status(spec, loop, notifier, report, status)
@@ -359,19 +343,17 @@ class CapacityPolicyReconciler:
     def _invalid(
         self, body: Mapping[str, Any], status: Mapping[str, Any], generation: int, message: str
     ) -> None:
-        meta = body["metadata"]
+        ns, name = object_key(body)
         ready = condition(status, "Ready") or {}
         first = status.get("observedGeneration") != generation or ready.get("reason") != (
             "InvalidSpec"
         )
-        self._write(meta["namespace"], meta["name"], status, generation, {}, [
+        self._write(ns, name, status, generation, {}, [
             Condition("Ready", "False", "InvalidSpec", message),
         ])  # fmt: skip
         if first:
             self.record(body, "Warning", "InvalidSpec", message)
-        log.warning(
-            "Rejected CapacityPolicy %s/%s error=%s", meta["namespace"], meta["name"], message
-        )
+        log.warning("Rejected CapacityPolicy %s/%s error=%s", ns, name, message)
 
 
 def register(

@@ -12,11 +12,32 @@ a no-op for the API server (no new resourceVersion, no watch event).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from headroom.controller.kube import GROUP, VERSION, Kube, call, now_rfc3339
 from headroom.controller.loop import Condition
+from headroom.controller.metrics import OperatorMetrics
+
+# How a reconciler reports a Kubernetes Event: record(body, type, reason, message).
+EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+def no_events(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """The recorder of a reconciler given none: its events are dropped."""
+
+
+@dataclass(eq=False)
+class Reconciler:
+    """What the reconciler of every kind holds: the API it reads and writes, where its
+    Kubernetes Events go, its metrics, and ``dry_run`` (change nothing but the status,
+    which says what a pass would do)."""
+
+    kube: Kube
+    _: KW_ONLY
+    record: EventRecorder = no_events
+    metrics: OperatorMetrics | None = None
+    dry_run: bool = False
 
 
 def merge_conditions(
@@ -43,6 +64,20 @@ def merge_conditions(
             }
         )
     return out
+
+
+def object_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """``(namespace, name)`` of a namespaced object's body."""
+    meta = body["metadata"]
+    return str(meta["namespace"]), str(meta["name"])
+
+
+def observed(body: Mapping[str, Any]) -> tuple[str, str, str, int, dict[str, Any]]:
+    """What a reconcile pass reads off its object first: namespace, name, uid,
+    ``metadata.generation`` (0 when unset) and a copy of the status it writes once."""
+    meta = body["metadata"]
+    generation = int(meta.get("generation") or 0)
+    return *object_key(body), str(meta["uid"]), generation, dict(body.get("status") or {})
 
 
 def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:

@@ -23,21 +23,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from headroom.controller.kube import (
-    Kube,
     call,
     not_found,
     now_rfc3339,
     owner_reference,
 )
 from headroom.controller.loop import Condition
-from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.operator import resources
-from headroom.controller.operator.conditions import StatusWriter, condition
-from headroom.controller.operator.rediscluster_auth import EventRecorder, cluster_auth
+from headroom.controller.operator.conditions import (
+    Reconciler,
+    StatusWriter,
+    condition,
+    object_key,
+    observed,
+)
+from headroom.controller.operator.rediscluster_auth import cluster_auth
 from headroom.controller.operator.rediscluster_children import allow_evictions, ensure_children
 from headroom.controller.operator.rediscluster_healing import Healing, slots_lost_message
 from headroom.controller.operator.rediscluster_shape import (
@@ -85,27 +89,16 @@ class _Cluster:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class RedisClusterReconciler:
+@dataclass(eq=False)
+class RedisClusterReconciler(Reconciler):
     """Reconciles ``headroom.dev/v1alpha1`` RedisClusters; one instance per operator."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        *,
-        record: EventRecorder | None = None,
-        metrics: OperatorMetrics | None = None,
-        busy_requeue: float = 2.0,
-        ready_timeout: float = 180.0,
-        dry_run: bool = False,
-    ) -> None:
-        """``dry_run``: change nothing but the status, which says what a pass would do."""
-        self.kube = kube
-        self._write_status = StatusWriter(kube, PLURAL, KIND)
-        self.record: EventRecorder = record or (lambda body, type_, reason, message: None)
-        self.metrics = metrics
-        self.busy_requeue = busy_requeue
-        self.ready_timeout = ready_timeout
-        self.dry_run = dry_run
+    _: KW_ONLY
+    busy_requeue: float = 2.0
+    ready_timeout: float = 180.0
+
+    def __post_init__(self) -> None:
+        self._write_status = StatusWriter(self.kube, PLURAL, KIND)
         self._clusters: dict[str, _Cluster] = {}
         self._lock = threading.Lock()
 
@@ -113,10 +106,7 @@ class RedisClusterReconciler:
 
     def reconcile(self, body: Mapping[str, Any]) -> Outcome:
         """Read the world, make it match the spec a step further, write status once."""
-        meta = body["metadata"]
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        generation = int(meta.get("generation") or 0)
-        status = dict(body.get("status") or {})
+        ns, name, uid, generation, status = observed(body)
         try:
             spec = parse_spec(body.get("spec"))
             auth = None if self.dry_run else cluster_auth(self.kube, body, spec, self.record)
@@ -193,8 +183,7 @@ class RedisClusterReconciler:
         status: dict[str, Any],
         generation: int,
     ) -> Outcome:
-        meta = body["metadata"]
-        ns, name = meta["namespace"], meta["name"]
+        ns, name = object_key(body)
         owner = owner_reference(dict(body))
         ensure_children(self.kube, ns, name, spec, owner)
         ready_pods, wanted_pods = cluster.provisioner.pods_ready()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from headroom.controller.kube import GROUP, VERSION, Kube, call, not_found, owner_reference
 from headroom.controller.operator import resources
+from headroom.controller.operator.conditions import EventRecorder, object_key
 from headroom.controller.operator.specs import PLURAL, InvalidSpec, RedisClusterSpec, parse_spec
 from headroom.controller.provisioning.statefulset import StatefulSetProvisioner
 from headroom.controller.redis.connection import NodeAddr, RedisAuth, generate_password
@@ -24,7 +25,6 @@ from headroom.policies.errors import KubernetesError, SourceUnavailable
 log = logging.getLogger(__name__)
 
 #: ``record(body, type, reason, message)``: post a Kubernetes Event about ``body``.
-EventRecorder = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 def cluster_auth(
@@ -43,8 +43,7 @@ def _password(
     The pods read the password from the owned Secret, so the operator does too: a
     later change to ``spec.auth``'s Secret is reported, not half-applied.
     """
-    meta = body["metadata"]
-    ns, name = meta["namespace"], meta["name"]
+    ns, name = object_key(body)
     owned = resources.auth_secret_name(name)
     given = _given_password(kube, ns, spec) if spec.auth is not None else None
     password = owned_password(kube, ns, name)

@@ -18,7 +18,7 @@ from typing import Any
 from headroom.controller.kube import now_rfc3339
 from headroom.controller.loop import Condition
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator.rediscluster_auth import EventRecorder
+from headroom.controller.operator.conditions import EventRecorder, object_key
 from headroom.controller.operator.rediscluster_shape import Shape, whole
 from headroom.controller.operator.specs import RedisClusterSpec
 from headroom.controller.redis.heal import Damage
@@ -47,8 +47,7 @@ class Healing:
         metrics: OperatorMetrics | None,
     ) -> list[Condition]:
         """Start, report and end a healing episode; the Healing condition while pods wait."""
-        meta = body["metadata"]
-        ns, name = meta["namespace"], meta["name"]
+        ns, name = object_key(body)
         key = f"{ns}/{name}"
         if metrics is not None:
             lost = len(damage.failing_over) + len(damage.slots_lost) + len(damage.gone)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from headroom.controller.kube import Kube, call, not_found
@@ -31,27 +32,18 @@ log = logging.getLogger(__name__)
 REMOVED_ANNOTATION = "headroom.dev/removed-ordinals"
 
 
+@dataclass(eq=False)
 class StatefulSetProvisioner:
     """Adds and removes the pods of StatefulSet ``namespace/name`` as cluster nodes."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        namespace: str,
-        name: str,
-        *,
-        port: int = 6379,
-        ready_timeout: float = 180.0,
-        poll: float = 0.2,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        self.name = name
-        self.port = port
-        self.ready_timeout = ready_timeout
-        self.poll = poll
-        self._sleep = sleep
+    kube: Kube = field(repr=False)
+    namespace: str
+    name: str
+    _: KW_ONLY
+    port: int = 6379
+    ready_timeout: float = 180.0
+    poll: float = 0.2
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     # -- NodeProvisioner ---------------------------------------------------------------------
 
@@ -193,7 +185,7 @@ class StatefulSetProvisioner:
             except KubernetesError as err:
                 if not not_found(err):
                     last = str(err)
-            self._sleep(self.poll)
+            self.sleep(self.poll)
         raise ProvisioningError(
             f"pod {self.namespace}/{name} not Ready after {self.ready_timeout:.0f}s ({last})"
         )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from headroom.controller.redis.heal import Damage
 from headroom.controller.redis.slotplan import SlotPlan
 from headroom.controller.redis.topology import SLOTS
+from headroom.policies.jsonable import fields_json
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,10 @@ class ReshardReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "slots_moved": self.slots_moved,
-            "keys_moved": self.keys_moved,
-            "bytes_moved": self.bytes_moved,
+            **fields_json(self, "ok", "slots_moved", "keys_moved", "bytes_moved"),
             "seconds": round(self.seconds, 3),
             "keys_per_second": round(self.keys_moved / self.seconds, 1) if self.seconds else 0.0,
-            "errors": self.errors,
-            "repaired": self.repaired,
-            "forgotten": self.forgotten,
+            **fields_json(self, "errors", "repaired", "forgotten"),
             "plan": self.plan.to_json(),
         }
 
@@ -94,12 +90,9 @@ class ScaleReport:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
+        names = ("masters_before", "masters_after", "replicas_per_master", "added", "removed")
         return {
-            "masters_before": self.masters_before,
-            "masters_after": self.masters_after,
-            "replicas_per_master": self.replicas_per_master,
-            "added": list(self.added),
-            "removed": list(self.removed),
+            **fields_json(self, *names),
             "reshards": [r.to_json() for r in self.reshards],
             "seconds": round(self.seconds, 3),
         }

@@ -18,11 +18,12 @@ SLOTS; see the resharder).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from headroom.policies.errors import InputError, UnsafeOperation
+from headroom.policies.jsonable import fields_json
 
 SLOTS = 16384
 
@@ -86,18 +87,8 @@ class SlotPlan:
         return sorted(out, key=lambda p: (p.source, p.target))
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "slots": self.slots,
-            "keys": self.keys,
-            "bytes": self.bytes,
-            "before": dict(self.before),
-            "after": dict(self.after),
-            "pairs": [
-                {"source": p.source, "target": p.target, "slots": p.slots, "keys": p.keys,
-                 "bytes": p.bytes}
-                for p in self.pairs()
-            ],
-        }  # fmt: skip
+        pairs = [asdict(p) for p in self.pairs()]
+        return {**fields_json(self, "slots", "keys", "bytes", "before", "after"), "pairs": pairs}
 
 
 def effective_weights(

@@ -24,6 +24,7 @@ from headroom.policies.errors import (
     NotACluster,
     UnknownNode,
 )
+from headroom.policies.jsonable import fields_json
 
 SLOTS = 16384
 
@@ -66,16 +67,10 @@ class Node:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "addr": self.addr,
-            "role": self.role,
-            "master_id": self.master_id,
-            "flags": list(self.flags),
+            **fields_json(self, "id", "addr", "role", "master_id", "flags"),
             "slots": len(self.slots),
             "ranges": [f"{a}-{b}" if a != b else str(a) for a, b in self.ranges()],
-            "keys": self.keys,
-            "state": self.state,
-            "reachable": self.reachable,
+            **fields_json(self, "keys", "state", "reachable"),
             "migrating": {str(s): t for s, t in sorted(self.migrating.items())},
             "importing": {str(s): t for s, t in sorted(self.importing.items())},
         }

@@ -50,7 +50,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
@@ -81,6 +80,7 @@ from headroom.controller.signals.redis_samples import (
 from headroom.controller.world import World
 from headroom.policies import errors
 from headroom.policies.errors import PolicyError, TraceError, field_error
+from headroom.policies.jsonable import finite_or_none
 from headroom.policies.policy import Metrics
 from headroom.policies.series import Series
 
@@ -419,8 +419,7 @@ class RedisInfoSource:
             "samples": [s.to_json() for s in self.history()],
         }
         tmp = path.with_name(path.name + ".tmp")
-        # json writes NaN as a bare token other tools refuse; store gaps as null.
-        tmp.write_text(json.dumps(_nan_to_none(doc), separators=(",", ":")))
+        tmp.write_text(json.dumps(finite_or_none(doc), separators=(",", ":")))
         os.replace(tmp, path)
         return path
 
@@ -443,16 +442,6 @@ def load_history(path: Path | str) -> list[ClusterSample]:
     if doc.get("version") != HISTORY_VERSION:
         raise ValueError(f"{path}: unknown history version {doc.get('version')!r}")
     return [ClusterSample.from_json(raw) for raw in doc["samples"]]
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_nan_to_none(v) for v in obj]
-    return obj
 
 
 # -- from a policy: the redis row of signals/registry.py ------------------------------------

@@ -38,10 +38,10 @@ Writes carry the HPA's ``resourceVersion``; a 409 re-reads and recomputes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from headroom.controller.kube import Kube, call, retry_conflicts
+from headroom.controller.kube import TARGET_RETRIES, Kube, Retries
 from headroom.controller.targets.base import Rule, ScaleStatus
 from headroom.controller.targets.scale_subresource import (
     ObjectRef,
@@ -83,41 +83,28 @@ class FloorState:
         return min(max(self.user_floor, units), self.max_replicas)
 
 
+@dataclass(eq=False)
 class HpaFloorTarget:
     """An autoscaling/v2 HPA's ``minReplicas`` as a ``ScaleTarget``; see the module docstring."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        name: str,
-        namespace: str = "default",
-        *,
-        target_name: str | None = None,
-        conflict_attempts: int = 4,
-        attempts: int = 3,
-        max_seconds: float = 5.0,
-    ) -> None:
-        if not name:
+    kube: Kube = field(repr=False)
+    hpa_name: str
+    namespace: str = "default"
+    _: KW_ONLY
+    retries: Retries = TARGET_RETRIES
+    last: FloorState | None = field(default=None, init=False)  # what the last read found
+
+    def __post_init__(self) -> None:
+        if not self.hpa_name:
             raise InputError("HorizontalPodAutoscaler target: name is required")
-        self.kube = kube
-        self.hpa_name = name
-        self.namespace = namespace
-        self._name = target_name or f"hpa/{namespace}/{name}"
-        self.conflict_attempts = conflict_attempts
-        self.attempts = attempts
-        self.max_seconds = max_seconds
-        self.last: FloorState | None = None  # the state the last read found
 
     @property
     def name(self) -> str:
-        return self._name
+        return f"hpa/{self.namespace}/{self.hpa_name}"
 
     def _call(self, fn: Any, what: str) -> Any:
-        return call(
-            fn,
-            f"{what} HorizontalPodAutoscaler {self.namespace}/{self.hpa_name}",
-            attempts=self.attempts,
-            max_seconds=self.max_seconds,
+        return self.retries.call(
+            fn, f"{what} HorizontalPodAutoscaler {self.namespace}/{self.hpa_name}"
         )
 
     def read_hpa(self) -> dict[str, Any]:
@@ -177,9 +164,7 @@ class HpaFloorTarget:
 
     def status(self) -> ScaleStatus:
         state = self.read()
-        workload = ScaleSubresourceTarget(
-            self.kube, state.target_ref, attempts=self.attempts, max_seconds=self.max_seconds
-        )
+        workload = ScaleSubresourceTarget(self.kube, state.target_ref, retries=self.retries)
         obj = workload.read_object()
         ready = path_get(obj, "status.readyReplicas")
         ready = ready if isinstance(ready, int) else 0
@@ -202,7 +187,7 @@ class HpaFloorTarget:
     def scale(self, units: int, reason: str) -> None:
         if units < 0:
             raise InputError(f"{self.name}: units must be 0 or more, got {units}")
-        retry_conflicts(lambda: self._scale_once(units, reason), attempts=self.conflict_attempts)
+        self.retries.on_conflict(lambda: self._scale_once(units, reason))
 
     def _scale_once(self, units: int, reason: str) -> None:
         hpa = self.read_hpa()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headroom.controller.kube import GROUP, VERSION, Kube, retry_conflicts
+from headroom.controller.kube import GROUP, TARGET_RETRIES, VERSION, Kube, Retries
 from headroom.controller.targets.base import ScaleStatus, TargetBusy
 from headroom.controller.targets.scale_subresource import (
     ObjectRef,
@@ -77,21 +77,16 @@ class RedisClusterTarget:
         name: str,
         namespace: str = "default",
         *,
-        target_name: str | None = None,
-        conflict_attempts: int = 4,
-        attempts: int = 3,
-        max_seconds: float = 5.0,
+        retries: Retries = TARGET_RETRIES,
         retry_after: float = 30.0,
     ) -> None:
         self.ref = ObjectRef(f"{GROUP}/{VERSION}", "RedisCluster", name, namespace)
         self.scale_api = ScaleSubresourceTarget(
             kube,
             self.ref,
-            name=target_name or f"redis/{namespace}/{name}",
+            name=f"redis/{namespace}/{name}",
             ready_path="status.readyMasters",
-            conflict_attempts=conflict_attempts,
-            attempts=attempts,
-            max_seconds=max_seconds,
+            retries=retries,
         )
         self.retry_after = retry_after
 
@@ -108,9 +103,7 @@ class RedisClusterTarget:
     def scale(self, units: int, reason: str) -> None:
         if units < 1:
             raise InputError(f"{self.name}: masters must be at least 1, got {units}")
-        retry_conflicts(
-            lambda: self._scale_once(units, reason), attempts=self.scale_api.conflict_attempts
-        )
+        self.scale_api.retries.on_conflict(lambda: self._scale_once(units, reason))
 
     def _scale_once(self, units: int, reason: str) -> None:
         reading: ScaleReading = self.scale_api.read()

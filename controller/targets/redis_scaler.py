@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from headroom.controller.redis.reports import ClusterStatus, ReshardProgress
 from headroom.controller.redis.scaler import ClusterScaler
@@ -24,6 +25,20 @@ from headroom.policies.errors import HeadroomError, InputError
 from headroom.policies.policy import Target
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _Locked(Generic[T]):
+    """A read-only attribute that reads ``private`` under its owner's ``_cond``."""
+
+    def __init__(self, private: str) -> None:
+        self.private = private
+
+    def __get__(self, owner: RedisScalerTarget, kind: object = None) -> T:
+        with owner._cond:
+            value: T = getattr(owner, self.private)
+            return value
 
 
 class RedisScalerTarget:
@@ -59,40 +74,18 @@ class RedisScalerTarget:
     def name(self) -> str:
         return self._name
 
-    @property
-    def progress(self) -> ReshardProgress | None:
-        """The latest slot-migration progress of the run under way (None between runs)."""
-        with self._cond:
-            return self._progress
-
-    @property
-    def last_error(self) -> str | None:
-        with self._cond:
-            return self._error
-
-    @property
-    def desired(self) -> int | None:
-        """The size last asked for (None before the first ask); reads no node."""
-        with self._cond:
-            return self._desired
+    # What the worker thread writes, read under its lock; none of them reads a node.
+    progress = _Locked[ReshardProgress | None]("_progress")  # of the run under way, or None
+    last_error = _Locked[str | None]("_error")
+    desired = _Locked[int | None]("_desired")  # the size last asked for (None: never asked)
+    running = _Locked[bool]("_running")  # a scaler run is under way right now
+    phase = _Locked[str]("_phase")  # what the run under way is doing ("" between runs)
 
     @property
     def pending(self) -> bool:
         """A run is under way or still owed for the size asked for; reads no node."""
         with self._cond:
             return self._running or (self._desired is not None and self._desired != self._converged)
-
-    @property
-    def running(self) -> bool:
-        """A scaler run is under way right now."""
-        with self._cond:
-            return self._running
-
-    @property
-    def phase(self) -> str:
-        """What the run under way is doing (``""`` between runs)."""
-        with self._cond:
-            return self._phase
 
     def set_replicas(self, replicas: int) -> None:
         """Replicas per master for the next run; a change makes the next run happen."""

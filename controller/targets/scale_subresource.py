@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from headroom.controller.kube import Kube, call, retry_conflicts
+from headroom.controller.kube import TARGET_RETRIES, Kube, Retries
 from headroom.controller.targets.base import Rule, ScaleStatus
 from headroom.controller.world import World
 from headroom.policies.errors import InputError, PolicyError, field_error
@@ -118,9 +118,7 @@ class ScaleSubresourceTarget:
     ``status.readyReplicas``; a missing value is 0, as Kubernetes omits zero counts).
     ``ready_path=None`` counts the Scale's status replicas instead, for kinds that
     report no readiness.
-    ``conflict_attempts`` bounds the re-read-and-retry on 409; ``attempts`` and
-    ``max_seconds`` bound each call's retries of transient failures, so ``scale`` and
-    ``status`` return within seconds even when the API is down.
+    ``retries`` bounds the retries of each call and of a write that conflicts.
     """
 
     def __init__(
@@ -130,17 +128,13 @@ class ScaleSubresourceTarget:
         *,
         name: str | None = None,
         ready_path: str | None = "status.readyReplicas",
-        conflict_attempts: int = 4,
-        attempts: int = 3,
-        max_seconds: float = 5.0,
+        retries: Retries = TARGET_RETRIES,
     ) -> None:
         self.kube = kube
         self.ref = ref
         self._name = name or str(ref)
         self.ready_path = ready_path
-        self.conflict_attempts = conflict_attempts
-        self.attempts = attempts
-        self.max_seconds = max_seconds
+        self.retries = retries
 
     @property
     def name(self) -> str:
@@ -149,7 +143,7 @@ class ScaleSubresourceTarget:
     # -- reading --------------------------------------------------------------------------
 
     def _call(self, fn: Any, what: str) -> Any:
-        return call(fn, f"{what} {self.ref}", attempts=self.attempts, max_seconds=self.max_seconds)
+        return self.retries.call(fn, f"{what} {self.ref}")
 
     def _plain(self, value: Any) -> dict[str, Any]:
         if isinstance(value, dict):
@@ -232,7 +226,7 @@ class ScaleSubresourceTarget:
     def scale(self, units: int, reason: str) -> None:
         if units < 0:
             raise InputError(f"{self.name}: replicas must be 0 or more, got {units}")
-        retry_conflicts(lambda: self.scale_once(units, reason), attempts=self.conflict_attempts)
+        self.retries.on_conflict(lambda: self.scale_once(units, reason))
 
     def scale_once(self, units: int, reason: str, seen: ScaleReading | None = None) -> None:
         """One read-and-write attempt, no retry: a 409 raises ``ApiConflict``.

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from headroom.controller.kube import Kube
+from headroom.controller.kube import Kube, Retries
 from headroom.controller.targets.base import ScaleStatus
 from headroom.controller.targets.scale_subresource import ObjectRef, ScaleSubresourceTarget
 from headroom.policies.errors import ConflictError, InputError, KubernetesError
@@ -141,7 +141,7 @@ def test_a_real_conflict_recomputes_from_the_new_size(kube: KubeHarness, api: Ku
 def test_conflict_every_time_is_one_line_error(kube: KubeHarness, api: Kube) -> None:
     kube.apply(workload("Deployment", "web", 2))
     target = ScaleSubresourceTarget(
-        api, ObjectRef("apps/v1", "Deployment", "web", NS), conflict_attempts=3
+        api, ObjectRef("apps/v1", "Deployment", "web", NS), retries=Retries(conflicts=3)
     )
     rule = kube.faults.fail(r"/deployments/web/scale$", status=409, times=None, methods="PATCH")
     with pytest.raises(ConflictError) as err:
