@@ -23,7 +23,7 @@ from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from headroom.policies.errors import REQUIRED, HeadroomError, InputError, one_line
-from headroom.policies.policy import parse_duration
+from headroom.policies.quantities import parse_duration
 
 console = Console()
 err_console = Console(stderr=True)

@@ -19,7 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from headroom.cli._common import JsonOpt, console, errors_to_exit, print_json
-from headroom.controller.demo import EXAMPLES, DemoConfig, DemoReport, DemoRunner, DemoSnapshot
+from headroom.controller.demo import EXAMPLES, DemoConfig, DemoRunner, DemoSnapshot
+from headroom.controller.demo_report import DemoReport
 from headroom.policies.text import format_qps, local_time
 
 

@@ -13,7 +13,7 @@ reactive HPA with the same provisioning delay, and a JSON report plus a chart ar
 written. Every process it started is stopped, also on Ctrl-C.
 
 The CLI (``headroom.cli.demo``) renders :class:`DemoSnapshot` updates as a live
-dashboard; tests read the JSON report.
+dashboard; tests read the JSON report, whose summary :mod:`.demo_report` computes.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -39,9 +38,9 @@ from headroom.controller.alerts.receiver import WebhookCollector
 from headroom.controller.alerts.webhook import WebhookSink
 from headroom.controller.assembly import Runtime, World, build_runtime
 from headroom.controller.clock import ScaledClock
-from headroom.controller.demo_check import measurement_check
+from headroom.controller.demo_report import DemoReport, DemoSample, Outcome, capacity_units
 from headroom.controller.files import CALENDAR_MAX_BYTES, POLICY_MAX_BYTES, read_bounded
-from headroom.controller.loadgen import LoadGenerator, LoadStats, Verification, load_dataset
+from headroom.controller.loadgen import LoadGenerator, LoadStats, load_dataset
 from headroom.controller.loop import ControlLoop, ListSink, LoopEvent, PassReport
 from headroom.controller.provisioning.local import LocalProvisioner, port_in_use
 from headroom.controller.redis.connection import (
@@ -55,20 +54,16 @@ from headroom.controller.redis.scaler import ClusterScaler
 from headroom.controller.signals.base import Metric, Reading
 from headroom.controller.signals.redis_info import RedisInfoSource
 from headroom.controller.targets.redis_scaler import RedisScalerTarget
-from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.calendars import load_calendar
-from headroom.policies.capacity import capacity_of
 from headroom.policies.errors import InputError
 from headroom.policies.policy import AlertName, PolicySpec, Target, TargetKind, load_policy
-from headroom.policies.series import FloatArray, Series
-from headroom.policies.simulate import StrategyResult, fixed_delay, run_strategy
+from headroom.policies.series import Series
 from headroom.policies.synthetic import generate_trace
 
 log = logging.getLogger("headroom.demo")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
-SLOTS = 16384
 
 
 @dataclass(frozen=True)
@@ -109,26 +104,6 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
-class DemoSample:
-    """One point of the demo's timeline (simulated epoch seconds)."""
-
-    t: float
-    wanted_qps: float  # what the generated traffic asks for
-    measured_qps: float  # what Redis INFO measured (NaN when unavailable)
-    forecast_p50: float
-    forecast_p90: float
-    desired: int
-    masters: int
-    capacity_units: float  # SLOTS / most slots on one master: the bottleneck master decides
-    busy: bool
-    detail: str
-    client_errors: int = 0  # cumulative
-    # What the load generator really sent (ops/s over the source's rate window): the truth
-    # the measured QPS is judged against.
-    sent_qps: float = math.nan
-
-
-@dataclass(frozen=True)
 class DemoSnapshot:
     """What the dashboard shows after each sample."""
 
@@ -141,18 +116,6 @@ class DemoSnapshot:
     actions: tuple[LoopEvent, ...]
     start: float
     end: float
-
-
-@dataclass
-class DemoReport:
-    """The demo's outcome; ``to_json`` is the contract tests read."""
-
-    out_dir: Path
-    summary: dict[str, Any]
-    timeline: list[DemoSample] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"summary": self.summary, "timeline": [asdict(s) for s in self.timeline]}
 
 
 def _free_base_port(count: int) -> int:
@@ -171,17 +134,6 @@ def _sent_rate(window: deque[tuple[float, int]], ops: int, seconds: float) -> fl
         window.popleft()
     first_mono, first_ops = window[0]
     return (ops - first_ops) / (mono - first_mono) if mono > first_mono else math.nan
-
-
-def _covers(capacity_units: float, masters: int) -> bool:
-    """Whether a balanced map's capacity counts as ``masters`` (16384/5 is not a whole slot)."""
-    return capacity_units >= masters * (1 - 1e-3)
-
-
-def capacity_units(status: ClusterStatus) -> float:
-    """Masters' worth of capacity: keys spread evenly, so the busiest master is the limit."""
-    slots = [n.slots for n in status.nodes if n.role == "master" and n.slots > 0]
-    return SLOTS / max(slots) if slots else 0.0
 
 
 class DemoRunner:
@@ -342,8 +294,19 @@ class DemoRunner:
             verification = load.verify(client)
             final = target.cluster_status()
             notifier.close(timeout=10.0)
-            summary = self._summary(timeline, sink.events, load.stats(), verification, final)
-            summary["alerts"] = self._alerts(collector.alerts)
+            outcome = Outcome(
+                self.spec,
+                self.target,
+                self.event,
+                self.tz,
+                self.end,
+                cfg.masters,
+                cfg.tick,
+                cfg.sample_every,
+                cfg.speed,
+            )
+            summary = outcome.summary(timeline, sink.events, load.stats(), verification, final)
+            summary["alerts"] = outcome.alerts(collector.alerts)
             summary["alerts_dropped"] = notifier.dropped
             report = DemoReport(cfg.out_dir, summary, timeline)
             self._write(report)
@@ -452,153 +415,6 @@ class DemoRunner:
         if upcoming is not None:
             return upcoming.reason
         return report.targets[0].decision.reason
-
-    # -- the outcome -------------------------------------------------------------------------
-
-    def _summary(
-        self,
-        timeline: list[DemoSample],
-        events: list[LoopEvent],
-        load: LoadStats,
-        verification: Verification,
-        final: ClusterStatus,
-    ) -> dict[str, Any]:
-        t = np.array([s.t for s in timeline])
-        dt = np.diff(np.append(t, self.end))
-        measured = np.array([s.measured_qps for s in timeline])
-        wanted = np.array([s.wanted_qps for s in timeline])
-        demand = np.where(np.isfinite(measured), measured, wanted)
-        cap = np.array([capacity_of(s.capacity_units, self.target) for s in timeline])
-        under = float(np.sum(dt[demand > cap]) / 60.0)
-        actions = [e for e in events if e.kind == "Scaled"]
-        event = self.event
-        peak_desired = max(
-            (s.desired for s in timeline if event.window_start <= s.t < event.end), default=0
-        )
-        at_ramp = next((s for s in timeline if s.t >= event.window_start), timeline[-1])
-        at_start = next((s for s in timeline if s.t >= event.start), timeline[-1])
-        # The size planned for the event: scale-outs the plan meant to be serving by the
-        # start (their ``ready_by``). Corrections ordered later (the ramp turning out
-        # hotter than forecast) cannot be ready in time under any policy; the summary
-        # still counts any shortfall they leave in the underprovisioned minutes.
-        planned = max(
-            (
-                e.to_units or 0
-                for e in actions
-                if e.at < event.start and e.ready_by is not None and e.ready_by <= event.start
-            ),
-            default=0,
-        )
-        ready_at = next((s.t for s in timeline if _covers(s.capacity_units, planned)), None)
-        scale_outs = [e for e in actions if (e.to_units or 0) > (e.from_units or 0)]
-        delay = self._observed_delay(timeline, scale_outs)
-        hpa = self._reactive(t, demand, delay)
-        reactive = hpa.underprovisioned_minutes
-        desired = np.array([s.desired for s in timeline], dtype=np.float64)
-        unit_hours = float(np.sum(desired * dt) / 3600.0)
-        return {
-            "event": {
-                "name": event.name,
-                "start": event.start,
-                "ramp_start": event.window_start,
-                "end": event.end,
-                "tz": self.tz,
-            },
-            "keys_lost": verification.keys_lost,
-            "keys_checked": verification.dataset_expected + verification.writes_expected,
-            "writes_acknowledged": verification.writes_expected,
-            "client_errors": load.errors,
-            "client_rebuilds": load.rebuilds,
-            "client_ops": load.ops,
-            "last_client_error": load.last_error,
-            "underprovisioned_minutes": round(under, 1),
-            "reactive_hpa_underprovisioned_minutes": round(reactive, 1),
-            "unit_hours": round(unit_hours, 2),  # masters ordered, over the (simulated) run
-            "reactive_hpa_unit_hours": round(hpa.unit_hours, 2),
-            # The replayed HPA's ready units, [[t, units], ...] from each change: the chart
-            # draws the HPA the minutes are quoted for.
-            "reactive_hpa_ready": [
-                [float(at), int(units)] for at, units in zip(hpa.ready_t, hpa.ready_v, strict=True)
-            ],
-            "capacity_ready_before_event": bool(
-                planned > self.config.masters and _covers(at_start.capacity_units, planned)
-            ),
-            "planned_masters_for_event": planned,
-            "capacity_at_ramp_start": round(at_ramp.capacity_units, 2),
-            "capacity_at_event_start": round(at_start.capacity_units, 2),
-            "peak_desired_masters": peak_desired,
-            "ready_minutes_before_start": (
-                round((event.start - ready_at) / 60.0, 1) if ready_at is not None else None
-            ),
-            "observed_provisioning_delay_minutes": round(delay / 60.0, 1),
-            "final_masters": final.masters_serving,
-            "final_cluster_healthy": final.healthy,
-            "actions": [
-                {
-                    "at": e.at,
-                    "minutes_from_event_start": round((e.at - event.start) / 60.0, 1),
-                    "from": e.from_units,
-                    "to": e.to_units,
-                    "reason": e.reason,
-                }
-                for e in actions
-            ],
-            "demand_peak_qps": round(float(np.nanmax(demand)), 1),
-            "measurement": measurement_check(
-                timeline,
-                actions,
-                self.config.tick,
-                load.dropped,
-                # Peaks sustained over 5 wall seconds (half a simulated hour at 360x).
-                peak_samples=max(1, round(5.0 / self.config.sample_every)),
-            ),
-            "speed": self.config.speed,
-        }
-
-    def _alerts(self, received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """What the demo's webhook receiver got (verified), relative to the event start."""
-        start = self.event.start
-        return [
-            {
-                "name": a["name"],
-                "status": a["status"],
-                "severity": a["severity"],
-                "target": a["target"],
-                "event": a["event"],
-                "minutes_from_event_start": round(
-                    (datetime.fromisoformat(a["at"].replace("Z", "+00:00")).timestamp() - start)
-                    / 60.0, 1,
-                ),
-                "summary": a["summary"],
-            }
-            for a in received
-        ]  # fmt: skip
-
-    def _observed_delay(self, timeline: list[DemoSample], scale_outs: list[LoopEvent]) -> float:
-        """Simulated seconds from the first scale-out order until it had converged."""
-        if not scale_outs:
-            return self.target.provisioning.delay(self.config.masters, self.config.masters + 1)
-        first = scale_outs[0]
-        goal = first.to_units or 0
-        after = [s for s in timeline if s.t > first.at]
-        done = next(
-            (s.t for s in after if _covers(s.capacity_units, goal) or not s.busy),
-            None,
-        )
-        return (done - first.at) if done is not None else self.end - first.at
-
-    def _reactive(self, t: FloatArray, demand: FloatArray, delay: float) -> StrategyResult:
-        """A Kubernetes HPA (v2 defaults) on the same measured traffic and delay."""
-        grid = np.arange(t[0], t[-1], 60.0)
-        per_minute = Series(grid, np.interp(grid, t, demand))
-        result = run_strategy(
-            per_minute,
-            ReactiveHpa(self.target, self.spec),
-            target=self.target,
-            delay=fixed_delay(delay),
-            initial_units=self.config.masters,
-        )
-        return result
 
     def _write(self, report: DemoReport) -> None:
         out = report.out_dir

@@ -19,7 +19,7 @@ from headroom.policies.calendar import DemandEvent  # noqa: E402
 from headroom.policies.policy import Target  # noqa: E402
 
 if TYPE_CHECKING:
-    from headroom.controller.demo import DemoReport
+    from headroom.controller.demo_report import DemoReport
 
 
 def render_chart(

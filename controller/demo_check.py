@@ -1,6 +1,6 @@
 """The demo's measurement check: what Headroom measured against what the load generator
 sent, read from the demo's timeline and actions (pure; :mod:`.demo` runs the demo and
-puts this in its report).
+puts this in its report, :mod:`.demo_report`).
 
 Every scaling reason that cites an observed demand ("reactive: observed 2.93k QPS >
 ...") is compared with the most the generator sent during the pass before it, and the
@@ -19,8 +19,8 @@ import numpy as np
 from headroom.controller.loop import LoopEvent
 from headroom.policies.series import FloatArray
 
-if TYPE_CHECKING:  # the demo's own sample type; demo.py imports this module
-    from headroom.controller.demo import DemoSample
+if TYPE_CHECKING:  # the demo's own sample type; demo_report.py imports this module
+    from headroom.controller.demo_report import DemoSample
 
 #: How far a demand a scaling reason cites may exceed what the load generator sent. Both
 #: are rates over the same 2 s wall window, but not over the same instants (the loop's

@@ -48,12 +48,11 @@ from pydantic_core import PydanticUndefined
 from headroom.policies.calendars._event import EventSpec
 from headroom.policies.errors import HeadroomError
 from headroom.policies.plugins import EMBEDDED_TARGET_KINDS
-from headroom.policies.policy import (
+from headroom.policies.policy import PolicySpec, TargetKind
+from headroom.policies.quantities import (
     DURATION_HINT,
     SIZE_HINT,
     STEP_HINT,
-    PolicySpec,
-    TargetKind,
     parse_bytes,
     parse_duration,
     parse_step,

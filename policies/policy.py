@@ -2,21 +2,18 @@
 
 One pydantic model serves the YAML policy file, the CapacityPolicy CRD ``spec``
 (camelCase, as Kubernetes writes it) and the backtest simulator. Durations accept
-seconds or strings like ``90s``, ``10m``, ``2h``, ``1d``. Loading turns pydantic's
-errors into one-line :class:`PolicyError` messages naming the file and the field.
+seconds or strings like ``90s``, ``10m``, ``2h``, ``1d`` (``headroom.policies.quantities``
+parses them, sizes and steps). Loading turns pydantic's errors into one-line
+:class:`PolicyError` messages naming the file and the field.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,19 +26,19 @@ from pydantic.alias_generators import to_camel
 from headroom.policies.bounds import (
     MAX_BYTES,
     MAX_DURATION,
-    MAX_DURATION_TEXT,
     MAX_HORIZON,
     MAX_MULTIPLIER,
     MAX_PROVISIONING,
     MAX_QPS,
     MAX_UNITS,
 )
-from headroom.policies.errors import InputError, PolicyError, excerpt, field_error, must_be
+from headroom.policies.errors import PolicyError, excerpt, field_error
 
 # The plug-in names (generated from the registries by `make registry`), re-exported.
 from headroom.policies.plugins import AlertSinkKind as AlertSinkKind
 from headroom.policies.plugins import SourceKind as SourceKind
 from headroom.policies.plugins import TargetKind as TargetKind
+from headroom.policies.quantities import Bytes, Duration, Instant, parse_instant, parse_step
 from headroom.policies.validation import (
     ICS,
     POLICY,
@@ -49,59 +46,8 @@ from headroom.policies.validation import (
     decode_text,
     document_kind,
     first_error,
+    load_yaml_documents,
 )
-
-DURATION_HINT = "a duration (seconds, or e.g. 90s, 10m, 2h)"
-SIZE_HINT = "a size (bytes, or e.g. 50Gi, 100Mi, 2G)"
-STEP_HINT = "a number of units or a percentage like 10%"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"90s"``, ``"10m"``, ``"1.5h"``."""
-    if isinstance(value, bool):
-        raise ValueError(must_be(DURATION_HINT, value))
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    else:
-        raise ValueError(must_be(DURATION_HINT, value))
-    if seconds < 0 or not math.isfinite(seconds):
-        raise ValueError(must_be("a finite duration >= 0", value))
-    if seconds > MAX_DURATION:
-        raise ValueError(must_be(f"a duration up to {MAX_DURATION_TEXT}", value))
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMGTP]i|[kKMGTP])?B?\s*(/s)?\s*$")
-_BYTE_UNITS = {
-    **{p + "i": 1024.0 ** (i + 1) for i, p in enumerate("KMGTP")},
-    **{p: 1000.0 ** (i + 1) for i, p in enumerate("KMGTP")},
-    "k": 1000.0,
-}
-
-
-def parse_bytes(value: Any) -> float:
-    """Bytes from a number or a Kubernetes-style quantity: ``"50Gi"``, ``"100Mi"``,
-    ``"1.5G"``, ``"500k"`` (a trailing ``B`` and, for rates, ``/s`` are allowed)."""
-    if isinstance(value, bool):
-        raise ValueError(must_be(SIZE_HINT, value))
-    if isinstance(value, int | float):
-        size = float(value)
-    elif isinstance(value, str) and (match := _BYTES.match(value)):
-        size = float(match.group(1)) * (_BYTE_UNITS[match.group(2)] if match.group(2) else 1.0)
-    else:
-        raise ValueError(must_be(SIZE_HINT, value))
-    if not math.isfinite(size):
-        raise ValueError(must_be("a finite size", value))
-    return size
-
-
-Bytes = Annotated[float, BeforeValidator(parse_bytes)]
 
 
 class _Model(BaseModel):
@@ -234,30 +180,6 @@ class Forecasting(_Model):
     event_target_utilization: float | None = Field(None, gt=0, le=1)
 
 
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-def parse_step(value: Any) -> int | str:
-    """A scale-in step: a whole number of units (>= 1), or a share of the units ordered
-    at the time as ``"10%"`` (0 < p <= 100; rounded up, so never less than one unit)."""
-    if isinstance(value, bool):
-        raise ValueError(must_be(STEP_HINT, value))
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        if value < 1:
-            raise ValueError(must_be(">= 1 unit", value))
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return parse_step(int(text))
-        if match := _PERCENT.match(text):
-            share = float(match.group(1))
-            if not 0 < share <= 100:
-                raise ValueError(must_be("a percentage in (0, 100]", value))
-            return f"{share:g}%"
-    raise ValueError(must_be(STEP_HINT, value))
-
-
 class ScaleIn(_Model):
     cooldown: Duration = 0.0  # after an event ends before scaling in (an option; 0: none)
     # Units removed per scale-in action: a number, or a share of the units ordered then
@@ -278,25 +200,6 @@ class ScaleIn(_Model):
             return self.step_units
         share = float(self.step_units.rstrip("%")) / 100.0
         return max(1, math.ceil(units * share - 1e-9))
-
-
-def parse_instant(value: str) -> float:
-    """Epoch seconds from ISO-8601 with an offset (``2025-06-18T00:00:00+08:00``)."""
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(must_be("an ISO-8601 time with an offset", value)) from None
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(must_be("an ISO-8601 time with an offset like +08:00", value))
-    return when.timestamp()
-
-
-def _instant(value: str) -> str:
-    parse_instant(value)
-    return value
-
-
-Instant = Annotated[str, AfterValidator(_instant)]
 
 
 class FreezeWindow(_Model):
@@ -482,51 +385,6 @@ def parse_policy(data: Any, source: str = "policy") -> PolicySpec:
     except ValidationError as err:
         where, problem = first_error(err, lambda loc: _field_path(loc, raw))
         raise PolicyError(field_error(source, where, problem)) from None
-
-
-class _TextLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings: time zones are resolved by us, not YAML,
-    and refuses anchors and aliases (``&x``/``*x``): a user's file has no need of them, and
-    nested aliases expand exponentially (a 402-byte "billion laughs" took 3.25 GiB)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None, None, "YAML anchors and aliases (&name, *name) are not allowed",
-                event.start_mark,
-            )  # fmt: skip
-        return super().compose_node(parent, index)
-
-
-_TextLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-# YAML 1.2 booleans only: `on: [action]` is a key named "on", not True (as in YAML 1.1).
-_TextLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def load_yaml_documents(
-    text: str | bytes, source: str, error: type[InputError] = PolicyError
-) -> list[Any]:
-    """Every YAML document in ``text``; a syntax error is one line with file and line."""
-    text = decode_text(text, source, error)
-    try:
-        return [doc for doc in yaml.load_all(text, Loader=_TextLoader) if doc is not None]
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        where = f"{source}: line {mark.line + 1}" if mark is not None else source
-        raise error(f"{where}: {problem}") from None
 
 
 def load_policy(text: str | bytes, source: str = "policy") -> PolicySpec:

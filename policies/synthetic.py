@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.forecast.seasonal import utc_offsets
+from headroom.policies.forecast.seasonal.localtime import utc_offsets
 from headroom.policies.series import FloatArray, Series
 
 DAY = 86400.0

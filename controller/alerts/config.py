@@ -45,13 +45,9 @@ from headroom.controller.files import POLICY_MAX_BYTES, SECRET_MAX_BYTES, read_b
 from headroom.controller.metrics import OperatorMetrics
 from headroom.controller.surge import SurgeEvents
 from headroom.policies.errors import AlertConfigError, AlertDeliveryError
-from headroom.policies.policy import (
-    AlertHook,
-    AlertSinkKind,
-    Duration,
-    PolicySpec,
-    load_yaml_documents,
-)
+from headroom.policies.policy import AlertHook, AlertSinkKind, PolicySpec
+from headroom.policies.quantities import Duration
+from headroom.policies.validation import load_yaml_documents
 
 ENV_CONFIG = "HEADROOM_ALERTS_CONFIG"
 

@@ -44,7 +44,8 @@ from headroom.controller.alerts.webhook import (
 )
 from headroom.controller.surge import Surge, SurgeEvents
 from headroom.policies.errors import AlertConfigError
-from headroom.policies.policy import PolicySpec, parse_duration
+from headroom.policies.policy import PolicySpec
+from headroom.policies.quantities import parse_duration
 
 PATH = "/hooks/alertmanager"
 POLICY_LABEL = "headroom_policy"

@@ -30,7 +30,7 @@ from pydantic.alias_generators import to_camel
 from headroom.policies.bounds import EARLIEST, LATEST, MAX_MULTIPLIER, MAX_QPS
 from headroom.policies.calendar import DemandEvent, EventKind, Expectation, event_kind
 from headroom.policies.errors import REQUIRED, CalendarError, excerpt, field_error, must_be
-from headroom.policies.policy import Duration
+from headroom.policies.quantities import Duration
 from headroom.policies.text import zone
 from headroom.policies.validation import LabelMap, as_label, first_error
 

@@ -20,9 +20,8 @@ from typing import Any
 from headroom.policies.calendar import MAX_EVENTS_PER_CALENDAR, Calendar, DemandEvent
 from headroom.policies.calendars._event import build_event, event_to_fields
 from headroom.policies.errors import UNKNOWN_FIELD, CalendarError, excerpt, field_error, must_be
-from headroom.policies.policy import load_yaml_documents
 from headroom.policies.text import zone
-from headroom.policies.validation import CALENDAR, document_kind
+from headroom.policies.validation import CALENDAR, document_kind, load_yaml_documents
 
 API_VERSION = "headroom.dev/v1alpha1"
 KIND = "DemandEvent"

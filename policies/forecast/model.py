@@ -27,8 +27,9 @@ Batch path for a control-loop pass over many targets: :meth:`HeadroomForecaster.
 and :meth:`HeadroomForecaster.predict_many` give exactly what one ``fit`` / ``predict`` per
 target gives, but histories sampled at the same times (one Prometheus range query per
 pass) with the same calendar share everything that depends on the times alone
-(:class:`~headroom.policies.forecast.seasonal.FitAxis`, time indexes, event positions):
-about 1 ms per target for 28 days of 1-minute history instead of 2 (bench/engine_speed.py).
+(``forecast/batch.py``: the :class:`~headroom.policies.forecast.seasonal.axis.FitAxis`,
+time indexes, event positions): about 1 ms per target for 28 days of 1-minute history
+instead of 2 (bench/engine_speed.py).
 """
 
 from __future__ import annotations
@@ -42,15 +43,11 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.forecast.seasonal import (
-    Baseline,
-    BoolArray,
-    FitAxis,
-    Stencil,
-    TimeIndex,
-    fit_on_axis,
-    utc_offsets,
-)
+from headroom.policies.forecast.batch import SharedAxes, SharedPredict, events_in, span_times
+from headroom.policies.forecast.seasonal.axis import FitAxis
+from headroom.policies.forecast.seasonal.baseline import Baseline, fit_on_axis
+from headroom.policies.forecast.seasonal.localtime import BoolArray
+from headroom.policies.forecast.seasonal.profile import Stencil
 from headroom.policies.forecast.uplift import (
     MIN_UPLIFT,
     EventBins,
@@ -102,115 +99,6 @@ def _window(series: Series, start: float, end: float) -> tuple[FloatArray, Float
     lo = int(np.searchsorted(series.t, start, side="left"))
     hi = int(np.searchsorted(series.t, end, side="left"))
     return series.t[lo:hi], series.v[lo:hi]
-
-
-def _same_times(a: FloatArray, b: FloatArray) -> bool:
-    """Whether two time arrays are equal: by identity of their memory, else by value."""
-    if a.shape != b.shape:
-        return False
-    if a is b or (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-    ):
-        return True
-    return bool(np.array_equal(a, b))
-
-
-class _SharedAxes:
-    """Per-time-axis work shared by :meth:`HeadroomForecaster.fit_many` between histories
-    sampled at the same times: the :class:`FitAxis` and, per past event, the slice of the
-    history it covers, its grid positions and the profile stencil there."""
-
-    MAX_AXES = 4  # distinct time axes kept (a fleet scraped together has one)
-
-    def __init__(self) -> None:
-        self._axes: list[tuple[FloatArray, tuple[object, ...], FitAxis, dict[int, _EventCut]]] = []
-
-    def get(
-        self, t: FloatArray, key: tuple[object, ...], build: FitAxis | None = None
-    ) -> tuple[FitAxis | None, dict[int, _EventCut]]:
-        for t0, k0, axis, cuts in self._axes:
-            if k0 == key and _same_times(t0, t):
-                return axis, cuts
-        if build is None:
-            return None, {}
-        cuts = {}
-        self._axes.append((t, key, build, cuts))
-        if len(self._axes) > self.MAX_AXES:
-            self._axes.pop(0)
-        return build, cuts
-
-
-# Slice a:b of the history an event covers, the grid bins there, the profile stencil there.
-_EventCut = tuple[int, int, EventBins, Stencil]
-
-
-class _SharedPredict:
-    """What :meth:`HeadroomForecaster.predict_many` computes once for all its models: the
-    forecast times, zone offsets, per-baseline-kind :class:`TimeIndex`, the calendar's
-    events in the horizon and their grid positions. Keys hold object ids: the objects
-    (models' calendars and events, the time arrays) live at least as long as the call."""
-
-    def __init__(self) -> None:
-        self._times: dict[tuple[float, int, float], FloatArray] = {}
-        self._offsets: dict[tuple[int, str | None], FloatArray] = {}
-        self._index: dict[tuple[int, tuple[float, str | None, float, int, int]], TimeIndex] = {}
-        self._events: dict[tuple[int, float, float, float], list[DemandEvent]] = {}
-        self._positions: dict[tuple[int, int, float], FloatArray] = {}
-        self._spans: dict[int, FloatArray] = {}
-
-    def times(self, start: float, n: int, step: float) -> FloatArray:
-        key = (start, n, step)
-        hit = self._times.get(key)
-        if hit is None:
-            hit = self._times[key] = start + np.arange(n, dtype=np.float64) * step
-        return hit
-
-    def offsets(self, t: FloatArray, tz: str | None) -> FloatArray:
-        key = (id(t), tz)
-        hit = self._offsets.get(key)
-        if hit is None:
-            hit = self._offsets[key] = utc_offsets(t, tz)
-        return hit
-
-    def index(self, base: Baseline, t: FloatArray) -> TimeIndex:
-        key = (id(t), base.index_key())
-        hit = self._index.get(key)
-        if hit is None:
-            hit = self._index[key] = base.index(t, self.offsets(t, base.profile.tz))
-        return hit
-
-    def events(
-        self, calendar: Calendar, ramp: float, start: float, end: float
-    ) -> list[DemandEvent]:
-        key = (id(calendar), ramp, start, end)
-        hit = self._events.get(key)
-        if hit is None:
-            hit = self._events[key] = _events_in(calendar, ramp, start, end)
-        return hit
-
-    def position(self, event: DemandEvent, t: FloatArray, ramp: float) -> FloatArray:
-        key = (id(event), id(t), ramp)
-        hit = self._positions.get(key)
-        if hit is None:
-            hit = self._positions[key] = event_position(event, t, ramp)
-        return hit
-
-    def span_times(self, event: DemandEvent) -> FloatArray:
-        hit = self._spans.get(id(event))
-        if hit is None:
-            hit = self._spans[id(event)] = _span_times(event)
-        return hit
-
-
-def _events_in(calendar: Calendar, ramp: float, start: float, end: float) -> list[DemandEvent]:
-    """Events whose window (ramp, event, tail) overlaps ``[start, end)``."""
-    return [e for e in calendar.events if (w := event_window(e, ramp))[0] < end and w[1] > start]
-
-
-def _span_times(event: DemandEvent) -> FloatArray:
-    """Eight times across the event: where its baseline demand is averaged."""
-    return np.linspace(event.start, max(event.end, event.start + 1), 8)
 
 
 def resample(history: Series, grid: float) -> Series:
@@ -294,7 +182,7 @@ class HeadroomForecaster:
         cals = [calendar] * len(histories) if isinstance(calendar, Calendar) else list(calendar)
         if len(cals) != len(histories):
             raise ValueError(f"fit_many: {len(histories)} histories but {len(cals)} calendars")
-        shared = _SharedAxes()
+        shared = SharedAxes()
         return [
             cls(
                 spec_forecasting,
@@ -306,7 +194,7 @@ class HeadroomForecaster:
             for h, c in zip(histories, cals, strict=True)
         ]
 
-    def _fit(self, history: Series, calendar: Calendar, shared: _SharedAxes | None) -> Self:
+    def _fit(self, history: Series, calendar: Calendar, shared: SharedAxes | None) -> Self:
         self._calendar = calendar
         tz = self.tz or (calendar.events[0].tz if calendar.events else None)
         ramp = self.spec.default_ramp
@@ -395,12 +283,10 @@ class HeadroomForecaster:
         """The uplift this model applies to ``event`` (for reports and plan reasons)."""
         return self._uplift.for_event(event, self._event_baseline_qps(event))
 
-    def _event_baseline_qps(
-        self, event: DemandEvent, shared: _SharedPredict | None = None
-    ) -> float:
+    def _event_baseline_qps(self, event: DemandEvent, shared: SharedPredict | None = None) -> float:
         base = self.baseline
         if shared is None:
-            tb = _span_times(event)
+            tb = span_times(event)
             return float(np.mean(np.exp(base.log_mean(tb)))) - base.floor
         tb = shared.span_times(event)
         mu = base.log_mean(tb, at=shared.index(base, tb))
@@ -469,7 +355,7 @@ class HeadroomForecaster:
         """``[m.predict(start, horizon, step, levels) for m in models]`` (equal results),
         with what depends on the times and calendar alone computed once: the batch
         predict of a control-loop pass, after :meth:`fit_many`."""
-        shared = _SharedPredict()
+        shared = SharedPredict()
         return [m._predict(start, horizon, step, levels, shared) for m in models]
 
     def _predict(
@@ -478,7 +364,7 @@ class HeadroomForecaster:
         horizon: float,
         step: float,
         levels: Sequence[float],
-        shared: _SharedPredict | None,
+        shared: SharedPredict | None,
     ) -> Forecast:
         base = self.baseline
         n = max(1, math.ceil(horizon / step))
@@ -486,7 +372,7 @@ class HeadroomForecaster:
         if shared is None:
             t = start + np.arange(n, dtype=np.float64) * step
             at = base.index(t)  # once for log_mean, the residuals and the mean factor
-            events = _events_in(self._calendar, ramp, start, float(t[-1]) + step)
+            events = events_in(self._calendar, ramp, start, float(t[-1]) + step)
         else:
             t = shared.times(start, n, step)
             at = shared.index(base, t)

@@ -154,7 +154,7 @@ def test_demo_chart_draws_the_capacity_that_decides_and_the_hpa_it_quotes(
     import matplotlib.pyplot as plt
 
     from headroom.controller import demo_chart
-    from headroom.controller.demo import DemoReport, DemoSample
+    from headroom.controller.demo_report import DemoReport, DemoSample
     from headroom.policies.policy import load_policy
 
     spec = load_policy((EXAMPLES / "demo-policy.yaml").read_text(), "demo-policy.yaml")

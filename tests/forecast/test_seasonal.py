@@ -10,7 +10,7 @@ import numpy as np
 
 from headroom.policies.calendar import Calendar
 from headroom.policies.forecast.model import HeadroomForecaster, resample
-from headroom.policies.forecast.seasonal import utc_offsets
+from headroom.policies.forecast.seasonal.localtime import utc_offsets
 from headroom.policies.series import Series
 from headroom.policies.synthetic import DailyShape, generate_trace
 from tests.forecast.conftest import DAY, HOUR, START

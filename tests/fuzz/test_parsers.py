@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from headroom.cli.main import app
-from headroom.policies.policy import parse_duration
+from headroom.policies.quantities import parse_duration
 
 SCALE = max(
     1, (settings.default.max_examples if settings.default else 100) // 100
@@ -348,7 +348,7 @@ _POLICY_MISTAKES: list[tuple[tuple[Any, ...], st.SearchStrategy[Any], str]] = [
 
 
 def _size(text: str) -> bool:
-    from headroom.policies.policy import parse_bytes
+    from headroom.policies.quantities import parse_bytes
 
     try:
         return parse_bytes(text) >= 0
@@ -366,7 +366,7 @@ def _dur(text: str, zero_ok: bool = False) -> bool:
 
 
 def _step(text: str) -> bool:
-    from headroom.policies.policy import parse_step
+    from headroom.policies.quantities import parse_step
 
     try:
         parse_step(text)
