@@ -1,37 +1,26 @@
-"""The rule that orders units: ``max(reactive, predictive)``, scaled in as fast as the HPA.
+"""The rule that orders units: ``max(reactive, predictive, event start)``, scaled in as
+fast as the HPA. Run by the driver (:mod:`headroom.policies.driver`) for every target at
+every tick (the control loop's and operator's pass, the backtest every 15 s); the plan
+ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` ordered:
 
-Run by the driver (:mod:`headroom.policies.driver`) for every target at every tick: the
-control loop's pass (every 15-30 s), the operator's, and the backtest's ``headroom``
-strategy (every 15 s, the HPA's sync period). Per tick, with ``u`` units ordered and
-``ready`` of them serving:
-
-- **reactive**: the Kubernetes HPA v2 metric recommendation on the newest sample at
-  ``reactive.targetUtilization`` (:class:`~headroom.policies.reactive.HpaRule`: tolerance,
-  unready pods);
-- **predictive**: the units the forecast needs over ``[now, now + lead]`` (lead: the
-  provisioning delay of the change plus ``leadTime`` plus the interval to the next tick,
-  so an order is placed on time, not a step late). The forecast is *anchored on what is
-  measured*: demand at ``now + x`` is the median of the last three minutes times the
-  forecast's own ratio from then to ``now + x`` (its learned daily and event shape), so a
-  level that runs above or below the model is followed at once and an event's size is
-  the one measured since it began. The median is provisioned at
-  ``forecast.targetUtilization``, inside an event's window (from its ramp to its
-  demand-determined end) at ``forecast.eventTargetUtilization`` (more margin, bought only
-  where events are); the policy quantile at 100 %;
-- the **pre-scale stands** until an event is one settle (10 min) in (starts run late):
-  until then the anchored forecast inside its window is at least the forecast itself;
-- an event's **end follows demand**: after one settle (10 min) into the event, a
-  measured level back within ``END_TOLERANCE`` of the level before the event (or of the
-  forecast's level without events now, if higher: a daily rise is no overrun) ends it
-  (its margin and its forecast lift stop); past its declared end, a level still above
-  that keeps the event on (its margin, and the measured level held over the lead) until
-  the level is back or its tail window closes;
-- both recommendations go through the HPA's stabilisation (scale-in to the highest
-  recommendation of the last ``scaleIn.stabilization``, 5 min by default) and rate
-  limits, then the policy's options: ``maxStep``, the bounds, freeze windows (no
-  scale-in; scale-out only for the demand now), ``scaleIn.interval``/``stepUnits``,
-  ``scaleIn.cooldown`` after an event and ``duringEvents: hold|nowcast`` blocks, and a
-  budget's ceiling on the predictive half.
+- **reactive**: the HPA v2 recommendation on the newest sample at
+  ``reactive.targetUtilization`` (:class:`~headroom.policies.reactive.HpaRule`);
+- **predictive**: over ``[now, now + lead]`` (the change's delay, ``leadTime``, the tick),
+  the measured level (median of the last 3 min) times the forecast's learned ratio from
+  then on, at ``forecast.targetUtilization`` (100 % by default: the reactive half keeps
+  the margin on what is measured). Inside an event's window, outside its start, a rise the
+  noise cannot explain is carried over the lead at its measured rate
+  (:func:`~headroom.policies.measured.growth_of`);
+- **event start**: from ``PRE_EARLY`` before a start to ``HOLD`` after it, unless its
+  demand has arrived (``ARRIVED`` of it), the base measured before the event times its
+  learned size at ``forecast.eventQuantile``
+  (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
+  ``PRE_EARLY`` before to ``EARLY`` after the start, at ``forecast.eventTargetUtilization``;
+- a slow (reshard) target orders, in one step, everything within the delay of the change
+  and holds units ordered for a coming need while dropping them could not be undone;
+- then the HPA's stabilisation (scale-in to the highest need of the last
+  ``scaleIn.stabilization``) and rate limits, and the policy's options
+  (:mod:`headroom.policies.options`) and a budget's ceiling on the predictive half.
 
 With ``forecast.enabled: false``, too little history or no forecast, the rule is the
 HPA's alone: Headroom with no forecast *is* the HPA.
@@ -40,7 +29,7 @@ HPA's alone: Headroom with no forecast *is* the HPA.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,13 +38,15 @@ from headroom.policies.calendar import Calendar, DemandEvent
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
+from headroom.policies.measured import TREND_WINDOW, Anchor, baseline_ratio, carry_growth, growth_of
+from headroom.policies.options import ScaleInWindows, apply_options, hold_reason
 from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
 from headroom.policies.planner.sizing import median_level
-from headroom.policies.planner.values import Decision, PlannedAction, PlannerState
+from headroom.policies.planner.values import Decision, Plan, PlannedAction, PlannerState
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
-from headroom.policies.planner.windows import inside as _inside
 from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.projection import Row, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.series import FloatArray, Series
 from headroom.policies.text import clock as _clock
@@ -69,50 +60,7 @@ PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start
 HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
 EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
 ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
-TREND_WINDOW = 600.0  # inside an event's window, the growth measured over this long ...
-TREND_REACH = 1200.0  # ... is carried at most this far ahead (and never beyond the lead)
-TREND_CAP = 3.0  # ... and lifts the measured level at most this many times
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """What is measured now: a robust recent mean and the time it stands for."""
-
-    value: float
-    at: float
-
-
-def anchor_of(t: FloatArray, v: FloatArray) -> Anchor | None:
-    """The median of the finite samples given (the last ``ANCHOR_WINDOW``), at their
-    median time: one outlier does not move it, a step is followed within half the window."""
-    pairs = sorted((x, y) for x, y in zip(v.tolist(), t.tolist(), strict=True) if x == x)
-    if not pairs:
-        return None
-    n = len(pairs)
-    times = sorted(y for _, y in pairs)
-    if n % 2:
-        return Anchor(pairs[n // 2][0], times[n // 2])
-    mid = n // 2
-    return Anchor(0.5 * (pairs[mid - 1][0] + pairs[mid][0]), 0.5 * (times[mid - 1] + times[mid]))
-
-
-def growth_of(t: FloatArray, v: FloatArray) -> float:
-    """The measured growth rate (log per second) of the samples given, at its lower
-    one-standard-error bound and never below 0: a rise the noise could explain counts for
-    nothing, a steady one almost in full."""
-    ok = np.isfinite(v) & (v > 0)
-    if int(ok.sum()) < 4:
-        return 0.0
-    x, y = t[ok], np.log(v[ok])
-    x = x - x.mean()
-    sxx = float(np.dot(x, x))
-    if sxx <= 0:
-        return 0.0
-    slope = float(np.dot(x, y - y.mean())) / sxx
-    resid = y - y.mean() - slope * x
-    se = math.sqrt(float(np.dot(resid, resid)) / (x.size - 2) / sxx)
-    return max(0.0, slope - se)
 
 
 @dataclass(frozen=True)
@@ -127,14 +75,15 @@ class _Prepared:
     ceiling: int  # a budget's ceiling on look-ahead units (max_units without one)
 
 
-_Row = tuple[float, int, float, float, DemandEvent | None]  # t, units, median, util, event
+def _ratio(prep: _Prepared, at: float, start: float | None = None) -> float:
+    return baseline_ratio(prep.t, prep.baseline, at, start)
 
 
 def _best(
-    rows: list[_Row], now: float, reach: float, step: float
+    rows: list[Row], now: float, reach: float, step: float
 ) -> tuple[int, float, float, DemandEvent | None]:
     """The largest need among the positions that hold demand within ``[now, now + reach)``."""
-    best: _Row | None = None
+    best: Row | None = None
     end = now + reach
     for row in rows:
         if row[0] + step <= now:
@@ -181,7 +130,7 @@ class TargetRule:
         self._pres: dict[tuple[str, float], float] = {}
         self._freeze = _freeze_windows(spec)[0]
         self.step = 60.0  # the forecast's step (set from the driver)
-        self._rows: list[_Row] = []
+        self._rows: list[Row] = []
         self._rows_key: tuple[tuple[int, float], int] | None = None
         self._rows_of: _Prepared | None = None
 
@@ -266,7 +215,7 @@ class TargetRule:
         # if, dropped to what is needed now, its need could not be ordered back in time.
         delay = target.provisioning.delay
         extra = spec.lead_time + dt
-        due: _Row | None = None
+        due: Row | None = None
         base = u
         for row in rows:
             if row[0] + self.step <= now:
@@ -301,10 +250,17 @@ class TargetRule:
         return best
 
     def _positions(
-        self, prep: _Prepared, now: float, reach: float, anchor: Anchor | None, since: Since
-    ) -> list[_Row]:
+        self,
+        prep: _Prepared,
+        now: float,
+        reach: float,
+        anchor: Anchor | None,
+        since: Since,
+        keep: bool = True,
+    ) -> list[Row]:
         """Per forecast position from ``now`` to ``now + reach``: its time, the units it
-        needs, the anchored median and the utilisation it is sized at, its event."""
+        needs, the anchored median and the utilisation it is sized at, its event.
+        ``keep`` False (the plan ahead): nothing sized here is kept for the decisions."""
         spec, target = self.spec, self.target
         t = prep.t
         k0 = max(0, int(np.searchsorted(t, now, side="right")) - 1)
@@ -326,12 +282,13 @@ class TargetRule:
             near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
             for i in near:
                 ev = self._events[i]
-                self._event_rows(ev, now, level, prep, tw, med, util, which, since)
+                self._event_rows(ev, now, level, prep, tw, med, util, which, since, keep)
             if anchor is not None and self._growing(now):
-                self._growth_rows(now, anchor, tw, med, since)
+                recent = since(now - TREND_WINDOW)
+                carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
         per_unit = target.capacity_per_unit / spec.headroom_factor
         lo_u, hi_u = target.min_units, target.max_units
-        rows: list[_Row] = []
+        rows: list[Row] = []
         for j, tj in enumerate(tw):
             m = med[j] if med[j] == med[j] else 0.0
             need = math.ceil(m / (per_unit * util[j]) - _EPS)
@@ -350,26 +307,9 @@ class TargetRule:
             for i in inside
         )
 
-    def _growth_rows(
-        self, now: float, anchor: Anchor, tw: list[float], med: list[float], since: Since
-    ) -> None:
-        """Inside an event's window (its ramp, body and tail), demand that is measurably
-        rising is carried forward at its measured rate over the lead (an audience
-        gathering before a start, or growing to a peak the learned shape cannot place),
-        sized as the forecast is: the reactive half keeps its margin on what is measured.
-        (Sized at the reactive target instead, it bought the noise of 5-10 %-noisy traces
-        at twice the HPA's minutes at its bill; measured with bench/foresight.py.)"""
-        recent = since(now - TREND_WINDOW)
-        rate = growth_of(recent.t, recent.v) if recent.t.size else 0.0
-        if rate <= 0.0:
-            return
-        for j, tj in enumerate(tw):
-            ahead = min(max(tj - anchor.at, 0.0), TREND_REACH)
-            lifted = anchor.value * min(math.exp(rate * ahead), TREND_CAP)
-            if lifted > med[j]:
-                med[j] = lifted
-
-    def _base_at_start(self, ev: DemandEvent, now: float, since: Since) -> tuple[float, float]:
+    def _base_at_start(
+        self, ev: DemandEvent, now: float, since: Since, keep: bool = True
+    ) -> tuple[float, float]:
         """The level ``ev`` starts from, measured before it, and the time it stands for
         (kept once its window is past: it is then final); NaN, NaN when it cannot be
         measured."""
@@ -379,7 +319,7 @@ class TargetRule:
             return hit
         assert self.sizes is not None
         base = self.sizes.base_at(ev, since)
-        if now >= ev.start - BASE_TO:
+        if keep and now >= ev.start - BASE_TO:
             self._bases[key] = base
         return base
 
@@ -394,6 +334,7 @@ class TargetRule:
         util: list[float],
         which: list[DemandEvent | None],
         since: Since,
+        keep: bool = True,
     ) -> None:
         """Size the positions ``tw`` that ``ev`` reaches, in place.
 
@@ -415,23 +356,25 @@ class TargetRule:
         if not math.isfinite(pre):
             # Sized once, from the base measured before the event: a pre-scale that moved
             # with every new sample would be a string of one-unit orders (reshards).
-            base, at = self._base_at_start(ev, now, since)
+            base, at = self._base_at_start(ev, now, since, keep)
             size = sizes.size(ev, spec.event_size_quantile)
             if math.isfinite(base):
                 # The base moved by the daily shape from when it was measured to the start.
-                pre = base * self._baseline_ratio(prep, ev.start, at) * size
-                self._pres[key] = pre
+                pre = base * _ratio(prep, ev.start, at) * size
+                if keep:
+                    self._pres[key] = pre
             elif math.isfinite(level):  # no base to measure: the level now, not kept
-                pre = level * self._baseline_ratio(prep, ev.start) * size
+                pre = level * _ratio(prep, ev.start) * size
         arrived = key in self._arrived
         if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
             if level >= ARRIVED * pre:
-                self._arrived.add(key)
+                if keep:
+                    self._arrived.add(key)
                 arrived = True
         win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
         for j, tj in enumerate(tw):
             if not arrived and tj >= win_lo and math.isfinite(level):
-                med[j] = min(med[j], level * self._baseline_ratio(prep, tj, now))
+                med[j] = min(med[j], level * _ratio(prep, tj, now))
             if not arrived and now < hi and lo <= tj < ev.end and math.isfinite(pre):
                 med[j] = max(med[j], pre)
                 which[j] = ev
@@ -439,24 +382,26 @@ class TargetRule:
                 util[j] = min(util[j], spec.event_utilization)
                 which[j] = ev
 
-    @staticmethod
-    def _baseline_ratio(prep: _Prepared, at: float, start: float | None = None) -> float:
-        """The forecast's baseline (no events) at ``at`` over at ``start`` (default: the
-        forecast's first position); 1 without a baseline."""
-        b = prep.baseline
-        if b is None or not b.size:
-            return 1.0
-        last = b.size - 1
+    # -- the plan ahead ----------------------------------------------------------------------
 
-        def index(x: float) -> int:
-            return min(max(0, int(np.searchsorted(prep.t, x, side="right")) - 1), last)
-
-        i = index(at)
-        k = 0 if start is None else index(start)
-        x, y = float(b[i]), float(b[k])
-        if not (x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y)):
-            return 1.0
-        return x / y
+    def plan_ahead(
+        self,
+        forecast: Forecast,
+        now: float,
+        *,
+        units: int,
+        decided: int,
+        anchor: Anchor | None,
+        since: Since,
+        state: PlannerState,
+    ) -> Plan:
+        """What this rule will order over the forecast's horizon
+        (:func:`~headroom.policies.projection.project`), from the inputs of its decision
+        now; nothing sized here is kept for the decisions."""
+        prep = self._prepare(forecast, now, state)
+        reach = max(float(prep.t[-1]) - now + self.step, 0.0) if prep.t.size else 0.0
+        rows = self._positions(prep, now, reach, anchor, since, keep=False)
+        return project(self.spec, self.target, prep.t, rows, now=now, units=units, decided=decided)
 
     # -- the tick --------------------------------------------------------------------------
 
@@ -513,10 +458,10 @@ class TargetRule:
             # and the bounds still apply.
             if predictive is not None and stabilized > desired and predictive >= stabilized:
                 desired = min(stabilized, target.max_units)
-        desired, held = self._options(now, u, desired, reactive, state)
+        desired, held = apply_options(self._windows(), now, u, desired, reactive, state)
         capped = desired >= target.max_units and max(reactive or 0, predictive or 0) > desired
         if desired == u:
-            reason = held or self._hold_reason(u, reactive, predictive)
+            reason = held or hold_reason(spec, self.noun, u, reactive, predictive)
             return RuleResult(Decision(u, None, capped, reason), predictive)
         head = f"{self.key} {u}→{desired} {self.noun} at {_clock(now, 'UTC')}"
         if desired > u:
@@ -543,60 +488,11 @@ class TargetRule:
         action = PlannedAction(now, ready_by, self.key, u, desired, f"{head}: {why}", event, capped)
         return RuleResult(Decision(desired, action, capped, action.reason), predictive)
 
-    def _options(
-        self, now: float, u: int, desired: int, reactive: int | None, state: PlannerState
-    ) -> tuple[int, str]:
-        """The policy's options over the HPA-normalised order; (units, why held)."""
-        spec, target = self.spec, self.target
-        if target.max_step and abs(desired - u) > target.max_step:
-            desired = u + target.max_step if desired > u else u - target.max_step
-        frozen = bool(_inside(np.array([now]), self._freeze)[0])
-        if frozen:
-            if desired < u:
-                return u, "hold: freeze window"
-            desired = min(desired, max(u, reactive or 0))
-        if desired >= u or u > target.max_units:
-            return desired, ""
-        si = spec.scale_in
-        if state.last_scale_in is not None and now < state.last_scale_in + si.interval:
-            return u, "hold: scale-in waits for its interval"
-        desired = max(desired, u - si.step_for(u))
-        if self._blocked(now):
-            return u, "hold: scale-in blocked by an event window or its cooldown"
-        return desired, ""
-
-    def _blocked(self, now: float) -> bool:
-        """Scale-in is held here: ``duringEvents`` hold/nowcast, or ``cooldown`` after."""
-        si = self.spec.scale_in
-        if si.during_events == "follow" and si.cooldown <= 0:
-            return False
-        for ev in _near(self._events, self._lo, self._hi, now, si.cooldown):
-            if si.during_events == "hold" and self._lo[ev] <= now < self._events[ev].end:
-                return True
-            e = self._events[ev]
-            if si.during_events == "nowcast" and self._lo[ev] <= now < min(
-                e.start + si.stabilization, e.end
-            ):
-                return True
-            if e.end <= now < e.end + si.cooldown:
-                return True
-        return False
-
-    def _hold_reason(self, u: int, reactive: int | None, predictive: int | None) -> str:
-        need = max(reactive or 0, predictive or 0)
-        if need < u:
-            window = _duration(self.spec.scale_in.stabilization)
-            return f"hold: a need of {u} {self.noun} within the last {window}"
-        return f"hold: {u} {self.noun} cover the need (reactive {reactive}, forecast {predictive})"
+    def _windows(self) -> ScaleInWindows:
+        return ScaleInWindows(
+            self.spec, self.target, self._freeze, self._events, self._lo, self._hi
+        )
 
     def record(self, now: float, units: int, ordered: int) -> None:
         """What was ordered (the HPA's rate-limit periods count it)."""
         self.hpa.record(now, units, ordered)
-
-
-def _near(
-    events: Sequence[DemandEvent], lo: FloatArray, hi: FloatArray, now: float, extra: float
-) -> list[int]:
-    if not events:
-        return []
-    return np.flatnonzero((lo <= now) & (hi + extra > now)).tolist()

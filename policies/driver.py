@@ -52,13 +52,15 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 
 from headroom.policies.calendar import Calendar
-from headroom.policies.combined import ANCHOR_WINDOW, Anchor, TargetRule, anchor_of
+from headroom.policies.combined import ANCHOR_WINDOW, TargetRule
 from headroom.policies.forecast.base import Forecast, Forecaster
 from headroom.policies.forecast.uplift import event_window
-from headroom.policies.planner.entry import advance_state, plan_and_decide
+from headroom.policies.measured import Anchor, anchor_of
+from headroom.policies.planner.entry import advance_state
 from headroom.policies.planner.values import Decision, Plan, PlannerState
-from headroom.policies.policy import PolicySpec
+from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray, Series
+from headroom.policies.text import target_key
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -425,22 +427,39 @@ class Driver:
             )
             plan: Plan | None = None
             if full and with_plan:
-                fc = forecast if forecast is not None else _EMPTY
-                plan, _ = plan_and_decide(
-                    fc,
-                    self.spec,
-                    target,
-                    now=now,
-                    current_units=u,
-                    calendar=events,
-                    state=st,
-                    observed_demand=observed,
-                    with_plan=True,
+                plan = self._plan_ahead(
+                    target, forecast, now, u, result.decision.desired_units, anchor, past, st
                 )
             ticks[target.name] = TargetTick(
                 target.name, u, result.decision, result.required_now, plan
             )
         return Tick(now, forecast, observed, full, ticks)
+
+    def _plan_ahead(
+        self,
+        target: Target,
+        forecast: Forecast | None,
+        now: float,
+        units: int,
+        decided: int,
+        anchor: Anchor | None,
+        past: Past,
+        state: PlannerState,
+    ) -> Plan:
+        """The rule's own timeline ahead (what it will order), or an empty one."""
+        if forecast is None or not forecast.t.size:
+            empty = np.empty(0, dtype=np.int64)
+            key = target_key(target)
+            return Plan(key, _EMPTY.t, empty, empty, (), False, ("no forecast",))
+        return self._rules[target.name].plan_ahead(
+            forecast,
+            now,
+            units=units,
+            decided=decided,
+            anchor=anchor,
+            since=past.since,
+            state=state,
+        )
 
     def commit(self, tick: Tick, ordered: Mapping[str, int]) -> DriverState:
         """Advance the state after ``tick``: ``ordered`` (name -> units) is what the caller

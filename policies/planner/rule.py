@@ -120,14 +120,7 @@ def step_at(
     horizon = ctx.horizon
     need = _need_text(q, float(ctx.median[i]), float(ctx.level[i]), to, target, spec, "≤")
     reason = f"{key} {u}→{to} {noun} at {_clock(at, ctx.tz)}: {need} for the next {horizon}"
-    return order(
-        key,
-        target,
-        at,
-        u,
-        to,
-        reason,
-    )
+    return order(key, target, at, u, to, reason)
 
 
 def _peak_index(ctx: Ctx, p: int, look: int) -> int:
@@ -165,16 +158,8 @@ def _action_out(
         reason += f"; capped at maxUnits {target.max_units}"
     if budget_capped:
         reason += f"; capped by {budget_note}"
-    return order(
-        key,
-        target,
-        at,
-        u,
-        to,
-        reason,
-        event=event.name if event is not None else None,
-        capped=over_max or budget_capped,
-    )
+    name = event.name if event is not None else None
+    return order(key, target, at, u, to, reason, event=name, capped=over_max or budget_capped)
 
 
 def decision_at(

@@ -14,9 +14,9 @@ import numpy as np
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
-from headroom.policies.combined import growth_of
 from headroom.policies.driver import Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.measured import growth_of
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import StrategyResult, run_strategy, target_delay

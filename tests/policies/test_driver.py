@@ -17,9 +17,9 @@ import pytest
 
 from headroom.controller.loop import ControlLoop, ListSink
 from headroom.controller.targets.base import ScaleStatus
-from headroom.policies import driver as driver_module
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.combined import TargetRule
 from headroom.policies.driver import Cadence, Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.planner import entry as planner_module
@@ -133,10 +133,17 @@ def test_the_loop_and_the_backtest_strategy_place_the_same_orders() -> None:
     )
 
 
-def test_one_planner_call_per_target_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_rule_call_and_one_plan_per_target_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's pass decides with the rule once and projects the same rule's plan once;
+    the old planner's entry points are not called."""
     spec, calendar, trace = _spec(), _calendar(), _trace()
     calls: list[str] = []
-    for module, name in ((driver_module, "plan_and_decide"), (planner_module, "decide")):
+    for module, name in (
+        (TargetRule, "decide"),
+        (TargetRule, "plan_ahead"),
+        (planner_module, "decide"),
+        (planner_module, "plan_and_decide"),
+    ):
         real = getattr(module, name)
 
         def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
@@ -158,7 +165,7 @@ def test_one_planner_call_per_target_per_pass(monkeypatch: pytest.MonkeyPatch) -
     for _ in range(5):
         calls.clear()
         report = loop.reconcile()
-        assert calls == ["plan_and_decide"]
+        assert calls == ["decide", "plan_ahead"]
         assert report.targets[0].plan is not None and report.targets[0].required_now is not None
         clock.sleep(STEP)
 
@@ -312,3 +319,41 @@ def test_one_low_sample_inside_an_event_does_not_bring_a_fresh_forecast() -> Non
     ts.append(sale + 660.0)
     vs.append(118.0)  # and a second one
     assert tick(sale + 661.0 + 60) > made
+
+
+def test_the_plan_ahead_is_what_the_rule_then_orders() -> None:
+    """Two hours before the last livestream, the plan ahead names the pre-scale the rule
+    will order for it; replaying the ticks that follow on the same trace, the rule orders
+    that many units within one tick of the planned time (plan == what runs)."""
+    spec, calendar, trace = _spec(), _calendar(), _trace()
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=STEP)
+    show = calendar.events[-1]
+    units = {"cart": 3}
+    t = T0 + 3 * DAY + 12 * 3600
+    plan = None
+    while t < show.start - 2 * 3600:
+        tick = driver.decide(t, SeriesPast(trace.before(t)), units, calendar, with_plan=True)
+        units = {"cart": tick.targets["cart"].decision.desired_units}
+        driver.commit(tick, units)
+        plan = tick.targets["cart"].plan
+        t += STEP
+    assert plan is not None
+    planned = [a for a in plan.actions if a.is_scale_out and a.event == show.name]
+    assert planned, plan.actions
+    first = planned[0]
+    assert first.ready_by <= show.start
+    ordered: list[tuple[float, int]] = []
+    while t < show.start:
+        tick = driver.decide(t, SeriesPast(trace.before(t)), units, calendar)
+        desired = tick.targets["cart"].decision.desired_units
+        if desired != units["cart"]:
+            ordered.append((t, desired))
+        units = {"cart": desired}
+        driver.commit(tick, units)
+        t += STEP
+    # Within a unit: the plan measured the show's base two hours early (moved by the
+    # daily shape to its start), the tick at the start of the base window.
+    up = [(at, n) for at, n in ordered if abs(n - first.to_units) <= 1]
+    assert up, (ordered, first)
+    assert abs(up[0][0] - first.at) <= STEP, (up[0], first)
+    assert max(n for _, n in ordered) <= first.to_units + 1

@@ -1,0 +1,94 @@
+"""The policy's options over the rule's HPA-normalised order (:mod:`.combined`):
+``maxStep``, freeze windows (no scale-in; scale-out only for the demand now), the scale-in
+interval and step, ``scaleIn.duringEvents: hold|nowcast`` and ``scaleIn.cooldown``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from headroom.policies.calendar import DemandEvent
+from headroom.policies.planner.values import PlannerState
+from headroom.policies.planner.windows import inside as _inside
+from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.series import FloatArray
+from headroom.policies.text import duration_text
+
+
+@dataclass(frozen=True)
+class ScaleInWindows:
+    """What the options read: the policy, the target, its freeze windows and the events
+    that apply to it with their windows (``lo``: ramp start, ``hi``: tail end)."""
+
+    spec: PolicySpec
+    target: Target
+    freeze: tuple[FloatArray, FloatArray]  # starts, ends
+    events: Sequence[DemandEvent]
+    lo: FloatArray
+    hi: FloatArray
+
+
+def apply_options(
+    rule: ScaleInWindows,
+    now: float,
+    u: int,
+    desired: int,
+    reactive: int | None,
+    state: PlannerState,
+) -> tuple[int, str]:
+    """The policy's options over the HPA-normalised order; (units, why held)."""
+    spec, target = rule.spec, rule.target
+    if target.max_step and abs(desired - u) > target.max_step:
+        desired = u + target.max_step if desired > u else u - target.max_step
+    frozen = bool(_inside(np.array([now]), rule.freeze)[0])
+    if frozen:
+        if desired < u:
+            return u, "hold: freeze window"
+        desired = min(desired, max(u, reactive or 0))
+    if desired >= u or u > target.max_units:
+        return desired, ""
+    si = spec.scale_in
+    if state.last_scale_in is not None and now < state.last_scale_in + si.interval:
+        return u, "hold: scale-in waits for its interval"
+    desired = max(desired, u - si.step_for(u))
+    if blocked(rule, now):
+        return u, "hold: scale-in blocked by an event window or its cooldown"
+    return desired, ""
+
+
+def blocked(rule: ScaleInWindows, now: float) -> bool:
+    """Scale-in is held here: ``duringEvents`` hold/nowcast, or ``cooldown`` after."""
+    si = rule.spec.scale_in
+    if si.during_events == "follow" and si.cooldown <= 0:
+        return False
+    for ev in _near(rule.events, rule.lo, rule.hi, now, si.cooldown):
+        if si.during_events == "hold" and rule.lo[ev] <= now < rule.events[ev].end:
+            return True
+        e = rule.events[ev]
+        if si.during_events == "nowcast" and rule.lo[ev] <= now < min(
+            e.start + si.stabilization, e.end
+        ):
+            return True
+        if e.end <= now < e.end + si.cooldown:
+            return True
+    return False
+
+
+def _near(
+    events: Sequence[DemandEvent], lo: FloatArray, hi: FloatArray, now: float, extra: float
+) -> list[int]:
+    if not events:
+        return []
+    return np.flatnonzero((lo <= now) & (hi + extra > now)).tolist()
+
+
+def hold_reason(
+    spec: PolicySpec, noun: str, u: int, reactive: int | None, predictive: int | None
+) -> str:
+    """Why ``u`` units stay: a need within the stabilisation window, or they cover it."""
+    if max(reactive or 0, predictive or 0) < u:
+        window = duration_text(spec.scale_in.stabilization)
+        return f"hold: a need of {u} {noun} within the last {window}"
+    return f"hold: {u} {noun} cover the need (reactive {reactive}, forecast {predictive})"
