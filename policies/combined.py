@@ -189,6 +189,7 @@ class TargetRule:
         prep: _Prepared,
         now: float,
         u: int,
+        ready: int,
         dt: float,
         anchor: Anchor | None,
         since: Since,
@@ -204,8 +205,8 @@ class TargetRule:
             # As far as any order could need to look: from the fewest units to the most
             # (a need already ordered is held while dropping it could not be undone).
             lo_u = min(u, target.min_units)
-            longest = target.provisioning.delay(lo_u, target.max_units) + spec.lead_time
-            reach = max(longest, target.provisioning.delay(u, u + 1) + spec.lead_time)
+            longest = self._delay(lo_u, target.max_units) + spec.lead_time
+            reach = max(longest, self._delay(u, u + 1) + spec.lead_time)
             rows = self._rows = self._positions(prep, now, reach + 2 * self.step, anchor, since)
             self._rows_key, self._rows_of = key, prep
         # A position is due once the change it needs would not be ready by it if ordered
@@ -213,8 +214,12 @@ class TargetRule:
         # more data), the lead time and the interval to the next tick.
         # Units already ordered for a coming need are held the same way: a position is due
         # if, dropped to what is needed now, its need could not be ordered back in time.
-        delay = target.provisioning.delay
+        delay = self._delay
         extra = spec.lead_time + dt
+        # A maxStep chain: each step waits for the one before, so a further step is due
+        # a whole in-flight change earlier.
+        chained = target.max_step and ready < u
+        pending = delay(ready, u) if chained else 0.0
         due: Row | None = None
         base = u
         for row in rows:
@@ -225,7 +230,8 @@ class TargetRule:
                 due = row
                 base = min(u, need)
                 continue
-            if row[0] - now > delay(base, max(need, base + 1)) + extra:
+            wait = pending if need > u else 0.0
+            if row[0] - now > delay(base, max(need, base + 1)) + wait + extra:
                 continue
             if need > due[1]:
                 due = row
@@ -239,7 +245,7 @@ class TargetRule:
         for _ in range(8):
             if best[0] <= u:
                 break
-            longer = delay(u, best[0]) + extra
+            longer = delay(u, best[0]) + pending + extra
             if longer <= reach + 1e-9:
                 break
             reach = longer
@@ -382,6 +388,19 @@ class TargetRule:
                 util[j] = min(util[j], spec.event_utilization)
                 which[j] = ev
 
+    def _delay(self, a: int, b: int) -> float:
+        """The time from ``a`` to ``b`` units ready: one change's delay or, with
+        ``maxStep``, the chain of changes it takes (each after the one before)."""
+        delay, step = self.target.provisioning.delay, self.target.max_step
+        if not step or b - a <= step:
+            return delay(a, b)
+        total, x = 0.0, a
+        while x < b:
+            y = min(x + step, b)
+            total += delay(x, y)
+            x = y
+        return total
+
     # -- the plan ahead ----------------------------------------------------------------------
 
     def plan_ahead(
@@ -435,7 +454,7 @@ class TargetRule:
         if forecast is not None and forecast.t.size and spec.forecast.enabled:
             prep = self._prepare(forecast, now, state)
             predictive, p_demand, p_util, p_event = self._predictive(
-                prep, now, u, dt, anchor, since, seen
+                prep, now, u, ready, dt, anchor, since, seen
             )
             if prep.ceiling < target.max_units:
                 predictive = min(predictive, max(prep.ceiling, reactive or 0))

@@ -27,7 +27,7 @@ import numpy as np
 from headroom.policies.calendar import DemandEvent
 from headroom.policies.planner.values import Plan, PlannedAction
 from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.text import clock, duration_text, target_key, unit_noun
+from headroom.policies.text import clock, compare_qps, duration_text, target_key, unit_noun
 
 _EPS = 1e-9
 
@@ -78,14 +78,14 @@ def project(
     # time) reaches it; the reactive need when it is measured.
     tt = t[first : first + count]
     ahead = np.array(react)
-    cause: list[DemandEvent | None] = [None] * count
+    cause = list(range(count))  # the position whose need an order is for
     lead = spec.lead_time
     for j in range(count):
         k = j
         while k < count and tt[k] - tt[j] <= delay(int(ahead[j]), int(need[k])) + lead:
             if need[k] > ahead[j]:
                 ahead[j] = need[k]
-                cause[j] = events[k]
+                cause[j] = k
             k += 1
     ahead[0] = decided
     # Scale-in to the highest order of the last stabilisation window (the HPA's).
@@ -106,16 +106,20 @@ def project(
         to = int(out[j])
         if to == prev:
             continue
-        event = cause[j] or events[j]
+        k = cause[j]
+        event = events[k]
+        median, util = rows[k][2], rows[k][3]
         if to > prev:
-            why = (
-                f"forecast p50 for '{event.name}'"
-                if event is not None
-                else "the forecast's demand within the lead"
-            )
+            if need[k] >= react[k]:
+                label = "forecast p50" + (f" for '{event.name}'" if event is not None else "")
+            else:
+                label, util = "reactive: forecast p50", reactive_util
+            why = compare_qps(label, median, ">", prev * per_unit * util, util)
             ready = now_j + delay(prev, to)
         else:
-            why = f"the highest need of the last {duration_text(window)}"
+            why = f"the highest need of the last {duration_text(window)} is {to} {noun}: " + (
+                compare_qps("forecast p50", median, "≤", to * per_unit * util, util)
+            )
             ready = now_j
         head = f"{key} {prev}→{to} {noun} at {clock(now_j, 'UTC')}"
         actions.append(
