@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -39,14 +40,20 @@ from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
 from headroom.policies.measured import TREND_WINDOW, Anchor, baseline_ratio, carry_growth, growth_of
-from headroom.policies.options import ScaleInWindows, apply_options, hold_reason
+from headroom.policies.options import (
+    ScaleInWindows,
+    apply_options,
+    blocked,
+    chain_delay,
+    hold_reason,
+)
 from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
 from headroom.policies.planner.sizing import median_level
 from headroom.policies.planner.values import Decision, Plan, PlannedAction, PlannerState
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.projection import Row, project
+from headroom.policies.projection import Row, best_within, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.series import FloatArray, Series
 from headroom.policies.text import clock as _clock
@@ -77,24 +84,6 @@ class _Prepared:
 
 def _ratio(prep: _Prepared, at: float, start: float | None = None) -> float:
     return baseline_ratio(prep.t, prep.baseline, at, start)
-
-
-def _best(
-    rows: list[Row], now: float, reach: float, step: float
-) -> tuple[int, float, float, DemandEvent | None]:
-    """The largest need among the positions that hold demand within ``[now, now + reach)``."""
-    best: Row | None = None
-    end = now + reach
-    for row in rows:
-        if row[0] + step <= now:
-            continue
-        if row[0] >= end and best is not None:
-            break
-        if best is None or row[1] > best[1]:
-            best = row
-    if best is None:  # past the forecast's end: its last position
-        best = rows[-1]
-    return best[1], best[2], best[3], best[4]
 
 
 @dataclass(frozen=True)
@@ -129,6 +118,7 @@ class TargetRule:
         self._arrived: set[tuple[str, float]] = set()
         self._pres: dict[tuple[str, float], float] = {}
         self._freeze = _freeze_windows(spec)[0]
+        self.chain = partial(chain_delay, target)
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[Row] = []
         self._rows_key: tuple[tuple[int, float], int] | None = None
@@ -205,8 +195,8 @@ class TargetRule:
             # As far as any order could need to look: from the fewest units to the most
             # (a need already ordered is held while dropping it could not be undone).
             lo_u = min(u, target.min_units)
-            longest = self._delay(lo_u, target.max_units) + spec.lead_time
-            reach = max(longest, self._delay(u, u + 1) + spec.lead_time)
+            longest = self.chain(lo_u, target.max_units) + spec.lead_time
+            reach = max(longest, self.chain(u, u + 1) + spec.lead_time)
             rows = self._rows = self._positions(prep, now, reach + 2 * self.step, anchor, since)
             self._rows_key, self._rows_of = key, prep
         # A position is due once the change it needs would not be ready by it if ordered
@@ -214,7 +204,7 @@ class TargetRule:
         # more data), the lead time and the interval to the next tick.
         # Units already ordered for a coming need are held the same way: a position is due
         # if, dropped to what is needed now, its need could not be ordered back in time.
-        delay = self._delay
+        delay = self.chain
         extra = spec.lead_time + dt
         # A maxStep chain: each step waits for the one before, so a further step is due
         # a whole in-flight change earlier.
@@ -249,7 +239,7 @@ class TargetRule:
             if longer <= reach + 1e-9:
                 break
             reach = longer
-            wider = _best(rows, now, reach, self.step)
+            wider = best_within(rows, now, reach, self.step)
             if wider[0] <= best[0]:
                 break
             best = wider
@@ -388,19 +378,6 @@ class TargetRule:
                 util[j] = min(util[j], spec.event_utilization)
                 which[j] = ev
 
-    def _delay(self, a: int, b: int) -> float:
-        """The time from ``a`` to ``b`` units ready: one change's delay or, with
-        ``maxStep``, the chain of changes it takes (each after the one before)."""
-        delay, step = self.target.provisioning.delay, self.target.max_step
-        if not step or b - a <= step:
-            return delay(a, b)
-        total, x = 0.0, a
-        while x < b:
-            y = min(x + step, b)
-            total += delay(x, y)
-            x = y
-        return total
-
     # -- the plan ahead ----------------------------------------------------------------------
 
     def plan_ahead(
@@ -420,7 +397,10 @@ class TargetRule:
         prep = self._prepare(forecast, now, state)
         reach = max(float(prep.t[-1]) - now + self.step, 0.0) if prep.t.size else 0.0
         rows = self._positions(prep, now, reach, anchor, since, keep=False)
-        return project(self.spec, self.target, prep.t, rows, now=now, units=units, decided=decided)
+        hold = partial(blocked, self._windows())
+        spec, target, t = self.spec, self.target, prep.t
+        return project(spec, target, t, rows, now=now, units=units, decided=decided,
+                       delay=self.chain, blocked=hold)  # fmt: skip
 
     # -- the tick --------------------------------------------------------------------------
 

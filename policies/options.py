@@ -92,3 +92,17 @@ def hold_reason(
         window = duration_text(spec.scale_in.stabilization)
         return f"hold: a need of {u} {noun} within the last {window}"
     return f"hold: {u} {noun} cover the need (reactive {reactive}, forecast {predictive})"
+
+
+def chain_delay(target: Target, a: int, b: int) -> float:
+    """The time from ``a`` to ``b`` units ready: one change's delay or, with ``maxStep``,
+    the chain of changes it takes (each after the one before)."""
+    delay, step = target.provisioning.delay, target.max_step
+    if not step or b - a <= step:
+        return delay(a, b)
+    total, x = 0.0, a
+    while x < b:
+        y = min(x + step, b)
+        total += delay(x, y)
+        x = y
+    return total

@@ -11,10 +11,11 @@ position ``t[i]`` from now on:
 - ``units[i]``: what is ordered at ``t[i]``: every predictive need the change's delay (and
   the lead time) reaches, ordered ahead as the rule orders it; the reactive need when it is
   measured (it cannot be ordered earlier); scaled in only to the highest order of the last
-  ``scaleIn.stabilization`` (the HPA's window). The first position is the decision now.
+  ``scaleIn.stabilization`` (the HPA's window), by ``scaleIn.stepUnits``, never where
+  ``scaleIn.duringEvents`` or ``cooldown`` hold. The first position is the decision now.
 
 What the projection leaves to the ticks: the HPA's tolerance and rate limits, freeze
-windows, scale-in intervals and steps, a budget's running use and anything measured later.
+windows, the scale-in interval, a budget's running use and anything measured later.
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ _EPS = 1e-9
 Row = tuple[float, int, float, float, DemandEvent | None]
 
 
+def best_within(
+    rows: Sequence[Row], now: float, reach: float, step: float
+) -> tuple[int, float, float, DemandEvent | None]:
+    """The largest need among the positions that hold demand within ``[now, now + reach)``."""
+    best: Row | None = None
+    end = now + reach
+    for row in rows:
+        if row[0] + step <= now:
+            continue
+        if row[0] >= end and best is not None:
+            break
+        if best is None or row[1] > best[1]:
+            best = row
+    if best is None:  # past the forecast's end: its last position
+        best = rows[-1]
+    return best[1], best[2], best[3], best[4]
+
+
 def project(
     spec: PolicySpec,
     target: Target,
@@ -45,6 +64,7 @@ def project(
     units: int,
     decided: int,
     delay: Callable[[int, int], float] | None = None,
+    blocked: Callable[[float], bool] | None = None,
 ) -> Plan:
     """The plan on the forecast's times ``t`` from the rule's positions ``rows`` (from the
     position holding ``now`` onward); ``units`` are ordered now and ``decided`` is the
@@ -97,6 +117,14 @@ def project(
             start += 1
         out[j] = max(int(ahead[start : j + 1].max()), int(ahead[j]))
     out[0] = decided
+    # The policy's scale-in options: holds in and after events, and the step.
+    for j in range(1, count):
+        if out[j] < out[j - 1]:
+            if blocked is not None and blocked(float(tt[j])):
+                out[j] = out[j - 1]
+            else:
+                prev_j = int(out[j - 1])
+                out[j] = max(int(out[j]), prev_j - spec.scale_in.step_for(prev_j))
     ordered[first : first + count] = out
     ordered[:first] = units
     actions: list[PlannedAction] = []

@@ -357,3 +357,23 @@ def test_the_plan_ahead_is_what_the_rule_then_orders() -> None:
     assert up, (ordered, first)
     assert abs(up[0][0] - first.at) <= STEP, (up[0], first)
     assert max(n for _, n in ordered) <= first.to_units + 1
+
+
+def test_the_plan_ahead_holds_where_the_policy_holds() -> None:
+    """With ``scaleIn.duringEvents: hold`` the plan shows no scale-in from the event's ramp
+    to its end (the rule's own hold), and with the default it may follow demand down."""
+    held = _spec().model_copy(
+        update={"scale_in": _spec().scale_in.model_copy(update={"during_events": "hold"})}
+    )
+    calendar, trace = _calendar(), _trace()
+    show = calendar.events[-1]
+    t = show.start - 3 * 3600
+    driver = Driver(held, HeadroomForecaster(held.forecast), step=STEP)
+    tick = driver.decide(t, SeriesPast(trace.before(t)), {"cart": 3}, calendar, with_plan=True)
+    plan = tick.targets["cart"].plan
+    assert plan is not None
+    ramp = show.start - 1800
+    inside = [a for a in plan.actions if ramp <= a.at < show.end]
+    assert any(a.is_scale_out for a in plan.actions if a.at < show.start)
+    assert not [a for a in inside if not a.is_scale_out], plan.actions
+    assert any(not a.is_scale_out and a.at >= show.end for a in plan.actions), plan.actions
