@@ -43,26 +43,20 @@ def create(alert: Alert) -> dict[str, Any]:
     message = alert.summary
     if len(message) > MESSAGE_MAX:
         message = message[: MESSAGE_MAX - 1] + "…"
-    details = {"key": alert.key, "policy": alert.policy, "alert": alert.name}
+    known = {"key": alert.key, "policy": alert.policy, "alert": alert.name,
+             "target": alert.target, "event": alert.event, "link": alert.link}  # fmt: skip
+    details = {name: value for name, value in known.items() if value}
     details.update({name: f"{value:g}" for name, value in alert.numbers.items()})
-    if alert.event:
-        details["event"] = alert.event
-    tags = ["headroom", alert.policy, alert.name, alert.severity.value]
-    body: dict[str, Any] = {
+    return {
         "message": message,
         "alias": alias(alert),
         "description": alert.summary + (f"\n\n{alert.link}" if alert.link else ""),
         "priority": PRIORITY[alert.severity],
         "source": "Headroom",
-        "tags": tags,
+        "tags": ["headroom", alert.policy, alert.name, alert.severity.value],
         "details": details,
+        **({"entity": alert.target} if alert.target else {}),
     }
-    if alert.target:
-        body["entity"] = alert.target
-        details["target"] = alert.target
-    if alert.link:
-        details["link"] = alert.link
-    return body
 
 
 @dataclass(eq=False)
