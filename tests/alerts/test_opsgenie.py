@@ -186,7 +186,8 @@ def test_the_key_is_in_no_log_repr_error_or_cli_output(tmp_path: Path, monkeypat
 
 def test_an_inline_opsgenie_hook_is_one_line_naming_the_field(tmp_path: Path) -> None:
     """A policy cannot give an Opsgenie sink by ``url`` (its key lives in the alerts
-    config): one line naming ``alerts[0].type``, not a traceback."""
+    config): the policy itself is refused, one line naming ``alerts[0]``'s type, not a
+    traceback (inline urls are an allowlist: webhook and alertmanager)."""
     policy = tmp_path / "p.yaml"
     policy.write_text("name: shop\ntargets: [{name: cart, capacityPerUnit: 10}]\n"
                       "alerts: [{type: opsgenie, url: 'http://127.0.0.1:9/x'}]\n")  # fmt: skip
@@ -197,8 +198,9 @@ def test_an_inline_opsgenie_hook_is_one_line_naming_the_field(tmp_path: Path) ->
     )
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == (
-        "error: policy shop: alerts[0].type: an opsgenie sink needs tokenFrom (its API key): "
-        "name it in the alerts config and refer to it with sink"
+        f"error: {policy}: alerts[0]: type: an inline url takes a webhook or alertmanager "
+        "sink; a opsgenie sink holds a secret: name it in the alerts config and refer to it "
+        "with sink"
     )
 
 
