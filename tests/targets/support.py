@@ -1,4 +1,5 @@
-"""Objects the scale-target tests create: workloads, an HPA, a Cluster API-shaped CRD."""
+"""Objects the scale-target tests create: workloads, an HPA, a Cluster API-shaped CRD, a
+KEDA ScaledObject CRD."""
 
 from __future__ import annotations
 
@@ -126,6 +127,95 @@ def machine_deployment(name: str, replicas: int) -> dict[str, Any]:
         "kind": "MachineDeployment",
         "metadata": {"name": name, "namespace": NS},
         "spec": {"clusterName": "edge", "replicas": replicas},
+    }
+
+
+# KEDA's ScaledObject (keda.sh/v1alpha1), the fields Headroom reads and writes; the
+# schema keeps unknown fields, as KEDA's own CRD carries many more. No KEDA controller
+# runs: the floor is only read and written.
+SO_GROUP, SO_VERSION, SO_PLURAL = "keda.sh", "v1alpha1", "scaledobjects"
+SCALED_OBJECT_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"{SO_PLURAL}.{SO_GROUP}"},
+    "spec": {
+        "group": SO_GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "kind": "ScaledObject",
+            "listKind": "ScaledObjectList",
+            "plural": SO_PLURAL,
+            "singular": "scaledobject",
+            "shortNames": ["so"],
+        },
+        "versions": [
+            {
+                "name": SO_VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                                "properties": {
+                                    "scaleTargetRef": {
+                                        "type": "object",
+                                        "properties": {
+                                            "apiVersion": {"type": "string"},
+                                            "kind": {"type": "string"},
+                                            "name": {"type": "string"},
+                                        },
+                                    },
+                                    "minReplicaCount": {"type": "integer"},
+                                    "maxReplicaCount": {"type": "integer"},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def scaled_object(
+    name: str, target: str | None, min_count: int | None, max_count: int | None = None
+) -> dict[str, Any]:
+    """A ScaledObject on Deployment ``target`` (kind left to KEDA's default; None: no
+    name), with a cron trigger as a user would have one."""
+    ref = {"name": target} if target is not None else {}
+    spec: dict[str, Any] = {
+        "scaleTargetRef": ref,
+        "triggers": [
+            {
+                "type": "cron",
+                "metadata": {
+                    "timezone": "UTC",
+                    "start": "0 8 * * *",
+                    "end": "0 20 * * *",
+                    "desiredReplicas": "3",
+                },
+            }
+        ],
+    }
+    if min_count is not None:
+        spec["minReplicaCount"] = min_count
+    if max_count is not None:
+        spec["maxReplicaCount"] = max_count
+    return {
+        "apiVersion": f"{SO_GROUP}/{SO_VERSION}",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
     }
 
 
