@@ -5,7 +5,9 @@ targets one replica can serve. Each target gets its own history (a shared daily/
 shape, its own scale and noise, the same livestreams) and its own Target; we time
 ``HeadroomForecaster.fit_many`` (the batch fit of a control-loop pass; also one ``fit`` per
 target, for comparison) + ``predict`` (24 h at 1-minute steps, p50/p90/p99, and at 5-minute
-steps) + ``planner.entry.plan_target`` for each, and generate the data outside the timed region.
+steps) + the rule that runs for each (``policies.combined.TargetRule``: the decision now and
+its plan ahead, as the driver calls them on a pass), and generate the data outside the timed
+region.
 
 Peer: statsmodels' Holt-Winters (``ExponentialSmoothing``, multiplicative daily season)
 on the same histories. On 1-minute data (season = 1440) one fit takes over a minute, so it
@@ -34,9 +36,12 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
 
 from bench._report import write_section  # noqa: E402
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind  # noqa: E402
+from headroom.policies.combined import TargetRule  # noqa: E402
+from headroom.policies.forecast.base import Forecast  # noqa: E402
 from headroom.policies.forecast.model import HeadroomForecaster  # noqa: E402
-from headroom.policies.planner.entry import plan_target  # noqa: E402
-from headroom.policies.policy import PolicySpec  # noqa: E402
+from headroom.policies.measured import anchor_of  # noqa: E402
+from headroom.policies.planner.values import PlannerState  # noqa: E402
+from headroom.policies.policy import PolicySpec, Target  # noqa: E402
 from headroom.policies.series import Series  # noqa: E402
 from headroom.policies.synthetic import generate_trace  # noqa: E402
 
@@ -90,9 +95,37 @@ def _target_histories(base: Series, targets: int) -> list[Series]:
     ]
 
 
+def _rule_pass(
+    spec: PolicySpec,
+    target: Target,
+    forecast: Forecast,
+    history: Series,
+    calendar: Calendar,
+    now: float,
+) -> None:
+    """One pass of the rule for one target: the decision now and the plan ahead."""
+    rule = TargetRule(spec, target)
+    t, v = history.t[-3:], history.v[-3:]
+    anchor = anchor_of(t, v)
+
+    def since(start: float) -> Series:
+        i = int(np.searchsorted(history.t, start, side="left"))
+        return Series(history.t[i:], history.v[i:])
+
+    state = PlannerState()
+    result = rule.decide(
+        now, units=2, ready=2, observed=float(v[-1]), anchor=anchor, forecast=forecast,
+        calendar=calendar, state=state, dt=15.0, since=since, seen=(t.size, float(t[-1])),
+    )  # fmt: skip
+    rule.plan_ahead(
+        forecast, now, units=2, decided=result.decision.desired_units, anchor=anchor,
+        since=since, state=state,
+    )  # fmt: skip
+
+
 def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[str, float]:
     """Fit and predict (``fit_many`` + ``predict_many``, or one ``fit`` and ``predict`` per
-    target with ``batch=False``), then ``plan_target`` per target.
+    target with ``batch=False``), then the rule's decision and plan ahead per target.
 
     Wall and process CPU time per stage; the CPU time is the steadier figure on a machine
     other jobs share (it still rises with them: they share caches and cores)."""
@@ -122,9 +155,9 @@ def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[s
             forecasts = [model.predict(now, horizon, step, levels) for model in models]
         predict_cpu, predict_s = time.process_time() - c1, time.perf_counter() - t1
         plan_s = plan_cpu = 0.0
-        for fc, target in zip(forecasts, spec.targets, strict=True):
+        for fc, target, history in zip(forecasts, spec.targets, histories, strict=True):
             c2, t2 = time.process_time(), time.perf_counter()
-            plan_target(fc, spec, target, now=now, current_units=2, calendar=calendar)
+            _rule_pass(spec, target, fc, history, calendar, now)
             c3, t3 = time.process_time(), time.perf_counter()
             plan_s += t3 - t2
             plan_cpu += c3 - c2
@@ -232,7 +265,7 @@ def main() -> int:
             "|---|---:|---:|---:|",
             row("`HeadroomForecaster.fit_many`", ours, "fit"),
             row("`HeadroomForecaster.predict_many` (1,440 steps)", ours, "predict"),
-            row("`plan_target`", ours, "plan"),
+            row("the rule (decide + plan ahead)", ours, "plan"),
             row(
                 "**all**",
                 ours,
@@ -256,7 +289,8 @@ Fit and predict are the batch API a control-loop pass uses,
 `HeadroomForecaster.predict_many(models, now, horizon, step)`: histories scraped at the
 same times share the work that depends on the times alone (blocks, local-time bins,
 hourly bins, event windows, profile stencils, gap-free weights), with results equal to
-one `fit` / `predict` each (tested bitwise); then `plan_target` per target. Best of
+one `fit` / `predict` each (tested bitwise); then the rule's decision and plan ahead per
+target (`TargetRule.decide` + `plan_ahead`, as a pass calls them). Best of
 {reps} runs per row.
 
 {table}

@@ -20,14 +20,15 @@ windows, the scale-in interval, a budget's running use and anything measured lat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from headroom.policies.calendar import DemandEvent
+from headroom.policies.capacity import IntArray
 from headroom.policies.planner.values import Plan, PlannedAction
 from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.series import FloatArray
 from headroom.policies.text import clock, compare_qps, duration_text, target_key, unit_noun
 
 _EPS = 1e-9
@@ -81,41 +82,30 @@ def project(
         return Plan(key, t, required, ordered, (), False, ("no forecast",) if n == 0 else ())
     first = max(0, int(np.searchsorted(t, rows[0][0], side="left")))
     count = min(len(rows), n - first)
-    need = np.empty(count, dtype=np.int64)
-    react = np.empty(count, dtype=np.int64)
-    events: list[DemandEvent | None] = []
-    capped = False
-    for j in range(count):
-        _, units_j, median, util, event = rows[j]
-        r = math.ceil(median / (per_unit * reactive_util) - _EPS) if median > 0 else lo_u
-        p = math.ceil(median / (per_unit * util) - _EPS) if median > 0 else lo_u
-        capped = capped or max(r, p) > hi_u
-        react[j] = min(max(r, lo_u), hi_u)
-        need[j] = units_j
-        events.append(event)
+    cols = list(zip(*rows[:count], strict=True))
+    need = np.asarray(cols[1], dtype=np.int64)
+    median = np.asarray(cols[2], dtype=np.float64)
+    utils = np.asarray(cols[3], dtype=np.float64)
+    events: list[DemandEvent | None] = list(cols[4])
+    positive = median > 0
+    r = np.where(positive, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
+    p = np.where(positive, np.ceil(median / (per_unit * utils) - _EPS), lo_u)
+    capped = bool(np.any(np.maximum(r, p) > hi_u))
+    react = np.clip(r, lo_u, hi_u).astype(np.int64)
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
     # time) reaches it; the reactive need when it is measured.
     tt = t[first : first + count]
-    ahead = np.array(react)
-    cause = list(range(count))  # the position whose need an order is for
-    lead = spec.lead_time
-    for j in range(count):
-        k = j
-        while k < count and tt[k] - tt[j] <= delay(int(ahead[j]), int(need[k])) + lead:
-            if need[k] > ahead[j]:
-                ahead[j] = need[k]
-                cause[j] = k
-            k += 1
+    ahead, cause = _orders(tt, need, react, delay, spec.lead_time)
     ahead[0] = decided
     # Scale-in to the highest order of the last stabilisation window (the HPA's).
     window = spec.scale_in.stabilization
     out = ahead.copy()
-    start = 0
-    for j in range(1, count):
-        while tt[j] - tt[start] > window:
-            start += 1
-        out[j] = max(int(ahead[start : j + 1].max()), int(ahead[j]))
+    back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
+    for shift in range(1, int((np.arange(count) - back).max(initial=0)) + 1):
+        inside = np.arange(count) - shift >= back
+        shifted = np.concatenate([np.full(shift, ahead[0]), ahead[:-shift]])
+        out = np.where(inside, np.maximum(out, shifted), out)
     out[0] = decided
     # The policy's scale-in options: holds in and after events, and the step.
     for j in range(1, count):
@@ -136,17 +126,17 @@ def project(
             continue
         k = cause[j]
         event = events[k]
-        median, util = rows[k][2], rows[k][3]
+        qps, util = rows[k][2], rows[k][3]
         if to > prev:
             if need[k] >= react[k]:
                 label = "forecast p50" + (f" for '{event.name}'" if event is not None else "")
             else:
                 label, util = "reactive: forecast p50", reactive_util
-            why = compare_qps(label, median, ">", prev * per_unit * util, util)
+            why = compare_qps(label, qps, ">", prev * per_unit * util, util)
             ready = now_j + delay(prev, to)
         else:
             why = f"the highest need of the last {duration_text(window)} is {to} {noun}: " + (
-                compare_qps("forecast p50", median, "≤", to * per_unit * util, util)
+                compare_qps("forecast p50", qps, "≤", to * per_unit * util, util)
             )
             ready = now_j
         head = f"{key} {prev}→{to} {noun} at {clock(now_j, 'UTC')}"
@@ -164,3 +154,32 @@ def project(
         )
         prev = to
     return Plan(key, t, required, ordered, tuple(actions), capped)
+
+
+def _orders(
+    tt: FloatArray,
+    need: IntArray,
+    react: IntArray,
+    delay: Callable[[int, int], float],
+    lead: float,
+) -> tuple[IntArray, list[int]]:
+    """Per position ``j``: what is ordered there (the reactive need at ``j``, or the largest
+    predictive need ``v`` at a later position its change's delay from ``react[j]`` plus the
+    lead time reaches) and the position that need is for. One pass per distinct need:
+    the first position at or after ``j`` needing at least ``v``, and whether it is due."""
+    count = int(tt.size)
+    ahead = react.copy()
+    cause = np.arange(count)
+    index = np.arange(count)
+    froms = np.unique(react)
+    for v in np.unique(need).tolist():
+        at = np.where(need >= v, index, count)
+        nxt = np.minimum.accumulate(at[::-1])[::-1]  # the first k >= j with need >= v
+        ok = nxt < count
+        reach = np.zeros(count)
+        for b in froms.tolist():
+            reach[react == b] = delay(int(b), int(v)) + lead
+        due = ok & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & (v > ahead)
+        ahead[due] = v
+        cause[due] = nxt[due]
+    return ahead, cause.tolist()
