@@ -48,6 +48,9 @@ class AlertSinkKind(StrEnum):
 
     # `url`; optional `tokenFrom`, `resendInterval` (`alertmanager.py`: POST /api/v2/alerts)
     ALERTMANAGER = "alertmanager"
+    # `tokenFrom`: the API key; optional `url`: the API's base, e.g. https://api.eu.opsgenie.com
+    # (`opsgenie.py`: Alert API v2)
+    OPSGENIE = "opsgenie"
     # `routingKeyFrom`; optional `url` (`pagerduty.py`: Events API v2)
     PAGERDUTY = "pagerduty"
     # `urlFrom`: a Slack webhook URL is a secret (`slack.py`: Block Kit)

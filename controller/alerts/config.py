@@ -9,6 +9,7 @@ from a Kubernetes Secret via ``envFrom``) or ``{file: PATH}`` (a mounted Secret 
     sinks:
       oncall-slack: {type: slack, urlFrom: {env: HEADROOM_SLACK_URL}}
       oncall-pagerduty: {type: pagerduty, routingKeyFrom: {file: /etc/headroom/pd-key}}
+      oncall-opsgenie: {type: opsgenie, tokenFrom: {env: HEADROOM_OPSGENIE_KEY}}
       team-alertmanager: {type: alertmanager, url: "http://alertmanager:9093"}
       audit: {type: webhook, url: "https://hooks.example.com/h", secretFrom: {env: HOOK_KEY}}
     delivery: {queueSize: 1000, attempts: 6, backoff: 1s, ratePerMinute: 30}
@@ -30,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from headroom.controller.alerts import alertmanager, pagerduty, slack, webhook
+from headroom.controller.alerts import alertmanager, opsgenie, pagerduty, slack, webhook
 from headroom.controller.alerts.base import Alert, AlertSink, HttpPost, Severity, urllib_post
 from headroom.controller.alerts.inbound import AlertmanagerReceiver, serve_inbound
 from headroom.controller.alerts.notifier import (
@@ -92,7 +93,7 @@ class SinkConfig(_Model):
     url_from: SecretRef | None = None  # a URL that is itself a secret (Slack)
     secret_from: SecretRef | None = None  # webhook: the HMAC-SHA256 key
     routing_key_from: SecretRef | None = None  # pagerduty: the integration's routing key
-    token_from: SecretRef | None = None  # alertmanager: a bearer token, if it wants one
+    token_from: SecretRef | None = None  # alertmanager: a bearer token; opsgenie: the API key
     resend_interval: Duration = 60.0  # alertmanager: re-send firing alerts this often
 
     @model_validator(mode="after")
@@ -103,6 +104,8 @@ class SinkConfig(_Model):
             raise ValueError("a slack sink needs urlFrom (its webhook URL is a secret)")
         if self.type is AlertSinkKind.PAGERDUTY and self.routing_key_from is None:
             raise ValueError("a pagerduty sink needs routingKeyFrom")
+        if self.type is AlertSinkKind.OPSGENIE and self.token_from is None:
+            raise ValueError("an opsgenie sink needs tokenFrom (its API key)")
         if self.type in (AlertSinkKind.WEBHOOK, AlertSinkKind.ALERTMANAGER) and not (
             self.url or self.url_from
         ):
@@ -199,6 +202,11 @@ SINKS: Mapping[str, SinkRow] = {
         alertmanager.alertmanager,
         "`url`; optional `tokenFrom`, `resendInterval` (`alertmanager.py`: POST /api/v2/alerts)",
     ),
+    "opsgenie": SinkRow(
+        opsgenie.opsgenie,
+        "`tokenFrom`: the API key; optional `url`: the API's base, e.g. "
+        "https://api.eu.opsgenie.com (`opsgenie.py`: Alert API v2)",
+    ),
     "pagerduty": SinkRow(
         pagerduty.pagerduty, "`routingKeyFrom`; optional `url` (`pagerduty.py`: Events API v2)"
     ),
@@ -249,8 +257,16 @@ def build_bindings(
             sink = build_sink(name, sink_config, post)
         else:
             assert hook.url is not None
-            sink = build_sink(name, SinkConfig(type=hook.type, url=hook.url), post,
-                              where=f"policy {spec.name}: alerts[{i}]")  # fmt: skip
+            where = f"policy {spec.name}: alerts[{i}]"
+            try:
+                inline = SinkConfig(type=hook.type, url=hook.url)
+            except ValidationError as err:  # a sink that needs a secret has no inline form
+                message = err.errors()[0]["msg"].removeprefix("Value error, ")
+                raise AlertConfigError(
+                    f"{where}.type: {message}: name it in the alerts config and refer to it "
+                    "with sink"
+                ) from None
+            sink = build_sink(name, inline, post, where=where)
         bindings.append(SinkBinding(sink, frozenset(n.value for n in hook.on)))
     return bindings
 
