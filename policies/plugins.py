@@ -23,6 +23,8 @@ class TargetKind(StrEnum):
     REDIS_CLUSTER = "RedisCluster"
     # a replica of any object with a /scale: apiVersion + scaleKind (`scale_subresource.py`)
     SCALE = "Scale"
+    # a replica of a KEDA ScaledObject's floor, spec.minReplicaCount (`keda_floor.py`)
+    SCALED_OBJECT = "ScaledObject"
     # a replica of a StatefulSet, via its /scale (`scale_subresource.py`)
     STATEFUL_SET = "StatefulSet"
 

@@ -33,13 +33,18 @@ The rules:
 ``ready`` is the ready replicas of the HPA's scale target (the Deployment's or
 StatefulSet's ``status.readyReplicas``); ``busy`` while fewer than the floor are ready.
 Writes carry the HPA's ``resourceVersion``; a 409 re-reads and recomputes.
+
+The rules hold for any object with a replica floor, a ceiling and a ``scaleTargetRef``:
+a subclass names the kind, its fields and how it is read and patched
+(:mod:`headroom.controller.targets.keda_floor`: a KEDA ScaledObject's
+``minReplicaCount``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from headroom.controller.kube import TARGET_RETRIES, Kube, Retries
 from headroom.controller.targets.base import Rule, ScaleStatus
@@ -88,51 +93,80 @@ class HpaFloorTarget:
     """An autoscaling/v2 HPA's ``minReplicas`` as a ``ScaleTarget``; see the module docstring."""
 
     kube: Kube = field(repr=False)
-    hpa_name: str
+    object_name: str  # the HPA's (a subclass's object's) name
     namespace: str = "default"
     _: KW_ONLY
     retries: Retries = TARGET_RETRIES
     last: FloorState | None = field(default=None, init=False)  # what the last read found
 
+    # The floor object: its kind, the target's name prefix, its floor and ceiling fields
+    # (with the defaults the API gives an unset one; None: required).
+    KIND: ClassVar[str] = "HorizontalPodAutoscaler"
+    PREFIX: ClassVar[str] = "hpa"
+    MIN_FIELD: ClassVar[str] = "minReplicas"
+    MIN_DEFAULT: ClassVar[int] = 1
+    MAX_FIELD: ClassVar[str] = "maxReplicas"
+    MAX_DEFAULT: ClassVar[int | None] = None
+    REF_KIND_DEFAULT: ClassVar[str | None] = None  # scaleTargetRef.kind when unset
+
     def __post_init__(self) -> None:
-        if not self.hpa_name:
-            raise InputError("HorizontalPodAutoscaler target: name is required")
+        if not self.object_name:
+            raise InputError(f"{self.KIND} target: name is required")
 
     @property
     def name(self) -> str:
-        return f"hpa/{self.namespace}/{self.hpa_name}"
+        return f"{self.PREFIX}/{self.namespace}/{self.object_name}"
 
     def _call(self, fn: Any, what: str) -> Any:
-        return self.retries.call(
-            fn, f"{what} HorizontalPodAutoscaler {self.namespace}/{self.hpa_name}"
+        return self.retries.call(fn, f"{what} {self.KIND} {self.namespace}/{self.object_name}")
+
+    def get(self) -> Any:
+        """The floor object as the API returns it (a subclass reads its own kind)."""
+        return self.kube.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+            self.object_name, self.namespace
         )
 
-    def read_hpa(self) -> dict[str, Any]:
-        hpa = self._call(
-            lambda: self.kube.autoscaling.read_namespaced_horizontal_pod_autoscaler(
-                self.hpa_name, self.namespace
-            ),
-            "Failed to read",
+    def patch(self, body: dict[str, Any]) -> Any:
+        """Merge-patch the floor object with ``body``."""
+        return self.kube.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            self.object_name, self.namespace, body
         )
-        plain = self.kube.api.sanitize_for_serialization(hpa)
+
+    def read_object(self) -> dict[str, Any]:
+        """The floor object as a plain dict."""
+        plain = self.kube.api.sanitize_for_serialization(self._call(self.get, "Failed to read"))
         return plain if isinstance(plain, dict) else {}
 
     def read(self) -> FloorState:
         """The floor state from the HPA (spec and Headroom's annotations)."""
-        self.last = self._parse(self.read_hpa())
+        self.last = self._parse(self.read_object())
         return self.last
 
-    def _parse(self, hpa: dict[str, Any]) -> FloorState:
-        meta = hpa.get("metadata") or {}
+    def _parse(self, obj: dict[str, Any]) -> FloorState:
+        meta = obj.get("metadata") or {}
         annotations = meta.get("annotations") or {}
-        min_replicas = path_get(hpa, "spec.minReplicas")
-        min_replicas = min_replicas if isinstance(min_replicas, int) else 1
-        max_replicas = path_get(hpa, "spec.maxReplicas")
-        ref = path_get(hpa, "spec.scaleTargetRef") or {}
-        if not isinstance(max_replicas, int) or not ref.get("kind") or not ref.get("name"):
+        min_replicas = path_get(obj, f"spec.{self.MIN_FIELD}")
+        min_replicas = min_replicas if isinstance(min_replicas, int) else self.MIN_DEFAULT
+        max_replicas = path_get(obj, f"spec.{self.MAX_FIELD}")
+        if max_replicas is None:
+            max_replicas = self.MAX_DEFAULT
+        ref = path_get(obj, "spec.scaleTargetRef")
+        ref = ref if isinstance(ref, dict) else {}
+        kind = ref.get("kind") or self.REF_KIND_DEFAULT
+        missing = [
+            path
+            for path, ok in (
+                (f"spec.{self.MAX_FIELD}", isinstance(max_replicas, int)),
+                ("spec.scaleTargetRef.kind", isinstance(kind, str) and kind),
+                ("spec.scaleTargetRef.name", isinstance(ref.get("name"), str) and ref["name"]),
+            )
+            if not ok
+        ]
+        if missing or not isinstance(max_replicas, int):
+            verb = "is" if len(missing) == 1 else "are"
             raise KubernetesError(
-                f"HorizontalPodAutoscaler {self.namespace}/{self.hpa_name}: "
-                "spec.maxReplicas and spec.scaleTargetRef are required"
+                f"{self.KIND} {self.namespace}/{self.object_name}: "
+                f"{' and '.join(missing)} {verb} required"
             )
         applied = _annotation_int(annotations, APPLIED)
         recorded = _annotation_int(annotations, USER_FLOOR)
@@ -150,7 +184,7 @@ class HpaFloorTarget:
             resource_version=str(meta.get("resourceVersion") or ""),
             target_ref=ObjectRef(
                 api_version=ref.get("apiVersion") or "apps/v1",
-                kind=ref["kind"],
+                kind=str(kind),
                 name=ref["name"],
                 namespace=self.namespace,
             ),
@@ -177,9 +211,9 @@ class HpaFloorTarget:
         if busy:
             notes.append(f"{ready}/{state.min_replicas} ready")
         if state.user_edited:
-            notes.append(f"minReplicas edited to {state.min_replicas}")
+            notes.append(f"{self.MIN_FIELD} edited to {state.min_replicas}")
         elif state.units is not None and state.units > state.max_replicas:
-            notes.append(f"floor capped at maxReplicas {state.max_replicas}")
+            notes.append(f"floor capped at {self.MAX_FIELD} {state.max_replicas}")
         if state.min_replicas > state.user_floor:
             notes.append(f"floor {state.min_replicas} (user's {state.user_floor})")
         return ScaleStatus(desired=desired, ready=ready, busy=busy, detail=", ".join(notes))
@@ -190,41 +224,32 @@ class HpaFloorTarget:
         self.retries.on_conflict(lambda: self._scale_once(units, reason))
 
     def _scale_once(self, units: int, reason: str) -> None:
-        hpa = self.read_hpa()
-        state = self._parse(hpa)
+        obj = self.read_object()
+        state = self._parse(obj)
         floor = state.floor_for(units)
         annotations = {
             USER_FLOOR: str(state.user_floor),
             APPLIED: str(floor),
             UNITS: str(units),
         }
-        current = (hpa.get("metadata") or {}).get("annotations") or {}
+        current = (obj.get("metadata") or {}).get("annotations") or {}
         if floor == state.min_replicas and all(current.get(k) == v for k, v in annotations.items()):
             return
         body = {
             "metadata": {"resourceVersion": state.resource_version, "annotations": annotations},
-            "spec": {"minReplicas": floor},
+            "spec": {self.MIN_FIELD: floor},
         }
-        self._call(
-            lambda: self.kube.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                self.hpa_name, self.namespace, body
-            ),
-            "Failed to patch",
-        )
+        self._call(lambda: self.patch(body), "Failed to patch")
+        what = f"{self.KIND} {self.namespace}/{self.object_name}"
         if state.user_edited:
-            log.info(
-                "Adopted user floor HorizontalPodAutoscaler %s/%s userMinReplicas=%d",
-                self.namespace, self.hpa_name, state.user_floor,
-            )  # fmt: skip
+            log.info("Adopted user floor %s userFloor=%d", what, state.user_floor)
         if units > state.max_replicas:
             log.warning(
-                "Capped floor HorizontalPodAutoscaler %s/%s units=%d maxReplicas=%d",
-                self.namespace, self.hpa_name, units, state.max_replicas,
-            )  # fmt: skip
+                "Capped floor %s units=%d %s=%d", what, units, self.MAX_FIELD, state.max_replicas
+            )
         log.info(
-            "Set floor HorizontalPodAutoscaler %s/%s minReplicas=%d->%d userMinReplicas=%d "
-            "reason=%s",
-            self.namespace, self.hpa_name, state.min_replicas, floor, state.user_floor, reason,
+            "Set floor %s %s=%d->%d userFloor=%d reason=%s",
+            what, self.MIN_FIELD, state.min_replicas, floor, state.user_floor, reason,
         )  # fmt: skip
 
 
@@ -235,14 +260,14 @@ def hpa_floor(target: Target, world: World) -> HpaFloorTarget:
     return HpaFloorTarget(world.kube_for(target), target.name, target.namespace)
 
 
-def hpa_floor_rules(target: Target) -> list[Rule]:
-    # The floor is patched; the scale target (any Deployment or StatefulSet) is only
-    # read, for its ready replicas.
+def floor_rules(group: str, resource: str) -> list[Rule]:
+    """A floor object's rules: it is read and patched; its scale target (a Deployment or
+    StatefulSet) is only read, for its ready replicas."""
     return [
-        {
-            "apiGroups": ["autoscaling"],
-            "resources": ["horizontalpodautoscalers"],
-            "verbs": ["get", "patch"],
-        },
+        {"apiGroups": [group], "resources": [resource], "verbs": ["get", "patch"]},
         {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
     ]
+
+
+def hpa_floor_rules(_target: Target) -> list[Rule]:
+    return floor_rules("autoscaling", "horizontalpodautoscalers")

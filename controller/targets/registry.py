@@ -21,7 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from headroom.controller.kube import GROUP, Kube
-from headroom.controller.targets import hpa_floor, redis_cluster, redis_scaler, scale_subresource
+from headroom.controller.targets import (
+    hpa_floor,
+    keda_floor,
+    redis_cluster,
+    redis_scaler,
+    scale_subresource,
+)
 from headroom.controller.targets.base import Rule, ScaleTarget
 from headroom.controller.world import World, kind_error
 from headroom.policies.policy import PolicySpec, Target
@@ -75,6 +81,11 @@ TARGETS: Mapping[str, TargetKindRow] = {
         scale_subresource.any_scale_rules,
         "a replica of any object with a /scale: apiVersion + scaleKind (`scale_subresource.py`)",
         chart_value="scaleTargets",
+    ),
+    "ScaledObject": TargetKindRow(
+        keda_floor.keda_floor,
+        keda_floor.keda_floor_rules,
+        "a replica of a KEDA ScaledObject's floor, spec.minReplicaCount (`keda_floor.py`)",
     ),
     "StatefulSet": TargetKindRow(
         scale_subresource.stateful_set,

@@ -79,8 +79,8 @@ def test_policy_takes_name_namespace_and_labels_from_the_object() -> None:
         (
             policy(targets=[{"name": "c", "kind": "Pod", "capacityPerUnit": 1}]),
             "CapacityPolicy shop/shop: spec.targets[0:c].kind: must be one of 'Deployment', "
-            "'HorizontalPodAutoscaler', 'LocalRedisCluster', 'RedisCluster', 'Scale' or "
-            "'StatefulSet', not 'Pod'",
+            "'HorizontalPodAutoscaler', 'LocalRedisCluster', 'RedisCluster', 'Scale', "
+            "'ScaledObject' or 'StatefulSet', not 'Pod'",
         ),
         (policy(colour="red"), "CapacityPolicy shop/shop: spec.colour: is not a known field"),
         ({"metadata": {"name": "x"}}, "CapacityPolicy x: spec: is required"),

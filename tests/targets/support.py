@@ -1,4 +1,5 @@
-"""Objects the scale-target tests create: workloads, an HPA, a Cluster API-shaped CRD."""
+"""Objects the scale-target tests create: workloads, an HPA, a Cluster API-shaped CRD, a
+KEDA ScaledObject CRD."""
 
 from __future__ import annotations
 
@@ -61,63 +62,73 @@ def hpa(name: str, target: str, min_replicas: int | None, max_replicas: int) -> 
     }
 
 
+def _crd(
+    group: str, version: str, kind: str, properties: dict[str, Any], subresources: dict[str, Any]
+) -> dict[str, Any]:
+    """A namespaced CustomResourceDefinition of one version, served and stored (what the
+    emulator installs, as a cluster would, when a test applies it)."""
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": subresources,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": properties}},
+                }
+            ],
+        },
+    }
+
+
 # Shaped like Cluster API's MachineDeployment (cluster.x-k8s.io/v1beta1): replicas through
 # /scale, readiness in status.readyReplicas. No Cluster API controller runs: tests write
 # the status a controller would.
-MACHINE_DEPLOYMENT_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"{MD_PLURAL}.{MD_GROUP}"},
-    "spec": {
-        "group": MD_GROUP,
-        "scope": "Namespaced",
-        "names": {
-            "kind": "MachineDeployment",
-            "listKind": "MachineDeploymentList",
-            "plural": MD_PLURAL,
-            "singular": "machinedeployment",
+MACHINE_DEPLOYMENT_CRD = _crd(
+    MD_GROUP,
+    MD_VERSION,
+    "MachineDeployment",
+    {
+        "spec": {
+            "type": "object",
+            "properties": {
+                "clusterName": {"type": "string"},
+                "replicas": {"type": "integer", "minimum": 0},
+            },
         },
-        "versions": [
-            {
-                "name": MD_VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {
-                        "specReplicasPath": ".spec.replicas",
-                        "statusReplicasPath": ".status.replicas",
-                        "labelSelectorPath": ".status.selector",
-                    },
-                },
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "properties": {
-                                    "clusterName": {"type": "string"},
-                                    "replicas": {"type": "integer", "minimum": 0},
-                                },
-                            },
-                            "status": {
-                                "type": "object",
-                                "properties": {
-                                    "replicas": {"type": "integer"},
-                                    "readyReplicas": {"type": "integer"},
-                                    "selector": {"type": "string"},
-                                    "observedGeneration": {"type": "integer"},
-                                    "phase": {"type": "string"},
-                                },
-                            },
-                        },
-                    }
-                },
-            }
-        ],
+        "status": {
+            "type": "object",
+            "properties": {
+                "replicas": {"type": "integer"},
+                "readyReplicas": {"type": "integer"},
+                "selector": {"type": "string"},
+                "observedGeneration": {"type": "integer"},
+                "phase": {"type": "string"},
+            },
+        },
     },
-}
+    {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    },
+)
 
 
 def machine_deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -126,6 +137,66 @@ def machine_deployment(name: str, replicas: int) -> dict[str, Any]:
         "kind": "MachineDeployment",
         "metadata": {"name": name, "namespace": NS},
         "spec": {"clusterName": "edge", "replicas": replicas},
+    }
+
+
+# KEDA's ScaledObject (keda.sh/v1alpha1), the fields Headroom reads and writes; the
+# schema keeps unknown fields, as KEDA's own CRD carries many more. No KEDA controller
+# runs: the floor is only read and written.
+SO_GROUP, SO_VERSION = "keda.sh", "v1alpha1"
+_KEEP = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_REF = {
+    "type": "object",
+    "properties": {k: {"type": "string"} for k in ("apiVersion", "kind", "name")},
+}
+SCALED_OBJECT_CRD = _crd(
+    SO_GROUP,
+    SO_VERSION,
+    "ScaledObject",
+    {
+        "spec": {
+            **_KEEP,
+            "properties": {
+                "scaleTargetRef": _REF,
+                "minReplicaCount": {"type": "integer"},
+                "maxReplicaCount": {"type": "integer"},
+            },
+        },
+        "status": _KEEP,
+    },
+    {"status": {}},
+)
+
+
+def scaled_object(
+    name: str, target: str | None, min_count: int | None, max_count: int | None = None
+) -> dict[str, Any]:
+    """A ScaledObject on Deployment ``target`` (kind left to KEDA's default; None: no
+    name), with a cron trigger as a user would have one."""
+    ref = {"name": target} if target is not None else {}
+    spec: dict[str, Any] = {
+        "scaleTargetRef": ref,
+        "triggers": [
+            {
+                "type": "cron",
+                "metadata": {
+                    "timezone": "UTC",
+                    "start": "0 8 * * *",
+                    "end": "0 20 * * *",
+                    "desiredReplicas": "3",
+                },
+            }
+        ],
+    }
+    if min_count is not None:
+        spec["minReplicaCount"] = min_count
+    if max_count is not None:
+        spec["maxReplicaCount"] = max_count
+    return {
+        "apiVersion": f"{SO_GROUP}/{SO_VERSION}",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
     }
 
 

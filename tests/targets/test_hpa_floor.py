@@ -150,7 +150,7 @@ def test_conflict_is_reread_and_the_users_concurrent_edit_kept(
     assert rule.hits == 2 and _min(kube) == 7
 
     # A real race: the user edits between our read and our write -> 409 -> re-read sees it.
-    stale = target.read_hpa()
+    stale = target.read_object()
     _user_edits_min(kube, 4)
     body = {"metadata": {"resourceVersion": stale["metadata"]["resourceVersion"]}}
     with pytest.raises(Exception, match="409"):

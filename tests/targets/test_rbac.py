@@ -24,8 +24,10 @@ from tests.targets.support import (
     MD_GROUP,
     MD_VERSION,
     NS,
+    SCALED_OBJECT_CRD,
     hpa,
     machine_deployment,
+    scaled_object,
     workload,
 )
 
@@ -43,6 +45,7 @@ def _spec() -> PolicySpec:
                 {**base, "name": "db", "kind": "StatefulSet"},
                 {**base, "name": "api", "kind": "HorizontalPodAutoscaler"},
                 {**base, "name": "cart", "kind": "RedisCluster", "minUnits": 3},
+                {**base, "name": "jobs", "kind": "ScaledObject"},
                 {
                     **base,
                     "name": "edge",
@@ -60,6 +63,9 @@ def _world(kube: KubeHarness) -> None:
     kube.apply(workload("StatefulSet", "db", 1))
     kube.apply(workload("Deployment", "api", 1))
     kube.apply(hpa("api", "api", min_replicas=1, max_replicas=20))
+    kube.apply(workload("Deployment", "jobs", 1))
+    kube.apply(SCALED_OBJECT_CRD)
+    kube.apply(scaled_object("jobs", "jobs", min_count=1))
     kube.apply(chart_crd("redisclusters.headroom.dev"))
     kube.apply(
         {
@@ -113,7 +119,7 @@ def _bind(kube: KubeHarness, rules: list[Rule], name: str = "targets") -> str:
 
 
 def _exercise(targets: dict[str, ScaleTarget]) -> dict[str, int]:
-    """Every target: read, scale to 4 (the HPA floor and RedisCluster too), read again."""
+    """Every target: read, scale to 4 (the floors and RedisCluster too), read again."""
     sizes = {}
     for name, target in targets.items():
         target.status()
@@ -144,7 +150,7 @@ def test_targets_work_with_exactly_the_declared_rules(kube: KubeHarness) -> None
     _world(kube)
     token = _bind(kube, _required(spec))
     targets = assembly.build_targets(spec, assembly.World(kube=Kube(kube.api_client(token))))
-    assert _exercise(targets) == {"web": 4, "db": 4, "api": 4, "cart": 4, "edge": 4}
+    assert _exercise(targets) == {"web": 4, "db": 4, "api": 4, "cart": 4, "jobs": 4, "edge": 4}
     denied = [r for r in kube.audit if r.code == 403]
     assert not denied, denied
 
@@ -154,6 +160,8 @@ def test_targets_work_with_exactly_the_declared_rules(kube: KubeHarness) -> None
     [
         ("deployments/scale", "patch", "web"),
         ("horizontalpodautoscalers", "patch", "api"),
+        ("scaledobjects", "patch", "jobs"),
+        ("scaledobjects", "get", "jobs"),
         ("redisclusters/scale", "patch", "cart"),
         ("machinedeployments", "get", "edge"),
     ],
@@ -219,6 +227,6 @@ def test_targets_work_with_the_charts_own_service_account(kube: KubeHarness) -> 
     targets = assembly.build_targets(
         _spec(), assembly.World(kube=Kube(kube.api_client(access.token)))
     )
-    assert _exercise(targets) == {"web": 4, "db": 4, "api": 4, "cart": 4, "edge": 4}
+    assert _exercise(targets) == {"web": 4, "db": 4, "api": 4, "cart": 4, "jobs": 4, "edge": 4}
     operator = [r for r in kube.audit if "headroom" in r.user]
     assert operator and not [r for r in operator if r.code == 403]

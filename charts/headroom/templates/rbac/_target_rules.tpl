@@ -25,6 +25,9 @@ each target kind (each row's rules). Do not edit: change the row and regenerate.
 - apiGroups: ["headroom.dev"]
   resources: ["redisclusters/scale"]
   verbs: ["get", "patch"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "patch"]
 {{- /* Scale: granted per install, from rbac.scaleTargets */}}
 {{- range .Values.rbac.scaleTargets }}
 - apiGroups: [{{ .apiGroup | quote }}]
