@@ -126,6 +126,7 @@ class TargetRule:
         self._arrived: set[tuple[str, float]] = set()
         self._pres: dict[tuple[str, float], float] = {}
         self._freeze = _freeze_windows(spec)[0]
+        self._scale_in: ScaleInWindows | None = None
         # The delay of a change depends on the target and the two sizes alone: the decision
         # and the plan ask for the same few pairs over and over.
         self.chain = cache(partial(chain_delay, target))
@@ -140,6 +141,7 @@ class TargetRule:
         if calendar is self._calendar:
             return
         self._calendar = calendar
+        self._scale_in = None
         ramp = self.spec.forecast.default_ramp
         self._events = [e for e in calendar.events if e.applies_to(self.labels)]
         wins = [event_window(e, ramp) for e in self._events]
@@ -294,9 +296,9 @@ class TargetRule:
                 carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
         per_unit = target.capacity_per_unit / spec.headroom_factor
         demand = np.where(np.isnan(med), 0.0, med)
-        need = np.ceil(demand / (per_unit * util) - _EPS)
-        need = np.clip(need, target.min_units, target.max_units)
-        return Positions(tw, need.astype(np.int64), demand, util, which, self._events)
+        wanted = np.ceil(demand / (per_unit * util) - _EPS).astype(np.int64)
+        need = np.clip(wanted, target.min_units, target.max_units)
+        return Positions(tw, need, demand, util, which, self._events, wanted)
 
     def _growing(self, now: float) -> bool:
         """Inside an event's window, but not where its start's step would read as growth
@@ -500,9 +502,12 @@ class TargetRule:
         return RuleResult(Decision(desired, action, capped, action.reason), predictive)
 
     def _windows(self) -> ScaleInWindows:
-        return ScaleInWindows(
-            self.spec, self.target, self._freeze, self._events, self._lo, self._hi
-        )
+        """What the options read, built once per calendar (:meth:`_applying`)."""
+        if self._scale_in is None:
+            self._scale_in = ScaleInWindows(
+                self.spec, self.target, self._freeze, self._events, self._lo, self._hi
+            )
+        return self._scale_in
 
     def record(self, now: float, units: int, ordered: int) -> None:
         """What was ordered (the HPA's rate-limit periods count it)."""

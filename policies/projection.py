@@ -45,11 +45,12 @@ class Positions:
     position (``which``: an index into ``events``, -1 for none)."""
 
     t: FloatArray
-    need: IntArray
+    need: IntArray  # within the target's bounds
     median: FloatArray
     util: FloatArray
     which: IntArray
     events: Sequence[DemandEvent]
+    wanted: IntArray  # the units needed before the bounds (above maxUnits: capped)
     _rows: list[Row] = field(default_factory=list, compare=False, repr=False)
 
     def __len__(self) -> int:
@@ -125,10 +126,8 @@ def project(
     need = positions.need[:count]
     median = positions.median[:count]
     utils = positions.util[:count]
-    positive = median > 0
-    r = np.where(positive, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
-    p = np.where(positive, np.ceil(median / (per_unit * utils) - _EPS), lo_u)
-    capped = bool(np.any(np.maximum(r, p) > hi_u))
+    r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
+    capped = bool(np.any(np.maximum(r, positions.wanted[:count]) > hi_u))
     react = np.clip(r, lo_u, hi_u).astype(np.int64)
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
