@@ -50,8 +50,14 @@ def _record(
 
 
 def _pod_ips(env: OperatorEnv) -> dict[str, str]:
+    """The IPs of the cluster's kept pods (not those of ordinals the operator removed)."""
+    removed = env.pods("cart").removed
     pods = env.core.list_namespaced_pod(NS, label_selector="headroom.dev/cluster=cart").items
-    return {p.status.pod_ip: p.metadata.name for p in pods if p.status and p.status.pod_ip}
+    return {
+        p.status.pod_ip: p.metadata.name
+        for p in pods
+        if p.status and p.status.pod_ip and p.metadata.name not in removed
+    }
 
 
 def _nodes(env: OperatorEnv) -> list[dict[str, Any]]:
