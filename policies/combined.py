@@ -15,7 +15,8 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
   demand has arrived (``ARRIVED`` of it), the base measured before the event times its
   learned size at ``forecast.eventQuantile``
   (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
-  ``PRE_EARLY`` before to ``EARLY`` after the start, at ``forecast.eventTargetUtilization``;
+  ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at
+  ``forecast.eventTargetUtilization``;
 - a slow (reshard) target orders, in one step, everything within the delay of the change
   and holds units ordered for a coming need while dropping them could not be undone;
 - then the HPA's stabilisation (scale-in to the highest need of the last
@@ -74,6 +75,7 @@ ANCHOR_WINDOW = 180.0  # the measured level: the median of the last this-many se
 PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start (starts run early)
 HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
 EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
+# (or to the event's end, if sooner)
 ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
 _EPS = 1e-9
 
@@ -351,8 +353,8 @@ class TargetRule:
         the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
         Once it has arrived, the anchored forecast (the measured level times the learned
         shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
-        the forecast is sized at the event utilisation: the margin is bought where an
-        event begins and nowhere else."""
+        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
+        is bought where an event begins and nowhere else."""
         spec = self.spec
         ev = self._events[index]
         sizes = self.sizes
@@ -388,7 +390,9 @@ class TargetRule:
             span = (tw >= lo) & (tw < ev.end)
             med[span] = np.maximum(med[span], pre)
             which[span] = index
-        start = (tw >= lo) & (tw < ev.start + EARLY)
+        # The margin is for the step at the start; a short event's (a 2-minute sale's)
+        # margin ends with it: its demand, read late by a lagging rate, is not a new step.
+        start = (tw >= lo) & (tw < min(ev.start + EARLY, ev.end))
         util[start] = np.minimum(util[start], spec.event_utilization)
         which[start] = index
 
