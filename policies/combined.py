@@ -169,7 +169,9 @@ class TargetRule:
             return prepared
         spec, target = self.spec, self.target
         upper = np.asarray(forecast.level(spec.forecast.quantile), dtype=np.float64)
-        median = median_level(forecast)
+        # The rule moves a measured level by the forecast's shape: the learned one, not
+        # the one rescaled by an event under way (the level already measures that).
+        median = forecast.shape if forecast.shape is not None else median_level(forecast)
         base = forecast.baseline
         ceiling = target.max_units
         if spec.budget is not None and forecast.t.size:
@@ -278,12 +280,13 @@ class TargetRule:
         k1 = max(k0 + 1, int(np.searchsorted(t, now + reach, side="left")))
         scale = 1.0
         level = math.nan
+        shaped = math.nan  # the shape's level where the anchor was measured
         if anchor is not None:
             level = anchor.value
             ia = max(0, int(np.searchsorted(t, anchor.at, side="right")) - 1)
             m = float(prep.median[min(ia, t.size - 1)])
             if m > 0 and math.isfinite(m):
-                scale = level / m
+                scale, shaped = level / m, m
         tw = t[k0:k1]
         med = prep.median[k0:k1] * scale
         util = np.full(tw.size, spec.forecast_utilization)
@@ -292,7 +295,7 @@ class TargetRule:
         if self._events and self.sizes is not None:
             near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
             for i in near:
-                self._event_rows(i, now, level, prep, tw, med, util, which, since, keep)
+                self._event_rows(i, now, level, shaped, prep, tw, med, util, which, since, keep)
             if anchor is not None and self._growing(now):
                 recent = since(now - TREND_WINDOW)
                 carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
@@ -335,6 +338,7 @@ class TargetRule:
         index: int,
         now: float,
         level: float,
+        shaped: float,
         prep: _Prepared,
         tw: FloatArray,
         med: FloatArray,
@@ -390,9 +394,23 @@ class TargetRule:
             span = (tw >= lo) & (tw < ev.end)
             med[span] = np.maximum(med[span], pre)
             which[span] = index
+        margin_end = min(ev.start + EARLY, ev.end)
+        if arrived and math.isfinite(level) and now < margin_end:
+            # Arrived within the start's window, the measured level already holds the
+            # step, which the learned shape (an average over starts that came early and
+            # late) may still be climbing to: moved by the shape's ratio from now on, the
+            # step would count twice. From here the shape is read from its level once the
+            # step is in (its highest in the start's window), not from its level now.
+            t = prep.t
+            window = (t >= lo) & (t < margin_end)
+            if window.any() and math.isfinite(shaped):
+                stepped = float(prep.median[window].max())
+                if stepped > shaped:
+                    later = tw >= lo
+                    med[later] *= shaped / stepped
         # The margin is for the step at the start; a short event's (a 2-minute sale's)
         # margin ends with it: its demand, read late by a lagging rate, is not a new step.
-        start = (tw >= lo) & (tw < min(ev.start + EARLY, ev.end))
+        start = (tw >= lo) & (tw < margin_end)
         util[start] = np.minimum(util[start], spec.event_utilization)
         which[start] = index
 

@@ -28,6 +28,11 @@ class Forecast:
     drivers: tuple[DemandEvent | None, ...] = field(default=())
     # The median without any event uplift (None if the model has no such notion): charts.
     baseline: FloatArray | None = None
+    # The median with each event's uplift as learned, not rescaled by what an event under
+    # way has shown so far (None: the median): what the rule moves a measured level by.
+    # The measured level already says how big this event is; the rescaled shape would
+    # say it twice (a log-uplift scaled by r is the multiplier to the power r).
+    shape: FloatArray | None = None
 
     def level(self, q: float) -> FloatArray:
         """The band for quantile ``q``, interpolated between stored levels."""

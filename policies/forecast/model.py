@@ -380,14 +380,18 @@ class HeadroomForecaster:
         mu_b = base.log_mean(t, at=at)
         up = np.zeros(n)
         sd = np.zeros(n)
+        learned = np.zeros(n)  # the uplift as learned, before any nowcast
+        nowcast = False
         driver = np.full(n, -1, dtype=np.int64)
         for i, ev in enumerate(events):
             qps = self._event_baseline_qps(ev, shared)
             pos = shared.position(ev, t, ramp) if shared is not None else None
             u, s, uplift = self._uplift.log_uplift(ev, t, qps, position=pos)
+            learned = np.maximum(learned, u)
             if ev.window_start < base.as_of:
                 r, r_sd = self._nowcast(ev, uplift, qps)
                 u, s = u * r, np.hypot(u * r_sd, NOWCAST_SHAPE_SD * u)
+                nowcast = True
             better = u > up
             up = np.where(better, u, up)
             sd = np.where(better, s, sd)
@@ -409,10 +413,12 @@ class HeadroomForecaster:
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             runs += [lookup[int(which[a])]] * (b - a)
         drivers = tuple(runs)
+        shape = np.maximum(np.exp(mu_b + learned + med) - base.floor, 0.0) if nowcast else None
         return Forecast(
             t=t,
             mean=np.maximum(mean, 0.0),
             quantiles=quantiles,
             drivers=drivers,
             baseline=np.maximum(np.exp(mu_b + med) - base.floor, 0.0),
+            shape=shape,
         )

@@ -260,3 +260,24 @@ def test_a_short_events_margin_ends_with_it() -> None:
     assert ups, "no pre-scale for the sale"
     after = [o for o in window if o.t >= ups[0].t]
     assert all(o.to_units < o.from_units for o in after[1:]), after
+
+
+def test_a_step_already_measured_is_not_counted_again_from_the_learned_shape() -> None:
+    """Past starts came 0-15 minutes late, so the learned shape climbs over its first
+    quarter hour; this start comes on time. Once its step is measured, the forecast does
+    not lift it again by the shape's remaining climb: capacity stays at what the measured
+    level needs at the event utilisation, not that times the average's ratio."""
+    days = 5
+    events = _events(days)
+    rng = np.random.default_rng(3)
+    t = T0 + np.arange(int(days * 1440), dtype=np.float64) * 60.0
+    v = BASE * rng.lognormal(0.0, 0.02, t.size)
+    for ev, late in zip(events, (15.0, 0.0, 12.0, 15.0, 0.0), strict=True):
+        v = np.where((t >= ev.start + late * 60.0) & (t < ev.end), 3.0 * v, v)
+    trace = Series(t, v)
+    spec = _spec()
+    ours = _run(trace, spec, Calendar.of(events), False)
+    last = events[-1]
+    need = math.ceil(3.0 * BASE * 1.05 / (CAPACITY * spec.event_utilization))
+    inside = [_ordered(ours, last.start + m * 60.0) for m in range(5, 20)]
+    assert max(inside) <= need + 1, inside
