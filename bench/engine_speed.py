@@ -95,7 +95,7 @@ def _target_histories(base: Series, targets: int) -> list[Series]:
     ]
 
 
-def _rule_pass(
+def rule_pass(
     spec: PolicySpec,
     target: Target,
     forecast: Forecast,
@@ -157,7 +157,7 @@ def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[s
         plan_s = plan_cpu = 0.0
         for fc, target, history in zip(forecasts, spec.targets, histories, strict=True):
             c2, t2 = time.process_time(), time.perf_counter()
-            _rule_pass(spec, target, fc, history, calendar, now)
+            rule_pass(spec, target, fc, history, calendar, now)
             c3, t3 = time.process_time(), time.perf_counter()
             plan_s += t3 - t2
             plan_cpu += c3 - c2
