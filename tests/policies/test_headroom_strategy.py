@@ -5,7 +5,6 @@ and brings a fresh forecast forward on a surprise at most once a minute."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,26 +13,12 @@ from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.suite import build_strategies
 from headroom.policies.calendar import Calendar
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import run_strategy, target_delay
+from tests.policies.support import cart_policy as policy
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 NO_EVENTS = Calendar.of([])
-
-
-def policy(**over: Any) -> PolicySpec:
-    target: dict[str, Any] = {
-        "name": "cart",
-        "namespace": "redis",
-        "kind": "RedisCluster",
-        "capacityPerUnit": 100_000,
-        "minUnits": 3,
-        "maxUnits": 20,
-        "provisioning": {"fixedSeconds": "10m"},
-    }
-    target.update(over.pop("target", {}))
-    return parse_policy({"targets": [target], **over}, "test")
 
 
 def _step_trace(jump_at: int, minutes: int = 240, after: float = 400e3) -> Series:

@@ -22,8 +22,9 @@ from headroom.policies.errors import PolicyError
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.planner.budget import advance_state
 from headroom.policies.planner.values import Decision, PlannedAction, PlannerState, after_action
-from headroom.policies.policy import PolicySpec, parse_policy
+from headroom.policies.policy import PolicySpec
 from headroom.policies.series import Series
+from tests.policies.support import cart_policy
 
 T0 = 1_700_006_400.0  # a midnight UTC
 HOUR = 3600.0
@@ -35,18 +36,8 @@ EVENT = DemandEvent("Spring livestream", EventKind.LIVESTREAM, T0 + 2 * HOUR, T0
 def policy(**over: Any) -> PolicySpec:
     """100k QPS a master: 80k at the SLO's 80 % (the HPA half), 100k at 100 % (the
     forecast's, set explicitly)."""
-    target: dict[str, Any] = {
-        "name": "cart",
-        "namespace": "redis",
-        "kind": "RedisCluster",
-        "capacityPerUnit": 100_000,
-        "minUnits": 3,
-        "maxUnits": 20,
-        "provisioning": {"fixedSeconds": "10m"},
-    }
-    target.update(over.pop("target", {}))
     forecast = {"targetUtilization": 1.0, **over.pop("forecast", {})}
-    return parse_policy({"targets": [target], "forecast": forecast, **over}, "test")
+    return cart_policy(forecast=forecast, **over)
 
 
 def flat(level: float, hours: float = 12.0, jump: tuple[float, float] | None = None) -> Forecast:
