@@ -76,10 +76,10 @@ TARGET_SHARE = 0.33  # issue 20 at 10 min, on every event case
 DECOMPOSE_DELAY_MIN = 10.0
 # The Headroom settings swept here: the cheapest of the CLI's grid and one a step dearer
 # (the HPA's unit-hours lie between them and the policy as written, which is always
-# added), plus one refinement between the hull points around the HPA's cost. A Headroom
-# replay of 4 weeks takes 30-130 s on this shared machine, the CLI's 15-point grid on 7
-# cases and 3 delays does not fit; ``--full-grid`` sweeps it, ``--quick`` drops the
-# middle setting and the refinement.
+# added), plus two refinements, each aimed at the HPA's cost between the hull points
+# around it. A Headroom replay of 4 weeks takes 30-130 s on this shared machine, the
+# CLI's 15-point grid on 9 cases and 3 delays does not fit; ``--full-grid`` sweeps it,
+# ``--quick`` drops the middle setting and the refinements.
 BENCH_GRID = ((0.6, 0.85), (0.6, 0.825), (0.3, 0.85), (0.6, 0.9))
 QUICK_GRID = ((0.6, 0.85),)
 AFTER_HOURS = 2.0
@@ -296,7 +296,7 @@ def run_frontier(
         settings = [s for s in frontier_module.HEADROOM_SETTINGS if s in wanted]
         kwargs = {
             "headroom_settings": settings or frontier_module.HEADROOM_SETTINGS,
-            "refine": 0 if grid == "quick" else 1,
+            "refine": 0 if grid == "quick" else 2,
         }
         if grid == "quick":  # the HPA around the policy's 80 % only
             kwargs["hpa_utilizations"] = [

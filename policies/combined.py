@@ -15,7 +15,8 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
   demand has arrived (``ARRIVED`` of it), the base measured before the event times its
   learned size at ``forecast.eventQuantile``
   (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
-  ``PRE_EARLY`` before to ``EARLY`` after the start, at ``forecast.eventTargetUtilization``;
+  ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at
+  ``forecast.eventTargetUtilization``;
 - a slow (reshard) target orders, in one step, everything within the delay of the change
   and holds units ordered for a coming need while dropping them could not be undone;
 - then the HPA's stabilisation (scale-in to the highest need of the last
@@ -31,16 +32,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.capacity import median_level
+from headroom.policies.capacity import IntArray, median_level
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
-from headroom.policies.measured import TREND_WINDOW, Anchor, baseline_ratio, carry_growth, growth_of
+from headroom.policies.measured import (
+    TREND_WINDOW,
+    Anchor,
+    baseline_ratio,
+    baseline_ratios,
+    carry_growth,
+    growth_of,
+)
 from headroom.policies.options import (
     ScaleInWindows,
     apply_options,
@@ -53,7 +61,7 @@ from headroom.policies.planner.values import Decision, Plan, PlannedAction, Plan
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.projection import Row, best_within, project
+from headroom.policies.projection import Positions, Row, best_within, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.series import FloatArray, Series
 from headroom.policies.text import clock as _clock
@@ -66,6 +74,7 @@ ANCHOR_WINDOW = 180.0  # the measured level: the median of the last this-many se
 PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start (starts run early)
 HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
 EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
+# (or to the event's end, if sooner)
 ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
 _EPS = 1e-9
 
@@ -118,7 +127,10 @@ class TargetRule:
         self._arrived: set[tuple[str, float]] = set()
         self._pres: dict[tuple[str, float], float] = {}
         self._freeze = _freeze_windows(spec)[0]
-        self.chain = partial(chain_delay, target)
+        self._scale_in: ScaleInWindows | None = None
+        # The delay of a change depends on the target and the two sizes alone: the decision
+        # and the plan ask for the same few pairs over and over.
+        self.chain = cache(partial(chain_delay, target))
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[Row] = []
         self._rows_key: tuple[tuple[int, float], int] | None = None
@@ -130,6 +142,7 @@ class TargetRule:
         if calendar is self._calendar:
             return
         self._calendar = calendar
+        self._scale_in = None
         ramp = self.spec.forecast.default_ramp
         self._events = [e for e in calendar.events if e.applies_to(self.labels)]
         wins = [event_window(e, ramp) for e in self._events]
@@ -197,7 +210,8 @@ class TargetRule:
             lo_u = min(u, target.min_units)
             longest = self.chain(lo_u, target.max_units) + spec.lead_time
             reach = max(longest, self.chain(u, u + 1) + spec.lead_time)
-            rows = self._rows = self._positions(prep, now, reach + 2 * self.step, anchor, since)
+            looked = self._positions(prep, now, reach + 2 * self.step, anchor, since)
+            rows = self._rows = looked.rows
             self._rows_key, self._rows_of = key, prep
         # A position is due once the change it needs would not be ready by it if ordered
         # a tick later: its own delay (a bigger change may take longer: a reshard moves
@@ -253,7 +267,7 @@ class TargetRule:
         anchor: Anchor | None,
         since: Since,
         keep: bool = True,
-    ) -> list[Row]:
+    ) -> Positions:
         """Per forecast position from ``now`` to ``now + reach``: its time, the units it
         needs, the anchored median and the utilisation it is sized at, its event.
         ``keep`` False (the plan ahead): nothing sized here is kept for the decisions."""
@@ -269,27 +283,23 @@ class TargetRule:
             m = float(prep.median[min(ia, t.size - 1)])
             if m > 0 and math.isfinite(m):
                 scale = level / m
-        tw = t[k0:k1].tolist()
-        med = [x * scale for x in prep.median[k0:k1].tolist()]
-        util = [spec.forecast_utilization] * len(tw)
-        which: list[DemandEvent | None] = [None] * len(tw)
+        tw = t[k0:k1]
+        med = prep.median[k0:k1] * scale
+        util = np.full(tw.size, spec.forecast_utilization)
+        which = np.full(tw.size, -1, dtype=np.int64)  # the event sizing a position, by index
         horizon = now + reach
         if self._events and self.sizes is not None:
             near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
             for i in near:
-                ev = self._events[i]
-                self._event_rows(ev, now, level, prep, tw, med, util, which, since, keep)
+                self._event_rows(i, now, level, prep, tw, med, util, which, since, keep)
             if anchor is not None and self._growing(now):
                 recent = since(now - TREND_WINDOW)
                 carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
         per_unit = target.capacity_per_unit / spec.headroom_factor
-        lo_u, hi_u = target.min_units, target.max_units
-        rows: list[Row] = []
-        for j, tj in enumerate(tw):
-            m = med[j] if med[j] == med[j] else 0.0
-            need = math.ceil(m / (per_unit * util[j]) - _EPS)
-            rows.append((tj, min(max(need, lo_u), hi_u), m, util[j], which[j]))
-        return rows
+        demand = np.where(np.isnan(med), 0.0, med)
+        wanted = np.ceil(demand / (per_unit * util) - _EPS).astype(np.int64)
+        need = np.clip(wanted, target.min_units, target.max_units)
+        return Positions(tw, need, demand, util, which, self._events, wanted)
 
     def _growing(self, now: float) -> bool:
         """Inside an event's window, but not where its start's step would read as growth
@@ -321,18 +331,19 @@ class TargetRule:
 
     def _event_rows(
         self,
-        ev: DemandEvent,
+        index: int,
         now: float,
         level: float,
         prep: _Prepared,
-        tw: list[float],
-        med: list[float],
-        util: list[float],
-        which: list[DemandEvent | None],
+        tw: FloatArray,
+        med: FloatArray,
+        util: FloatArray,
+        which: IntArray,
         since: Since,
         keep: bool = True,
     ) -> None:
-        """Size the positions ``tw`` that ``ev`` reaches, in place.
+        """Size the positions ``tw`` that the event ``index`` reaches, in place (``which``:
+        the index of the event sizing each position).
 
         Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
         pre-scale), its positions carry no forecast lift (the level measured now, moved by
@@ -341,9 +352,10 @@ class TargetRule:
         the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
         Once it has arrived, the anchored forecast (the measured level times the learned
         shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
-        the forecast is sized at the event utilisation: the margin is bought where an
-        event begins and nowhere else."""
+        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
+        is bought where an event begins and nowhere else."""
         spec = self.spec
+        ev = self._events[index]
         sizes = self.sizes
         assert sizes is not None
         key = EventSizes.key(ev)
@@ -368,15 +380,20 @@ class TargetRule:
                     self._arrived.add(key)
                 arrived = True
         win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
-        for j, tj in enumerate(tw):
-            if not arrived and tj >= win_lo and math.isfinite(level):
-                med[j] = min(med[j], level * _ratio(prep, tj, now))
-            if not arrived and now < hi and lo <= tj < ev.end and math.isfinite(pre):
-                med[j] = max(med[j], pre)
-                which[j] = ev
-            if lo <= tj < ev.start + EARLY:
-                util[j] = min(util[j], spec.event_utilization)
-                which[j] = ev
+        if not arrived and math.isfinite(level):
+            later = tw >= win_lo
+            if later.any():
+                moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
+                med[later] = np.minimum(med[later], moved)
+        if not arrived and now < hi and math.isfinite(pre):
+            span = (tw >= lo) & (tw < ev.end)
+            med[span] = np.maximum(med[span], pre)
+            which[span] = index
+        # The margin is for the step at the start; a short event's (a 2-minute sale's)
+        # margin ends with it: its demand, read late by a lagging rate, is not a new step.
+        start = (tw >= lo) & (tw < min(ev.start + EARLY, ev.end))
+        util[start] = np.minimum(util[start], spec.event_utilization)
+        which[start] = index
 
     # -- the plan ahead ----------------------------------------------------------------------
 
@@ -488,9 +505,12 @@ class TargetRule:
         return RuleResult(Decision(desired, action, capped, action.reason), predictive)
 
     def _windows(self) -> ScaleInWindows:
-        return ScaleInWindows(
-            self.spec, self.target, self._freeze, self._events, self._lo, self._hi
-        )
+        """What the options read, built once per calendar (:meth:`_applying`)."""
+        if self._scale_in is None:
+            self._scale_in = ScaleInWindows(
+                self.spec, self.target, self._freeze, self._events, self._lo, self._hi
+            )
+        return self._scale_in
 
     def record(self, now: float, units: int, ordered: int) -> None:
         """What was ordered (the HPA's rate-limit periods count it)."""

@@ -54,7 +54,7 @@ def growth_of(t: FloatArray, v: FloatArray) -> float:
     return max(0.0, slope - se)
 
 
-def carry_growth(anchor: Anchor, rate: float, tw: list[float], med: list[float]) -> None:
+def carry_growth(anchor: Anchor, rate: float, tw: FloatArray, med: FloatArray) -> None:
     """Carry the measured level forward at ``rate`` (log per second) over the positions
     ``tw``, at most ``TREND_REACH`` ahead and ``TREND_CAP`` times, raising ``med`` in
     place: inside an event's window, an audience gathering before a start or growing to a
@@ -63,11 +63,9 @@ def carry_growth(anchor: Anchor, rate: float, tw: list[float], med: list[float])
     noise of 5-10 %-noisy traces at twice the HPA's minutes at its bill, bench/foresight.py)."""
     if rate <= 0.0:
         return
-    for j, tj in enumerate(tw):
-        ahead = min(max(tj - anchor.at, 0.0), TREND_REACH)
-        lifted = anchor.value * min(math.exp(rate * ahead), TREND_CAP)
-        if lifted > med[j]:
-            med[j] = lifted
+    ahead = np.minimum(np.maximum(tw - anchor.at, 0.0), TREND_REACH)
+    lifted = anchor.value * np.minimum(np.exp(rate * ahead), TREND_CAP)
+    np.maximum(med, lifted, out=med, where=~np.isnan(med))
 
 
 def baseline_ratio(
@@ -75,14 +73,22 @@ def baseline_ratio(
 ) -> float:
     """A forecast's baseline (no events) at ``at`` over at ``start`` (default: its first
     position), on its times ``t``; 1 without a baseline."""
+    return float(baseline_ratios(t, baseline, np.array([at], dtype=np.float64), start)[0])
+
+
+def baseline_ratios(
+    t: FloatArray, baseline: FloatArray | None, at: FloatArray, start: float | None = None
+) -> FloatArray:
+    """:func:`baseline_ratio` at each of the times ``at``: 1 where either side is not a
+    positive number."""
     if baseline is None or not baseline.size:
-        return 1.0
+        return np.ones(at.size, dtype=np.float64)
     last = baseline.size - 1
-
-    def index(x: float) -> int:
-        return min(max(0, int(np.searchsorted(t, x, side="right")) - 1), last)
-
-    x, y = float(baseline[index(at)]), float(baseline[0 if start is None else index(start)])
-    if not (x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y)):
-        return 1.0
-    return x / y
+    idx = np.clip(np.searchsorted(t, at, side="right") - 1, 0, last)
+    x = baseline[idx]
+    j = 0 if start is None else min(max(0, int(np.searchsorted(t, start, side="right")) - 1), last)
+    y = float(baseline[j])
+    if not (y > 0 and math.isfinite(y)):
+        return np.ones(at.size, dtype=np.float64)
+    ok = (x > 0) & np.isfinite(x)
+    return np.where(ok, np.where(ok, x, y) / y, 1.0)

@@ -21,6 +21,7 @@ windows, the scale-in interval, a budget's running use and anything measured lat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +36,46 @@ _EPS = 1e-9
 
 # A position of the rule's look-ahead: time, units needed, median demand, utilisation, event.
 Row = tuple[float, int, float, float, DemandEvent | None]
+
+
+@dataclass(frozen=True)
+class Positions:
+    """The rule's look-ahead, one column per field of a :data:`Row`: times, units needed,
+    the anchored median demand, the utilisation it is sized at and the event sizing each
+    position (``which``: an index into ``events``, -1 for none)."""
+
+    t: FloatArray
+    need: IntArray  # within the target's bounds
+    median: FloatArray
+    util: FloatArray
+    which: IntArray
+    events: Sequence[DemandEvent]
+    wanted: IntArray  # the units needed before the bounds (above maxUnits: capped)
+    _rows: list[Row] = field(default_factory=list, compare=False, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.t.size)
+
+    def event(self, k: int) -> DemandEvent | None:
+        i = int(self.which[k])
+        return self.events[i] if i >= 0 else None
+
+    @property
+    def rows(self) -> list[Row]:
+        """The positions as rows (built once: the decision walks them one by one)."""
+        if not self._rows and self.t.size:
+            events: list[DemandEvent | None] = [*self.events, None]  # -1: the last
+            self._rows.extend(
+                zip(
+                    self.t.tolist(),
+                    self.need.tolist(),
+                    self.median.tolist(),
+                    self.util.tolist(),
+                    [events[k] for k in self.which.tolist()],
+                    strict=True,
+                )
+            )
+        return self._rows
 
 
 def best_within(
@@ -59,7 +100,7 @@ def project(
     spec: PolicySpec,
     target: Target,
     t: np.ndarray,
-    rows: Sequence[Row],
+    positions: Positions,
     *,
     now: float,
     units: int,
@@ -67,7 +108,7 @@ def project(
     delay: Callable[[int, int], float] | None = None,
     blocked: Callable[[float], bool] | None = None,
 ) -> Plan:
-    """The plan on the forecast's times ``t`` from the rule's positions ``rows`` (from the
+    """The plan on the forecast's times ``t`` from the rule's positions ``positions`` (from the
     position holding ``now`` onward); ``units`` are ordered now and ``decided`` is the
     rule's decision now (the plan's first position)."""
     key, noun = target_key(target), unit_noun(target)
@@ -78,19 +119,15 @@ def project(
     reactive_util = spec.reactive_utilization
     required = np.full(n, units, dtype=np.int64)
     ordered = np.full(n, units, dtype=np.int64)
-    if n == 0 or not rows:
+    if n == 0 or not len(positions):
         return Plan(key, t, required, ordered, (), False, ("no forecast",) if n == 0 else ())
-    first = max(0, int(np.searchsorted(t, rows[0][0], side="left")))
-    count = min(len(rows), n - first)
-    cols = list(zip(*rows[:count], strict=True))
-    need = np.asarray(cols[1], dtype=np.int64)
-    median = np.asarray(cols[2], dtype=np.float64)
-    utils = np.asarray(cols[3], dtype=np.float64)
-    events: list[DemandEvent | None] = list(cols[4])
-    positive = median > 0
-    r = np.where(positive, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
-    p = np.where(positive, np.ceil(median / (per_unit * utils) - _EPS), lo_u)
-    capped = bool(np.any(np.maximum(r, p) > hi_u))
+    first = max(0, int(np.searchsorted(t, positions.t[0], side="left")))
+    count = min(len(positions), n - first)
+    need = positions.need[:count]
+    median = positions.median[:count]
+    utils = positions.util[:count]
+    r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
+    capped = bool(np.any(np.maximum(r, positions.wanted[:count]) > hi_u))
     react = np.clip(r, lo_u, hi_u).astype(np.int64)
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
@@ -107,26 +144,28 @@ def project(
         shifted = np.concatenate([np.full(shift, ahead[0]), ahead[:-shift]])
         out = np.where(inside, np.maximum(out, shifted), out)
     out[0] = decided
-    # The policy's scale-in options: holds in and after events, and the step.
+    # The policy's scale-in options: holds in and after events, and the step (on plain
+    # lists: most positions change nothing, and a list is read fastest one by one).
+    seq: list[int] = out.tolist()
+    times: list[float] = tt.tolist()
     for j in range(1, count):
-        if out[j] < out[j - 1]:
-            if blocked is not None and blocked(float(tt[j])):
-                out[j] = out[j - 1]
+        if seq[j] < seq[j - 1]:
+            if blocked is not None and blocked(times[j]):
+                seq[j] = seq[j - 1]
             else:
-                prev_j = int(out[j - 1])
-                out[j] = max(int(out[j]), prev_j - spec.scale_in.step_for(prev_j))
-    ordered[first : first + count] = out
+                seq[j] = max(seq[j], seq[j - 1] - spec.scale_in.step_for(seq[j - 1]))
+    ordered[first : first + count] = seq
     ordered[:first] = units
     actions: list[PlannedAction] = []
     prev = units
     for j in range(count):
-        now_j = float(tt[j]) if j else now
-        to = int(out[j])
+        to = seq[j]
         if to == prev:
             continue
+        now_j = times[j] if j else now
         k = cause[j]
-        event = events[k]
-        qps, util = rows[k][2], rows[k][3]
+        event = positions.event(k)
+        qps, util = float(median[k]), float(utils[k])
         if to > prev:
             if need[k] >= react[k]:
                 label = "forecast p50" + (f" for '{event.name}'" if event is not None else "")
@@ -171,14 +210,14 @@ def _orders(
     ahead = react.copy()
     cause = np.arange(count)
     index = np.arange(count)
-    froms = np.unique(react)
-    for v in np.unique(need).tolist():
+    froms, which = np.unique(react, return_inverse=True)
+    # A need at or below every reactive need orders nothing ahead of it.
+    for v in np.unique(need[need > froms[0]]).tolist():
         at = np.where(need >= v, index, count)
         nxt = np.minimum.accumulate(at[::-1])[::-1]  # the first k >= j with need >= v
         ok = nxt < count
-        reach = np.zeros(count)
-        for b in froms.tolist():
-            reach[react == b] = delay(int(b), int(v)) + lead
+        # The delay from each position's reactive units to v, looked up per distinct start.
+        reach = np.array([delay(b, v) + lead for b in froms.tolist()])[which]
         due = ok & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & (v > ahead)
         ahead[due] = v
         cause[due] = nxt[due]

@@ -193,12 +193,19 @@ def _with(spec: PolicySpec, quantile: float | None, utilization: float | None) -
     return spec.model_copy(update=update)
 
 
-def _halfway(a: Point, b: Point) -> tuple[float, float]:
-    """The setting between two Headroom points: quantile in log-odds, utilisation linear."""
+def _toward(a: Point, b: Point, goal: float) -> tuple[float, float]:
+    """The setting between two Headroom points expected to spend ``goal`` unit-hours: the
+    share of the way from ``a`` to ``b`` that ``goal`` lies at in cost (kept within
+    15-85 %, so a refinement is never one of the two), quantile in log-odds and
+    utilisation linear. A setting run at the cost where the headline is read measures the
+    minutes there instead of reading them off the straight line between the two."""
+    span = b.unit_hours - a.unit_hours
+    w = (goal - a.unit_hours) / span if span > 0 else 0.5
+    w = min(max(w, 0.15), 0.85)
     qa, qb = a.quantile or 0.5, b.quantile or 0.5
-    logit = 0.5 * (math.log(qa / (1 - qa)) + math.log(qb / (1 - qb)))
+    logit = (1 - w) * math.log(qa / (1 - qa)) + w * math.log(qb / (1 - qb))
     q = round(1.0 / (1.0 + math.exp(-logit)), 4)
-    u = round(0.5 * ((a.utilization or 0.8) + (b.utilization or 0.8)), 3)
+    u = round((1 - w) * (a.utilization or 0.8) + w * (b.utilization or 0.8), 3)
     return q, u
 
 
@@ -218,8 +225,8 @@ def frontier(
 ) -> Frontier:
     """Sweep the HPA over ``hpa_utilizations`` and Headroom over ``headroom_settings``
     (event quantile, target utilisation), plus each as the policy is written; the
-    oracle once; then ``refine`` more Headroom settings, each halfway between the two
-    hull points around the HPA's unit-hours (where the headline is read).
+    oracle once; then ``refine`` more Headroom settings, each between the two hull points
+    around the HPA's unit-hours where that cost is expected (where the headline is read).
     ``strategy_factory`` builds the Headroom strategy for a spec (default:
     :class:`HeadroomStrategy`)."""
     target = pick_target(spec, target_name)
@@ -261,7 +268,7 @@ def frontier(
         r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
         head.append(_point("headroom", r, q, u, ref=(q, u) == (q0, u0)))
     # Refine where the headline is read: between the two hull points around the HPA's
-    # unit-hours, try the setting halfway (quantile in log-odds, utilisation linear).
+    # unit-hours, try the setting expected to spend them (:func:`_toward`).
     goal = next(p for p in hpa if p.reference).unit_hours
     for _ in range(refine):
         curve = hull(head, "order")
@@ -275,7 +282,7 @@ def frontier(
         )
         if pair is None:
             break
-        q, u = _halfway(pair[0], pair[1])
+        q, u = _toward(pair[0], pair[1], goal)
         if any((p.quantile, p.utilization) == (q, u) for p in head):
             break
         total += 1

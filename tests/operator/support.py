@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import redis
 from kubernetes import client
 
+from headroom.controller.provisioning.statefulset import REMOVED_ANNOTATION
 from tests.harness.harness import KubeHarness
 from tests.harness.kubelet import Kubelet
 from tests.support.image import operator_argv, remove_container
@@ -71,14 +72,35 @@ class PodCluster:
     kubelet: Kubelet
     namespace: str
     name: str
+    apps: Any = None  # AppsV1Api: leave out the pods of ordinals the operator removed
+
+    @property
+    def removed(self) -> set[str]:
+        """Pods of ordinals the operator removed (``headroom.dev/removed-ordinals``): a
+        StatefulSet cannot drop a middle ordinal, so a retired node's pod keeps running
+        outside the cluster (say, a deleted pod that came back after its replacement)."""
+        if self.apps is None:
+            return set()
+        try:
+            sts = self.apps.read_namespaced_stateful_set(self.name, self.namespace)
+        except client.ApiException as err:
+            if err.status == 404:  # not formed yet, or deleted
+                return set()
+            raise
+        marked = (sts.metadata.annotations or {}).get(REMOVED_ANNOTATION, "")
+        return {f"{self.name}-{o}" for o in marked.split(",") if o.strip().isdigit()}
 
     @property
     def nodes(self) -> list[PodNode]:
+        removed = self.removed
         procs = sorted(
             (
                 p
                 for p in list(self.kubelet.processes.values())
-                if p.namespace == self.namespace and p.pod.startswith(f"{self.name}-") and p.alive()
+                if p.namespace == self.namespace
+                and p.pod.startswith(f"{self.name}-")
+                and p.pod not in removed
+                and p.alive()
             ),
             key=lambda p: (p.pod, p.started),
         )
@@ -214,7 +236,7 @@ class OperatorEnv:
         return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
 
     def pods(self, name: str) -> PodCluster:
-        return PodCluster(self.kubelet, NS, name)
+        return PodCluster(self.kubelet, NS, name, self.apps)
 
     def events(self, name: str) -> list[Any]:
         items = self.core.list_namespaced_event(NS).items

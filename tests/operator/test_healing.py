@@ -50,8 +50,14 @@ def _record(
 
 
 def _pod_ips(env: OperatorEnv) -> dict[str, str]:
+    """The IPs of the cluster's kept pods (not those of ordinals the operator removed)."""
+    removed = env.pods("cart").removed
     pods = env.core.list_namespaced_pod(NS, label_selector="headroom.dev/cluster=cart").items
-    return {p.status.pod_ip: p.metadata.name for p in pods if p.status and p.status.pod_ip}
+    return {
+        p.status.pod_ip: p.metadata.name
+        for p in pods
+        if p.status and p.status.pod_ip and p.metadata.name not in removed
+    }
 
 
 def _nodes(env: OperatorEnv) -> list[dict[str, Any]]:
@@ -95,27 +101,44 @@ def _replica_pod_of(env: OperatorEnv, master_pod: str) -> str:
     return ips[replica["addr"].rsplit(":", 1)[0]]
 
 
-def _whole(env: OperatorEnv, masters: int, replicas: int) -> bool:
+class _Verdict:
+    """A poll's answer that says why it is not yet true (``wait_for`` prints the last one)."""
+
+    def __init__(self, why: str = "") -> None:
+        self.why = why
+
+    def __bool__(self) -> bool:
+        return not self.why
+
+    def __repr__(self) -> str:
+        return self.why or "whole"
+
+
+def _whole(env: OperatorEnv, masters: int, replicas: int) -> _Verdict:
     """Ready, every master with its replicas, no failed or unknown member anywhere."""
     if not env.ready_with("cart", masters)():
-        return False
-    if env.condition("cart", "Healing").get("status") != "False":
-        return False
+        return _Verdict(f"not Ready with {masters} masters: {env.reason('cart', 'Ready')}")
+    healing = env.condition("cart", "Healing").get("status")
+    if healing != "False":
+        return _Verdict(f"Healing={healing}")
     pods = masters * (1 + replicas)
     ips = _pod_ips(env)
-    if len(env.pods("cart").nodes) != pods or len(ips) != pods:
-        return False  # a pod is still on its way back
-    for node in env.pods("cart").nodes:
+    nodes = env.pods("cart").nodes
+    if len(nodes) != pods or len(ips) != pods:
+        return _Verdict(f"{len(nodes)} nodes, {len(ips)} pod IPs, want {pods}")
+    for node in nodes:
         info = node.client().execute_command("CLUSTER", "INFO").decode()
         if "cluster_state:ok" not in info:
-            return False
+            return _Verdict(f"{node.host} cluster_state not ok")
     rows = _nodes(env)
-    if any("fail" in r["flags"] or "noaddr" in r["flags"] for r in rows):
-        return False
-    if any(r["addr"].rsplit(":", 1)[0] not in ips for r in rows):
-        return False  # some node still knows a member at an address no pod has
+    bad = [r for r in rows if "fail" in r["flags"] or "noaddr" in r["flags"]]
+    if bad:
+        return _Verdict(f"failed members: {bad[:3]}")
+    stale = [r for r in rows if r["addr"].rsplit(":", 1)[0] not in ips]
+    if stale:
+        return _Verdict(f"members at addresses no pod has: {stale[:3]}")
     ids = {r["id"] for r in rows}
-    return len(ids) == pods
+    return _Verdict("" if len(ids) == pods else f"{len(ids)} node ids, want {pods}")
 
 
 def _delete_and_heal(

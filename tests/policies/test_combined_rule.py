@@ -238,3 +238,25 @@ def test_an_event_growing_past_its_learned_shape_is_followed_ahead_of_the_hpa() 
     mine, theirs = ours.under_seconds[body].sum() / 60, hpa.under_seconds[body].sum() / 60
     assert theirs >= 20, theirs  # the growth outruns the HPA
     assert mine <= 0.6 * theirs, (mine, theirs)
+
+
+def test_a_short_events_margin_ends_with_it() -> None:
+    """Two-minute sales whose demand is still read for two minutes after the end (a
+    lagging rate): the margin bought for the step at the start does not order a second
+    scale-out after the sale; from its first order until well after it, units only go
+    down."""
+    days, sale = 3, 120.0
+    events = _events(days, length=sale)
+    trace = _trace(days, 3.0, None)
+    lift = np.zeros(trace.t.size, dtype=bool)
+    for ev in events:
+        lift |= (trace.t >= ev.start) & (trace.t < ev.end + sale)
+    trace = Series(trace.t, np.where(lift, 3.0 * BASE, trace.v))
+    spec = _spec()
+    ours = _run(trace, spec, Calendar.of(events), False)
+    last = events[-1]
+    window = [o for o in ours.orders if last.start - HOUR <= o.t < last.end + HOUR]
+    ups = [o for o in window if o.to_units > o.from_units]
+    assert ups, "no pre-scale for the sale"
+    after = [o for o in window if o.t >= ups[0].t]
+    assert all(o.to_units < o.from_units for o in after[1:]), after

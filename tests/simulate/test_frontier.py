@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from headroom.cli.main import app
-from headroom.policies.baselines.frontier import Point, frontier, hull, minutes_at
+from headroom.policies.baselines.frontier import Point, _toward, frontier, hull, minutes_at
 from headroom.policies.baselines.suite import backtest
 from headroom.policies.calendar import Calendar
 from headroom.policies.errors import TraceError
@@ -26,6 +26,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
 
 def _p(cost: float, minutes: float, ready: float | None = None) -> Point:
     return Point("x", None, None, minutes, cost, cost if ready is None else ready)
+
+
+def test_a_refinement_aims_at_the_cost_where_the_headline_is_read() -> None:
+    cheap = Point("headroom", 0.3, 0.9, 400.0, 1000.0, 1000.0)
+    dear = Point("headroom", 0.6, 0.8, 100.0, 1200.0, 1200.0)
+    q, u = _toward(cheap, dear, 1050.0)  # a quarter of the way in cost
+    assert u == pytest.approx(0.875)
+    assert 0.3 < q < 0.45  # a quarter of the way in log-odds
+    assert _toward(cheap, dear, 1190.0)[1] == pytest.approx(0.815)  # never the end itself
 
 
 def test_hull_keeps_only_points_no_cheaper_point_beats_and_interpolates_linearly() -> None:
