@@ -95,7 +95,7 @@ def _target_histories(base: Series, targets: int) -> list[Series]:
     ]
 
 
-def _rule_pass(
+def rule_pass(
     spec: PolicySpec,
     target: Target,
     forecast: Forecast,
@@ -161,7 +161,7 @@ def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[s
         rules: list[TargetRule] = []
         for fc, target, history in zip(forecasts, spec.targets, histories, strict=True):
             c2, t2 = time.process_time(), time.perf_counter()
-            rules.append(_rule_pass(spec, target, fc, history, calendar, now))
+            rules.append(rule_pass(spec, target, fc, history, calendar, now))
             c3, t3 = time.process_time(), time.perf_counter()
             plan_s += t3 - t2
             plan_cpu += c3 - c2
@@ -172,7 +172,7 @@ def run_headroom(targets: int, step: float = 60.0, batch: bool = True) -> dict[s
         for fc, target, history, rule in zip(
             forecasts, spec.targets, histories, rules, strict=True
         ):
-            _rule_pass(spec, target, fc, history, calendar, now + 15.0, rule)
+            rule_pass(spec, target, fc, history, calendar, now + 15.0, rule)
         warm_cpu, warm_s = time.process_time() - c4, time.perf_counter() - t4
     return {
         "targets": targets,

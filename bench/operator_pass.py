@@ -8,8 +8,9 @@ subresource of each Deployment) and writes the status — against the Kubernetes
 emulator over real HTTP with the official client. The histories are in memory (a
 Prometheus stand-in), so the figure is Headroom's own work plus its API calls.
 
-Peer, in the same run: the engine alone (``HeadroomForecaster.fit_many`` + predict + plan
-for the same 1,000 targets, no Kubernetes), i.e. what the pass would cost with free API
+Peer, in the same run: the engine alone (``HeadroomForecaster.fit_many`` + predict + the
+rule's decision and plan ahead, ``bench/engine_speed.py``'s ``rule_pass``, for the same
+1,000 targets, no Kubernetes), i.e. what the pass would cost with free API
 calls. Target: a pass over all policies under 5 s (issue 12).
 
 Run: ``.venv/bin/python bench/operator_pass.py [--policies 200] [--targets-per-policy 5]``.
@@ -33,12 +34,12 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and `tests` impor
     sys.path.insert(0, str(ROOT))
 
 from bench._report import write_section  # noqa: E402
+from bench.engine_speed import rule_pass  # noqa: E402
 from headroom.controller import assembly  # noqa: E402
 from headroom.controller.kube import GROUP, VERSION, Kube  # noqa: E402
 from headroom.controller.operator.capacitypolicy import CapacityPolicyReconciler  # noqa: E402
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind  # noqa: E402
 from headroom.policies.forecast.model import HeadroomForecaster  # noqa: E402
-from headroom.policies.planner.entry import plan_target  # noqa: E402
 from headroom.policies.resources import policy_from_resource  # noqa: E402
 from headroom.policies.series import Series  # noqa: E402
 from headroom.policies.synthetic import generate_trace  # noqa: E402
@@ -157,15 +158,14 @@ def main() -> int:
     models = HeadroomForecaster.fit_many(
         [h for h in histories for _ in range(per)], calendar, specs[0].forecast
     )
-    for model, (spec, target) in zip(
-        models, [(s, t) for s in specs for t in s.targets], strict=True
-    ):
+    runs = [(s, t, h) for s, h in zip(specs, histories, strict=True) for t in s.targets]
+    for model, (spec, target, history) in zip(models, runs, strict=True):
         fc = model.predict(now, 6 * 3600, 60.0, (0.5, spec.forecast.quantile))
-        plan_target(fc, spec, target, now=now, current_units=2, calendar=calendar)
+        rule_pass(spec, target, fc, history, calendar, now)
     engine = time.perf_counter() - began
 
     peer_row = (
-        f"| peer: the engine alone (`fit_many` + predict + plan of {n * per} targets, no API) "
+        f"| peer: the engine alone (`fit_many` + predict + the rule of {n * per} targets, no API) "
         f"| {engine:.2f} s | {engine / n * 1000:.1f} ms |"
     )
     load = os.getloadavg()[0]

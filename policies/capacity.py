@@ -1,6 +1,6 @@
 """The capacity model: how many units a demand needs, and what units can serve.
 
-One small pure module so the planner, the simulator (and its baselines) and the CLI
+One small pure module so the rule, the simulator (and its baselines) and the CLI
 agree on the two definitions everything is measured by:
 
 - *needed* units for demand ``d``: ``ceil(d * headroom_factor / (capacity_per_unit *
@@ -10,17 +10,8 @@ agree on the two definitions everything is measured by:
   utilisation, so running hot is not yet a shortfall.
 
 The baselines (static_peak, the HPA's target, ``oracle_at_slo``) size a *known* demand with
-:func:`units_for`. The planner sizes an *uncertain* one, a forecast with a median and an
-upper quantile, with :func:`planned_units_array`::
-
-    planned = max(units_for(p50), ceil(p_q * headroom_factor / capacity_per_unit))
-
-Two margins, each applied once: the SLO's target utilisation is the latency margin for the
-demand we *expect* (the median runs at or below target utilisation), and the policy's
-forecast quantile ``q`` covers the *uncertainty* (demand up to ``p_q`` is served without
-shortfall, possibly hotter than the target for those minutes). Applying the utilisation
-margin to ``p_q`` as well would pay for both at once: at a 0.8 target and a p99 forecast,
-25 % over p99, more than a perfect-foresight schedule at the target utilisation.
+:func:`units_for`. The rule that orders units (``headroom.policies.combined``) sizes a
+forecast's median (:func:`median_level`) anchored on the measured level.
 
 A NaN demand (a gap in the data) needs ``min_units`` and is never underprovisioned.
 """
@@ -32,6 +23,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from headroom.policies.forecast.base import Forecast
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
 
@@ -71,30 +63,12 @@ def units_for_array(demand: FloatArray, target: Target, spec: PolicySpec) -> Int
     return np.clip(raw, target.min_units, target.max_units)
 
 
-def planned_units_array(
-    median: FloatArray, upper: FloatArray, target: Target, spec: PolicySpec
-) -> IntArray:
-    """Units the planner provisions for a forecast (see the module docstring), clamped.
-
-    ``median``: the p50 forecast (sized at the SLO's target utilisation); ``upper``: the
-    policy-quantile forecast (sized at 100 % utilisation). NaN in both -> ``min_units``.
-    """
-    return np.clip(
-        planned_units_raw(median, upper, target, spec), target.min_units, target.max_units
-    )
-
-
-def planned_units_raw(
-    median: FloatArray, upper: FloatArray, target: Target, spec: PolicySpec
-) -> IntArray:
-    """:func:`planned_units_array` before clamping to the bounds (to report capping)."""
-    cap = target.capacity_per_unit
-    hf = spec.headroom_factor
-    m = _demand(median)
-    u = _demand(upper)
-    at_slo = np.ceil(m * hf / (cap * spec.slo.target_utilization) - _EPS)
-    at_full = np.ceil(u * hf / cap - _EPS)
-    return np.maximum(at_slo, at_full).astype(np.int64)
+def median_level(forecast: Forecast) -> FloatArray:
+    """The forecast's median: the 0.5 band, interpolated if bracketed, else the mean."""
+    levels = sorted(forecast.quantiles)
+    if 0.5 in forecast.quantiles or (levels and levels[0] < 0.5 < levels[-1]):
+        return np.asarray(forecast.level(0.5), dtype=np.float64)
+    return np.asarray(forecast.mean, dtype=np.float64)
 
 
 def covering_units(demand: float, target: Target) -> int:

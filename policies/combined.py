@@ -37,7 +37,7 @@ from functools import cache, partial
 import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.capacity import IntArray
+from headroom.policies.capacity import IntArray, median_level
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
@@ -57,7 +57,6 @@ from headroom.policies.options import (
     hold_reason,
 )
 from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
-from headroom.policies.planner.sizing import median_level
 from headroom.policies.planner.values import Decision, Plan, PlannedAction, PlannerState
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for

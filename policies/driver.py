@@ -56,7 +56,7 @@ from headroom.policies.combined import ANCHOR_WINDOW, TargetRule
 from headroom.policies.forecast.base import Forecast, Forecaster
 from headroom.policies.forecast.uplift import event_window
 from headroom.policies.measured import Anchor, anchor_of
-from headroom.policies.planner.entry import advance_state
+from headroom.policies.planner.budget import advance_state
 from headroom.policies.planner.values import Decision, Plan, PlannerState
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray, Series

@@ -1,17 +1,21 @@
-"""The unit-hour budget: the period a tick falls in and the ceiling on look-ahead units.
+"""The unit-hour budget: the period a tick falls in, the ceiling on look-ahead units, and
+the state between ticks that counts what was spent.
 
-The budget trims pre-scaling, never the present: ``sizing.build`` caps the look-ahead
-need at :func:`budget_ceiling`, and ``entry.advance_state`` rolls the period over.
+The budget trims pre-scaling, never the present: the combined rule
+(``headroom.policies.combined``) caps its predictive half at :func:`budget_ceiling` and
+never its reactive half; the driver keeps the count with :func:`advance_state`, which
+rolls the period over.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from headroom.policies.capacity import IntArray
-from headroom.policies.planner.values import PlannerState
+from headroom.policies.planner.values import PlannedAction, PlannerState, after_action
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
 from headroom.policies.text import duration_text as _duration
@@ -70,3 +74,23 @@ def budget_ceiling(
         f" ({left:.1f} left) limits look-ahead to {best} {unit_noun(target)}"
     )
     return best, note
+
+
+def advance_state(
+    state: PlannerState,
+    *,
+    now: float,
+    units: int,
+    dt: float,
+    action: PlannedAction | None,
+    spec: PolicySpec,
+) -> PlannerState:
+    """State after ``dt`` seconds at ``units`` (ordered) from ``now``, and ``action`` if any."""
+    start = state.period_start if state.period_start is not None else now
+    used = state.unit_seconds_used
+    if spec.budget is not None and now >= start + spec.budget.period:
+        start, used = budget_period(spec, state, now)
+    new = replace(state, period_start=start, unit_seconds_used=used + units * dt)
+    if action is not None:
+        new = after_action(new, action)
+    return new

@@ -1,4 +1,4 @@
-"""What the planner returns and keeps: plans, decisions, orders and the state between ticks.
+"""What the rule returns and keeps: plans, decisions, orders and the state between ticks.
 
 Plain frozen values: the driver keeps :class:`PlannerState` per target (the operator in a
 CapacityPolicy status), the CLI draws a :class:`Plan`, the control loop acts on a

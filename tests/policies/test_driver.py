@@ -2,7 +2,7 @@
 
 The loop (a recording target on a manual clock, as in tests/controller/test_loop.py) and
 the backtest strategy replay the same trace with the same policy; deciding on the same
-cadence they must place the same orders at the same times, with one planner call per
+cadence they must place the same orders at the same times, with one rule call per
 target per tick. The driver's state is plain values (what a CapacityPolicy status holds).
 """
 
@@ -22,7 +22,6 @@ from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.combined import TargetRule
 from headroom.policies.driver import Cadence, Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner import entry as planner_module
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import run_strategy, target_delay
@@ -134,15 +133,12 @@ def test_the_loop_and_the_backtest_strategy_place_the_same_orders() -> None:
 
 
 def test_one_rule_call_and_one_plan_per_target_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loop's pass decides with the rule once and projects the same rule's plan once;
-    the old planner's entry points are not called."""
+    """The loop's pass decides with the rule once and projects the same rule's plan once."""
     spec, calendar, trace = _spec(), _calendar(), _trace()
     calls: list[str] = []
     for module, name in (
         (TargetRule, "decide"),
         (TargetRule, "plan_ahead"),
-        (planner_module, "decide"),
-        (planner_module, "plan_and_decide"),
     ):
         real = getattr(module, name)
 

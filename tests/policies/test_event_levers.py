@@ -1,40 +1,16 @@
-"""Two policy options for spending less on events (issue 11): scale-in during an event once
-the nowcast has measured it (``scaleIn.duringEvents: nowcast``), and a quantile of its own
-for an event's uncertain size (``forecast.eventQuantile``)."""
+"""A policy option for spending less on events (issue 11): a quantile of its own for an
+event's uncertain size (``forecast.eventQuantile``). The other, scale-in during an event
+once the nowcast has measured it (``scaleIn.duringEvents: nowcast``), is checked on the
+rule in tests/policies/test_rule_options.py."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
-from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.planner.entry import plan_target
 from headroom.policies.policy import Forecasting
 from headroom.policies.synthetic import generate_trace
-from tests.policies.test_planner import CAL, EVENT, STEP, T0, policy
-
-
-def _overshot() -> Forecast:
-    """Pre-scaled for 900k, but from 20:10 the (nowcast) forecast says the event runs at 400k."""
-    t = T0 + np.arange(0, 14 * 3600, STEP)
-    d = np.full(t.size, 150e3)
-    d[(t >= EVENT.window_start) & (t < EVENT.end)] = 900e3
-    d[(t >= EVENT.start + 600) & (t < EVENT.end)] = 400e3
-    return Forecast(t, d * 0.9, {0.5: d * 0.9, 0.9: d})
-
-
-def test_nowcast_mode_scales_in_during_the_event_after_one_stabilization() -> None:
-    scale_in = {"cooldown": "30m", "stepUnits": 3, "interval": "5m", "stabilization": "15m"}
-    fc = _overshot()
-    for mode, first_in_after in (("hold", EVENT.end + 1800), ("nowcast", EVENT.start + 900)):
-        spec = policy(scaleIn={**scale_in, "duringEvents": mode})
-        plan = plan_target(fc, spec, spec.targets[0], now=T0, current_units=3, calendar=CAL)
-        ins = [a for a in plan.actions if not a.is_scale_out and a.at > EVENT.window_start]
-        assert ins and ins[0].at >= first_in_after, (mode, ins[:1])
-        if mode == "nowcast":
-            assert ins[0].at < EVENT.end  # while the event runs, down toward 400k's units
-            assert min(a.to_units for a in ins if a.at < EVENT.end) >= 4  # never below the need
 
 
 def test_the_event_quantile_is_the_rules_knob_and_leaves_the_forecast_band_alone() -> None:
