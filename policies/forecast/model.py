@@ -67,6 +67,7 @@ NOWCAST_RECENT = 3600.0  # ... of which the last hour is compared with the model
 NOWCAST_MIN_TAU = 0.05  # an uplift is never taken as known better than 5 % (log scale)
 NOWCAST_CORRELATION = 4.0  # neighbouring 1-minute residuals correlate: fewer effective samples
 NOWCAST_SHAPE_SD = 0.05  # a measured scale still leaves the shape over time uncertain
+NOWCAST_PEAK_LOG = math.log(3.0)  # the nowcast moves an event's peak at most 3x either way
 
 
 def _excluded(t: FloatArray, windows: Sequence[tuple[float, float]]) -> BoolArray:
@@ -302,7 +303,8 @@ class HeadroomForecaster:
         noise: the baseline's residual spread, inflated for correlation between
         neighbouring samples), so early ramp samples, where ``m_i``
         is small, say little. The posterior is their precision-weighted blend, kept within
-        ``[1/3, 3]``. Before the start, only a learned shape (whose ramp-to-peak ratio was
+        ``[1/3, 3]`` and so that the peak's multiplier moves at most 3x either way. Before
+        the start, only a learned shape (whose ramp-to-peak ratio was
         seen on past events) may lower the forecast; a template's ramp is a guess.
         """
         base = self.baseline
@@ -333,7 +335,11 @@ class HeadroomForecaster:
         r = (1.0 / tau**2 + r_hat * info / noise2) / precision
         if base.as_of < event.start and up.source not in ("learned", "declared+learned"):
             r = max(r, 1.0)
-        return min(max(r, 1.0 / 3.0), 3.0), math.sqrt(1.0 / precision)
+        # r scales the log uplift, so the peak's multiplier goes to the power r: bound it so
+        # the peak moves at most 3x either way (r = 3 on a learned x3 would forecast x27).
+        peak = float(up.mu.max())
+        lo, hi = max(1.0 / 3.0, 1.0 - NOWCAST_PEAK_LOG / peak), 1.0 + NOWCAST_PEAK_LOG / peak
+        return min(max(r, lo), min(hi, 3.0)), math.sqrt(1.0 / precision)
 
     def predict(
         self,

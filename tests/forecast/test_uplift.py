@@ -188,3 +188,27 @@ def test_an_event_running_cooler_than_learned_lowers_and_narrows_the_rest() -> N
     assert fc.baseline is not None
     assert float(np.median(fc.level(0.5) / fc.baseline)) < 2.4
     assert float(np.median(fc.level(0.99) / fc.level(0.5))) < width_before
+
+
+def test_an_event_ahead_of_its_learned_shape_moves_the_peak_at_most_threefold() -> None:
+    """Past starts came 0-15 minutes late, so the learned shape climbs over its first
+    quarter hour; tonight's step is on time. Ten minutes in, the nowcast reads tonight as
+    far bigger than the shape says there, but the forecast's peak moves at most 3x: its
+    scale acts on the log uplift (the multiplier to its power), so unbounded it said 27x."""
+    past = [livestream(d) for d in PAST_DAYS]
+    tonight = livestream(29, "tonight")
+    events = [*past, tonight]
+    trace = generate_trace(START, 30, 60, 1000, [], noise=0.02, seed=3)
+    v = trace.v.copy()
+    lates = (15, 0, 12, 15, 10, 14, 12, 0)
+    for ev, late in zip(events, lates, strict=True):
+        v = np.where((trace.t >= ev.start + late * 60) & (trace.t < ev.end), 3.0 * v, v)
+    trace = type(trace)(trace.t, v)
+    cal = Calendar.of(events)
+    now = tonight.start + 10 * 60
+    fc = HeadroomForecaster().fit(trace.before(now), cal).predict(now, tonight.end - now, 60)
+    assert fc.baseline is not None
+    peak = float(np.max(fc.level(0.5) / fc.baseline))
+    assert 2.5 < peak <= 3.0 * 3.0 * 1.1
+    assert fc.shape is not None  # the learned shape, for the rule to move its level by
+    assert float(np.max(fc.shape / fc.baseline)) < 3.6
