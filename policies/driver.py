@@ -10,9 +10,10 @@ horizon, calendar filter, lead time and rule. A tick has two halves:
    is due (see :class:`Cadence`), then for every target runs the combined rule
    (:mod:`headroom.policies.combined`: ``max(reactive, predictive)`` through the HPA's
    stabilisation and limits) on the forecast it has, and returns a :class:`Tick`: the
-   forecast used, and per target the :class:`~headroom.policies.planner.Decision`, the
-   units the predictive half needs *now* and, when asked for, the plan ahead
-   (:func:`~headroom.policies.planner.plan_and_decide`, the forecast's timeline).
+   forecast used, and per target the :class:`~headroom.policies.planner.values.Decision`,
+   the units the predictive half needs *now* and, when asked for, the plan ahead (the
+   rule's own projection over the forecast's timeline,
+   :meth:`~headroom.policies.combined.TargetRule.plan_ahead`).
 2. :meth:`Driver.commit` ``(tick, ordered)``: the caller says what it did order per
    target (an actuator may fail, a dry run orders nothing) and the driver advances its
    :class:`DriverState` (and the HPA rule's rate-limit periods).
@@ -34,7 +35,7 @@ shows the plan ahead (the loop) at least ``forecast.horizon``. Decisions depend 
 the reach, so both give the same orders; the simulator, deciding only, forecasts less.
 
 State. :class:`DriverState` holds plain values only (per target the planner's
-:class:`~headroom.policies.planner.PlannerState`: budget used in the period, last
+:class:`~headroom.policies.planner.values.PlannerState`: budget used in the period, last
 scale-out and scale-in; the time of the last tick and of the next full decision), so
 the operator can keep it in a CapacityPolicy's status and hand it back after a restart
 (``Driver(..., state=...)``). The fitted model, the cached forecast and the HPA rule's
