@@ -91,4 +91,4 @@ def baseline_ratios(
     if not (y > 0 and math.isfinite(y)):
         return np.ones(at.size, dtype=np.float64)
     ok = (x > 0) & np.isfinite(x)
-    return np.where(ok, np.where(ok, x, y) / y, 1.0)
+    return np.where(ok, x / y, 1.0)

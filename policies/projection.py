@@ -21,7 +21,8 @@ windows, the scale-in interval, a budget's running use and anything measured lat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -51,7 +52,6 @@ class Positions:
     which: IntArray
     events: Sequence[DemandEvent]
     wanted: IntArray  # the units needed before the bounds (above maxUnits: capped)
-    _rows: list[Row] = field(default_factory=list, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.t.size)
@@ -60,22 +60,20 @@ class Positions:
         i = int(self.which[k])
         return self.events[i] if i >= 0 else None
 
-    @property
+    @cached_property
     def rows(self) -> list[Row]:
         """The positions as rows (built once: the decision walks them one by one)."""
-        if not self._rows and self.t.size:
-            events: list[DemandEvent | None] = [*self.events, None]  # -1: the last
-            self._rows.extend(
-                zip(
-                    self.t.tolist(),
-                    self.need.tolist(),
-                    self.median.tolist(),
-                    self.util.tolist(),
-                    [events[k] for k in self.which.tolist()],
-                    strict=True,
-                )
+        events: list[DemandEvent | None] = [*self.events, None]  # -1: the last
+        return list(
+            zip(
+                self.t.tolist(),
+                self.need.tolist(),
+                self.median.tolist(),
+                self.util.tolist(),
+                [events[k] for k in self.which.tolist()],
+                strict=True,
             )
-        return self._rows
+        )
 
 
 def best_within(
