@@ -43,7 +43,7 @@ unit: venv
 	$(BIN)/pytest
 
 test: sysdeps lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 # The inner loop: every test not marked slow (no operator e2e, no reshard, no image), no lint.
 test-fast: venv
