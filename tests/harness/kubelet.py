@@ -222,6 +222,7 @@ class Kubelet:
         self._deploy = store.type("apps", "deployments")
         self._secrets = store.type("", "secrets")
         self._pvcs = store.type("", "persistentvolumeclaims")
+        self._listed: tuple[int, list[Obj]] | None = None  # (resourceVersion, pods)
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Kubelet:
@@ -287,8 +288,7 @@ class Kubelet:
                 self._statefulset(sts)
             for dep in self.store.list_objects(self._deploy, None)[0]:
                 self._deployment(dep)
-            pods = self.store.list_objects(self._pods, None)[0]
-            live = {p["metadata"]["uid"]: p for p in pods}
+            live = {p["metadata"]["uid"]: p for p in self._all_pods()}
             for uid in list(self.processes):
                 pod = live.get(uid)
                 if pod is None or pod["metadata"].get("deletionTimestamp"):
@@ -304,13 +304,21 @@ class Kubelet:
 
     # ---- workloads -> pods -----------------------------------------------------------
     def _owned(self, owner: Obj) -> list[Obj]:
-        uid = owner["metadata"]["uid"]
-        pods = self.store.list_objects(self._pods, owner["metadata"]["namespace"])[0]
+        uid, ns = owner["metadata"]["uid"], owner["metadata"]["namespace"]
         return [
             p
-            for p in pods
-            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])
+            for p in self._all_pods()
+            if p["metadata"]["namespace"] == ns
+            and any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])
         ]
+
+    def _all_pods(self) -> list[Obj]:
+        """Every pod (read-only), listed again only once the store has changed: a pass asks
+        for the pods of each workload twice, and each listing copies every pod."""
+        if self._listed is None or self._listed[0] != self.store.resource_version:
+            items, rv, _ = self.store.list_objects(self._pods, None)
+            self._listed = (rv, items)
+        return self._listed[1]
 
     def _statefulset(self, sts: Obj) -> None:
         if sts["metadata"].get("deletionTimestamp"):

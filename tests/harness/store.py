@@ -8,8 +8,8 @@ what a client may not). Every method is thread-safe; objects go in and out as de
 from __future__ import annotations
 
 import base64
-import copy
 import json
+import pickle
 import random
 import re
 import threading
@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.harness import errors
 from tests.harness.errors import ApiError
@@ -29,10 +29,19 @@ from tests.harness.schema import FieldValidation, admit
 from tests.harness.selectors import FieldMatcher, Requirement, labels_match, selector_to_string
 
 Obj = dict[str, Any]
+_T = TypeVar("_T")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
+
+
+def clone(obj: _T) -> _T:
+    """A deep copy of a stored object (JSON data: dicts, lists, scalars). Pickle's round
+    trip copies one in about a third of ``copy.deepcopy``'s time; the store copies every
+    object it stores or hands out, and the kubelet lists pods many times a second."""
+    copied: _T = pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+    return copied
 
 
 def now_rfc3339() -> str:
@@ -125,12 +134,12 @@ class Store:
     # ---- reads -----------------------------------------------------------------------
     def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
         with self.lock:
-            return copy.deepcopy(self._current(rt, ns, name))
+            return clone(self._current(rt, ns, name))
 
     def try_get(self, rt: ResourceType, ns: str, name: str) -> Obj | None:
         with self.lock:
             obj = self._objects[rt.key].get((self._ns(rt, ns), name))
-            return copy.deepcopy(obj) if obj is not None else None
+            return clone(obj) if obj is not None else None
 
     def list_objects(
         self,
@@ -163,7 +172,7 @@ class Store:
                     continue
                 obj = self._objects[rt.key][key]
                 if labels_match(labels or [], obj) and (fields is None or fields(obj)):
-                    items.append(copy.deepcopy(obj))
+                    items.append(clone(obj))
             next_token = None
             if limit and len(items) > limit:
                 items = items[:limit]
@@ -186,7 +195,7 @@ class Store:
         validation: FieldValidation | None = None,
     ) -> Obj:
         with self.lock:
-            obj = copy.deepcopy(obj)
+            obj = clone(obj)
             meta = obj.setdefault("metadata", {})
             if rt.namespaced:
                 if meta.get("namespace") and ns and meta["namespace"] != ns:
@@ -252,7 +261,7 @@ class Store:
     ) -> Obj:
         with self.lock:
             old = self._current(rt, ns, name)
-            new = copy.deepcopy(obj)
+            new = clone(obj)
             meta = new.setdefault("metadata", {})
             if meta.get("name", name) != name:
                 raise errors.bad_request(
@@ -263,7 +272,7 @@ class Store:
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.group, rt.plural, name)
             if subresource == "status":
-                merged = copy.deepcopy(old)
+                merged = clone(old)
                 if "status" in new:
                     merged["status"] = new["status"]
                 else:
@@ -273,7 +282,7 @@ class Store:
                 merged["apiVersion"], merged["kind"] = old["apiVersion"], old["kind"]
                 if rt.status and not internal:
                     if "status" in old:
-                        merged["status"] = copy.deepcopy(old["status"])
+                        merged["status"] = clone(old["status"])
                     else:
                         merged.pop("status", None)
                 old_meta = old["metadata"]
@@ -311,7 +320,7 @@ class Store:
             if subresource == "scale":
                 scale = self._scale_of(rt, self._current(rt, ns, name))
                 return self.update_scale(rt, ns, name, apply_patch(content_type, scale, body))
-            old = copy.deepcopy(self._current(rt, ns, name))
+            old = clone(self._current(rt, ns, name))
             patched = apply_patch(content_type, old, body)
             patched.setdefault("metadata", {})
             if not patched["metadata"].get("resourceVersion"):
@@ -332,7 +341,7 @@ class Store:
     ) -> Obj:
         """Read-modify-write under the lock (for in-process writers such as the kubelet)."""
         with self.lock:
-            obj = copy.deepcopy(self._current(rt, ns, name))
+            obj = clone(self._current(rt, ns, name))
             change(obj)
             return self.update(rt, ns, name, obj, subresource=subresource, internal=internal)
 
@@ -361,8 +370,8 @@ class Store:
                 raise errors.conflict(rt.group, rt.plural, name)
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
-                    return copy.deepcopy(old), False
-                new = copy.deepcopy(old)
+                    return clone(old), False
+                new = clone(old)
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 return self._commit(rt, old, new), False
@@ -395,7 +404,7 @@ class Store:
                         }
                     ],
                 )
-            new = copy.deepcopy(old)
+            new = clone(old)
             path_set(new, rt.scale.spec_replicas_path, replicas)
             new = self._admit(rt, new)
             return self._scale_of(rt, self._commit(rt, old, new))
@@ -427,9 +436,7 @@ class Store:
             if resource_version in (None, "", "0"):
                 last = self._rv
                 current = sorted(self._objects[rt.key].items())
-                initial = [
-                    {"type": "ADDED", "object": copy.deepcopy(o)} for _, o in current if visible(o)
-                ]
+                initial = [{"type": "ADDED", "object": clone(o)} for _, o in current if visible(o)]
             else:
                 try:
                     last = int(str(resource_version))
@@ -599,10 +606,10 @@ class Store:
     def _commit(self, rt: ResourceType, old: Obj | None, new: Obj) -> Obj:
         meta = new["metadata"]
         if old is not None:
-            new_cmp = copy.deepcopy(new)
+            new_cmp = clone(new)
             new_cmp["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             if new_cmp == old:
-                return copy.deepcopy(old)
+                return clone(old)
             if self._spec_view(rt, old) != self._spec_view(rt, new):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
@@ -614,14 +621,14 @@ class Store:
         if rt.key == CRD_KEY:
             self._sync_crd(new)
         self._record("ADDED" if old is None else "MODIFIED", rt, new, old)
-        return copy.deepcopy(new)
+        return clone(new)
 
     def _remove(self, rt: ResourceType, obj: Obj) -> Obj:
         meta = obj["metadata"]
         ns = meta.get("namespace", "")
         old = self._objects[rt.key].pop((ns, meta["name"]))
         self._rv += 1
-        gone = copy.deepcopy(obj)
+        gone = clone(obj)
         gone["metadata"]["resourceVersion"] = str(self._rv)
         self._record("DELETED", rt, gone, old)
         if rt.key == CRD_KEY:
@@ -665,7 +672,7 @@ class Store:
         self.register(crt)
         names = crd["spec"]["names"]
         crd["status"] = {
-            "acceptedNames": copy.deepcopy(names),
+            "acceptedNames": clone(names),
             "storedVersions": [crt.versions[0]],
             "conditions": [
                 {
@@ -689,8 +696,8 @@ class Store:
                 type_,
                 rt.key,
                 obj["metadata"].get("namespace", ""),
-                copy.deepcopy(obj),
-                copy.deepcopy(old) if old else None,
+                clone(obj),
+                clone(old) if old else None,
             )
         )
         while len(self._history) > self._history_size:
@@ -714,17 +721,15 @@ class Store:
             return None
         now_in, was_in = visible(ev.obj), visible(ev.old)
         if ev.type == "DELETED":
-            return (
-                {"type": "DELETED", "object": copy.deepcopy(ev.obj)} if was_in or now_in else None
-            )
+            return {"type": "DELETED", "object": clone(ev.obj)} if was_in or now_in else None
         if ev.type == "ADDED":
-            return {"type": "ADDED", "object": copy.deepcopy(ev.obj)} if now_in else None
+            return {"type": "ADDED", "object": clone(ev.obj)} if now_in else None
         if now_in and was_in:
-            return {"type": "MODIFIED", "object": copy.deepcopy(ev.obj)}
+            return {"type": "MODIFIED", "object": clone(ev.obj)}
         if now_in:
-            return {"type": "ADDED", "object": copy.deepcopy(ev.obj)}
+            return {"type": "ADDED", "object": clone(ev.obj)}
         if was_in:
-            return {"type": "DELETED", "object": copy.deepcopy(ev.obj)}
+            return {"type": "DELETED", "object": clone(ev.obj)}
         return None
 
     def _scale_of(self, rt: ResourceType, obj: Obj) -> Obj:
