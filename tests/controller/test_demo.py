@@ -49,12 +49,13 @@ def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) 
         str(out),
         "--keys",
         "30000",
-        # 16:00 to 23:30: the show is 20:00-22:00; the last claims (its scale-in, its
-        # forecastMiss firing) came by 21:40 in a busy run, with over 1.5 h to spare.
+        # 17:00 to 22:30: the show is 20:00-22:00; the pre-scale order came at about
+        # 18:20 (-99 min), and the last claims (its scale-in, its forecastMiss firing) by
+        # 21:40 in a busy run. Each simulated hour costs 15 s of wall time at this speed.
         "--hours",
-        "7.5",
+        "5.5",
         "--start-hour",
-        "16",
+        "17",
         "--surprise",
         "1.5",
         # 240 simulated seconds a second (the default is 360): a reshard's wall time on a
