@@ -226,12 +226,19 @@ class TargetRule:
         # a whole in-flight change earlier.
         chained = target.max_step and ready < u
         pending = delay(ready, u) if chained else 0.0
+        # A scale-out ordered now is in place at the soonest a change's delay from now: a
+        # need over before then (the end of a sale shorter than a reshard) is held, not
+        # ordered; capacity for it would come after it.
+        ready_at = now + pending + delay(u, u + 1) if u < target.max_units else math.inf
         due: Row | None = None
         base = u
         for row in rows:
             if row[0] + self.step <= now:
                 continue
             need = row[1]
+            if need > u and row[0] + self.step <= ready_at:
+                need = u
+                row = (row[0], u, row[2], row[3], row[4])
             if due is None:  # the position holding demand now is always due
                 due = row
                 base = min(u, need)
@@ -255,7 +262,7 @@ class TargetRule:
             if longer <= reach + 1e-9:
                 break
             reach = longer
-            wider = best_within(rows, now, reach, self.step)
+            wider = best_within(rows, now, reach, self.step, ready_at)
             if wider[0] <= best[0]:
                 break
             best = wider

@@ -281,3 +281,25 @@ def test_a_step_already_measured_is_not_counted_again_from_the_learned_shape() -
     need = math.ceil(3.0 * BASE * 1.05 / (CAPACITY * spec.event_utilization))
     inside = [_ordered(ours, last.start + m * 60.0) for m in range(5, 20)]
     assert max(inside) <= need + 1, inside
+
+
+def test_no_scale_out_is_ordered_for_a_sale_that_ends_before_it_could_be_ready() -> None:
+    """Two-minute sales, the last one half again bigger than the learned ones, on a target
+    whose change takes 10 minutes: the pre-scale holds the sale within the reactive half's
+    target, and the measured surplus over the event margin orders nothing more, since
+    capacity ordered inside the sale would be ready 8 minutes after it has ended."""
+    days, sale = 3, 120.0
+    events = _events(days, length=sale)
+    trace = _trace(days, 3.0, None)
+    last = events[-1]
+    bigger = (trace.t >= last.start) & (trace.t < last.end)
+    trace = Series(trace.t, np.where(bigger, 1.5 * trace.v, trace.v))
+    spec = _spec()
+    ours = _run(trace, spec, Calendar.of(events), False)
+    window = [o for o in ours.orders if last.start - HOUR <= o.t < last.end + HOUR]
+    ups = [o for o in window if o.to_units > o.from_units]
+    assert ups and ups[0].t < last.start, window  # the pre-scale, ahead of the sale
+    held = _ordered(ours, last.start)
+    per_unit = CAPACITY * spec.reactive_utilization
+    assert float(trace.v[bigger].max()) < held * per_unit  # within the reactive target
+    assert [o for o in ups if o.t >= last.start] == [], window
