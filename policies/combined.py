@@ -11,8 +11,10 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
   the margin on what is measured). Inside an event's window, outside its start, a rise the
   noise cannot explain is carried over the lead at its measured rate
   (:func:`~headroom.policies.measured.growth_of`);
-- **event start**: from ``PRE_EARLY`` before a start to ``HOLD`` after it, unless its
-  demand has arrived (``ARRIVED`` of it), the base measured before the event times its
+- **event start**: over the span its kind's past starts arrived in (at most from
+  ``PRE_EARLY`` before the start to ``HOLD`` after it: starts run early and late; see
+  :meth:`~headroom.policies.forecast.eventsize.EventSizes.window`), unless its demand
+  has arrived (``ARRIVED`` of it), the base measured before the event times its
   learned size at ``forecast.eventQuantile``
   (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
   ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at
@@ -370,7 +372,8 @@ class TargetRule:
         sizes = self.sizes
         assert sizes is not None
         key = EventSizes.key(ev)
-        lo, hi = ev.start - PRE_EARLY, ev.start + HOLD
+        early, late = sizes.window(ev, -PRE_EARLY, HOLD)
+        lo, hi = ev.start + early, ev.start + late
         pre = self._pres.get(key, math.nan)
         if not math.isfinite(pre):
             # Sized once, from the base measured before the event: a pre-scale that moved
