@@ -60,8 +60,9 @@ def sizing_rule(spec: PolicySpec) -> str:
             f", predictive (measured x forecast shape over the lead, p50 at "
             f"{spec.forecast_utilization:.0%}; in event windows past the start, a measured "
             f"rise carried over the lead), event start (the base before it x its "
-            f"learned size at {q}, from 5 min before to 15 min after the start unless "
-            f"demand has arrived; the first 20 min at {spec.event_utilization:.0%})"
+            f"learned size at {q}, over the window past starts arrived in (5 min before "
+            f"to 15 min after the start until starts were timed) unless demand has "
+            f"arrived; the first 20 min at {spec.event_utilization:.0%})"
         )
     si = spec.scale_in
     scale_in = f"; scale-in to the highest need of the last {_minutes(si.stabilization)}"

@@ -11,8 +11,10 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
   the margin on what is measured). Inside an event's window, outside its start, a rise the
   noise cannot explain is carried over the lead at its measured rate
   (:func:`~headroom.policies.measured.growth_of`);
-- **event start**: from ``PRE_EARLY`` before a start to ``HOLD`` after it, unless its
-  demand has arrived (``ARRIVED`` of it), the base measured before the event times its
+- **event start**: over the span its kind's past starts arrived in (at most from
+  ``PRE_EARLY`` before the start to ``HOLD`` after it: starts run early and late; see
+  :meth:`~headroom.policies.forecast.eventsize.EventSizes.window`), unless its demand
+  has arrived (``ARRIVED`` of it), the base measured before the event times its
   learned size at ``forecast.eventQuantile``
   (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
   ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at
@@ -226,12 +228,19 @@ class TargetRule:
         # a whole in-flight change earlier.
         chained = target.max_step and ready < u
         pending = delay(ready, u) if chained else 0.0
+        # A scale-out ordered now is in place at the soonest a change's delay from now: a
+        # need over before then (the end of a sale shorter than a reshard) is held, not
+        # ordered; capacity for it would come after it.
+        ready_at = now + pending + delay(u, u + 1) if u < target.max_units else math.inf
         due: Row | None = None
         base = u
         for row in rows:
             if row[0] + self.step <= now:
                 continue
             need = row[1]
+            if need > u and row[0] + self.step <= ready_at:
+                need = u
+                row = (row[0], u, row[2], row[3], row[4])
             if due is None:  # the position holding demand now is always due
                 due = row
                 base = min(u, need)
@@ -255,7 +264,7 @@ class TargetRule:
             if longer <= reach + 1e-9:
                 break
             reach = longer
-            wider = best_within(rows, now, reach, self.step)
+            wider = best_within(rows, now, reach, self.step, ready_at)
             if wider[0] <= best[0]:
                 break
             best = wider
@@ -363,7 +372,8 @@ class TargetRule:
         sizes = self.sizes
         assert sizes is not None
         key = EventSizes.key(ev)
-        lo, hi = ev.start - PRE_EARLY, ev.start + HOLD
+        early, late = sizes.window(ev, -PRE_EARLY, HOLD)
+        lo, hi = ev.start + early, ev.start + late
         pre = self._pres.get(key, math.nan)
         if not math.isfinite(pre):
             # Sized once, from the base measured before the event: a pre-scale that moved

@@ -20,6 +20,7 @@ windows, the scale-in interval, a budget's running use and anything measured lat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -77,13 +78,15 @@ class Positions:
 
 
 def best_within(
-    rows: Sequence[Row], now: float, reach: float, step: float
+    rows: Sequence[Row], now: float, reach: float, step: float, ready: float = -math.inf
 ) -> tuple[int, float, float, DemandEvent | None]:
-    """The largest need among the positions that hold demand within ``[now, now + reach)``."""
+    """The largest need among the positions that hold demand within ``[now, now + reach)``
+    and after ``ready`` (what is over before a change could be ready orders nothing)."""
     best: Row | None = None
     end = now + reach
+    first = max(now, ready)
     for row in rows:
-        if row[0] + step <= now:
+        if row[0] + step <= first:
             continue
         if row[0] >= end and best is not None:
             break
@@ -203,16 +206,23 @@ def _orders(
     """Per position ``j``: what is ordered there (the reactive need at ``j``, or the largest
     predictive need ``v`` at a later position its change's delay from ``react[j]`` plus the
     lead time reaches) and the position that need is for. One pass per distinct need:
-    the first position at or after ``j`` needing at least ``v``, and whether it is due."""
+    the first position needing at least ``v`` that still holds demand once a change
+    ordered at ``j`` could be ready (as the rule: what is over by then orders nothing), and
+    whether it is due."""
     count = int(tt.size)
     ahead = react.copy()
     cause = np.arange(count)
     index = np.arange(count)
     froms, which = np.unique(react, return_inverse=True)
+    step = float(tt[1] - tt[0]) if count > 1 else 0.0
+    soonest = np.array([delay(b, b + 1) for b in froms.tolist()])[which]
+    # The first position still holding demand when a change ordered at j is ready.
+    first = np.maximum(np.searchsorted(tt, tt + soonest - step, side="right"), index)
     # A need at or below every reactive need orders nothing ahead of it.
     for v in np.unique(need[need > froms[0]]).tolist():
         at = np.where(need >= v, index, count)
-        nxt = np.minimum.accumulate(at[::-1])[::-1]  # the first k >= j with need >= v
+        after = np.append(np.minimum.accumulate(at[::-1])[::-1], count)
+        nxt = after[np.minimum(first, count)]  # the first k >= first[j] with need >= v
         ok = nxt < count
         # The delay from each position's reactive units to v, looked up per distinct start.
         reach = np.array([delay(b, v) + lead for b in froms.tolist()])[which]

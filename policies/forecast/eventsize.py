@@ -24,6 +24,16 @@ the policy is given, never from a trace's name or shape:
   policy's event quantile (``forecast.eventQuantile``): the pre-scale buys the size it
   expects at that confidence, so its margin follows the uncertainty of that size.
 
+- **When it arrives.** An event whose step is clearly over its base (``ARRIVAL_SIZE``) also
+  tells when its demand came: the first time its 3-minute median passed the geometric
+  middle of its step, relative to the declared start. :meth:`EventSizes.window` is the
+  span a pre-scale stands over: from the earliest arrival measured to the latest (of the
+  event's kind once ``MIN_ARRIVALS`` of them were measured, else of all events), widened
+  for the median's lag, within the caller's prior window and shrunk toward it by
+  ``PRIOR_ARRIVALS`` pseudo-observations (a few arrivals' range often misses the next).
+  A calendar whose events start on time comes to pay for minutes of pre-scale, not the
+  prior's twenty; one whose starts wander keeps the prior's.
+
 A declared ``expectation.multiplier`` is used as given.
 """
 
@@ -52,6 +62,11 @@ POOL_WEIGHT = 3.0  # pseudo-observations of the level above, at each level
 PRIOR_WEIGHT = 2.0  # pseudo-observations of the cold-start prior
 PRIOR_SIGMA = 0.5  # log-size spread before anything is measured
 MAX_SIZE = 50.0
+ARRIVAL_SIZE = 1.3  # a step this much over its base has a measurable arrival time
+MIN_ARRIVALS = 3  # arrivals measured before they replace the prior window
+ARRIVAL_BEFORE = 120.0  # the window opens this long before the earliest arrival measured
+ARRIVAL_AFTER = 300.0  # ... and closes this long after the latest (the median's lag)
+PRIOR_ARRIVALS = 6.0  # pseudo-arrivals of the prior window, weighed against those measured
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class Measured:
     labels: tuple[tuple[str, str], ...]
     base: float
     step: float
+    arrival: float = math.nan  # when its demand came, from the declared start (s); NaN: unclear
 
     @property
     def log_size(self) -> float:
@@ -147,12 +163,20 @@ class EventSizes:
             return None
         seen = since(event.start - STEP_BEFORE)
         m = seen.t < event.start + self.reach
-        vals = _rolling_median3(seen.v[m])
-        vals = vals[np.isfinite(vals)]
+        t, v = seen.t[m], seen.v[m]
+        vals = _rolling_median3(v)
+        times = t[1:-1] if v.size >= 3 else t  # each median stands for its middle sample
+        ok = np.isfinite(vals)
+        vals, times = vals[ok], times[ok]
         if vals.size < 3:
             return None
         step = min(float(vals.max()), base * MAX_SIZE)
-        return Measured(str(event.kind), tuple(sorted(event.labels.items())), base, step)
+        arrival = math.nan
+        if step >= ARRIVAL_SIZE * base:
+            first = int(np.argmax(vals >= math.sqrt(base * step)))
+            arrival = float(times[first]) - event.start
+        labels = tuple(sorted(event.labels.items()))
+        return Measured(str(event.kind), labels, base, step, arrival)
 
     def learn(self, now: float, since: Since) -> None:
         """Measure every event whose step window ended before ``now`` (once each)."""
@@ -208,3 +232,27 @@ class EventSizes:
         mu, sigma = self.estimate(event)
         z = NormalDist().inv_cdf(min(max(quantile, 1e-4), 1 - 1e-4))
         return min(max(1.0, math.exp(mu + z * sigma)), MAX_SIZE)
+
+    def window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
+        """When, from ``event``'s declared start, its pre-scale stands: from
+        ``ARRIVAL_BEFORE`` before the earliest arrival measured to ``ARRIVAL_AFTER`` after
+        the latest (its kind's once ``MIN_ARRIVALS`` of them were measured, else all
+        events'), always including the start, within the prior window ``[early, late]``
+        (``early`` <= 0 <= ``late``); the prior window until arrivals were measured."""
+        key = self.key(event)
+        seen = [
+            (m.kind, m.arrival)
+            for k, m in self.measured.items()
+            if k != key and math.isfinite(m.arrival)
+        ]
+        kind = str(event.kind)
+        own = [a for k, a in seen if k == kind]
+        use = own if len(own) >= MIN_ARRIVALS else [a for _, a in seen]
+        if len(use) < MIN_ARRIVALS:
+            return early, late
+        lo = min(max(min(use) - ARRIVAL_BEFORE, early), 0.0)
+        hi = max(min(max(use) + ARRIVAL_AFTER, late), 0.0)
+        # The range of n arrivals misses the next one with odds 2/(n+1): a few measured
+        # narrow the prior window part of the way, many of them all the way.
+        w = len(use) / (len(use) + PRIOR_ARRIVALS)
+        return early + w * (lo - early), late + w * (hi - late)

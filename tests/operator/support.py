@@ -255,8 +255,29 @@ class OperatorEnv:
         for op in self.operators:
             op.kill()
             # Shown by pytest only when the test failed.
-            print(f"----- operator {op.identity} (last 60 lines) -----")
-            print("\n".join(op.text().splitlines()[-60:]))
+            print(f"----- operator {op.identity} (last 80 lines, repeats folded) -----")
+            print("\n".join(_folded(op.text().splitlines())[-80:]))
+
+
+def _folded(lines: list[str]) -> list[str]:
+    """Log lines without those that repeat one of the last few kept (a retry loop's
+    hundred requeues would push what led to it out of a failure's tail), with a count."""
+    out: list[str] = []
+    recent: list[str] = []
+    folded = 0
+    for line in lines:
+        body = line[24:] if line[:4].isdigit() else line  # after "YYYY-mm-dd HH:MM:SS,mmm "
+        if body in recent:
+            folded += 1
+            continue
+        if folded:
+            out.append(f"    ... {folded} repeated lines folded")
+            folded = 0
+        out.append(line)
+        recent = [*recent[-9:], body]
+    if folded:
+        out.append(f"    ... {folded} repeated lines folded")
+    return out
 
 
 def slots_of(host: str, port: int, password: str | None = None) -> int:

@@ -367,5 +367,6 @@ def _scenario(
     hpa = auto.read_namespaced_horizontal_pod_autoscaler("web", NS)
     assert hpa.metadata.annotations["headroom.dev/user-min-replicas"] == str(USER_FLOOR)
     sizes = [a["toUnits"] for a in actions("cart")]
-    assert sizes[0] == planned and sizes[-1] == 3 and sizes == sorted(sizes, reverse=True)
+    why = [a["reason"] for a in actions("cart")]  # what each order was for, if one is amiss
+    assert sizes[0] == planned and sizes[-1] == 3 and sizes == sorted(sizes, reverse=True), why
     assert removals == []  # no pod went while it still owned a slot

@@ -281,3 +281,46 @@ def test_a_step_already_measured_is_not_counted_again_from_the_learned_shape() -
     need = math.ceil(3.0 * BASE * 1.05 / (CAPACITY * spec.event_utilization))
     inside = [_ordered(ours, last.start + m * 60.0) for m in range(5, 20)]
     assert max(inside) <= need + 1, inside
+
+
+def test_no_scale_out_is_ordered_for_a_sale_that_ends_before_it_could_be_ready() -> None:
+    """Two-minute sales, the last one half again bigger than the learned ones, on a target
+    whose change takes 10 minutes: the pre-scale holds the sale within the reactive half's
+    target, and the measured surplus over the event margin orders nothing more, since
+    capacity ordered inside the sale would be ready 8 minutes after it has ended."""
+    days, sale = 3, 120.0
+    events = _events(days, length=sale)
+    trace = _trace(days, 3.0, None)
+    last = events[-1]
+    bigger = (trace.t >= last.start) & (trace.t < last.end)
+    trace = Series(trace.t, np.where(bigger, 1.5 * trace.v, trace.v))
+    spec = _spec()
+    ours = _run(trace, spec, Calendar.of(events), False)
+    window = [o for o in ours.orders if last.start - HOUR <= o.t < last.end + HOUR]
+    ups = [o for o in window if o.to_units > o.from_units]
+    assert ups and ups[0].t < last.start, window  # the pre-scale, ahead of the sale
+    held = _ordered(ours, last.start)
+    per_unit = CAPACITY * spec.reactive_utilization
+    assert float(trace.v[bigger].max()) < held * per_unit  # within the reactive target
+    assert [o for o in ups if o.t >= last.start] == [], window
+
+
+def test_on_a_calendar_whose_starts_come_on_time_a_small_events_pre_scale_goes_sooner() -> None:
+    """Seven shows whose x3 steps all came at the declared start, then one that comes in
+    at x1.15: its pre-scale is released minutes after the start (the window the past
+    arrivals were measured in, shrunk toward the prior), not held for the prior's 15
+    minutes as if the start might still be late, and the shows before it lost nothing."""
+    days = 8
+    events = _events(days)
+    trace = _trace(days, 3.0, None)
+    last = events[-1]
+    small = (trace.t >= last.start) & (trace.t < last.end)
+    trace = Series(trace.t, np.where(small, trace.v * 1.15 / 3.0, trace.v))
+    spec = _spec()
+    ours = _run(trace, spec, Calendar.of(events), False)
+    pre = _ordered(ours, last.start)
+    assert pre >= 2 * math.ceil(1.15 * BASE / (CAPACITY * spec.event_utilization)), pre
+    # Prior window: held to +15 min, then the 5-minute stabilisation: +20 min.
+    assert _ordered(ours, last.start + 17 * 60.0) < pre, ours.orders[-6:]
+    before = (trace.t >= events[2].start) & (trace.t < events[-2].end)
+    assert ours.under_seconds[before].sum() == 0.0

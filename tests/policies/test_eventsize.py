@@ -129,3 +129,40 @@ def test_an_event_still_unfolding_teaches_nothing_yet() -> None:
     assert not sizes.measured
     sizes.learn(ev.start + 1800.0, since)
     assert EventSizes.key(ev) in sizes.measured
+
+
+PRIOR = (-300.0, 900.0)  # the rule's window before arrivals are measured: -5 min, +15 min
+
+
+def _late(events: list[DemandEvent], lates: list[float], size: float = 3.0) -> Series:
+    """Steps of ``size`` that came ``lates`` minutes after each declared start."""
+    moved = [
+        (DemandEvent(e.name, e.kind, e.start + m * 60.0, e.end), size)
+        for e, m in zip(events, lates, strict=True)
+    ]
+    return _trace(len(events) + 2, moved)
+
+
+def test_the_pre_scale_window_narrows_to_when_past_starts_arrived() -> None:
+    """Twelve starts that all came on time: the next one's pre-scale stands minutes around
+    its start, not the prior's twenty; starts that came up to 10 minutes late keep a
+    window reaching past the latest of them; two measured teach nothing yet."""
+    events = [_event("match", d, 18) for d in range(1, 14)]
+    nxt = events[-1]
+    on_time = _learned(events[:-1], _late(events[:-1], [0.0] * 12))
+    assert all(abs(m.arrival) <= 120.0 for m in on_time.measured.values())
+    lo, hi = on_time.window(nxt, *PRIOR)
+    assert -300.0 < lo <= 0.0 and 300.0 <= hi < 600.0, (lo, hi)
+    late = _learned(events[:-1], _late(events[:-1], [0, 10, 2, 7, 9, 1, 5, 10, 3, 8, 6, 4]))
+    lo, hi = late.window(nxt, *PRIOR)
+    assert hi > 10 * 60.0, hi
+    two = _learned(events[:2], _late(events[:2], [0.0, 0.0]))
+    assert two.window(nxt, *PRIOR) == PRIOR
+
+
+def test_a_step_too_small_to_time_says_nothing_about_when_starts_arrive() -> None:
+    events = [_event("match", d, 18) for d in range(1, 8)]
+    sizes = _learned(events, _late(events, [0.0] * 7, size=1.1))
+    assert len(sizes.measured) == 7
+    assert all(math.isnan(m.arrival) for m in sizes.measured.values())
+    assert sizes.window(_event("match", 9, 18), *PRIOR) == PRIOR
