@@ -16,7 +16,7 @@ import pytest
 
 from tests.operator.support import wait_for
 from tests.support.chart import REPO_ROOT
-from tests.support.kubectl import table
+from tests.support.kubectl import KUBECTL_POLL, table
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
@@ -88,9 +88,9 @@ def test_playground_runs_the_printed_commands_and_ctrl_c_leaves_nothing(tmp_path
             rows = table(kubectl(get))
             return rows[1][:4] if len(rows) > 1 else []
 
-        wait_for(lambda: row() == ["cart", "3", "3", "Ready"], 180, "cart 3/3 Ready")
+        wait_for(lambda: row() == ["cart", "3", "3", "Ready"], 180, "cart 3/3 Ready", KUBECTL_POLL)
         assert kubectl(scale).strip() == "rediscluster.headroom.dev/cart scaled"
-        wait_for(lambda: row() == ["cart", "4", "4", "Ready"], 240, "cart 4/4 Ready")
+        wait_for(lambda: row() == ["cart", "4", "4", "Ready"], 240, "cart 4/4 Ready", KUBECTL_POLL)
         watcher.terminate()
         watched = watcher.communicate(timeout=30)[0]
         assert re.search(r"^cart\s+4\s+4\s+Ready", watched, re.M), watched

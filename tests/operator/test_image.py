@@ -19,7 +19,7 @@ import pytest
 from tests.operator.support import NS, OperatorEnv, wait_for
 from tests.support.chart import EXAMPLES_DIR
 from tests.support.image import PODMAN, build_image
-from tests.support.kubectl import Kubectl, make_kubectl, table
+from tests.support.kubectl import KUBECTL_POLL, Kubectl, make_kubectl, table
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow, pytest.mark.long]
 
@@ -47,10 +47,20 @@ def test_the_operator_image_forms_and_scales_a_rediscluster_with_kubectl(
     sample = EXAMPLES_DIR / "rediscluster-cart.yaml"
     created = kubectl("apply", "-n", NS, "-f", str(sample)).stdout.strip()
     assert created == "rediscluster.headroom.dev/cart created"
-    wait_for(lambda: _columns(kubectl) == ["cart", "3", "3", "Ready"], 180, "cart 3/3 Ready")
+    wait_for(
+        lambda: _columns(kubectl) == ["cart", "3", "3", "Ready"],
+        180,
+        "cart 3/3 Ready",
+        KUBECTL_POLL,
+    )
     scaled = kubectl("scale", "rediscluster/cart", "--replicas", "4", "-n", NS).stdout.strip()
     assert scaled == "rediscluster.headroom.dev/cart scaled"
-    wait_for(lambda: _columns(kubectl) == ["cart", "4", "4", "Ready"], 240, "cart 4/4 Ready")
+    wait_for(
+        lambda: _columns(kubectl) == ["cart", "4", "4", "Ready"],
+        240,
+        "cart 4/4 Ready",
+        KUBECTL_POLL,
+    )
     assert len(env.pods("cart").nodes) == 8
     slots = [row["slots"] for row in env.status("cart")["slotsPerMaster"]]
     assert len(slots) == 4 and sum(slots) == 16384, slots

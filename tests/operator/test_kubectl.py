@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from headroom.cli.main import app
 from tests.operator.support import NS, OperatorEnv, wait_for
 from tests.support.chart import EXAMPLES_DIR, of_kind, render_chart
-from tests.support.kubectl import Kubectl, have_kubectl, make_kubectl, table
+from tests.support.kubectl import KUBECTL_POLL, Kubectl, have_kubectl, make_kubectl, table
 
 pytestmark = [
     pytest.mark.k8s,
@@ -46,11 +46,21 @@ def test_kubectl_applies_gets_scales_and_describes_with_the_operator(
     sample = EXAMPLES_DIR / "rediscluster-cart.yaml"
     out = kubectl("apply", "-n", NS, "-f", str(sample)).stdout.strip()
     assert out == "rediscluster.headroom.dev/cart created"
-    wait_for(lambda: _columns(kubectl) == ["cart", "3", "3", "Ready"], 120, "cart 3/3 Ready")
+    wait_for(
+        lambda: _columns(kubectl) == ["cart", "3", "3", "Ready"],
+        120,
+        "cart 3/3 Ready",
+        KUBECTL_POLL,
+    )
 
     done = kubectl("scale", "rediscluster/cart", "--replicas", "6", "-n", NS).stdout.strip()
     assert done == "rediscluster.headroom.dev/cart scaled"
-    wait_for(lambda: _columns(kubectl) == ["cart", "6", "6", "Ready"], 240, "cart 6/6 Ready")
+    wait_for(
+        lambda: _columns(kubectl) == ["cart", "6", "6", "Ready"],
+        240,
+        "cart 6/6 Ready",
+        KUBECTL_POLL,
+    )
     assert len(env.pods("cart").nodes) == 12
 
     # headroom status reads the same status the printer columns show.

@@ -42,6 +42,12 @@ def kubectl_minor() -> int:
     return int(re.sub(r"\D", "", json.loads(out.stdout)["clientVersion"]["minor"]))
 
 
+# Seconds between two kubectl runs of a test polling for a state: one run costs about
+# 0.13 s of CPU, so polling at wait_for's 0.2 s kept a third of a core busy on a 2-core
+# machine shared with the other test worker.
+KUBECTL_POLL = 1.0
+
+
 def make_kubectl(kubeconfig: Path, home: Path, timeout: float = 60.0) -> Kubectl:
     """A runner: ``kubectl(*args, ok=True, stdin=None)`` -> CompletedProcess (text). With
     ``ok`` a non-zero exit fails the test with kubectl's stderr. ``home`` keeps kubectl's
