@@ -128,6 +128,7 @@ class EventSizes:
         self.measured: dict[tuple[str, float], Measured] = {}
         self._tried: set[tuple[str, float]] = set()
         self._next = 0  # events before this index were tried
+        self._whens: dict[tuple[str, float], tuple[int, bool]] = {}
 
     @staticmethod
     def key(event: DemandEvent) -> tuple[str, float]:
@@ -193,17 +194,18 @@ class EventSizes:
 
     def _when(self, event: DemandEvent) -> tuple[int, bool]:
         """The 6-hour block of ``event``'s local day it starts in, and whether an earlier
-        calendar event started the same local day."""
-        local = event.start + float(utc_offsets(np.array([event.start]), event.tz)[0])
-        day = math.floor(local / DAY)
-        later = False
-        for e in self.events:
-            if e.start >= event.start:
-                break
-            off = float(utc_offsets(np.array([e.start]), event.tz)[0])
-            if math.floor((e.start + off) / DAY) == day:
-                later = True
-        return int((local - day * DAY) // BLOCK), later
+        calendar event started the same local day (in ``event``'s zone); kept per event."""
+        key = self.key(event)
+        hit = self._whens.get(key)
+        if hit is not None:
+            return hit
+        starts = np.array([e.start for e in self.events if e.start < event.start] + [event.start])
+        local = starts + utc_offsets(starts, event.tz)
+        days = np.floor(local / DAY)
+        later = bool(np.any(days[:-1] == days[-1]))
+        got = int((local[-1] - days[-1] * DAY) // BLOCK), later
+        self._whens[key] = got
+        return got
 
     def learn(self, now: float, since: Since) -> None:
         """Measure every event whose step window ended before ``now`` (once each)."""
