@@ -166,3 +166,26 @@ def test_a_step_too_small_to_time_says_nothing_about_when_starts_arrive() -> Non
     assert len(sizes.measured) == 7
     assert all(math.isnan(m.arrival) for m in sizes.measured.values())
     assert sizes.window(_event("match", 9, 18), *PRIOR) == PRIOR
+
+
+def test_a_kinds_evening_shows_are_sized_apart_from_its_morning_ones() -> None:
+    """One kind, no labels: its shows at 19:00 came in at x4, those at 09:00 at x1.5. The
+    next evening show is expected bigger than the next morning one (what the kind's
+    mean alone cannot say); with no such difference, both estimates stay together."""
+    days = 10
+    evening = [_event("show", d, 19) for d in range(1, days)]
+    morning = [_event("show", d, 9) for d in range(1, days)]
+    events = sorted(evening + morning, key=lambda e: e.start)
+    nxt_eve, nxt_morn = _event("show", days + 1, 19), _event("show", days + 1, 9)
+
+    def estimates(eve: float, morn: float) -> tuple[float, float]:
+        steps = [(e, eve) for e in evening] + [(e, morn) for e in morning]
+        sizes = _learned(events, _trace(days + 1, steps))
+        assert len(sizes.measured) == len(events)
+        return sizes.size(nxt_eve, 0.5), sizes.size(nxt_morn, 0.5)
+
+    eve, morn = estimates(4.0, 1.5)
+    assert eve > 1.4 * morn, (eve, morn)
+    assert 2.8 < eve < 4.4 and 1.3 < morn < 2.2, (eve, morn)
+    eve, morn = estimates(2.5, 2.5)
+    assert abs(math.log(eve / morn)) < 0.05, (eve, morn)
