@@ -134,8 +134,7 @@ def project(
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
     # time) reaches it; the reactive need when it is measured.
     tt = t[first : first + count]
-    ahead, cause = _orders(tt, need, react, delay, spec.lead_time)
-    ahead[0] = decided
+    ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
     # Scale-in to the highest order of the last stabilisation window (the HPA's).
     window = spec.scale_in.stabilization
     out = ahead.copy()
@@ -202,6 +201,7 @@ def _orders(
     react: IntArray,
     delay: Callable[[int, int], float],
     lead: float,
+    decided: int,
 ) -> tuple[IntArray, list[int]]:
     """Per position ``j``: what is ordered there (the reactive need at ``j``, or the largest
     predictive need ``v`` at a later position its change's delay from ``react[j]`` plus the
@@ -233,7 +233,10 @@ def _orders(
             out[due] = v
             why[due] = nxt[due]
     # A need over before a change could be ready is not ordered, but what was ordered
-    # for it before is held through it (as the rule holds units a coming need wants).
+    # for it before (or is now: the decision) is held through it, as the rule holds
+    # units a coming need wants.
+    if count:
+        ahead[0] = decided
     for j in np.flatnonzero(held > ahead).tolist():
         if j and ahead[j - 1] > ahead[j]:
             keep = min(int(held[j]), int(ahead[j - 1]))

@@ -12,7 +12,7 @@ T0 = 1_700_000_000.0
 DELAY = 3600.0  # a reshard's hour
 
 
-def _plan(need: np.ndarray) -> np.ndarray:
+def _plan(need: np.ndarray, units: int = 3) -> np.ndarray:
     spec = parse_policy(
         {
             "name": "p",
@@ -34,7 +34,7 @@ def _plan(need: np.ndarray) -> np.ndarray:
         t, need.astype(np.int64), median, np.full(n, 1.0), np.full(n, -1, dtype=np.int64),
         (), need.astype(np.int64),
     )  # fmt: skip
-    plan = project(spec, spec.targets[0], t, pos, now=T0, units=3, decided=3,
+    plan = project(spec, spec.targets[0], t, pos, now=T0, units=units, decided=units,
                    delay=lambda a, b: DELAY)  # fmt: skip
     return np.asarray(plan.units)
 
@@ -59,3 +59,14 @@ def test_a_need_over_before_a_change_could_be_ready_orders_nothing_from_inside_i
     need = np.full(240, 3)
     need[0:10] = 7
     assert _plan(need)[1:].max() == 3
+
+
+def test_units_ordered_before_the_plan_starts_are_held_for_the_need_they_are_for() -> None:
+    """Planned 36 minutes before that need, with its 7 units already ordered: the plan
+    holds them through it (the first plan ahead of the demo's show dropped them to its
+    in-event need for a while, and planChanged fired)."""
+    need = np.full(240, 3)
+    need[36:46] = 7
+    units = _plan(need, units=7)
+    assert (units[:46] == 7).all(), units[:50].tolist()
+    assert units[60:].max() == 3
