@@ -14,7 +14,7 @@ keys on every master and picks the final owner by where the keys are:
   else the current claimant (nothing to move, only flags to clear).
 
 Then the owner takes the slot with an epoch bump (``SETSLOT NODE`` on itself
-while IMPORTING, or ADDSLOTS + BUMPEPOCH for an uncovered slot), every other
+while IMPORTING, or SETSLOT NODE + BUMPEPOCH for an uncovered slot), every other
 master drops its flags and is told the owner. No key is ever deleted here.
 """
 
@@ -26,15 +26,31 @@ from collections.abc import Callable, Mapping, Sequence
 from headroom.controller.redis.connection import cmd
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
 from headroom.controller.redis.topology import Node, Topology
-from headroom.policies.errors import ClusterUnreachable, CommandRefused, MigrationError
+from headroom.policies.errors import (
+    ClusterUnreachable,
+    CommandRefused,
+    MigrationError,
+    UnsafeOperation,
+)
 
 log = logging.getLogger(__name__)
 
 EndpointFor = Callable[[Node], Endpoint]
 
 
-def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -> list[str]:
-    """Close every open slot and cover every uncovered one; returns what was done."""
+def repair(
+    topology: Topology,
+    endpoint: EndpointFor,
+    options: MigrateOptions,
+    *,
+    cover_unknown: bool = True,
+) -> list[str]:
+    """Close every open slot and cover every uncovered one; returns what was done.
+
+    Without ``cover_unknown`` nothing is changed if some uncovered slot is unknown:
+    no migration names it and no master holds a key of it, so it may be the data of
+    a lost master (whose volume may come back); only a user serves such a slot empty.
+    """
     opened = topology.open_slots()
     uncovered = topology.uncovered()
     if not opened and not uncovered:
@@ -49,6 +65,8 @@ def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -
     eps = {m.id: endpoint(m) for m in masters}
     done: list[str] = []
     try:
+        if not cover_unknown:
+            _refuse_unknown(topology, uncovered, {o.slot for o in opened}, eps)
         for o in opened:
             done.append(
                 _fix_slot(o.slot, masters, eps, options, dict(o.migrating), dict(o.importing))
@@ -63,6 +81,18 @@ def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -
     for line in done:
         log.info("Repaired %s", line)
     return done
+
+
+def _refuse_unknown(
+    topology: Topology, uncovered: Sequence[int], opened: set[int], eps: Mapping[str, Endpoint]
+) -> None:
+    unknown = [s for s in uncovered if s not in opened and not any(_counts(s, eps).values())]
+    if unknown:
+        raise UnsafeOperation(
+            f"{len(uncovered)} slots are not covered at {topology.seed} while the cluster "
+            f"holds keys, and no master holds a key of {len(unknown)} of them (first: "
+            f"{unknown[0]}); run `headroom redis fix` first"
+        )
 
 
 def _counts(slot: int, eps: Mapping[str, Endpoint]) -> dict[str, int]:
@@ -137,7 +167,9 @@ def _fix_slot(
             _cmd(fin, "CLUSTER", "SETSLOT", slot, "IMPORTING", claimants[0])
             _cmd(fin, "CLUSTER", "SETSLOT", slot, "NODE", final)
         else:
-            _cmd(fin, "CLUSTER", "ADDSLOTS", slot)
+            # Not ADDSLOTS: the owner's own table may still give the slot to the node
+            # that handed it over ("already busy"); SETSLOT NODE to itself takes it either way.
+            _cmd(fin, "CLUSTER", "SETSLOT", slot, "NODE", final)
             _cmd(fin, "CLUSTER", "BUMPEPOCH")
     elif final in migrating or final in importing:
         _cmd(fin, "CLUSTER", "SETSLOT", slot, "STABLE")
