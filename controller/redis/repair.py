@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from headroom.controller.redis.connection import cmd
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
-from headroom.controller.redis.topology import Node, Topology
+from headroom.controller.redis.topology import Node, Topology, cluster_nodes
 from headroom.policies.errors import (
     ClusterUnreachable,
     CommandRefused,
@@ -86,12 +86,26 @@ def repair(
 def _refuse_unknown(
     topology: Topology, uncovered: Sequence[int], opened: set[int], eps: Mapping[str, Endpoint]
 ) -> None:
-    unknown = [s for s in uncovered if s not in opened and not any(_counts(s, eps).values())]
+    """Raise, before any change, if an uncovered slot is unknown: no migration names it,
+    no master holds a key of it, and no master's view gives it to a master that answers
+    (a slot handed over to a node that never took it is named so; a lost one is not)."""
+    bare = [s for s in uncovered if s not in opened]
+    if not bare:
+        return
+    named: set[int] = set()
+    for ep in eps.values():
+        try:
+            lines = cluster_nodes(ep.client, ep.name)
+        except ClusterUnreachable as err:
+            raise ClusterUnreachable(f"node {ep.name} stopped answering during repair") from err
+        named.update(*(line.slots for line in lines if line.id in eps and "master" in line.flags))
+    unknown = [s for s in bare if s not in named and not any(_counts(s, eps).values())]
     if unknown:
         raise UnsafeOperation(
             f"{len(uncovered)} slots are not covered at {topology.seed} while the cluster "
-            f"holds keys, and no master holds a key of {len(unknown)} of them (first: "
-            f"{unknown[0]}); run `headroom redis fix` first"
+            f"holds keys, and nothing says where {len(unknown)} of them were (first: "
+            f"{unknown[0]}: no key, no migration, no owner that answers); "
+            "run `headroom redis fix` to serve them empty"
         )
 
 

@@ -36,6 +36,7 @@ STEPS = (
     "node_both",  # ... on the target and the source (the others not told)
     "node_source",  # ... on the source only: nobody claims the slot, its keys are on the target
     "claim_lost",  # the source handed it over, the target claims nothing and has no flag
+    "empty_handed",  # a slot with no key handed over by the source only (no flag left)
 )
 
 
@@ -82,6 +83,8 @@ def _joined(
 
 def _open(step: str, slot: int, src: redis.Redis, tgt: redis.Redis, tgt_addr: NodeAddr) -> None:
     """Flags and keys of ``slot`` as the protocol leaves them at ``step``."""
+    if step == "empty_handed":
+        return
     tgt.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", _id(src))
     if step == "importing":
         return
@@ -100,7 +103,7 @@ def _hand_over(step: str, slot: int, src: redis.Redis, tgt: redis.Redis) -> None
     the cluster, and MIGRATE with it)."""
     if step in ("node_target", "node_both"):
         tgt.execute_command("CLUSTER", "SETSLOT", slot, "NODE", _id(tgt))
-    if step in ("node_both", "node_source", "claim_lost"):
+    if step in ("node_both", "node_source", "claim_lost", "empty_handed"):
         src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", _id(tgt))
     if step == "claim_lost":
         tgt.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
@@ -112,15 +115,17 @@ def test_a_fresh_scaler_finishes_a_migration_stopped_at_any_step(
     provisioner, olds, target, values = _joined(local_factory)
     src = olds[0]
     mine = sorted(_own_slots(src))
-    slots = [s for s in mine if int(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", s)) >= 2]
-    stopped = dict(zip(STEPS, slots[:: len(slots) // len(STEPS)], strict=False))
+    counts = {s: int(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", s)) for s in mine}
+    keyed = [s for s in mine if counts[s] >= 2]
+    stopped = dict(zip(STEPS[:-1], keyed[:: len(keyed) // len(STEPS)], strict=False))
+    stopped["empty_handed"] = next(s for s in mine if counts[s] == 0)
     new_addr = provisioner.list_nodes()[-1].addr
     for step, slot in stopped.items():
         _open(step, slot, src, target, new_addr)
     for step, slot in stopped.items():
         _hand_over(step, slot, src, target)
     owned = set().union(*(_own_slots(c) for c in [*olds, target]))
-    assert stopped["node_source"] not in owned and stopped["claim_lost"] not in owned
+    assert not {stopped[x] for x in ("node_source", "claim_lost", "empty_handed")} & owned
 
     scaler = ClusterScaler(provisioner, auth=provisioner.auth)
     try:
@@ -142,7 +147,7 @@ def test_a_slot_nobody_claims_or_holds_while_keys_exist_is_still_refused(
         s for s in sorted(_own_slots(src))
         if int(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", s)) == 0
     )  # fmt: skip
-    for c in olds:  # as if its master were lost and forgotten: no claim, no key, no flag
+    for c in [*olds, target]:  # as if its master were lost and forgotten everywhere
         try:
             c.execute_command("CLUSTER", "DELSLOTS", empty)
         except redis.ResponseError:
