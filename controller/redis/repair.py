@@ -9,7 +9,9 @@ keys on every master and picks the final owner by where the keys are:
 * keys on several masters -> the importing side of a live source->target pair
   (the migration is completed: the remaining keys move forward, and REPLACE is
   allowed for BUSYKEY because the source's copy is the one clients were served);
-  otherwise the claimed owner, without REPLACE (a conflict stops the repair);
+  an importing side whose source failed over (the promoted replica claims the
+  slot) imports the rest from the claimant, without REPLACE; otherwise the
+  claimed owner, without REPLACE (a conflict stops the repair);
 * no keys anywhere -> the migration target if it already claims the slot,
   else the current claimant (nothing to move, only flags to clear).
 
@@ -132,6 +134,12 @@ def _choose_owner(
         live = [t for t, s in importing.items() if t in holders and s in holders]
         if live:
             return live[0]
+        # The source failed over mid-migration: its promoted replica claims the slot and
+        # holds the keys not moved yet, while the target still imports from the demoted
+        # source. Keys only leave a slot's claimant, so the import goes on from it.
+        adopted = [t for t in importing if t in holders and t not in claimants]
+        if adopted:
+            return adopted[0]
         return next((c for c in claimants if c in holders), holders[0])
     landed = [t for t in migrating.values() if t in claimants]
     if landed:

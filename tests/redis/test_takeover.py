@@ -162,3 +162,53 @@ def test_a_slot_nobody_claims_or_holds_while_keys_exist_is_still_refused(
     nodes = [*olds, target]
     assert all(empty not in _own_slots(c) for c in nodes)
     assert sum(int(c.dbsize()) for c in nodes) == len(values)
+
+
+def test_a_source_failed_over_mid_migration_is_finished_by_a_fresh_scaler(
+    local_factory: LocalFactory,
+) -> None:
+    """The source's replica takes over (a busy source under load) while a slot is half
+    moved: the promoted replica claims the slot, the target still imports it from the
+    demoted source, and the keys are split between them."""
+    provisioner, scaler = local_factory(masters=3, replicas=1)
+    scaler.close()
+    client = cluster_client(provisioner)
+    values = load_keys(client, 8_000)
+    client.close()
+    nodes = [_client(provisioner, n.addr) for n in provisioner.list_nodes()]
+    masters = [c for c in nodes if _own_slots(c)]
+    src = masters[0]
+    new = provisioner.add_node()
+    target = _client(provisioner, new.addr)
+    src.execute_command("CLUSTER", "MEET", new.addr.host, new.addr.port)
+    deadline = time.monotonic() + 30
+    while b"cluster_state:ok" not in target.execute_command("CLUSTER", "INFO"):
+        assert time.monotonic() < deadline, "the new node never joined the cluster"
+        time.sleep(0.1)
+    slot = next(
+        s for s in sorted(_own_slots(src))
+        if int(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", s)) >= 2
+    )  # fmt: skip
+    _open("half", slot, src, target, new.addr)
+    src_id = _id(src)
+    replica = next(
+        c
+        for c in nodes
+        if src_id
+        in c.execute_command("CLUSTER", "NODES").decode().split("myself", 1)[1].split("\n", 1)[0]
+    )
+    replica.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+    deadline = time.monotonic() + 30
+    while slot not in _own_slots(replica):
+        assert time.monotonic() < deadline, "the replica never took over"
+        time.sleep(0.1)
+
+    scaler = ClusterScaler(provisioner, replicas_per_master=1, auth=provisioner.auth)
+    try:
+        report = scaler.scale_masters(4)
+        status = scaler.status()
+    finally:
+        scaler.close()
+    assert report.masters_after == 4
+    assert status.slots_covered == SLOTS and status.open_slots == 0 and status.state_ok
+    assert missing_keys(provisioner, values) == []
