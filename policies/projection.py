@@ -218,15 +218,25 @@ def _orders(
     soonest = np.array([delay(b, b + 1) for b in froms.tolist()])[which]
     # The first position still holding demand when a change ordered at j is ready.
     first = np.maximum(np.searchsorted(tt, tt + soonest - step, side="right"), index)
+    # Per position, what may be ordered (needs still there once a change could be ready)
+    # and what may be held (any need the delay reaches, as units already ordered).
+    held, held_cause = react.copy(), np.arange(count)
     # A need at or below every reactive need orders nothing ahead of it.
     for v in np.unique(need[need > froms[0]]).tolist():
         at = np.where(need >= v, index, count)
         after = np.append(np.minimum.accumulate(at[::-1])[::-1], count)
-        nxt = after[np.minimum(first, count)]  # the first k >= first[j] with need >= v
-        ok = nxt < count
         # The delay from each position's reactive units to v, looked up per distinct start.
         reach = np.array([delay(b, v) + lead for b in froms.tolist()])[which]
-        due = ok & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & (v > ahead)
-        ahead[due] = v
-        cause[due] = nxt[due]
+        for nxt, out, why in ((after[np.minimum(first, count)], ahead, cause),
+                              (after[:count], held, held_cause)):  # fmt: skip
+            due = (nxt < count) & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & (v > out)
+            out[due] = v
+            why[due] = nxt[due]
+    # A need over before a change could be ready is not ordered, but what was ordered
+    # for it before is held through it (as the rule holds units a coming need wants).
+    for j in np.flatnonzero(held > ahead).tolist():
+        if j and ahead[j - 1] > ahead[j]:
+            keep = min(int(held[j]), int(ahead[j - 1]))
+            if keep > ahead[j]:
+                ahead[j], cause[j] = keep, held_cause[j]
     return ahead, cause.tolist()
