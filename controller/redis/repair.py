@@ -9,12 +9,14 @@ keys on every master and picks the final owner by where the keys are:
 * keys on several masters -> the importing side of a live source->target pair
   (the migration is completed: the remaining keys move forward, and REPLACE is
   allowed for BUSYKEY because the source's copy is the one clients were served);
-  otherwise the claimed owner, without REPLACE (a conflict stops the repair);
+  an importing side whose source failed over (the promoted replica claims the
+  slot) imports the rest from the claimant, without REPLACE; otherwise the
+  claimed owner, without REPLACE (a conflict stops the repair);
 * no keys anywhere -> the migration target if it already claims the slot,
   else the current claimant (nothing to move, only flags to clear).
 
 Then the owner takes the slot with an epoch bump (``SETSLOT NODE`` on itself
-while IMPORTING, or ADDSLOTS + BUMPEPOCH for an uncovered slot), every other
+while IMPORTING, or SETSLOT NODE + BUMPEPOCH for an uncovered slot), every other
 master drops its flags and is told the owner. No key is ever deleted here.
 """
 
@@ -25,16 +27,32 @@ from collections.abc import Callable, Mapping, Sequence
 
 from headroom.controller.redis.connection import cmd
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
-from headroom.controller.redis.topology import Node, Topology
-from headroom.policies.errors import ClusterUnreachable, CommandRefused, MigrationError
+from headroom.controller.redis.topology import Node, Topology, cluster_nodes
+from headroom.policies.errors import (
+    ClusterUnreachable,
+    CommandRefused,
+    MigrationError,
+    UnsafeOperation,
+)
 
 log = logging.getLogger(__name__)
 
 EndpointFor = Callable[[Node], Endpoint]
 
 
-def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -> list[str]:
-    """Close every open slot and cover every uncovered one; returns what was done."""
+def repair(
+    topology: Topology,
+    endpoint: EndpointFor,
+    options: MigrateOptions,
+    *,
+    cover_unknown: bool = True,
+) -> list[str]:
+    """Close every open slot and cover every uncovered one; returns what was done.
+
+    Without ``cover_unknown`` nothing is changed if some uncovered slot is unknown:
+    no migration names it and no master holds a key of it, so it may be the data of
+    a lost master (whose volume may come back); only a user serves such a slot empty.
+    """
     opened = topology.open_slots()
     uncovered = topology.uncovered()
     if not opened and not uncovered:
@@ -49,6 +67,8 @@ def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -
     eps = {m.id: endpoint(m) for m in masters}
     done: list[str] = []
     try:
+        if not cover_unknown:
+            _refuse_unknown(topology, uncovered, {o.slot for o in opened}, eps)
         for o in opened:
             done.append(
                 _fix_slot(o.slot, masters, eps, options, dict(o.migrating), dict(o.importing))
@@ -63,6 +83,32 @@ def repair(topology: Topology, endpoint: EndpointFor, options: MigrateOptions) -
     for line in done:
         log.info("Repaired %s", line)
     return done
+
+
+def _refuse_unknown(
+    topology: Topology, uncovered: Sequence[int], opened: set[int], eps: Mapping[str, Endpoint]
+) -> None:
+    """Raise, before any change, if an uncovered slot is unknown: no migration names it,
+    no master holds a key of it, and no master's view gives it to a master that answers
+    (a slot handed over to a node that never took it is named so; a lost one is not)."""
+    bare = [s for s in uncovered if s not in opened]
+    if not bare:
+        return
+    named: set[int] = set()
+    for ep in eps.values():
+        try:
+            lines = cluster_nodes(ep.client, ep.name)
+        except ClusterUnreachable as err:
+            raise ClusterUnreachable(f"node {ep.name} stopped answering during repair") from err
+        named.update(*(line.slots for line in lines if line.id in eps and "master" in line.flags))
+    unknown = [s for s in bare if s not in named and not any(_counts(s, eps).values())]
+    if unknown:
+        raise UnsafeOperation(
+            f"{len(uncovered)} slots are not covered at {topology.seed} while the cluster "
+            f"holds keys, and nothing says where {len(unknown)} of them were (first: "
+            f"{unknown[0]}: no key, no migration, no owner that answers); "
+            "run `headroom redis fix` to serve them empty"
+        )
 
 
 def _counts(slot: int, eps: Mapping[str, Endpoint]) -> dict[str, int]:
@@ -88,6 +134,12 @@ def _choose_owner(
         live = [t for t, s in importing.items() if t in holders and s in holders]
         if live:
             return live[0]
+        # The source failed over mid-migration: its promoted replica claims the slot and
+        # holds the keys not moved yet, while the target still imports from the demoted
+        # source. Keys only leave a slot's claimant, so the import goes on from it.
+        adopted = [t for t in importing if t in holders and t not in claimants]
+        if adopted:
+            return adopted[0]
         return next((c for c in claimants if c in holders), holders[0])
     landed = [t for t in migrating.values() if t in claimants]
     if landed:
@@ -137,7 +189,9 @@ def _fix_slot(
             _cmd(fin, "CLUSTER", "SETSLOT", slot, "IMPORTING", claimants[0])
             _cmd(fin, "CLUSTER", "SETSLOT", slot, "NODE", final)
         else:
-            _cmd(fin, "CLUSTER", "ADDSLOTS", slot)
+            # Not ADDSLOTS: the owner's own table may still give the slot to the node
+            # that handed it over ("already busy"); SETSLOT NODE to itself takes it either way.
+            _cmd(fin, "CLUSTER", "SETSLOT", slot, "NODE", final)
             _cmd(fin, "CLUSTER", "BUMPEPOCH")
     elif final in migrating or final in importing:
         _cmd(fin, "CLUSTER", "SETSLOT", slot, "STABLE")

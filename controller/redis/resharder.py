@@ -267,11 +267,15 @@ class Resharder:
             )  # fmt: skip
         return report
 
-    def fix(self) -> ReshardReport:
-        """Repair open slots left by any crash and wait until the cluster is ok."""
+    def fix(self, *, cover_unknown: bool = True) -> ReshardReport:
+        """Repair open slots left by any crash and wait until the cluster is ok.
+
+        ``cover_unknown=False`` refuses (changing nothing) when an uncovered slot has no
+        key on any master and no open migration: see :func:`repair`.
+        """
         started = time.monotonic()
         topo = self.topology()
-        repaired = self._repair(topo)
+        repaired = self._repair(topo, cover_unknown=cover_unknown)
         self.wait_cluster_ok(self._cluster_timeout)
         return ReshardReport(0, 0, 0, time.monotonic() - started, [], repaired, _no_plan(topo))
 
@@ -309,11 +313,16 @@ class Resharder:
             return f"{len(topo.uncovered())} slots uncovered"
         return ""
 
-    def _repair(self, topo: Topology) -> list[str]:
+    def _repair(self, topo: Topology, *, cover_unknown: bool = True) -> list[str]:
         if not topo.open_slots() and not topo.uncovered():
             return []
         # Repair may MIGRATE from any master, so every endpoint may wait that long.
-        return repair(topo, lambda n: self._endpoint(n, migration=True), self.options)
+        return repair(
+            topo,
+            lambda n: self._endpoint(n, migration=True),
+            self.options,
+            cover_unknown=cover_unknown,
+        )
 
     def _execute(
         self,

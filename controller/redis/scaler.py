@@ -130,6 +130,7 @@ class ClusterScaler:
         before = len(world.serving)
         world = self._heal(world)
         world = self._clean_up(world)
+        world = self._cover_handed_over(world)
         if world.topo is None or world.topo.uncovered():
             self._bootstrap(masters, world)
             world = self._observe()
@@ -281,6 +282,27 @@ class ClusterScaler:
                 self._reset(probe.info.addr)
                 changed = True
         return self._observe() if changed else world
+
+    def _cover_handed_over(self, world: World) -> World:
+        """Repair slots nobody claims while the cluster holds keys, before anything else.
+
+        A migration killed mid-way (a leader SIGKILLed, its Lease taken over) can leave a
+        slot whose source has handed it over while the target's claim is missing; its keys
+        are on a master, so the repair that finishes open migrations finishes this one too
+        (the owner is where the keys are). A slot no master holds a key of and no open
+        migration names is refused, unchanged (see ``repair``): it may be a lost master's.
+        """
+        topo = world.topo
+        if topo is None or not topo.uncovered() or not any(n.keys for n in topo.masters):
+            return world
+        self._phase(f"repairing {len(topo.uncovered())} uncovered slots")
+        log.warning(
+            "Found uncovered slots seed=%s slots=%d first=%d open=%d",
+            topo.seed, len(topo.uncovered()), topo.uncovered()[0], len(topo.open_slots()),
+        )  # fmt: skip
+        with self._resharding(topo.seed, None) as resharder:
+            resharder.fix(cover_unknown=False)
+        return self._observe()
 
     def _bootstrap(self, masters: int, world: World) -> None:
         """Give the first ``masters`` masters an even split of the slots nobody owns yet."""
