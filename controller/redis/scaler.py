@@ -293,12 +293,13 @@ class ClusterScaler:
         migration names is refused, unchanged (see ``repair``): it may be a lost master's.
         """
         topo = world.topo
-        if topo is None or not topo.uncovered() or not any(n.keys for n in topo.masters):
+        uncovered = topo.uncovered() if topo is not None else []
+        if topo is None or not uncovered or not any(n.keys for n in topo.masters):
             return world
-        self._phase(f"repairing {len(topo.uncovered())} uncovered slots")
+        self._phase(f"repairing {len(uncovered)} uncovered slots")
         log.warning(
             "Found uncovered slots seed=%s slots=%d first=%d open=%d",
-            topo.seed, len(topo.uncovered()), topo.uncovered()[0], len(topo.open_slots()),
+            topo.seed, len(uncovered), uncovered[0], len(topo.open_slots()),
         )  # fmt: skip
         with self._resharding(topo.seed, None) as resharder:
             resharder.fix(cover_unknown=False)

@@ -27,10 +27,6 @@ the policy is given, never from a trace's name or shape:
   residual of the measured log-sizes from their group's mean, shrunk by ``POOL_WEIGHT``
   pseudo-observations of zero, is added to the estimate. Where timing does not matter,
   both stay near zero.
-- **A quantile.** :meth:`EventSizes.size` returns ``exp(mu + z_q * sigma)`` for the
-  policy's event quantile (``forecast.eventQuantile``): the pre-scale buys the size it
-  expects at that confidence, so its margin follows the uncertainty of that size.
-
 - **When it arrives.** An event whose step is clearly over its base (``ARRIVAL_SIZE``) also
   tells when its demand came: the first time its 3-minute median passed the geometric
   middle of its step, relative to the declared start. :meth:`EventSizes.window` is the
@@ -40,6 +36,9 @@ the policy is given, never from a trace's name or shape:
   ``PRIOR_ARRIVALS`` pseudo-observations (a few arrivals' range often misses the next).
   A calendar whose events start on time comes to pay for minutes of pre-scale, not the
   prior's twenty; one whose starts wander keeps the prior's.
+- **A quantile.** :meth:`EventSizes.size` returns ``exp(mu + z_q * sigma)`` for the
+  policy's event quantile (``forecast.eventQuantile``): the pre-scale buys the size it
+  expects at that confidence, so its margin follows the uncertainty of that size.
 
 A declared ``expectation.multiplier`` is used as given.
 """
