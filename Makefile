@@ -7,9 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-# Most of the suite waits on real processes (Redis migrations, operators, Prometheus):
-# two workers keep it under 15 minutes on 2 cores. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 2
+# Most of the suite waits on real processes (Redis migrations, operators, Prometheus): on
+# two workers a CI run used half of its 2 cores and took 19 min; three, each starting on
+# its longest tests (tests/durations.json), are estimated at about 14. TEST_WORKERS=0 runs
+# it in one process.
+TEST_WORKERS ?= 3
 
 .PHONY: all demo test test-fast lint unit bench venv sysdeps sysdeps-redis clean crds registry image sysdeps-image \
 	playground sysdeps-playground

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+from tests.support import durations
 from tests.support.redis_cluster import (
     RedisNode,
     RedisTestCluster,
@@ -23,17 +25,20 @@ ClusterFactory = Callable[..., RedisTestCluster]
 settings.register_profile("long", max_examples=1000, deadline=None)
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that run for minutes first, then the slow ones (stable otherwise). ``make
-    test`` gives each of its two workers half of this list (``--dist worksteal``) and an
-    idle worker takes queued tests from the other: the long one starts at once on one
-    worker and everything else is shared around it, instead of one long test running
-    alone at the end."""
-    items.sort(
-        key=lambda item: (
-            0 if item.get_closest_marker("long") else 1 if item.get_closest_marker("slow") else 2
-        )
-    )
+    """Longest tests first, spread over ``make test``'s workers (``--dist worksteal``): each
+    worker's share of the list starts with long tests (measured in tests/durations.json,
+    else guessed from the ``long``/``slow`` markers) and ends with short ones, which idle
+    workers steal; so no long test starts late and runs alone at the end. Every worker
+    computes the same order (xdist requires it) from the same file and worker count."""
+    known = durations.load()
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+    def seconds(item: pytest.Item) -> float:
+        return durations.expected(item.nodeid, {m.name for m in item.iter_markers()}, known)
+
+    items[:] = durations.worker_order(items, seconds, workers)
 
 
 @pytest.fixture
