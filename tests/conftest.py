@@ -27,18 +27,23 @@ settings.register_profile("long", max_examples=1000, deadline=None)
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest tests first, spread over ``make test``'s workers (``--dist worksteal``): each
-    worker's share of the list starts with long tests (measured in tests/durations.json,
-    else guessed from the ``long``/``slow`` markers) and ends with short ones, which idle
-    workers steal; so no long test starts late and runs alone at the end. Every worker
-    computes the same order (xdist requires it) from the same file and worker count."""
+    """The ``long`` tests one after another on one worker (their claims run against the
+    wall clock: two at once, with lint beside them, missed their deadlines on a loaded
+    machine), the others spread longest first over ``make test``'s workers (``--dist
+    worksteal``), so each worker starts on a long test and ends on short ones that idle
+    workers steal. Seconds are measured (tests/durations.json) or guessed from the
+    ``slow`` marker. Every worker computes the same order (xdist requires it) from the
+    same file and worker count: see ``tests.support.durations.worker_order``."""
     known = durations.load()
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
     def seconds(item: pytest.Item) -> float:
         return durations.expected(item.nodeid, {m.name for m in item.iter_markers()}, known)
 
-    items[:] = durations.worker_order(items, seconds, workers)
+    def chained(item: pytest.Item) -> bool:
+        return item.get_closest_marker("long") is not None
+
+    items[:] = durations.worker_order(items, seconds, workers, chained)
 
 
 @pytest.fixture

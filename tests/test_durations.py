@@ -20,7 +20,7 @@ def _shares(order: list[str], workers: int) -> list[list[str]]:
 def test_each_worker_starts_on_a_long_test_and_its_share_ends_short() -> None:
     seconds = {"e2e": 360.0, "demo": 100.0, "heal": 90.0, "kubectl": 45.0, "reshard": 37.0}
     seconds |= {f"unit{i}": 0.1 for i in range(12)}
-    order = worker_order(list(seconds), seconds.__getitem__, 3)
+    order = worker_order(list(seconds), seconds.__getitem__, 3, lambda _: False)
     assert sorted(order) == sorted(seconds)  # nothing lost or doubled
     shares = _shares(order, 3)
     assert sorted(s[0] for s in shares) == ["demo", "e2e", "heal"]
@@ -33,8 +33,23 @@ def test_each_worker_starts_on_a_long_test_and_its_share_ends_short() -> None:
 
 def test_one_worker_runs_longest_first_and_equal_times_keep_their_order() -> None:
     seconds = {"a": 1.0, "b": 5.0, "c": 1.0, "d": 0.0}
-    assert worker_order(list(seconds), seconds.__getitem__, 1) == ["b", "a", "c", "d"]
-    assert worker_order([], seconds.__getitem__, 4) == []
+    never = lambda _: False  # noqa: E731
+    assert worker_order(list(seconds), seconds.__getitem__, 1, never) == ["b", "a", "c", "d"]
+    assert worker_order([], seconds.__getitem__, 4, never) == []
+
+
+def test_long_tests_run_one_after_another_shortest_first_on_the_first_worker() -> None:
+    seconds = {"unit": 0.1, "e2e": 360.0, "heal": 90.0, "demo": 100.0, "image": 80.0}
+    seconds |= {f"unit{i}": 0.1 for i in range(10)}
+    long = {"e2e", "demo", "image"}
+    order = worker_order(list(seconds), seconds.__getitem__, 3, long.__contains__)
+    first, second, third = _shares(order, 3)
+    assert first[:3] == ["image", "demo", "e2e"]
+    assert "heal" in (second[0], third[0])  # the rest still start long on the others
+    # More long tests than one share holds: they spill into the next share, in order.
+    many = worker_order(["a", "b", "c", "d"], {"a": 4, "b": 3, "c": 2, "d": 1}.__getitem__, 2,
+                        lambda _: True)  # fmt: skip
+    assert _shares(many, 2) == [["d", "c"], ["b", "a"]]
 
 
 def test_unlisted_tests_are_guessed_from_their_markers(tmp_path: Path) -> None:

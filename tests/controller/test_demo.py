@@ -39,6 +39,7 @@ def _redis_servers_under(folder: Path) -> list[int]:
     return found
 
 
+@pytest.mark.long  # minutes against its scaled clock: not beside another long test
 def test_demo_prescales_before_the_livestream_and_loses_nothing(tmp_path: Path) -> None:
     # The console script with its output piped, as CI or `make demo | tee log` runs it.
     out = tmp_path / "demo"
