@@ -130,7 +130,7 @@ class ClusterScaler:
         before = len(world.serving)
         world = self._heal(world)
         world = self._clean_up(world)
-        world = self._cover_handed_over(world)
+        world = self._repair_first(world)
         if world.topo is None or world.topo.uncovered():
             self._bootstrap(masters, world)
             world = self._observe()
@@ -283,23 +283,27 @@ class ClusterScaler:
                 changed = True
         return self._observe() if changed else world
 
-    def _cover_handed_over(self, world: World) -> World:
-        """Repair slots nobody claims while the cluster holds keys, before anything else.
+    def _repair_first(self, world: World) -> World:
+        """Finish or roll back open migrations and cover slots nobody claims, before anything
+        else (joining or resizing waits for every node to say cluster_state:ok).
 
-        A migration killed mid-way (a leader SIGKILLed, its Lease taken over) can leave a
-        slot whose source has handed it over while the target's claim is missing; its keys
-        are on a master, so the repair that finishes open migrations finishes this one too
-        (the owner is where the keys are). A slot no master holds a key of and no open
-        migration names is refused, unchanged (see ``repair``): it may be a lost master's.
+        A migration killed mid-way (a leader SIGKILLed, its Lease taken over) leaves slots
+        open, or a slot whose source handed it over while the target's claim is missing; a
+        target whose source failed over mid-migration says cluster_state:fail until its
+        slot is repaired. The owner is where the keys are (see ``repair``). A slot no master
+        holds a key of and no open migration names is refused, unchanged: it may be a lost
+        master's. Slots nobody claims in a cluster without keys are left to the bootstrap.
         """
         topo = world.topo
-        uncovered = topo.uncovered() if topo is not None else []
-        if topo is None or not uncovered or not any(n.keys for n in topo.masters):
+        if topo is None:
             return world
-        self._phase(f"repairing {len(uncovered)} uncovered slots")
+        uncovered, opened = topo.uncovered(), topo.open_slots()
+        if (uncovered and not any(n.keys for n in topo.masters)) or not (uncovered or opened):
+            return world
+        self._phase(f"repairing {len(uncovered)} uncovered and {len(opened)} open slots")
         log.warning(
-            "Found uncovered slots seed=%s slots=%d first=%d open=%d",
-            topo.seed, len(uncovered), uncovered[0], len(topo.open_slots()),
+            "Found slots to repair seed=%s uncovered=%d open=%d first=%d",
+            topo.seed, len(uncovered), len(opened), (uncovered or [o.slot for o in opened])[0],
         )  # fmt: skip
         with self._resharding(topo.seed, None) as resharder:
             resharder.fix(cover_unknown=False)
@@ -500,7 +504,11 @@ class ClusterScaler:
         addrs = world.addrs()
         addrs |= set(extra)
         ids = {self._pool.node_id(a) for a in addrs}
-        self._wait(lambda: self._pool.converged(addrs, ids), "cluster_state:ok on every node")
+        membership.settle(
+            lambda: self._pool.unconverged(addrs, ids),
+            timeout=self.ok_timeout,
+            what="cluster_state:ok on every node",
+        )
 
     def _wait(self, check: Callable[[], bool], what: str) -> None:
         membership.settle(lambda: None if check() else "", timeout=self.ok_timeout, what=what)
