@@ -32,25 +32,16 @@ HPA's alone: Headroom with no forecast *is* the HPA.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 
 import numpy as np
 
 from headroom.policies.calendar import Calendar, DemandEvent
-from headroom.policies.capacity import IntArray, median_level
+from headroom.policies.capacity import median_level
+from headroom.policies.eventlook import EventLook, Prepared, Since
 from headroom.policies.forecast.base import Forecast
-from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
-from headroom.policies.forecast.uplift import effective_ramp, event_window
-from headroom.policies.measured import (
-    TREND_WINDOW,
-    Anchor,
-    baseline_ratio,
-    baseline_ratios,
-    carry_growth,
-    growth_of,
-)
+from headroom.policies.measured import Anchor
 from headroom.policies.options import (
     ScaleInWindows,
     apply_options,
@@ -65,36 +56,12 @@ from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.projection import Positions, Row, best_within, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
-from headroom.policies.series import FloatArray, Series
 from headroom.policies.text import clock as _clock
 from headroom.policies.text import compare_qps, target_key, unit_noun
 from headroom.policies.text import duration_text as _duration
 
-Since = Callable[[float], Series]  # the samples at t >= a time (all before now)
-
 ANCHOR_WINDOW = 180.0  # the measured level: the median of the last this-many seconds
-PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start (starts run early)
-HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
-EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
-# (or to the event's end, if sooner)
-ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A forecast's arrays, once per forecast."""
-
-    forecast: Forecast
-    t: FloatArray
-    median: FloatArray
-    upper: FloatArray
-    baseline: FloatArray | None
-    ceiling: int  # a budget's ceiling on look-ahead units (max_units without one)
-
-
-def _ratio(prep: _Prepared, at: float, start: float | None = None) -> float:
-    return baseline_ratio(prep.t, prep.baseline, at, start)
 
 
 @dataclass(frozen=True)
@@ -119,15 +86,8 @@ class TargetRule:
         self.labels = _labels_for(spec, target)
         self.key, self.noun = target_key(target), unit_noun(target)
         self._calendar: Calendar | None = None
-        self._events: list[DemandEvent] = []
-        self._lo = np.empty(0)
-        self._hi = np.empty(0)
-        self._prepared: _Prepared | None = None
-        self.sizes: EventSizes | None = None
-        self._sizes_key: tuple[tuple[str, float, float], ...] | None = None
-        self._bases: dict[tuple[str, float], tuple[float, float]] = {}
-        self._arrived: set[tuple[str, float]] = set()
-        self._pres: dict[tuple[str, float], float] = {}
+        self.look = EventLook(spec, target)  # the events, their sizes and what was measured
+        self._prepared: Prepared | None = None
         self._freeze = _freeze_windows(spec)[0]
         self._scale_in: ScaleInWindows | None = None
         # The delay of a change depends on the target and the two sizes alone: the decision
@@ -136,7 +96,7 @@ class TargetRule:
         self.step = 60.0  # the forecast's step (set from the driver)
         self._rows: list[Row] = []
         self._rows_key: tuple[tuple[int, float], int] | None = None
-        self._rows_of: _Prepared | None = None
+        self._rows_of: Prepared | None = None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -145,26 +105,11 @@ class TargetRule:
             return
         self._calendar = calendar
         self._scale_in = None
-        ramp = self.spec.forecast.default_ramp
-        self._events = [e for e in calendar.events if e.applies_to(self.labels)]
-        wins = [event_window(e, ramp) for e in self._events]
-        self._lo = np.array([w[0] for w in wins], dtype=np.float64)
-        self._hi = np.array([w[1] for w in wins], dtype=np.float64)
-        # The learned sizes survive a calendar that is re-read unchanged.
-        key = tuple((e.name, e.start, e.end) for e in self._events)
-        if key != self._sizes_key:
-            self._sizes_key = key
-            reach = self.target.provisioning.delay(1, 2) + 600.0
-            self.sizes = EventSizes(
-                self._events,
-                prior=self.spec.forecast.default_event_multiplier,
-                reach=reach,
-                ramp=lambda e: effective_ramp(e, ramp),
-            )
+        self.look.apply([e for e in calendar.events if e.applies_to(self.labels)])
 
     # -- the forecast's arrays -------------------------------------------------------------
 
-    def _prepare(self, forecast: Forecast, now: float, state: PlannerState) -> _Prepared:
+    def _prepare(self, forecast: Forecast, now: float, state: PlannerState) -> Prepared:
         prepared = self._prepared
         if prepared is not None and prepared.forecast is forecast:
             return prepared
@@ -185,7 +130,7 @@ class TargetRule:
             ceiling, _ = _budget_ceiling(
                 spec, target, state, now=now, t=forecast.t, want=want, step=step
             )
-        prepared = _Prepared(forecast, forecast.t, median, upper, base, ceiling)
+        prepared = Prepared(forecast, forecast.t, median, upper, base, ceiling)
         self._prepared = prepared
         return prepared
 
@@ -193,7 +138,7 @@ class TargetRule:
 
     def _predictive(
         self,
-        prep: _Prepared,
+        prep: Prepared,
         now: float,
         u: int,
         ready: int,
@@ -272,7 +217,7 @@ class TargetRule:
 
     def _positions(
         self,
-        prep: _Prepared,
+        prep: Prepared,
         now: float,
         reach: float,
         anchor: Anchor | None,
@@ -287,141 +232,22 @@ class TargetRule:
         k0 = max(0, int(np.searchsorted(t, now, side="right")) - 1)
         k1 = max(k0 + 1, int(np.searchsorted(t, now + reach, side="left")))
         scale = 1.0
-        level = math.nan
         shaped = math.nan  # the shape's level where the anchor was measured
         if anchor is not None:
-            level = anchor.value
             ia = max(0, int(np.searchsorted(t, anchor.at, side="right")) - 1)
             m = float(prep.median[min(ia, t.size - 1)])
             if m > 0 and math.isfinite(m):
-                scale, shaped = level / m, m
+                scale, shaped = anchor.value / m, m
         tw = t[k0:k1]
         med = prep.median[k0:k1] * scale
         util = np.full(tw.size, spec.forecast_utilization)
         which = np.full(tw.size, -1, dtype=np.int64)  # the event sizing a position, by index
-        horizon = now + reach
-        if self._events and self.sizes is not None:
-            near = np.flatnonzero((self._lo <= horizon) & (self._hi > now)).tolist()
-            for i in near:
-                self._event_rows(i, now, level, shaped, prep, tw, med, util, which, since, keep)
-            if anchor is not None and self._growing(now):
-                recent = since(now - TREND_WINDOW)
-                carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
+        self.look.size(prep, now, now + reach, anchor, shaped, tw, med, util, which, since, keep)
         per_unit = target.capacity_per_unit / spec.headroom_factor
         demand = np.where(np.isnan(med), 0.0, med)
         wanted = np.ceil(demand / (per_unit * util) - _EPS).astype(np.int64)
         need = np.clip(wanted, target.min_units, target.max_units)
-        return Positions(tw, need, demand, util, which, self._events, wanted)
-
-    def _growing(self, now: float) -> bool:
-        """Inside an event's window, but not where its start's step would read as growth
-        (from ``PRE_EARLY`` before it to ``EARLY`` after: the pre-scale's and the event
-        margin's span)."""
-        inside = np.flatnonzero((self._lo <= now) & (self._hi > now)).tolist()
-        if not inside:
-            return False
-        return all(
-            not (self._events[i].start - PRE_EARLY <= now < self._events[i].start + EARLY)
-            for i in inside
-        )
-
-    def _base_at_start(
-        self, ev: DemandEvent, now: float, since: Since, keep: bool = True
-    ) -> tuple[float, float]:
-        """The level ``ev`` starts from, measured before it, and the time it stands for
-        (kept once its window is past: it is then final); NaN, NaN when it cannot be
-        measured."""
-        key = EventSizes.key(ev)
-        hit = self._bases.get(key)
-        if hit is not None:
-            return hit
-        assert self.sizes is not None
-        base = self.sizes.base_at(ev, since)
-        if keep and now >= ev.start - BASE_TO:
-            self._bases[key] = base
-        return base
-
-    def _event_rows(
-        self,
-        index: int,
-        now: float,
-        level: float,
-        shaped: float,
-        prep: _Prepared,
-        tw: FloatArray,
-        med: FloatArray,
-        util: FloatArray,
-        which: IntArray,
-        since: Since,
-        keep: bool = True,
-    ) -> None:
-        """Size the positions ``tw`` that the event ``index`` reaches, in place (``which``:
-        the index of the event sizing each position).
-
-        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
-        pre-scale), its positions carry no forecast lift (the level measured now, moved by
-        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
-        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
-        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
-        Once it has arrived, the anchored forecast (the measured level times the learned
-        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
-        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
-        is bought where an event begins and nowhere else."""
-        spec = self.spec
-        ev = self._events[index]
-        sizes = self.sizes
-        assert sizes is not None
-        key = EventSizes.key(ev)
-        early, late = sizes.window(ev, -PRE_EARLY, HOLD)
-        lo, hi = ev.start + early, ev.start + late
-        pre = self._pres.get(key, math.nan)
-        if not math.isfinite(pre):
-            # Sized once, from the base measured before the event: a pre-scale that moved
-            # with every new sample would be a string of one-unit orders (reshards).
-            base, at = self._base_at_start(ev, now, since, keep)
-            size = sizes.size(ev, spec.event_size_quantile)
-            if math.isfinite(base):
-                # The base moved by the daily shape from when it was measured to the start.
-                pre = base * _ratio(prep, ev.start, at) * size
-                if keep:
-                    self._pres[key] = pre
-            elif math.isfinite(level):  # no base to measure: the level now, not kept
-                pre = level * _ratio(prep, ev.start) * size
-        arrived = key in self._arrived
-        if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
-            if level >= ARRIVED * pre:
-                if keep:
-                    self._arrived.add(key)
-                arrived = True
-        win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
-        if not arrived and math.isfinite(level):
-            later = tw >= win_lo
-            if later.any():
-                moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
-                med[later] = np.minimum(med[later], moved)
-        if not arrived and now < hi and math.isfinite(pre):
-            span = (tw >= lo) & (tw < ev.end)
-            med[span] = np.maximum(med[span], pre)
-            which[span] = index
-        margin_end = min(ev.start + EARLY, ev.end)
-        if arrived and math.isfinite(level) and now < margin_end:
-            # Arrived within the start's window, the measured level already holds the
-            # step, which the learned shape (an average over starts that came early and
-            # late) may still be climbing to: moved by the shape's ratio from now on, the
-            # step would count twice. From here the shape is read from its level once the
-            # step is in (its highest in the start's window), not from its level now.
-            t = prep.t
-            window = (t >= lo) & (t < margin_end)
-            if window.any() and math.isfinite(shaped):
-                stepped = float(prep.median[window].max())
-                if stepped > shaped:
-                    later = tw >= lo
-                    med[later] *= shaped / stepped
-        # The margin is for the step at the start; a short event's (a 2-minute sale's)
-        # margin ends with it: its demand, read late by a lagging rate, is not a new step.
-        start = (tw >= lo) & (tw < margin_end)
-        util[start] = np.minimum(util[start], spec.event_utilization)
-        which[start] = index
+        return Positions(tw, need, demand, util, which, self.look.events, wanted)
 
     # -- the plan ahead ----------------------------------------------------------------------
 
@@ -467,8 +293,8 @@ class TargetRule:
         spec, target, hpa = self.spec, self.target, self.hpa
         u = units
         self._applying(calendar)
-        if self.sizes is not None:
-            self.sizes.learn(now, since)
+        if self.look.sizes is not None:
+            self.look.sizes.learn(now, since)
         demand = observed if observed is not None else math.nan
         if ready <= 0 and demand > 0:
             reactive: int | None = math.ceil(demand / hpa.target_per_pod - _EPS)
@@ -536,7 +362,7 @@ class TargetRule:
         """What the options read, built once per calendar (:meth:`_applying`)."""
         if self._scale_in is None:
             self._scale_in = ScaleInWindows(
-                self.spec, self.target, self._freeze, self._events, self._lo, self._hi
+                self.spec, self.target, self._freeze, self.look.events, self.look.lo, self.look.hi
             )
         return self._scale_in
 

@@ -36,11 +36,11 @@ the reach, so both give the same orders; the simulator, deciding only, forecasts
 
 State. :class:`DriverState` holds plain values only (per target the planner's
 :class:`~headroom.policies.planner.values.PlannerState`: budget used in the period, last
-scale-out and scale-in; the time of the last tick and of the next full decision), so
-the operator can keep it in a CapacityPolicy's status and hand it back after a restart
+scale-out and scale-in; the time of the last tick and of the next full decision), so the
+operator can keep it in a CapacityPolicy's status and hand it back after a restart
 (``Driver(..., state=...)``). The fitted model, the cached forecast and the HPA rule's
-windows are not state: a restarted driver refits on its first tick and starts its
-windows empty, as a restarted HPA controller does.
+windows are not state: a restarted driver refits on its first tick and starts its windows
+empty, as a restarted HPA controller does.
 """
 
 from __future__ import annotations
@@ -452,15 +452,9 @@ class Driver:
             empty = np.empty(0, dtype=np.int64)
             key = target_key(target)
             return Plan(key, _EMPTY.t, empty, empty, (), False, ("no forecast",))
-        return self._rules[target.name].plan_ahead(
-            forecast,
-            now,
-            units=units,
-            decided=decided,
-            anchor=anchor,
-            since=past.since,
-            state=state,
-        )
+        rule = self._rules[target.name]
+        return rule.plan_ahead(forecast, now, units=units, decided=decided, anchor=anchor,
+                               since=past.since, state=state)  # fmt: skip
 
     def commit(self, tick: Tick, ordered: Mapping[str, int]) -> DriverState:
         """Advance the state after ``tick``: ``ordered`` (name -> units) is what the caller

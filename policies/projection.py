@@ -148,20 +148,29 @@ def project(
     # lists: most positions change nothing, and a list is read fastest one by one).
     seq: list[int] = out.tolist()
     times: list[float] = tt.tolist()
-    for j in range(1, count):
+    # Only a drop can change: the positions where ``out`` falls, and the one after each
+    # position a hold or a step raised (it may now be a drop from the raised value).
+    drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
+    k, j = 0, drops[0] if drops else count
+    while j < count:
+        raised = False
         if seq[j] < seq[j - 1]:
             if blocked is not None and blocked(times[j]):
-                seq[j] = seq[j - 1]
+                seq[j], raised = seq[j - 1], True
             else:
-                seq[j] = max(seq[j], seq[j - 1] - spec.scale_in.step_for(seq[j - 1]))
+                lowest = seq[j - 1] - spec.scale_in.step_for(seq[j - 1])
+                if lowest > seq[j]:
+                    seq[j], raised = lowest, True
+        while k < len(drops) and drops[k] <= j:
+            k += 1
+        j = j + 1 if raised else (drops[k] if k < len(drops) else count)
     ordered[first : first + count] = seq
     ordered[:first] = units
     actions: list[PlannedAction] = []
     prev = units
-    for j in range(count):
+    changed = np.diff(ordered[first : first + count], prepend=units) != 0
+    for j in np.flatnonzero(changed).tolist():
         to = seq[j]
-        if to == prev:
-            continue
         now_j = times[j] if j else now
         k = cause[j]
         event = positions.event(k)
@@ -213,7 +222,7 @@ def _orders(
     ahead = react.copy()
     cause = np.arange(count)
     index = np.arange(count)
-    froms, which = np.unique(react, return_inverse=True)
+    froms, which = _distinct(react)
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     soonest = np.array([delay(b, b + 1) for b in froms.tolist()])[which]
     # The first position still holding demand when a change ordered at j is ready.
@@ -221,17 +230,26 @@ def _orders(
     # Per position, what may be ordered (needs still there once a change could be ready)
     # and what may be held (any need the delay reaches, as units already ordered).
     held, held_cause = react.copy(), np.arange(count)
-    # A need at or below every reactive need orders nothing ahead of it.
-    for v in np.unique(need[need > froms[0]]).tolist():
-        at = np.where(need >= v, index, count)
-        after = np.append(np.minimum.accumulate(at[::-1])[::-1], count)
-        # The delay from each position's reactive units to v, looked up per distinct start.
-        reach = np.array([delay(b, v) + lead for b in froms.tolist()])[which]
-        for nxt, out, why in ((after[np.minimum(first, count)], ahead, cause),
-                              (after[:count], held, held_cause)):  # fmt: skip
-            due = (nxt < count) & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & (v > out)
-            out[due] = v
-            why[due] = nxt[due]
+    # A need at or below every reactive need orders nothing ahead of it. All distinct
+    # needs at once, one row each (ascending): where several are due, the largest wins.
+    values = _distinct(need[need > froms[0]])[0] if count else need[:0]
+    if values.size and count:
+        # after[r, j]: the first position from j on needing at least values[r] (count: none).
+        at = np.where(need[None, :] >= values[:, None], index[None, :], count)
+        after = np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1]
+        after = np.concatenate([after, np.full((values.size, 1), count)], axis=1)
+        # The delay from each position's reactive units to each need, per distinct start.
+        table = np.array([[delay(b, v) + lead for b in froms.tolist()] for v in values.tolist()])
+        reach = table[:, which]
+        wanted = values[:, None] > react[None, :]
+        rows = np.arange(values.size)[:, None]
+        for nxt, out, why in ((after[:, np.minimum(first, count)], ahead, cause),
+                              (after[:, :count], held, held_cause)):  # fmt: skip
+            due = (nxt < count) & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & wanted
+            top = np.where(due, rows, -1).max(axis=0)  # the largest need due, per position
+            some = top >= 0
+            out[some] = values[top[some]]
+            why[some] = nxt[top[some], index[some]]
     # A need over before a change could be ready is not ordered, but what was ordered
     # for it before (or is now: the decision) is held through it, as the rule holds
     # units a coming need wants.
@@ -243,3 +261,13 @@ def _orders(
             if keep > ahead[j]:
                 ahead[j], cause[j] = keep, held_cause[j]
     return ahead, cause.tolist()
+
+
+def _distinct(x: IntArray) -> tuple[IntArray, IntArray]:
+    """``np.unique(x, return_inverse=True)`` for small non-negative unit counts, by counting
+    (a plan asks this of every position; sorting them costs more)."""
+    if not x.size:
+        return x.copy(), x.copy()
+    present = np.bincount(x) > 0
+    lookup = np.cumsum(present) - 1
+    return np.flatnonzero(present), lookup[x]
