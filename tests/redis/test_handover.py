@@ -6,8 +6,9 @@ source, then every other master (redis-cli's order). A process killed after any 
 leaves the rest to gossip: at every instant some master must claim each slot and every
 node must map each slot to a master (a node that maps a slot to nobody answers
 CLUSTERDOWN, and redis-py raises ClusterError). Watched for two node timeouts after each
-kill (every node pings every other at least once per half node timeout), with a live
-cluster-aware client; then ``headroom redis fix`` closes what is open and no key is lost.
+kill (every node pings every other at least once per half node timeout), on 3 masters with
+a replica each (whose views count too) and a live cluster-aware client; then
+``headroom redis fix`` closes what is open and no key is lost.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _watch(cluster: RedisTestCluster, seconds: float, gaps: Gaps) -> None:
 
 
 def test_kill_9_at_each_hand_over_step_leaves_every_slot_claimed(redis_cluster_factory):
-    cluster = redis_cluster_factory(masters=3)
+    cluster = redis_cluster_factory(masters=3, replicas=1)  # the replicas' views count too
     load(cluster, KEYS)
     before = digest(cluster, KEYS)
     new = [cluster.start_node() for _ in range(3)]
