@@ -72,10 +72,6 @@ class NodePool:
         lines = cluster_nodes(self.at(addr), str(addr))
         return set(next(line for line in lines if "myself" in line.flags).slots)
 
-    def state(self, addr: NodeAddr) -> str:
-        """The node's ``cluster_state`` (``ok``, ``fail``; ``unknown`` if it does not say)."""
-        return cluster_state(as_text(cmd(self.at(addr), "CLUSTER", "INFO"))) or "unknown"
-
     def unconverged(self, addrs: Iterable[NodeAddr], ids: set[str]) -> str | None:
         """None once every node at ``addrs`` knows all of ``ids`` and says
         ``cluster_state:ok``; else what the first node that does not says (for a timeout)."""
