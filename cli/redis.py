@@ -38,8 +38,10 @@ app = typer.Typer(
     help="Inspect, rebalance, drain and repair any Redis Cluster.", no_args_is_help=True
 )
 
-# Test hook for crash-safety tests: SIGKILL ourselves mid-slot after N keys moved.
+# Test hooks for crash-safety tests: SIGKILL ourselves mid-slot after N keys moved, or
+# right after the N-th hand-over step STEP (target, source, other), given as STEP:N.
 CRASH_ENV = "HEADROOM_RESHARD_CRASH_AFTER_KEYS"
+CRASH_HANDOVER_ENV = "HEADROOM_RESHARD_CRASH_AT_HANDOVER"
 
 Seed = Annotated[str, typer.Option("--seed", help="Any node of the cluster, HOST:PORT.")]
 User = Annotated[str | None, typer.Option("--user", help="ACL user name.", envvar="REDISCLI_USER")]
@@ -81,12 +83,14 @@ class Link:
     def resharder(self, bar: SlotsBar | None = None) -> Resharder:
         """The Resharder over the seed (feeding ``bar`` when it is shown)."""
         crash = os.environ.get(CRASH_ENV)
+        step, _, n = os.environ.get(CRASH_HANDOVER_ENV, "").partition(":")
         return Resharder(
             self.seed,
             connect=make_connect(self.auth, client_name=CLIENT_NAME),
             progress=bar.update if bar is not None and bar.shown else None,
             options=MigrateOptions(username=self.auth.username, password=self.auth.password),
             crash_after_keys=int(crash) if crash else None,
+            crash_at_handover=(step, int(n or 1)) if step else None,
         )
 
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.controller.redis.connection import Client, as_text, cmd, ping, pipelined
+from headroom.controller.redis.crash import HandOverHook
 from headroom.policies.errors import (
     ClusterError,
     ClusterUnreachable,
@@ -199,6 +200,7 @@ class PairMigrator:
     progress: ProgressFn | None = None
     crash_hook: CrashHook | None = None
     silent: set[str] = field(default_factory=set)  # shared by a run's migrators
+    handover_hook: HandOverHook | None = None
     keys_moved: int = 0
     bytes_moved: int = 0
     _batch_bytes: int = 0
@@ -337,7 +339,9 @@ class PairMigrator:
             return self.hand_over(slots)
         node_cmds = [("CLUSTER", "SETSLOT", s, "NODE", tgt.id) for s in slots]
         self._pipeline(tgt, slots, node_cmds)
+        self._handed("target")
         self._pipeline(src, slots, node_cmds)
+        self._handed("source")
         for other in self.others:
             # Others learn the new owner by gossip too; telling them only speeds that up.
             # One that does not answer in time (down, or busy with a long MIGRATE of its
@@ -351,11 +355,16 @@ class PairMigrator:
                 log.warning("Left node to gossip node=%s error=%s", other.name, err)
             except ClusterError as err:
                 log.warning("Skipped SETSLOT NODE on node=%s error=%s", other.name, err)
+            self._handed("other")
         if self.progress is not None:
             self.progress(len(slots), 0, 0, f"{src.id[:8]}->{tgt.id[:8]} slot {slots[-1]}")
         return None
 
     # -- helpers --------------------------------------------------------------------------
+    def _handed(self, step: str) -> None:
+        if self.handover_hook is not None:
+            self.handover_hook(step)
+
     def _batches(
         self, keys: list[str], sizes: dict[str, int], limit: int
     ) -> list[tuple[list[str], int]]:

@@ -16,6 +16,14 @@ from collections.abc import Iterable
 from headroom.controller.redis.connection import Client, Connect, NodeAddr, as_text, cmd
 from headroom.controller.redis.topology import cluster_nodes, cluster_state
 
+# The CLUSTER INFO fields that say whether (and why not) a node serves every slot.
+_WHY_DOWN = (
+    "cluster_state:",
+    "cluster_slots_assigned:",
+    "cluster_slots_pfail:",
+    "cluster_slots_fail:",
+)
+
 
 class NodePool:
     """One shared client per node address, opened on first use with ``connect``."""
@@ -64,10 +72,15 @@ class NodePool:
         lines = cluster_nodes(self.at(addr), str(addr))
         return set(next(line for line in lines if "myself" in line.flags).slots)
 
-    def state(self, addr: NodeAddr) -> str:
-        """The node's ``cluster_state`` (``ok``, ``fail``; ``unknown`` if it does not say)."""
-        return cluster_state(as_text(cmd(self.at(addr), "CLUSTER", "INFO"))) or "unknown"
-
-    def converged(self, addrs: Iterable[NodeAddr], ids: set[str]) -> bool:
-        """Every node at ``addrs`` knows all of ``ids`` and says ``cluster_state:ok``."""
-        return all(ids <= self.known_ids(a) and self.state(a) == "ok" for a in addrs)
+    def unconverged(self, addrs: Iterable[NodeAddr], ids: set[str]) -> str | None:
+        """None once every node at ``addrs`` knows all of ``ids`` and says
+        ``cluster_state:ok``; else what the first node that does not says (for a timeout)."""
+        for addr in sorted(addrs, key=str):
+            missing = ids - self.known_ids(addr)
+            info = as_text(cmd(self.at(addr), "CLUSTER", "INFO"))
+            if missing or cluster_state(info) != "ok":
+                # The counters say why a node is down: slots unassigned, or on failed nodes.
+                said = [x.strip() for x in info.splitlines() if x.startswith(_WHY_DOWN)]
+                unknown = ",".join(sorted(i[:8] for i in missing)) or "none"
+                return f"{addr} says {' '.join(said)}; has not met {unknown}"
+        return None

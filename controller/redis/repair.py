@@ -172,6 +172,13 @@ def _fix_slot(
             continue
         src = eps[holder]
         vouched = importing.get(final) == holder and migrating.get(holder) == final
+        if final not in claimants and holder in claimants:
+            # The owner's own table must name the node it imports from, or it refuses the
+            # keys (CLUSTERDOWN: slot not served). It may name nobody: a target importing
+            # from a source that failed over dropped the slot with the demoted source and,
+            # importing, ignores the promoted replica's claim (Redis keeps an importing slot
+            # as the operator set it). Telling it the claimant keeps its IMPORTING flag.
+            _cmd(fin, "CLUSTER", "SETSLOT", slot, "NODE", holder)
         if final not in claimants and importing.get(final) != holder:
             _cmd(fin, "CLUSTER", "SETSLOT", slot, "IMPORTING", holder)
             importing[final] = holder

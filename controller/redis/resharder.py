@@ -39,6 +39,7 @@ from headroom.controller.redis.connection import (
     pipelined,
     with_socket_timeout,
 )
+from headroom.controller.redis.crash import crash_at
 from headroom.controller.redis.migrate import Endpoint, MigrateOptions, PairMigrator
 from headroom.controller.redis.pairs import run_pairs
 from headroom.controller.redis.pool import NodePool
@@ -79,8 +80,11 @@ class Resharder:
         options: MigrateOptions | None = None,
         cluster_timeout: float = 30.0,
         crash_after_keys: int | None = None,
+        crash_at_handover: tuple[str, int] | None = None,
     ) -> None:
-        """``crash_after_keys`` is a test hook: SIGKILL itself mid-slot after that many keys."""
+        """Test hooks: ``crash_after_keys`` SIGKILLs the process mid-slot after that many
+        keys; ``crash_at_handover`` (step, n) right after the n-th hand-over step named
+        ``step`` ("target", "source" or "other", see ``PairMigrator.hand_over``)."""
         NodeAddr.parse(seed)
         self.seed = seed
         self._connect = connect or make_connect(
@@ -95,6 +99,7 @@ class Resharder:
         self.options = options or MigrateOptions()
         self._cluster_timeout = cluster_timeout
         self._crash_after_keys = crash_after_keys
+        self._crash_at_handover = crash_at_handover
         self._pool = NodePool(self._connect)
 
     # -- reading ----------------------------------------------------------------------------
@@ -360,13 +365,14 @@ class Resharder:
         crash = self._crash_after_keys
         hook = None if crash is None else (lambda _n: tally.keys >= crash)
         silent: set[str] = set()
+        handed = crash_at(self._crash_at_handover)
 
         def migrator(src: str, tgt: str) -> PairMigrator:
             others = [self._endpoint(n) for n in topo.masters if n.id not in (src, tgt)]
             return PairMigrator(
                 self._endpoint(by_id[src], migration=True),
                 self._own_endpoint(by_id[tgt]),
-                others, self.options, tally.add, hook, silent,
+                others, self.options, tally.add, hook, silent, handed,
             )  # fmt: skip
 
         # New masters first get one slot with the fewest keys, alone (redis-py issue 4015).

@@ -16,17 +16,18 @@ each, so a run that was killed at any point is finished by the next call:
   refused for 60 s, a reset one gets a new id) and removed;
 * replicas: every serving master gets exactly ``replicas`` (CLUSTER REPLICATE).
 
-Nodes that hold no slot and belong to no master are removed at the end. What the
-scaler sees is ``observe.py``, what it reports ``reports.py``, and the cluster
-commands it sends ``membership.py`` (through the clients of ``pool.py``).
+Nodes that hold no slot and belong to no master are removed at the end. The decisions
+are here; the single steps they are made of (start, retire or attach a node, wait for
+the cluster to settle, a resharder) are ``steps.py``. What the scaler sees is
+``observe.py``, what it reports ``reports.py``, and the cluster commands it sends
+``membership.py`` (through the clients of ``pool.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 from headroom.controller.redis import membership
@@ -34,26 +35,21 @@ from headroom.controller.redis.connection import (
     NodeAddr,
     RedisAuth,
     cmd,
-    make_connect,
 )
 from headroom.controller.redis.heal import LostNode
-from headroom.controller.redis.migrate import MigrateOptions
-from headroom.controller.redis.nodes import NodeInfo, NodeProvisioner
-from headroom.controller.redis.observe import World, damage_of, member_at, observe, status_of
-from headroom.controller.redis.pool import NodePool
+from headroom.controller.redis.nodes import NodeProvisioner
+from headroom.controller.redis.observe import World, damage_of, member_at, status_of
 from headroom.controller.redis.reports import (
     ClusterStatus,
     ProgressListener,
     ReshardReport,
     ScaleReport,
 )
-from headroom.controller.redis.resharder import CLIENT_NAME as RESHARDER_CLIENT
-from headroom.controller.redis.resharder import Resharder
 from headroom.controller.redis.slotplan import even_ranges
+from headroom.controller.redis.steps import ClusterSteps, PhaseListener
 from headroom.controller.redis.topology import (
     SLOTS,
     Node,
-    cluster_nodes,
     slot_ranges,
 )
 from headroom.policies.errors import (
@@ -67,10 +63,8 @@ from headroom.policies.errors import (
 
 log = logging.getLogger(__name__)
 
-PhaseListener = Callable[[str], None]
 
-
-class ClusterScaler:
+class ClusterScaler(ClusterSteps):
     """Brings a cluster to ``masters`` masters and ``replicas_per_master`` replicas each."""
 
     def __init__(
@@ -86,25 +80,11 @@ class ClusterScaler:
         """``auth`` (AUTH/ACL, TLS) is used by the scaler's and the resharder's connections."""
         if replicas_per_master < 0:
             raise InputError(f"replicas per master must be 0 or more, got {replicas_per_master}")
-        self.provisioner = provisioner
+        super().__init__(provisioner, auth=auth, ok_timeout=ok_timeout, on_phase=on_phase)
         self.replicas_per_master = replicas_per_master
-        self._reshard_connect = make_connect(auth, client_name=RESHARDER_CLIENT)
-        # MIGRATE opens its own connection to the target, which must AUTH too.
-        self._migrate_options = MigrateOptions(
-            username=auth.username if auth else None, password=auth.password if auth else None
-        )
-        self._pool = NodePool(
-            make_connect(
-                auth, client_name="headroom-scaler", socket_timeout=30.0, decode_responses=True
-            )
-        )
-        self.ok_timeout = ok_timeout
         # How long a lost master's replica gets to win its own election before TAKEOVER:
         # three cluster-node-timeouts (5 s in our pods) cover PFAIL -> FAIL -> election.
         self.failover_grace = failover_grace
-        self.on_phase = on_phase
-        self._added: list[str] = []
-        self._removed: list[str] = []
 
     # -- public ------------------------------------------------------------------------------
 
@@ -130,7 +110,7 @@ class ClusterScaler:
         before = len(world.serving)
         world = self._heal(world)
         world = self._clean_up(world)
-        world = self._cover_handed_over(world)
+        world = self._repair_first(world)
         if world.topo is None or world.topo.uncovered():
             self._bootstrap(masters, world)
             world = self._observe()
@@ -162,15 +142,6 @@ class ClusterScaler:
     def status(self) -> ClusterStatus:
         """Read every provisioned node and the cluster's view; changes nothing."""
         return status_of(self._observe())
-
-    def close(self) -> None:
-        """Close the clients this scaler opened."""
-        self._pool.close()
-
-    # -- reading the world -------------------------------------------------------------------
-
-    def _observe(self) -> World:
-        return observe(self.provisioner.list_nodes(), self._pool)
 
     # -- healing -------------------------------------------------------------------------------
 
@@ -283,23 +254,27 @@ class ClusterScaler:
                 changed = True
         return self._observe() if changed else world
 
-    def _cover_handed_over(self, world: World) -> World:
-        """Repair slots nobody claims while the cluster holds keys, before anything else.
+    def _repair_first(self, world: World) -> World:
+        """Finish or roll back open migrations and cover slots nobody claims, before anything
+        else (joining or resizing waits for every node to say cluster_state:ok).
 
-        A migration killed mid-way (a leader SIGKILLed, its Lease taken over) can leave a
-        slot whose source has handed it over while the target's claim is missing; its keys
-        are on a master, so the repair that finishes open migrations finishes this one too
-        (the owner is where the keys are). A slot no master holds a key of and no open
-        migration names is refused, unchanged (see ``repair``): it may be a lost master's.
+        A migration killed mid-way (a leader SIGKILLed, its Lease taken over) leaves slots
+        open, or a slot whose source handed it over while the target's claim is missing; a
+        target whose source failed over mid-migration says cluster_state:fail until its
+        slot is repaired. The owner is where the keys are (see ``repair``). A slot no master
+        holds a key of and no open migration names is refused, unchanged: it may be a lost
+        master's. Slots nobody claims in a cluster without keys are left to the bootstrap.
         """
         topo = world.topo
-        uncovered = topo.uncovered() if topo is not None else []
-        if topo is None or not uncovered or not any(n.keys for n in topo.masters):
+        if topo is None:
             return world
-        self._phase(f"repairing {len(uncovered)} uncovered slots")
+        uncovered, opened = topo.uncovered(), topo.open_slots()
+        if (uncovered and not any(n.keys for n in topo.masters)) or not (uncovered or opened):
+            return world
+        self._phase(f"repairing {len(uncovered)} uncovered and {len(opened)} open slots")
         log.warning(
-            "Found uncovered slots seed=%s slots=%d first=%d open=%d",
-            topo.seed, len(uncovered), uncovered[0], len(topo.open_slots()),
+            "Found slots to repair seed=%s uncovered=%d open=%d first=%d",
+            topo.seed, len(uncovered), len(opened), (uncovered or [o.slot for o in opened])[0],
         )  # fmt: skip
         with self._resharding(topo.seed, None) as resharder:
             resharder.fix(cover_unknown=False)
@@ -445,76 +420,3 @@ class ClusterScaler:
         for orphan in orphans:
             self._retire(world, orphan)
         return attached
-
-    def _wait_replicas(self, attached: dict[NodeAddr, str]) -> None:
-        """Until every member sees each new replica, with its master; gossip takes a moment,
-        and a replica the seed does not list yet would look like a spare to remove."""
-        if not attached:
-            return
-        ids = {self._pool.node_id(addr): master for addr, master in attached.items()}
-
-        def agreed() -> bool:
-            world = self._observe()
-            addrs = world.addrs()
-            for addr in addrs | set(attached):
-                lines = {x.id: x for x in cluster_nodes(self._pool.at(addr), str(addr))}
-                for node_id, master in ids.items():
-                    line = lines.get(node_id)
-                    if line is None or line.master_id != master or "slave" not in line.flags:
-                        return False
-            return True
-
-        self._wait(agreed, "every node to see the new replicas")
-
-    # -- single steps --------------------------------------------------------------------------
-
-    def _add(self) -> NodeInfo:
-        self._phase("starting a node")
-        info = self.provisioner.add_node()
-        self._added.append(info.name)
-        return info
-
-    def _remove(self, info: NodeInfo) -> None:
-        self.provisioner.remove_node(info.name)
-        self._removed.append(info.name)
-
-    def _retire(self, world: World, node: Node) -> None:
-        """Make every other node forget ``node``, then blank it for reuse or removal."""
-        self._forget_everywhere(world, node.id)
-        self._reset(NodeAddr.parse(node.addr))
-        log.info("Retired node node=%s addr=%s", node.short, node.addr)
-
-    def _forget_everywhere(self, world: World, node_id: str) -> None:
-        reachable = [n for n in world.members.values() if n.reachable]
-        membership.forget_everywhere(self._pool.at, reachable, [node_id])
-
-    def _reset(self, addr: NodeAddr) -> None:
-        membership.reset(self._pool.at(addr), str(addr), discard_keys=True)
-
-    def _replicate(self, addr: NodeAddr, master_id: str) -> None:
-        self._phase(f"attaching replica {addr}")
-        membership.replicate(self._pool.at(addr), str(addr), master_id)
-
-    def _wait_converged(self, world: World, extra: Iterable[NodeAddr] = ()) -> None:
-        """Every member (and ``extra``) knows all the others and says cluster_state:ok."""
-        addrs = world.addrs()
-        addrs |= set(extra)
-        ids = {self._pool.node_id(a) for a in addrs}
-        self._wait(lambda: self._pool.converged(addrs, ids), "cluster_state:ok on every node")
-
-    def _wait(self, check: Callable[[], bool], what: str) -> None:
-        membership.settle(lambda: None if check() else "", timeout=self.ok_timeout, what=what)
-
-    @contextlib.contextmanager
-    def _resharding(self, seed: str, progress: ProgressListener | None) -> Iterator[Resharder]:
-        resharder = Resharder(
-            seed, connect=self._reshard_connect, progress=progress, options=self._migrate_options
-        )
-        try:
-            yield resharder
-        finally:
-            resharder.close()
-
-    def _phase(self, text: str) -> None:
-        if self.on_phase is not None:
-            self.on_phase(text)

@@ -230,6 +230,12 @@ def total_keys(cluster: ClusterLike) -> int:
     return total
 
 
+def said(err: BaseException) -> str:
+    """An error's type and message, as a failure should show it: redis-py 8's
+    ``RedisError.__repr__`` is only a category and the type (``server:ClusterError``)."""
+    return f"{type(err).__name__}: {err}"
+
+
 @dataclass
 class LiveClient:
     """A cluster-aware client reading and writing in a thread while slots move.
@@ -301,19 +307,19 @@ class LiveClient:
                     self.errors.append(f"{back}: a written key read back wrong or nil")
                 self.ops += 1
             except redis.RedisError as err:
-                self.errors.append(repr(err))
+                self.errors.append(said(err))
                 self.error_times.append(time.monotonic())
                 self._stop.wait(0.05)  # a failover takes seconds; do not spin through it
             except AttributeError as err:
                 # Both faces of issue 4015: the missing node's connection, or its address.
                 if not any(f"no attribute '{a}'" in str(err) for a in ("redis_connection", "host")):
-                    self.errors.append(repr(err))
+                    self.errors.append(said(err))
                 else:  # issue 4015 (see the class docstring): rebuild, as an app would
                     self.issue_4015 += 1
                     rc.close()
                     rc = cluster_client(self.cluster)
             except Exception as err:  # noqa: BLE001 - anything else is a failure too
-                self.errors.append(repr(err))
+                self.errors.append(said(err))
             i += 1
             if self.rate is None:
                 time.sleep(0.001)
