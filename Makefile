@@ -8,9 +8,11 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Most of the suite waits on real processes (Redis migrations, operators, Prometheus): on
-# two workers a CI run used half of its 2 cores and took 19 min; three, each starting on
-# its longest tests (tests/durations.json), are estimated at about 14. TEST_WORKERS=0 runs
-# it in one process.
+# two workers a CI run used half of its 2 cores (pytest 1045 s, make test 19.4 min). Three
+# workers, the long tests one after another on one of them and the rest longest first
+# (tests/conftest.py), with lint beside them: worksteal simulated on measured durations
+# goes from 1379 s to 898 s; a shared machine at load 4-7 measured pytest 1384 s -> ~1150 s.
+# About 14 min for make test on CI is the estimate. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 
 .PHONY: all demo test test-fast lint unit bench venv sysdeps sysdeps-redis clean crds registry image sysdeps-image \
