@@ -4,8 +4,7 @@ how the positions an event reaches are sized.
 Per event near the look-ahead, until its demand has arrived: the pre-scale (the base
 measured before it times its learned size at the event quantile, sized once) over the
 span its kind's starts arrived in; then the anchored forecast. The event utilisation
-holds over its start's window, and inside an event (outside its start) a rise the noise
-cannot explain is carried over the lead. What it measures and decides once (the base, the
+holds over its start's window. What it measures and decides once (the base, the
 pre-scale, the arrival) is kept per event for the rule's later ticks.
 """
 
@@ -22,14 +21,7 @@ from headroom.policies.capacity import IntArray
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
-from headroom.policies.measured import (
-    TREND_WINDOW,
-    Anchor,
-    baseline_ratio,
-    baseline_ratios,
-    carry_growth,
-    growth_of,
-)
+from headroom.policies.measured import Anchor, baseline_ratio, baseline_ratios
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray, Series
 
@@ -117,21 +109,6 @@ class EventLook:
         near = np.flatnonzero((self.lo <= horizon) & (self.hi > now)).tolist()
         for i in near:
             self._sized(i, now, level, shaped, prep, tw, med, util, which, since, keep)
-        if anchor is not None and self.growing(now):
-            recent = since(now - TREND_WINDOW)
-            carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
-
-    def growing(self, now: float) -> bool:
-        """Inside an event's window, but not where its start's step would read as growth
-        (from ``PRE_EARLY`` before it to ``EARLY`` after: the pre-scale's and the event
-        margin's span)."""
-        inside = np.flatnonzero((self.lo <= now) & (self.hi > now)).tolist()
-        if not inside:
-            return False
-        return all(
-            not (self.events[i].start - PRE_EARLY <= now < self.events[i].start + EARLY)
-            for i in inside
-        )
 
     def _base_at_start(
         self, ev: DemandEvent, now: float, since: Since, keep: bool = True
