@@ -102,13 +102,77 @@ class EventLook:
         """Size the positions ``tw`` (up to ``horizon``) that events reach, in place:
         ``med`` the anchored median (``shaped``: the shape's level where ``anchor`` was
         measured), ``util`` the utilisation, ``which`` the event sizing each position.
-        ``keep`` False (the plan ahead): nothing sized here is kept for the decisions."""
+        ``keep`` False (the plan ahead): nothing sized here is kept for the decisions.
+
+        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
+        pre-scale), its positions carry no forecast lift (the level measured now, moved by
+        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
+        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
+        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
+        Once it has arrived, the anchored forecast (the measured level times the learned
+        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
+        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
+        is bought where an event begins and nowhere else."""
         if not self.events or self.sizes is None:
             return
         level = anchor.value if anchor is not None else math.nan
         near = np.flatnonzero((self.lo <= horizon) & (self.hi > now)).tolist()
-        for i in near:
-            self._sized(i, now, level, shaped, prep, tw, med, util, which, since, keep)
+        spec = self.spec
+        for index in near:
+            ev = self.events[index]
+            sizes = self.sizes
+            assert sizes is not None
+            key = EventSizes.key(ev)
+            early, late = sizes.window(ev, -PRE_EARLY, HOLD)
+            lo, hi = ev.start + early, ev.start + late
+            pre = self._pres.get(key, math.nan)
+            if not math.isfinite(pre):
+                # Sized once, from the base measured before the event: a pre-scale that moved
+                # with every new sample would be a string of one-unit orders (reshards).
+                base, at = self._base_at_start(ev, now, since, keep)
+                size = sizes.size(ev, spec.event_size_quantile)
+                if math.isfinite(base):
+                    # The base moved by the daily shape from when it was measured to the start.
+                    pre = base * ratio(prep, ev.start, at) * size
+                    if keep:
+                        self._pres[key] = pre
+                elif math.isfinite(level):  # no base to measure: the level now, not kept
+                    pre = level * ratio(prep, ev.start) * size
+            arrived = key in self._arrived
+            if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
+                if level >= ARRIVED * pre:
+                    if keep:
+                        self._arrived.add(key)
+                    arrived = True
+            win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
+            if not arrived and math.isfinite(level):
+                later = tw >= win_lo
+                if later.any():
+                    moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
+                    med[later] = np.minimum(med[later], moved)
+            if not arrived and now < hi and math.isfinite(pre):
+                span = (tw >= lo) & (tw < ev.end)
+                med[span] = np.maximum(med[span], pre)
+                which[span] = index
+            margin_end = min(ev.start + EARLY, ev.end)
+            if arrived and math.isfinite(level) and now < margin_end:
+                # Arrived within the start's window, the measured level already holds the
+                # step, which the learned shape (an average over starts that came early and
+                # late) may still be climbing to: moved by the shape's ratio from now on, the
+                # step would count twice. From here the shape is read from its level once the
+                # step is in (its highest in the start's window), not from its level now.
+                t = prep.t
+                window = (t >= lo) & (t < margin_end)
+                if window.any() and math.isfinite(shaped):
+                    stepped = float(prep.median[window].max())
+                    if stepped > shaped:
+                        later = tw >= lo
+                        med[later] *= shaped / stepped
+            # The margin is for the step at the start; a short event's (a 2-minute sale's)
+            # margin ends with it: its demand, read late by a lagging rate, is not a new step.
+            start = (tw >= lo) & (tw < margin_end)
+            util[start] = np.minimum(util[start], spec.event_utilization)
+            which[start] = index
 
     def _base_at_start(
         self, ev: DemandEvent, now: float, since: Since, keep: bool = True
@@ -125,85 +189,3 @@ class EventLook:
         if keep and now >= ev.start - BASE_TO:
             self._bases[key] = base
         return base
-
-    def _sized(
-        self,
-        index: int,
-        now: float,
-        level: float,
-        shaped: float,
-        prep: Prepared,
-        tw: FloatArray,
-        med: FloatArray,
-        util: FloatArray,
-        which: IntArray,
-        since: Since,
-        keep: bool = True,
-    ) -> None:
-        """Size the positions ``tw`` that the event ``index`` reaches, in place (``which``:
-        the index of the event sizing each position).
-
-        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
-        pre-scale), its positions carry no forecast lift (the level measured now, moved by
-        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
-        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
-        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
-        Once it has arrived, the anchored forecast (the measured level times the learned
-        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
-        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
-        is bought where an event begins and nowhere else."""
-        spec = self.spec
-        ev = self.events[index]
-        sizes = self.sizes
-        assert sizes is not None
-        key = EventSizes.key(ev)
-        early, late = sizes.window(ev, -PRE_EARLY, HOLD)
-        lo, hi = ev.start + early, ev.start + late
-        pre = self._pres.get(key, math.nan)
-        if not math.isfinite(pre):
-            # Sized once, from the base measured before the event: a pre-scale that moved
-            # with every new sample would be a string of one-unit orders (reshards).
-            base, at = self._base_at_start(ev, now, since, keep)
-            size = sizes.size(ev, spec.event_size_quantile)
-            if math.isfinite(base):
-                # The base moved by the daily shape from when it was measured to the start.
-                pre = base * ratio(prep, ev.start, at) * size
-                if keep:
-                    self._pres[key] = pre
-            elif math.isfinite(level):  # no base to measure: the level now, not kept
-                pre = level * ratio(prep, ev.start) * size
-        arrived = key in self._arrived
-        if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
-            if level >= ARRIVED * pre:
-                if keep:
-                    self._arrived.add(key)
-                arrived = True
-        win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
-        if not arrived and math.isfinite(level):
-            later = tw >= win_lo
-            if later.any():
-                moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
-                med[later] = np.minimum(med[later], moved)
-        if not arrived and now < hi and math.isfinite(pre):
-            span = (tw >= lo) & (tw < ev.end)
-            med[span] = np.maximum(med[span], pre)
-            which[span] = index
-        margin_end = min(ev.start + EARLY, ev.end)
-        if arrived and math.isfinite(level) and now < margin_end:
-            # Arrived within the start's window, the measured level already holds the
-            # step, which the learned shape (an average over starts that came early and
-            # late) may still be climbing to: moved by the shape's ratio from now on, the
-            # step would count twice. From here the shape is read from its level once the
-            # step is in (its highest in the start's window), not from its level now.
-            t = prep.t
-            window = (t >= lo) & (t < margin_end)
-            if window.any() and math.isfinite(shaped):
-                stepped = float(prep.median[window].max())
-                if stepped > shaped:
-                    later = tw >= lo
-                    med[later] *= shaped / stepped
-        # The margin is for the step at the start; a short event's (a 2-minute sale's)
-        # margin ends with it: its demand, read late by a lagging rate, is not a new step.
-        start = (tw >= lo) & (tw < margin_end)
-        util[start] = np.minimum(util[start], spec.event_utilization)
-        which[start] = index
