@@ -320,7 +320,12 @@ few positions a decision walks), memoised the change delays and replaced a maske
 rolling median, with decisions and plans unchanged (the same 160 decisions, plans and
 reasons bit for bit, and the same backtest). Still above the old planner's 0.65 s: "engine
 speed not worse" (issue 20) is not met; most of what is left is the projection's
-per-position scale-in walk and the per-need order passes.
+per-position scale-in walk and the per-need order passes. Session 12 made the projection's
+order passes one 2-D pass over all distinct needs, walks scale-in only where units drop
+and writes actions only where they change, with plans unchanged (the same 300-target
+fingerprint of decisions, plans and reasons): 16 % less CPU for the projection (1.26 ->
+1.05 ms a plan, best of 12 interleaved runs of the two versions in one process, at load
+2-4). Most of a pass is still numpy work over the 1,440 positions of a 24-hour plan.
 
 Target: 1,000 targets in under 2 s — wall time **{verdict}** it at 1-minute forecast steps
 (runs: {walls(batch_runs)}); process CPU time **{cpu_verdict}** it. Before the batch API

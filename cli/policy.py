@@ -58,8 +58,7 @@ def sizing_rule(spec: PolicySpec) -> str:
         q = f"p{spec.event_size_quantile * 100:g}"
         predictive = (
             f", predictive (measured x forecast shape over the lead, p50 at "
-            f"{spec.forecast_utilization:.0%}; in event windows past the start, a measured "
-            f"rise carried over the lead), event start (the base before it x its "
+            f"{spec.forecast_utilization:.0%}), event start (the base before it x its "
             f"learned size at {q}, over the window past starts arrived in (5 min before "
             f"to 15 min after the start until starts were timed) unless demand has "
             f"arrived; the first 20 min at {spec.event_utilization:.0%})"

@@ -8,9 +8,7 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
 - **predictive**: over ``[now, now + lead]`` (the change's delay, ``leadTime``, the tick),
   the measured level (median of the last 3 min) times the forecast's learned ratio from
   then on, at ``forecast.targetUtilization`` (100 % by default: the reactive half keeps
-  the margin on what is measured). Inside an event's window, outside its start, a rise the
-  noise cannot explain is carried over the lead at its measured rate
-  (:func:`~headroom.policies.measured.growth_of`);
+  the margin on what is measured);
 - **event start**: over the span its kind's past starts arrived in (at most from
   ``PRE_EARLY`` before the start to ``HOLD`` after it: starts run early and late; see
   :meth:`~headroom.policies.forecast.eventsize.EventSizes.window`), unless its demand

@@ -4,8 +4,7 @@ how the positions an event reaches are sized.
 Per event near the look-ahead, until its demand has arrived: the pre-scale (the base
 measured before it times its learned size at the event quantile, sized once) over the
 span its kind's starts arrived in; then the anchored forecast. The event utilisation
-holds over its start's window, and inside an event (outside its start) a rise the noise
-cannot explain is carried over the lead. What it measures and decides once (the base, the
+holds over its start's window. What it measures and decides once (the base, the
 pre-scale, the arrival) is kept per event for the rule's later ticks.
 """
 
@@ -22,14 +21,7 @@ from headroom.policies.capacity import IntArray
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.eventsize import BASE_TO, EventSizes
 from headroom.policies.forecast.uplift import effective_ramp, event_window
-from headroom.policies.measured import (
-    TREND_WINDOW,
-    Anchor,
-    baseline_ratio,
-    baseline_ratios,
-    carry_growth,
-    growth_of,
-)
+from headroom.policies.measured import Anchor, baseline_ratio, baseline_ratios
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray, Series
 
@@ -110,28 +102,77 @@ class EventLook:
         """Size the positions ``tw`` (up to ``horizon``) that events reach, in place:
         ``med`` the anchored median (``shaped``: the shape's level where ``anchor`` was
         measured), ``util`` the utilisation, ``which`` the event sizing each position.
-        ``keep`` False (the plan ahead): nothing sized here is kept for the decisions."""
+        ``keep`` False (the plan ahead): nothing sized here is kept for the decisions.
+
+        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
+        pre-scale), its positions carry no forecast lift (the level measured now, moved by
+        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
+        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
+        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
+        Once it has arrived, the anchored forecast (the measured level times the learned
+        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
+        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
+        is bought where an event begins and nowhere else."""
         if not self.events or self.sizes is None:
             return
         level = anchor.value if anchor is not None else math.nan
         near = np.flatnonzero((self.lo <= horizon) & (self.hi > now)).tolist()
-        for i in near:
-            self._sized(i, now, level, shaped, prep, tw, med, util, which, since, keep)
-        if anchor is not None and self.growing(now):
-            recent = since(now - TREND_WINDOW)
-            carry_growth(anchor, growth_of(recent.t, recent.v), tw, med)
-
-    def growing(self, now: float) -> bool:
-        """Inside an event's window, but not where its start's step would read as growth
-        (from ``PRE_EARLY`` before it to ``EARLY`` after: the pre-scale's and the event
-        margin's span)."""
-        inside = np.flatnonzero((self.lo <= now) & (self.hi > now)).tolist()
-        if not inside:
-            return False
-        return all(
-            not (self.events[i].start - PRE_EARLY <= now < self.events[i].start + EARLY)
-            for i in inside
-        )
+        spec = self.spec
+        for index in near:
+            ev = self.events[index]
+            sizes = self.sizes
+            assert sizes is not None
+            key = EventSizes.key(ev)
+            early, late = sizes.window(ev, -PRE_EARLY, HOLD)
+            lo, hi = ev.start + early, ev.start + late
+            pre = self._pres.get(key, math.nan)
+            if not math.isfinite(pre):
+                # Sized once, from the base measured before the event: a pre-scale that moved
+                # with every new sample would be a string of one-unit orders (reshards).
+                base, at = self._base_at_start(ev, now, since, keep)
+                size = sizes.size(ev, spec.event_size_quantile)
+                if math.isfinite(base):
+                    # The base moved by the daily shape from when it was measured to the start.
+                    pre = base * ratio(prep, ev.start, at) * size
+                    if keep:
+                        self._pres[key] = pre
+                elif math.isfinite(level):  # no base to measure: the level now, not kept
+                    pre = level * ratio(prep, ev.start) * size
+            arrived = key in self._arrived
+            if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
+                if level >= ARRIVED * pre:
+                    if keep:
+                        self._arrived.add(key)
+                    arrived = True
+            win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
+            if not arrived and math.isfinite(level):
+                later = tw >= win_lo
+                if later.any():
+                    moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
+                    med[later] = np.minimum(med[later], moved)
+            if not arrived and now < hi and math.isfinite(pre):
+                span = (tw >= lo) & (tw < ev.end)
+                med[span] = np.maximum(med[span], pre)
+                which[span] = index
+            margin_end = min(ev.start + EARLY, ev.end)
+            if arrived and math.isfinite(level) and now < margin_end:
+                # Arrived within the start's window, the measured level already holds the
+                # step, which the learned shape (an average over starts that came early and
+                # late) may still be climbing to: moved by the shape's ratio from now on, the
+                # step would count twice. From here the shape is read from its level once the
+                # step is in (its highest in the start's window), not from its level now.
+                t = prep.t
+                window = (t >= lo) & (t < margin_end)
+                if window.any() and math.isfinite(shaped):
+                    stepped = float(prep.median[window].max())
+                    if stepped > shaped:
+                        later = tw >= lo
+                        med[later] *= shaped / stepped
+            # The margin is for the step at the start; a short event's (a 2-minute sale's)
+            # margin ends with it: its demand, read late by a lagging rate, is not a new step.
+            start = (tw >= lo) & (tw < margin_end)
+            util[start] = np.minimum(util[start], spec.event_utilization)
+            which[start] = index
 
     def _base_at_start(
         self, ev: DemandEvent, now: float, since: Since, keep: bool = True
@@ -148,85 +189,3 @@ class EventLook:
         if keep and now >= ev.start - BASE_TO:
             self._bases[key] = base
         return base
-
-    def _sized(
-        self,
-        index: int,
-        now: float,
-        level: float,
-        shaped: float,
-        prep: Prepared,
-        tw: FloatArray,
-        med: FloatArray,
-        util: FloatArray,
-        which: IntArray,
-        since: Since,
-        keep: bool = True,
-    ) -> None:
-        """Size the positions ``tw`` that the event ``index`` reaches, in place (``which``:
-        the index of the event sizing each position).
-
-        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
-        pre-scale), its positions carry no forecast lift (the level measured now, moved by
-        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
-        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
-        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
-        Once it has arrived, the anchored forecast (the measured level times the learned
-        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
-        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
-        is bought where an event begins and nowhere else."""
-        spec = self.spec
-        ev = self.events[index]
-        sizes = self.sizes
-        assert sizes is not None
-        key = EventSizes.key(ev)
-        early, late = sizes.window(ev, -PRE_EARLY, HOLD)
-        lo, hi = ev.start + early, ev.start + late
-        pre = self._pres.get(key, math.nan)
-        if not math.isfinite(pre):
-            # Sized once, from the base measured before the event: a pre-scale that moved
-            # with every new sample would be a string of one-unit orders (reshards).
-            base, at = self._base_at_start(ev, now, since, keep)
-            size = sizes.size(ev, spec.event_size_quantile)
-            if math.isfinite(base):
-                # The base moved by the daily shape from when it was measured to the start.
-                pre = base * ratio(prep, ev.start, at) * size
-                if keep:
-                    self._pres[key] = pre
-            elif math.isfinite(level):  # no base to measure: the level now, not kept
-                pre = level * ratio(prep, ev.start) * size
-        arrived = key in self._arrived
-        if not arrived and math.isfinite(level) and math.isfinite(pre) and now >= lo:
-            if level >= ARRIVED * pre:
-                if keep:
-                    self._arrived.add(key)
-                arrived = True
-        win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
-        if not arrived and math.isfinite(level):
-            later = tw >= win_lo
-            if later.any():
-                moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
-                med[later] = np.minimum(med[later], moved)
-        if not arrived and now < hi and math.isfinite(pre):
-            span = (tw >= lo) & (tw < ev.end)
-            med[span] = np.maximum(med[span], pre)
-            which[span] = index
-        margin_end = min(ev.start + EARLY, ev.end)
-        if arrived and math.isfinite(level) and now < margin_end:
-            # Arrived within the start's window, the measured level already holds the
-            # step, which the learned shape (an average over starts that came early and
-            # late) may still be climbing to: moved by the shape's ratio from now on, the
-            # step would count twice. From here the shape is read from its level once the
-            # step is in (its highest in the start's window), not from its level now.
-            t = prep.t
-            window = (t >= lo) & (t < margin_end)
-            if window.any() and math.isfinite(shaped):
-                stepped = float(prep.median[window].max())
-                if stepped > shaped:
-                    later = tw >= lo
-                    med[later] *= shaped / stepped
-        # The margin is for the step at the start; a short event's (a 2-minute sale's)
-        # margin ends with it: its demand, read late by a lagging rate, is not a new step.
-        start = (tw >= lo) & (tw < margin_end)
-        util[start] = np.minimum(util[start], spec.event_utilization)
-        which[start] = index

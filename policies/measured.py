@@ -1,4 +1,4 @@
-"""What is measured now, for the rule: a robust recent level and a measured growth rate."""
+"""What is measured now, for the rule: a robust recent level and the baseline ratios."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from headroom.policies.series import FloatArray
-
-TREND_WINDOW = 600.0  # inside an event's window, the growth measured over this long ...
-TREND_REACH = 1200.0  # ... is carried at most this far ahead (and never beyond the lead)
-TREND_CAP = 3.0  # ... and lifts the measured level at most this many times
 
 
 @dataclass(frozen=True)
@@ -34,38 +30,6 @@ def anchor_of(t: FloatArray, v: FloatArray) -> Anchor | None:
         return Anchor(pairs[n // 2][0], times[n // 2])
     mid = n // 2
     return Anchor(0.5 * (pairs[mid - 1][0] + pairs[mid][0]), 0.5 * (times[mid - 1] + times[mid]))
-
-
-def growth_of(t: FloatArray, v: FloatArray) -> float:
-    """The measured growth rate (log per second) of the samples given, at its lower
-    one-standard-error bound and never below 0: a rise the noise could explain counts for
-    nothing, a steady one almost in full."""
-    ok = np.isfinite(v) & (v > 0)
-    if int(ok.sum()) < 4:
-        return 0.0
-    x, y = t[ok], np.log(v[ok])
-    x = x - x.mean()
-    sxx = float(np.dot(x, x))
-    if sxx <= 0:
-        return 0.0
-    slope = float(np.dot(x, y - y.mean())) / sxx
-    resid = y - y.mean() - slope * x
-    se = math.sqrt(float(np.dot(resid, resid)) / (x.size - 2) / sxx)
-    return max(0.0, slope - se)
-
-
-def carry_growth(anchor: Anchor, rate: float, tw: FloatArray, med: FloatArray) -> None:
-    """Carry the measured level forward at ``rate`` (log per second) over the positions
-    ``tw``, at most ``TREND_REACH`` ahead and ``TREND_CAP`` times, raising ``med`` in
-    place: inside an event's window, an audience gathering before a start or growing to a
-    peak the learned shape cannot place, sized as the forecast is (the reactive half keeps
-    its margin on what is measured; sized at the reactive target instead, it bought the
-    noise of 5-10 %-noisy traces at twice the HPA's minutes at its bill, bench/foresight.py)."""
-    if rate <= 0.0:
-        return
-    ahead = np.minimum(np.maximum(tw - anchor.at, 0.0), TREND_REACH)
-    lifted = anchor.value * np.minimum(np.exp(rate * ahead), TREND_CAP)
-    np.maximum(med, lifted, out=med, where=~np.isnan(med))
 
 
 def baseline_ratio(

@@ -16,7 +16,6 @@ from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.driver import Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.measured import growth_of
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import StrategyResult, run_strategy, target_delay
@@ -205,25 +204,12 @@ def test_a_slow_targets_pre_scale_is_one_order_held_until_the_event() -> None:
     assert _ordered(ours, start) == order.to_units
 
 
-def test_growth_counts_only_what_the_noise_cannot_explain() -> None:
-    rng = np.random.default_rng(7)
-    t = np.arange(10, dtype=np.float64) * 60.0
-    flat = BASE * rng.lognormal(0.0, 0.05, t.size)
-    assert growth_of(t, flat) == 0.0 or growth_of(t, flat) < 0.002 / 60
-    rate = math.log(1.3) / 600.0  # +30 % per 10 min
-    steady = BASE * np.exp(rate * t) * rng.lognormal(0.0, 0.01, t.size)
-    assert 0.8 * rate < growth_of(t, steady) <= rate * 1.1
-    noisy = BASE * np.exp(rate * t) * rng.lognormal(0.0, 0.3, t.size)
-    assert growth_of(t, noisy) < 0.8 * rate  # the same rise, less certain: counted less
-    assert growth_of(t[:3], steady[:3]) == 0.0  # too few samples to say
-
-
-def test_an_event_growing_past_its_learned_shape_is_followed_ahead_of_the_hpa() -> None:
+def test_a_rise_inside_an_event_past_its_learned_shape_is_left_to_the_reactive_half() -> None:
     """Past shows were flat plateaus; the last one keeps growing (x2 at its start to x16
-    90 min later, +26 % per 10 min: faster than the HPA's margin covers over its delay).
-    Inside the event, the measured growth is carried over the lead: Headroom is short
-    about half the HPA's minutes in the body of the show (without it, the same: outside
-    an event's start the rule adds to the HPA only what its forecast sees)."""
+    90 min later). Inside an event's body the rule does not carry the measured growth
+    ahead (on noisy traces that bought noise: bench/foresight.py, docs/policy-and-calendar.md):
+    from half an hour in, Headroom orders what the HPA does, within the few units their
+    different histories leave (the carry ordered up to 12 more), and is not short more."""
     days = 4
     trace = _trace(days, 3.0, None)
     start = _events(days)[-1].start
@@ -235,9 +221,12 @@ def test_an_event_growing_past_its_learned_shape_is_followed_ahead_of_the_hpa() 
     spec = _spec()
     calendar = Calendar.of(_events(days))
     ours, hpa = _run(trace, spec, calendar, False), _run(trace, spec, calendar, True)
+    late = trace.t[(trace.t >= start + 30 * 60.0) & (trace.t < start + 1.5 * HOUR)]
+    extra = ours.ordered_at(late) - hpa.ordered_at(late)
+    assert int(extra.max()) <= 3, extra.tolist()
     mine, theirs = ours.under_seconds[body].sum() / 60, hpa.under_seconds[body].sum() / 60
     assert theirs >= 20, theirs  # the growth outruns the HPA
-    assert mine <= 0.6 * theirs, (mine, theirs)
+    assert mine <= theirs, (mine, theirs)
 
 
 def test_a_short_events_margin_ends_with_it() -> None:
