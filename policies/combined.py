@@ -291,8 +291,7 @@ class TargetRule:
         spec, target, hpa = self.spec, self.target, self.hpa
         u = units
         self._applying(calendar)
-        if self.look.sizes is not None:
-            self.look.sizes.learn(now, since)
+        self.look.learn(now, since)
         demand = observed if observed is not None else math.nan
         if ready <= 0 and demand > 0:
             reactive: int | None = math.ceil(demand / hpa.target_per_pod - _EPS)

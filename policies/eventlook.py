@@ -85,6 +85,11 @@ class EventLook:
                 ramp=lambda e: effective_ramp(e, ramp),
             )
 
+    def learn(self, now: float, since: Since) -> None:
+        """Measure each event whose step window has ended by ``now`` (its size, its arrival)."""
+        if self.sizes is not None:
+            self.sizes.learn(now, since)
+
     def size(
         self,
         prep: Prepared,
@@ -113,15 +118,14 @@ class EventLook:
         shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
         (or its end, if sooner) the forecast is sized at the event utilisation: the margin
         is bought where an event begins and nowhere else."""
-        if not self.events or self.sizes is None:
+        sizes = self.sizes
+        if not self.events or sizes is None:
             return
         level = anchor.value if anchor is not None else math.nan
         near = np.flatnonzero((self.lo <= horizon) & (self.hi > now)).tolist()
         spec = self.spec
         for index in near:
             ev = self.events[index]
-            sizes = self.sizes
-            assert sizes is not None
             key = EventSizes.key(ev)
             early, late = sizes.window(ev, -PRE_EARLY, HOLD)
             lo, hi = ev.start + early, ev.start + late

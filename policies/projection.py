@@ -233,7 +233,7 @@ def _orders(
     # A need at or below every reactive need orders nothing ahead of it. All distinct
     # needs at once, one row each (ascending): where several are due, the largest wins.
     values = _distinct(need[need > froms[0]])[0] if count else need[:0]
-    if values.size and count:
+    if values.size:
         # after[r, j]: the first position from j on needing at least values[r] (count: none).
         at = np.where(need[None, :] >= values[:, None], index[None, :], count)
         after = np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1]
