@@ -388,8 +388,9 @@ def simulate_command(
         bool,
         typer.Option(
             "--frontier",
-            help="Sweep the HPA's target utilisation and Headroom's event quantile and "
-            "utilisation; print both cost/shortfall curves and Headroom's minutes at the "
+            help="Sweep the HPA's target utilisation and Headroom's event quantile, "
+            "utilisation and event margin (on or off); print both cost/shortfall curves "
+            "(each the lower convex hull of its points) and Headroom's minutes at the "
             "HPA's unit-hours.",
         ),
     ] = False,
@@ -437,7 +438,10 @@ def simulate_command(
                 return
             for table in frontier_tables(fr):
                 console.print(table)
-            console.print("* = on the strategy's frontier (fewest minutes at no more cost)")
+            console.print(
+                "* = on the strategy's frontier (fewest minutes at no more cost, itself or "
+                "mixed with another setting)"
+            )
             for line in frontier_headlines(fr):
                 console.print(line, highlight=False, soft_wrap=True)
             if chart is not None:

@@ -7,14 +7,27 @@ runs short less?* So each strategy is replayed over its own knob — the HPA's t
 utilisation, Headroom's event quantile and target utilisation (a grid) — and the
 underprovisioned minutes are read off each curve at the other's unit-hours:
 
+Headroom's knobs swept: the event quantile ``q`` (the size of events the pre-scale buys),
+the target utilisation ``u`` and, at the cheap end, the event margin switched off (the
+event start provisioned at the forecast's utilisation, ``forecast.eventTargetUtilization``
+set to it: the pre-scale buys the learned size and no margin over it). Where the
+reactive HPA is short mostly on noise, not at events, that end is where Headroom's money
+goes furthest (issue 20: at a 2-minute delay it was what kept Headroom from being worse
+than the HPA at its bill on noisy traces).
+
 - ``headroom_at_hpa``: Headroom's minutes at the reactive HPA's unit-hours (the HPA at
   the policy's target utilisation), interpolated on Headroom's curve;
 - ``hpa_at_headroom``: the HPA's minutes at Headroom's unit-hours (Headroom as the
   policy is written), interpolated on the HPA's curve.
 
-A curve is the lower-left (Pareto) hull of a strategy's points: for each cost, the
-fewest minutes any of its settings reached at no more cost; between two hull points it
-is linear. Below a curve's cheapest point there is no value (None). Unit-hours are
+A curve is the lower convex hull of a strategy's points: for each cost, the fewest
+minutes any of its settings, or a mix of two of them, reached at no more cost. A user can
+mix two settings (run one for part of the time, the other for the rest) and gets, in
+expectation, the straight line between them in both minutes and unit-hours, so a point
+above that line is never the best buy; and with the convex hull another setting swept can
+only lower a curve (on the staircase of undominated points read linearly it could raise
+it: a point just off the line between two others replaced their segment by two worse
+ones). Below a curve's cheapest point there is no value (None). Unit-hours are
 counted for every strategy alike, twice: from the *order* (paying starts when units are
 ordered, the default) and from *readiness* (units count once serving); every number
 is given on both bases. With ``score_from`` the whole trace is replayed and only the
@@ -42,11 +55,15 @@ HPA_UTILIZATIONS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # reactive half's target (the HPA's) and, times EVENT_MARGIN, the one an event's start
 # is provisioned at; the event quantile is the size of events the pre-scale buys.
 # Around the HPA's usual targets, where a bill is set, and both ends of the size knob.
-HEADROOM_SETTINGS = (
-    *((q, u) for q in (0.3, 0.6, 0.9) for u in (0.75, 0.8, 0.85, 0.9)),
-    (0.6, 0.7),
-    (0.6, 0.825),
-    (0.6, 0.95),
+# A setting is (event quantile, target utilisation, event margin on); the margin off is
+# the cheap end of the event knob.
+Setting = tuple[float, float, bool]
+HEADROOM_SETTINGS: tuple[Setting, ...] = (
+    *((q, u, True) for q in (0.3, 0.6, 0.9) for u in (0.75, 0.8, 0.85, 0.9)),
+    (0.6, 0.7, True),
+    (0.6, 0.825, True),
+    (0.6, 0.95, True),
+    *((0.3, u, False) for u in (0.8, 0.85, 0.9)),
 )
 
 
@@ -65,6 +82,7 @@ class Point:
     unit_hours: float  # from the order
     ready_unit_hours: float  # from readiness
     reference: bool = False  # the policy as written (the setting a single backtest uses)
+    event_margin: bool = True  # Headroom's event margin on (False: swept off)
 
     def cost(self, basis: str) -> float:
         return self.unit_hours if basis == "order" else self.ready_unit_hours
@@ -76,15 +94,27 @@ class Point:
             parts.append(f"q={self.quantile:g}")
         if self.utilization is not None:
             parts.append(f"util={self.utilization:g}")
+        if not self.event_margin:
+            parts.append("no event margin")
         return ", ".join(parts) or "-"
 
 
 def hull(points: Sequence[Point], basis: str) -> list[Point]:
-    """The Pareto hull, cheapest first: each point has fewer minutes than every cheaper one."""
+    """The lower convex hull, cheapest first: each point has fewer minutes than every
+    cheaper one and lies below the straight line between its neighbours on the hull."""
     out: list[Point] = []
     for p in sorted(points, key=lambda p: (p.cost(basis), p.minutes)):
-        if not out or p.minutes < out[-1].minutes:
-            out.append(p)
+        if out and p.minutes >= out[-1].minutes:
+            continue  # a cheaper point is short no longer
+        while len(out) >= 2:
+            a, b = out[-2], out[-1]
+            # b is dropped when it lies on or above the line from a to p.
+            rise = (b.minutes - a.minutes) * (p.cost(basis) - a.cost(basis))
+            if rise >= (p.minutes - a.minutes) * (b.cost(basis) - a.cost(basis)):
+                out.pop()
+            else:
+                break
+        out.append(p)
     return out
 
 
@@ -149,6 +179,7 @@ class Frontier:
             return {
                 "quantile": p.quantile,
                 "target_utilization": p.utilization,
+                "event_margin": p.event_margin,
                 "underprovisioned_minutes": round(p.minutes, 3),
                 "unit_hours": round(p.unit_hours, 3),
                 "ready_unit_hours": round(p.ready_unit_hours, 3),
@@ -179,21 +210,42 @@ class Frontier:
 
 
 def _point(
-    name: str, r: StrategyResult, q: float | None, u: float | None, ref: bool = False
+    name: str,
+    r: StrategyResult,
+    q: float | None,
+    u: float | None,
+    ref: bool = False,
+    margin: bool = True,
 ) -> Point:
-    return Point(name, q, u, r.underprovisioned_minutes, r.unit_hours, r.ready_unit_hours, ref)
+    minutes, cost, ready = r.underprovisioned_minutes, r.unit_hours, r.ready_unit_hours
+    return Point(name, q, u, minutes, cost, ready, ref, margin)
 
 
-def _with(spec: PolicySpec, quantile: float | None, utilization: float | None) -> PolicySpec:
+def _with(
+    spec: PolicySpec, quantile: float | None, utilization: float | None, margin: bool = True
+) -> PolicySpec:
     update: dict[str, object] = {}
     if utilization is not None:
         update["slo"] = spec.slo.model_copy(update={"target_utilization": utilization})
     if quantile is not None:  # the quantile of event sizes the pre-scale buys
         update["forecast"] = spec.forecast.model_copy(update={"event_quantile": quantile})
-    return spec.model_copy(update=update)
+    out = spec.model_copy(update=update)
+    if not margin:  # the event start at the forecast's utilisation: no margin over it
+        off = {"event_target_utilization": out.forecast_utilization}
+        out = out.model_copy(update={"forecast": out.forecast.model_copy(update=off)})
+    return out
 
 
-def _toward(a: Point, b: Point, goal: float) -> tuple[float, float]:
+def _setting(s: tuple[float, float] | Setting) -> Setting:
+    """A setting as (q, u, margin); a pair keeps the event margin on."""
+    return (s[0], s[1], True) if len(s) == 2 else (s[0], s[1], s[2])
+
+
+def _label(q: float, u: float, margin: bool) -> str:
+    return f"q={q:g} util={u:g}" + ("" if margin else " no event margin")
+
+
+def _toward(a: Point, b: Point, goal: float) -> Setting:
     """The setting between two Headroom points expected to spend ``goal`` unit-hours: the
     share of the way from ``a`` to ``b`` that ``goal`` lies at in cost (kept within
     15-85 %, so a refinement is never one of the two), quantile in log-odds and
@@ -206,7 +258,7 @@ def _toward(a: Point, b: Point, goal: float) -> tuple[float, float]:
     logit = (1 - w) * math.log(qa / (1 - qa)) + w * math.log(qb / (1 - qb))
     q = round(1.0 / (1.0 + math.exp(-logit)), 4)
     u = round((1 - w) * (a.utilization or 0.8) + w * (b.utilization or 0.8), 3)
-    return q, u
+    return q, u, a.event_margin if w < 0.5 else b.event_margin
 
 
 def frontier(
@@ -218,7 +270,7 @@ def frontier(
     delay_seconds: float | None = None,
     score_from: float | None = None,
     hpa_utilizations: Sequence[float] = HPA_UTILIZATIONS,
-    headroom_settings: Sequence[tuple[float, float]] = HEADROOM_SETTINGS,
+    headroom_settings: Sequence[tuple[float, float] | Setting] = HEADROOM_SETTINGS,
     strategy_factory: Callable[[PolicySpec, Target, Calendar], Strategy] | None = None,
     progress: FrontierProgress | None = None,
     refine: int = 2,
@@ -237,7 +289,8 @@ def frontier(
     delay = target_delay(target)
     make = strategy_factory or (lambda s, t, c: HeadroomStrategy(s, t, c))
     q0, u0 = spec.event_size_quantile, spec.slo.target_utilization
-    head_settings = sorted({(q0, u0), *headroom_settings})
+    own: Setting = (q0, u0, True)
+    head_settings = sorted({own, *(_setting(s) for s in headroom_settings)})
     hpa_settings = sorted({u0, *hpa_utilizations})
     total = len(head_settings) + len(hpa_settings) + 1
     done = 0
@@ -263,10 +316,10 @@ def frontier(
         r = replay(ReactiveHpa(target, s), f"reactive_hpa util={u:g}")
         hpa.append(_point("reactive_hpa", r, None, u, ref=u == u0))
     head: list[Point] = []
-    for q, u in head_settings:
-        s = _with(spec, q, u)
-        r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
-        head.append(_point("headroom", r, q, u, ref=(q, u) == (q0, u0)))
+    for q, u, m in head_settings:
+        s = _with(spec, q, u, m)
+        r = replay(make(s, target, calendar), f"headroom {_label(q, u, m)}")
+        head.append(_point("headroom", r, q, u, ref=(q, u, m) == own, margin=m))
     # Refine where the headline is read: between the two hull points around the HPA's
     # unit-hours, try the setting expected to spend them (:func:`_toward`).
     goal = next(p for p in hpa if p.reference).unit_hours
@@ -282,13 +335,13 @@ def frontier(
         )
         if pair is None:
             break
-        q, u = _toward(pair[0], pair[1], goal)
-        if any((p.quantile, p.utilization) == (q, u) for p in head):
+        q, u, m = _toward(pair[0], pair[1], goal)
+        if any((p.quantile, p.utilization, p.event_margin) == (q, u, m) for p in head):
             break
         total += 1
-        s = _with(spec, q, u)
-        r = replay(make(s, target, calendar), f"headroom q={q:g} util={u:g}")
-        head.append(_point("headroom", r, q, u))
+        s = _with(spec, q, u, m)
+        r = replay(make(s, target, calendar), f"headroom {_label(q, u, m)}")
+        head.append(_point("headroom", r, q, u, margin=m))
     oracle = _point("oracle", replay(Oracle(trace, target, delay), "oracle"), None, None)
     if progress is not None:
         progress("done", total, total)

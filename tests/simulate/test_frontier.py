@@ -11,7 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from headroom.cli.main import app
-from headroom.policies.baselines.frontier import Point, _toward, frontier, hull, minutes_at
+from headroom.policies.baselines.frontier import (
+    Point,
+    _toward,
+    _with,
+    frontier,
+    hull,
+    minutes_at,
+)
 from headroom.policies.baselines.suite import backtest
 from headroom.policies.calendar import Calendar
 from headroom.policies.errors import TraceError
@@ -31,10 +38,15 @@ def _p(cost: float, minutes: float, ready: float | None = None) -> Point:
 def test_a_refinement_aims_at_the_cost_where_the_headline_is_read() -> None:
     cheap = Point("headroom", 0.3, 0.9, 400.0, 1000.0, 1000.0)
     dear = Point("headroom", 0.6, 0.8, 100.0, 1200.0, 1200.0)
-    q, u = _toward(cheap, dear, 1050.0)  # a quarter of the way in cost
+    q, u, margin = _toward(cheap, dear, 1050.0)  # a quarter of the way in cost
     assert u == pytest.approx(0.875)
     assert 0.3 < q < 0.45  # a quarter of the way in log-odds
+    assert margin
     assert _toward(cheap, dear, 1190.0)[1] == pytest.approx(0.815)  # never the end itself
+    # The event margin is the nearer point's: it is on or off, not in between.
+    off = Point("headroom", 0.3, 0.9, 400.0, 1000.0, 1000.0, event_margin=False)
+    assert _toward(off, dear, 1050.0)[2] is False
+    assert _toward(off, dear, 1150.0)[2] is True
 
 
 def test_hull_keeps_only_points_no_cheaper_point_beats_and_interpolates_linearly() -> None:
@@ -47,9 +59,38 @@ def test_hull_keeps_only_points_no_cheaper_point_beats_and_interpolates_linearly
     assert minutes_at(points, 125, "order") == pytest.approx(35.0)
     assert minutes_at(points, 99, "order") is None  # cheaper than any setting reached
     assert minutes_at(points, 500, "order") == 0.0
+    # A point above the straight line between two others is not on the curve: a mix of
+    # those two settings buys fewer minutes at its cost.
+    bent = [_p(100, 50), _p(150, 40), _p(200, 0)]
+    assert [p.minutes for p in hull(bent, "order")] == [50, 0]
+    assert minutes_at(bent, 150, "order") == pytest.approx(25.0)
     # The other basis ranks by ready unit-hours.
     ready = [_p(100, 50, ready=300), _p(150, 20, ready=90)]
     assert [p.minutes for p in hull(ready, "ready")] == [20]
+
+
+def test_another_setting_swept_never_raises_a_curve() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        costs = rng.uniform(100, 200, 6)
+        points = [
+            _p(float(c), float(m)) for c, m in zip(costs, rng.uniform(0, 100, 6), strict=True)
+        ]
+        more = [*points, _p(float(rng.uniform(100, 200)), float(rng.uniform(0, 100)))]
+        for goal in np.linspace(100, 200, 21):
+            before, after = minutes_at(points, goal, "order"), minutes_at(more, goal, "order")
+            if before is not None:
+                assert after is not None and after <= before + 1e-9
+
+
+def test_the_cheap_end_of_the_event_knob_turns_the_event_margin_off() -> None:
+    spec = _spec()
+    off = _with(spec, 0.3, 0.85, margin=False)
+    assert off.event_size_quantile == 0.3 and off.slo.target_utilization == 0.85
+    assert off.event_utilization == off.forecast_utilization  # no margin over the forecast's
+    on = _with(spec, 0.3, 0.85)  # the policy's event margin: 0.8 of the utilisation
+    assert on.event_utilization == pytest.approx(0.8 * 0.85)
+    assert "no event margin" in Point("headroom", 0.3, 0.85, 1, 1, 1, event_margin=False).label
 
 
 def _trace(days: int = 3, seed: int = 7) -> Series:
@@ -72,15 +113,16 @@ def test_frontier_sweeps_each_knob_and_the_headline_reads_the_other_curve() -> N
         spec,
         delay_seconds=600.0,
         hpa_utilizations=(0.5, 0.9),
-        headroom_settings=((0.5, 1.0), (0.99, 0.6)),
+        headroom_settings=((0.5, 1.0), (0.99, 0.6), (0.3, 0.8, False)),
         refine=0,
     )
     hpa_utils = sorted(p.utilization or 0.0 for p in fr.reactive_hpa)
     assert hpa_utils == [0.5, 0.8, 0.9]  # the policy's own 0.8 is always in
-    assert {(p.quantile, p.utilization) for p in fr.headroom} == {
-        (0.5, 1.0),
-        (0.99, 0.6),
-        (0.6, 0.8),  # the policy as written: its event quantile (0.6) and utilisation
+    assert {(p.quantile, p.utilization, p.event_margin) for p in fr.headroom} == {
+        (0.5, 1.0, True),
+        (0.99, 0.6, True),
+        (0.3, 0.8, False),  # the cheap end of the event knob
+        (0.6, 0.8, True),  # the policy as written: its event quantile (0.6) and utilisation
     }
     # A cost knob: more margin costs more unit-hours and is short fewer minutes.
     by_util = {p.utilization: p for p in fr.reactive_hpa}
