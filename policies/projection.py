@@ -139,15 +139,13 @@ def project(
     window = spec.scale_in.stabilization
     out = ahead.copy()
     back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
-    for shift in range(1, int((np.arange(count) - back).max(initial=0)) + 1):
-        inside = np.arange(count) - shift >= back
-        shifted = np.concatenate([np.full(shift, ahead[0]), ahead[:-shift]])
-        out = np.where(inside, np.maximum(out, shifted), out)
+    lag = np.arange(count) - back  # how many positions back the window reaches
+    for shift in range(1, int(lag.max(initial=0)) + 1):
+        np.maximum(out[shift:], ahead[:-shift], out=out[shift:], where=lag[shift:] >= shift)
     out[0] = decided
     # The policy's scale-in options: holds in and after events, and the step (on plain
     # lists: most positions change nothing, and a list is read fastest one by one).
     seq: list[int] = out.tolist()
-    times: list[float] = tt.tolist()
     # Only a drop can change: the positions where ``out`` falls, and the one after each
     # position a hold or a step raised (it may now be a drop from the raised value).
     drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
@@ -155,23 +153,25 @@ def project(
     while j < count:
         raised = False
         if seq[j] < seq[j - 1]:
-            if blocked is not None and blocked(times[j]):
+            if blocked is not None and blocked(float(tt[j])):
                 seq[j], raised = seq[j - 1], True
             else:
                 lowest = seq[j - 1] - spec.scale_in.step_for(seq[j - 1])
                 if lowest > seq[j]:
                     seq[j], raised = lowest, True
+        if raised:
+            out[j] = seq[j]
         while k < len(drops) and drops[k] <= j:
             k += 1
         j = j + 1 if raised else (drops[k] if k < len(drops) else count)
-    ordered[first : first + count] = seq
+    ordered[first : first + count] = out
     ordered[:first] = units
     actions: list[PlannedAction] = []
     prev = units
-    changed = np.diff(ordered[first : first + count], prepend=units) != 0
-    for j in np.flatnonzero(changed).tolist():
+    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
+    for j in ([0] if count and seq[0] != units else []) + changed.tolist():
         to = seq[j]
-        now_j = times[j] if j else now
+        now_j = float(tt[j]) if j else now
         k = cause[j]
         event = positions.event(k)
         qps, util = float(median[k]), float(utils[k])
@@ -232,20 +232,23 @@ def _orders(
     held, held_cause = react.copy(), np.arange(count)
     # A need at or below every reactive need orders nothing ahead of it. All distinct
     # needs at once, one row each (ascending): where several are due, the largest wins.
-    values = _distinct(need[need > froms[0]])[0] if count else need[:0]
+    low = int(froms[0]) + 1 if count else 0
+    values = np.flatnonzero(np.bincount(need)[low:]) + low if count else need[:0]
     if values.size:
-        # after[r, j]: the first position from j on needing at least values[r] (count: none).
-        at = np.where(need[None, :] >= values[:, None], index[None, :], count)
-        after = np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1]
-        after = np.concatenate([after, np.full((values.size, 1), count)], axis=1)
-        # The delay from each position's reactive units to each need, per distinct start.
+        # after[r, j]: the first position from j on needing at least values[r] (count: none),
+        # accumulated from the end (a -1 past the last position: no need is that low).
+        at = np.where(np.append(need, -1)[::-1] >= values[:, None], np.arange(count, -1, -1), count)
+        after = np.minimum.accumulate(at, axis=1)[:, ::-1]
+        # The delay from each position's reactive units to each need, per distinct start;
+        # NaN where the need is not above the position's reactive units (never due).
         table = np.array([[delay(b, v) + lead for b in froms.tolist()] for v in values.tolist()])
-        reach = table[:, which]
-        wanted = values[:, None] > react[None, :]
+        reach = np.where(values[:, None] > react[None, :], table[:, which], np.nan)
+        # A need's time, NaN for none (count): never within reach.
+        tx = np.append(tt, np.nan)
         rows = np.arange(values.size)[:, None]
-        for nxt, out, why in ((after[:, np.minimum(first, count)], ahead, cause),
+        for nxt, out, why in ((after[:, first], ahead, cause),
                               (after[:, :count], held, held_cause)):  # fmt: skip
-            due = (nxt < count) & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & wanted
+            due = tx[nxt] - tt <= reach
             top = np.where(due, rows, -1).max(axis=0)  # the largest need due, per position
             some = top >= 0
             out[some] = values[top[some]]
