@@ -128,6 +128,9 @@ class EventSizes:
         self._tried: set[tuple[str, float]] = set()
         self._next = 0  # events before this index were tried
         self._whens: dict[tuple[str, float], tuple[int, bool]] = {}
+        # size() and window() per event, until the next event is measured: the rule asks
+        # them on every pass and they change only with ``measured``.
+        self._memo: dict[tuple[object, ...], tuple[DemandEvent, tuple[float, float]]] = {}
 
     @staticmethod
     def key(event: DemandEvent) -> tuple[str, float]:
@@ -159,6 +162,8 @@ class EventSizes:
         is the median of; NaN, NaN when it cannot be measured)."""
         seen = since(event.start - BASE_FROM - BASE_SEARCH)
         t, v = seen.t, seen.v
+        if not t.size:  # nothing measured that far back yet (an event a day ahead)
+            return math.nan, math.nan
         free = np.isfinite(v) & ~self._busy(t, event)
         shift = 0.0
         while shift <= BASE_SEARCH:
@@ -220,6 +225,7 @@ class EventSizes:
             got = self._measure(e, since)
             if got is not None:
                 self.measured[k] = got
+                self._memo.clear()
 
     # -- estimating -----------------------------------------------------------------------
 
@@ -278,9 +284,15 @@ class EventSizes:
         exp = event.expectation
         if exp is not None and exp.multiplier is not None:
             return max(1.0, float(exp.multiplier))
+        memo = ("size", *self.key(event), quantile)
+        hit = self._memo.get(memo)
+        if hit is not None and hit[0] is event:
+            return hit[1][0]
         mu, sigma = self.estimate(event)
         z = NormalDist().inv_cdf(min(max(quantile, 1e-4), 1 - 1e-4))
-        return min(max(1.0, math.exp(mu + z * sigma)), MAX_SIZE)
+        size = min(max(1.0, math.exp(mu + z * sigma)), MAX_SIZE)
+        self._memo[memo] = (event, (size, size))
+        return size
 
     def window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
         """When, from ``event``'s declared start, its pre-scale stands: from
@@ -288,6 +300,16 @@ class EventSizes:
         the latest (its kind's once ``MIN_ARRIVALS`` of them were measured, else all
         events'), always including the start, within the prior window ``[early, late]``
         (``early`` <= 0 <= ``late``); the prior window until arrivals were measured."""
+        key = self.key(event)
+        memo = ("window", *key, early, late)
+        hit = self._memo.get(memo)
+        if hit is not None and hit[0] is event:
+            return hit[1]
+        got = self._window(event, early, late)
+        self._memo[memo] = (event, got)
+        return got
+
+    def _window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
         key = self.key(event)
         seen = [
             (m.kind, m.arrival)
