@@ -52,7 +52,7 @@ from headroom.policies.planner.values import Decision, Plan, PlannedAction, Plan
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.projection import Positions, Row, best_within, project
+from headroom.policies.projection import Positions, best_within, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.text import clock as _clock
 from headroom.policies.text import compare_qps, target_key, unit_noun
@@ -92,9 +92,9 @@ class TargetRule:
         # and the plan ask for the same few pairs over and over.
         self.chain = cache(partial(chain_delay, target))
         self.step = 60.0  # the forecast's step (set from the driver)
-        self._rows: list[Row] = []
-        self._rows_key: tuple[tuple[int, float], int] | None = None
-        self._rows_of: Prepared | None = None
+        self._looked: Positions | None = None
+        self._looked_key: tuple[tuple[int, float], int] | None = None
+        self._looked_of: Prepared | None = None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -150,16 +150,15 @@ class TargetRule:
         interval to the next tick)."""
         spec, target = self.spec, self.target
         key = (seen, u)
-        rows = self._rows if self._rows_key == key and self._rows_of is prep else None
-        if rows is None:
+        looked = self._looked if self._looked_key == key and self._looked_of is prep else None
+        if looked is None:
             # As far as any order could need to look: from the fewest units to the most
             # (a need already ordered is held while dropping it could not be undone).
             lo_u = min(u, target.min_units)
             longest = self.chain(lo_u, target.max_units) + spec.lead_time
             reach = max(longest, self.chain(u, u + 1) + spec.lead_time)
             looked = self._positions(prep, now, reach + 2 * self.step, anchor, since)
-            rows = self._rows = looked.rows
-            self._rows_key, self._rows_of = key, prep
+            self._looked, self._looked_key, self._looked_of = looked, key, prep
         # A position is due once the change it needs would not be ready by it if ordered
         # a tick later: its own delay (a bigger change may take longer: a reshard moves
         # more data), the lead time and the interval to the next tick.
@@ -175,27 +174,23 @@ class TargetRule:
         # need over before then (the end of a sale shorter than a reshard) is held, not
         # ordered; capacity for it would come after it.
         ready_at = now + pending + delay(u, u + 1) if u < target.max_units else math.inf
-        due: Row | None = None
-        base = u
-        for row in rows:
-            if row[0] + self.step <= now:
-                continue
-            need = row[1]
-            if need > u and row[0] + self.step <= ready_at:
-                need = u
-                row = (row[0], u, row[2], row[3], row[4])
-            if due is None:  # the position holding demand now is always due
-                due = row
-                base = min(u, need)
-                continue
-            wait = pending if need > u else 0.0
-            if row[0] - now > delay(base, max(need, base + 1)) + wait + extra:
-                continue
-            if need > due[1]:
-                due = row
-        if due is None:  # past the forecast's end: its last position
-            due = rows[-1]
-        best = (due[1], due[2], due[3], due[4])
+        ends = looked.t + self.step
+        first = int(np.searchsorted(ends, now, side="right"))  # the first holding demand
+        if first == ends.size:  # past the forecast's end: its last position
+            best = looked.at(ends.size - 1)
+        else:
+            # Positions from ``first`` on (columns); the one holding demand now is always due.
+            need = looked.need[first:]
+            need = np.where((need > u) & (ends[first:] <= ready_at), u, need)
+            base = min(u, int(need[0]))
+            rest = need[1:]
+            values, inverse = np.unique(rest, return_inverse=True)
+            waits = np.array([delay(base, max(v, base + 1)) for v in values.tolist()])
+            limit = waits[inverse] + np.where(rest > u, pending, 0.0) + extra
+            candidates = need.copy()
+            candidates[1:][looked.t[first + 1 :] - now > limit] = -1  # not due yet
+            k = int(np.argmax(candidates))  # the largest need due, the first of equals
+            best = (int(need[k]), *looked.at(first + k)[1:])
         # Whatever is needed within the delay of the change about to be ordered is ordered
         # with it, in one step, rather than as a chain of orders that each see a little
         # more of a ramp.
@@ -207,7 +202,7 @@ class TargetRule:
             if longer <= reach + 1e-9:
                 break
             reach = longer
-            wider = best_within(rows, now, reach, self.step, ready_at)
+            wider = best_within(looked, now, reach, self.step, ready_at)
             if wider[0] <= best[0]:
                 break
             best = wider

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -36,15 +35,12 @@ from headroom.policies.text import clock, compare_qps, duration_text, target_key
 
 _EPS = 1e-9
 
-# A position of the rule's look-ahead: time, units needed, median demand, utilisation, event.
-Row = tuple[float, int, float, float, DemandEvent | None]
-
 
 @dataclass(frozen=True)
 class Positions:
-    """The rule's look-ahead, one column per field of a :data:`Row`: times, units needed,
-    the anchored median demand, the utilisation it is sized at and the event sizing each
-    position (``which``: an index into ``events``, -1 for none)."""
+    """The rule's look-ahead, one column per field: times, units needed, the anchored
+    median demand, the utilisation it is sized at and the event sizing each position
+    (``which``: an index into ``events``, -1 for none)."""
 
     t: FloatArray
     need: IntArray  # within the target's bounds
@@ -61,40 +57,24 @@ class Positions:
         i = int(self.which[k])
         return self.events[i] if i >= 0 else None
 
-    @cached_property
-    def rows(self) -> list[Row]:
-        """The positions as rows (built once: the decision walks them one by one)."""
-        events: list[DemandEvent | None] = [*self.events, None]  # -1: the last
-        return list(
-            zip(
-                self.t.tolist(),
-                self.need.tolist(),
-                self.median.tolist(),
-                self.util.tolist(),
-                [events[k] for k in self.which.tolist()],
-                strict=True,
-            )
-        )
+    def at(self, k: int) -> tuple[int, float, float, DemandEvent | None]:
+        """Position ``k``'s units needed, median demand, utilisation and event."""
+        return int(self.need[k]), float(self.median[k]), float(self.util[k]), self.event(k)
 
 
 def best_within(
-    rows: Sequence[Row], now: float, reach: float, step: float, ready: float = -math.inf
+    positions: Positions, now: float, reach: float, step: float, ready: float = -math.inf
 ) -> tuple[int, float, float, DemandEvent | None]:
-    """The largest need among the positions that hold demand within ``[now, now + reach)``
-    and after ``ready`` (what is over before a change could be ready orders nothing)."""
-    best: Row | None = None
+    """The largest need (the first, of equals) among the positions that hold demand within
+    ``[now, now + reach)`` and after ``ready`` (what is over before a change could be
+    ready orders nothing); the first of them holding demand then, always."""
+    t = positions.t
     end = now + reach
-    first = max(now, ready)
-    for row in rows:
-        if row[0] + step <= first:
-            continue
-        if row[0] >= end and best is not None:
-            break
-        if best is None or row[1] > best[1]:
-            best = row
-    if best is None:  # past the forecast's end: its last position
-        best = rows[-1]
-    return best[1], best[2], best[3], best[4]
+    first = int(np.searchsorted(t + step, max(now, ready), side="right"))
+    if first == t.size:  # past the forecast's end: its last position
+        return positions.at(t.size - 1)
+    stop = max(int(np.searchsorted(t, end, side="left")), first + 1)
+    return positions.at(first + int(np.argmax(positions.need[first:stop])))
 
 
 def project(
