@@ -30,6 +30,7 @@ HPA's alone: Headroom with no forecast *is* the HPA.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 
@@ -52,7 +53,7 @@ from headroom.policies.planner.values import Decision, Plan, PlannedAction, Plan
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.projection import Positions, best_within, project
+from headroom.policies.projection import Positions, Schedules, best_within, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.text import clock as _clock
 from headroom.policies.text import compare_qps, target_key, unit_noun
@@ -92,6 +93,8 @@ class TargetRule:
         # and the plan ask for the same few pairs over and over.
         self.chain = cache(partial(chain_delay, target))
         self.step = 60.0  # the forecast's step (set from the driver)
+        self._schedules = Schedules()  # the plan's last schedule (project)
+        self._hold: tuple[ScaleInWindows, Callable[[float], bool]] | None = None
         self._looked: Positions | None = None
         self._looked_key: tuple[tuple[int, float], int] | None = None
         self._looked_of: Prepared | None = None
@@ -261,10 +264,12 @@ class TargetRule:
         prep = self._prepare(forecast, now, state)
         reach = max(float(prep.t[-1]) - now + self.step, 0.0) if prep.t.size else 0.0
         rows = self._positions(prep, now, reach, anchor, since, keep=False)
-        hold = partial(blocked, self._windows())
+        windows = self._windows()
+        if self._hold is None or self._hold[0] is not windows:  # one per calendar
+            self._hold = (windows, partial(blocked, windows))
         spec, target, t = self.spec, self.target, prep.t
         return project(spec, target, t, rows, now=now, units=units, decided=decided,
-                       delay=self.chain, blocked=hold)  # fmt: skip
+                       delay=self.chain, blocked=self._hold[1], memo=self._schedules)  # fmt: skip
 
     # -- the tick --------------------------------------------------------------------------
 

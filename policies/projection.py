@@ -77,6 +77,40 @@ def best_within(
     return positions.at(first + int(np.argmax(positions.need[first:stop])))
 
 
+class Schedules:
+    """The last schedule :func:`project` made for one target, kept by its rule from one
+    pass to the next. The orders and the scale-in walk follow from the times, the needs,
+    the reactive needs, the decision now and the target's delays and holds alone; a pass
+    that has them all equal to the last one's (the same forecast and a need in whole
+    units unmoved by the new samples) reuses them."""
+
+    def __init__(self) -> None:
+        self._arrays: tuple[FloatArray, IntArray, IntArray] | None = None
+        self._key: tuple[object, ...] = ()
+        self._got: tuple[IntArray, list[int], list[int]] | None = None
+
+    def get(
+        self, tt: FloatArray, need: IntArray, react: IntArray, key: tuple[object, ...]
+    ) -> tuple[IntArray, list[int], list[int]] | None:
+        """The schedule kept for these inputs, or None."""
+        if self._arrays is None or key != self._key:
+            return None
+        kept = self._arrays
+        if all(np.array_equal(a, b) for a, b in zip(kept, (tt, need, react), strict=True)):
+            return self._got
+        return None
+
+    def put(
+        self,
+        tt: FloatArray,
+        need: IntArray,
+        react: IntArray,
+        key: tuple[object, ...],
+        got: tuple[IntArray, list[int], list[int]],
+    ) -> None:
+        self._arrays, self._key, self._got = (tt.copy(), need.copy(), react.copy()), key, got
+
+
 def project(
     spec: PolicySpec,
     target: Target,
@@ -88,10 +122,12 @@ def project(
     decided: int,
     delay: Callable[[int, int], float] | None = None,
     blocked: Callable[[float], bool] | None = None,
+    memo: Schedules | None = None,
 ) -> Plan:
     """The plan on the forecast's times ``t`` from the rule's positions ``positions`` (from the
     position holding ``now`` onward); ``units`` are ordered now and ``decided`` is the
-    rule's decision now (the plan's first position)."""
+    rule's decision now (the plan's first position); ``memo`` keeps the schedule for the
+    next call (:class:`Schedules`)."""
     key, noun = target_key(target), unit_noun(target)
     n = int(t.size)
     lo_u, hi_u = target.min_units, target.max_units
@@ -112,38 +148,17 @@ def project(
     react = np.clip(r, lo_u, hi_u).astype(np.int64)
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
-    # time) reaches it; the reactive need when it is measured.
+    # time) reaches it; the reactive need when it is measured; then scaled in as the HPA
+    # and the options do. From the times and needs alone: kept for the next pass (memo).
     tt = t[first : first + count]
-    ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
-    # Scale-in to the highest order of the last stabilisation window (the HPA's).
+    inputs = (decided, delay, spec, blocked)
+    got = memo.get(tt, need, react, inputs) if memo is not None else None
+    if got is None:
+        got = _schedule(spec, tt, need, react, delay, decided, blocked)
+        if memo is not None:
+            memo.put(tt, need, react, inputs, got)
+    out, seq, cause = got
     window = spec.scale_in.stabilization
-    out = ahead.copy()
-    back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
-    lag = np.arange(count) - back  # how many positions back the window reaches
-    for shift in range(1, int(lag.max(initial=0)) + 1):
-        np.maximum(out[shift:], ahead[:-shift], out=out[shift:], where=lag[shift:] >= shift)
-    out[0] = decided
-    # The policy's scale-in options: holds in and after events, and the step (on plain
-    # lists: most positions change nothing, and a list is read fastest one by one).
-    seq: list[int] = out.tolist()
-    # Only a drop can change: the positions where ``out`` falls, and the one after each
-    # position a hold or a step raised (it may now be a drop from the raised value).
-    drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
-    k, j = 0, drops[0] if drops else count
-    while j < count:
-        raised = False
-        if seq[j] < seq[j - 1]:
-            if blocked is not None and blocked(float(tt[j])):
-                seq[j], raised = seq[j - 1], True
-            else:
-                lowest = seq[j - 1] - spec.scale_in.step_for(seq[j - 1])
-                if lowest > seq[j]:
-                    seq[j], raised = lowest, True
-        if raised:
-            out[j] = seq[j]
-        while k < len(drops) and drops[k] <= j:
-            k += 1
-        j = j + 1 if raised else (drops[k] if k < len(drops) else count)
     ordered[first : first + count] = out
     ordered[:first] = units
     actions: list[PlannedAction] = []
@@ -182,6 +197,52 @@ def project(
         )
         prev = to
     return Plan(key, t, required, ordered, tuple(actions), capped)
+
+
+def _schedule(
+    spec: PolicySpec,
+    tt: FloatArray,
+    need: IntArray,
+    react: IntArray,
+    delay: Callable[[int, int], float],
+    decided: int,
+    blocked: Callable[[float], bool] | None,
+) -> tuple[IntArray, list[int], list[int]]:
+    """What is ordered at each position of ``tt`` (an array and a list) and the position
+    each order is for: the orders (:func:`_orders`), scaled in to the highest of the
+    last stabilisation window (the HPA's), by the step and never where ``blocked``."""
+    count = int(tt.size)
+    ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
+    # Scale-in to the highest order of the last stabilisation window (the HPA's).
+    window = spec.scale_in.stabilization
+    out = ahead.copy()
+    back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
+    lag = np.arange(count) - back  # how many positions back the window reaches
+    for shift in range(1, int(lag.max(initial=0)) + 1):
+        np.maximum(out[shift:], ahead[:-shift], out=out[shift:], where=lag[shift:] >= shift)
+    out[0] = decided
+    # The policy's scale-in options: holds in and after events, and the step (on plain
+    # lists: most positions change nothing, and a list is read fastest one by one).
+    seq: list[int] = out.tolist()
+    # Only a drop can change: the positions where ``out`` falls, and the one after each
+    # position a hold or a step raised (it may now be a drop from the raised value).
+    drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
+    k, j = 0, drops[0] if drops else count
+    while j < count:
+        raised = False
+        if seq[j] < seq[j - 1]:
+            if blocked is not None and blocked(float(tt[j])):
+                seq[j], raised = seq[j - 1], True
+            else:
+                lowest = seq[j - 1] - spec.scale_in.step_for(seq[j - 1])
+                if lowest > seq[j]:
+                    seq[j], raised = lowest, True
+        if raised:
+            out[j] = seq[j]
+        while k < len(drops) and drops[k] <= j:
+            k += 1
+        j = j + 1 if raised else (drops[k] if k < len(drops) else count)
+    return out, seq, cause
 
 
 def _orders(
