@@ -95,6 +95,14 @@ class Measured:
         return math.log(max(self.step / self.base, 1e-3))
 
 
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of finite samples (the same value: the middle one, or the mean of
+    the two middle ones), without its general machinery (a tenth of the time)."""
+    s = np.sort(x)
+    n = s.size
+    return float(s[n // 2]) if n % 2 else (float(s[n // 2 - 1]) + float(s[n // 2])) / 2
+
+
 def _rolling_median3(v: np.ndarray) -> np.ndarray:
     """The median of each three neighbouring samples, gaps left out (a window of three
     gaps is a gap)."""
@@ -170,7 +178,7 @@ class EventSizes:
             lo, hi = event.start - BASE_FROM - shift, event.start - BASE_TO - shift
             m = free & (t >= lo) & (t < hi)
             if int(m.sum()) >= MIN_BASE_SAMPLES:
-                return float(np.median(v[m])), float(np.median(t[m]))
+                return _median(v[m]), _median(t[m])
             shift += 3600.0
         return math.nan, math.nan
 
