@@ -52,7 +52,7 @@ from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
 from headroom.policies.planner.values import Decision, Plan, PlannedAction, PlannerState
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
-from headroom.policies.policy import PolicySpec, Target
+from headroom.policies.policy import PolicySpec, Provisioning, Target
 from headroom.policies.projection import Positions, Schedules, best_within, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.text import clock as _clock
@@ -67,6 +67,24 @@ _EPS = 1e-9
 class RuleResult:
     decision: Decision
     required_now: int | None  # the predictive need (units) now; None without a forecast
+
+
+# The delay of a change depends on the target's maxStep and provisioning and the two sizes
+# alone: the decision and the plan ask for the same few pairs over and over, and targets
+# configured alike (most of a policy's) ask for the same ones.
+_CHAINS: dict[tuple[int, Provisioning], Callable[[int, int], float]] = {}
+
+
+def _chain(target: Target) -> Callable[[int, int], float]:
+    """:func:`~headroom.policies.options.chain_delay` for ``target``, memoised and shared
+    by the targets with its maxStep and provisioning."""
+    key = (target.max_step, target.provisioning)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        if len(_CHAINS) >= 256:  # a long-lived process that saw many policies
+            _CHAINS.clear()
+        chain = _CHAINS[key] = cache(partial(chain_delay, target))
+    return chain
 
 
 class TargetRule:
@@ -89,9 +107,7 @@ class TargetRule:
         self._prepared: Prepared | None = None
         self._freeze = _freeze_windows(spec)[0]
         self._scale_in: ScaleInWindows | None = None
-        # The delay of a change depends on the target and the two sizes alone: the decision
-        # and the plan ask for the same few pairs over and over.
-        self.chain = cache(partial(chain_delay, target))
+        self.chain = _chain(target)
         self.step = 60.0  # the forecast's step (set from the driver)
         self._schedules = Schedules()  # the plan's last schedule (project)
         self._hold: tuple[ScaleInWindows, Callable[[float], bool]] | None = None
