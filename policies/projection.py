@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from headroom.policies.series import FloatArray
 from headroom.policies.text import clock, compare_qps, duration_text, target_key, unit_noun
 
 _EPS = 1e-9
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,38 +79,41 @@ def best_within(
     return positions.at(first + int(np.argmax(positions.need[first:stop])))
 
 
-class Schedules:
-    """The last schedule :func:`project` made for one target, kept by its rule from one
-    pass to the next. The orders and the scale-in walk follow from the times, the needs,
-    the reactive needs, the decision now and the target's delays and holds alone; a pass
-    that has them all equal to the last one's (the same forecast and a need in whole
-    units unmoved by the new samples) reuses them."""
+class _Kept(Generic[T]):
+    """A value kept with the inputs it was made from (arrays compared by value, the rest
+    by equality): the last one only."""
 
     def __init__(self) -> None:
-        self._arrays: tuple[FloatArray, IntArray, IntArray] | None = None
-        self._key: tuple[object, ...] = ()
-        self._got: tuple[IntArray, list[int], list[int]] | None = None
+        self._arrays: tuple[np.ndarray, ...] = ()
+        self._key: tuple[object, ...] | None = None
+        self._value: T | None = None
 
-    def get(
-        self, tt: FloatArray, need: IntArray, react: IntArray, key: tuple[object, ...]
-    ) -> tuple[IntArray, list[int], list[int]] | None:
-        """The schedule kept for these inputs, or None."""
-        if self._arrays is None or key != self._key:
+    def get(self, arrays: tuple[np.ndarray, ...], key: tuple[object, ...]) -> T | None:
+        """The value kept for these inputs, or None."""
+        if self._value is None or key != self._key:
             return None
-        kept = self._arrays
-        if all(np.array_equal(a, b) for a, b in zip(kept, (tt, need, react), strict=True)):
-            return self._got
+        if all(np.array_equal(a, b) for a, b in zip(self._arrays, arrays, strict=True)):
+            return self._value
         return None
 
-    def put(
-        self,
-        tt: FloatArray,
-        need: IntArray,
-        react: IntArray,
-        key: tuple[object, ...],
-        got: tuple[IntArray, list[int], list[int]],
-    ) -> None:
-        self._arrays, self._key, self._got = (tt.copy(), need.copy(), react.copy()), key, got
+    def put(self, arrays: tuple[np.ndarray, ...], key: tuple[object, ...], value: T) -> None:
+        self._arrays, self._key, self._value = tuple(a.copy() for a in arrays), key, value
+
+    def clear(self) -> None:
+        self._arrays, self._key, self._value = (), None, None
+
+
+class Schedules:
+    """What :func:`project` made for one target on the last pass, kept by its rule for
+    the next. The orders and the scale-in walk follow from the times, the needs, the
+    reactive needs, the decision now and the target's delays and holds alone; a pass that
+    has them all equal to the last one's (the same forecast and needs in whole units
+    unmoved by the new samples) reuses them, and with the same demand, utilisations and
+    events as well, the orders' text (but for an order now, at the new time)."""
+
+    def __init__(self) -> None:
+        self.schedule: _Kept[tuple[IntArray, list[int], list[int]]] = _Kept()
+        self.actions: _Kept[tuple[PlannedAction, ...]] = _Kept()
 
 
 def project(
@@ -151,20 +156,20 @@ def project(
     # time) reaches it; the reactive need when it is measured; then scaled in as the HPA
     # and the options do. From the times and needs alone: kept for the next pass (memo).
     tt = t[first : first + count]
-    inputs = (decided, delay, spec, blocked)
-    got = memo.get(tt, need, react, inputs) if memo is not None else None
+    inputs, arrays = (decided, delay, spec, target, blocked), (tt, need, react)
+    got = memo.schedule.get(arrays, inputs) if memo is not None else None
     if got is None:
         got = _schedule(spec, tt, need, react, delay, decided, blocked)
         if memo is not None:
-            memo.put(tt, need, react, inputs, got)
+            memo.schedule.put(arrays, inputs, got)
+            memo.actions.clear()  # made from another schedule
     out, seq, cause = got
     window = spec.scale_in.stabilization
     ordered[first : first + count] = out
     ordered[:first] = units
-    actions: list[PlannedAction] = []
-    prev = units
-    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
-    for j in ([0] if count and seq[0] != units else []) + changed.tolist():
+
+    def _order(j: int, prev: int) -> PlannedAction:
+        """The order at position ``j`` (the first: now), from ``prev`` units."""
         to = seq[j]
         now_j = float(tt[j]) if j else now
         k = cause[j]
@@ -183,19 +188,33 @@ def project(
             )
             ready = now_j
         head = f"{key} {prev}→{to} {noun} at {clock(now_j, 'UTC')}"
-        actions.append(
-            PlannedAction(
-                now_j,
-                ready,
-                key,
-                prev,
-                to,
-                f"{head}: {why}",
-                event.name if event is not None and to > prev else None,
-                to >= hi_u and capped,
-            )
+        return PlannedAction(
+            now_j,
+            ready,
+            key,
+            prev,
+            to,
+            f"{head}: {why}",
+            event.name if event is not None and to > prev else None,
+            to >= hi_u and capped,
         )
-        prev = to
+
+    # The orders: where what is ordered changes (the first position: from ``units``).
+    now_first = bool(count) and seq[0] != units
+    texts, said = (median, utils, positions.which[:count]), (units, capped, positions.events)
+    kept = memo.actions.get(texts, said) if memo is not None else None
+    if kept is not None:
+        if now_first and kept[0].at != now:  # an order now: at this pass's time
+            kept = (_order(0, units), *kept[1:])
+        return Plan(key, t, required, ordered, kept, capped)
+    actions: list[PlannedAction] = []
+    prev = units
+    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
+    for j in ([0] if now_first else []) + changed.tolist():
+        actions.append(_order(j, prev))
+        prev = seq[j]
+    if memo is not None:
+        memo.actions.put(texts, said, tuple(actions))
     return Plan(key, t, required, ordered, tuple(actions), capped)
 
 
