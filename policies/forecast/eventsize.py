@@ -169,7 +169,10 @@ class EventSizes:
         """:meth:`base_of` and the time it stands for (the median time of the samples it
         is the median of; NaN, NaN when it cannot be measured)."""
         seen = since(event.start - BASE_FROM - BASE_SEARCH)
-        t, v = seen.t, seen.v
+        # No window reaches past start - BASE_TO: the samples after it (up to now: days
+        # of them, for an event long past) are left out before any mask is made.
+        end = int(np.searchsorted(seen.t, event.start - BASE_TO, side="left"))
+        t, v = seen.t[:end], seen.v[:end]
         if not t.size:  # nothing measured that far back yet (an event a day ahead)
             return math.nan, math.nan
         free = np.isfinite(v) & ~self._busy(t, event)
@@ -187,8 +190,8 @@ class EventSizes:
         if not math.isfinite(base) or base <= 0:
             return None
         seen = since(event.start - STEP_BEFORE)
-        m = seen.t < event.start + self.reach
-        t, v = seen.t[m], seen.v[m]
+        end = int(np.searchsorted(seen.t, event.start + self.reach, side="left"))
+        t, v = seen.t[:end], seen.v[:end]  # t < start + reach (times increase)
         vals = _rolling_median3(v)
         times = t[1:-1] if v.size >= 3 else t  # each median stands for its middle sample
         ok = np.isfinite(vals)
