@@ -53,7 +53,7 @@ from headroom.policies.planner.values import Decision, Plan, PlannedAction, Plan
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Provisioning, Target
-from headroom.policies.projection import Positions, Schedules, best_within, project
+from headroom.policies.projection import Positions, Schedules, best_within, distinct, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.text import clock as _clock
 from headroom.policies.text import compare_qps, target_key, unit_noun
@@ -203,7 +203,7 @@ class TargetRule:
             need = np.where((need > u) & (ends[first:] <= ready_at), u, need)
             base = min(u, int(need[0]))
             rest = need[1:]
-            values, inverse = np.unique(rest, return_inverse=True)
+            values, inverse = distinct(rest)
             waits = np.array([delay(base, max(v, base + 1)) for v in values.tolist()])
             limit = waits[inverse] + np.where(rest > u, pending, 0.0) + extra
             candidates = need.copy()
@@ -258,7 +258,7 @@ class TargetRule:
         per_unit = target.capacity_per_unit / spec.headroom_factor
         demand = np.where(np.isnan(med), 0.0, med)
         wanted = np.ceil(demand / (per_unit * util) - _EPS).astype(np.int64)
-        need = np.clip(wanted, target.min_units, target.max_units)
+        need = np.minimum(np.maximum(wanted, target.min_units), target.max_units)  # np.clip
         return Positions(tw, need, demand, util, which, self.look.events, wanted)
 
     # -- the plan ahead ----------------------------------------------------------------------

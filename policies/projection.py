@@ -150,7 +150,7 @@ def project(
     utils = positions.util[:count]
     r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
     capped = bool(np.any(np.maximum(r, positions.wanted[:count]) > hi_u))
-    react = np.clip(r, lo_u, hi_u).astype(np.int64)
+    react = np.minimum(np.maximum(r, lo_u), hi_u).astype(np.int64)  # np.clip, without its checks
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
     # time) reaches it; the reactive need when it is measured; then scaled in as the HPA
@@ -282,7 +282,7 @@ def _orders(
     ahead = react.copy()
     cause = np.arange(count)
     index = np.arange(count)
-    froms, which = _distinct(react)
+    froms, which = distinct(react)
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     soonest = np.array([delay(b, b + 1) for b in froms.tolist()])[which]
     # The first position still holding demand when a change ordered at j is ready.
@@ -326,7 +326,7 @@ def _orders(
     return ahead, cause.tolist()
 
 
-def _distinct(x: IntArray) -> tuple[IntArray, IntArray]:
+def distinct(x: IntArray) -> tuple[IntArray, IntArray]:
     """``np.unique(x, return_inverse=True)`` for small non-negative unit counts, by counting
     (a plan asks this of every position; sorting them costs more)."""
     if not x.size:
