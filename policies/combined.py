@@ -207,7 +207,7 @@ class TargetRule:
             waits = np.array([delay(base, max(v, base + 1)) for v in values.tolist()])
             limit = waits[inverse] + np.where(rest > u, pending, 0.0) + extra
             candidates = need.copy()
-            candidates[1:][looked.t[first + 1 :] - now > limit] = -1  # not due yet
+            candidates[1:][looked.t[first + 1 :] - now > limit] = -1  # not due (needs >= 0)
             k = int(np.argmax(candidates))  # the largest need due, the first of equals
             best = (int(need[k]), *looked.at(first + k)[1:])
         # Whatever is needed within the delay of the change about to be ordered is ordered
