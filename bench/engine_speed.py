@@ -334,9 +334,9 @@ the rule's row timed the old planner's `plan_target` (0.65 s for 1,000 targets),
 longer runs. The rule took 13.2 s here in session 9 (13 ms a target, most of it
 per-position sizing in Python); session 10 made the look-ahead columnar (numpy arrays
 from the positions to the projection; rows are built only for the few positions a
-decision walks), memoised the change delays and replaced a masked-array
-rolling median, with decisions and plans unchanged (the same 160 decisions, plans and
-reasons bit for bit, and the same backtest), still above the old planner's 0.65 s.
+decision walks), memoised the change delays and replaced a masked-array rolling median,
+with decisions and plans unchanged (the same 160 decisions, plans and reasons bit for
+bit, and the same backtest), still above the old planner's 0.65 s.
 Session 12 made the projection's order passes one 2-D pass over all distinct needs, walks
 scale-in only where units drop and writes actions only where they change, with plans
 unchanged (the same 300-target fingerprint of decisions, plans and reasons): 16 % less CPU
@@ -355,7 +355,9 @@ times, the needs in whole units, the reactive needs and the decision; for the te
 the demand, utilisations and events; an order now is written anew). The two versions
 interleaved on this bench's inputs (best of 3 runs each, 1,000 targets, load 2.5-2.8,
 process CPU): built cold 2.21 -> 1.68 s, next pass 1.13 -> 0.27 s, the pass after with the
-level moved 1 % 1.18 -> 0.96 s.
+level moved 1 % 1.18 -> 0.96 s. Compare versions by such interleaved runs, not by tables
+of different runs: the machine's speed drifts with its load (the fit, unchanged since,
+took 1.36 s in session 11's table and {ours["fit_cpu"]:.2f} s CPU in this one).
 
 Against the old planner's 0.65 s for 1,000 targets (issue 20's "engine speed not
 worse"): the next pass as the second row times it (the same forecast and samples, 15 s
