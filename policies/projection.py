@@ -112,7 +112,7 @@ class Schedules:
     events as well, the orders' text (but for an order now, at the new time)."""
 
     def __init__(self) -> None:
-        self.schedule: _Kept[tuple[IntArray, list[int], list[int]]] = _Kept()
+        self.schedule: _Kept[tuple[IntArray, IntArray]] = _Kept()
         self.actions: _Kept[tuple[PlannedAction, ...]] = _Kept()
 
 
@@ -163,16 +163,16 @@ def project(
         if memo is not None:
             memo.schedule.put(arrays, inputs, got)
             memo.actions.clear()  # made from another schedule
-    out, seq, cause = got
+    out, cause = got
     window = spec.scale_in.stabilization
     ordered[first : first + count] = out
     ordered[:first] = units
 
     def _order(j: int, prev: int) -> PlannedAction:
         """The order at position ``j`` (the first: now), from ``prev`` units."""
-        to = seq[j]
+        to = int(out[j])
         now_j = float(tt[j]) if j else now
-        k = cause[j]
+        k = int(cause[j])
         event = positions.event(k)
         qps, util = float(median[k]), float(utils[k])
         if to > prev:
@@ -200,8 +200,13 @@ def project(
         )
 
     # The orders: where what is ordered changes (the first position: from ``units``).
-    now_first = bool(count) and seq[0] != units
-    texts, said = (median, utils, positions.which[:count]), (units, capped, positions.events)
+    now_first = bool(count) and int(out[0]) != units
+    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
+    at = np.concatenate([[0], changed]) if now_first else changed
+    # An order's text reads the demand, utilisation and event of the position it is for.
+    cause_at = cause[at]
+    texts = (median[cause_at], utils[cause_at], positions.which[cause_at])
+    said = (units, capped, positions.events)
     kept = memo.actions.get(texts, said) if memo is not None else None
     if kept is not None:
         if now_first and kept[0].at != now:  # an order now: at this pass's time
@@ -209,10 +214,9 @@ def project(
         return Plan(key, t, required, ordered, kept, capped)
     actions: list[PlannedAction] = []
     prev = units
-    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
-    for j in ([0] if now_first else []) + changed.tolist():
+    for j in at.tolist():
         actions.append(_order(j, prev))
-        prev = seq[j]
+        prev = int(out[j])
     if memo is not None:
         memo.actions.put(texts, said, tuple(actions))
     return Plan(key, t, required, ordered, tuple(actions), capped)
@@ -226,10 +230,10 @@ def _schedule(
     delay: Callable[[int, int], float],
     decided: int,
     blocked: Callable[[float], bool] | None,
-) -> tuple[IntArray, list[int], list[int]]:
-    """What is ordered at each position of ``tt`` (an array and a list) and the position
-    each order is for: the orders (:func:`_orders`), scaled in to the highest of the
-    last stabilisation window (the HPA's), by the step and never where ``blocked``."""
+) -> tuple[IntArray, IntArray]:
+    """What is ordered at each position of ``tt`` and the position each order is for:
+    the orders (:func:`_orders`), scaled in to the highest of the last stabilisation
+    window (the HPA's), by the step and never where ``blocked``."""
     count = int(tt.size)
     ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
     # Scale-in to the highest order of the last stabilisation window (the HPA's).
@@ -261,7 +265,7 @@ def _schedule(
         while k < len(drops) and drops[k] <= j:
             k += 1
         j = j + 1 if raised else (drops[k] if k < len(drops) else count)
-    return out, seq, cause
+    return out, cause
 
 
 def _orders(
@@ -271,7 +275,7 @@ def _orders(
     delay: Callable[[int, int], float],
     lead: float,
     decided: int,
-) -> tuple[IntArray, list[int]]:
+) -> tuple[IntArray, IntArray]:
     """Per position ``j``: what is ordered there (the reactive need at ``j``, or the largest
     predictive need ``v`` at a later position its change's delay from ``react[j]`` plus the
     lead time reaches) and the position that need is for. One pass per distinct need:
@@ -323,7 +327,7 @@ def _orders(
             keep = min(int(held[j]), int(ahead[j - 1]))
             if keep > ahead[j]:
                 ahead[j], cause[j] = keep, held_cause[j]
-    return ahead, cause.tolist()
+    return ahead, cause
 
 
 def distinct(x: IntArray) -> tuple[IntArray, IntArray]:
