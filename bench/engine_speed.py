@@ -352,7 +352,8 @@ event's own windows, not every sample since; change delays are shared by the tar
 configured alike; and a rule keeps its plan's last schedule (the orders and the scale-in
 walk) and its orders' text, which the next pass reuses when their inputs are equal (the
 times, the needs in whole units, the reactive needs and the decision; for the text also
-the demand, utilisations and events; an order now is written anew). The two versions
+the demand, utilisations and events the orders read; an order now is written anew): a
+kept rule holds 85 KB instead of 53 (tracemalloc, 200 of these targets). The two versions
 interleaved on this bench's inputs (best of 3 runs each, 1,000 targets, load 2.5-2.8,
 process CPU): built cold 2.21 -> 1.68 s, next pass 1.13 -> 0.27 s, the pass after with the
 level moved 1 % 1.18 -> 0.96 s. Compare versions by such interleaved runs, not by tables
