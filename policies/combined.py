@@ -30,6 +30,7 @@ HPA's alone: Headroom with no forecast *is* the HPA.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 
@@ -51,8 +52,8 @@ from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
 from headroom.policies.planner.values import Decision, Plan, PlannedAction, PlannerState
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
 from headroom.policies.planner.windows import labels_for as _labels_for
-from headroom.policies.policy import PolicySpec, Target
-from headroom.policies.projection import Positions, Row, best_within, project
+from headroom.policies.policy import PolicySpec, Provisioning, Target
+from headroom.policies.projection import Positions, Schedules, best_within, distinct, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
 from headroom.policies.text import clock as _clock
 from headroom.policies.text import compare_qps, target_key, unit_noun
@@ -66,6 +67,24 @@ _EPS = 1e-9
 class RuleResult:
     decision: Decision
     required_now: int | None  # the predictive need (units) now; None without a forecast
+
+
+# The delay of a change depends on the target's maxStep and provisioning and the two sizes
+# alone: the decision and the plan ask for the same few pairs over and over, and targets
+# configured alike (most of a policy's) ask for the same ones.
+_CHAINS: dict[tuple[int, Provisioning], Callable[[int, int], float]] = {}
+
+
+def _chain(target: Target) -> Callable[[int, int], float]:
+    """:func:`~headroom.policies.options.chain_delay` for ``target``, memoised and shared
+    by the targets with its maxStep and provisioning."""
+    key = (target.max_step, target.provisioning)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        if len(_CHAINS) >= 256:  # a long-lived process that saw many policies
+            _CHAINS.clear()
+        chain = _CHAINS[key] = cache(partial(chain_delay, target))
+    return chain
 
 
 class TargetRule:
@@ -88,13 +107,13 @@ class TargetRule:
         self._prepared: Prepared | None = None
         self._freeze = _freeze_windows(spec)[0]
         self._scale_in: ScaleInWindows | None = None
-        # The delay of a change depends on the target and the two sizes alone: the decision
-        # and the plan ask for the same few pairs over and over.
-        self.chain = cache(partial(chain_delay, target))
+        self.chain = _chain(target)
         self.step = 60.0  # the forecast's step (set from the driver)
-        self._rows: list[Row] = []
-        self._rows_key: tuple[tuple[int, float], int] | None = None
-        self._rows_of: Prepared | None = None
+        self._schedules = Schedules()  # the plan's last schedule (project)
+        self._hold: tuple[ScaleInWindows, Callable[[float], bool]] | None = None
+        self._looked: Positions | None = None
+        self._looked_key: tuple[tuple[int, float], int] | None = None
+        self._looked_of: Prepared | None = None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -150,16 +169,15 @@ class TargetRule:
         interval to the next tick)."""
         spec, target = self.spec, self.target
         key = (seen, u)
-        rows = self._rows if self._rows_key == key and self._rows_of is prep else None
-        if rows is None:
+        looked = self._looked if self._looked_key == key and self._looked_of is prep else None
+        if looked is None:
             # As far as any order could need to look: from the fewest units to the most
             # (a need already ordered is held while dropping it could not be undone).
             lo_u = min(u, target.min_units)
             longest = self.chain(lo_u, target.max_units) + spec.lead_time
             reach = max(longest, self.chain(u, u + 1) + spec.lead_time)
             looked = self._positions(prep, now, reach + 2 * self.step, anchor, since)
-            rows = self._rows = looked.rows
-            self._rows_key, self._rows_of = key, prep
+            self._looked, self._looked_key, self._looked_of = looked, key, prep
         # A position is due once the change it needs would not be ready by it if ordered
         # a tick later: its own delay (a bigger change may take longer: a reshard moves
         # more data), the lead time and the interval to the next tick.
@@ -175,27 +193,23 @@ class TargetRule:
         # need over before then (the end of a sale shorter than a reshard) is held, not
         # ordered; capacity for it would come after it.
         ready_at = now + pending + delay(u, u + 1) if u < target.max_units else math.inf
-        due: Row | None = None
-        base = u
-        for row in rows:
-            if row[0] + self.step <= now:
-                continue
-            need = row[1]
-            if need > u and row[0] + self.step <= ready_at:
-                need = u
-                row = (row[0], u, row[2], row[3], row[4])
-            if due is None:  # the position holding demand now is always due
-                due = row
-                base = min(u, need)
-                continue
-            wait = pending if need > u else 0.0
-            if row[0] - now > delay(base, max(need, base + 1)) + wait + extra:
-                continue
-            if need > due[1]:
-                due = row
-        if due is None:  # past the forecast's end: its last position
-            due = rows[-1]
-        best = (due[1], due[2], due[3], due[4])
+        ends = looked.t + self.step
+        first = int(np.searchsorted(ends, now, side="right"))  # the first holding demand
+        if first == ends.size:  # past the forecast's end: its last position
+            best = looked.at(ends.size - 1)
+        else:
+            # Positions from ``first`` on (columns); the one holding demand now is always due.
+            need = looked.need[first:]
+            need = np.where((need > u) & (ends[first:] <= ready_at), u, need)
+            base = min(u, int(need[0]))
+            rest = need[1:]
+            values, inverse = distinct(rest)
+            waits = np.array([delay(base, max(v, base + 1)) for v in values.tolist()])
+            limit = waits[inverse] + np.where(rest > u, pending, 0.0) + extra
+            candidates = need.copy()
+            candidates[1:][looked.t[first + 1 :] - now > limit] = -1  # not due (needs >= 0)
+            k = int(np.argmax(candidates))  # the largest need due, the first of equals
+            best = (int(need[k]), *looked.at(first + k)[1:])
         # Whatever is needed within the delay of the change about to be ordered is ordered
         # with it, in one step, rather than as a chain of orders that each see a little
         # more of a ramp.
@@ -207,7 +221,7 @@ class TargetRule:
             if longer <= reach + 1e-9:
                 break
             reach = longer
-            wider = best_within(rows, now, reach, self.step, ready_at)
+            wider = best_within(looked, now, reach, self.step, ready_at)
             if wider[0] <= best[0]:
                 break
             best = wider
@@ -244,7 +258,7 @@ class TargetRule:
         per_unit = target.capacity_per_unit / spec.headroom_factor
         demand = np.where(np.isnan(med), 0.0, med)
         wanted = np.ceil(demand / (per_unit * util) - _EPS).astype(np.int64)
-        need = np.clip(wanted, target.min_units, target.max_units)
+        need = np.minimum(np.maximum(wanted, target.min_units), target.max_units)  # np.clip
         return Positions(tw, need, demand, util, which, self.look.events, wanted)
 
     # -- the plan ahead ----------------------------------------------------------------------
@@ -266,10 +280,12 @@ class TargetRule:
         prep = self._prepare(forecast, now, state)
         reach = max(float(prep.t[-1]) - now + self.step, 0.0) if prep.t.size else 0.0
         rows = self._positions(prep, now, reach, anchor, since, keep=False)
-        hold = partial(blocked, self._windows())
+        windows = self._windows()
+        if self._hold is None or self._hold[0] is not windows:  # one per calendar
+            self._hold = (windows, partial(blocked, windows))
         spec, target, t = self.spec, self.target, prep.t
         return project(spec, target, t, rows, now=now, units=units, decided=decided,
-                       delay=self.chain, blocked=hold)  # fmt: skip
+                       delay=self.chain, blocked=self._hold[1], memo=self._schedules)  # fmt: skip
 
     # -- the tick --------------------------------------------------------------------------
 

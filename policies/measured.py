@@ -37,7 +37,16 @@ def baseline_ratio(
 ) -> float:
     """A forecast's baseline (no events) at ``at`` over at ``start`` (default: its first
     position), on its times ``t``; 1 without a baseline."""
-    return float(baseline_ratios(t, baseline, np.array([at], dtype=np.float64), start)[0])
+    # baseline_ratios' arithmetic on one time, without its arrays (asked once per event).
+    if baseline is None or not baseline.size:
+        return 1.0
+    last = baseline.size - 1
+    x = float(baseline[min(max(int(np.searchsorted(t, at, side="right")) - 1, 0), last)])
+    j = 0 if start is None else min(max(0, int(np.searchsorted(t, start, side="right")) - 1), last)
+    y = float(baseline[j])
+    if not (y > 0 and math.isfinite(y)):
+        return 1.0
+    return x / y if x > 0 and math.isfinite(x) else 1.0
 
 
 def baseline_ratios(

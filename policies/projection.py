@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -35,16 +35,14 @@ from headroom.policies.series import FloatArray
 from headroom.policies.text import clock, compare_qps, duration_text, target_key, unit_noun
 
 _EPS = 1e-9
-
-# A position of the rule's look-ahead: time, units needed, median demand, utilisation, event.
-Row = tuple[float, int, float, float, DemandEvent | None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Positions:
-    """The rule's look-ahead, one column per field of a :data:`Row`: times, units needed,
-    the anchored median demand, the utilisation it is sized at and the event sizing each
-    position (``which``: an index into ``events``, -1 for none)."""
+    """The rule's look-ahead, one column per field: times, units needed, the anchored
+    median demand, the utilisation it is sized at and the event sizing each position
+    (``which``: an index into ``events``, -1 for none)."""
 
     t: FloatArray
     need: IntArray  # within the target's bounds
@@ -61,40 +59,61 @@ class Positions:
         i = int(self.which[k])
         return self.events[i] if i >= 0 else None
 
-    @cached_property
-    def rows(self) -> list[Row]:
-        """The positions as rows (built once: the decision walks them one by one)."""
-        events: list[DemandEvent | None] = [*self.events, None]  # -1: the last
-        return list(
-            zip(
-                self.t.tolist(),
-                self.need.tolist(),
-                self.median.tolist(),
-                self.util.tolist(),
-                [events[k] for k in self.which.tolist()],
-                strict=True,
-            )
-        )
+    def at(self, k: int) -> tuple[int, float, float, DemandEvent | None]:
+        """Position ``k``'s units needed, median demand, utilisation and event."""
+        return int(self.need[k]), float(self.median[k]), float(self.util[k]), self.event(k)
 
 
 def best_within(
-    rows: Sequence[Row], now: float, reach: float, step: float, ready: float = -math.inf
+    positions: Positions, now: float, reach: float, step: float, ready: float = -math.inf
 ) -> tuple[int, float, float, DemandEvent | None]:
-    """The largest need among the positions that hold demand within ``[now, now + reach)``
-    and after ``ready`` (what is over before a change could be ready orders nothing)."""
-    best: Row | None = None
+    """The largest need (the first, of equals) among the positions that hold demand within
+    ``[now, now + reach)`` and after ``ready`` (what is over before a change could be
+    ready orders nothing); the first of them holding demand then, always."""
+    t = positions.t
     end = now + reach
-    first = max(now, ready)
-    for row in rows:
-        if row[0] + step <= first:
-            continue
-        if row[0] >= end and best is not None:
-            break
-        if best is None or row[1] > best[1]:
-            best = row
-    if best is None:  # past the forecast's end: its last position
-        best = rows[-1]
-    return best[1], best[2], best[3], best[4]
+    first = int(np.searchsorted(t + step, max(now, ready), side="right"))
+    if first == t.size:  # past the forecast's end: its last position
+        return positions.at(t.size - 1)
+    stop = max(int(np.searchsorted(t, end, side="left")), first + 1)
+    return positions.at(first + int(np.argmax(positions.need[first:stop])))
+
+
+class _Kept(Generic[T]):
+    """A value kept with the inputs it was made from (arrays compared by value, the rest
+    by equality): the last one only."""
+
+    def __init__(self) -> None:
+        self._arrays: tuple[np.ndarray, ...] = ()
+        self._key: tuple[object, ...] | None = None
+        self._value: T | None = None
+
+    def get(self, arrays: tuple[np.ndarray, ...], key: tuple[object, ...]) -> T | None:
+        """The value kept for these inputs, or None."""
+        if self._value is None or key != self._key:
+            return None
+        if all(np.array_equal(a, b) for a, b in zip(self._arrays, arrays, strict=True)):
+            return self._value
+        return None
+
+    def put(self, arrays: tuple[np.ndarray, ...], key: tuple[object, ...], value: T) -> None:
+        self._arrays, self._key, self._value = tuple(a.copy() for a in arrays), key, value
+
+    def clear(self) -> None:
+        self._arrays, self._key, self._value = (), None, None
+
+
+class Schedules:
+    """What :func:`project` made for one target on the last pass, kept by its rule for
+    the next. The orders and the scale-in walk follow from the times, the needs, the
+    reactive needs, the decision now and the target's delays and holds alone; a pass that
+    has them all equal to the last one's (the same forecast and needs in whole units
+    unmoved by the new samples) reuses them, and with the same demand, utilisations and
+    events as well, the orders' text (but for an order now, at the new time)."""
+
+    def __init__(self) -> None:
+        self.schedule: _Kept[tuple[IntArray, IntArray]] = _Kept()
+        self.actions: _Kept[tuple[PlannedAction, ...]] = _Kept()
 
 
 def project(
@@ -108,10 +127,12 @@ def project(
     decided: int,
     delay: Callable[[int, int], float] | None = None,
     blocked: Callable[[float], bool] | None = None,
+    memo: Schedules | None = None,
 ) -> Plan:
     """The plan on the forecast's times ``t`` from the rule's positions ``positions`` (from the
     position holding ``now`` onward); ``units`` are ordered now and ``decided`` is the
-    rule's decision now (the plan's first position)."""
+    rule's decision now (the plan's first position); ``memo`` keeps the schedule for the
+    next call (:class:`Schedules`)."""
     key, noun = target_key(target), unit_noun(target)
     n = int(t.size)
     lo_u, hi_u = target.min_units, target.max_units
@@ -129,50 +150,29 @@ def project(
     utils = positions.util[:count]
     r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
     capped = bool(np.any(np.maximum(r, positions.wanted[:count]) > hi_u))
-    react = np.clip(r, lo_u, hi_u).astype(np.int64)
+    react = np.minimum(np.maximum(r, lo_u), hi_u).astype(np.int64)  # np.clip, without its checks
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
-    # time) reaches it; the reactive need when it is measured.
+    # time) reaches it; the reactive need when it is measured; then scaled in as the HPA
+    # and the options do. From the times and needs alone: kept for the next pass (memo).
     tt = t[first : first + count]
-    ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
-    # Scale-in to the highest order of the last stabilisation window (the HPA's).
+    inputs, arrays = (decided, delay, spec, target, blocked), (tt, need, react)
+    got = memo.schedule.get(arrays, inputs) if memo is not None else None
+    if got is None:
+        got = _schedule(spec, tt, need, react, delay, decided, blocked)
+        if memo is not None:
+            memo.schedule.put(arrays, inputs, got)
+            memo.actions.clear()  # made from another schedule
+    out, cause = got
     window = spec.scale_in.stabilization
-    out = ahead.copy()
-    back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
-    for shift in range(1, int((np.arange(count) - back).max(initial=0)) + 1):
-        inside = np.arange(count) - shift >= back
-        shifted = np.concatenate([np.full(shift, ahead[0]), ahead[:-shift]])
-        out = np.where(inside, np.maximum(out, shifted), out)
-    out[0] = decided
-    # The policy's scale-in options: holds in and after events, and the step (on plain
-    # lists: most positions change nothing, and a list is read fastest one by one).
-    seq: list[int] = out.tolist()
-    times: list[float] = tt.tolist()
-    # Only a drop can change: the positions where ``out`` falls, and the one after each
-    # position a hold or a step raised (it may now be a drop from the raised value).
-    drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
-    k, j = 0, drops[0] if drops else count
-    while j < count:
-        raised = False
-        if seq[j] < seq[j - 1]:
-            if blocked is not None and blocked(times[j]):
-                seq[j], raised = seq[j - 1], True
-            else:
-                lowest = seq[j - 1] - spec.scale_in.step_for(seq[j - 1])
-                if lowest > seq[j]:
-                    seq[j], raised = lowest, True
-        while k < len(drops) and drops[k] <= j:
-            k += 1
-        j = j + 1 if raised else (drops[k] if k < len(drops) else count)
-    ordered[first : first + count] = seq
+    ordered[first : first + count] = out
     ordered[:first] = units
-    actions: list[PlannedAction] = []
-    prev = units
-    changed = np.diff(ordered[first : first + count], prepend=units) != 0
-    for j in np.flatnonzero(changed).tolist():
-        to = seq[j]
-        now_j = times[j] if j else now
-        k = cause[j]
+
+    def _order(j: int, prev: int) -> PlannedAction:
+        """The order at position ``j`` (the first: now), from ``prev`` units."""
+        to = int(out[j])
+        now_j = float(tt[j]) if j else now
+        k = int(cause[j])
         event = positions.event(k)
         qps, util = float(median[k]), float(utils[k])
         if to > prev:
@@ -188,20 +188,84 @@ def project(
             )
             ready = now_j
         head = f"{key} {prev}→{to} {noun} at {clock(now_j, 'UTC')}"
-        actions.append(
-            PlannedAction(
-                now_j,
-                ready,
-                key,
-                prev,
-                to,
-                f"{head}: {why}",
-                event.name if event is not None and to > prev else None,
-                to >= hi_u and capped,
-            )
+        return PlannedAction(
+            now_j,
+            ready,
+            key,
+            prev,
+            to,
+            f"{head}: {why}",
+            event.name if event is not None and to > prev else None,
+            to >= hi_u and capped,
         )
-        prev = to
+
+    # The orders: where what is ordered changes (the first position: from ``units``).
+    now_first = bool(count) and int(out[0]) != units
+    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
+    at = np.concatenate([[0], changed]) if now_first else changed
+    # An order's text reads the demand, utilisation and event of the position it is for.
+    cause_at = cause[at]
+    texts = (median[cause_at], utils[cause_at], positions.which[cause_at])
+    said = (units, capped, positions.events)
+    kept = memo.actions.get(texts, said) if memo is not None else None
+    if kept is not None:
+        if now_first and kept[0].at != now:  # an order now: at this pass's time
+            kept = (_order(0, units), *kept[1:])
+        return Plan(key, t, required, ordered, kept, capped)
+    actions: list[PlannedAction] = []
+    prev = units
+    for j in at.tolist():
+        actions.append(_order(j, prev))
+        prev = int(out[j])
+    if memo is not None:
+        memo.actions.put(texts, said, tuple(actions))
     return Plan(key, t, required, ordered, tuple(actions), capped)
+
+
+def _schedule(
+    spec: PolicySpec,
+    tt: FloatArray,
+    need: IntArray,
+    react: IntArray,
+    delay: Callable[[int, int], float],
+    decided: int,
+    blocked: Callable[[float], bool] | None,
+) -> tuple[IntArray, IntArray]:
+    """What is ordered at each position of ``tt`` and the position each order is for:
+    the orders (:func:`_orders`), scaled in to the highest of the last stabilisation
+    window (the HPA's), by the step and never where ``blocked``."""
+    count = int(tt.size)
+    ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
+    # Scale-in to the highest order of the last stabilisation window (the HPA's).
+    window = spec.scale_in.stabilization
+    out = ahead.copy()
+    back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
+    lag = np.arange(count) - back  # how many positions back the window reaches
+    for shift in range(1, int(lag.max(initial=0)) + 1):
+        np.maximum(out[shift:], ahead[:-shift], out=out[shift:], where=lag[shift:] >= shift)
+    out[0] = decided
+    # The policy's scale-in options: holds in and after events, and the step (on plain
+    # lists: most positions change nothing, and a list is read fastest one by one).
+    seq: list[int] = out.tolist()
+    # Only a drop can change: the positions where ``out`` falls, and the one after each
+    # position a hold or a step raised (it may now be a drop from the raised value).
+    drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
+    k, j = 0, drops[0] if drops else count
+    while j < count:
+        raised = False
+        if seq[j] < seq[j - 1]:
+            if blocked is not None and blocked(float(tt[j])):
+                seq[j], raised = seq[j - 1], True
+            else:
+                lowest = seq[j - 1] - spec.scale_in.step_for(seq[j - 1])
+                if lowest > seq[j]:
+                    seq[j], raised = lowest, True
+        if raised:
+            out[j] = seq[j]
+        while k < len(drops) and drops[k] <= j:
+            k += 1
+        j = j + 1 if raised else (drops[k] if k < len(drops) else count)
+    return out, cause
 
 
 def _orders(
@@ -211,7 +275,7 @@ def _orders(
     delay: Callable[[int, int], float],
     lead: float,
     decided: int,
-) -> tuple[IntArray, list[int]]:
+) -> tuple[IntArray, IntArray]:
     """Per position ``j``: what is ordered there (the reactive need at ``j``, or the largest
     predictive need ``v`` at a later position its change's delay from ``react[j]`` plus the
     lead time reaches) and the position that need is for. One pass per distinct need:
@@ -222,7 +286,7 @@ def _orders(
     ahead = react.copy()
     cause = np.arange(count)
     index = np.arange(count)
-    froms, which = _distinct(react)
+    froms, which = distinct(react)
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     soonest = np.array([delay(b, b + 1) for b in froms.tolist()])[which]
     # The first position still holding demand when a change ordered at j is ready.
@@ -232,20 +296,23 @@ def _orders(
     held, held_cause = react.copy(), np.arange(count)
     # A need at or below every reactive need orders nothing ahead of it. All distinct
     # needs at once, one row each (ascending): where several are due, the largest wins.
-    values = _distinct(need[need > froms[0]])[0] if count else need[:0]
+    low = int(froms[0]) + 1 if count else 0
+    values = np.flatnonzero(np.bincount(need)[low:]) + low if count else need[:0]
     if values.size:
-        # after[r, j]: the first position from j on needing at least values[r] (count: none).
-        at = np.where(need[None, :] >= values[:, None], index[None, :], count)
-        after = np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1]
-        after = np.concatenate([after, np.full((values.size, 1), count)], axis=1)
-        # The delay from each position's reactive units to each need, per distinct start.
+        # after[r, j]: the first position from j on needing at least values[r] (count: none),
+        # accumulated from the end (a -1 past the last position: no need is that low).
+        at = np.where(np.append(need, -1)[::-1] >= values[:, None], np.arange(count, -1, -1), count)
+        after = np.minimum.accumulate(at, axis=1)[:, ::-1]
+        # The delay from each position's reactive units to each need, per distinct start;
+        # NaN where the need is not above the position's reactive units (never due).
         table = np.array([[delay(b, v) + lead for b in froms.tolist()] for v in values.tolist()])
-        reach = table[:, which]
-        wanted = values[:, None] > react[None, :]
+        reach = np.where(values[:, None] > react[None, :], table[:, which], np.nan)
+        # A need's time, NaN for none (count): never within reach.
+        tx = np.append(tt, np.nan)
         rows = np.arange(values.size)[:, None]
-        for nxt, out, why in ((after[:, np.minimum(first, count)], ahead, cause),
+        for nxt, out, why in ((after[:, first], ahead, cause),
                               (after[:, :count], held, held_cause)):  # fmt: skip
-            due = (nxt < count) & (tt[np.minimum(nxt, count - 1)] - tt <= reach) & wanted
+            due = tx[nxt] - tt <= reach
             top = np.where(due, rows, -1).max(axis=0)  # the largest need due, per position
             some = top >= 0
             out[some] = values[top[some]]
@@ -260,10 +327,10 @@ def _orders(
             keep = min(int(held[j]), int(ahead[j - 1]))
             if keep > ahead[j]:
                 ahead[j], cause[j] = keep, held_cause[j]
-    return ahead, cause.tolist()
+    return ahead, cause
 
 
-def _distinct(x: IntArray) -> tuple[IntArray, IntArray]:
+def distinct(x: IntArray) -> tuple[IntArray, IntArray]:
     """``np.unique(x, return_inverse=True)`` for small non-negative unit counts, by counting
     (a plan asks this of every position; sorting them costs more)."""
     if not x.size:
