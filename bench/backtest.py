@@ -121,11 +121,11 @@ class Case:
     truth: dict[str, float]  # true event sizes, where known (generated traces)
 
 
-def policy(capacity: float, max_units: int) -> PolicySpec:
+def policy(capacity: float, max_units: int, name: str = "bench") -> PolicySpec:
     """The product's defaults, with only what a user must write."""
     return parse_policy(
         {
-            "name": "bench",
+            "name": name,
             "targets": [
                 {"name": "web", "capacityPerUnit": capacity, "minUnits": 1, "maxUnits": max_units}
             ],

@@ -49,6 +49,7 @@ from bench.backtest import (  # noqa: E402
     Case,
     _slug,
     nasa_cases,
+    policy,
     shaped_case,
     synthetic_case,
 )
@@ -57,7 +58,7 @@ from headroom.policies.baselines import frontier as frontier_module  # noqa: E40
 from headroom.policies.baselines.frontier import Frontier, frontier  # noqa: E402
 from headroom.policies.baselines.suite import backtest  # noqa: E402
 from headroom.policies.calendar import Calendar  # noqa: E402
-from headroom.policies.policy import PolicySpec, parse_policy  # noqa: E402
+from headroom.policies.policy import PolicySpec  # noqa: E402
 from headroom.policies.simulate import Simulation, StrategyResult  # noqa: E402
 from headroom.policies.synthetic import BroadSpec, broad_scenario  # noqa: E402
 
@@ -97,15 +98,8 @@ WINDOWS = ("inside events", "2 h after events end", "1 h before events", "the re
 
 
 def default_policy(capacity: float, max_units: int) -> PolicySpec:
-    """The product's defaults, with only what a user must write."""
-    return parse_policy(
-        {
-            "name": "foresight-bench",
-            "targets": [
-                {"name": "web", "capacityPerUnit": capacity, "minUnits": 1, "maxUnits": max_units}
-            ],
-        }
-    )
+    """The product's defaults, with only what a user must write (the backtest's policy)."""
+    return policy(capacity, max_units, name="foresight-bench")
 
 
 def broad_case(seed: int, days: int = BROAD_DAYS, *, quiet: bool = False) -> Case:
