@@ -43,7 +43,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # 
 
 from bench._report import write_section  # noqa: E402
 from headroom.cli.simulate import frontier_headlines, write_frontier_chart  # noqa: E402
-from headroom.policies.baselines.frontier import Frontier, frontier, hull  # noqa: E402
+from headroom.policies.baselines.frontier import (  # noqa: E402
+    Frontier,
+    frontier,
+    hull,
+    without_event_margin,
+)
 from headroom.policies.baselines.oracle import Oracle  # noqa: E402
 from headroom.policies.baselines.suite import (  # noqa: E402
     STRATEGIES,
@@ -89,12 +94,6 @@ def with_values(spec: PolicySpec, over: dict[str, dict[str, Any]]) -> PolicySpec
     return spec
 
 
-def no_event_margin(spec: PolicySpec) -> PolicySpec:
-    """An event's start provisioned at the forecast's utilisation (1.0 by default): the
-    pre-scale buys the learned size and no margin over it (the frontier's cheap end)."""
-    return with_values(spec, {"forecast": {"event_target_utilization": spec.forecast_utilization}})
-
-
 def _set(over: dict[str, dict[str, Any]]) -> Lever:
     return lambda spec: with_values(spec, over)
 
@@ -105,7 +104,7 @@ LEVERS: tuple[tuple[str, Lever], ...] = (
     ("the defaults (eventQuantile 0.6, event margin 0.64, follow)", lambda spec: spec),
     ("`forecast.eventQuantile: 0.3`", _set({"forecast": {"event_quantile": 0.3}})),
     ("`forecast.eventQuantile: 0.9`", _set({"forecast": {"event_quantile": 0.9}})),
-    ("no event margin (`forecast.eventTargetUtilization: 1.0`)", no_event_margin),
+    ("no event margin (`forecast.eventTargetUtilization: 1.0`)", without_event_margin),
     ("`scaleIn.duringEvents: hold`", _set({"scale_in": {"during_events": "hold"}})),
     ("`reactive.targetUtilization: 0.85`", _set({"reactive": {"target_utilization": 0.85}})),
 )

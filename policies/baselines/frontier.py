@@ -230,10 +230,15 @@ def _with(
     if quantile is not None:  # the quantile of event sizes the pre-scale buys
         update["forecast"] = spec.forecast.model_copy(update={"event_quantile": quantile})
     out = spec.model_copy(update=update)
-    if not margin:  # the event start at the forecast's utilisation: no margin over it
-        off = {"event_target_utilization": out.forecast_utilization}
-        out = out.model_copy(update={"forecast": out.forecast.model_copy(update=off)})
-    return out
+    return out if margin else without_event_margin(out)
+
+
+def without_event_margin(spec: PolicySpec) -> PolicySpec:
+    """``spec`` with an event's start provisioned at the forecast's utilisation (1.0 by
+    default): the pre-scale buys the learned size and no margin over it (the cheap end of
+    the event knob)."""
+    off = {"event_target_utilization": spec.forecast_utilization}
+    return spec.model_copy(update={"forecast": spec.forecast.model_copy(update=off)})
 
 
 def _setting(s: tuple[float, float] | Setting) -> Setting:
