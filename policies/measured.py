@@ -37,16 +37,20 @@ def baseline_ratio(
 ) -> float:
     """A forecast's baseline (no events) at ``at`` over at ``start`` (default: its first
     position), on its times ``t``; 1 without a baseline."""
-    # baseline_ratios' arithmetic on one time, without its arrays (asked once per event).
     if baseline is None or not baseline.size:
         return 1.0
-    last = baseline.size - 1
-    x = float(baseline[min(max(int(np.searchsorted(t, at, side="right")) - 1, 0), last)])
-    j = 0 if start is None else min(max(0, int(np.searchsorted(t, start, side="right")) - 1), last)
-    y = float(baseline[j])
+    y = _reference(t, baseline, start)
     if not (y > 0 and math.isfinite(y)):
         return 1.0
+    x = _reference(t, baseline, at)  # one time: the arithmetic below without its arrays
     return x / y if x > 0 and math.isfinite(x) else 1.0
+
+
+def _reference(t: FloatArray, baseline: FloatArray, at: float | None) -> float:
+    """The baseline at the position holding ``at`` (its first position for None)."""
+    last = baseline.size - 1
+    j = 0 if at is None else min(max(0, int(np.searchsorted(t, at, side="right")) - 1), last)
+    return float(baseline[j])
 
 
 def baseline_ratios(
@@ -56,11 +60,9 @@ def baseline_ratios(
     positive number."""
     if baseline is None or not baseline.size:
         return np.ones(at.size, dtype=np.float64)
-    last = baseline.size - 1
-    idx = np.clip(np.searchsorted(t, at, side="right") - 1, 0, last)
+    idx = np.clip(np.searchsorted(t, at, side="right") - 1, 0, baseline.size - 1)
     x = baseline[idx]
-    j = 0 if start is None else min(max(0, int(np.searchsorted(t, start, side="right")) - 1), last)
-    y = float(baseline[j])
+    y = _reference(t, baseline, start)
     if not (y > 0 and math.isfinite(y)):
         return np.ones(at.size, dtype=np.float64)
     ok = (x > 0) & np.isfinite(x)
