@@ -138,7 +138,9 @@ class EventSizes:
         self._whens: dict[tuple[str, float], tuple[int, bool]] = {}
         # size() and window() per event, until the next event is measured: the rule asks
         # them on every pass and they change only with ``measured``.
-        self._memo: dict[tuple[object, ...], tuple[DemandEvent, tuple[float, float]]] = {}
+        # Each keyed by the event's key and arguments, with the event it was made for.
+        self._sizes: dict[tuple[object, ...], tuple[DemandEvent, float]] = {}
+        self._windows: dict[tuple[object, ...], tuple[DemandEvent, tuple[float, float]]] = {}
 
     @staticmethod
     def key(event: DemandEvent) -> tuple[str, float]:
@@ -236,7 +238,8 @@ class EventSizes:
             got = self._measure(e, since)
             if got is not None:
                 self.measured[k] = got
-                self._memo.clear()
+                self._sizes.clear()
+                self._windows.clear()
 
     # -- estimating -----------------------------------------------------------------------
 
@@ -295,14 +298,14 @@ class EventSizes:
         exp = event.expectation
         if exp is not None and exp.multiplier is not None:
             return max(1.0, float(exp.multiplier))
-        memo = ("size", *self.key(event), quantile)
-        hit = self._memo.get(memo)
+        memo = (*self.key(event), quantile)
+        hit = self._sizes.get(memo)
         if hit is not None and hit[0] is event:
-            return hit[1][0]
+            return hit[1]
         mu, sigma = self.estimate(event)
         z = NormalDist().inv_cdf(min(max(quantile, 1e-4), 1 - 1e-4))
         size = min(max(1.0, math.exp(mu + z * sigma)), MAX_SIZE)
-        self._memo[memo] = (event, (size, size))
+        self._sizes[memo] = (event, size)
         return size
 
     def window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
@@ -311,13 +314,12 @@ class EventSizes:
         the latest (its kind's once ``MIN_ARRIVALS`` of them were measured, else all
         events'), always including the start, within the prior window ``[early, late]``
         (``early`` <= 0 <= ``late``); the prior window until arrivals were measured."""
-        key = self.key(event)
-        memo = ("window", *key, early, late)
-        hit = self._memo.get(memo)
+        memo = (*self.key(event), early, late)
+        hit = self._windows.get(memo)
         if hit is not None and hit[0] is event:
             return hit[1]
         got = self._window(event, early, late)
-        self._memo[memo] = (event, got)
+        self._windows[memo] = (event, got)
         return got
 
     def _window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
