@@ -44,7 +44,6 @@ from headroom.policies.measured import Anchor
 from headroom.policies.options import (
     ScaleInWindows,
     apply_options,
-    blocked,
     chain_delay,
     hold_reason,
 )
@@ -110,7 +109,6 @@ class TargetRule:
         self.chain = _chain(target)
         self.step = 60.0  # the forecast's step (set from the driver)
         self._schedules = Schedules()  # the plan's last schedule (project)
-        self._hold: tuple[ScaleInWindows, Callable[[float], bool]] | None = None
         self._looked: Positions | None = None
         self._looked_key: tuple[tuple[int, float], int] | None = None
         self._looked_of: Prepared | None = None
@@ -280,12 +278,10 @@ class TargetRule:
         prep = self._prepare(forecast, now, state)
         reach = max(float(prep.t[-1]) - now + self.step, 0.0) if prep.t.size else 0.0
         rows = self._positions(prep, now, reach, anchor, since, keep=False)
-        windows = self._windows()
-        if self._hold is None or self._hold[0] is not windows:  # one per calendar
-            self._hold = (windows, partial(blocked, windows))
         spec, target, t = self.spec, self.target, prep.t
         return project(spec, target, t, rows, now=now, units=units, decided=decided,
-                       delay=self.chain, blocked=self._hold[1], memo=self._schedules)  # fmt: skip
+                       delay=self.chain, blocked=self._windows().blocked,
+                       memo=self._schedules)  # fmt: skip
 
     # -- the tick --------------------------------------------------------------------------
 

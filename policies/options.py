@@ -29,6 +29,11 @@ class ScaleInWindows:
     lo: FloatArray
     hi: FloatArray
 
+    def blocked(self, now: float) -> bool:
+        """:func:`blocked` here (a bound method: equal on every pass over the same
+        windows, so a plan kept with it is found again)."""
+        return blocked(self, now)
+
 
 def apply_options(
     rule: ScaleInWindows,
