@@ -278,56 +278,98 @@ def _orders(
 ) -> tuple[IntArray, IntArray]:
     """Per position ``j``: what is ordered there (the reactive need at ``j``, or the largest
     predictive need ``v`` at a later position its change's delay from ``react[j]`` plus the
-    lead time reaches) and the position that need is for. One pass per distinct need:
-    the first position needing at least ``v`` that still holds demand once a change
-    ordered at ``j`` could be ready (as the rule: what is over by then orders nothing), and
-    whether it is due."""
+    lead time reaches) and the position that need is for: the first position needing at
+    least ``v`` that still holds demand once a change ordered at ``j`` could be ready (as
+    the rule: what is over by then orders nothing), if it is due."""
     count = int(tt.size)
-    ahead = react.copy()
-    cause = np.arange(count)
-    index = np.arange(count)
-    froms, which = distinct(react)
-    step = float(tt[1] - tt[0]) if count > 1 else 0.0
-    soonest = np.array([delay(b, b + 1) for b in froms.tolist()])[which]
-    # The first position still holding demand when a change ordered at j is ready.
-    first = np.maximum(np.searchsorted(tt, tt + soonest - step, side="right"), index)
-    # Per position, what may be ordered (needs still there once a change could be ready)
-    # and what may be held (any need the delay reaches, as units already ordered).
+    ahead, cause = react.copy(), np.arange(count)
+    # Per position, what may be held (any need the delay reaches, as units already ordered).
     held, held_cause = react.copy(), np.arange(count)
-    # A need at or below every reactive need orders nothing ahead of it. All distinct
-    # needs at once, one row each (ascending): where several are due, the largest wins.
-    low = int(froms[0]) + 1 if count else 0
-    values = np.flatnonzero(np.bincount(need)[low:]) + low if count else need[:0]
+    if not count:
+        return ahead, cause
+    froms, which = distinct(react)
+    # A need at or below every reactive need orders nothing ahead of it.
+    low = int(froms[0]) + 1
+    values = np.flatnonzero(np.bincount(need)[low:]) + low
     if values.size:
-        # after[r, j]: the first position from j on needing at least values[r] (count: none),
-        # accumulated from the end (a -1 past the last position: no need is that low).
-        at = np.where(np.append(need, -1)[::-1] >= values[:, None], np.arange(count, -1, -1), count)
-        after = np.minimum.accumulate(at, axis=1)[:, ::-1]
-        # The delay from each position's reactive units to each need, per distinct start;
-        # NaN where the need is not above the position's reactive units (never due).
-        table = np.array([[delay(b, v) + lead for b in froms.tolist()] for v in values.tolist()])
-        reach = np.where(values[:, None] > react[None, :], table[:, which], np.nan)
-        # A need's time, NaN for none (count): never within reach.
-        tx = np.append(tt, np.nan)
-        rows = np.arange(values.size)[:, None]
-        for nxt, out, why in ((after[:, first], ahead, cause),
-                              (after[:, :count], held, held_cause)):  # fmt: skip
-            due = tx[nxt] - tt <= reach
-            top = np.where(due, rows, -1).max(axis=0)  # the largest need due, per position
-            some = top >= 0
-            out[some] = values[top[some]]
-            why[some] = nxt[top[some], index[some]]
+        _due(tt, need, react, froms, which, values, delay, lead, (held, held_cause, ahead, cause))
     # A need over before a change could be ready is not ordered, but what was ordered
     # for it before (or is now: the decision) is held through it, as the rule holds
     # units a coming need wants.
-    if count:
-        ahead[0] = decided
+    ahead[0] = decided
     for j in np.flatnonzero(held > ahead).tolist():
         if j and ahead[j - 1] > ahead[j]:
             keep = min(int(held[j]), int(ahead[j - 1]))
             if keep > ahead[j]:
                 ahead[j], cause[j] = keep, held_cause[j]
     return ahead, cause
+
+
+def _due(
+    tt: FloatArray,
+    need: IntArray,
+    react: IntArray,
+    froms: IntArray,
+    which: IntArray,
+    values: IntArray,
+    delay: Callable[[int, int], float],
+    lead: float,
+    out: tuple[IntArray, IntArray, IntArray, IntArray],
+) -> None:
+    """The largest need due per position, in place into ``out`` (held, its position,
+    ahead, its position): for what may be held, the first position from ``j`` on needing
+    at least a value ``v`` of ``values``; for what may be ordered, the first from where a
+    change ordered at ``j`` could be ready. Due: that position's time within ``v``'s delay
+    from ``react[j]`` (``froms[which[j]]``) plus the lead time."""
+    count = int(tt.size)
+    starts = froms.tolist()
+    # The delay (plus the lead time) from each reactive level to each need above it; NaN
+    # where the need is not above (never due).
+    delays = [[delay(b, v) + lead if v > b else math.nan for b in starts] for v in values.tolist()]
+    longest = max(x for row in delays for x in row if x == x)
+    # Only a position with a greater need within the longest delay's positions can have
+    # one due (most have none: needs above the reactive ones are rare, mostly an event's).
+    gap = float(np.diff(tt).min()) if count > 1 else 0.0
+    width = int(min(longest // gap + 2, count)) if gap > 0 and math.isfinite(longest) else count
+    seen = _window_bound(need, width)
+    js = np.flatnonzero(seen > react)
+    if not js.size:
+        return
+    step = float(tt[1] - tt[0]) if count > 1 else 0.0
+    soonest = np.array([delay(b, b + 1) for b in starts])[which[js]]
+    # The first position still holding demand when a change ordered at j is ready.
+    ready = np.maximum(np.searchsorted(tt, tt[js] + soonest - step, side="right"), js)
+    # after[r, i]: the first position from the i-th start on needing at least values[r]
+    # (count: none): the r-th row of positions needing that much, in one flat index
+    # (``line`` per row, the last of each row a stop), read by how many come before.
+    line = count + 1
+    enough = np.append(need, -1)[None, :] >= values[:, None]
+    enough[:, count] = True
+    flat = enough.ravel()
+    rows = (np.arange(values.size) * line)[:, None]
+    at = rows + np.concatenate([js, ready])
+    after = np.flatnonzero(flat)[np.cumsum(flat)[at] - flat[at]] - rows
+    # A need's time, NaN for none (count): never within reach.
+    tx = np.append(tt, np.nan)
+    pairs = np.concatenate([js, js])
+    due = tx[after] - tt[pairs] <= np.array(delays)[:, which[pairs]]
+    top = np.where(due, np.arange(values.size)[:, None], -1).max(axis=0)  # the largest due
+    n = js.size
+    for part, (value, why) in ((slice(0, n), out[:2]), (slice(n, 2 * n), out[2:])):
+        some = top[part] >= 0
+        best = top[part][some]
+        value[js[some]] = values[best]
+        why[js[some]] = after[:, part][best, some]
+
+
+def _window_bound(x: IntArray, width: int) -> IntArray:
+    """At least ``max(x[j : j + width])`` per position ``j``: the largest of the two blocks
+    of ``width`` positions that hold that window (-1 past the end)."""
+    blocks = -(-x.size // width) + 1
+    padded = np.full(blocks * width, -1, dtype=x.dtype)
+    padded[: x.size] = x
+    top = padded.reshape(blocks, width).max(axis=1)
+    return np.repeat(np.maximum(top[:-1], top[1:]), width)[: x.size]
 
 
 def distinct(x: IntArray) -> tuple[IntArray, IntArray]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from headroom.policies.policy import parse_policy
-from headroom.policies.projection import Positions, project
+from headroom.policies.projection import Positions, _orders, project
 
 STEP = 60.0
 T0 = 1_700_000_000.0
@@ -70,3 +72,52 @@ def test_units_ordered_before_the_plan_starts_are_held_for_the_need_they_are_for
     units = _plan(need, units=7)
     assert (units[:46] == 7).all(), units[:50].tolist()
     assert units[60:].max() == 3
+
+
+def _orders_by_definition(
+    tt: np.ndarray, need: np.ndarray, react: np.ndarray, delay: Callable[[int, int], float],
+    lead: float, decided: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`_orders`' docstring, position by position and need by need."""
+    n = tt.size
+    step = float(tt[1] - tt[0]) if n > 1 else 0.0
+    ahead, cause = react.copy(), np.arange(n)
+    held, held_cause = react.copy(), np.arange(n)
+    for j in range(n):
+        b = int(react[j])
+        ready = max(int(np.searchsorted(tt, tt[j] + delay(b, b + 1) - step, side="right")), j)
+        for start, out, why in ((ready, ahead, cause), (j, held, held_cause)):
+            for v in sorted(set(need.tolist())):  # ascending: the largest due wins
+                later = [p for p in range(start, n) if need[p] >= v]
+                if v > b and later and tt[later[0]] - tt[j] <= delay(b, v) + lead:
+                    out[j], why[j] = v, later[0]
+    ahead[0] = decided
+    for j in range(1, n):
+        if held[j] > ahead[j] and ahead[j - 1] > ahead[j]:
+            keep = min(int(held[j]), int(ahead[j - 1]))
+            if keep > ahead[j]:
+                ahead[j], cause[j] = keep, held_cause[j]
+    return ahead, cause
+
+
+def test_the_order_pass_is_its_definition_on_random_needs_times_and_delays() -> None:
+    """The order pass looks only where a greater need is within the longest delay; what
+    it orders and for which position equal the definition's everywhere (uneven times,
+    delays that are not monotone in the size of the change, one position)."""
+    rng = np.random.default_rng(5)
+    for case in range(300):
+        n = int(rng.choice([1, 2, 9, 60]))
+        gaps = rng.uniform(1, 3, n) if case % 3 == 0 else np.ones(n)
+        tt = T0 + np.cumsum(gaps) * STEP
+        need = np.clip(np.round(np.cumsum(rng.normal(0, 0.7, n)) + 5), 0, 40).astype(np.int64)
+        react = np.maximum(0, need + rng.integers(-2, 3, n))
+        table = rng.uniform(0, 20 * STEP, (64, 64)) if case % 2 else None
+        fixed = float(rng.choice([0.0, 300.0, 1800.0]))
+
+        def delay(a: int, b: int, table: np.ndarray | None = table, fixed: float = fixed) -> float:
+            return float(table[a, b]) if table is not None else fixed + 60.0 * max(0, b - a)
+
+        lead, decided = float(rng.choice([0.0, 120.0])), int(react[0]) + 1
+        got = _orders(tt, need, react, delay, lead, decided)
+        want = _orders_by_definition(tt, need, react, delay, lead, decided)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), case
