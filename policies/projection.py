@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -180,21 +181,19 @@ def project(
                 label = "forecast p50" + (f" for '{event.name}'" if event is not None else "")
             else:
                 label, util = "reactive: forecast p50", reactive_util
-            why = compare_qps(label, qps, ">", prev * per_unit * util, util)
-            ready = now_j + delay(prev, to)
+            held, op, capacity, ready = None, ">", prev * per_unit * util, now_j + delay(prev, to)
         else:
-            why = f"the highest need of the last {duration_text(window)} is {to} {noun}: " + (
-                compare_qps("forecast p50", qps, "≤", to * per_unit * util, util)
-            )
-            ready = now_j
-        head = f"{key} {prev}→{to} {noun} at {clock(now_j, 'UTC')}"
+            label, held, op = "forecast p50", window, "≤"
+            capacity, ready = to * per_unit * util, now_j
+        # Written when read (:class:`PlannedAction`): a plan has dozens of orders.
+        why = partial(_reason, key, noun, prev, to, now_j, held, label, qps, op, capacity, util)
         return PlannedAction(
             now_j,
             ready,
             key,
             prev,
             to,
-            f"{head}: {why}",
+            why,
             event.name if event is not None and to > prev else None,
             to >= hi_u and capped,
         )
@@ -220,6 +219,30 @@ def project(
     if memo is not None:
         memo.actions.put(texts, said, tuple(actions))
     return Plan(key, t, required, ordered, tuple(actions), capped)
+
+
+def _reason(
+    key: str,
+    noun: str,
+    prev: int,
+    to: int,
+    at: float,
+    window: float | None,
+    label: str,
+    qps: float,
+    op: str,
+    capacity: float,
+    util: float,
+) -> str:
+    """A planned order's reason: ``prev`` -> ``to`` at ``at`` as ``label``'s demand ``qps``
+    compares to ``capacity`` (a scale-in: to the highest need of the last ``window``)."""
+    head = f"{key} {prev}→{to} {noun} at {clock(at, 'UTC')}"
+    held = (
+        ""
+        if window is None
+        else f"the highest need of the last {duration_text(window)} is {to} {noun}: "
+    )
+    return f"{head}: {held}{compare_qps(label, qps, op, capacity, util)}"
 
 
 def _schedule(

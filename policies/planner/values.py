@@ -7,7 +7,9 @@ CapacityPolicy status), the CLI draws a :class:`Plan`, the control loop acts on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from headroom.policies.capacity import IntArray
 from headroom.policies.policy import Target
@@ -26,16 +28,23 @@ class PlannerState:
 
 @dataclass(frozen=True)
 class PlannedAction:
-    """One order: at ``at`` change ``from_units`` -> ``to_units``, ready by ``ready_by``."""
+    """One order: at ``at`` change ``from_units`` -> ``to_units``, ready by ``ready_by``,
+    for ``reason``: ``why`` is its text or a function that writes it when it is first read
+    (a plan has dozens of orders and its readers read a few). Orders compare by what they
+    order, not by their text."""
 
     at: float
     ready_by: float
     target: str
     from_units: int
     to_units: int
-    reason: str
+    why: str | Callable[[], str] = field(compare=False)
     event: str | None = None
     capped: bool = False
+
+    @cached_property
+    def reason(self) -> str:
+        return self.why if isinstance(self.why, str) else self.why()
 
     @property
     def is_scale_out(self) -> bool:
@@ -87,7 +96,7 @@ def order(
         target=key,
         from_units=u,
         to_units=to,
-        reason=reason,
+        why=reason,
         event=event,
         capped=capped,
     )
