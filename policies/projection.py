@@ -259,13 +259,19 @@ def _schedule(
     window (the HPA's), by the step and never where ``blocked``."""
     count = int(tt.size)
     ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
-    # Scale-in to the highest order of the last stabilisation window (the HPA's).
+    # Scale-in to the highest order of the last stabilisation window (the HPA's): above
+    # the order itself only within a window after a drop (elsewhere the window rises).
     window = spec.scale_in.stabilization
     out = ahead.copy()
-    back = np.searchsorted(tt, tt - window, side="left")  # the window's first position
-    lag = np.arange(count) - back  # how many positions back the window reaches
-    for shift in range(1, int(lag.max(initial=0)) + 1):
-        np.maximum(out[shift:], ahead[:-shift], out=out[shift:], where=lag[shift:] >= shift)
+    fell = np.flatnonzero(ahead[1:] < ahead[:-1]) + 1
+    if fell.size:
+        gap = float(np.diff(tt).min())
+        most = int(window // gap) + 1 if gap > 0 else count  # positions a window reaches back
+        after = (fell[:, None] + np.arange(most + 1)).ravel()
+        after = after[after < count]
+        back = np.searchsorted(tt, tt[after] - window, side="left")  # the window's first
+        lag = np.minimum(np.arange(most + 1), (after - back)[:, None])
+        out[after] = ahead[after[:, None] - lag].max(axis=1)
     out[0] = decided
     # The policy's scale-in options: holds in and after events, and the step (on plain
     # lists: most positions change nothing, and a list is read fastest one by one).
