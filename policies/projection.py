@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -316,12 +316,11 @@ def _orders(
     held, held_cause = react.copy(), np.arange(count)
     if not count:
         return ahead, cause
-    froms, which = distinct(react)
     # A need at or below every reactive need orders nothing ahead of it.
-    low = int(froms[0]) + 1
+    low = int(react.min()) + 1
     values = np.flatnonzero(np.bincount(need)[low:]) + low
     if values.size:
-        _due(tt, need, react, froms, which, values, delay, lead, (held, held_cause, ahead, cause))
+        _due(tt, need, react, values, delay, lead, (held, held_cause, ahead, cause))
     # A need over before a change could be ready is not ordered, but what was ordered
     # for it before (or is now: the decision) is held through it, as the rule holds
     # units a coming need wants.
@@ -338,8 +337,6 @@ def _due(
     tt: FloatArray,
     need: IntArray,
     react: IntArray,
-    froms: IntArray,
-    which: IntArray,
     values: IntArray,
     delay: Callable[[int, int], float],
     lead: float,
@@ -349,25 +346,22 @@ def _due(
     ahead, its position): for what may be held, the first position from ``j`` on needing
     at least a value ``v`` of ``values``; for what may be ordered, the first from where a
     change ordered at ``j`` could be ready. Due: that position's time within ``v``'s delay
-    from ``react[j]`` (``froms[which[j]]``) plus the lead time."""
+    from ``react[j]`` plus the lead time."""
     count = int(tt.size)
-    starts = froms.tolist()
-    # The delay (plus the lead time) from each reactive level to each need above it; NaN
-    # where the need is not above (never due).
-    delays = [[delay(b, v) + lead if v > b else math.nan for b in starts] for v in values.tolist()]
-    longest = max(x for row in delays for x in row if x == x)
+    present = np.bincount(react) > 0
+    froms = np.flatnonzero(present)
+    table, longest, soonest = _delays(delay, lead, tuple(froms.tolist()), tuple(values.tolist()))
     # Only a position with a greater need within the longest delay's positions can have
     # one due (most have none: needs above the reactive ones are rare, mostly an event's).
     gap = float(np.diff(tt).min()) if count > 1 else 0.0
     width = int(min(longest // gap + 2, count)) if gap > 0 and math.isfinite(longest) else count
-    seen = _window_bound(need, width)
-    js = np.flatnonzero(seen > react)
+    js = np.flatnonzero(_window_bound(need, width) > react)
     if not js.size:
         return
+    which = (np.cumsum(present) - 1)[react[js]]  # each one's reactive units, in froms
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
-    soonest = np.array([delay(b, b + 1) for b in starts])[which[js]]
     # The first position still holding demand when a change ordered at j is ready.
-    ready = np.maximum(np.searchsorted(tt, tt[js] + soonest - step, side="right"), js)
+    ready = np.maximum(np.searchsorted(tt, tt[js] + soonest[which] - step, side="right"), js)
     # after[r, i]: the first position from the i-th start on needing at least values[r]
     # (count: none): the r-th row of positions needing that much, in one flat index
     # (``line`` per row, the last of each row a stop), read by how many come before.
@@ -381,7 +375,7 @@ def _due(
     # A need's time, NaN for none (count): never within reach.
     tx = np.append(tt, np.nan)
     pairs = np.concatenate([js, js])
-    due = tx[after] - tt[pairs] <= np.array(delays)[:, which[pairs]]
+    due = tx[after] - tt[pairs] <= table[:, np.concatenate([which, which])]
     top = np.where(due, np.arange(values.size)[:, None], -1).max(axis=0)  # the largest due
     n = js.size
     for part, (value, why) in ((slice(0, n), out[:2]), (slice(n, 2 * n), out[2:])):
@@ -389,6 +383,21 @@ def _due(
         best = top[part][some]
         value[js[some]] = values[best]
         why[js[some]] = after[:, part][best, some]
+
+
+@lru_cache(maxsize=1024)
+def _delays(
+    delay: Callable[[int, int], float], lead: float, froms: tuple[int, ...], values: tuple[int, ...]
+) -> tuple[FloatArray, float, FloatArray]:
+    """The delay plus ``lead`` from each of ``froms`` (columns) to each of ``values`` above
+    it (rows; NaN where not above: never due), the longest of them, and each from's
+    soonest change (one unit). A target asks for the same few on every pass, and targets
+    configured alike share their delay (:func:`~headroom.policies.combined._chain`)."""
+    rows = [[delay(b, v) + lead if v > b else math.nan for b in froms] for v in values]
+    table = np.array(rows)
+    soonest = np.array([delay(b, b + 1) for b in froms])
+    table.flags.writeable = soonest.flags.writeable = False  # shared by the callers
+    return table, max(x for row in rows for x in row if x == x), soonest
 
 
 def _window_bound(x: IntArray, width: int) -> IntArray:
