@@ -50,6 +50,17 @@ def ratio(prep: Prepared, at: float, start: float | None = None) -> float:
     return baseline_ratio(prep.t, prep.baseline, at, start)
 
 
+def _from(t: FloatArray, lo: float) -> slice:
+    """The positions of the sorted times ``t`` at or after ``lo`` (``t >= lo``), as a slice."""
+    return slice(int(np.searchsorted(t, lo, side="left")), t.size)
+
+
+def _between(t: FloatArray, lo: float, hi: float) -> slice:
+    """The positions of the sorted times ``t`` in ``[lo, hi)`` (``(t >= lo) & (t < hi)``)."""
+    first = int(np.searchsorted(t, lo, side="left"))
+    return slice(first, max(first, int(np.searchsorted(t, hi, side="left"))))
+
+
 class EventLook:
     """The events a target's rule reads, their windows and learned sizes, and what was
     measured of each (kept across ticks and calendars re-read unchanged)."""
@@ -150,12 +161,12 @@ class EventLook:
                     arrived = True
             win_lo = ev.start - effective_ramp(ev, spec.forecast.default_ramp)
             if not arrived and math.isfinite(level):
-                later = tw >= win_lo
-                if later.any():
+                later = _from(tw, win_lo)
+                if later.start < tw.size:
                     moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
                     med[later] = np.minimum(med[later], moved)
             if not arrived and now < hi and math.isfinite(pre):
-                span = (tw >= lo) & (tw < ev.end)
+                span = _between(tw, lo, ev.end)
                 med[span] = np.maximum(med[span], pre)
                 which[span] = index
             margin_end = min(ev.start + EARLY, ev.end)
@@ -165,16 +176,14 @@ class EventLook:
                 # late) may still be climbing to: moved by the shape's ratio from now on, the
                 # step would count twice. From here the shape is read from its level once the
                 # step is in (its highest in the start's window), not from its level now.
-                t = prep.t
-                window = (t >= lo) & (t < margin_end)
-                if window.any() and math.isfinite(shaped):
+                window = _between(prep.t, lo, margin_end)
+                if window.start < window.stop and math.isfinite(shaped):
                     stepped = float(prep.median[window].max())
                     if stepped > shaped:
-                        later = tw >= lo
-                        med[later] *= shaped / stepped
+                        med[_from(tw, lo)] *= shaped / stepped
             # The margin is for the step at the start; a short event's (a 2-minute sale's)
             # margin ends with it: its demand, read late by a lagging rate, is not a new step.
-            start = (tw >= lo) & (tw < margin_end)
+            start = _between(tw, lo, margin_end)
             util[start] = np.minimum(util[start], spec.event_utilization)
             which[start] = index
 

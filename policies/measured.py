@@ -60,7 +60,7 @@ def baseline_ratios(
     positive number."""
     if baseline is None or not baseline.size:
         return np.ones(at.size, dtype=np.float64)
-    idx = np.clip(np.searchsorted(t, at, side="right") - 1, 0, baseline.size - 1)
+    idx = np.minimum(np.maximum(np.searchsorted(t, at, side="right") - 1, 0), baseline.size - 1)
     x = baseline[idx]
     y = _reference(t, baseline, start)
     if not (y > 0 and math.isfinite(y)):
