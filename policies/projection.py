@@ -265,7 +265,7 @@ def _schedule(
     out = ahead.copy()
     fell = np.flatnonzero(ahead[1:] < ahead[:-1]) + 1
     if fell.size:
-        gap = float(np.diff(tt).min())
+        gap = float((tt[1:] - tt[:-1]).min())
         most = int(window // gap) + 1 if gap > 0 else count  # positions a window reaches back
         after = (fell[:, None] + np.arange(most + 1)).ravel()
         after = after[after < count]
@@ -312,24 +312,21 @@ def _orders(
     the rule: what is over by then orders nothing), if it is due."""
     count = int(tt.size)
     ahead, cause = react.copy(), np.arange(count)
-    # Per position, what may be held (any need the delay reaches, as units already ordered).
-    held, held_cause = react.copy(), np.arange(count)
     if not count:
         return ahead, cause
-    # A need at or below every reactive need orders nothing ahead of it.
-    low = int(react.min()) + 1
-    values = np.flatnonzero(np.bincount(need)[low:]) + low
-    if values.size:
-        _due(tt, need, react, values, delay, lead, (held, held_cause, ahead, cause))
+    # What may be held (any need the delay reaches, as units already ordered) where it is
+    # above the reactive need.
+    js, held, held_cause = _due(tt, need, react, delay, lead, ahead, cause)
     # A need over before a change could be ready is not ordered, but what was ordered
     # for it before (or is now: the decision) is held through it, as the rule holds
     # units a coming need wants.
     ahead[0] = decided
-    for j in np.flatnonzero(held > ahead).tolist():
+    up = np.flatnonzero(held > ahead[js])
+    for j, most, why in zip(*(x[up].tolist() for x in (js, held, held_cause)), strict=True):
         if j and ahead[j - 1] > ahead[j]:
-            keep = min(int(held[j]), int(ahead[j - 1]))
+            keep = min(most, int(ahead[j - 1]))
             if keep > ahead[j]:
-                ahead[j], cause[j] = keep, held_cause[j]
+                ahead[j], cause[j] = keep, why
     return ahead, cause
 
 
@@ -337,27 +334,33 @@ def _due(
     tt: FloatArray,
     need: IntArray,
     react: IntArray,
-    values: IntArray,
     delay: Callable[[int, int], float],
     lead: float,
-    out: tuple[IntArray, IntArray, IntArray, IntArray],
-) -> None:
-    """The largest need due per position, in place into ``out`` (held, its position,
-    ahead, its position): for what may be held, the first position from ``j`` on needing
-    at least a value ``v`` of ``values``; for what may be ordered, the first from where a
-    change ordered at ``j`` could be ready. Due: that position's time within ``v``'s delay
-    from ``react[j]`` plus the lead time."""
+    ahead: IntArray,
+    cause: IntArray,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The largest need due per position ``j`` (a need ``v`` whose first position from
+    ``j`` on is within ``v``'s delay from ``react[j]`` plus the lead time): what may be
+    ordered (from where a change ordered at ``j`` could be ready) into ``ahead`` and the
+    position it is for into ``cause``, in place; what may be held (from ``j`` itself)
+    where it is above ``react``: those positions, the units and the positions they are
+    for."""
     count = int(tt.size)
+    # A need at or below every reactive need orders nothing ahead of it.
+    low = int(react.min()) + 1
+    values = np.flatnonzero(np.bincount(need)[low:]) + low
+    if not values.size:
+        return values, values, values
     present = np.bincount(react) > 0
     froms = np.flatnonzero(present)
     table, longest, soonest = _delays(delay, lead, tuple(froms.tolist()), tuple(values.tolist()))
     # Only a position with a greater need within the longest delay's positions can have
     # one due (most have none: needs above the reactive ones are rare, mostly an event's).
-    gap = float(np.diff(tt).min()) if count > 1 else 0.0
+    gap = float((tt[1:] - tt[:-1]).min()) if count > 1 else 0.0
     width = int(min(longest // gap + 2, count)) if gap > 0 and math.isfinite(longest) else count
     js = np.flatnonzero(_window_bound(need, width) > react)
     if not js.size:
-        return
+        return js, js, js
     which = (np.cumsum(present) - 1)[react[js]]  # each one's reactive units, in froms
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     # The first position still holding demand when a change ordered at j is ready.
@@ -378,11 +381,10 @@ def _due(
     due = tx[after] - tt[pairs] <= table[:, np.concatenate([which, which])]
     top = np.where(due, np.arange(values.size)[:, None], -1).max(axis=0)  # the largest due
     n = js.size
-    for part, (value, why) in ((slice(0, n), out[:2]), (slice(n, 2 * n), out[2:])):
-        some = top[part] >= 0
-        best = top[part][some]
-        value[js[some]] = values[best]
-        why[js[some]] = after[:, part][best, some]
+    some = np.flatnonzero(top[n:] >= 0)
+    ahead[js[some]], cause[js[some]] = values[top[n + some]], after[top[n + some], n + some]
+    some = np.flatnonzero(top[:n] >= 0)
+    return js[some], values[top[some]], after[top[some], some]
 
 
 @lru_cache(maxsize=1024)
