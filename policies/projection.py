@@ -150,14 +150,15 @@ def project(
     median = positions.median[:count]
     utils = positions.util[:count]
     r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
-    capped = bool(np.any(np.maximum(r, positions.wanted[:count]) > hi_u))
+    capped = bool(max(r.max(initial=0), positions.wanted[:count].max(initial=0)) > hi_u)
     react = np.minimum(np.maximum(r, lo_u), hi_u).astype(np.int64)  # np.clip, without its checks
     required[first : first + count] = np.maximum(need, react)
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
     # time) reaches it; the reactive need when it is measured; then scaled in as the HPA
-    # and the options do. From the times and needs alone: kept for the next pass (memo).
+    # and the options do. From the times and needs alone: kept for the next pass (memo;
+    # the needs first: what a new sample moves).
     tt = t[first : first + count]
-    inputs, arrays = (decided, delay, spec, target, blocked), (tt, need, react)
+    inputs, arrays = (decided, delay, spec, target, blocked), (need, react, tt)
     got = memo.schedule.get(arrays, inputs) if memo is not None else None
     if got is None:
         got = _schedule(spec, tt, need, react, delay, decided, blocked)
