@@ -200,13 +200,17 @@ class TargetRule:
             need = looked.need[first:]
             need = np.where((need > u) & (ends[first:] <= ready_at), u, need)
             base = min(u, int(need[0]))
-            rest = need[1:]
-            values, inverse = distinct(rest)
-            waits = np.array([delay(base, max(v, base + 1)) for v in values.tolist()])
-            limit = waits[inverse] + np.where(rest > u, pending, 0.0) + extra
-            candidates = need.copy()
-            candidates[1:][looked.t[first + 1 :] - now > limit] = -1  # not due (needs >= 0)
-            k = int(np.argmax(candidates))  # the largest need due, the first of equals
+            # Only a greater need than the first's can bind instead (of equals, the first).
+            up = np.flatnonzero(need[1:] > need[0]) + 1
+            k = 0
+            if up.size:
+                rest = need[up]
+                values, inverse = distinct(rest)
+                waits = np.array([delay(base, max(v, base + 1)) for v in values.tolist()])
+                limit = waits[inverse] + np.where(rest > u, pending, 0.0) + extra
+                due = up[looked.t[first + up] - now <= limit]
+                if due.size:  # the largest need due, the first of equals
+                    k = int(due[np.argmax(need[due])])
             best = (int(need[k]), *looked.at(first + k)[1:])
         # Whatever is needed within the delay of the change about to be ordered is ordered
         # with it, in one step, rather than as a chain of orders that each see a little
