@@ -366,26 +366,28 @@ def _due(
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     # The first position still holding demand when a change ordered at j is ready.
     ready = np.maximum(np.searchsorted(tt, tt[js] + soonest[which] - step, side="right"), js)
-    # after[r, i]: the first position from the i-th start on needing at least values[r]
-    # (count: none): the r-th row of positions needing that much, in one flat index
-    # (``line`` per row, the last of each row a stop), read by how many come before.
-    line = count + 1
-    enough = np.append(need, -1)[None, :] >= values[:, None]
-    enough[:, count] = True
+    # Read only from the first of them to the end of the last one's window.
+    lo, hi = int(js[0]), min(count, int(js[-1]) + width)
+    # after[r, i]: the first position from the i-th start on needing at least values[r],
+    # from lo (hi - lo: none): the r-th row of positions needing that much, in one flat
+    # index (``line`` per row, the last of each row a stop), read by how many come before.
+    line = hi - lo + 1
+    enough = np.append(need[lo:hi], -1)[None, :] >= values[:, None]
+    enough[:, -1] = True
     flat = enough.ravel()
     rows = (np.arange(values.size) * line)[:, None]
-    at = rows + np.concatenate([js, ready])
+    at = rows + np.minimum(np.concatenate([js, ready]) - lo, line - 1)
     after = np.flatnonzero(flat)[np.cumsum(flat)[at] - flat[at]] - rows
-    # A need's time, NaN for none (count): never within reach.
-    tx = np.append(tt, np.nan)
+    # A need's time, NaN for none: never within reach.
+    tx = np.append(tt[lo:hi], np.nan)
     pairs = np.concatenate([js, js])
     due = tx[after] - tt[pairs] <= table[:, np.concatenate([which, which])]
     top = np.where(due, np.arange(values.size)[:, None], -1).max(axis=0)  # the largest due
     n = js.size
     some = np.flatnonzero(top[n:] >= 0)
-    ahead[js[some]], cause[js[some]] = values[top[n + some]], after[top[n + some], n + some]
+    ahead[js[some]], cause[js[some]] = values[top[n + some]], lo + after[top[n + some], n + some]
     some = np.flatnonzero(top[:n] >= 0)
-    return js[some], values[top[some]], after[top[some], some]
+    return js[some], values[top[some]], lo + after[top[some], some]
 
 
 @lru_cache(maxsize=1024)
