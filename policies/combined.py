@@ -192,7 +192,7 @@ class TargetRule:
         # ordered; capacity for it would come after it.
         ready_at = now + pending + delay(u, u + 1) if u < target.max_units else math.inf
         ends = looked.t + self.step
-        first = int(np.searchsorted(ends, now, side="right"))  # the first holding demand
+        first = int(ends.searchsorted(now, side="right"))  # the first holding demand
         if first == ends.size:  # past the forecast's end: its last position
             best = looked.at(ends.size - 1)
         else:
@@ -201,7 +201,7 @@ class TargetRule:
             need = np.where((need > u) & (ends[first:] <= ready_at), u, need)
             base = min(u, int(need[0]))
             # Only a greater need than the first's can bind instead (of equals, the first).
-            up = np.flatnonzero(need[1:] > need[0]) + 1
+            up = (need[1:] > need[0]).nonzero()[0] + 1
             k = 0
             if up.size:
                 rest = need[up]
@@ -243,12 +243,12 @@ class TargetRule:
         ``keep`` False (the plan ahead): nothing sized here is kept for the decisions."""
         spec, target = self.spec, self.target
         t = prep.t
-        k0 = max(0, int(np.searchsorted(t, now, side="right")) - 1)
-        k1 = max(k0 + 1, int(np.searchsorted(t, now + reach, side="left")))
+        k0 = max(0, int(t.searchsorted(now, side="right")) - 1)
+        k1 = max(k0 + 1, int(t.searchsorted(now + reach, side="left")))
         scale = 1.0
         shaped = math.nan  # the shape's level where the anchor was measured
         if anchor is not None:
-            ia = max(0, int(np.searchsorted(t, anchor.at, side="right")) - 1)
+            ia = max(0, int(t.searchsorted(anchor.at, side="right")) - 1)
             m = float(prep.median[min(ia, t.size - 1)])
             if m > 0 and math.isfinite(m):
                 scale, shaped = anchor.value / m, m

@@ -52,13 +52,13 @@ def ratio(prep: Prepared, at: float, start: float | None = None) -> float:
 
 def _from(t: FloatArray, lo: float) -> slice:
     """The positions of the sorted times ``t`` at or after ``lo`` (``t >= lo``), as a slice."""
-    return slice(int(np.searchsorted(t, lo, side="left")), t.size)
+    return slice(int(t.searchsorted(lo, side="left")), t.size)
 
 
 def _between(t: FloatArray, lo: float, hi: float) -> slice:
     """The positions of the sorted times ``t`` in ``[lo, hi)`` (``(t >= lo) & (t < hi)``)."""
-    first = int(np.searchsorted(t, lo, side="left"))
-    return slice(first, max(first, int(np.searchsorted(t, hi, side="left"))))
+    first = int(t.searchsorted(lo, side="left"))
+    return slice(first, max(first, int(t.searchsorted(hi, side="left"))))
 
 
 class EventLook:
@@ -133,7 +133,7 @@ class EventLook:
         if not self.events or sizes is None:
             return
         level = anchor.value if anchor is not None else math.nan
-        near = np.flatnonzero((self.lo <= horizon) & (self.hi > now)).tolist()
+        near = ((self.lo <= horizon) & (self.hi > now)).nonzero()[0].tolist()
         spec = self.spec
         for index in near:
             ev = self.events[index]

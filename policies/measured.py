@@ -49,7 +49,7 @@ def baseline_ratio(
 def _reference(t: FloatArray, baseline: FloatArray, at: float | None) -> float:
     """The baseline at the position holding ``at`` (its first position for None)."""
     last = baseline.size - 1
-    j = 0 if at is None else min(max(0, int(np.searchsorted(t, at, side="right")) - 1), last)
+    j = 0 if at is None else min(max(0, int(t.searchsorted(at, side="right")) - 1), last)
     return float(baseline[j])
 
 
@@ -60,7 +60,7 @@ def baseline_ratios(
     positive number."""
     if baseline is None or not baseline.size:
         return np.ones(at.size, dtype=np.float64)
-    idx = np.minimum(np.maximum(np.searchsorted(t, at, side="right") - 1, 0), baseline.size - 1)
+    idx = np.minimum(np.maximum(t.searchsorted(at, side="right") - 1, 0), baseline.size - 1)
     x = baseline[idx]
     y = _reference(t, baseline, start)
     if not (y > 0 and math.isfinite(y)):

@@ -73,10 +73,10 @@ def best_within(
     ready orders nothing); the first of them holding demand then, always."""
     t = positions.t
     end = now + reach
-    first = int(np.searchsorted(t + step, max(now, ready), side="right"))
+    first = int((t + step).searchsorted(max(now, ready), side="right"))
     if first == t.size:  # past the forecast's end: its last position
         return positions.at(t.size - 1)
-    stop = max(int(np.searchsorted(t, end, side="left")), first + 1)
+    stop = max(int(t.searchsorted(end, side="left")), first + 1)
     return positions.at(first + int(np.argmax(positions.need[first:stop])))
 
 
@@ -144,7 +144,7 @@ def project(
     ordered = np.full(n, units, dtype=np.int64)
     if n == 0 or not len(positions):
         return Plan(key, t, required, ordered, (), False, ("no forecast",) if n == 0 else ())
-    first = max(0, int(np.searchsorted(t, positions.t[0], side="left")))
+    first = max(0, int(t.searchsorted(positions.t[0], side="left")))
     count = min(len(positions), n - first)
     need = positions.need[:count]
     median = positions.median[:count]
@@ -201,7 +201,7 @@ def project(
 
     # The orders: where what is ordered changes (the first position: from ``units``).
     now_first = bool(count) and int(out[0]) != units
-    changed = np.flatnonzero(out[1:] != out[:-1]) + 1
+    changed = (out[1:] != out[:-1]).nonzero()[0] + 1
     at = np.concatenate([[0], changed]) if now_first else changed
     # An order's text reads the demand, utilisation and event of the position it is for.
     cause_at = cause[at]
@@ -264,13 +264,13 @@ def _schedule(
     # the order itself only within a window after a drop (elsewhere the window rises).
     window = spec.scale_in.stabilization
     out = ahead.copy()
-    fell = np.flatnonzero(ahead[1:] < ahead[:-1]) + 1
+    fell = (ahead[1:] < ahead[:-1]).nonzero()[0] + 1
     if fell.size:
         gap = float((tt[1:] - tt[:-1]).min())
         most = int(window // gap) + 1 if gap > 0 else count  # positions a window reaches back
         after = (fell[:, None] + np.arange(most + 1)).ravel()
         after = after[after < count]
-        back = np.searchsorted(tt, tt[after] - window, side="left")  # the window's first
+        back = tt.searchsorted(tt[after] - window, side="left")  # the window's first
         lag = np.minimum(np.arange(most + 1), (after - back)[:, None])
         out[after] = ahead[after[:, None] - lag].max(axis=1)
     out[0] = decided
@@ -279,7 +279,7 @@ def _schedule(
     seq: list[int] = out.tolist()
     # Only a drop can change: the positions where ``out`` falls, and the one after each
     # position a hold or a step raised (it may now be a drop from the raised value).
-    drops = (np.flatnonzero(out[1:] < out[:-1]) + 1).tolist()
+    drops = ((out[1:] < out[:-1]).nonzero()[0] + 1).tolist()
     k, j = 0, drops[0] if drops else count
     while j < count:
         raised = False
@@ -322,7 +322,7 @@ def _orders(
     # for it before (or is now: the decision) is held through it, as the rule holds
     # units a coming need wants.
     ahead[0] = decided
-    up = np.flatnonzero(held > ahead[js])
+    up = (held > ahead[js]).nonzero()[0]
     for j, most, why in zip(*(x[up].tolist() for x in (js, held, held_cause)), strict=True):
         if j and ahead[j - 1] > ahead[j]:
             keep = min(most, int(ahead[j - 1]))
@@ -349,23 +349,23 @@ def _due(
     count = int(tt.size)
     # A need at or below every reactive need orders nothing ahead of it.
     low = int(react.min()) + 1
-    values = np.flatnonzero(np.bincount(need)[low:]) + low
+    values = np.bincount(need)[low:].nonzero()[0] + low
     if not values.size:
         return values, values, values
     present = np.bincount(react) > 0
-    froms = np.flatnonzero(present)
+    froms = present.nonzero()[0]
     table, longest, soonest = _delays(delay, lead, tuple(froms.tolist()), tuple(values.tolist()))
     # Only a position with a greater need within the longest delay's positions can have
     # one due (most have none: needs above the reactive ones are rare, mostly an event's).
     gap = float((tt[1:] - tt[:-1]).min()) if count > 1 else 0.0
     width = int(min(longest // gap + 2, count)) if gap > 0 and math.isfinite(longest) else count
-    js = np.flatnonzero(_window_bound(need, width) > react)
+    js = (_window_bound(need, width) > react).nonzero()[0]
     if not js.size:
         return js, js, js
     which = (np.cumsum(present) - 1)[react[js]]  # each one's reactive units, in froms
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     # The first position still holding demand when a change ordered at j is ready.
-    ready = np.maximum(np.searchsorted(tt, tt[js] + soonest[which] - step, side="right"), js)
+    ready = np.maximum(tt.searchsorted(tt[js] + soonest[which] - step, side="right"), js)
     # Read only from the first of them to the end of the last one's window.
     lo, hi = int(js[0]), min(count, int(js[-1]) + width)
     # after[r, i]: the first position from the i-th start on needing at least values[r],
@@ -377,16 +377,16 @@ def _due(
     flat = enough.ravel()
     rows = (np.arange(values.size) * line)[:, None]
     at = rows + np.minimum(np.concatenate([js, ready]) - lo, line - 1)
-    after = np.flatnonzero(flat)[np.cumsum(flat)[at] - flat[at]] - rows
+    after = flat.nonzero()[0][np.cumsum(flat)[at] - flat[at]] - rows
     # A need's time, NaN for none: never within reach.
     tx = np.append(tt[lo:hi], np.nan)
     pairs = np.concatenate([js, js])
     due = tx[after] - tt[pairs] <= table[:, np.concatenate([which, which])]
     top = np.where(due, np.arange(values.size)[:, None], -1).max(axis=0)  # the largest due
     n = js.size
-    some = np.flatnonzero(top[n:] >= 0)
+    some = (top[n:] >= 0).nonzero()[0]
     ahead[js[some]], cause[js[some]] = values[top[n + some]], lo + after[top[n + some], n + some]
-    some = np.flatnonzero(top[:n] >= 0)
+    some = (top[:n] >= 0).nonzero()[0]
     return js[some], values[top[some]], lo + after[top[some], some]
 
 
@@ -422,4 +422,4 @@ def distinct(x: IntArray) -> tuple[IntArray, IntArray]:
         return x.copy(), x.copy()
     present = np.bincount(x) > 0
     lookup = np.cumsum(present) - 1
-    return np.flatnonzero(present), lookup[x]
+    return present.nonzero()[0], lookup[x]
