@@ -362,7 +362,7 @@ def _due(
     js = (_window_bound(need, width) > react).nonzero()[0]
     if not js.size:
         return js, js, js
-    which = (np.cumsum(present) - 1)[react[js]]  # each one's reactive units, in froms
+    which = (present.cumsum() - 1)[react[js]]  # each one's reactive units, in froms
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     # The first position still holding demand when a change ordered at j is ready.
     ready = np.maximum(tt.searchsorted(tt[js] + soonest[which] - step, side="right"), js)
@@ -377,7 +377,7 @@ def _due(
     flat = enough.ravel()
     rows = (np.arange(values.size) * line)[:, None]
     at = rows + np.minimum(np.concatenate([js, ready]) - lo, line - 1)
-    after = flat.nonzero()[0][np.cumsum(flat)[at] - flat[at]] - rows
+    after = flat.nonzero()[0][flat.cumsum()[at] - flat[at]] - rows
     # A need's time, NaN for none: never within reach.
     tx = np.append(tt[lo:hi], np.nan)
     pairs = np.concatenate([js, js])
@@ -421,5 +421,5 @@ def distinct(x: IntArray) -> tuple[IntArray, IntArray]:
     if not x.size:
         return x.copy(), x.copy()
     present = np.bincount(x) > 0
-    lookup = np.cumsum(present) - 1
+    lookup = present.cumsum() - 1
     return present.nonzero()[0], lookup[x]
