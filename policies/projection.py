@@ -182,12 +182,12 @@ def project(
                 label = "forecast p50" + (f" for '{event.name}'" if event is not None else "")
             else:
                 label, util = "reactive: forecast p50", reactive_util
-            held, op, capacity, ready = None, ">", prev * per_unit * util, now_j + delay(prev, to)
+            within, op, capacity, ready = None, ">", prev * per_unit * util, now_j + delay(prev, to)
         else:
-            label, held, op = "forecast p50", window, "≤"
+            label, within, op = "forecast p50", window, "≤"
             capacity, ready = to * per_unit * util, now_j
         # Written when read (:class:`PlannedAction`): a plan has dozens of orders.
-        why = partial(_reason, key, noun, prev, to, now_j, held, label, qps, op, capacity, util)
+        why = partial(_reason, key, noun, prev, to, now_j, within, label, qps, op, capacity, util)
         return PlannedAction(
             now_j,
             ready,
@@ -238,12 +238,9 @@ def _reason(
     """A planned order's reason: ``prev`` -> ``to`` at ``at`` as ``label``'s demand ``qps``
     compares to ``capacity`` (a scale-in: to the highest need of the last ``window``)."""
     head = f"{key} {prev}→{to} {noun} at {clock(at, 'UTC')}"
-    held = (
-        ""
-        if window is None
-        else f"the highest need of the last {duration_text(window)} is {to} {noun}: "
-    )
-    return f"{head}: {held}{compare_qps(label, qps, op, capacity, util)}"
+    if window is not None:
+        head += f": the highest need of the last {duration_text(window)} is {to} {noun}"
+    return f"{head}: {compare_qps(label, qps, op, capacity, util)}"
 
 
 def _schedule(
