@@ -16,7 +16,9 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
   learned size at ``forecast.eventQuantile``
   (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
   ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at
-  ``forecast.eventTargetUtilization``;
+  ``forecast.eventTargetUtilization``; from there to the event's end, once its demand has
+  arrived, the predictive half at the reactive half's utilisation (inside an event the
+  shape's rise is the event's, not one the HPA's margin already covers);
 - a slow (reshard) target orders, in one step, everything within the delay of the change
   and holds units ordered for a coming need while dropping them could not be undone;
 - then the HPA's stabilisation (scale-in to the highest need of the last

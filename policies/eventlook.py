@@ -128,7 +128,9 @@ class EventLook:
         Once it has arrived, the anchored forecast (the measured level times the learned
         shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
         (or its end, if sooner) the forecast is sized at the event utilisation: the margin
-        is bought where an event begins and nowhere else."""
+        is bought where an event begins and nowhere else. From there to the event's end,
+        once its demand has arrived, the forecast is sized at the reactive half's
+        utilisation: the HPA's margin on the demand the shape says is coming."""
         sizes = self.sizes
         if not self.events or sizes is None:
             return
@@ -186,6 +188,14 @@ class EventLook:
             start = _between(tw, lo, margin_end)
             util[start] = np.minimum(util[start], spec.event_utilization)
             which[start] = index
+            if arrived:
+                # In the event's body its demand moves along the learned shape faster than
+                # a measure can follow: the measured level moved by the shape over the lead
+                # time is sized as the reactive half sizes what it measures (outside events
+                # the forecast adds only a rise above that margin; here, the rise is the
+                # event's).
+                body = _between(tw, margin_end, ev.end)
+                util[body] = np.minimum(util[body], spec.reactive_utilization)
 
     def _base_at_start(
         self, ev: DemandEvent, now: float, since: Since, keep: bool = True
