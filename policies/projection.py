@@ -349,8 +349,7 @@ def _due(
     values = np.bincount(need)[low:].nonzero()[0] + low
     if not values.size:
         return values, values, values
-    present = np.bincount(react) > 0
-    froms = present.nonzero()[0]
+    froms, inverse = distinct(react)  # the reactive units present, and each one's index
     table, longest, soonest = _delays(delay, lead, tuple(froms.tolist()), tuple(values.tolist()))
     # Only a position with a greater need within the longest delay's positions can have
     # one due (most have none: needs above the reactive ones are rare, mostly an event's).
@@ -359,7 +358,7 @@ def _due(
     js = (_window_bound(need, width) > react).nonzero()[0]
     if not js.size:
         return js, js, js
-    which = (present.cumsum() - 1)[react[js]]  # each one's reactive units, in froms
+    which = inverse[js]  # each one's reactive units, in froms
     step = float(tt[1] - tt[0]) if count > 1 else 0.0
     # The first position still holding demand when a change ordered at j is ready.
     ready = np.maximum(tt.searchsorted(tt[js] + soonest[which] - step, side="right"), js)
