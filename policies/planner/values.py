@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from headroom.policies.capacity import IntArray
-from headroom.policies.policy import Target
 from headroom.policies.series import FloatArray
 
 
@@ -76,30 +75,6 @@ class Decision:
     action: PlannedAction | None
     capped: bool
     reason: str
-
-
-def order(
-    key: str,
-    target: Target,
-    at: float,
-    u: int,
-    to: int,
-    reason: str,
-    *,
-    event: str | None = None,
-    capped: bool = False,
-) -> PlannedAction:
-    """An order placed at ``at``: ready once the target's provisioning delay has passed."""
-    return PlannedAction(
-        at=at,
-        ready_by=at + target.provisioning.delay(u, to),
-        target=key,
-        from_units=u,
-        to_units=to,
-        why=reason,
-        event=event,
-        capped=capped,
-    )
 
 
 def after_action(state: PlannerState, action: PlannedAction) -> PlannerState:
