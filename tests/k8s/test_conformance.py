@@ -14,6 +14,8 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client import ApiException
 
+from tests.harness import apiserver
+from tests.harness.apiserver import AuditRecord
 from tests.harness.harness import KubeHarness
 from tests.k8s.crds import CLUSTER_SCOPED_CRD, DEMAND_EVENT_CRD, REDIS_CLUSTER_CRD
 
@@ -928,6 +930,25 @@ def test_rbac_allows_only_what_the_roles_grant(kube: KubeHarness, apps: Any) -> 
     assert exc.value.status == 401
     denied = [a for a in kube.audit if a.code == 403]
     assert any(a.verb == "patch" and a.resource == "statefulsets" for a in denied)
+
+
+def test_an_answered_request_is_already_in_the_audit(
+    kube: KubeHarness, core: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests read ``kube.audit`` right after a client (kubectl) has its answer, so the record
+    # must be written before the reply goes out, not after it on a thread that may lag: a
+    # slow record (a loaded machine descheduling that thread) must not be missed.
+    def slow_record(*fields: Any) -> AuditRecord:
+        time.sleep(0.05)
+        return AuditRecord(*fields)
+
+    core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+    monkeypatch.setattr(apiserver, "AuditRecord", slow_record)
+    for i in range(5):
+        seen = len(kube.audit)
+        core.read_namespaced_config_map("a", "default")
+        got = [(a.verb, a.resource, a.name, a.code) for a in kube.audit[seen:]]
+        assert got == [("get", "configmaps", "a", 200)], f"request {i}: {got}"
 
 
 # ---- faults and outages --------------------------------------------------------------
