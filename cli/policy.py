@@ -48,9 +48,15 @@ def _target_json(target: Target, spec: PolicySpec) -> dict[str, Any]:
 def sizing_rule(spec: PolicySpec) -> str:
     """The rule the driver runs (``policies/combined.py``), in the policy's numbers."""
     hf = f" x headroom {spec.headroom_factor:g}" if spec.headroom_factor != 1 else ""
+    burst = ""
+    if spec.forecast.enabled and spec.reactive.burst_window > 0:
+        burst = (
+            f"; away from events, if past demand bursts, a need that lasted "
+            f"{_minutes(spec.reactive.burst_window)}"
+        )
     hpa = (
         f"reactive (HPA v2: observed at {spec.reactive_utilization:.0%}, "
-        f"tolerance {spec.reactive.tolerance:.0%})"
+        f"tolerance {spec.reactive.tolerance:.0%}{burst})"
     )
     if not spec.forecast.enabled:
         predictive = ""

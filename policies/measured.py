@@ -67,3 +67,17 @@ def baseline_ratios(
         return np.ones(at.size, dtype=np.float64)
     ok = (x > 0) & np.isfinite(x)
     return np.where(ok, x / y, 1.0)
+
+
+def burst_share(v: FloatArray, tolerance: float) -> float:
+    """The share of the samples ``v`` (in time order, NaN = gap) more than ``tolerance``
+    above the median of their two neighbours on each side: how often demand jumps past
+    the HPA's tolerance for a moment and comes back. 0 with fewer than 5 samples."""
+    if v.size < 5:
+        return 0.0
+    mid = v[2:-2]
+    around = np.median(np.stack((v[:-4], v[1:-3], v[3:-1], v[4:])), axis=0)
+    ok = np.isfinite(mid) & np.isfinite(around) & (around > 0)
+    if not ok.any():
+        return 0.0
+    return float(np.mean(mid[ok] > (1.0 + tolerance) * around[ok]))

@@ -88,10 +88,13 @@ class HpaRule:
 
     # -- horizontal.go: normalizeDesiredReplicasWithBehaviors ---------------------------
 
-    def stabilize(self, now: float, current: int, desired: int) -> int:
+    def stabilize(
+        self, now: float, current: int, desired: int, up_window: float | None = None
+    ) -> int:
         """Scale-down to the highest recommendation of the window (records ``desired``)."""
         b = self.behavior
-        up_cutoff, down_cutoff = now - b.scale_up_window, now - b.scale_down_window
+        up_w = b.scale_up_window if up_window is None else up_window
+        up_cutoff, down_cutoff = now - up_w, now - b.scale_down_window
         up, down = desired, desired
         for at, rec in self._recommendations:
             if at > up_cutoff:

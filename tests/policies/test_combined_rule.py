@@ -96,21 +96,73 @@ def test_with_the_forecast_off_headroom_is_the_hpa_order_for_order() -> None:
     assert ours.orders  # it did scale
 
 
-def test_with_no_calendar_headroom_orders_as_the_hpa_does() -> None:
-    """A daily curve with noise and no events: the forecast is on, but outside events it
-    is sized at half the SLO's margin, so the reactive half (the HPA) decides: the same
-    orders within noise, the same cost, no more short minutes."""
-    rng = np.random.default_rng(4)
+def _daily(noise: float, seed: int = 4) -> Series:
+    rng = np.random.default_rng(seed)
     t = T0 + np.arange(3 * 1440, dtype=np.float64) * 60.0
     daily = 1.0 + 0.6 * np.sin(2 * np.pi * (t - T0) / DAY)
-    trace = Series(t, BASE * daily * rng.lognormal(0.0, 0.08, t.size))
-    spec = _spec()
-    ours, hpa = _run(trace, spec, Calendar(), False), _run(trace, spec, Calendar(), True)
-    assert len(hpa.orders) > 50  # the HPA does scale on this curve
+    return Series(t, BASE * daily * rng.lognormal(0.0, noise, t.size))
+
+
+def _same_orders(ours: StrategyResult, hpa: StrategyResult) -> None:
+    assert len(hpa.orders) > 40  # the HPA does scale on this curve
     same = set(hpa.orders)
     assert sum(o in same for o in ours.orders) >= 0.9 * len(hpa.orders)
     assert abs(ours.unit_hours - hpa.unit_hours) <= 0.01 * hpa.unit_hours
     assert ours.underprovisioned_minutes <= hpa.underprovisioned_minutes
+
+
+def test_with_no_calendar_headroom_orders_as_the_hpa_does() -> None:
+    """A daily curve with a little noise and no events: the forecast is on, but outside
+    events it is sized at 100 %, so the reactive half (the HPA) decides: the same orders
+    within noise, the same cost, no more short minutes."""
+    trace = _daily(0.02)
+    spec = _spec()
+    _same_orders(_run(trace, spec, Calendar(), False), _run(trace, spec, Calendar(), True))
+
+
+def test_with_the_burst_window_off_headroom_orders_as_the_hpa_does_on_bursty_demand() -> None:
+    trace = _daily(0.08)  # 8 % per minute: a bursty history
+    spec = _spec(reactive={"burstWindow": "0s"})
+    _same_orders(_run(trace, spec, Calendar(), False), _run(trace, spec, Calendar(), True))
+
+
+def test_on_bursty_demand_a_burst_is_not_chased_a_lasting_rise_is_and_an_event_waits_for_none():
+    """Away from events, on a history with one-minute bursts, the reactive half orders
+    only a need that lasted ``reactive.burstWindow`` (a burst is over before a 10-minute
+    order is ready); near an event it orders at once, as the HPA."""
+    days = 3
+    rng = np.random.default_rng(7)
+    t = T0 + np.arange(days * 1440, dtype=np.float64) * 60.0
+    v = BASE * rng.lognormal(0.0, 0.02, t.size)
+    minute = np.arange(t.size)
+    v = np.where(minute % 10 == 5, v * 1.6, v)  # a one-minute burst every 10 minutes
+    rise = (T0 + DAY + 3 * HOUR, T0 + DAY + 4 * HOUR)  # an unscheduled hour at x2
+    v = np.where((t >= rise[0]) & (t < rise[1]), v * 2.0, v)
+    show = _events(days)[-1]  # one event, on the last day, four times the level
+    v = np.where((t >= show.start) & (t < show.end), v * 4.0, v)
+    trace = Series(t, v)
+    spec = _spec()
+    window = spec.reactive.burst_window
+    assert window == 120.0
+    ours = _run(trace, spec, Calendar.of([show]), False)
+    hpa = _run(trace, spec, Calendar.of([show]), True)
+
+    def ups(result: StrategyResult, lo: float, hi: float) -> int:
+        return sum(1 for o in result.orders if lo <= o.t < hi and o.to_units > o.from_units)
+
+    quiet = (T0 + DAY, rise[0])  # day two before the rise: bursts only
+    assert ups(hpa, *quiet) >= 5  # the HPA chases the bursts
+    assert ups(ours, *quiet) == 0
+    assert ours.unit_hours < hpa.unit_hours
+    # The lasting rise is ordered once it has lasted the window (a sync or two later).
+    need = math.ceil(2.0 * BASE / (CAPACITY * spec.slo.target_utilization))
+    assert _ordered(hpa, rise[0] + 60.0) >= need
+    assert _ordered(ours, rise[0] + 60.0) < need
+    assert _ordered(ours, rise[0] + window + 60.0) >= need
+    # At the event's start (four times the level, bigger than its prior), the reactive
+    # half does not wait: Headroom has at least the HPA's units from the first sync.
+    for after in (15.0, 60.0, 180.0):
+        assert _ordered(ours, show.start + after) >= _ordered(hpa, show.start + after)
 
 
 def test_scale_in_after_an_event_is_as_fast_as_the_hpa() -> None:

@@ -241,7 +241,10 @@ def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
     res = runner.invoke(app, ["policy", "validate", str(EXAMPLES / "redis-cart-policy.yaml")])
     assert res.exit_code == 0
     out = " ".join(res.stdout.split())
-    assert "units = max(reactive (HPA v2: observed at 75%, tolerance 10%)" in out
+    assert (
+        "units = max(reactive (HPA v2: observed at 75%, tolerance 10%; away from events, "
+        "if past demand bursts, a need that lasted 2m)"
+    ) in out
     assert "event start (the base before it x its learned size at p60" in out
     assert "the first 20 min at 60%, then to the end at 75%)) x headroom 1.1" in out
     assert "scale-in to the highest need of the last 20m" in out
