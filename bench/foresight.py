@@ -83,6 +83,8 @@ DECOMPOSE_DELAY_MIN = 10.0
 # The CLI's 18-point grid on 9 cases and 3 delays does not fit the time a run gets here;
 # ``--full-grid`` sweeps it, ``--quick`` drops the middle settings and the refinements.
 BENCH_GRID = (
+    (0.6, 0.7, True),  # where a bursty trace's burst window puts the HPA's cost
+    (0.6, 0.75, True),
     (0.6, 0.85, True),
     (0.6, 0.825, True),
     (0.3, 0.85, True),
