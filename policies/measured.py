@@ -76,8 +76,9 @@ def burst_share(v: FloatArray, tolerance: float) -> float:
     if v.size < 5:
         return 0.0
     mid = v[2:-2]
-    around = np.median(np.stack((v[:-4], v[1:-3], v[3:-1], v[4:])), axis=0)
-    ok = np.isfinite(mid) & np.isfinite(around) & (around > 0)
+    four = np.sort(np.stack((v[:-4], v[1:-3], v[3:-1], v[4:])), axis=0)
+    around = 0.5 * (four[1] + four[2])  # their median
+    ok = np.isfinite(mid) & np.isfinite(four[3]) & (around > 0)  # NaN sorts last
     if not ok.any():
         return 0.0
     return float(np.mean(mid[ok] > (1.0 + tolerance) * around[ok]))

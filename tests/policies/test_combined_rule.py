@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.driver import Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
+from headroom.policies.measured import burst_share
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import StrategyResult, run_strategy, target_delay
@@ -394,3 +396,18 @@ def test_on_a_calendar_whose_starts_come_on_time_a_small_events_pre_scale_goes_s
     assert _ordered(ours, last.start + 17 * 60.0) < pre, ours.orders[-6:]
     before = (trace.t >= events[2].start) & (trace.t < events[-2].end)
     assert ours.under_seconds[before].sum() == 0.0
+
+
+def test_the_burst_share_counts_moments_past_the_tolerance_not_steps_or_gaps() -> None:
+    flat = np.full(1000, 100.0)
+    assert burst_share(flat, 0.1) == 0.0
+    bursts = flat.copy()
+    bursts[5::10] = 130.0  # one sample in ten, 30 % up for a moment
+    assert burst_share(bursts, 0.1) == pytest.approx(100 / 996, abs=1e-9)
+    assert burst_share(bursts, 0.35) == 0.0  # within a wider tolerance
+    step = np.where(np.arange(1000) < 500, 100.0, 200.0)  # a lasting rise: one sample at most
+    assert burst_share(step, 0.1) <= 1 / 996
+    gaps = bursts.copy()
+    gaps[:500] = np.nan  # gaps are no samples, not bursts
+    assert burst_share(gaps, 0.1) == pytest.approx(50 / 496, abs=1e-9)
+    assert burst_share(np.array([1.0, 2.0, 9.0]), 0.1) == 0.0
