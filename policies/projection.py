@@ -14,8 +14,9 @@ position ``t[i]`` from now on:
   ``scaleIn.stabilization`` (the HPA's window), by ``scaleIn.stepUnits``, never where
   ``scaleIn.duringEvents`` or ``cooldown`` hold. The first position is the decision now.
 
-What the projection leaves to the ticks: the HPA's tolerance and rate limits, freeze
-windows, the scale-in interval, a budget's running use and anything measured later.
+What the projection leaves to the ticks: the HPA's tolerance, burst window and rate
+limits, freeze windows, the scale-in interval, a budget's running use and anything
+measured later.
 """
 
 from __future__ import annotations
