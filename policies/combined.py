@@ -332,6 +332,7 @@ class TargetRule:
             if prep.ceiling < target.max_units:
                 predictive = min(predictive, max(prep.ceiling, reactive or 0))
         bounded = hpa.bounded(u)
+        up = 0.0  # the burst window the reactive half waits for (0: none)
         if bounded is not None:
             desired = bounded
         elif reactive is None and predictive is None:
@@ -357,12 +358,7 @@ class TargetRule:
         capped = desired >= target.max_units and max(reactive or 0, predictive or 0) > desired
         if desired == u:
             reason = held or hold_reason(spec, self.noun, u, reactive, predictive)
-            if (
-                not held
-                and bounded is None
-                and reactive is not None
-                and reactive > u >= (predictive or 0)
-            ):
+            if up > 0 and not held and reactive is not None and reactive > u >= (predictive or 0):
                 reason = (
                     f"hold: the reactive need of {reactive} {self.noun} has not lasted "
                     f"{_duration(spec.reactive.burst_window)} (bursty demand, no event near)"
