@@ -67,6 +67,9 @@ ANCHOR_WINDOW = 180.0  # the measured level: the median of the last this-many se
 BURSTY = 0.02
 BURST_HISTORY = 7 * 86400.0  # ... measured over this much of it (once an hour) ...
 BURST_NEAR = 900.0  # ... and not from this long before an event's window to its end
+# The window is at most this share of the provisioning delay: a burst is worth chasing
+# when what it orders comes while it lasts (at a 2-minute delay the window is 24 s).
+BURST_OF_DELAY = 0.2
 _EPS = 1e-9
 
 
@@ -343,7 +346,7 @@ class TargetRule:
                 for x in (reactive, predictive, None if reactive is not None else u)
                 if x is not None
             )
-            up = self._burst_window(now, since)
+            up = self._burst_window(now, since, u)
             stabilized = hpa.stabilize(now, u, rec, up)
             if up > 0 and predictive is not None and predictive > stabilized:
                 stabilized = predictive  # what the forecast orders never waits for a window
@@ -361,7 +364,7 @@ class TargetRule:
             if up > 0 and not held and reactive is not None and reactive > u >= (predictive or 0):
                 reason = (
                     f"hold: the reactive need of {reactive} {self.noun} has not lasted "
-                    f"{_duration(spec.reactive.burst_window)} (bursty demand, no event near)"
+                    f"{_duration(up)} (bursty demand, no event near)"
                 )
             return RuleResult(Decision(u, None, capped, reason), predictive)
         head = f"{self.key} {u}→{desired} {self.noun} at {_clock(now, 'UTC')}"
@@ -389,12 +392,14 @@ class TargetRule:
         action = PlannedAction(now, ready_by, self.key, u, desired, f"{head}: {why}", event, capped)
         return RuleResult(Decision(desired, action, capped, action.reason), predictive)
 
-    def _burst_window(self, now: float, since: Since) -> float:
-        """The reactive half's scale-up window now: ``reactive.burstWindow`` when the
-        history outside events is bursty and no event is near (the calendar says where a
-        rise is real), else 0: the HPA's rule. Never with the forecast off."""
+    def _burst_window(self, now: float, since: Since, units: int) -> float:
+        """The reactive half's scale-up window now: ``reactive.burstWindow`` (at most
+        ``BURST_OF_DELAY`` of the delay of one more unit) when the history outside
+        events is bursty and no event is near (the calendar says where a rise is real),
+        else 0: the HPA's rule. Never with the forecast off."""
         spec = self.spec
-        window = spec.reactive.burst_window
+        delay = self.target.provisioning.delay(units, units + 1)
+        window = min(spec.reactive.burst_window, BURST_OF_DELAY * delay)
         if window <= 0 or not spec.forecast.enabled:
             return 0.0
         lo, hi = self.look.lo, self.look.hi

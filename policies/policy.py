@@ -158,9 +158,10 @@ class Reactive(_Model):
     target_utilization: float | None = Field(None, gt=0, le=1)  # None: the SLO's
     tolerance: float = Field(0.1, ge=0, lt=1)  # the HPA's: no change within this ratio
     # Away from events, when the history is bursty (often one sample past the tolerance
-    # above its neighbours), scale up to the lowest need of this window: a burst shorter
-    # than the provisioning delay is over before what it orders is ready. 0: the HPA's
-    # rule everywhere (its behavior.scaleUp.stabilizationWindowSeconds, 0 by default).
+    # above its neighbours), scale up to the lowest need of this window (at most a fifth
+    # of the provisioning delay): a burst shorter than the delay is over before what it
+    # orders is ready. 0: the HPA's rule everywhere (its
+    # behavior.scaleUp.stabilizationWindowSeconds, 0 by default).
     burst_window: Duration = Field(120.0, ge=0, le=1800.0)
 
 

@@ -165,6 +165,15 @@ def test_on_bursty_demand_a_burst_is_not_chased_a_lasting_rise_is_and_an_event_w
     # half does not wait: Headroom has at least the HPA's units from the first sync.
     for after in (15.0, 60.0, 180.0):
         assert _ordered(ours, show.start + after) >= _ordered(hpa, show.start + after)
+    # At a 2-minute delay the window is a fifth of it (24 s): the rise is ordered within
+    # the minute its first sample came in.
+    fast = parse_policy(
+        {**spec.model_dump(by_alias=True, exclude_none=True), "targets": [
+            {**spec.targets[0].model_dump(by_alias=True, exclude_none=True),
+             "provisioning": {"fixedSeconds": "2m"}}
+        ]}
+    )  # fmt: skip
+    assert _ordered(_run(trace, fast, Calendar.of([show]), False), rise[0] + 60.0) >= need
 
 
 def test_scale_in_after_an_event_is_as_fast_as_the_hpa() -> None:

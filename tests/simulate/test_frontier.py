@@ -243,7 +243,7 @@ def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
     out = " ".join(res.stdout.split())
     assert (
         "units = max(reactive (HPA v2: observed at 75%, tolerance 10%; away from events, "
-        "if past demand bursts, a need that lasted 2m)"
+        "if past demand bursts, a need that lasted 2m (at most a fifth of the delay))"
     ) in out
     assert "event start (the base before it x its learned size at p60" in out
     assert "the first 20 min at 60%, then to the end at 75%)) x headroom 1.1" in out
