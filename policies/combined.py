@@ -346,7 +346,8 @@ class TargetRule:
                 for x in (reactive, predictive, None if reactive is not None else u)
                 if x is not None
             )
-            up = self._burst_window(now, since, u)
+            # (A window changes nothing unless the need is above the units ordered.)
+            up = self._burst_window(now, since, u) if rec > u else 0.0
             stabilized = hpa.stabilize(now, u, rec, up)
             if up > 0 and predictive is not None and predictive > stabilized:
                 stabilized = predictive  # what the forecast orders never waits for a window
