@@ -113,7 +113,17 @@ def test_sources_agree_with_redis_benchmark(redis_cluster_factory, prometheus_fa
     # Per-unit: three masters, each carrying about a third of the load.
     per_unit = prom.range_per_unit(Metric.QPS, t0 + 4, t1 - 0.5, 1)
     assert isinstance(per_unit, dict) and len(per_unit) == 3
-    assert sum(interior_mean(s) for s in per_unit.values()) == pytest.approx(prom_qps, rel=0.02)
+    # Step by step where every master and the total have a value: a step one master's
+    # scrape missed drops out of both sides (means over different steps differed by 7 %
+    # once on a loaded machine, with no miscount).
+    total = prom.range(Metric.QPS, t0 + 4, t1 - 0.5, 1)
+    assert isinstance(total, Series)
+    units = [s for s in per_unit.values() if isinstance(s, Series)]
+    assert len(units) == 3 and all(np.array_equal(u.t, total.t) for u in units)
+    both = np.isfinite(total.v) & np.all([np.isfinite(u.v) for u in units], axis=0)
+    assert both.sum() >= 3
+    summed = np.sum([u.v[both] for u in units], axis=0)
+    assert float(summed.mean()) == pytest.approx(float(total.v[both].mean()), rel=0.02)
     masters = {n.addr for n in info.node_samples(t0 + 1.5, t1 - 0.5)}
     assert len(masters) == 3
 
