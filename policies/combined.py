@@ -399,9 +399,11 @@ class TargetRule:
         events is bursty and no event is near (the calendar says where a rise is real),
         else 0: the HPA's rule. Never with the forecast off."""
         spec = self.spec
+        if spec.reactive.burst_window <= 0 or not spec.forecast.enabled:
+            return 0.0
         delay = self.target.provisioning.delay(units, units + 1)
         window = min(spec.reactive.burst_window, BURST_OF_DELAY * delay)
-        if window <= 0 or not spec.forecast.enabled:
+        if window <= 0:
             return 0.0
         lo, hi = self.look.lo, self.look.hi
         if lo.size and bool(((lo - BURST_NEAR <= now) & (now < hi)).any()):
