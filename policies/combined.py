@@ -44,6 +44,7 @@ from headroom.policies.eventlook import EventLook, Prepared, Since
 from headroom.policies.forecast.base import Forecast
 from headroom.policies.measured import Anchor, burst_share
 from headroom.policies.options import (
+    FREEZE_CUT,
     ScaleInWindows,
     apply_options,
     chain_delay,
@@ -56,6 +57,7 @@ from headroom.policies.planner.windows import labels_for as _labels_for
 from headroom.policies.policy import PolicySpec, Provisioning, Target
 from headroom.policies.projection import Positions, Schedules, best_within, distinct, project
 from headroom.policies.reactive import HpaBehavior, HpaRule
+from headroom.policies.series import FloatArray
 from headroom.policies.text import clock as _clock
 from headroom.policies.text import compare_qps, target_key, unit_noun
 from headroom.policies.text import duration_text as _duration
@@ -327,13 +329,19 @@ class TargetRule:
             reactive = hpa.metric_recommendation(demand, u, ready)
         predictive: int | None = None
         p_demand, p_util, p_event = math.nan, 1.0, None
+        budget_cut = ""  # the budget's words when it held the predictive half down
         if forecast is not None and forecast.t.size and spec.forecast.enabled:
             prep = self._prepare(forecast, now, state)
             predictive, p_demand, p_util, p_event = self._predictive(
                 prep, now, u, ready, dt, anchor, since, seen
             )
             if prep.ceiling < target.max_units:
+                wanted = predictive
                 predictive = min(predictive, max(prep.ceiling, reactive or 0))
+                if predictive < wanted:
+                    budget_cut = (
+                        f"the unit-hour budget holds the forecast's {wanted} to {predictive}"
+                    )
         bounded = hpa.bounded(u)
         up = 0.0  # the burst window the reactive half waits for (0: none)
         if bounded is not None:
@@ -358,7 +366,7 @@ class TargetRule:
             # and the bounds still apply.
             if predictive is not None and stabilized > desired and predictive >= stabilized:
                 desired = min(stabilized, target.max_units)
-        desired, held = apply_options(self._windows(), now, u, desired, reactive, state)
+        desired, held, cut = apply_options(self._windows(), now, u, desired, reactive, state)
         capped = desired >= target.max_units and max(reactive or 0, predictive or 0) > desired
         if desired == u:
             reason = held or hold_reason(spec, self.noun, u, reactive, predictive)
@@ -367,10 +375,17 @@ class TargetRule:
                     f"hold: the reactive need of {reactive} {self.noun} has not lasted "
                     f"{_duration(up)} (bursty demand, no event near)"
                 )
+            elif budget_cut and not held:
+                reason = f"hold: {u} {self.noun}: {budget_cut}"
             return RuleResult(Decision(u, None, capped, reason), predictive)
         head = f"{self.key} {u}→{desired} {self.noun} at {_clock(now, 'UTC')}"
         if desired > u:
-            if predictive is not None and predictive >= (reactive or 0) and predictive > u:
+            # The forecast leads the order unless a freeze window left it only the demand
+            # now, or the budget held it down to the reactive half's need.
+            led = predictive is not None and predictive > u and predictive >= (reactive or 0)
+            if led and (cut == FREEZE_CUT or (budget_cut and predictive == reactive)):
+                led = False
+            if led and predictive is not None:
                 label = "forecast p50" + (f" for '{p_event.name}'" if p_event else "")
                 capacity = u * target.capacity_per_unit * p_util / spec.headroom_factor
                 why = compare_qps(label, p_demand, ">", capacity, p_util)
@@ -378,7 +393,7 @@ class TargetRule:
                 util = spec.reactive_utilization
                 capacity = u * target.capacity_per_unit * util / spec.headroom_factor
                 why = compare_qps("reactive: observed", demand, ">", capacity, util)
-            event = p_event.name if p_event is not None and predictive == desired else None
+            event = p_event.name if led and p_event is not None and predictive == desired else None
         else:
             window = _duration(spec.scale_in.stabilization)
             why = (
@@ -387,6 +402,9 @@ class TargetRule:
                 f"forecast {predictive if predictive is not None else 'n/a'})"
             )
             event = None
+        for note in (budget_cut, cut) if desired > u else ():
+            if note:
+                why += f"; {note}"
         if capped:
             why += f"; capped at maxUnits {target.max_units}"
         ready_by = now + (target.provisioning.delay(u, desired) if desired > u else 0.0)
@@ -405,8 +423,8 @@ class TargetRule:
         window = min(spec.reactive.burst_window, BURST_OF_DELAY * delay)
         if window <= 0:
             return 0.0
-        lo, hi = self.look.lo, self.look.hi
-        if lo.size and bool(((lo - BURST_NEAR <= now) & (now < hi)).any()):
+        lo, hi = self._near_events()
+        if lo.size and bool(((lo <= now) & (now < hi)).any()):
             return 0.0
         hour = math.floor(now / 3600.0)
         if self._bursty is None or self._bursty[0] != hour:
@@ -418,10 +436,16 @@ class TargetRule:
         got = since(now - BURST_HISTORY)
         v = got.v.astype(np.float64, copy=True)
         t = got.t
-        for a, b in zip(self.look.lo.tolist(), self.look.hi.tolist(), strict=True):
-            if b > now - BURST_HISTORY and a - BURST_NEAR < now:
-                v[t.searchsorted(a - BURST_NEAR) : t.searchsorted(b)] = np.nan
+        lo, hi = self._near_events()
+        for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+            if b > now - BURST_HISTORY and a < now:
+                v[t.searchsorted(a) : t.searchsorted(b)] = np.nan
         return burst_share(v, self.spec.reactive.tolerance) >= BURSTY
+
+    def _near_events(self) -> tuple[FloatArray, FloatArray]:
+        """Where events are near (from ``BURST_NEAR`` before each event's window to its
+        end): no burst window there, and not part of the history it is measured on."""
+        return self.look.lo - BURST_NEAR, self.look.hi
 
     def _windows(self) -> ScaleInWindows:
         """What the options read, built once per calendar (:meth:`_applying`)."""

@@ -16,6 +16,8 @@ from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
 from headroom.policies.text import duration_text
 
+FREEZE_CUT = "a freeze window scales out only for the demand now"
+
 
 @dataclass(frozen=True)
 class ScaleInWindows:
@@ -42,25 +44,35 @@ def apply_options(
     desired: int,
     reactive: int | None,
     state: PlannerState,
-) -> tuple[int, str]:
-    """The policy's options over the HPA-normalised order; (units, why held)."""
+) -> tuple[int, str, str]:
+    """The policy's options over the HPA-normalised order: (units, why held, what cut a
+    scale-out short). ``held`` is set when the units stay; ``cut`` when a scale-out is
+    ordered smaller than the rule wanted (a freeze window's or ``maxStep``'s words, for
+    the order's reason)."""
     spec, target = rule.spec, rule.target
-    if target.max_step and abs(desired - u) > target.max_step:
-        desired = u + target.max_step if desired > u else u - target.max_step
+    cut = ""
     frozen = bool(_inside(np.array([now]), rule.freeze)[0])
     if frozen:
         if desired < u:
-            return u, "hold: freeze window"
-        desired = min(desired, max(u, reactive or 0))
+            return u, "hold: freeze window", ""
+        allowed = max(u, reactive or 0)
+        if desired > allowed:
+            desired, cut = allowed, FREEZE_CUT
+            if desired == u:
+                return u, "hold: freeze window (scale-out only for the demand now)", ""
+    if target.max_step and abs(desired - u) > target.max_step:
+        desired = u + target.max_step if desired > u else u - target.max_step
+        if desired > u:
+            cut = f"at most maxStep {target.max_step} a change"
     if desired >= u or u > target.max_units:
-        return desired, ""
+        return desired, "", cut
     si = spec.scale_in
     if state.last_scale_in is not None and now < state.last_scale_in + si.interval:
-        return u, "hold: scale-in waits for its interval"
+        return u, "hold: scale-in waits for its interval", ""
     desired = max(desired, u - si.step_for(u))
     if blocked(rule, now):
-        return u, "hold: scale-in blocked by an event window or its cooldown"
-    return desired, ""
+        return u, "hold: scale-in blocked by an event window or its cooldown", ""
+    return desired, "", ""
 
 
 def blocked(rule: ScaleInWindows, now: float) -> bool:

@@ -15,9 +15,12 @@ import pytest
 from headroom.policies.baselines.headroom import HeadroomStrategy
 from headroom.policies.baselines.hpa import ReactiveHpa
 from headroom.policies.calendar import Calendar, DemandEvent, EventKind
+from headroom.policies.combined import TargetRule
 from headroom.policies.driver import Driver, SeriesPast
+from headroom.policies.forecast.base import Forecast
 from headroom.policies.forecast.model import HeadroomForecaster
 from headroom.policies.measured import burst_share
+from headroom.policies.planner.values import Decision, PlannerState
 from headroom.policies.policy import PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import StrategyResult, run_strategy, target_delay
@@ -420,3 +423,41 @@ def test_the_burst_share_counts_moments_past_the_tolerance_not_steps_or_gaps() -
     gaps[:500] = np.nan  # gaps are no samples, not bursts
     assert burst_share(gaps, 0.1) == pytest.approx(50 / 496, abs=1e-9)
     assert burst_share(np.array([1.0, 2.0, 9.0]), 0.1) == 0.0
+
+
+def test_a_reactive_need_held_by_the_burst_window_says_why() -> None:
+    """One decision at a time: on a bursty history a need the window has not seen last
+    is held, with the reason; the same need near an event (or with the window off) is
+    ordered at once."""
+    rng = np.random.default_rng(3)
+    now = T0 + 7 * DAY
+    t = np.arange(now - 7 * DAY, now, 60.0)
+    v = BASE * rng.lognormal(0.0, 0.02, t.size)
+    v[5::10] *= 1.6  # a one-minute burst every 10 minutes
+    past = Series(t, v)
+    ft = now + np.arange(0.0, 6 * HOUR, 60.0)
+    flat = np.full(ft.size, BASE)
+    forecast = Forecast(ft, flat, {0.5: flat, 0.9: flat * 1.1})
+    units = math.ceil(BASE / (CAPACITY * 0.8))  # 8: the level's need at the SLO's 80 %
+
+    def decide(spec: PolicySpec, calendar: Calendar, at: float, observed: float) -> Decision:
+        rule = TargetRule(spec, spec.targets[0])
+        got = None
+        for when, seen in ((at - 60.0, BASE), (at, observed)):  # the level, then a rise
+            got = rule.decide(
+                when, units=units, ready=units, observed=seen, anchor=None,
+                forecast=forecast, calendar=calendar, state=PlannerState(), dt=15.0,
+                since=SeriesPast(past).since, seen=(1, when - 15.0),
+            ).decision  # fmt: skip
+        assert got is not None
+        return got
+
+    held = decide(_spec(), Calendar(), now, 2 * BASE)
+    assert held.action is None and held.desired_units == units
+    assert held.reason == (
+        "hold: the reactive need of 15 replicas has not lasted 2m (bursty demand, no event near)"
+    )
+    near = DemandEvent("show", EventKind.LIVESTREAM, now + 600.0, now + HOUR)
+    assert decide(_spec(), Calendar.of([near]), now, 2 * BASE).desired_units >= 15
+    off = _spec(reactive={"burstWindow": "0s"})
+    assert decide(off, Calendar(), now, 2 * BASE).desired_units == 15

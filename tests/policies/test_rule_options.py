@@ -88,7 +88,9 @@ def test_a_need_above_max_units_is_capped_and_says_so() -> None:
 
 def test_max_step_limits_every_order_both_ways() -> None:
     spec = policy(target={"maxStep": 2})
-    assert decide(spec, T0, 3, 900e3).desired_units == 5  # 12 wanted
+    up = decide(spec, T0, 3, 900e3)
+    assert up.desired_units == 5  # 12 wanted
+    assert up.reason.endswith("; at most maxStep 2 a change")
     assert decide(spec, T0, 12, 100e3).desired_units == 10  # 3 wanted
     unlimited = policy()
     assert decide(unlimited, T0, 3, 900e3).desired_units == 7  # the HPA's own limit: +4
@@ -187,6 +189,15 @@ def test_a_freeze_window_holds_scale_in_and_scales_out_only_for_the_demand_now()
     assert decide(policy(), inside, 3, 300e3, forecast=forecast).desired_units == 6
     frozen = decide(spec, inside, 3, 300e3, forecast=forecast)
     assert frozen.desired_units == 4
+    # The order is the demand now's, and its reason says so (not the forecast's).
+    assert frozen.reason.startswith("redis/cart 3→4 masters")
+    assert "reactive: observed" in frozen.reason and "forecast p50" not in frozen.reason
+    assert frozen.reason.endswith("; a freeze window scales out only for the demand now")
+    assert frozen.action is not None and frozen.action.event is None
+    # At 4 masters the demand now is served: the forecast's 6 wait, and that is the reason.
+    waits = decide(spec, inside, 4, 300e3, forecast=forecast)
+    assert waits.action is None
+    assert waits.reason == "hold: freeze window (scale-out only for the demand now)"
     assert decide(spec, after, 3, 300e3, forecast=forecast).desired_units == 6
 
 
@@ -199,6 +210,11 @@ def test_a_budget_trims_the_look_ahead_and_never_the_demand_now() -> None:
     assert decide(policy(), T0, 3, 300e3, forecast=forecast).desired_units == 6
     trimmed = decide(spec, T0, 3, 300e3, forecast=forecast, state=start)
     assert trimmed.desired_units == 4
+    assert "reactive: observed" in trimmed.reason and "forecast p50" not in trimmed.reason
+    assert trimmed.reason.endswith("; the unit-hour budget holds the forecast's 6 to 4")
+    held = decide(spec, T0, 4, 300e3, forecast=forecast, state=start)
+    assert held.action is None
+    assert held.reason == "hold: 4 masters: the unit-hour budget holds the forecast's 6 to 4"
     # Demand now above anything the budget allows is still served, as the HPA would.
     surge = decide(spec, T0, 3, 900e3, forecast=forecast, state=start)
     hpa = decide(policy(forecast={"enabled": False}), T0, 3, 900e3)
