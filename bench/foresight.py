@@ -488,9 +488,18 @@ def report(
     return "\n".join(lines)
 
 
-def _save(path: Path, results: Sequence[dict[str, Any]]) -> None:
+def _save(path: Path, results: Sequence[dict[str, Any]], prior: dict[str, Any] | None) -> None:
+    """Write ``results``; over ``prior`` (a partial run: the record as it was before it),
+    each (case, delay) this run measured replaced and the others kept, with both stamps."""
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    path.write_text(json.dumps({"measured": stamp, "results": list(results)}, indent=1) + "\n")
+    rows = list(results)
+    if prior is not None:
+        mine = {(r["case"], r["delay_min"]) for r in rows}
+        kept = [r for r in prior["results"] if (r["case"], r["delay_min"]) not in mine]
+        if kept:
+            stamp = f"{prior['measured']} (rows of a later run {stamp})"
+        rows = kept + rows
+    path.write_text(json.dumps({"measured": stamp, "results": rows}, indent=1) + "\n")
 
 
 def main() -> int:
@@ -521,7 +530,9 @@ def main() -> int:
     parser.add_argument(
         "--jobs", type=int, default=1, help="worker processes (the machine is shared: 1 or 2)"
     )
-    parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print; write no doc, chart or JSON record"
+    )
     parser.add_argument("--all-charts", action="store_true", help="charts at every delay")
     parser.add_argument(
         "--record-before",
@@ -563,18 +574,22 @@ def main() -> int:
     for d in order:
         for c in cases:
             if not args.decompose_only:
-                jobs.append((c.name, d, grid, args.all_charts or d == 10.0, False))
+                chart = (args.all_charts or d == 10.0) and not args.no_write
+                jobs.append((c.name, d, grid, chart, False))
             if d == order[0] and not args.no_decompose and c.calendar.events:
                 jobs.append((c.name, -1.0, grid, False, True))
     print(f"{len(jobs)} jobs over {len(cases)} case(s), delays "
           f"{', '.join(f'{d:g}' for d in delays)} min, grid {grid}", flush=True)  # fmt: skip
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
+    record = BEFORE if args.record_before else AFTER
+    prior = json.loads(record.read_text()) if partial and record.exists() else None
     with ProcessPoolExecutor(max(1, args.jobs)) as pool:
         futures = [pool.submit(_job, *j) for j in jobs]
         for fut in as_completed(futures):
             results.append(fut.result())
-            _save(BEFORE if args.record_before else AFTER, results)
+            if not args.no_write:  # a partial run's rows replace only their own
+                _save(record, results, prior)
     took = time.perf_counter() - started
     stamp, before = load_before()
     now = keyed(results)
