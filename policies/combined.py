@@ -379,11 +379,17 @@ class TargetRule:
                 reason = f"hold: {u} {self.noun}: {budget_cut}"
             return RuleResult(Decision(u, None, capped, reason), predictive)
         head = f"{self.key} {u}→{desired} {self.noun} at {_clock(now, 'UTC')}"
-        if desired > u:
+        led = False
+        if bounded is not None and desired == bounded:
+            # The bounds come first, without metrics (as the HPA brings a spec inside them).
+            side = f"minUnits {target.min_units}" if desired > u else f"maxUnits {target.max_units}"
+            why = f"{u} {self.noun} are outside the bounds: brought to {side}"
+            event = None
+        elif desired > u:
             # The forecast leads the order unless a freeze window left it only the demand
             # now, or the budget held it down to the reactive half's need.
             led = predictive is not None and predictive > u and predictive >= (reactive or 0)
-            if led and (cut == FREEZE_CUT or (budget_cut and predictive == reactive)):
+            if led and (cut.startswith(FREEZE_CUT) or (budget_cut and predictive == reactive)):
                 led = False
             if led and predictive is not None:
                 label = "forecast p50" + (f" for '{p_event.name}'" if p_event else "")

@@ -63,7 +63,8 @@ def apply_options(
     if target.max_step and abs(desired - u) > target.max_step:
         desired = u + target.max_step if desired > u else u - target.max_step
         if desired > u:
-            cut = f"at most maxStep {target.max_step} a change"
+            step = f"at most maxStep {target.max_step} a change"
+            cut = f"{cut}; {step}" if cut else step
     if desired >= u or u > target.max_units:
         return desired, "", cut
     si = spec.scale_in

@@ -73,8 +73,13 @@ def test_units_outside_min_and_max_are_brought_inside_at_once() -> None:
     spec = policy(target={"minUnits": 4, "maxUnits": 10})
     up = decide(spec, T0, 2, 100e3)
     assert up.desired_units == 4 and up.action is not None
+    assert up.reason.endswith("2→4 masters at 00:00: 2 masters are outside the bounds: "
+                              "brought to minUnits 4")  # fmt: skip
+    # Even where a forecast wants more: the bounds are what this order is for.
+    assert decide(spec, T0, 2, 100e3, forecast=flat(900e3)).reason.endswith("minUnits 4")
     down = decide(spec, T0, 14, 900e3)
     assert down.desired_units == 10 and down.action is not None
+    assert "outside the bounds: brought to maxUnits 10" in down.reason
 
 
 def test_a_need_above_max_units_is_capped_and_says_so() -> None:
@@ -199,6 +204,14 @@ def test_a_freeze_window_holds_scale_in_and_scales_out_only_for_the_demand_now()
     assert waits.action is None
     assert waits.reason == "hold: freeze window (scale-out only for the demand now)"
     assert decide(spec, after, 3, 300e3, forecast=forecast).desired_units == 6
+    # With maxStep too, both cuts are said, and the order is still the demand now's.
+    # (3 masters at 450k QPS: the demand now needs 6, the forecast at 800k QPS 8.)
+    stepped = policy(freezeWindows=[FREEZE], target={"maxStep": 2})
+    both = decide(stepped, inside, 3, 450e3, forecast=flat(800e3))
+    assert both.desired_units == 5 and "reactive: observed" in both.reason
+    assert both.reason.endswith(
+        "; a freeze window scales out only for the demand now; at most maxStep 2 a change"
+    )
 
 
 def test_a_budget_trims_the_look_ahead_and_never_the_demand_now() -> None:
