@@ -63,8 +63,10 @@ from headroom.policies.simulate import Simulation, StrategyResult  # noqa: E402
 from headroom.policies.synthetic import BroadSpec, broad_scenario  # noqa: E402
 
 DELAYS_MIN = (2.0, 10.0, 30.0)
-BROAD_SEEDS = (1, 2, 3)
-QUIET_SEEDS = (1, 2)
+# Seeds 4 and 5 (quiet: 3 and 4) joined in session 16, after the rule was written: cases
+# it was never developed on (a noisy seed 4 is where it is at parity with the HPA).
+BROAD_SEEDS = (1, 2, 3, 4, 5)
+QUIET_SEEDS = (1, 2, 3, 4)
 QUIET_NOISE = (0.01, 0.03)
 BROAD_DAYS = 28
 OLD_DAYS = 28  # the backtest's generated and shaped traces
