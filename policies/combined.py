@@ -366,7 +366,7 @@ class TargetRule:
             # and the bounds still apply.
             if predictive is not None and stabilized > desired and predictive >= stabilized:
                 desired = min(stabilized, target.max_units)
-        desired, held, cut = apply_options(self._windows(), now, u, desired, reactive, state)
+        desired, held, cuts = apply_options(self._windows(), now, u, desired, reactive, state)
         capped = desired >= target.max_units and max(reactive or 0, predictive or 0) > desired
         if desired == u:
             reason = held or hold_reason(spec, self.noun, u, reactive, predictive)
@@ -389,7 +389,7 @@ class TargetRule:
             # The forecast leads the order unless a freeze window left it only the demand
             # now, or the budget held it down to the reactive half's need.
             led = predictive is not None and predictive > u and predictive >= (reactive or 0)
-            if led and (cut.startswith(FREEZE_CUT) or (budget_cut and predictive == reactive)):
+            if led and (FREEZE_CUT in cuts or (budget_cut and predictive == reactive)):
                 led = False
             if led and predictive is not None:
                 label = "forecast p50" + (f" for '{p_event.name}'" if p_event else "")
@@ -408,7 +408,7 @@ class TargetRule:
                 f"forecast {predictive if predictive is not None else 'n/a'})"
             )
             event = None
-        for note in (budget_cut, cut) if desired > u else ():
+        for note in (budget_cut, *cuts) if desired > u else ():
             if note:
                 why += f"; {note}"
         if capped:

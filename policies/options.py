@@ -44,36 +44,35 @@ def apply_options(
     desired: int,
     reactive: int | None,
     state: PlannerState,
-) -> tuple[int, str, str]:
+) -> tuple[int, str, tuple[str, ...]]:
     """The policy's options over the HPA-normalised order: (units, why held, what cut a
-    scale-out short). ``held`` is set when the units stay; ``cut`` when a scale-out is
-    ordered smaller than the rule wanted (a freeze window's or ``maxStep``'s words, for
+    scale-out short). ``held`` is set when the units stay; ``cuts`` when a scale-out is
+    ordered smaller than the rule wanted (:data:`FREEZE_CUT`, ``maxStep``'s words: for
     the order's reason)."""
     spec, target = rule.spec, rule.target
-    cut = ""
+    cuts: tuple[str, ...] = ()
     frozen = bool(_inside(np.array([now]), rule.freeze)[0])
     if frozen:
         if desired < u:
-            return u, "hold: freeze window", ""
+            return u, "hold: freeze window", ()
         allowed = max(u, reactive or 0)
         if desired > allowed:
-            desired, cut = allowed, FREEZE_CUT
+            desired, cuts = allowed, (FREEZE_CUT,)
             if desired == u:
-                return u, "hold: freeze window (scale-out only for the demand now)", ""
+                return u, "hold: freeze window (scale-out only for the demand now)", ()
     if target.max_step and abs(desired - u) > target.max_step:
         desired = u + target.max_step if desired > u else u - target.max_step
         if desired > u:
-            step = f"at most maxStep {target.max_step} a change"
-            cut = f"{cut}; {step}" if cut else step
+            cuts = (*cuts, f"at most maxStep {target.max_step} a change")
     if desired >= u or u > target.max_units:
-        return desired, "", cut
+        return desired, "", cuts
     si = spec.scale_in
     if state.last_scale_in is not None and now < state.last_scale_in + si.interval:
-        return u, "hold: scale-in waits for its interval", ""
+        return u, "hold: scale-in waits for its interval", ()
     desired = max(desired, u - si.step_for(u))
     if blocked(rule, now):
-        return u, "hold: scale-in blocked by an event window or its cooldown", ""
-    return desired, "", ""
+        return u, "hold: scale-in blocked by an event window or its cooldown", ()
+    return desired, "", ()
 
 
 def blocked(rule: ScaleInWindows, now: float) -> bool:
