@@ -297,9 +297,10 @@ class TargetRule:
         reach = max(float(prep.t[-1]) - now + self.step, 0.0) if prep.t.size else 0.0
         rows = self._positions(prep, now, reach, anchor, since, keep=False)
         spec, target, t = self.spec, self.target, prep.t
+        windows = self._windows()
         return project(spec, target, t, rows, now=now, units=units, decided=decided,
-                       delay=self.chain, blocked=self._windows().blocked,
-                       memo=self._schedules)  # fmt: skip
+                       delay=self.chain, blocked=windows.blocked, frozen=windows.frozen,
+                       ceiling=prep.ceiling, memo=self._schedules)  # fmt: skip
 
     # -- the tick --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from headroom.policies.calendar import DemandEvent
 from headroom.policies.planner.values import PlannerState
@@ -35,6 +36,11 @@ class ScaleInWindows:
         """:func:`blocked` here (a bound method: equal on every pass over the same
         windows, so a plan kept with it is found again)."""
         return blocked(self, now)
+
+    def frozen(self, t: FloatArray) -> npt.NDArray[np.bool_]:
+        """Which of the times ``t`` are inside a freeze window (a bound method, as
+        :meth:`blocked`)."""
+        return _inside(t, self.freeze)
 
 
 def apply_options(

@@ -13,10 +13,13 @@ position ``t[i]`` from now on:
   measured (it cannot be ordered earlier); scaled in only to the highest order of the last
   ``scaleIn.stabilization`` (the HPA's window), by ``scaleIn.stepUnits``, never where
   ``scaleIn.duringEvents`` or ``cooldown`` hold. The first position is the decision now.
+- as the decision does: inside a freeze window nothing is scaled in and a scale-out goes
+  only as far as the demand then (the reactive need); a unit-hour budget's ceiling now
+  holds every predictive need down to it (or to the reactive need, when that is more),
+  and an order it cut says so.
 
 What the projection leaves to the ticks: the HPA's tolerance, burst window and rate
-limits, freeze windows, the scale-in interval, a budget's running use and anything
-measured later.
+limits, the scale-in interval, how a budget's use runs on and anything measured later.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from functools import lru_cache, partial
 from typing import Generic, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from headroom.policies.calendar import DemandEvent
 from headroom.policies.capacity import IntArray
+from headroom.policies.options import FREEZE_CUT
 from headroom.policies.planner.values import Plan, PlannedAction
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
@@ -38,6 +43,7 @@ from headroom.policies.text import clock, compare_qps, duration_text, target_key
 
 _EPS = 1e-9
 T = TypeVar("T")
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class Schedules:
     events as well, the orders' text (but for an order now, at the new time)."""
 
     def __init__(self) -> None:
-        self.schedule: _Kept[tuple[IntArray, IntArray]] = _Kept()
+        self.schedule: _Kept[tuple[IntArray, IntArray, BoolArray]] = _Kept()
         self.actions: _Kept[tuple[PlannedAction, ...]] = _Kept()
 
 
@@ -129,12 +135,16 @@ def project(
     decided: int,
     delay: Callable[[int, int], float] | None = None,
     blocked: Callable[[float], bool] | None = None,
+    frozen: Callable[[FloatArray], BoolArray] | None = None,
+    ceiling: int | None = None,
     memo: Schedules | None = None,
 ) -> Plan:
     """The plan on the forecast's times ``t`` from the rule's positions ``positions`` (from the
     position holding ``now`` onward); ``units`` are ordered now and ``decided`` is the
-    rule's decision now (the plan's first position); ``memo`` keeps the schedule for the
-    next call (:class:`Schedules`)."""
+    rule's decision now (the plan's first position); ``blocked``: where scale-in is held,
+    ``frozen``: which times are in a freeze window, ``ceiling``: a budget's ceiling on
+    the predictive needs; ``memo`` keeps the schedule for the next call
+    (:class:`Schedules`)."""
     key, noun = target_key(target), unit_noun(target)
     n = int(t.size)
     lo_u, hi_u = target.min_units, target.max_units
@@ -147,7 +157,9 @@ def project(
         return Plan(key, t, required, ordered, (), False, ("no forecast",) if n == 0 else ())
     first = max(0, int(t.searchsorted(positions.t[0], side="left")))
     count = min(len(positions), n - first)
-    need = positions.need[:count]
+    need = wanted_need = positions.need[:count]
+    if ceiling is not None and ceiling < hi_u:
+        need = np.maximum(np.minimum(need, ceiling), lo_u)
     median = positions.median[:count]
     utils = positions.util[:count]
     r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
@@ -159,14 +171,14 @@ def project(
     # and the options do. From the times and needs alone: kept for the next pass (memo;
     # the needs first: what a new sample moves).
     tt = t[first : first + count]
-    inputs, arrays = (decided, delay, spec, target, blocked), (need, react, tt)
+    inputs, arrays = (decided, delay, spec, target, blocked, frozen), (need, react, tt)
     got = memo.schedule.get(arrays, inputs) if memo is not None else None
     if got is None:
-        got = _schedule(spec, tt, need, react, delay, decided, blocked)
+        got = _schedule(spec, tt, need, react, delay, decided, blocked, frozen)
         if memo is not None:
             memo.schedule.put(arrays, inputs, got)
             memo.actions.clear()  # made from another schedule
-    out, cause = got
+    out, cause, cut = got
     window = spec.scale_in.stabilization
     ordered[first : first + count] = out
     ordered[:first] = units
@@ -178,17 +190,31 @@ def project(
         k = int(cause[j])
         event = positions.event(k)
         qps, util = float(median[k]), float(utils[k])
+        notes: tuple[str, ...] = ()
         if to > prev:
-            if need[k] >= react[k]:
+            # As the decision: the budget's words where it held this need down, and the
+            # forecast leads unless the budget or a freeze window left the reactive need.
+            budget = int(wanted_need[k]) > int(need[k])
+            if budget:
+                notes = (
+                    f"the unit-hour budget holds the forecast's {int(wanted_need[k])} "
+                    f"to {max(int(need[k]), int(react[k]))}",
+                )
+            if cut[j]:
+                notes = (*notes, FREEZE_CUT)
+            led = not cut[j] and need[k] >= react[k] and not (budget and need[k] <= react[k])
+            if led:
                 label = "forecast p50" + (f" for '{event.name}'" if event is not None else "")
             else:
-                label, util = "reactive: forecast p50", reactive_util
+                label, util, event = "reactive: forecast p50", reactive_util, None
             within, op, capacity, ready = None, ">", prev * per_unit * util, now_j + delay(prev, to)
         else:
             label, within, op = "forecast p50", window, "≤"
             capacity, ready = to * per_unit * util, now_j
         # Written when read (:class:`PlannedAction`): a plan has dozens of orders.
-        why = partial(_reason, key, noun, prev, to, now_j, within, label, qps, op, capacity, util)
+        why = partial(
+            _reason, key, noun, prev, to, now_j, within, label, qps, op, capacity, util, notes
+        )
         return PlannedAction(
             now_j,
             ready,
@@ -206,8 +232,8 @@ def project(
     at = np.concatenate([[0], changed]) if now_first else changed
     # An order's text reads the demand, utilisation and event of the position it is for.
     cause_at = cause[at]
-    texts = (median[cause_at], utils[cause_at], positions.which[cause_at])
-    said = (units, capped, positions.events)
+    texts = (median[cause_at], utils[cause_at], positions.which[cause_at], cut[at])
+    said = (units, capped, positions.events, ceiling)
     kept = memo.actions.get(texts, said) if memo is not None else None
     if kept is not None:
         if now_first and kept[0].at != now:  # an order now: at this pass's time
@@ -235,13 +261,17 @@ def _reason(
     op: str,
     capacity: float,
     util: float,
+    notes: tuple[str, ...] = (),
 ) -> str:
     """A planned order's reason: ``prev`` -> ``to`` at ``at`` as ``label``'s demand ``qps``
-    compares to ``capacity`` (a scale-in: to the highest need of the last ``window``)."""
+    compares to ``capacity`` (a scale-in: to the highest need of the last ``window``),
+    then ``notes`` (what cut a scale-out), as the decision words them."""
     head = f"{key} {prev}→{to} {noun} at {clock(at, 'UTC')}"
     if window is not None:
         head += f": the highest need of the last {duration_text(window)} is {to} {noun}"
-    return f"{head}: {compare_qps(label, qps, op, capacity, util)}"
+    return f"{head}: {compare_qps(label, qps, op, capacity, util)}" + "".join(
+        f"; {note}" for note in notes
+    )
 
 
 def _schedule(
@@ -252,10 +282,13 @@ def _schedule(
     delay: Callable[[int, int], float],
     decided: int,
     blocked: Callable[[float], bool] | None,
-) -> tuple[IntArray, IntArray]:
-    """What is ordered at each position of ``tt`` and the position each order is for:
-    the orders (:func:`_orders`), scaled in to the highest of the last stabilisation
-    window (the HPA's), by the step and never where ``blocked``."""
+    frozen: Callable[[FloatArray], BoolArray] | None = None,
+) -> tuple[IntArray, IntArray, BoolArray]:
+    """What is ordered at each position of ``tt``, the position each order is for and
+    where a freeze window cut a scale-out: the orders (:func:`_orders`), scaled in to the
+    highest of the last stabilisation window (the HPA's); inside a freeze window
+    (``frozen``) never scaled in and scaled out only to the reactive need there; by the
+    step and never where ``blocked``."""
     count = int(tt.size)
     ahead, cause = _orders(tt, need, react, delay, spec.lead_time, decided)
     # Scale-in to the highest order of the last stabilisation window (the HPA's): above
@@ -272,6 +305,11 @@ def _schedule(
         lag = np.minimum(np.arange(most + 1), (after - back)[:, None])
         out[after] = ahead[after[:, None] - lag].max(axis=1)
     out[0] = decided
+    cut = np.zeros(count, dtype=bool)
+    if frozen is not None and count > 1:
+        inside = frozen(tt).nonzero()[0]
+        if inside.size:
+            _freeze(out, react, cause, cut, inside)
     # The policy's scale-in options: holds in and after events, and the step (on plain
     # lists: most positions change nothing, and a list is read fastest one by one).
     seq: list[int] = out.tolist()
@@ -293,7 +331,25 @@ def _schedule(
         while k < len(drops) and drops[k] <= j:
             k += 1
         j = j + 1 if raised else (drops[k] if k < len(drops) else count)
-    return out, cause
+    return out, cause, cut
+
+
+def _freeze(
+    out: IntArray, react: IntArray, cause: IntArray, cut: BoolArray, inside: IntArray
+) -> None:
+    """Inside a freeze window (the positions ``inside``), as the options do a decision:
+    no scale-in, and a scale-out only to the demand then (the reactive need), not the
+    forecast's; in place, in order (each position from the one before it)."""
+    for j in inside.tolist():
+        if j == 0:
+            continue  # the decision now: the options already had it
+        prev = int(out[j - 1])
+        if out[j] < prev:
+            out[j] = prev
+        elif out[j] > prev:
+            allowed = max(prev, int(react[j]))
+            if out[j] > allowed:
+                out[j], cause[j], cut[j] = allowed, j, allowed > prev
 
 
 def _orders(

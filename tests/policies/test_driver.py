@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from headroom.policies.calendar import Calendar, DemandEvent, EventKind
 from headroom.policies.combined import TargetRule
 from headroom.policies.driver import Cadence, Driver, SeriesPast
 from headroom.policies.forecast.model import HeadroomForecaster
-from headroom.policies.policy import PolicySpec, parse_policy
+from headroom.policies.policy import Budget, FreezeWindow, PolicySpec, parse_policy
 from headroom.policies.series import Series
 from headroom.policies.simulate import run_strategy, target_delay
 from headroom.policies.synthetic import DailyShape, generate_trace
@@ -373,3 +374,87 @@ def test_the_plan_ahead_holds_where_the_policy_holds() -> None:
     assert any(a.is_scale_out for a in plan.actions if a.at < show.start)
     assert not [a for a in inside if not a.is_scale_out], plan.actions
     assert any(not a.is_scale_out and a.at >= show.end for a in plan.actions), plan.actions
+
+
+def _replay_orders(
+    driver: Driver, calendar: Calendar, trace: Series, t: float, until: float, units: int
+) -> list[tuple[float, int, str]]:
+    """The rule's orders tick by tick from ``t`` to ``until``: (time, units, reason)."""
+    ordered: list[tuple[float, int, str]] = []
+    now = {"cart": units}
+    while t < until:
+        tick = driver.decide(t, SeriesPast(trace.before(t)), now, calendar)
+        decision = tick.targets["cart"].decision
+        if decision.desired_units != now["cart"]:
+            ordered.append((t, decision.desired_units, decision.reason))
+        now = {"cart": decision.desired_units}
+        driver.commit(tick, now)
+        t += STEP
+    return ordered
+
+
+def test_the_plan_ahead_keeps_a_freeze_window_as_the_rule_does() -> None:
+    """A freeze window over the time the show's pre-scale is due: the plan orders nothing
+    for the forecast inside it (a scale-out there only for the demand then, and said so)
+    and the pre-scale the moment it ends; the rule, replayed, orders that at that time."""
+    calendar, trace = _calendar(), _trace()
+    show = calendar.events[-1]
+    lo, hi = show.start - 3 * 3600, show.start - 900
+    iso = [datetime.fromtimestamp(x, UTC).isoformat() for x in (lo, hi)]
+    spec = _spec().model_copy(
+        update={"freeze_windows": (FreezeWindow(start=iso[0], end=iso[1], reason="release"),)}
+    )
+    t = lo - 3600
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=STEP)
+    tick = driver.decide(t, SeriesPast(trace.before(t)), {"cart": 3}, calendar, with_plan=True)
+    plan = tick.targets["cart"].plan
+    assert plan is not None
+    frozen = [a for a in plan.actions if lo <= a.at < hi]
+    assert not [a for a in frozen if not a.is_scale_out], plan.actions  # no scale-in
+    # A scale-out there is the demand's own (the reactive need then).
+    outs = [a for a in frozen if a.is_scale_out]
+    assert all(a.event is None and "reactive: forecast p50" in a.reason for a in outs), outs
+    planned = [a for a in plan.actions if a.is_scale_out and a.event == show.name]
+    assert planned and planned[0].at >= hi, plan.actions
+    # The same policy without the freeze orders it earlier: the window moved it.
+    free = Driver(_spec(), HeadroomForecaster(spec.forecast), step=STEP)
+    unfrozen = free.decide(t, SeriesPast(trace.before(t)), {"cart": 3}, calendar, with_plan=True)
+    assert unfrozen.targets["cart"].plan is not None
+    early = [a for a in unfrozen.targets["cart"].plan.actions if a.event == show.name]
+    assert early and early[0].at < hi
+    units = tick.targets["cart"].decision.desired_units
+    driver.commit(tick, {"cart": units})
+    ordered = _replay_orders(driver, calendar, trace, t + STEP, show.start, units)
+    inside = [(at, n, why) for at, n, why in ordered if lo <= at < hi]
+    assert all("forecast p50" not in why for _, _, why in inside), inside
+    up = [(at, n) for at, n, _ in ordered if at >= hi and abs(n - planned[0].to_units) <= 1]
+    assert up and abs(up[0][0] - planned[0].at) <= STEP, (ordered, planned[0])
+
+
+def test_the_plan_ahead_holds_the_forecast_to_the_budget_as_the_rule_does() -> None:
+    """A unit-hour budget too small for the show's pre-scale: the plan's order for it is
+    held to the budget's ceiling and says so, as the rule's own order then is."""
+    calendar, trace = _calendar(), _trace()
+    show = calendar.events[-1]
+    t = show.start - 2 * 3600
+    wide = Driver(_spec(), HeadroomForecaster(_spec().forecast), step=STEP)
+    tick = wide.decide(t, SeriesPast(trace.before(t)), {"cart": 3}, calendar, with_plan=True)
+    assert tick.targets["cart"].plan is not None
+    want = max(a.to_units for a in tick.targets["cart"].plan.actions if a.event == show.name)
+    # A day's budget: the 18 h past the 6-h look-ahead at minUnits (2) are 36 unit-hours,
+    # which leaves 40 for the look-ahead: about 6 replicas until the show and not the
+    # pre-scale's 16 through it.
+    budget = Budget(max_unit_hours=76, period=86400.0)
+    spec = _spec().model_copy(update={"budget": budget})
+    driver = Driver(spec, HeadroomForecaster(spec.forecast), step=STEP)
+    tick = driver.decide(t, SeriesPast(trace.before(t)), {"cart": 3}, calendar, with_plan=True)
+    plan = tick.targets["cart"].plan
+    assert plan is not None
+    cut = [a for a in plan.actions if "the unit-hour budget holds the forecast's" in a.reason]
+    assert cut, plan.actions
+    assert max(a.to_units for a in plan.actions) < want
+    units = tick.targets["cart"].decision.desired_units
+    driver.commit(tick, {"cart": units})
+    ordered = _replay_orders(driver, calendar, trace, t + STEP, show.start, units)
+    assert ordered and max(n for _, n, _ in ordered) < want
+    assert any("the unit-hour budget holds the forecast's" in why for _, _, why in ordered)

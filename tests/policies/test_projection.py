@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from headroom.policies.options import FREEZE_CUT
+from headroom.policies.planner.values import Plan
 from headroom.policies.policy import parse_policy
 from headroom.policies.projection import Positions, _orders, project
 
@@ -121,3 +123,77 @@ def test_the_order_pass_is_its_definition_on_random_needs_times_and_delays() -> 
         got = _orders(tt, need, react, delay, lead, decided)
         want = _orders_by_definition(tt, need, react, delay, lead, decided)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), case
+
+
+def _project(
+    need: np.ndarray,
+    react: np.ndarray,
+    *,
+    frozen: tuple[int, int] | None = None,
+    ceiling: int | None = None,
+) -> Plan:
+    """A plan from 3 units on a target whose change takes an hour: the predictive ``need``
+    and the reactive need ``react`` per minute (its demand at 80 % of 100 QPS a unit);
+    ``frozen``: a freeze window over those positions; ``ceiling``: a budget's."""
+    spec = parse_policy(
+        {"name": "p", "targets": [{"name": "cache", "capacityPerUnit": 100, "minUnits": 3,
+                                   "maxUnits": 20, "provisioning": {"fixedSeconds": "1h"}}]}
+    )  # fmt: skip
+    n = need.size
+    t = np.asarray(T0 + np.arange(n) * STEP, dtype=np.float64)
+    median = np.asarray(react * 80.0, dtype=np.float64)
+    pos = Positions(
+        t, need.astype(np.int64), median, np.full(n, 1.0), np.full(n, -1, dtype=np.int64),
+        (), need.astype(np.int64),
+    )  # fmt: skip
+
+    def inside(x: np.ndarray) -> np.ndarray:
+        if frozen is None:
+            return np.zeros(x.shape, dtype=bool)
+        return np.asarray((x >= t[frozen[0]]) & (x < t[frozen[1]]), dtype=bool)
+
+    return project(spec, spec.targets[0], t, pos, now=T0, units=3, decided=3,
+                   delay=lambda a, b: DELAY, frozen=inside, ceiling=ceiling)  # fmt: skip
+
+
+def test_a_freeze_window_in_the_plan_holds_scale_in_and_the_forecasts_scale_out() -> None:
+    """A need of 7 from two hours on, due an hour ahead, while a freeze window runs to
+    100 minutes: inside it the plan orders only what the demand then needs (a rise to 5 at
+    70 minutes, cut from the forecast's 7 and said so), the 7 when the window ends; and a
+    fall of the demand inside it waits for its end."""
+    need = np.full(240, 3)
+    need[120:200] = 7
+    react = np.full(240, 3)
+    react[70:90] = 5
+    plan = _project(need, react, frozen=(30, 100))
+    units = np.asarray(plan.units)
+    assert units[:70].max() == 3 and (units[70:100] == 5).all(), units[55:105].tolist()
+    assert (units[100:200] == 7).all()
+    cut, later = plan.actions[0], plan.actions[1]
+    assert (cut.from_units, cut.to_units, cut.at) == (3, 5, T0 + 70 * STEP)
+    assert "reactive: forecast p50" in cut.reason and cut.reason.endswith(FREEZE_CUT)
+    assert (later.to_units, later.at) == (7, T0 + 100 * STEP)
+    assert FREEZE_CUT not in later.reason and "reactive" not in later.reason
+    # Without the window: the 7 an hour (and a tick) ahead of the need, nothing cut.
+    free = _project(need, react)
+    assert np.asarray(free.units)[60:120].min() == 7
+    assert not [a for a in free.actions if FREEZE_CUT in a.reason]
+    # A fall of the demand inside a window waits for its end.
+    react = np.full(240, 3)
+    react[10:40] = 5
+    assert np.asarray(_project(np.full(240, 3), react).units)[50] == 3
+    held = np.asarray(_project(np.full(240, 3), react, frozen=(30, 60)).units)
+    assert (held[10:60] == 5).all() and held[60] == 3
+
+
+def test_a_budget_ceiling_in_the_plan_holds_the_forecast_and_says_so() -> None:
+    need = np.full(240, 3)
+    need[120:200] = 7
+    plan = _project(need, np.full(240, 3), ceiling=5)
+    assert np.asarray(plan.units).max() == 5
+    assert plan.actions[0].to_units == 5
+    assert plan.actions[0].reason.endswith("; the unit-hour budget holds the forecast's 7 to 5")
+    # A reactive need above the ceiling is still planned, as the rule serves it.
+    react = np.full(240, 3)
+    react[150:160] = 9
+    assert np.asarray(_project(need, react, ceiling=5).units).max() == 9
