@@ -119,6 +119,7 @@ class TargetRule:
         self._prepared: Prepared | None = None
         self._freeze = _freeze_windows(spec)[0]
         self._scale_in: ScaleInWindows | None = None
+        self._near: tuple[FloatArray, FloatArray] | None = None
         self._bursty: tuple[int, bool] | None = None  # (hour measured, bursty)
         self.chain = _chain(target)
         self.step = 60.0  # the forecast's step (set from the driver)
@@ -133,7 +134,7 @@ class TargetRule:
         if calendar is self._calendar:
             return
         self._calendar = calendar
-        self._scale_in = None
+        self._scale_in = self._near = None
         self.look.apply([e for e in calendar.events if e.applies_to(self.labels)])
 
     # -- the forecast's arrays -------------------------------------------------------------
@@ -451,8 +452,11 @@ class TargetRule:
 
     def _near_events(self) -> tuple[FloatArray, FloatArray]:
         """Where events are near (from ``BURST_NEAR`` before each event's window to its
-        end): no burst window there, and not part of the history it is measured on."""
-        return self.look.lo - BURST_NEAR, self.look.hi
+        end): no burst window there, and not part of the history it is measured on (made
+        once per calendar, :meth:`_applying`)."""
+        if self._near is None:
+            self._near = (self.look.lo - BURST_NEAR, self.look.hi)
+        return self._near
 
     def _windows(self) -> ScaleInWindows:
         """What the options read, built once per calendar (:meth:`_applying`)."""
