@@ -7,7 +7,8 @@ position ``t[i]`` from now on:
 
 - ``required[i]``: what the rule wants ready at ``t[i]``: the predictive need there (the
   measured level moved by the forecast's shape, an event's pre-scale and margin, as the
-  rule sizes them) and the reactive half's need on that demand when it is measured;
+  rule sizes them, before a budget's ceiling) and the reactive half's need on that demand
+  when it is measured;
 - ``units[i]``: what is ordered at ``t[i]``: every predictive need the change's delay (and
   the lead time) reaches, ordered ahead as the rule orders it; the reactive need when it is
   measured (it cannot be ordered earlier); scaled in only to the highest order of the last
@@ -165,7 +166,10 @@ def project(
     r = np.where(median > 0, np.ceil(median / (per_unit * reactive_util) - _EPS), lo_u)
     capped = bool(max(r.max(initial=0), positions.wanted[:count].max(initial=0)) > hi_u)
     react = np.minimum(np.maximum(r, lo_u), hi_u).astype(np.int64)  # np.clip, without its checks
-    required[first : first + count] = np.maximum(need, react)
+    # What must be ready is what the rule wants (before a budget: what the alert reads);
+    # the plan is capped where maxUnits or the budget holds a need it would order.
+    required[first : first + count] = np.maximum(wanted_need, react)
+    held = capped or bool((wanted_need > np.maximum(need, react)).any())
     # Orders: each predictive need is ordered as soon as its change's delay (and the lead
     # time) reaches it; the reactive need when it is measured; then scaled in as the HPA
     # and the options do. From the times and needs alone: kept for the next pass (memo;
@@ -238,7 +242,7 @@ def project(
     if kept is not None:
         if now_first and kept[0].at != now:  # an order now: at this pass's time
             kept = (_order(0, units), *kept[1:])
-        return Plan(key, t, required, ordered, kept, capped)
+        return Plan(key, t, required, ordered, kept, held)
     actions: list[PlannedAction] = []
     prev = units
     for j in at.tolist():
@@ -246,7 +250,7 @@ def project(
         prev = int(out[j])
     if memo is not None:
         memo.actions.put(texts, said, tuple(actions))
-    return Plan(key, t, required, ordered, tuple(actions), capped)
+    return Plan(key, t, required, ordered, tuple(actions), held)
 
 
 def _reason(

@@ -17,7 +17,8 @@ The rules (``AlertName``):
 - ``sloBreach``: demand above what the target's ready units serve, for ``sloBreachFor``;
 - ``scaleFailed``: a scale call failed in this pass, or a change has been converging for
   ``stuckFor`` beyond its expected provisioning delay;
-- ``capacityCapped``: the plan wants more than ``maxUnits`` or the budget allows;
+- ``capacityCapped``: the plan wants more than ``maxUnits`` or the budget allows (the plan
+  holds a need to either);
 - ``signalsUnavailable``: the demand signal could not be read, for ``unavailableFor``;
 - ``planChanged``: the peak size planned for an event starting within
   ``planChangeWithin`` moved by ``planChangeRatio`` or more from what was first planned.

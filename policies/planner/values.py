@@ -55,7 +55,8 @@ class Plan:
     """The timeline for one target on the forecast's times.
 
     ``required[i]``: units that must be *ready* at ``t[i]``; ``units[i]``: units
-    *ordered* at ``t[i]`` (the schedule, with lead time, steps, cooldowns, caps).
+    *ordered* at ``t[i]`` (the schedule, with lead time, steps, cooldowns, caps);
+    ``capped``: maxUnits or a budget holds a need the plan would order.
     """
 
     target: str

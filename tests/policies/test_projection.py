@@ -191,6 +191,8 @@ def test_a_budget_ceiling_in_the_plan_holds_the_forecast_and_says_so() -> None:
     need[120:200] = 7
     plan = _project(need, np.full(240, 3), ceiling=5)
     assert np.asarray(plan.units).max() == 5
+    assert plan.capped and np.asarray(plan.required).max() == 7  # the capacityCapped alert's
+    assert not _project(need, np.full(240, 3), ceiling=7).capped
     assert plan.actions[0].to_units == 5
     assert plan.actions[0].reason.endswith("; the unit-hour budget holds the forecast's 7 to 5")
     # A reactive need above the ceiling is still planned, as the rule serves it.
