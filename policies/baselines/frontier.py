@@ -8,7 +8,7 @@ utilisation, Headroom's event quantile and target utilisation (a grid) — and t
 underprovisioned minutes are read off each curve at the other's unit-hours:
 
 Headroom's knobs swept: the event quantile ``q`` (the size of events the pre-scale buys),
-the target utilisation ``u`` and, at the cheap end, the event margin switched off (the
+the target utilisation ``u`` and, near the HPA's target, the event margin switched off (the
 event start provisioned at the forecast's utilisation, ``forecast.eventTargetUtilization``
 set to it: the pre-scale buys the learned size and no margin over it). Where the
 reactive HPA is short mostly on noise, not at events, that end is where Headroom's money
@@ -56,7 +56,11 @@ HPA_UTILIZATIONS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # is provisioned at; the event quantile is the size of events the pre-scale buys.
 # Around the HPA's usual targets, where a bill is set, and both ends of the size knob.
 # A setting is (event quantile, target utilisation, event margin on); the margin off is
-# the cheap end of the event knob.
+# the cheap end of the event knob. The margin and the quantile both insure the size of
+# a start: the margin off is swept at each quantile near the HPA's target too, where a
+# big size with no margin over it buys a start more cheaply than a smaller one with it
+# (session 17, 10 minutes: 7 of 11 event cases 2-8 points lower at the HPA's bill, none
+# more than 2 higher).
 Setting = tuple[float, float, bool]
 HEADROOM_SETTINGS: tuple[Setting, ...] = (
     *((q, u, True) for q in (0.3, 0.6, 0.9) for u in (0.75, 0.8, 0.85, 0.9)),
@@ -64,6 +68,7 @@ HEADROOM_SETTINGS: tuple[Setting, ...] = (
     (0.6, 0.825, True),
     (0.6, 0.95, True),
     *((0.3, u, False) for u in (0.8, 0.85, 0.9)),
+    *((q, u, False) for q in (0.6, 0.9) for u in (0.8, 0.85)),
 )
 
 
