@@ -368,11 +368,16 @@ def test_the_healing_alerts_fire_on_series_the_operator_exports() -> None:
         render_chart({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule"
     )
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert set(alerts) == {"HeadroomRedisClusterSlotsLost", "HeadroomRedisClusterNotHealed"}
+    assert set(alerts) == {
+        "HeadroomRedisClusterSlotsLost",
+        "HeadroomRedisClusterNotHealed",
+        "HeadroomRedisClusterPodsStuck",
+    }
     assert alerts["HeadroomRedisClusterSlotsLost"]["labels"]["severity"] == "critical"
     assert alerts["HeadroomRedisClusterNotHealed"]["for"] == "10m"
     metrics = OperatorMetrics()
     metrics.set_cluster_damage("shop/cart", lost_nodes=1, slots_lost=5461)
+    metrics.set_cluster_pods_stuck("shop/cart", 1)
     exposed = generate_latest(metrics.registry).decode()
     for alert in alerts.values():
         series = re.search(r"\((headroom_[a-z_]+)\)", alert["expr"])
