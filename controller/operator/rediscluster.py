@@ -94,7 +94,7 @@ class _Cluster:
     last_error: str | None = None
     migration_started: str | None = None
     healing: Healing = field(default_factory=Healing)
-    pods: PodsWait = field(default_factory=PodsWait)
+    pods: PodsWait = field(default_factory=PodsWait)  # the deadline is the reconciler's
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -489,7 +489,9 @@ class RedisClusterReconciler(Reconciler):
             ),
         )
         with self._lock:
-            cluster = self._clusters.setdefault(uid, _Cluster(target, provisioner))
+            cluster = self._clusters.setdefault(
+                uid, _Cluster(target, provisioner, pods=PodsWait(self.pods_ready_deadline))
+            )
         if cluster.target is not target:
             target.close()
         return cluster

@@ -125,8 +125,9 @@ class PodsWait:
         waits = list(unready())
         named = tuple(w.describe() for w in waits[:_PODS_NAMED])
         more = f"; and {len(waits) - len(named)} more" if len(waits) > len(named) else ""
+        # No running count in it: a condition that does not change is not written again.
         message = (
-            f"{ready}/{wanted} pods Ready for {waited:.0f}s, past the "
+            f"{ready}/{wanted} pods Ready, not all since {since}, past the "
             f"{self.deadline:g}s deadline: " + "; ".join(named) + more
         )
         if len(message) > _MESSAGE_CHARS:
