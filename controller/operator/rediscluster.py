@@ -220,6 +220,10 @@ class RedisClusterReconciler(Reconciler):
             metrics=self.metrics,
         )
         pod_fields = {"podsReady": f"{ready_pods}/{wanted_pods}", "podsNotReady": pods.status()}
+        if ready_pods < wanted_pods and wanted_pods > spec.pods:
+            # A scale-out given up on (spec.masters set back) while its new pods never came:
+            # release those pods (never met, no slot); the next pass sees the rest.
+            self._release_unwanted(body, spec, cluster)
         if ready_pods < wanted_pods and not target.running:
             # Pods are starting or restarting: the scaler would see missing nodes and add
             # more. Kubernetes brings them back; wait for it, and say so once it takes
@@ -405,6 +409,24 @@ class RedisClusterReconciler(Reconciler):
         if phase == "Ready":
             return Outcome(None, phase)
         return Outcome(self.busy_requeue, phase, conds[0].message)
+
+    def _release_unwanted(
+        self, body: Mapping[str, Any], spec: RedisClusterSpec, cluster: _Cluster
+    ) -> None:
+        released = cluster.provisioner.release_adding(keep=spec.pods)
+        if released:
+            # The worker's next run aims at the spec's size, or it would add them again (a
+            # run under way that waits for one of them fails at once and is retried).
+            target = cluster.target
+            if cluster.healing.since is None and target.desired not in (None, spec.masters):
+                target.scale(spec.masters, reason=f"spec.masters={spec.masters}")
+            self.record(
+                body,
+                "Normal",
+                "PodsReleased",
+                f"released {', '.join(released)}: added by a scale-out, never Ready, no "
+                f"longer wanted (spec wants {spec.pods} pods); they held no slots",
+            )
 
     def _dry_pass(
         self,

@@ -105,8 +105,8 @@ class StatefulSetProvisioner:
                 continue
             info = self._node(pods.get(self._pod_name(ordinal)), ordinal)
             if info is not None:
-                if ordinal in adding:
-                    self._added(ordinal)  # before anyone may meet it
+                if ordinal in adding and not self._added(ordinal):  # before anyone meets it
+                    continue
                 nodes.append(info)
         return nodes
 
@@ -164,6 +164,43 @@ class StatefulSetProvisioner:
         ready = sum(1 for o in wanted if self._node(pods.get(self._pod_name(o)), o) is not None)
         return ready, len(wanted)
 
+    def release_adding(self, keep: int) -> list[str]:
+        """Remove pods a scale-out added that were never Ready (marked: never met, so they
+        hold no slot), newest first, while more than ``keep`` pods are kept; returns the
+        names. A marked pod that is Ready is left to the scaler, which may be meeting it.
+        For a scale-out given up on (the spec wants fewer pods again)."""
+        sts = self._read()
+        replicas, removed = self._shape(sts)
+        adding = self._adding(sts, replicas, removed)
+        kept = replicas - len(removed)
+        if not adding or kept <= keep:
+            return []
+        pods = self._pods()
+        released = []
+        for ordinal in sorted(adding, reverse=True):
+            if kept <= keep:
+                break
+            name = self._pod_name(ordinal)
+            if self._node(pods.get(name), ordinal) is not None:
+                continue
+            adding.discard(ordinal)
+            removed.add(ordinal)
+            kept -= 1
+            released.append(name)
+        if not released:
+            return []
+        while replicas > 0 and replicas - 1 in removed:
+            replicas -= 1
+            removed.discard(replicas)
+        # Guarded by the resourceVersion read: a mark cleared meanwhile (the pod handed
+        # to the scaler) makes this write fail with a conflict instead of removing it.
+        self._write(sts, replicas, removed, adding)
+        log.info(
+            "Released never-Ready added pods=%s StatefulSet %s/%s replicas=%d",
+            ",".join(released), self.namespace, self.name, replicas,
+        )  # fmt: skip
+        return released
+
     def unready_pods(self) -> list[PodWait]:
         """Every kept pod that is not Ready, lowest ordinal first, with the reason."""
         sts = self._read()
@@ -211,18 +248,24 @@ class StatefulSetProvisioner:
     def _adding(cls, sts: Any, replicas: int, removed: set[int]) -> set[int]:
         return cls._ordinals(sts, ADDING_ANNOTATION, replicas) - removed
 
-    def _added(self, ordinal: int) -> None:
+    def _kept(self, ordinal: int) -> bool:
+        replicas, removed = self._shape(self._read())
+        return ordinal < replicas and ordinal not in removed
+
+    def _added(self, ordinal: int) -> bool:
         """The pod of ``ordinal`` is Ready: clear its adding mark, in the API server, before
-        the scaler hears of it (a write that lost a race reads again)."""
+        the scaler hears of it (a write that lost a race reads again). False: the ordinal
+        was released meanwhile (:meth:`release_adding`), so the pod must not be handed out.
+        Both writes are guarded by the resourceVersion read, so one of them wins."""
         for _ in range(5):
             sts = self._read()
             replicas, removed = self._shape(sts)
             adding = self._adding(sts, replicas, removed)
             if ordinal not in adding:
-                return
+                return ordinal < replicas and ordinal not in removed
             try:
                 self._write(sts, replicas, removed, adding - {ordinal})
-                return
+                return True
             except KubernetesError as err:
                 if getattr(err, "status", None) != 409:
                     raise
@@ -280,12 +323,19 @@ class StatefulSetProvisioner:
                 )
                 info = self._node(pod, ordinal)
                 if info is not None:
-                    self._added(ordinal)
+                    if not self._added(ordinal):
+                        raise ProvisioningError(
+                            f"pod {self.namespace}/{name} was released while it started"
+                        )
                     return info
                 last = pod_wait(name, pod).describe()
             except KubernetesError as err:
                 if not not_found(err):
                     last = str(err)
+                elif not self._kept(ordinal):  # released (release_adding): its pod is gone
+                    raise ProvisioningError(
+                        f"pod {self.namespace}/{name} was released before it was Ready"
+                    ) from err
             self.sleep(self.poll)
         raise ProvisioningError(
             f"pod {self.namespace}/{name} not Ready after {self.ready_timeout:.0f}s ({last})"

@@ -685,7 +685,7 @@ class Kubelet:
     def _pending_unschedulable(self, pod: Obj, message: str) -> None:
         """Pending with PodScheduled=False reason=Unschedulable, as kube-scheduler says it."""
         old = dict(pod.get("status") or {})
-        scheduled = next(
+        scheduled: Obj = next(
             (c for c in old.get("conditions") or () if c.get("type") == "PodScheduled"), {}
         )
         status: Obj = {

@@ -70,6 +70,7 @@ def test_an_unschedulable_new_pod_is_waited_for_again_and_never_joined_by_anothe
     ]
     assert [n.name for n in provisioner.list_nodes()] == ["shard-0"]
     assert provisioner.pods_ready() == (1, 2)
+    assert provisioner.release_adding(keep=2) == []  # the spec still wants it
 
     kubelet.schedulable("default", "shard-1")
     provisioner.ready_timeout = 10.0
@@ -78,3 +79,14 @@ def test_an_unschedulable_new_pod_is_waited_for_again_and_never_joined_by_anothe
     assert provisioner.unready_pods() == []
     assert provisioner.add_node().name == "shard-2"  # the next one grows the set again
     assert shape() == (3, "")
+
+    # A scale-out given up on: its never-Ready pod is released, never a Ready one.
+    kubelet.unschedulable("default", "shard-3", NOT_FITTING)
+    provisioner.ready_timeout = 0.5
+    with pytest.raises(ProvisioningError, match="shard-3 Pending: Unschedulable"):
+        provisioner.add_node()
+    assert shape() == (4, "3")
+    assert provisioner.release_adding(keep=2) == ["shard-3"]  # Ready ones are not marked
+    assert shape() == (3, "")
+    assert [n.name for n in provisioner.list_nodes()] == ["shard-0", "shard-1", "shard-2"]
+    assert provisioner.pods_ready() == (3, 3)

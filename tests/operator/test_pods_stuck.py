@@ -1,6 +1,7 @@
 """A RedisCluster whose pods are not all Ready past the operator's --pods-ready-deadline: one
 PodsStuck Warning naming the pod and why, Ready=False reason=PodsStuck, the alert gauge, a
-clock that survives a new leader, no key lost, and PodsReady once the pod comes."""
+clock that survives a new leader, no key lost, and PodsReady once the pod comes; a stuck
+scale-out given up on (spec.masters set back) releases only its never-Ready pod."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def _metrics(op: OperatorProcess) -> str:
     assert found is not None
     with urllib.request.urlopen(f"http://127.0.0.1:{found[1]}/metrics", timeout=5) as resp:
         return str(resp.read().decode())
+
+
+def _masters(env: OperatorEnv) -> dict[str, int]:
+    return {row["node"]: row["slots"] for row in env.status("cart").get("slotsPerMaster") or ()}
 
 
 def _warnings(env: OperatorEnv, reason: str) -> list[Any]:
@@ -91,5 +96,31 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     assert re.search(
         r'headroom_rediscluster_pods_stuck\{cluster="headroom/cart"\} 0', _metrics(op_b)
     )
+    assert digest(pods, KEYS) == before and total_keys(pods) == KEYS
+    assert removals == []
+
+
+def test_a_stuck_scale_out_given_up_releases_only_its_never_ready_pod(env: OperatorEnv) -> None:
+    removals = guard_pod_removals(env)
+    env.start_operator("op-a", "--pods-ready-deadline", DEADLINE)
+    env.create_cluster("cart", masters=3, replicas=0)
+    wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
+    pods = env.pods("cart")
+    load(pods, KEYS)
+    before = digest(pods, KEYS)
+    env.kubelet.unschedulable(NS, "cart-3", NOT_FITTING)
+    env.scale("cart", 4)
+    wait_for(lambda: env.reason("cart", "Ready") == "PodsStuck", 60, "Ready reason PodsStuck")
+
+    # Set back while the worker still waits for the pod: it is released, the rest stays.
+    env.scale("cart", 3)
+    wait_for(env.ready_with("cart", 3), 60, "cart Ready with 3 masters again")
+    sts = env.apps.read_namespaced_stateful_set("cart", NS)
+    assert sts.spec.replicas == 3 and sts.metadata.annotations[ADDING_ANNOTATION] == ""
+    (released,) = [e for e in env.events("cart") if e.reason == "PodsReleased"]
+    assert released.type == "Normal" and released.message.startswith("released cart-3: ")
+    assert len(_warnings(env, "PodsStuck")) == 1
+    assert env.status("cart").get("podsNotReady") is None
+    assert sorted(_masters(env)) == ["cart-0", "cart-1", "cart-2"]
     assert digest(pods, KEYS) == before and total_keys(pods) == KEYS
     assert removals == []
