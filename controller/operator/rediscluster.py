@@ -107,6 +107,7 @@ class RedisClusterReconciler(Reconciler):
     ready_timeout: float = 180.0
     # Pods not all Ready for longer than this are reported stuck (rediscluster_pods.py).
     pods_ready_deadline: float = DEFAULT_DEADLINE
+    stuck_requeue: float = 10.0  # a wait past the deadline is looked at less often
     clock: Clock = field(default_factory=RealClock)
 
     def __post_init__(self) -> None:
@@ -248,7 +249,10 @@ class RedisClusterReconciler(Reconciler):
                     *healing,
                 ],
             )
-            return Outcome(self.busy_requeue, "Pending", message)
+            requeue = (
+                max(self.busy_requeue, self.stuck_requeue) if pods.stuck else self.busy_requeue
+            )
+            return Outcome(requeue, "Pending", message)
         # Evictions wait while a node is lost or a pod is not back: a drain must never take
         # a shard's second node before the first one's replacement has joined.
         self.guard_disruptions(
