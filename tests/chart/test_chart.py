@@ -121,6 +121,7 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
+        ({"operator": {"podsReadyDeadlineSeconds": 30}}, "/operator/podsReadyDeadlineSeconds"),
         ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
         ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
@@ -178,6 +179,14 @@ def test_operator_runs_locked_down() -> None:
         assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
         # The only writable path is an emptyDir for /tmp.
         assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+
+
+def test_the_pods_ready_deadline_reaches_the_operator_in_seconds() -> None:
+    """operator.podsReadyDeadlineSeconds is the operator's --pods-ready-deadline (its env)."""
+    for values, seconds in (({}, "600"), ({"operator": {"podsReadyDeadlineSeconds": 900}}, "900")):
+        (c,) = deployment(render_chart(values))["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["HEADROOM_PODS_READY_DEADLINE_SECONDS"] == seconds
 
 
 def test_operator_command_follows_the_rbac_scope() -> None:
