@@ -276,8 +276,13 @@ def test_redis_cluster_crd_shape() -> None:
         ("Masters", ".spec.masters"),
         ("Ready", ".status.readyMasters"),
         ("Phase", ".status.phase"),
+        ("Pods", ".status.podsReady"),
+        ("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
         ("Age", ".metadata.creationTimestamp"),
     ]
+    # The default kubectl get stays as it was; -o wide adds why a cluster is not Ready.
+    wide = {c["name"] for c in version["additionalPrinterColumns"] if c.get("priority")}
+    assert wide == {"Pods", "Reason"}
 
 
 def test_sample_redis_cluster_is_admitted_by_the_chart_crd(kube: KubeHarness) -> None:

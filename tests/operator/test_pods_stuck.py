@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from headroom.controller.provisioning.statefulset import ADDING_ANNOTATION
 from tests.operator.support import NS, OperatorEnv, OperatorProcess, guard_pod_removals, wait_for
 from tests.redis.data import digest, load, total_keys
+from tests.support.kubectl import have_kubectl, make_kubectl, table
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
@@ -40,7 +42,7 @@ def _warnings(env: OperatorEnv, reason: str) -> list[Any]:
 
 
 def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resumes(
-    env: OperatorEnv,
+    env: OperatorEnv, tmp_path: Path
 ) -> None:
     removals = guard_pod_removals(env)
     extra = ("--pods-ready-deadline", DEADLINE, "--lease-duration", "3")
@@ -66,6 +68,11 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     assert "cart-3 Pending: Unschedulable: 0/3 nodes are available" in warning.message
     assert len(warning.message) <= 1024
     assert re.search(r'headroom_rediscluster_pods_stuck\{cluster="headroom/cart"\} 1', _metrics(op))
+    if have_kubectl():  # the printer columns of kubectl get -o wide
+        kubectl = make_kubectl(env.kube.kubeconfig(tmp_path / "admin", tls=True), tmp_path)
+        rows = table(kubectl("get", "redisclusters", "-n", NS, "-o", "wide").stdout)
+        assert rows[0][-3:] == ["PODS", "REASON", "AGE"]
+        assert rows[1][-3:-1] == ["3/4", "PodsStuck"]
 
     # A new leader keeps the episode's clock and does not report it again; the StatefulSet
     # is not grown past the pod it waits for (the added pod stays marked: it holds no slot).
