@@ -207,6 +207,11 @@ class RedisClusterReconciler(Reconciler):
         # A master gone with no replica is lost only once every pod is back and none of them
         # is it: with a volume, its pod may still be on its way back with its slots.
         complete = ready_pods >= wanted_pods
+        if not complete:
+            # A pod a scale-out added that was never Ready holds nothing: the cluster is
+            # whole without it (evictions, healing and SlotsLost need not wait for it).
+            have, want = cluster.provisioner.pods_ready(adding=False)
+            complete = have >= want
         healing = cluster.healing.track(
             body, damage, shape, spec, complete=complete, record=self.record, metrics=self.metrics
         )
@@ -229,6 +234,8 @@ class RedisClusterReconciler(Reconciler):
             # Pods are starting or restarting: the scaler would see missing nodes and add
             # more. Kubernetes brings them back; wait for it, and say so once it takes
             # longer than the deadline.
+            if complete:  # only never-Ready added pods are missing
+                self.guard_disruptions(ns, name, cluster.healing.since is None)
             reason = PODS_STUCK if pods.stuck else "PodsNotReady"
             message = pods.message or f"waiting for pods: {ready_pods}/{wanted_pods} Ready"
             self._write_status(
@@ -255,9 +262,7 @@ class RedisClusterReconciler(Reconciler):
             return Outcome(requeue, "Pending", message)
         # Evictions wait while a node is lost or a pod is not back: a drain must never take
         # a shard's second node before the first one's replacement has joined.
-        self.guard_disruptions(
-            ns, name, cluster.healing.since is None and ready_pods >= wanted_pods
-        )
+        self.guard_disruptions(ns, name, cluster.healing.since is None and complete)
         target.set_replicas(spec.replicas_per_master)
         held = ""
         if cluster.healing.since is not None:

@@ -156,11 +156,21 @@ class StatefulSetProvisioner:
 
     # -- extras for the controller -------------------------------------------------------------
 
-    def pods_ready(self) -> tuple[int, int]:
-        """(Ready pods, pods wanted) over the kept ordinals."""
-        replicas, removed = self._shape(self._read())
+    def pods_ready(self, *, adding: bool = True) -> tuple[int, int]:
+        """(Ready pods, pods wanted) over the kept ordinals; ``adding=False`` leaves out the
+        pods a scale-out added that were never Ready (never met: they hold nothing, and
+        no lost node can come back in one)."""
+        sts = self._read()
+        replicas, removed = self._shape(sts)
         pods = self._pods()
         wanted = [o for o in range(replicas) if o not in removed]
+        if not adding:
+            marked = self._adding(sts, replicas, removed)
+            wanted = [
+                o
+                for o in wanted
+                if o not in marked or self._node(pods.get(self._pod_name(o)), o) is not None
+            ]
         ready = sum(1 for o in wanted if self._node(pods.get(self._pod_name(o)), o) is not None)
         return ready, len(wanted)
 

@@ -70,6 +70,7 @@ def test_an_unschedulable_new_pod_is_waited_for_again_and_never_joined_by_anothe
     ]
     assert [n.name for n in provisioner.list_nodes()] == ["shard-0"]
     assert provisioner.pods_ready() == (1, 2)
+    assert provisioner.pods_ready(adding=False) == (1, 1)  # it holds nothing
     assert provisioner.release_adding(keep=2) == []  # the spec still wants it
 
     kubelet.schedulable("default", "shard-1")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from headroom.controller.provisioning.statefulset import ADDING_ANNOTATION
 from tests.operator.support import NS, OperatorEnv, OperatorProcess, guard_pod_removals, wait_for
@@ -87,6 +88,13 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     assert sts.spec.replicas == 4
     assert sts.metadata.annotations[ADDING_ANNOTATION] == "3"
     assert total_keys(pods) == KEYS and digest(pods, KEYS) == before
+    # The pod holds nothing: a drain may take one pod as when the cluster is whole.
+    policy = client.PolicyV1Api(env.admin)
+    wait_for(
+        lambda: policy.read_namespaced_pod_disruption_budget("cart", NS).spec.max_unavailable == 1,
+        30,
+        "evictions allowed",
+    )
 
     # The pod is placed: the scale-out finishes, the condition and the gauge clear.
     env.kubelet.schedulable(NS, "cart-3")
