@@ -89,7 +89,7 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     assert sts.metadata.annotations[ADDING_ANNOTATION] == "3"
     assert total_keys(pods) == KEYS and digest(pods, KEYS) == before
     # The pod holds nothing: a drain may take one pod as when the cluster is whole.
-    policy = client.PolicyV1Api(env.admin)
+    policy: Any = client.PolicyV1Api(env.admin)  # its models are Optional everywhere
     wait_for(
         lambda: policy.read_namespaced_pod_disruption_budget("cart", NS).spec.max_unavailable == 1,
         30,
