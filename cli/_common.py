@@ -39,7 +39,10 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
-_BAD_VALUE = re.compile(r"^Invalid value for '?(?P<opt>[^':]+?)'?: (?P<msg>.*)$", re.S)
+# click names the environment variable an option also reads: "... '--x' (env var: 'X'): ..."
+_BAD_VALUE = re.compile(
+    r"^Invalid value for '?(?P<opt>[^':]+?)'?(?: \(env var: '[^']*'\))?: (?P<msg>.*)$", re.S
+)
 _CLICK_TYPES = {"a valid integer": "a whole number", "a valid number": "a number"}
 
 

@@ -72,6 +72,15 @@ def run(
             "--policy-interval", help="Seconds between two passes of each CapacityPolicy."
         ),
     ] = 60.0,
+    pods_ready_deadline: Annotated[
+        float,
+        typer.Option(
+            "--pods-ready-deadline",
+            help="Seconds a RedisCluster's pods may stay not Ready (unschedulable, an image "
+            "that never pulls) before a PodsStuck Warning and condition say which and why.",
+            envvar="HEADROOM_PODS_READY_DEADLINE_SECONDS",
+        ),
+    ] = 600.0,
     alerts_config: Annotated[
         Path | None,
         typer.Option(
@@ -102,6 +111,7 @@ def run(
 ) -> None:
     """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
     from headroom.controller.operator.leader import LeaseTimings
+    from headroom.controller.operator.rediscluster_pods import check_deadline
     from headroom.controller.operator.runtime import (
         OperatorOptions,
         configure_logging,
@@ -114,6 +124,10 @@ def run(
         fail(f"--lease-duration: {lease_duration:g} is outside 3..600 seconds", EXIT_INPUT)
     if not 1 <= policy_interval <= 3600:
         fail(f"--policy-interval: {policy_interval:g} is outside 1..3600 seconds", EXIT_INPUT)
+    try:
+        check_deadline(pods_ready_deadline)
+    except ValueError as err:
+        fail(str(err), EXIT_INPUT)
     if not 0 <= port < 65536:
         fail(f"--port: {port} is not a port number", EXIT_INPUT)
     for directory in allow_file_dir or []:
@@ -139,6 +153,7 @@ def run(
                 lease_namespace=lease_namespace,
                 identity=identity,
                 policy_interval=policy_interval,
+                pods_ready_deadline=pods_ready_deadline,
                 alerts_config=alerts_config,
                 file_dirs=tuple(allow_file_dir or ()),
                 addresses=tuple(allow_address or ()),

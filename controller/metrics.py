@@ -110,6 +110,12 @@ class OperatorMetrics:
             "Slots whose master is gone with no replica (data lost unless its volume returns)",
             "cluster",
         )
+        self.cluster_pods_stuck = gauge(
+            "headroom_rediscluster_pods_stuck",
+            "Pods of a RedisCluster not Ready for longer than the operator's "
+            "--pods-ready-deadline (alert on > 0)",
+            "cluster",
+        )
         self.reconciles = counter(
             "headroom_reconciles",
             "Reconcile passes by kind (RedisCluster, ...) and result (done, requeued, "
@@ -208,6 +214,10 @@ class OperatorMetrics:
         """A RedisCluster's lost members and the slots no node can serve (alert on > 0)."""
         self.cluster_lost_nodes.labels(cluster=cluster).set(lost_nodes)
         self.cluster_slots_lost.labels(cluster=cluster).set(slots_lost)
+
+    def set_cluster_pods_stuck(self, cluster: str, pods: int) -> None:
+        """A RedisCluster's pods not Ready past the deadline (0 while within it)."""
+        self.cluster_pods_stuck.labels(cluster=cluster).set(pods)
 
     def record_reconcile(self, kind: str, result: str) -> None:
         """``result``: done, requeued (converging), invalid (spec refused) or failed."""

@@ -13,7 +13,8 @@ leader's worker, because the scaler repairs open slots before it moves any.
 Beside it: ``rediscluster_auth.py`` (the password and TLS Secrets, and where a
 CapacityPolicy reads the cluster), ``rediscluster_children.py`` (the owned objects),
 ``rediscluster_shape.py`` (what a pass reads of the cluster), ``rediscluster_healing.py``
-(a healing episode's Events and condition) and ``rediscluster_kopf.py``, whose
+(a healing episode's Events and condition), ``rediscluster_pods.py`` (pods not Ready past
+the deadline: PodsStuck) and ``rediscluster_kopf.py``, whose
 ``register`` wires the reconciler into a kopf registry: ``on.resume``,
 ``on.create``, ``on.update`` and a timer all call the same ``reconcile()``.
 """
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from headroom.controller.clock import Clock, RealClock
 from headroom.controller.kube import (
     call,
     not_found,
@@ -44,6 +46,12 @@ from headroom.controller.operator.conditions import (
 from headroom.controller.operator.rediscluster_auth import cluster_auth
 from headroom.controller.operator.rediscluster_children import allow_evictions, ensure_children
 from headroom.controller.operator.rediscluster_healing import Healing, slots_lost_message
+from headroom.controller.operator.rediscluster_pods import (
+    DEFAULT_DEADLINE,
+    PODS_STUCK,
+    PodsWait,
+    check_deadline,
+)
 from headroom.controller.operator.rediscluster_shape import (
     converged,
     progress_detail,
@@ -86,6 +94,7 @@ class _Cluster:
     last_error: str | None = None
     migration_started: str | None = None
     healing: Healing = field(default_factory=Healing)
+    pods: PodsWait = field(default_factory=PodsWait)  # the deadline is the reconciler's
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -96,8 +105,13 @@ class RedisClusterReconciler(Reconciler):
     _: KW_ONLY
     busy_requeue: float = 2.0
     ready_timeout: float = 180.0
+    # Pods not all Ready for longer than this are reported stuck (rediscluster_pods.py).
+    pods_ready_deadline: float = DEFAULT_DEADLINE
+    stuck_requeue: float = 10.0  # a wait past the deadline is looked at less often
+    clock: Clock = field(default_factory=RealClock)
 
     def __post_init__(self) -> None:
+        check_deadline(self.pods_ready_deadline)
         self._write_status = StatusWriter(self.kube, PLURAL, KIND)
         self._clusters: dict[str, _Cluster] = {}
         self._lock = threading.Lock()
@@ -193,40 +207,62 @@ class RedisClusterReconciler(Reconciler):
         # A master gone with no replica is lost only once every pod is back and none of them
         # is it: with a volume, its pod may still be on its way back with its slots.
         complete = ready_pods >= wanted_pods
+        if not complete:
+            # A pod a scale-out added that was never Ready holds nothing: the cluster is
+            # whole without it (evictions, healing and SlotsLost need not wait for it).
+            have, want = cluster.provisioner.pods_ready(adding=False)
+            complete = have >= want
         healing = cluster.healing.track(
             body, damage, shape, spec, complete=complete, record=self.record, metrics=self.metrics
         )
+        pods = cluster.pods.track(
+            body,
+            status,
+            ready_pods,
+            wanted_pods,
+            unready=cluster.provisioner.unready_pods,
+            now=self.clock.now(),
+            record=self.record,
+            metrics=self.metrics,
+        )
+        pod_fields = {"podsReady": f"{ready_pods}/{wanted_pods}", "podsNotReady": pods.status()}
+        if ready_pods < wanted_pods and wanted_pods > spec.pods:
+            # A scale-out given up on (spec.masters set back) while its new pods never came:
+            # release those pods (never met, no slot); the next pass sees the rest.
+            self._release_unwanted(body, spec, cluster)
         if ready_pods < wanted_pods and not target.running:
             # Pods are starting or restarting: the scaler would see missing nodes and add
-            # more. Kubernetes brings them back; wait for it.
-            message = f"waiting for pods: {ready_pods}/{wanted_pods} Ready"
+            # more. Kubernetes brings them back; wait for it, and say so once it takes
+            # longer than the deadline.
+            if complete:  # only never-Ready added pods are missing
+                self.guard_disruptions(ns, name, cluster.healing.since is None)
+            reason = PODS_STUCK if pods.stuck else "PodsNotReady"
+            message = pods.message or f"waiting for pods: {ready_pods}/{wanted_pods} Ready"
             self._write_status(
                 ns,
                 name,
                 status,
                 generation,
-                {
-                    "phase": status.get("phase") or "Pending",
-                    "podsReady": f"{ready_pods}/{wanted_pods}",
-                },
+                {"phase": status.get("phase") or "Pending", **pod_fields},
                 [
-                    Condition("Ready", "False", "PodsNotReady", message),
-                    Condition("Scaling", "False", "PodsNotReady", message),
+                    Condition("Ready", "False", reason, message),
+                    Condition("Scaling", "False", reason, message),
                     Condition(
                         "Degraded",
-                        "True" if cluster.masters_seen else "False",
-                        "PodsNotReady",
+                        "True" if cluster.masters_seen or pods.stuck else "False",
+                        reason,
                         message,
                     ),
                     *healing,
                 ],
             )
-            return Outcome(self.busy_requeue, "Pending", message)
+            requeue = (
+                max(self.busy_requeue, self.stuck_requeue) if pods.stuck else self.busy_requeue
+            )
+            return Outcome(requeue, "Pending", message)
         # Evictions wait while a node is lost or a pod is not back: a drain must never take
         # a shard's second node before the first one's replacement has joined.
-        self.guard_disruptions(
-            ns, name, cluster.healing.since is None and ready_pods >= wanted_pods
-        )
+        self.guard_disruptions(ns, name, cluster.healing.since is None and complete)
         target.set_replicas(spec.replicas_per_master)
         held = ""
         if cluster.healing.since is not None:
@@ -354,10 +390,21 @@ class RedisClusterReconciler(Reconciler):
                 if self.metrics is not None:
                     self.metrics.record_action(f"rediscluster/{ns}/{name}", "SpecChanged")
             cluster.masters_seen = shape.masters
+        if pods.stuck and conds[0].reason != "SlotsLost":
+            # A scale-out or a replacement waits on a pod that does not come: the wait
+            # goes on (nothing is removed), but Ready and Degraded say why.
+            conds[0] = Condition("Ready", "False", PODS_STUCK, pods.message)
+            conds = [
+                Condition("Degraded", "True", PODS_STUCK, pods.message)
+                if c.type == "Degraded"
+                else c
+                for c in conds
+            ]
         if not any(c.type == "Healing" for c in conds):
             conds += healing
         cluster.last_error = error
         fields["phase"] = phase
+        fields.update(pod_fields)
         fields["healing"] = (
             {
                 "since": cluster.healing.since,
@@ -371,6 +418,24 @@ class RedisClusterReconciler(Reconciler):
         if phase == "Ready":
             return Outcome(None, phase)
         return Outcome(self.busy_requeue, phase, conds[0].message)
+
+    def _release_unwanted(
+        self, body: Mapping[str, Any], spec: RedisClusterSpec, cluster: _Cluster
+    ) -> None:
+        released = cluster.provisioner.release_adding(keep=spec.pods)
+        if released:
+            # The worker's next run aims at the spec's size, or it would add them again (a
+            # run under way that waits for one of them fails at once and is retried).
+            target = cluster.target
+            if cluster.healing.since is None and target.desired not in (None, spec.masters):
+                target.scale(spec.masters, reason=f"spec.masters={spec.masters}")
+            self.record(
+                body,
+                "Normal",
+                "PodsReleased",
+                f"released {', '.join(released)}: added by a scale-out, never Ready, no "
+                f"longer wanted (spec wants {spec.pods} pods); they held no slots",
+            )
 
     def _dry_pass(
         self,
@@ -455,7 +520,9 @@ class RedisClusterReconciler(Reconciler):
             ),
         )
         with self._lock:
-            cluster = self._clusters.setdefault(uid, _Cluster(target, provisioner))
+            cluster = self._clusters.setdefault(
+                uid, _Cluster(target, provisioner, pods=PodsWait(self.pods_ready_deadline))
+            )
         if cluster.target is not target:
             target.close()
         return cluster

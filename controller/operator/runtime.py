@@ -29,7 +29,12 @@ from headroom.controller.alerts.config import build_inbound, load_alerts_config
 from headroom.controller.demand_events import DemandEventSurges
 from headroom.controller.kube import Kube, load_config
 from headroom.controller.metrics import OperatorMetrics
-from headroom.controller.operator import capacitypolicy, rediscluster, rediscluster_kopf
+from headroom.controller.operator import (
+    capacitypolicy,
+    rediscluster,
+    rediscluster_kopf,
+    rediscluster_pods,
+)
 from headroom.controller.operator.health import HealthServer
 from headroom.controller.operator.leader import LeaseElector, LeaseTimings
 from headroom.controller.signals.access import SourceAccess
@@ -56,6 +61,7 @@ class OperatorOptions:
     requeue: float = 2.0
     timer: float = 10.0
     policy_interval: float = 60.0  # seconds between two passes of a CapacityPolicy
+    pods_ready_deadline: float = rediscluster_pods.DEFAULT_DEADLINE  # then PodsStuck
     alerts_config: Path | None = None  # default: $HEADROOM_ALERTS_CONFIG, else none
     # What policies' metrics may reach (docs/operator.md "Security model"): no file source
     # unless under one of these directories; only these Prometheus/Redis hosts if any.
@@ -122,6 +128,7 @@ def run_operator(opts: OperatorOptions) -> int:
             record=_kopf_event,
             metrics=metrics,
             busy_requeue=opts.requeue,
+            pods_ready_deadline=opts.pods_ready_deadline,
             dry_run=opts.dry_run,
         )
         rediscluster_kopf.register(registry, reconciler, timer=opts.timer)

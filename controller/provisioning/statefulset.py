@@ -12,6 +12,15 @@ server, so an operator restart loses nothing — and hidden from
 :meth:`list_nodes`; the StatefulSet shrinks as soon as its top ordinals are all
 removed. The scaler drains and forgets a master *before* it calls
 :meth:`remove_node`, so the StatefulSet never shrinks under a node that owns a slot.
+
+An ordinal :meth:`add_node` created is kept in ``headroom.dev/adding-ordinals`` until its
+pod is first Ready and handed to the scaler (the mark is cleared *before* the node is
+returned): such a pod has never been met, so it holds no slot. A scale-out whose new pod
+never becomes Ready (unschedulable, its image never pulls) fails after ``ready_timeout``
+and is retried; the retry waits for the same pod again instead of adding another, so
+the StatefulSet does not grow by one pod per attempt, and an operator restart resumes
+the same wait. :meth:`unready_pods` says why each pod is not Ready (the operator's
+PodsStuck report).
 """
 
 from __future__ import annotations
@@ -30,6 +39,38 @@ from headroom.policies.errors import KubernetesError, ProvisioningError
 log = logging.getLogger(__name__)
 
 REMOVED_ANNOTATION = "headroom.dev/removed-ordinals"
+ADDING_ANNOTATION = "headroom.dev/adding-ordinals"
+
+# A pod's reason is quoted from the scheduler or the kubelet: kept short in Events.
+_MESSAGE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class PodWait:
+    """A kept pod that is not Ready, and why, as the scheduler and the kubelet say it.
+
+    ``adding``: a pod a scale-out added that was never Ready, so never met and holding
+    no slot (``headroom.dev/adding-ordinals``)."""
+
+    name: str
+    phase: str  # Pending, Running, ...; "Missing" when the StatefulSet has not created it
+    reason: str = ""
+    message: str = ""
+    adding: bool = False
+
+    def describe(self) -> str:
+        """``redis-a-3 Pending: Unschedulable: 0/3 nodes are available: ...``"""
+        text = f"{self.name} {self.phase}"
+        if self.reason:
+            text += f": {self.reason}"
+        if self.message:
+            message = " ".join(self.message.split())
+            if len(message) > _MESSAGE_CHARS:
+                message = message[: _MESSAGE_CHARS - 3] + "..."
+            text += f": {message}"
+        if self.adding:
+            text += " (added by a scale-out, holds no slots)"
+        return text
 
 
 @dataclass(eq=False)
@@ -54,7 +95,9 @@ class StatefulSetProvisioner:
         reported dead: Kubernetes brings it back, and the scaler must not
         remove a node because it is restarting.
         """
-        replicas, removed = self._shape(self._read())
+        sts = self._read()
+        replicas, removed = self._shape(sts)
+        adding = self._adding(sts, replicas, removed)
         pods = self._pods()
         nodes = []
         for ordinal in range(replicas):
@@ -62,15 +105,24 @@ class StatefulSetProvisioner:
                 continue
             info = self._node(pods.get(self._pod_name(ordinal)), ordinal)
             if info is not None:
+                if ordinal in adding and not self._added(ordinal):  # before anyone meets it
+                    continue
                 nodes.append(info)
         return nodes
 
     def add_node(self) -> NodeInfo:
-        """Grow the StatefulSet by one pod and return it once it is Ready."""
+        """Grow the StatefulSet by one pod and return it once it is Ready; a pod an earlier
+        call added that was never Ready is waited for instead (its wait timed out, or the
+        operator restarted)."""
         sts = self._read()
         replicas, removed = self._shape(sts)
+        adding = self._adding(sts, replicas, removed)
+        if adding:
+            ordinal = min(adding)
+            log.info("Resumed waiting for added pod=%s/%s", self.namespace, self._pod_name(ordinal))
+            return self._wait_ready(ordinal)
         ordinal = replicas
-        self._write(sts, replicas + 1, removed)
+        self._write(sts, replicas + 1, removed, {ordinal})
         log.info(
             "Scaled StatefulSet %s/%s replicas=%d->%d",
             self.namespace,
@@ -87,11 +139,13 @@ class StatefulSetProvisioner:
         replicas, removed = self._shape(sts)
         if ordinal >= replicas:
             return
+        adding = self._adding(sts, replicas, removed)
+        adding.discard(ordinal)
         removed.add(ordinal)
         while replicas > 0 and replicas - 1 in removed:
             replicas -= 1
             removed.discard(replicas)
-        self._write(sts, replicas, removed)
+        self._write(sts, replicas, removed, adding)
         log.info(
             "Removed node pod=%s/%s statefulset_replicas=%d removed_ordinals=%s",
             self.namespace,
@@ -102,13 +156,76 @@ class StatefulSetProvisioner:
 
     # -- extras for the controller -------------------------------------------------------------
 
-    def pods_ready(self) -> tuple[int, int]:
-        """(Ready pods, pods wanted) over the kept ordinals."""
-        replicas, removed = self._shape(self._read())
+    def pods_ready(self, *, adding: bool = True) -> tuple[int, int]:
+        """(Ready pods, pods wanted) over the kept ordinals; ``adding=False`` leaves out the
+        pods a scale-out added that were never Ready (never met: they hold nothing, and
+        no lost node can come back in one)."""
+        sts = self._read()
+        replicas, removed = self._shape(sts)
         pods = self._pods()
         wanted = [o for o in range(replicas) if o not in removed]
+        if not adding:
+            marked = self._adding(sts, replicas, removed)
+            wanted = [
+                o
+                for o in wanted
+                if o not in marked or self._node(pods.get(self._pod_name(o)), o) is not None
+            ]
         ready = sum(1 for o in wanted if self._node(pods.get(self._pod_name(o)), o) is not None)
         return ready, len(wanted)
+
+    def release_adding(self, keep: int) -> list[str]:
+        """Remove pods a scale-out added that were never Ready (marked: never met, so they
+        hold no slot), newest first, while more than ``keep`` pods are kept; returns the
+        names. A marked pod that is Ready is left to the scaler, which may be meeting it.
+        For a scale-out given up on (the spec wants fewer pods again)."""
+        sts = self._read()
+        replicas, removed = self._shape(sts)
+        adding = self._adding(sts, replicas, removed)
+        kept = replicas - len(removed)
+        if not adding or kept <= keep:
+            return []
+        pods = self._pods()
+        released = []
+        for ordinal in sorted(adding, reverse=True):
+            if kept <= keep:
+                break
+            name = self._pod_name(ordinal)
+            if self._node(pods.get(name), ordinal) is not None:
+                continue
+            adding.discard(ordinal)
+            removed.add(ordinal)
+            kept -= 1
+            released.append(name)
+        if not released:
+            return []
+        while replicas > 0 and replicas - 1 in removed:
+            replicas -= 1
+            removed.discard(replicas)
+        # Guarded by the resourceVersion read: a mark cleared meanwhile (the pod handed
+        # to the scaler) makes this write fail with a conflict instead of removing it.
+        self._write(sts, replicas, removed, adding)
+        log.info(
+            "Released never-Ready added pods=%s StatefulSet %s/%s replicas=%d",
+            ",".join(released), self.namespace, self.name, replicas,
+        )  # fmt: skip
+        return released
+
+    def unready_pods(self) -> list[PodWait]:
+        """Every kept pod that is not Ready, lowest ordinal first, with the reason."""
+        sts = self._read()
+        replicas, removed = self._shape(sts)
+        adding = self._adding(sts, replicas, removed)
+        pods = self._pods()
+        waits = []
+        for ordinal in range(replicas):
+            if ordinal in removed:
+                continue
+            name = self._pod_name(ordinal)
+            pod = pods.get(name)
+            if self._node(pod, ordinal) is None:
+                waits.append(pod_wait(name, pod, adding=ordinal in adding))
+        return waits
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -128,18 +245,54 @@ class StatefulSetProvisioner:
         )
 
     @staticmethod
-    def _shape(sts: Any) -> tuple[int, set[int]]:
-        replicas = int(sts.spec.replicas or 0)
-        raw = (sts.metadata.annotations or {}).get(REMOVED_ANNOTATION, "")
-        removed = {int(x) for x in raw.split(",") if x.strip().isdigit()}
-        return replicas, {o for o in removed if o < replicas}
+    def _ordinals(sts: Any, annotation: str, replicas: int) -> set[int]:
+        raw = (sts.metadata.annotations or {}).get(annotation, "")
+        return {int(x) for x in raw.split(",") if x.strip().isdigit() and int(x) < replicas}
 
-    def _write(self, sts: Any, replicas: int, removed: set[int]) -> None:
-        """One patch for size and annotation, guarded by the resourceVersion we read."""
+    @classmethod
+    def _shape(cls, sts: Any) -> tuple[int, set[int]]:
+        replicas = int(sts.spec.replicas or 0)
+        return replicas, cls._ordinals(sts, REMOVED_ANNOTATION, replicas)
+
+    @classmethod
+    def _adding(cls, sts: Any, replicas: int, removed: set[int]) -> set[int]:
+        return cls._ordinals(sts, ADDING_ANNOTATION, replicas) - removed
+
+    def _kept(self, ordinal: int) -> bool:
+        replicas, removed = self._shape(self._read())
+        return ordinal < replicas and ordinal not in removed
+
+    def _added(self, ordinal: int) -> bool:
+        """The pod of ``ordinal`` is Ready: clear its adding mark, in the API server, before
+        the scaler hears of it (a write that lost a race reads again). False: the ordinal
+        was released meanwhile (:meth:`release_adding`), so the pod must not be handed out.
+        Both writes are guarded by the resourceVersion read, so one of them wins."""
+        for _ in range(5):
+            sts = self._read()
+            replicas, removed = self._shape(sts)
+            adding = self._adding(sts, replicas, removed)
+            if ordinal not in adding:
+                return ordinal < replicas and ordinal not in removed
+            try:
+                self._write(sts, replicas, removed, adding - {ordinal})
+                return True
+            except KubernetesError as err:
+                if getattr(err, "status", None) != 409:
+                    raise
+        raise ProvisioningError(
+            f"StatefulSet {self.namespace}/{self.name}: could not clear the adding mark of "
+            f"ordinal {ordinal} (kept conflicting)"
+        )
+
+    def _write(self, sts: Any, replicas: int, removed: set[int], adding: set[int]) -> None:
+        """One patch for size and annotations, guarded by the resourceVersion we read."""
         body = {
             "metadata": {
                 "resourceVersion": sts.metadata.resource_version,
-                "annotations": {REMOVED_ANNOTATION: ",".join(str(o) for o in sorted(removed))},
+                "annotations": {
+                    REMOVED_ANNOTATION: ",".join(str(o) for o in sorted(removed)),
+                    ADDING_ANNOTATION: ",".join(str(o) for o in sorted(adding)),
+                },
             },
             "spec": {"replicas": replicas},
         }
@@ -180,12 +333,52 @@ class StatefulSetProvisioner:
                 )
                 info = self._node(pod, ordinal)
                 if info is not None:
+                    if not self._added(ordinal):
+                        raise ProvisioningError(
+                            f"pod {self.namespace}/{name} was released while it started"
+                        )
                     return info
-                last = f"phase {pod.status.phase if pod.status else 'unknown'}, not Ready"
+                last = pod_wait(name, pod).describe()
             except KubernetesError as err:
                 if not not_found(err):
                     last = str(err)
+                elif not self._kept(ordinal):  # released (release_adding): its pod is gone
+                    raise ProvisioningError(
+                        f"pod {self.namespace}/{name} was released before it was Ready"
+                    ) from err
             self.sleep(self.poll)
         raise ProvisioningError(
             f"pod {self.namespace}/{name} not Ready after {self.ready_timeout:.0f}s ({last})"
         )
+
+
+def pod_wait(name: str, pod: Any, *, adding: bool = False) -> PodWait:
+    """Why ``pod`` (a V1Pod, or None when not created) is not Ready: the scheduler's word
+    (PodScheduled=False) first, then a container's waiting or terminated state, then the
+    Ready condition's; never more than the API's own status text (no env, no Secret)."""
+    phase, reason, message = _why(pod)
+    return PodWait(name, phase, reason, message, adding)
+
+
+def _why(pod: Any) -> tuple[str, str, str]:
+    if pod is None:
+        return "Missing", "NotCreated", "the StatefulSet has not created it"
+    status = pod.status
+    if pod.metadata.deletion_timestamp is not None:
+        return "Terminating", "", ""
+    if status is None:
+        return "Pending", "", ""
+    phase = status.phase or "Pending"
+    conditions = {c.type: c for c in status.conditions or []}
+    scheduled = conditions.get("PodScheduled")
+    if scheduled is not None and scheduled.status == "False":
+        return phase, scheduled.reason or "", scheduled.message or ""
+    for container in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
+        state = container.state
+        detail = (state.waiting or state.terminated) if state is not None else None
+        if detail is not None and (detail.reason or detail.message):
+            return phase, detail.reason or "", detail.message or ""
+    ready = conditions.get("Ready")
+    if ready is not None and (ready.reason or ready.message):
+        return phase, ready.reason or "", ready.message or ""
+    return phase, "NotReady" if phase == "Running" else "", ""

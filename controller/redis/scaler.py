@@ -146,10 +146,11 @@ class ClusterScaler(ClusterSteps):
     # -- healing -------------------------------------------------------------------------------
 
     def _complete(self, world: World) -> bool:
-        """Every node the provisioner wants is up and answers (none is still restarting)."""
+        """Every node the provisioner wants is up and answers (none is still restarting; a
+        pod a scale-out added that never came up holds nothing and does not count)."""
         ready = getattr(self.provisioner, "pods_ready", None)
         if callable(ready):
-            have, want = ready()
+            have, want = ready(adding=False)
             if have < want:
                 return False
         return all(p.alive for p in world.probes)

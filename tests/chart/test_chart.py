@@ -121,6 +121,7 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x.io"}]}}, "/rbac/scaleTargets/0"),
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
+        ({"operator": {"podsReadyDeadlineSeconds": 30}}, "/operator/podsReadyDeadlineSeconds"),
         ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
         ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
@@ -178,6 +179,14 @@ def test_operator_runs_locked_down() -> None:
         assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
         # The only writable path is an emptyDir for /tmp.
         assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+
+
+def test_the_pods_ready_deadline_reaches_the_operator_in_seconds() -> None:
+    """operator.podsReadyDeadlineSeconds is the operator's --pods-ready-deadline (its env)."""
+    for values, seconds in (({}, "600"), ({"operator": {"podsReadyDeadlineSeconds": 900}}, "900")):
+        (c,) = deployment(render_chart(values))["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["HEADROOM_PODS_READY_DEADLINE_SECONDS"] == seconds
 
 
 def test_operator_command_follows_the_rbac_scope() -> None:
@@ -267,8 +276,13 @@ def test_redis_cluster_crd_shape() -> None:
         ("Masters", ".spec.masters"),
         ("Ready", ".status.readyMasters"),
         ("Phase", ".status.phase"),
+        ("Pods", ".status.podsReady"),
+        ("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
         ("Age", ".metadata.creationTimestamp"),
     ]
+    # The default kubectl get stays as it was; -o wide adds why a cluster is not Ready.
+    wide = {c["name"] for c in version["additionalPrinterColumns"] if c.get("priority")}
+    assert wide == {"Pods", "Reason"}
 
 
 def test_sample_redis_cluster_is_admitted_by_the_chart_crd(kube: KubeHarness) -> None:
@@ -368,11 +382,16 @@ def test_the_healing_alerts_fire_on_series_the_operator_exports() -> None:
         render_chart({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule"
     )
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert set(alerts) == {"HeadroomRedisClusterSlotsLost", "HeadroomRedisClusterNotHealed"}
+    assert set(alerts) == {
+        "HeadroomRedisClusterSlotsLost",
+        "HeadroomRedisClusterNotHealed",
+        "HeadroomRedisClusterPodsStuck",
+    }
     assert alerts["HeadroomRedisClusterSlotsLost"]["labels"]["severity"] == "critical"
     assert alerts["HeadroomRedisClusterNotHealed"]["for"] == "10m"
     metrics = OperatorMetrics()
     metrics.set_cluster_damage("shop/cart", lost_nodes=1, slots_lost=5461)
+    metrics.set_cluster_pods_stuck("shop/cart", 1)
     exposed = generate_latest(metrics.registry).decode()
     for alert in alerts.values():
         series = re.search(r"\((headroom_[a-z_]+)\)", alert["expr"])

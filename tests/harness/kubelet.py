@@ -223,6 +223,8 @@ class Kubelet:
         self._secrets = store.type("", "secrets")
         self._pvcs = store.type("", "persistentvolumeclaims")
         self._listed: tuple[int, list[Obj]] | None = None  # (resourceVersion, pods)
+        # (namespace, pod name) -> the scheduler's message: no node fits until released.
+        self._unschedulable: dict[tuple[str, str], str] = {}
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Kubelet:
@@ -263,6 +265,21 @@ class Kubelet:
         with self._lock:
             found = [p for p in self.processes.values() if (p.namespace, p.pod) == (namespace, pod)]
             return max(found, key=lambda p: p.started) if found else None
+
+    def unschedulable(self, namespace: str, pod: str, message: str = "") -> None:
+        """Keep pod ``pod`` (by name: a re-created one too) Pending as the scheduler would
+        when no node fits — PodScheduled=False reason=Unschedulable — until
+        :meth:`schedulable`. A pod already running is not touched (it was scheduled)."""
+        with self._lock:
+            self._unschedulable[(namespace, pod)] = message or (
+                "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are "
+                "available: 3 No preemption victims found for incoming pod."
+            )
+
+    def schedulable(self, namespace: str, pod: str) -> None:
+        """Let pod ``pod`` be scheduled and started (it was :meth:`unschedulable`)."""
+        with self._lock:
+            self._unschedulable.pop((namespace, pod), None)
 
     def volume_dir(self, namespace: str, claim: str) -> Path:
         """Where the PersistentVolumeClaim ``claim`` keeps its data (outlives its pods)."""
@@ -463,6 +480,10 @@ class Kubelet:
                 return ip
 
     def _run_pod(self, key: str, pod: Obj) -> None:
+        held = self._unschedulable.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        if held is not None and key not in self.processes:
+            self._pending_unschedulable(pod, held)
+            return
         container = redis_container(pod)
         if container is None:
             self._fake_pod(key, pod)
@@ -648,6 +669,42 @@ class Kubelet:
             for c in (pod.get("spec") or {}).get("containers") or []
         ]
         if status == pod.get("status"):
+            return
+        try:
+            self.store.mutate(
+                self._pods,
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                lambda p: p.__setitem__("status", status),
+                subresource="status",
+            )
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    def _pending_unschedulable(self, pod: Obj, message: str) -> None:
+        """Pending with PodScheduled=False reason=Unschedulable, as kube-scheduler says it."""
+        old = dict(pod.get("status") or {})
+        scheduled: Obj = next(
+            (c for c in old.get("conditions") or () if c.get("type") == "PodScheduled"), {}
+        )
+        status: Obj = {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": (
+                        scheduled.get("lastTransitionTime")
+                        if scheduled.get("status") == "False"
+                        else now_rfc3339()
+                    ),
+                }
+            ],
+        }
+        if status == old:
             return
         try:
             self.store.mutate(

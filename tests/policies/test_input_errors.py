@@ -226,6 +226,15 @@ def test_plan_reasons_carry_the_utilisation(tmp_path: Path) -> None:
         (["plan", "--history", "h"], "--policy: is required (or --from-cluster NAME)"),
         (["calendar", "validate"], "file: is required"),
         (["demo", "--speed", "fast"], "--speed: must be a number"),
+        (
+            ["operator", "run", "--pods-ready-deadline", "soon"],
+            "--pods-ready-deadline: must be a number",
+        ),
+        (
+            ["operator", "run", "--pods-ready-deadline", "0"],
+            "--pods-ready-deadline: 0 is outside 1..86400 seconds",
+        ),
+        (["operator", "run", "--lease-duration", "x"], "--lease-duration: must be a number"),
     ],
 )
 def test_usage_errors_are_one_line_in_the_same_wording(args: list[str], line: str) -> None:

@@ -42,6 +42,8 @@ def test_curl_returns_every_documented_series_with_values():
     metrics.set_source_available("redis-info", True, at=1_799_999_000.0)
     metrics.set_leader(True)
     metrics.record_reconcile("RedisCluster", "requeued")
+    metrics.set_cluster_damage("shop/cart", lost_nodes=1, slots_lost=0)
+    metrics.set_cluster_pods_stuck("shop/cart", 2)
     metrics.record_alert_sent("oncall-slack", "forecastMiss", "firing")
     metrics.record_alert_dropped("pd", "sloBreach", "RetriesExhausted")
     metrics.set_alerts_firing("cart", ["forecastMiss"])
@@ -78,6 +80,7 @@ def test_curl_returns_every_documented_series_with_values():
     assert "headroom_operator_leader 1.0" in body
     assert 'headroom_reconciles_total{kind="RedisCluster",result="requeued"} 1.0' in body
     assert 'headroom_demand_requests_per_second{target="redis/cart"} 980.0' in body
+    assert 'headroom_rediscluster_pods_stuck{cluster="shop/cart"} 2.0' in body
     assert 'headroom_event_start_timestamp_seconds{event="Launch",policy="shop"}' in body
     assert "Spring sale" not in body
 
