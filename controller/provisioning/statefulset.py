@@ -73,6 +73,15 @@ class PodWait:
         return text
 
 
+def _shrink(replicas: int, removed: set[int]) -> int:
+    """The StatefulSet's size once its top ordinals that are all removed go (``removed``
+    loses them, in place)."""
+    while replicas > 0 and replicas - 1 in removed:
+        replicas -= 1
+        removed.discard(replicas)
+    return replicas
+
+
 @dataclass(eq=False)
 class StatefulSetProvisioner:
     """Adds and removes the pods of StatefulSet ``namespace/name`` as cluster nodes."""
@@ -142,9 +151,7 @@ class StatefulSetProvisioner:
         adding = self._adding(sts, replicas, removed)
         adding.discard(ordinal)
         removed.add(ordinal)
-        while replicas > 0 and replicas - 1 in removed:
-            replicas -= 1
-            removed.discard(replicas)
+        replicas = _shrink(replicas, removed)
         self._write(sts, replicas, removed, adding)
         log.info(
             "Removed node pod=%s/%s statefulset_replicas=%d removed_ordinals=%s",
@@ -199,9 +206,7 @@ class StatefulSetProvisioner:
             released.append(name)
         if not released:
             return []
-        while replicas > 0 and replicas - 1 in removed:
-            replicas -= 1
-            removed.discard(replicas)
+        replicas = _shrink(replicas, removed)
         # Guarded by the resourceVersion read: a mark cleared meanwhile (the pod handed
         # to the scaler) makes this write fail with a conflict instead of removing it.
         self._write(sts, replicas, removed, adding)

@@ -670,6 +670,10 @@ class Kubelet:
         ]
         if status == pod.get("status"):
             return
+        self._set_status(pod, status)
+
+    def _set_status(self, pod: Obj, status: Obj) -> None:
+        """Write ``pod``'s status (a pod deleted meanwhile is left alone)."""
         try:
             self.store.mutate(
                 self._pods,
@@ -706,17 +710,7 @@ class Kubelet:
         }
         if status == old:
             return
-        try:
-            self.store.mutate(
-                self._pods,
-                pod["metadata"]["namespace"],
-                pod["metadata"]["name"],
-                lambda p: p.__setitem__("status", status),
-                subresource="status",
-            )
-        except ApiError as err:
-            if err.code != 404:
-                raise
+        self._set_status(pod, status)
 
     def _fake_pod(self, key: str, pod: Obj) -> None:
         if pod_ready(pod):

@@ -10,11 +10,13 @@ client. :class:`PodCluster` lets the resharder tests' data helpers
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +152,19 @@ class OperatorProcess:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def base_url(self) -> str:
+        """Its health and metrics server, once its log names the port."""
+        found = wait_for(
+            lambda: re.search(r"Serving health and metrics port=(\d+)", self.text()), 30, "the port"
+        )
+        assert found is not None
+        return f"http://127.0.0.1:{found[1]}"
+
+    def metrics(self) -> str:
+        """What its /metrics serves now."""
+        with urllib.request.urlopen(f"{self.base_url()}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
 
 
 @dataclass

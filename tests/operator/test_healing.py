@@ -15,7 +15,6 @@ import os
 import re
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -227,15 +226,6 @@ def test_master_then_promoted_master_then_replica_lost_heals_without_losing_a_wr
     assert "SlotsLost" not in {e.reason for e in env.events("cart")}  # no false alarm
 
 
-def _metrics(op: Any) -> str:
-    found = wait_for(
-        lambda: re.search(r"Serving health and metrics port=(\d+)", op.text()), 30, "the port"
-    )
-    assert found is not None
-    with urllib.request.urlopen(f"http://127.0.0.1:{found[1]}/metrics", timeout=5) as resp:
-        return str(resp.read().decode())
-
-
 def test_a_master_without_replica_or_volume_is_slots_lost_never_a_silent_ready(
     env: OperatorEnv,
 ) -> None:
@@ -256,7 +246,7 @@ def test_a_master_without_replica_or_volume_is_slots_lost_never_a_silent_ready(
     assert events and events[0].type == "Warning" and "slots lost" in events[0].message
     # The alert: the operator's gauge an alerting rule fires on.
     assert re.search(
-        r'headroom_rediscluster_slots_lost\{cluster="headroom/cart"\} [1-9]', _metrics(op)
+        r'headroom_rediscluster_slots_lost\{cluster="headroom/cart"\} [1-9]', op.metrics()
     )
     # Held, not papered over: some 30 s later still Degraded, the empty replacement owns no
     # slot, and the lost slots are not served by anyone else.

@@ -6,7 +6,6 @@ scale-out given up on (spec.masters set back) releases only its never-Ready pod.
 from __future__ import annotations
 
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from headroom.controller.provisioning.statefulset import ADDING_ANNOTATION
-from tests.operator.support import NS, OperatorEnv, OperatorProcess, guard_pod_removals, wait_for
+from tests.operator.support import NS, OperatorEnv, guard_pod_removals, wait_for
 from tests.redis.data import digest, load, total_keys
 from tests.support.kubectl import have_kubectl, make_kubectl, table
 
@@ -25,15 +24,6 @@ DEADLINE = "3"
 NOT_FITTING = "0/3 nodes are available: 3 Insufficient memory."
 
 
-def _metrics(op: OperatorProcess) -> str:
-    found = wait_for(
-        lambda: re.search(r"Serving health and metrics port=(\d+)", op.text()), 30, "the port"
-    )
-    assert found is not None
-    with urllib.request.urlopen(f"http://127.0.0.1:{found[1]}/metrics", timeout=5) as resp:
-        return str(resp.read().decode())
-
-
 def _masters(env: OperatorEnv) -> dict[str, int]:
     return {row["node"]: row["slots"] for row in env.status("cart").get("slotsPerMaster") or ()}
 
@@ -42,22 +32,27 @@ def _warnings(env: OperatorEnv, reason: str) -> list[Any]:
     return [e for e in env.events("cart") if e.type == "Warning" and e.reason == reason]
 
 
-def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resumes(
-    env: OperatorEnv, tmp_path: Path
-) -> None:
+def _stuck_scale_out(env: OperatorEnv) -> tuple[list[str], Any, str]:
+    """3 masters holding KEYS, then a scale-out to 4 whose new pod fits no node, past the
+    deadline: (the pod removals seen, the first pods, the keys' digest)."""
     removals = guard_pod_removals(env)
-    extra = ("--pods-ready-deadline", DEADLINE, "--lease-duration", "3")
-    op = env.start_operator("op-a", *extra)
     env.create_cluster("cart", masters=3, replicas=0)
     wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
     pods = env.pods("cart")
     load(pods, KEYS)
     before = digest(pods, KEYS)
-
-    # The scale-out's new pod fits no node.
     env.kubelet.unschedulable(NS, "cart-3", NOT_FITTING)
     env.scale("cart", 4)
     wait_for(lambda: env.reason("cart", "Ready") == "PodsStuck", 60, "Ready reason PodsStuck")
+    return removals, pods, before
+
+
+def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resumes(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    extra = ("--pods-ready-deadline", DEADLINE, "--lease-duration", "3")
+    op = env.start_operator("op-a", *extra)
+    removals, pods, before = _stuck_scale_out(env)
     ready = env.condition("cart", "Ready")
     assert ready["status"] == "False"
     assert "cart-3 Pending: Unschedulable: 0/3 nodes are available" in ready["message"]
@@ -68,7 +63,7 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     (warning,) = wait_for(lambda: _warnings(env, "PodsStuck"), 10, "the PodsStuck Event")
     assert "cart-3 Pending: Unschedulable: 0/3 nodes are available" in warning.message
     assert len(warning.message) <= 1024
-    assert re.search(r'headroom_rediscluster_pods_stuck\{cluster="headroom/cart"\} 1', _metrics(op))
+    assert re.search(r'headroom_rediscluster_pods_stuck\{cluster="headroom/cart"\} 1', op.metrics())
     if have_kubectl():  # the printer columns of kubectl get -o wide
         kubectl = make_kubectl(env.kube.kubeconfig(tmp_path / "admin", tls=True), tmp_path)
         rows = table(kubectl("get", "redisclusters", "-n", NS, "-o", "wide").stdout)
@@ -109,23 +104,15 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     assert len(recovered) == 1 and recovered[0].type == "Normal"
     assert "all 4 pods Ready again after" in recovered[0].message
     assert re.search(
-        r'headroom_rediscluster_pods_stuck\{cluster="headroom/cart"\} 0', _metrics(op_b)
+        r'headroom_rediscluster_pods_stuck\{cluster="headroom/cart"\} 0', op_b.metrics()
     )
     assert digest(pods, KEYS) == before and total_keys(pods) == KEYS
     assert removals == []
 
 
 def test_a_stuck_scale_out_given_up_releases_only_its_never_ready_pod(env: OperatorEnv) -> None:
-    removals = guard_pod_removals(env)
     env.start_operator("op-a", "--pods-ready-deadline", DEADLINE)
-    env.create_cluster("cart", masters=3, replicas=0)
-    wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
-    pods = env.pods("cart")
-    load(pods, KEYS)
-    before = digest(pods, KEYS)
-    env.kubelet.unschedulable(NS, "cart-3", NOT_FITTING)
-    env.scale("cart", 4)
-    wait_for(lambda: env.reason("cart", "Ready") == "PodsStuck", 60, "Ready reason PodsStuck")
+    removals, pods, before = _stuck_scale_out(env)
 
     # Set back while the worker still waits for the pod: it is released, the rest stays.
     env.scale("cart", 3)

@@ -38,12 +38,7 @@ def _http(url: str) -> tuple[int, str]:
 def test_forms_scales_out_and_in_without_losing_a_key(env: OperatorEnv) -> None:
     removals = guard_pod_removals(env)
     op = env.start_operator("op-a")
-    found = wait_for(
-        lambda: re.search(r"Serving health and metrics port=(\d+)", op.text()), 30, "the port"
-    )
-    assert found is not None
-    port = found[1]
-    base = f"http://127.0.0.1:{port}"
+    base = op.base_url()
     wait_for(lambda: "Started operator" in op.text(), 30, "op-a to lead")
     assert _http(f"{base}/healthz") == (200, "ok\n")
     assert _http(f"{base}/readyz") == (200, "leading\n")
