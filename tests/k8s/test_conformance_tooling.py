@@ -209,11 +209,15 @@ def test_tables_use_the_crd_printer_columns(api: Any) -> None:
         ("Masters", "integer"),
         ("Ready", "integer"),
         ("Phase", "string"),
+        ("Pods", "string"),
+        ("Reason", "string"),
         ("Age", "date"),
     ]
+    # The two `-o wide` columns: kubectl shows a column of priority 0 by default only.
+    assert [c.get("priority", 0) for c in table["columnDefinitions"]] == [0, 0, 0, 0, 1, 1, 0]
     (row,) = table["rows"]
     assert row["cells"][:4] == ["cart", 3, 2, "Forming"]
-    assert row["cells"][4].endswith("s")  # an age such as "0s"
+    assert row["cells"][-1].endswith("s")  # an age such as "0s"
     assert row["object"]["kind"] == "PartialObjectMetadata"
     assert row["object"]["metadata"]["name"] == "cart"
     assert table["metadata"]["resourceVersion"] == row["object"]["metadata"]["resourceVersion"]

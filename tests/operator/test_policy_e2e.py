@@ -368,5 +368,12 @@ def _scenario(
     assert hpa.metadata.annotations["headroom.dev/user-min-replicas"] == str(USER_FLOOR)
     sizes = [a["toUnits"] for a in actions("cart")]
     why = [a["reason"] for a in actions("cart")]  # what each order was for, if one is amiss
-    assert sizes[0] == planned and sizes[-1] == 3 and sizes == sorted(sizes, reverse=True), why
+    # The pre-scale first, then only down to 3, but for the reactive guard: the size is
+    # learned from Prometheus' rate of two-minute sales, which reads a 3x sale as 2-3x
+    # depending on how the scrapes fall; a sale measured above the pre-scale's margin is
+    # topped up by the reactive half while it runs (a surprise the guard is there for).
+    peak = sizes.index(max(sizes))
+    assert sizes[0] == planned and sizes[-1] == 3, why
+    assert sizes[peak:] == sorted(sizes[peak:], reverse=True), why
+    assert all("reactive: observed" in w for w in why[1 : peak + 1]), why
     assert removals == []  # no pod went while it still owned a slot
