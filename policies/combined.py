@@ -50,6 +50,7 @@ from headroom.policies.options import (
     chain_delay,
     hold_reason,
 )
+from headroom.policies.options import budget_cut as _budget_cut
 from headroom.policies.planner.budget import budget_ceiling as _budget_ceiling
 from headroom.policies.planner.values import Decision, Plan, PlannedAction, PlannerState
 from headroom.policies.planner.windows import freeze_windows as _freeze_windows
@@ -341,9 +342,7 @@ class TargetRule:
                 wanted = predictive
                 predictive = min(predictive, max(prep.ceiling, reactive or 0))
                 if predictive < wanted:
-                    budget_cut = (
-                        f"the unit-hour budget holds the forecast's {wanted} to {predictive}"
-                    )
+                    budget_cut = _budget_cut(wanted, predictive)
         bounded = hpa.bounded(u)
         up = 0.0  # the burst window the reactive half waits for (0: none)
         if bounded is not None:

@@ -20,6 +20,19 @@ from headroom.policies.text import duration_text
 FREEZE_CUT = "a freeze window scales out only for the demand now"
 
 
+def budget_cut(wanted: int, held: int) -> str:
+    """The words of a budget that held the forecast's ``wanted`` units to ``held`` (the
+    decision's and the plan's reasons alike)."""
+    return f"the unit-hour budget holds the forecast's {wanted} to {held}"
+
+
+def freeze_allows(u: int, desired: int, reactive: int) -> int:
+    """What a freeze window lets ``desired`` be from ``u`` units (the decision's options
+    and the plan's projection alike): no scale-in, and a scale-out only as far as the
+    demand now (``reactive``), not the forecast's."""
+    return u if desired < u else min(desired, max(u, reactive))
+
+
 @dataclass(frozen=True)
 class ScaleInWindows:
     """What the options read: the policy, the target, its freeze windows and the events
@@ -61,7 +74,7 @@ def apply_options(
     if frozen:
         if desired < u:
             return u, "hold: freeze window", ()
-        allowed = max(u, reactive or 0)
+        allowed = freeze_allows(u, desired, reactive or 0)
         if desired > allowed:
             desired, cuts = allowed, (FREEZE_CUT,)
             if desired == u:

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from headroom.policies.calendar import DemandEvent
 from headroom.policies.capacity import IntArray
-from headroom.policies.options import FREEZE_CUT
+from headroom.policies.options import FREEZE_CUT, budget_cut, freeze_allows
 from headroom.policies.planner.values import Plan, PlannedAction
 from headroom.policies.policy import PolicySpec, Target
 from headroom.policies.series import FloatArray
@@ -200,10 +200,7 @@ def project(
             # forecast leads unless the budget or a freeze window left the reactive need.
             budget = int(wanted_need[k]) > int(need[k])
             if budget:
-                notes = (
-                    f"the unit-hour budget holds the forecast's {int(wanted_need[k])} "
-                    f"to {max(int(need[k]), int(react[k]))}",
-                )
+                notes = (budget_cut(int(wanted_need[k]), max(int(need[k]), int(react[k]))),)
             if cut[j]:
                 notes = (*notes, FREEZE_CUT)
             led = not cut[j] and need[k] >= react[k] and not (budget and need[k] <= react[k])
@@ -236,7 +233,9 @@ def project(
     at = np.concatenate([[0], changed]) if now_first else changed
     # An order's text reads the demand, utilisation and event of the position it is for.
     cause_at = cause[at]
-    texts = (median[cause_at], utils[cause_at], positions.which[cause_at], cut[at])
+    # (and, where a budget cut it, the need it cut)
+    texts = (median[cause_at], utils[cause_at], positions.which[cause_at], cut[at],
+             wanted_need[cause_at])  # fmt: skip
     said = (units, capped, positions.events, ceiling)
     kept = memo.actions.get(texts, said) if memo is not None else None
     if kept is not None:
@@ -347,13 +346,12 @@ def _freeze(
     for j in inside.tolist():
         if j == 0:
             continue  # the decision now: the options already had it
-        prev = int(out[j - 1])
-        if out[j] < prev:
-            out[j] = prev
-        elif out[j] > prev:
-            allowed = max(prev, int(react[j]))
-            if out[j] > allowed:
-                out[j], cause[j], cut[j] = allowed, j, allowed > prev
+        prev, want = int(out[j - 1]), int(out[j])
+        allowed = freeze_allows(prev, want, int(react[j]))
+        if want > allowed:  # a scale-out cut to the demand then
+            out[j], cause[j], cut[j] = allowed, j, allowed > prev
+        else:  # a scale-in held, or nothing cut
+            out[j] = allowed
 
 
 def _orders(

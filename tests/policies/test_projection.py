@@ -9,11 +9,16 @@ import numpy as np
 from headroom.policies.options import FREEZE_CUT
 from headroom.policies.planner.values import Plan
 from headroom.policies.policy import parse_policy
-from headroom.policies.projection import Positions, _orders, project
+from headroom.policies.projection import Positions, Schedules, _orders, project
 
 STEP = 60.0
 T0 = 1_700_000_000.0
 DELAY = 3600.0  # a reshard's hour
+
+
+def _an_hour(a: int, b: int) -> float:
+    """Every change's delay (one function: a kept plan compares its inputs)."""
+    return DELAY
 
 
 def _plan(need: np.ndarray, units: int = 3) -> np.ndarray:
@@ -131,6 +136,7 @@ def _project(
     *,
     frozen: tuple[int, int] | None = None,
     ceiling: int | None = None,
+    memo: Schedules | None = None,
 ) -> Plan:
     """A plan from 3 units on a target whose change takes an hour: the predictive ``need``
     and the reactive need ``react`` per minute (its demand at 80 % of 100 QPS a unit);
@@ -153,7 +159,8 @@ def _project(
         return np.asarray((x >= t[frozen[0]]) & (x < t[frozen[1]]), dtype=bool)
 
     return project(spec, spec.targets[0], t, pos, now=T0, units=3, decided=3,
-                   delay=lambda a, b: DELAY, frozen=inside, ceiling=ceiling)  # fmt: skip
+                   delay=_an_hour, frozen=inside if frozen else None, ceiling=ceiling,
+                   memo=memo)  # fmt: skip
 
 
 def test_a_freeze_window_in_the_plan_holds_scale_in_and_the_forecasts_scale_out() -> None:
@@ -195,6 +202,14 @@ def test_a_budget_ceiling_in_the_plan_holds_the_forecast_and_says_so() -> None:
     assert not _project(need, np.full(240, 3), ceiling=7).capped
     assert plan.actions[0].to_units == 5
     assert plan.actions[0].reason.endswith("; the unit-hour budget holds the forecast's 7 to 5")
+    # Kept for the next pass, an order's words still follow the need the budget cut: the
+    # same orders (the need held to 5 either way), another forecast.
+    memo = Schedules()
+    _project(need, np.full(240, 3), ceiling=5, memo=memo)
+    more = need.copy()
+    more[120:200] = 8
+    again = _project(more, np.full(240, 3), ceiling=5, memo=memo)
+    assert again.actions[0].reason.endswith("holds the forecast's 8 to 5")
     # A reactive need above the ceiling is still planned, as the rule serves it.
     react = np.full(240, 3)
     react[150:160] = 9
