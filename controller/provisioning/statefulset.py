@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -104,19 +104,12 @@ class StatefulSetProvisioner:
         reported dead: Kubernetes brings it back, and the scaler must not
         remove a node because it is restarting.
         """
-        sts = self._read()
-        replicas, removed = self._shape(sts)
-        adding = self._adding(sts, replicas, removed)
-        pods = self._pods()
+        replicas, removed, adding = self._shape(self._read())
         nodes = []
-        for ordinal in range(replicas):
-            if ordinal in removed:
-                continue
-            info = self._node(pods.get(self._pod_name(ordinal)), ordinal)
-            if info is not None:
-                if ordinal in adding and not self._added(ordinal):  # before anyone meets it
-                    continue
-                nodes.append(info)
+        for ordinal, _, _, info in self._members(replicas, removed, self._pods()):
+            if info is None or (ordinal in adding and not self._added(ordinal)):
+                continue  # not Ready; or added, and its mark is cleared before anyone meets it
+            nodes.append(info)
         return nodes
 
     def add_node(self) -> NodeInfo:
@@ -124,8 +117,7 @@ class StatefulSetProvisioner:
         call added that was never Ready is waited for instead (its wait timed out, or the
         operator restarted)."""
         sts = self._read()
-        replicas, removed = self._shape(sts)
-        adding = self._adding(sts, replicas, removed)
+        replicas, removed, adding = self._shape(sts)
         if adding:
             ordinal = min(adding)
             log.info("Resumed waiting for added pod=%s/%s", self.namespace, self._pod_name(ordinal))
@@ -145,10 +137,9 @@ class StatefulSetProvisioner:
         """Mark the pod's ordinal removed and shrink while the top ordinals are all removed."""
         ordinal = self._ordinal(name)
         sts = self._read()
-        replicas, removed = self._shape(sts)
+        replicas, removed, adding = self._shape(sts)
         if ordinal >= replicas:
             return
-        adding = self._adding(sts, replicas, removed)
         adding.discard(ordinal)
         removed.add(ordinal)
         replicas = _shrink(replicas, removed)
@@ -167,19 +158,13 @@ class StatefulSetProvisioner:
         """(Ready pods, pods wanted) over the kept ordinals; ``adding=False`` leaves out the
         pods a scale-out added that were never Ready (never met: they hold nothing, and
         no lost node can come back in one)."""
-        sts = self._read()
-        replicas, removed = self._shape(sts)
-        pods = self._pods()
-        wanted = [o for o in range(replicas) if o not in removed]
-        if not adding:
-            marked = self._adding(sts, replicas, removed)
-            wanted = [
-                o
-                for o in wanted
-                if o not in marked or self._node(pods.get(self._pod_name(o)), o) is not None
-            ]
-        ready = sum(1 for o in wanted if self._node(pods.get(self._pod_name(o)), o) is not None)
-        return ready, len(wanted)
+        replicas, removed, marked = self._shape(self._read())
+        wanted = [
+            (ordinal, info)
+            for ordinal, _, _, info in self._members(replicas, removed, self._pods())
+            if adding or ordinal not in marked or info is not None
+        ]
+        return sum(1 for _, info in wanted if info is not None), len(wanted)
 
     def release_adding(self, keep: int) -> list[str]:
         """Remove pods a scale-out added that were never Ready (marked: never met, so they
@@ -187,8 +172,7 @@ class StatefulSetProvisioner:
         names. A marked pod that is Ready is left to the scaler, which may be meeting it.
         For a scale-out given up on (the spec wants fewer pods again)."""
         sts = self._read()
-        replicas, removed = self._shape(sts)
-        adding = self._adding(sts, replicas, removed)
+        replicas, removed, adding = self._shape(sts)
         kept = replicas - len(removed)
         if not adding or kept <= keep:
             return []
@@ -218,19 +202,12 @@ class StatefulSetProvisioner:
 
     def unready_pods(self) -> list[PodWait]:
         """Every kept pod that is not Ready, lowest ordinal first, with the reason."""
-        sts = self._read()
-        replicas, removed = self._shape(sts)
-        adding = self._adding(sts, replicas, removed)
-        pods = self._pods()
-        waits = []
-        for ordinal in range(replicas):
-            if ordinal in removed:
-                continue
-            name = self._pod_name(ordinal)
-            pod = pods.get(name)
-            if self._node(pod, ordinal) is None:
-                waits.append(pod_wait(name, pod, adding=ordinal in adding))
-        return waits
+        replicas, removed, adding = self._shape(self._read())
+        return [
+            pod_wait(name, pod, adding=ordinal in adding)
+            for ordinal, name, pod, info in self._members(replicas, removed, self._pods())
+            if info is None
+        ]
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -255,16 +232,25 @@ class StatefulSetProvisioner:
         return {int(x) for x in raw.split(",") if x.strip().isdigit() and int(x) < replicas}
 
     @classmethod
-    def _shape(cls, sts: Any) -> tuple[int, set[int]]:
+    def _shape(cls, sts: Any) -> tuple[int, set[int], set[int]]:
+        """(replicas, the ordinals removed, the ordinals added and never Ready yet)."""
         replicas = int(sts.spec.replicas or 0)
-        return replicas, cls._ordinals(sts, REMOVED_ANNOTATION, replicas)
+        removed = cls._ordinals(sts, REMOVED_ANNOTATION, replicas)
+        return replicas, removed, cls._ordinals(sts, ADDING_ANNOTATION, replicas) - removed
 
-    @classmethod
-    def _adding(cls, sts: Any, replicas: int, removed: set[int]) -> set[int]:
-        return cls._ordinals(sts, ADDING_ANNOTATION, replicas) - removed
+    def _members(
+        self, replicas: int, removed: set[int], pods: dict[str, Any]
+    ) -> Iterator[tuple[int, str, Any, NodeInfo | None]]:
+        """Each kept ordinal, lowest first: its pod's name, the pod (None: not created yet)
+        and the node it is once Ready (None: not Ready)."""
+        for ordinal in range(replicas):
+            if ordinal not in removed:
+                name = self._pod_name(ordinal)
+                pod = pods.get(name)
+                yield ordinal, name, pod, self._node(pod, ordinal)
 
     def _kept(self, ordinal: int) -> bool:
-        replicas, removed = self._shape(self._read())
+        replicas, removed, _ = self._shape(self._read())
         return ordinal < replicas and ordinal not in removed
 
     def _added(self, ordinal: int) -> bool:
@@ -274,8 +260,7 @@ class StatefulSetProvisioner:
         Both writes are guarded by the resourceVersion read, so one of them wins."""
         for _ in range(5):
             sts = self._read()
-            replicas, removed = self._shape(sts)
-            adding = self._adding(sts, replicas, removed)
+            replicas, removed, adding = self._shape(sts)
             if ordinal not in adding:
                 return ordinal < replicas and ordinal not in removed
             try:
