@@ -66,7 +66,8 @@ def sizing_rule(spec: PolicySpec) -> str:
             f", predictive (measured x forecast shape over the lead, p50 at "
             f"{spec.forecast_utilization:.0%}), event start (the base before it x its "
             f"learned size at {q}, over the window past starts arrived in (5 min before "
-            f"to 15 min after the start until starts were timed) unless demand has "
+            f"to 15 min after the start until starts were timed; let go once they say "
+            f"the start has come with odds {q}) unless demand has "
             f"arrived; the first 20 min at {spec.event_utilization:.0%}, then to the "
             f"end at {min(spec.reactive_utilization, spec.forecast_utilization):.0%})"
         )

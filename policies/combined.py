@@ -11,8 +11,9 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
   the margin on what is measured);
 - **event start**: over the span its kind's past starts arrived in (at most from
   ``PRE_EARLY`` before the start to ``HOLD`` after it: starts run early and late; see
-  :meth:`~headroom.policies.forecast.eventsize.EventSizes.window`), unless its demand
-  has arrived (``ARRIVED`` of it), the base measured before the event times its
+  :meth:`~headroom.policies.forecast.eventsize.EventSizes.window`, which ends sooner
+  once they say the start has come with odds ``forecast.eventQuantile``), unless its
+  demand has arrived (``ARRIVED`` of it), the base measured before the event times its
   learned size at ``forecast.eventQuantile``
   (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
   ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at

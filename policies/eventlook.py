@@ -140,7 +140,7 @@ class EventLook:
         for index in near:
             ev = self.events[index]
             key = EventSizes.key(ev)
-            early, late = sizes.window(ev, -PRE_EARLY, HOLD)
+            early, late = sizes.window(ev, -PRE_EARLY, HOLD, spec.event_size_quantile)
             lo, hi = ev.start + early, ev.start + late
             pre = self._pres.get(key, math.nan)
             if not math.isfinite(pre):

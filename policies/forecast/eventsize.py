@@ -36,6 +36,14 @@ the policy is given, never from a trace's name or shape:
   ``PRIOR_ARRIVALS`` pseudo-observations (a few arrivals' range often misses the next).
   A calendar whose events start on time comes to pay for minutes of pre-scale, not the
   prior's twenty; one whose starts wander keeps the prior's.
+- **When a start that has not come is let go.** The pre-scale buys the size at the event
+  quantile ``q``; a start that has not shown by the time the arrivals say it has come
+  with odds ``q`` is released then, not held to the window's end: once the share of
+  arrivals still to come (the measured ones later than now less ``RELEASE_LAG``, the
+  measured level's lag, shrunk toward the prior window's by the same ``PRIOR_ARRIVALS``
+  pseudo-arrivals spread evenly over it) is at most ``1 - q``. Holding on longer would
+  insure a late start past the confidence the size was bought at; a higher quantile
+  waits longer.
 - **A quantile.** :meth:`EventSizes.size` returns ``exp(mu + z_q * sigma)`` for the
   policy's event quantile (``forecast.eventQuantile``): the pre-scale buys the size it
   expects at that confidence, so its margin follows the uncertainty of that size.
@@ -76,6 +84,8 @@ ARRIVAL_AFTER = 300.0  # ... and closes this long after the latest (the median's
 DAY = 86400.0
 BLOCK = 6 * 3600.0  # the time-of-day covariate's blocks of the event's local day
 PRIOR_ARRIVALS = 6.0  # pseudo-arrivals of the prior window, weighed against those measured
+RELEASE_LAG = 180.0  # the measured level (a 3-minute median) shows a step this long after it came
+RELEASE_STEP = 15.0  # the release is timed to this (the control loop's tick)
 
 
 @dataclass(frozen=True)
@@ -308,21 +318,27 @@ class EventSizes:
         self._sizes[memo] = (event, size)
         return size
 
-    def window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
+    def window(
+        self, event: DemandEvent, early: float, late: float, quantile: float = 1.0
+    ) -> tuple[float, float]:
         """When, from ``event``'s declared start, its pre-scale stands: from
         ``ARRIVAL_BEFORE`` before the earliest arrival measured to ``ARRIVAL_AFTER`` after
         the latest (its kind's once ``MIN_ARRIVALS`` of them were measured, else all
         events'), always including the start, within the prior window ``[early, late]``
-        (``early`` <= 0 <= ``late``); the prior window until arrivals were measured."""
-        memo = (*self.key(event), early, late)
+        (``early`` <= 0 <= ``late``); the prior window until arrivals were measured. It
+        ends sooner once the start has come with odds ``quantile`` (the event quantile the
+        pre-scale was sized at; 1: never sooner): see :meth:`_released`."""
+        memo = (*self.key(event), early, late, quantile)
         hit = self._windows.get(memo)
         if hit is not None and hit[0] is event:
             return hit[1]
-        got = self._window(event, early, late)
+        got = self._window(event, early, late, quantile)
         self._windows[memo] = (event, got)
         return got
 
-    def _window(self, event: DemandEvent, early: float, late: float) -> tuple[float, float]:
+    def _arrivals(self, event: DemandEvent) -> list[float]:
+        """The arrivals measured that ``event``'s window reads: its kind's once
+        ``MIN_ARRIVALS`` of them were measured, else all events' (itself left out)."""
         key = self.key(event)
         seen = [
             (m.kind, m.arrival)
@@ -331,7 +347,12 @@ class EventSizes:
         ]
         kind = str(event.kind)
         own = [a for k, a in seen if k == kind]
-        use = own if len(own) >= MIN_ARRIVALS else [a for _, a in seen]
+        return own if len(own) >= MIN_ARRIVALS else [a for _, a in seen]
+
+    def _window(
+        self, event: DemandEvent, early: float, late: float, quantile: float
+    ) -> tuple[float, float]:
+        use = self._arrivals(event)
         if len(use) < MIN_ARRIVALS:
             return early, late
         lo = min(max(min(use) - ARRIVAL_BEFORE, early), 0.0)
@@ -339,4 +360,21 @@ class EventSizes:
         # The range of n arrivals misses the next one with odds 2/(n+1): a few measured
         # narrow the prior window part of the way, many of them all the way.
         w = len(use) / (len(use) + PRIOR_ARRIVALS)
-        return early + w * (lo - early), late + w * (hi - late)
+        end = late + w * (hi - late)
+        return early + w * (lo - early), min(end, _released(use, quantile, early, late))
+
+
+def _released(arrivals: list[float], quantile: float, early: float, late: float) -> float:
+    """The first tick from the declared start (``RELEASE_STEP`` apart, at most ``late``)
+    at which the share of starts still to come is at most ``1 - quantile``: the measured
+    ``arrivals`` later than it less ``RELEASE_LAG`` plus ``PRIOR_ARRIVALS`` spread evenly
+    over the prior window ``[early, late]``, over their number."""
+    if late <= 0.0:
+        return late
+    got = np.sort(np.asarray(arrivals, dtype=np.float64))
+    at = np.arange(0.0, late, RELEASE_STEP)
+    later = got.size - got.searchsorted(at - RELEASE_LAG, side="right")
+    prior = np.clip((late - at) / max(late - early, 1e-9), 0.0, 1.0)
+    tail = (later + PRIOR_ARRIVALS * prior) / (got.size + PRIOR_ARRIVALS)
+    past = (tail <= 1.0 - quantile + 1e-12).nonzero()[0]
+    return float(at[past[0]]) if past.size else late

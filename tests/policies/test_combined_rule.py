@@ -389,17 +389,23 @@ def test_no_scale_out_is_ordered_for_a_sale_that_ends_before_it_could_be_ready()
     assert [o for o in ups if o.t >= last.start] == [], window
 
 
+def _small_last(days: int) -> tuple[list[DemandEvent], Series]:
+    """``days`` shows whose x3 steps all came at the declared start, but the last one,
+    which comes in at x1.15."""
+    events = _events(days)
+    trace = _trace(days, 3.0, None)
+    last = events[-1]
+    small = (trace.t >= last.start) & (trace.t < last.end)
+    return events, Series(trace.t, np.where(small, trace.v * 1.15 / 3.0, trace.v))
+
+
 def test_on_a_calendar_whose_starts_come_on_time_a_small_events_pre_scale_goes_sooner() -> None:
     """Seven shows whose x3 steps all came at the declared start, then one that comes in
     at x1.15: its pre-scale is released minutes after the start (the window the past
     arrivals were measured in, shrunk toward the prior), not held for the prior's 15
     minutes as if the start might still be late, and the shows before it lost nothing."""
-    days = 8
-    events = _events(days)
-    trace = _trace(days, 3.0, None)
+    events, trace = _small_last(8)
     last = events[-1]
-    small = (trace.t >= last.start) & (trace.t < last.end)
-    trace = Series(trace.t, np.where(small, trace.v * 1.15 / 3.0, trace.v))
     spec = _spec()
     ours = _run(trace, spec, Calendar.of(events), False)
     pre = _ordered(ours, last.start)
@@ -408,6 +414,21 @@ def test_on_a_calendar_whose_starts_come_on_time_a_small_events_pre_scale_goes_s
     assert _ordered(ours, last.start + 17 * 60.0) < pre, ours.orders[-6:]
     before = (trace.t >= events[2].start) & (trace.t < events[-2].end)
     assert ours.under_seconds[before].sum() == 0.0
+
+
+def test_a_start_that_has_not_come_is_let_go_sooner_at_a_lower_event_quantile() -> None:
+    """The same calendar: a pre-scale bought at eventQuantile 0.6 is let go once the past
+    arrivals say the start has come with those odds (a few minutes after it: the seven
+    came on time), one bought at 0.9 waits for the arrivals' window to end; 11 minutes
+    after the start the first is down, the second still up."""
+    events, trace = _small_last(8)
+    last = events[-1]
+    for q, released in ((0.6, True), (0.9, False)):
+        spec = _spec(forecast={"history": "7d", "horizon": "6h", "eventQuantile": q})
+        ours = _run(trace, spec, Calendar.of(events), False)
+        pre = _ordered(ours, last.start)
+        assert pre >= 2 * math.ceil(1.15 * BASE / (CAPACITY * spec.event_utilization)), (q, pre)
+        assert (_ordered(ours, last.start + 11 * 60.0) < pre) is released, (q, ours.orders[-6:])
 
 
 def test_the_burst_share_counts_moments_past_the_tolerance_not_steps_or_gaps() -> None:

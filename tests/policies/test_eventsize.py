@@ -160,6 +160,28 @@ def test_the_pre_scale_window_narrows_to_when_past_starts_arrived() -> None:
     assert two.window(nxt, *PRIOR) == PRIOR
 
 
+def test_a_start_that_has_not_come_is_let_go_once_it_has_come_with_the_odds_bought() -> None:
+    """The pre-scale bought the size at the event quantile: after twelve starts that
+    came on time, one bought at 0.6 is let go a few minutes after the start (the
+    measured level's lag), sooner than one bought at 0.9, which keeps the arrivals'
+    window (quantile 1: the window alone); after starts that came up to 10 minutes late
+    the same 0.6 waits several minutes longer."""
+    events = [_event("match", d, 18) for d in range(1, 14)]
+    nxt = events[-1]
+    on_time = _learned(events[:-1], _late(events[:-1], [0.0] * 12))
+    lo, whole = on_time.window(nxt, *PRIOR)
+    _, at9 = on_time.window(nxt, *PRIOR, 0.9)
+    low, at6 = on_time.window(nxt, *PRIOR, 0.6)
+    assert low == lo and at6 < at9 <= whole, (at6, at9, whole)
+    assert 120.0 <= at6 <= 300.0, at6
+    late = _learned(events[:-1], _late(events[:-1], [0, 10, 2, 7, 9, 1, 5, 10, 3, 8, 6, 4]))
+    _, late6 = late.window(nxt, *PRIOR, 0.6)
+    assert late6 >= at6 + 180.0, (late6, at6)
+    # Before three starts were timed nothing is known of when they come: the prior's.
+    two = _learned(events[:2], _late(events[:2], [0.0, 0.0]))
+    assert two.window(nxt, *PRIOR, 0.3) == PRIOR
+
+
 def test_a_step_too_small_to_time_says_nothing_about_when_starts_arrive() -> None:
     events = [_event("match", d, 18) for d in range(1, 8)]
     sizes = _learned(events, _late(events, [0.0] * 7, size=1.1))

@@ -246,5 +246,6 @@ def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
         "if past demand bursts, a need that lasted 2m (at most a fifth of the delay))"
     ) in out
     assert "event start (the base before it x its learned size at p60" in out
+    assert "let go once they say the start has come with odds p60" in out
     assert "the first 20 min at 60%, then to the end at 75%)) x headroom 1.1" in out
     assert "scale-in to the highest need of the last 20m" in out
