@@ -229,6 +229,18 @@ class OperatorEnv:
         """The reason of condition ``type_`` (None while it is not set)."""
         return self.condition(name, type_).get("reason")
 
+    def has_reason(self, name: str, type_: str, want: str) -> Callable[[], bool]:
+        """A check for :func:`wait_for`: condition ``type_`` has reason ``want`` (until
+        then it raises, saying what the condition is: the timeout shows it)."""
+
+        def check() -> bool:
+            cond = self.condition(name, type_)
+            if cond.get("reason") != want:
+                raise AssertionError(f"{type_}: {cond or 'not set'}")
+            return True
+
+        return check
+
     def condition(self, name: str, type_: str) -> dict[str, Any]:
         for cond in self.status(name).get("conditions") or ():
             if cond["type"] == type_:

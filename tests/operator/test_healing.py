@@ -233,7 +233,7 @@ def test_a_master_without_replica_or_volume_is_slots_lost_never_a_silent_ready(
     victim = _owner_pod(env, 0)
     started = time.monotonic()
     env.core.delete_namespaced_pod(victim, NS)
-    wait_for(lambda: env.reason("cart", "Degraded") == "SlotsLost", 90, "Degraded/SlotsLost")
+    wait_for(env.has_reason("cart", "Degraded", "SlotsLost"), 90, "Degraded/SlotsLost")
     _record(
         "master lost, no replica, no volume: SlotsLost reported", time.monotonic() - started, None
     )
@@ -368,7 +368,7 @@ def test_a_scale_order_during_healing_waits_until_the_cluster_is_whole(env: Oper
     wait_for(lambda: env.condition("cart", "Healing").get("status") == "True", 60, "Healing=True")
     env.scale("cart", 4)
     held = wait_for(
-        lambda: env.reason("cart", "Scaling") == "WaitingForHealing", 60, "the order to be held"
+        env.has_reason("cart", "Scaling", "WaitingForHealing"), 60, "the order to be held"
     )
     assert held
     assert env.status("cart").get("migration") is None  # nothing moves while healing

@@ -43,7 +43,7 @@ def _stuck_scale_out(env: OperatorEnv) -> tuple[list[str], Any, str]:
     before = digest(pods, KEYS)
     env.kubelet.unschedulable(NS, "cart-3", NOT_FITTING)
     env.scale("cart", 4)
-    wait_for(lambda: env.reason("cart", "Ready") == "PodsStuck", 60, "Ready reason PodsStuck")
+    wait_for(env.has_reason("cart", "Ready", "PodsStuck"), 60, "Ready reason PodsStuck")
     return removals, pods, before
 
 

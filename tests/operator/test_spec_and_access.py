@@ -51,7 +51,7 @@ def test_bad_specs_are_refused_and_nothing_is_applied(env: OperatorEnv) -> None:
 
     # The schema cannot say it (the Secret does not exist): InvalidSpec, nothing created.
     _create(env, "cart", {"masters": 3, "replicasPerMaster": 0, "auth": {"secretName": "nope"}})
-    wait_for(lambda: env.reason("cart", "Ready") == "InvalidSpec", 60, "Ready=False InvalidSpec")
+    wait_for(env.has_reason("cart", "Ready", "InvalidSpec"), 60, "Ready=False InvalidSpec")
     cond = env.condition("cart", "Ready")
     assert cond["status"] == "False"
     assert cond["message"].startswith("spec.auth.secretName:")
@@ -81,7 +81,7 @@ def test_bad_specs_are_refused_and_nothing_is_applied(env: OperatorEnv) -> None:
 def test_dry_run_writes_only_the_status(env: OperatorEnv) -> None:
     env.start_operator("op-a", "--dry-run")
     env.create_cluster("cart", masters=3, replicas=1)
-    wait_for(lambda: env.reason("cart", "Scaling") == "DryRun", 60, "the dry run's status")
+    wait_for(env.has_reason("cart", "Scaling", "DryRun"), 60, "the dry run's status")
     cond = env.condition("cart", "Scaling")
     assert cond["message"] == "would create a StatefulSet of 6 pods and form 3 masters"
     for read in (
@@ -102,7 +102,7 @@ def test_a_verb_missing_from_the_chart_rbac_is_a_403(tmp_path: Path) -> None:
         env.start_operator("op-a")
         env.create_cluster("cart", masters=3, replicas=1)
         wait_for(
-            lambda: env.reason("cart", "Ready") == "ReconcileFailed",
+            env.has_reason("cart", "Ready", "ReconcileFailed"),
             60,
             "Ready=False ReconcileFailed",
         )
