@@ -327,7 +327,7 @@ class EventSizes:
         events'), always including the start, within the prior window ``[early, late]``
         (``early`` <= 0 <= ``late``); the prior window until arrivals were measured. It
         ends sooner once the start has come with odds ``quantile`` (the event quantile the
-        pre-scale was sized at; 1: never sooner): see :meth:`_released`."""
+        pre-scale was sized at; 1: never sooner): see :func:`_released`."""
         memo = (*self.key(event), early, late, quantile)
         hit = self._windows.get(memo)
         if hit is not None and hit[0] is event:
