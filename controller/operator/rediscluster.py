@@ -200,18 +200,16 @@ class RedisClusterReconciler(Reconciler):
         ns, name = object_key(body)
         owner = owner_reference(dict(body))
         ensure_children(self.kube, ns, name, spec, owner)
-        ready_pods, wanted_pods = cluster.provisioner.pods_ready()
+        counts = cluster.provisioner.pod_counts()
+        ready_pods, wanted_pods = counts.ready, counts.wanted
         target = cluster.target
         shape = read_shape(target)
         damage = shape.damage if shape is not None else Damage()
         # A master gone with no replica is lost only once every pod is back and none of them
         # is it: with a volume, its pod may still be on its way back with its slots.
-        complete = ready_pods >= wanted_pods
-        if not complete:
-            # A pod a scale-out added that was never Ready holds nothing: the cluster is
-            # whole without it (evictions, healing and SlotsLost need not wait for it).
-            have, want = cluster.provisioner.pods_ready(adding=False)
-            complete = have >= want
+        # A pod a scale-out added that was never Ready holds nothing: the cluster is whole
+        # without it (evictions, healing and SlotsLost need not wait for it).
+        complete = counts.ready_met >= counts.wanted_met
         healing = cluster.healing.track(
             body, damage, shape, spec, complete=complete, record=self.record, metrics=self.metrics
         )

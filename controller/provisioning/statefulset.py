@@ -46,6 +46,17 @@ _MESSAGE_CHARS = 200
 
 
 @dataclass(frozen=True)
+class PodCounts:
+    """Pods Ready and wanted (:meth:`StatefulSetProvisioner.pod_counts`): all kept ones,
+    and those left once the pods a scale-out added that were never Ready are left out."""
+
+    ready: int
+    wanted: int
+    ready_met: int
+    wanted_met: int
+
+
+@dataclass(frozen=True)
 class PodWait:
     """A kept pod that is not Ready, and why, as the scheduler and the kubelet say it.
 
@@ -154,17 +165,26 @@ class StatefulSetProvisioner:
 
     # -- extras for the controller -------------------------------------------------------------
 
+    def pod_counts(self) -> PodCounts:
+        """The Ready and wanted pods over the kept ordinals, with and without the pods a
+        scale-out added that were never Ready (never met: they hold nothing, and no lost
+        node can come back in one), from one read of the StatefulSet and its pods."""
+        replicas, removed, marked = self._shape(self._read())
+        ready = wanted = ready_met = wanted_met = 0
+        for ordinal, _, _, info in self._members(replicas, removed, self._pods()):
+            up = info is not None
+            ready += up
+            wanted += 1
+            if ordinal not in marked or up:
+                ready_met += up
+                wanted_met += 1
+        return PodCounts(ready, wanted, ready_met, wanted_met)
+
     def pods_ready(self, *, adding: bool = True) -> tuple[int, int]:
         """(Ready pods, pods wanted) over the kept ordinals; ``adding=False`` leaves out the
-        pods a scale-out added that were never Ready (never met: they hold nothing, and
-        no lost node can come back in one)."""
-        replicas, removed, marked = self._shape(self._read())
-        wanted = [
-            (ordinal, info)
-            for ordinal, _, _, info in self._members(replicas, removed, self._pods())
-            if adding or ordinal not in marked or info is not None
-        ]
-        return sum(1 for _, info in wanted if info is not None), len(wanted)
+        pods a scale-out added that were never Ready (see :meth:`pod_counts`)."""
+        got = self.pod_counts()
+        return (got.ready, got.wanted) if adding else (got.ready_met, got.wanted_met)
 
     def release_adding(self, keep: int) -> list[str]:
         """Remove pods a scale-out added that were never Ready (marked: never met, so they
