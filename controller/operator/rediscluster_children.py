@@ -63,6 +63,27 @@ def ensure_children(
                 f"update StatefulSet {ns}/{name} template",
             )
             log.info("Updated StatefulSet %s/%s pod template image=%s", ns, name, spec.image)
+        _keep_claim_retention(apps, ns, name, existing, manifest)
+
+
+def _keep_claim_retention(apps: Any, ns: str, name: str, existing: Any, manifest: Any) -> None:
+    """A StatefulSet with claims made before the retention policy was set gets it (the
+    field is mutable; its volumeClaimTemplates are not, so nothing else changes)."""
+    want = manifest["spec"].get("persistentVolumeClaimRetentionPolicy")
+    if want is None or not existing.spec.volume_claim_templates:
+        return
+    have = existing.spec.persistent_volume_claim_retention_policy
+    if have is not None and (have.when_deleted, have.when_scaled) == (
+        want["whenDeleted"],
+        want["whenScaled"],
+    ):
+        return
+    patch = {"spec": {"persistentVolumeClaimRetentionPolicy": want}}
+    call(
+        lambda: apps.patch_namespaced_stateful_set(name, ns, patch),
+        f"update StatefulSet {ns}/{name} claim retention",
+    )
+    log.info("Updated StatefulSet %s/%s claim retention %s", ns, name, want)
 
 
 def _ensure(what: str, read: Callable[[], Any], create: Callable[[], Any]) -> Any:

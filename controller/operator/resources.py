@@ -30,6 +30,12 @@ AUTH_CONF_KEY = "redis.conf"
 AUTH_DIR = "/etc/redis/auth"  # the auth Secret's redis.conf, read-only
 TLS_DIR = "/etc/redis/tls"  # spec.tls's Secret: tls.crt, tls.key, ca.crt, read-only
 TLS_FILES = ("tls.crt", "tls.key", "ca.crt")
+# spec.persistence's claims: an ordinal the StatefulSet shrinks past was drained and
+# forgotten first (its node holds no slot and no key), so its claim goes with it instead of
+# billing storage and coming back with a stale node id if the ordinal is re-used; a pod
+# merely deleted or restarted keeps its claim (its keys come back), and so does the data
+# of a deleted RedisCluster (deleting a claim is left to the user).
+CLAIM_RETENTION = {"whenDeleted": "Retain", "whenScaled": "Delete"}
 
 
 def labels(name: str) -> dict[str, str]:
@@ -269,4 +275,5 @@ def statefulset(
     }
     if claims:
         sts["spec"]["volumeClaimTemplates"] = claims
+        sts["spec"]["persistentVolumeClaimRetentionPolicy"] = dict(CLAIM_RETENTION)
     return sts

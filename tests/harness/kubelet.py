@@ -19,7 +19,10 @@ address and data; a deleted pod's process is killed, and the pod the StatefulSet
 its place (same name, new uid) starts a new process on a new address with an empty data
 directory — unless the StatefulSet has ``volumeClaimTemplates``: then the claim
 ``CLAIM-STS-ORDINAL`` (a PersistentVolumeClaim object, Bound) is a directory that outlives
-its pods, and the Redis container's data directory is that volume.
+its pods, and the Redis container's data directory is that volume. With the StatefulSet's
+``persistentVolumeClaimRetentionPolicy.whenScaled: Delete`` the claims of an ordinal
+scaled away are deleted with its pod (``whenDeleted`` is not emulated: claims outlive a
+deleted StatefulSet, the default Retain).
 """
 
 from __future__ import annotations
@@ -347,10 +350,16 @@ class Kubelet:
         ordinals = sorted(
             (int(n.rsplit("-", 1)[1]) for n in pods if re.fullmatch(rf"{re.escape(name)}-\d+", n)),
         )
+        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
         for ordinal in sorted((o for o in ordinals if o >= want), reverse=True):
             pod_name = f"{name}-{ordinal}"
             self._kill(pods[pod_name]["metadata"]["uid"])
             self._delete_pod(ns, pod_name)
+            if retention.get("whenScaled") == "Delete":
+                # As the StatefulSet controller does: the claims of an ordinal scaled away
+                # go with its pod (kept, the default Retain, for a pod merely deleted).
+                for template in spec.get("volumeClaimTemplates") or []:
+                    self._drop_claim(ns, f"{template['metadata']['name']}-{name}-{ordinal}")
         parallel = spec.get("podManagementPolicy") == "Parallel"
         for ordinal in range(want):
             pod_name = f"{name}-{ordinal}"
@@ -455,6 +464,15 @@ class Kubelet:
             )
         self.volume_dir(ns, claim).mkdir(parents=True, exist_ok=True)
         return claim
+
+    def _drop_claim(self, ns: str, claim: str) -> None:
+        """Delete the PersistentVolumeClaim ``claim`` and the data its volume held."""
+        try:
+            self.store.delete(self._pvcs, ns, claim)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+        shutil.rmtree(self.volume_dir(ns, claim), ignore_errors=True)
 
     def _delete_pod(self, ns: str, name: str) -> None:
         try:

@@ -254,6 +254,58 @@ def test_a_volume_claim_outlives_its_pod_with_the_data_and_the_cluster_node_id(
     assert kubelet.errors == []
 
 
+def test_a_claim_goes_with_an_ordinal_scaled_away_only_where_the_set_says_so(
+    kube: KubeHarness, kubelet: Kubelet
+) -> None:
+    api = kube.api_client()
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    args = [*CLUSTER_ARGS[:-4], "--appendonly", "yes"]
+    deleting = with_volume(redis_statefulset("db", 3, args))
+    deleting["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+        "whenDeleted": "Retain",
+        "whenScaled": "Delete",
+    }
+    apps.create_namespaced_stateful_set("default", deleting)
+    apps.create_namespaced_stateful_set("default", with_volume(redis_statefulset("kv", 2, args)))
+    wait_ready(apps, core, "db", 3)
+    wait_ready(apps, core, "kv", 2)
+
+    def claims() -> list[str]:
+        return sorted(
+            c.metadata.name for c in core.list_namespaced_persistent_volume_claim("default").items
+        )
+
+    assert claims() == ["data-db-0", "data-db-1", "data-db-2", "data-kv-0", "data-kv-1"]
+    assert kubelet.volume_dir("default", "data-db-2").is_dir()
+    # A pod merely deleted keeps its claim, whatever the policy: only scaling goes.
+    uid = core.read_namespaced_pod("db-1", "default").metadata.uid
+    core.delete_namespaced_pod("db-1", "default")
+    wait_until(
+        lambda: core.read_namespaced_pod("db-1", "default").metadata.uid != uid, 10, "db-1 back"
+    )
+    pod = wait_ready(apps, core, "db", 3)["db-1"]
+    assert "data-db-1" in claims()
+    old_id = redis.Redis(host=pod.status.pod_ip, port=6379).execute_command("CLUSTER", "MYID")
+
+    apps.patch_namespaced_stateful_set_scale("db", "default", {"spec": {"replicas": 1}})
+    apps.patch_namespaced_stateful_set_scale("kv", "default", {"spec": {"replicas": 1}})
+    wait_ready(apps, core, "db", 1)
+    wait_ready(apps, core, "kv", 1)
+    wait_until(lambda: "data-db-1" not in claims(), 10, "the scaled-away claims to go")
+    # whenScaled Delete: the claims (and their data) of ordinals 1 and 2 went with them;
+    # the default (Retain) keeps kv-1's.
+    assert claims() == ["data-db-0", "data-kv-0", "data-kv-1"]
+    assert not kubelet.volume_dir("default", "data-db-2").exists()
+    assert kubelet.volume_dir("default", "data-kv-1").is_dir()
+    # Scaled up again, the ordinal starts on a new, empty claim.
+    apps.patch_namespaced_stateful_set_scale("db", "default", {"spec": {"replicas": 2}})
+    pods = wait_ready(apps, core, "db", 2)
+    assert "data-db-1" in claims()
+    fresh = redis.Redis(host=pods["db-1"].status.pod_ip, port=6379, socket_timeout=2)
+    assert fresh.execute_command("CLUSTER", "MYID") != old_id  # not the old node's config
+    assert kubelet.errors == []
+
+
 def _get(r: redis.Redis, key: str) -> Any:
     try:
         return r.get(key)

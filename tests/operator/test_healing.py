@@ -269,6 +269,13 @@ def test_a_master_with_a_volume_comes_back_with_its_keys_and_its_node_id(
             sts.spec.template.spec.containers[0].args.index("--appendonly") + 1
         ]
     )
+    policy = sts.spec.persistent_volume_claim_retention_policy
+    assert (policy.when_scaled, policy.when_deleted) == ("Delete", "Retain")
+    # A StatefulSet an older operator made (claims kept when scaled) gets the policy back.
+    retain = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    env.apps.patch_namespaced_stateful_set(
+        "cart", NS, {"spec": {"persistentVolumeClaimRetentionPolicy": retain}}
+    )
     victim = _owner_pod(env, 0)
     ip = next(ip for ip, name in _pod_ips(env).items() if name == victim)
     node_id = next(r["id"] for r in _nodes(env) if r["addr"].startswith(f"{ip}:"))
@@ -288,6 +295,28 @@ def test_a_master_with_a_volume_comes_back_with_its_keys_and_its_node_id(
     assert digest(pods, KEYS) == before
     assert total_keys(pods) == KEYS
     assert "SlotsLost" not in {e.reason for e in env.events("cart")}  # it was never lost
+
+    def scaled_away() -> str:
+        got = env.apps.read_namespaced_stateful_set("cart", NS)
+        return str(got.spec.persistent_volume_claim_retention_policy.when_scaled)
+
+    wait_for(lambda: scaled_away() == "Delete", 60, "the claim retention policy restored")
+
+    def claims() -> list[str]:
+        items = env.core.list_namespaced_persistent_volume_claim(NS).items
+        return sorted(c.metadata.name for c in items if c.metadata.name.startswith("data-cart-"))
+
+    # Scaled out and in again, the ordinal that left was drained first: its claim goes (it
+    # held nothing), the kept ones stay with every key.
+    env.scale("cart", 4)
+    wait_for(env.ready_with("cart", 4), 240, "cart Ready with 4 masters")
+    assert claims() == [f"data-cart-{i}" for i in range(4)]
+    env.scale("cart", 3)
+    wait_for(env.ready_with("cart", 3), 240, "cart Ready with 3 masters again")
+    assert env.apps.read_namespaced_stateful_set("cart", NS).spec.replicas == 3
+    wait_for(lambda: claims() == [f"data-cart-{i}" for i in range(3)], 30, "data-cart-3 to go")
+    assert digest(pods, KEYS) == before
+    assert total_keys(pods) == KEYS
 
 
 @pytest.mark.timeout(900)
