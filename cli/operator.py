@@ -81,6 +81,15 @@ def run(
             envvar="HEADROOM_PODS_READY_DEADLINE_SECONDS",
         ),
     ] = 600.0,
+    pod_add_timeout: Annotated[
+        float,
+        typer.Option(
+            "--pod-add-timeout",
+            help="Seconds a RedisCluster scale-out waits for each pod it adds to be Ready "
+            "before that attempt fails and is retried (waiting for the same pod).",
+            envvar="HEADROOM_POD_ADD_TIMEOUT_SECONDS",
+        ),
+    ] = 180.0,
     alerts_config: Annotated[
         Path | None,
         typer.Option(
@@ -111,7 +120,7 @@ def run(
 ) -> None:
     """Watch RedisClusters and reconcile them (only the Lease holder acts)."""
     from headroom.controller.operator.leader import LeaseTimings
-    from headroom.controller.operator.rediscluster_pods import check_deadline
+    from headroom.controller.operator.rediscluster_pods import check_add_timeout, check_deadline
     from headroom.controller.operator.runtime import (
         OperatorOptions,
         configure_logging,
@@ -126,6 +135,7 @@ def run(
         fail(f"--policy-interval: {policy_interval:g} is outside 1..3600 seconds", EXIT_INPUT)
     try:
         check_deadline(pods_ready_deadline)
+        check_add_timeout(pod_add_timeout)
     except ValueError as err:
         fail(str(err), EXIT_INPUT)
     if not 0 <= port < 65536:
@@ -154,6 +164,7 @@ def run(
                 identity=identity,
                 policy_interval=policy_interval,
                 pods_ready_deadline=pods_ready_deadline,
+                pod_add_timeout=pod_add_timeout,
                 alerts_config=alerts_config,
                 file_dirs=tuple(allow_file_dir or ()),
                 addresses=tuple(allow_address or ()),

@@ -47,9 +47,11 @@ from headroom.controller.operator.rediscluster_auth import cluster_auth
 from headroom.controller.operator.rediscluster_children import allow_evictions, ensure_children
 from headroom.controller.operator.rediscluster_healing import Healing, slots_lost_message
 from headroom.controller.operator.rediscluster_pods import (
+    DEFAULT_ADD_TIMEOUT,
     DEFAULT_DEADLINE,
     PODS_STUCK,
     PodsWait,
+    check_add_timeout,
     check_deadline,
 )
 from headroom.controller.operator.rediscluster_shape import (
@@ -104,7 +106,7 @@ class RedisClusterReconciler(Reconciler):
 
     _: KW_ONLY
     busy_requeue: float = 2.0
-    ready_timeout: float = 180.0
+    ready_timeout: float = DEFAULT_ADD_TIMEOUT  # --pod-add-timeout
     # Pods not all Ready for longer than this are reported stuck (rediscluster_pods.py).
     pods_ready_deadline: float = DEFAULT_DEADLINE
     stuck_requeue: float = 10.0  # a wait past the deadline is looked at less often
@@ -112,6 +114,7 @@ class RedisClusterReconciler(Reconciler):
 
     def __post_init__(self) -> None:
         check_deadline(self.pods_ready_deadline)
+        check_add_timeout(self.ready_timeout)
         self._write_status = StatusWriter(self.kube, PLURAL, KIND)
         self._clusters: dict[str, _Cluster] = {}
         self._lock = threading.Lock()

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 #: Seconds pods may stay not Ready before the wait is reported stuck (``--pods-ready-deadline``).
 DEFAULT_DEADLINE = 600.0
 DEADLINE_MIN, DEADLINE_MAX = 1.0, 86400.0
+#: Seconds a scale-out waits for the pod it added to be Ready before that attempt fails and
+#: is retried (the retry waits for the same pod): ``--pod-add-timeout``. A new node from a
+#: cluster autoscaler or a cold image pull may take longer than the default.
+DEFAULT_ADD_TIMEOUT = 180.0
+ADD_TIMEOUT_MIN, ADD_TIMEOUT_MAX = 5.0, 3600.0
 PODS_STUCK = "PodsStuck"
 _PODS_NAMED = 5  # in the Event, the condition and the status; the rest are counted
 _MESSAGE_CHARS = 1024  # Kubernetes truncates an Event's message at 1 KiB
@@ -40,6 +45,15 @@ def check_deadline(seconds: float, where: str = "--pods-ready-deadline") -> floa
     if not DEADLINE_MIN <= seconds <= DEADLINE_MAX:  # also refuses nan
         raise ValueError(
             f"{where}: {seconds:g} is outside {DEADLINE_MIN:g}..{DEADLINE_MAX:g} seconds"
+        )
+    return seconds
+
+
+def check_add_timeout(seconds: float, where: str = "--pod-add-timeout") -> float:
+    """``seconds`` if it is a sane wait for an added pod, else a one-line :class:`ValueError`."""
+    if not ADD_TIMEOUT_MIN <= seconds <= ADD_TIMEOUT_MAX:  # also refuses nan
+        raise ValueError(
+            f"{where}: {seconds:g} is outside {ADD_TIMEOUT_MIN:g}..{ADD_TIMEOUT_MAX:g} seconds"
         )
     return seconds
 

@@ -62,6 +62,7 @@ class OperatorOptions:
     timer: float = 10.0
     policy_interval: float = 60.0  # seconds between two passes of a CapacityPolicy
     pods_ready_deadline: float = rediscluster_pods.DEFAULT_DEADLINE  # then PodsStuck
+    pod_add_timeout: float = rediscluster_pods.DEFAULT_ADD_TIMEOUT  # then the add is retried
     alerts_config: Path | None = None  # default: $HEADROOM_ALERTS_CONFIG, else none
     # What policies' metrics may reach (docs/operator.md "Security model"): no file source
     # unless under one of these directories; only these Prometheus/Redis hosts if any.
@@ -129,6 +130,7 @@ def run_operator(opts: OperatorOptions) -> int:
             metrics=metrics,
             busy_requeue=opts.requeue,
             pods_ready_deadline=opts.pods_ready_deadline,
+            ready_timeout=opts.pod_add_timeout,
             dry_run=opts.dry_run,
         )
         rediscluster_kopf.register(registry, reconciler, timer=opts.timer)

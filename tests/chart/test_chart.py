@@ -122,6 +122,7 @@ def test_helm_lint_strict_finds_no_error_or_warning() -> None:
         ({"rbac": {"scaleTargets": [{"apiGroup": "x", "resource": "Pods/*"}]}}, "resource"),
         ({"metrics": {"service": {"port": 70000}}}, "/metrics/service/port"),
         ({"operator": {"podsReadyDeadlineSeconds": 30}}, "/operator/podsReadyDeadlineSeconds"),
+        ({"operator": {"podAddTimeoutSeconds": 1}}, "/operator/podAddTimeoutSeconds"),
         ({"networkPolicy": {"enable": True}}, "additional properties 'enable' not allowed"),
         ({"networkPolicy": {"clientLabels": {"tier": 1}}}, "/networkPolicy/clientLabels/tier"),
         (
@@ -187,6 +188,14 @@ def test_the_pods_ready_deadline_reaches_the_operator_in_seconds() -> None:
         (c,) = deployment(render_chart(values))["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["HEADROOM_PODS_READY_DEADLINE_SECONDS"] == seconds
+
+
+def test_the_pod_add_timeout_reaches_the_operator_in_seconds() -> None:
+    """operator.podAddTimeoutSeconds is the operator's --pod-add-timeout (its env)."""
+    for values, seconds in (({}, "180"), ({"operator": {"podAddTimeoutSeconds": 600}}, "600")):
+        (c,) = deployment(render_chart(values))["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["HEADROOM_POD_ADD_TIMEOUT_SECONDS"] == seconds
 
 
 def test_operator_command_follows_the_rbac_scope() -> None:

@@ -50,9 +50,12 @@ def _stuck_scale_out(env: OperatorEnv) -> tuple[list[str], Any, str]:
 def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resumes(
     env: OperatorEnv, tmp_path: Path
 ) -> None:
-    extra = ("--pods-ready-deadline", DEADLINE, "--lease-duration", "3")
+    extra = ("--pods-ready-deadline", DEADLINE, "--lease-duration", "3", "--pod-add-timeout", "5")
     op = env.start_operator("op-a", *extra)
     removals, pods, before = _stuck_scale_out(env)
+    # --pod-add-timeout: the scale-out gives up on the pod it added after 5 s (then waits for
+    # Kubernetes to bring it, never adding another: checked below).
+    wait_for(lambda: "cart-3 not Ready after 5s" in op.text(), 30, "the add to time out")
     ready = env.condition("cart", "Ready")
     assert ready["status"] == "False"
     assert "cart-3 Pending: Unschedulable: 0/3 nodes are available" in ready["message"]

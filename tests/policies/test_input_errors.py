@@ -234,6 +234,10 @@ def test_plan_reasons_carry_the_utilisation(tmp_path: Path) -> None:
             ["operator", "run", "--pods-ready-deadline", "0"],
             "--pods-ready-deadline: 0 is outside 1..86400 seconds",
         ),
+        (
+            ["operator", "run", "--pod-add-timeout", "2"],
+            "--pod-add-timeout: 2 is outside 5..3600 seconds",
+        ),
         (["operator", "run", "--lease-duration", "x"], "--lease-duration: must be a number"),
     ],
 )
