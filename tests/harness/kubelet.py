@@ -47,7 +47,7 @@ from typing import Any
 from tests.harness.disruption import pod_ready, refresh_budgets
 from tests.harness.errors import ApiError
 from tests.harness.selectors import selector_matches
-from tests.harness.store import Obj, Store, now_rfc3339
+from tests.harness.store import Obj, ResourceType, Store, now_rfc3339
 from tests.support.procs import kill_group, port_is_free, spawn
 
 log = logging.getLogger(__name__)
@@ -467,16 +467,16 @@ class Kubelet:
 
     def _drop_claim(self, ns: str, claim: str) -> None:
         """Delete the PersistentVolumeClaim ``claim`` and the data its volume held."""
-        try:
-            self.store.delete(self._pvcs, ns, claim)
-        except ApiError as err:
-            if err.code != 404:
-                raise
+        self._delete(self._pvcs, ns, claim)
         shutil.rmtree(self.volume_dir(ns, claim), ignore_errors=True)
 
     def _delete_pod(self, ns: str, name: str) -> None:
+        self._delete(self._pods, ns, name)
+
+    def _delete(self, resource: ResourceType, ns: str, name: str) -> None:
+        """Delete an object the store may already have lost (gone: nothing to do)."""
         try:
-            self.store.delete(self._pods, ns, name)
+            self.store.delete(resource, ns, name)
         except ApiError as err:
             if err.code != 404:
                 raise
