@@ -46,8 +46,9 @@ from typing import Any
 
 from tests.harness.disruption import pod_ready, refresh_budgets
 from tests.harness.errors import ApiError
+from tests.harness.resources import ResourceType
 from tests.harness.selectors import selector_matches
-from tests.harness.store import Obj, ResourceType, Store, now_rfc3339
+from tests.harness.store import Obj, Store, now_rfc3339
 from tests.support.procs import kill_group, port_is_free, spawn
 
 log = logging.getLogger(__name__)
