@@ -282,6 +282,13 @@ def headline(fr: Frontier) -> dict[str, Any]:
         "hpa_at_headroom": h.hpa_at_headroom,
         "oracle_unit_hours": fr.oracle.unit_hours,
         "settings": len(fr.headroom),
+        # Every Headroom setting's point, to compare two runs setting by setting (a rule
+        # change judged by the points it makes cheaper at no more minutes, not only by the
+        # headline, which moves with where the refinements land).
+        "points": [
+            [p.label, round(p.minutes, 1), round(p.unit_hours, 1)]
+            for p in sorted(fr.headroom, key=lambda p: p.unit_hours)
+        ],
     }
 
 

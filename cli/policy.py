@@ -67,8 +67,9 @@ def sizing_rule(spec: PolicySpec) -> str:
             f"{spec.forecast_utilization:.0%}), event start (the base before it x its "
             f"learned size at {q}, over the window past starts arrived in (5 min before "
             f"to 15 min after the start until starts were timed; let go once they say "
-            f"the start has come with odds {q}) unless demand has "
-            f"arrived; the first 20 min at {spec.event_utilization:.0%}, then to the "
+            f"the start has come with odds {q}; once demand has arrived, the measured "
+            f"level x shape above it); the first 20 min at {spec.event_utilization:.0%}, "
+            f"then to the "
             f"end at {min(spec.reactive_utilization, spec.forecast_utilization):.0%})"
         )
     si = spec.scale_in

@@ -12,10 +12,10 @@ ahead projects the same rule (:meth:`TargetRule.plan_ahead`). Per tick, ``u`` or
 - **event start**: over the span its kind's past starts arrived in (at most from
   ``PRE_EARLY`` before the start to ``HOLD`` after it: starts run early and late; see
   :meth:`~headroom.policies.forecast.eventsize.EventSizes.window`, which ends sooner
-  once they say the start has come with odds ``forecast.eventQuantile``), unless its
-  demand has arrived (``ARRIVED`` of it), the base measured before the event times its
-  learned size at ``forecast.eventQuantile``
-  (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once; from
+  once they say the start has come with odds ``forecast.eventQuantile``), the base
+  measured before the event times its learned size at ``forecast.eventQuantile``
+  (:class:`~headroom.policies.forecast.eventsize.EventSizes`), sized once, as a floor
+  under the anchored forecast once its demand has arrived (``ARRIVED`` of it); from
   ``PRE_EARLY`` before to ``EARLY`` after the start (the end, if sooner), at
   ``forecast.eventTargetUtilization``; from there to the event's end, once its demand has
   arrived, the predictive half at the reactive half's utilisation (inside an event the

@@ -1,9 +1,9 @@
 """The events' part of the rule's look-ahead (:class:`~headroom.policies.combined.TargetRule`):
 how the positions an event reaches are sized.
 
-Per event near the look-ahead, until its demand has arrived: the pre-scale (the base
-measured before it times its learned size at the event quantile, sized once) over the
-span its kind's starts arrived in; then the anchored forecast. The event utilisation
+Per event near the look-ahead: the pre-scale (the base measured before it times its
+learned size at the event quantile, sized once) over the span its kind's starts arrived
+in; once its demand has arrived, the anchored forecast above it. The event utilisation
 holds over its start's window. What it measures and decides once (the base, the
 pre-scale, the arrival) is kept per event for the rule's later ticks.
 """
@@ -28,7 +28,7 @@ from headroom.policies.series import FloatArray, Series
 Since = Callable[[float], Series]  # the samples at t >= a time (all before now)
 
 PRE_EARLY = 300.0  # the pre-scale stands from this long before an event's start (starts run early)
-HOLD = 900.0  # ... until this long after it, unless its demand has arrived (starts run late)
+HOLD = 900.0  # ... until this long after it (starts run late)
 EARLY = 1200.0  # the event utilisation holds from PRE_EARLY before the start to this after it
 # (or to the event's end, if sooner)
 ARRIVED = 0.7  # a measured level at this share of the pre-scale: the event's demand is here
@@ -120,15 +120,17 @@ class EventLook:
         measured), ``util`` the utilisation, ``which`` the event sizing each position.
         ``keep`` False (the plan ahead): nothing sized here is kept for the decisions.
 
-        Until the event's demand has arrived (the measured level at ``ARRIVED`` of the
-        pre-scale), its positions carry no forecast lift (the level measured now, moved by
-        the baseline's daily shape) but, from ``PRE_EARLY`` before its start until
-        ``HOLD`` after it, the pre-scale: the base before it times its learned size at
-        the event quantile (:class:`~headroom.policies.forecast.eventsize.EventSizes`).
-        Once it has arrived, the anchored forecast (the measured level times the learned
-        shape's ratio) stands. From ``PRE_EARLY`` before the start to ``EARLY`` after it
-        (or its end, if sooner) the forecast is sized at the event utilisation: the margin
-        is bought where an event begins and nowhere else. From there to the event's end,
+        From ``PRE_EARLY`` before its start until ``HOLD`` after it (the window its
+        kind's starts arrived in, :meth:`EventSizes.window`), the pre-scale stands: the
+        base before it times its learned size at the event quantile
+        (:class:`~headroom.policies.forecast.eventsize.EventSizes`). Until the event's
+        demand has arrived (the measured level at ``ARRIVED`` of the pre-scale), its
+        positions carry no forecast lift besides (the level measured now, moved by the
+        baseline's daily shape); once it has, the anchored forecast (the measured level
+        times the learned shape's ratio) stands above the pre-scale. From ``PRE_EARLY``
+        before the start to ``EARLY`` after it (or its end, if sooner) the forecast is
+        sized at the event utilisation: the margin is bought where an event begins and
+        nowhere else. From there to the event's end,
         once its demand has arrived, the forecast is sized at the reactive half's
         utilisation: the HPA's margin on the demand the shape says is coming."""
         sizes = self.sizes
@@ -167,10 +169,6 @@ class EventLook:
                 if later.start < tw.size:
                     moved = level * baseline_ratios(prep.t, prep.baseline, tw[later], now)
                     med[later] = np.minimum(med[later], moved)
-            if not arrived and now < hi and math.isfinite(pre):
-                span = _between(tw, lo, ev.end)
-                med[span] = np.maximum(med[span], pre)
-                which[span] = index
             margin_end = min(ev.start + EARLY, ev.end)
             if arrived and math.isfinite(level) and now < margin_end:
                 # Arrived within the start's window, the measured level already holds the
@@ -183,6 +181,13 @@ class EventLook:
                     stepped = float(prep.median[window].max())
                     if stepped > shaped:
                         med[_from(tw, lo)] *= shaped / stepped
+            if now < hi and math.isfinite(pre):
+                # The pre-scale stands over its window, arrived or not: a level that reached
+                # ARRIVED of it may be the crowd gathering before the step (a ramp), which
+                # the anchored forecast, its step read as in, would not see coming.
+                span = _between(tw, lo, ev.end)
+                med[span] = np.maximum(med[span], pre)
+                which[span] = index
             # The margin is for the step at the start; a short event's (a 2-minute sale's)
             # margin ends with it: its demand, read late by a lagging rate, is not a new step.
             start = _between(tw, lo, margin_end)

@@ -431,6 +431,30 @@ def test_a_start_that_has_not_come_is_let_go_sooner_at_a_lower_event_quantile() 
         assert (_ordered(ours, last.start + 11 * 60.0) < pre) is released, (q, ours.orders[-6:])
 
 
+def test_a_crowd_gathering_before_the_step_does_not_let_the_pre_scale_go() -> None:
+    """Seven shows whose x3 steps came at the declared start, then one whose crowd
+    gathers first: x2.2 from ten minutes before the start (past ``ARRIVED`` of the
+    pre-scale, so its demand reads as arrived), then a step to x3.6 three minutes after
+    it. The pre-scale stands over its window all the same, and the step finds it in
+    place; the anchored forecast alone (the step read as already in) would have let it go
+    to what x2.2 needs and left the step short for a provisioning delay."""
+    days = 8
+    events = _events(days)
+    trace = _trace(days, 3.0, None)
+    last = events[-1]
+    t = trace.t
+    v = np.where((t >= last.start - 600.0) & (t < last.start), trace.v * 2.2, trace.v)
+    v = np.where((t >= last.start) & (t < last.start + 180.0), v * 2.2 / 3.0, v)
+    v = np.where((t >= last.start + 180.0) & (t < last.end), v * 1.2, v)
+    trace = Series(t, v)
+    spec = _spec()
+    ours = _run(trace, spec, Calendar.of(events), False)
+    pre = _ordered(ours, last.start - 60.0)
+    assert pre >= math.ceil(3.6 * BASE / CAPACITY), pre  # the step fits in the pre-scale
+    step = (t >= last.start) & (t < last.start + 30 * 60.0)
+    assert ours.under_seconds[step].sum() == 0.0, ours.orders[-6:]
+
+
 def test_the_burst_share_counts_moments_past_the_tolerance_not_steps_or_gaps() -> None:
     flat = np.full(1000, 100.0)
     assert burst_share(flat, 0.1) == 0.0
