@@ -42,19 +42,17 @@ _MESSAGE_CHARS = 1024  # Kubernetes truncates an Event's message at 1 KiB
 
 def check_deadline(seconds: float, where: str = "--pods-ready-deadline") -> float:
     """``seconds`` if it is a sane deadline, else a one-line :class:`ValueError`."""
-    if not DEADLINE_MIN <= seconds <= DEADLINE_MAX:  # also refuses nan
-        raise ValueError(
-            f"{where}: {seconds:g} is outside {DEADLINE_MIN:g}..{DEADLINE_MAX:g} seconds"
-        )
-    return seconds
+    return _within(seconds, DEADLINE_MIN, DEADLINE_MAX, where)
 
 
 def check_add_timeout(seconds: float, where: str = "--pod-add-timeout") -> float:
     """``seconds`` if it is a sane wait for an added pod, else a one-line :class:`ValueError`."""
-    if not ADD_TIMEOUT_MIN <= seconds <= ADD_TIMEOUT_MAX:  # also refuses nan
-        raise ValueError(
-            f"{where}: {seconds:g} is outside {ADD_TIMEOUT_MIN:g}..{ADD_TIMEOUT_MAX:g} seconds"
-        )
+    return _within(seconds, ADD_TIMEOUT_MIN, ADD_TIMEOUT_MAX, where)
+
+
+def _within(seconds: float, lo: float, hi: float, where: str) -> float:
+    if not lo <= seconds <= hi:  # also refuses nan
+        raise ValueError(f"{where}: {seconds:g} is outside {lo:g}..{hi:g} seconds")
     return seconds
 
 
