@@ -25,6 +25,7 @@ from kubernetes.client import ApiException
 
 from tests.operator.support import NS, OperatorEnv, OperatorProcess, PodCluster, wait_for
 from tests.redis.data import LiveClient, digest, load, total_keys
+from tests.support.procs import until_equal
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
@@ -300,7 +301,7 @@ def test_a_master_with_a_volume_comes_back_with_its_keys_and_its_node_id(
         got = env.apps.read_namespaced_stateful_set("cart", NS)
         return str(got.spec.persistent_volume_claim_retention_policy.when_scaled)
 
-    wait_for(lambda: scaled_away() == "Delete", 60, "the claim retention policy restored")
+    wait_for(until_equal(scaled_away, "Delete"), 60, "the claim retention policy restored")
 
     def claims() -> list[str]:
         items = env.core.list_namespaced_persistent_volume_claim(NS).items
@@ -314,7 +315,8 @@ def test_a_master_with_a_volume_comes_back_with_its_keys_and_its_node_id(
     env.scale("cart", 3)
     wait_for(env.ready_with("cart", 3), 240, "cart Ready with 3 masters again")
     assert env.apps.read_namespaced_stateful_set("cart", NS).spec.replicas == 3
-    wait_for(lambda: claims() == [f"data-cart-{i}" for i in range(3)], 30, "data-cart-3 to go")
+    kept = [f"data-cart-{i}" for i in range(3)]
+    wait_for(until_equal(claims, kept), 30, "data-cart-3 to go")
     assert digest(pods, KEYS) == before
     assert total_keys(pods) == KEYS
 

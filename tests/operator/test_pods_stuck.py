@@ -55,7 +55,14 @@ def test_a_scale_out_pod_stuck_pending_is_reported_once_and_the_scale_out_resume
     removals, pods, before = _stuck_scale_out(env)
     # --pod-add-timeout: the scale-out gives up on the pod it added after 5 s (then waits for
     # Kubernetes to bring it, never adding another: checked below).
-    wait_for(lambda: "cart-3 not Ready after 5s" in op.text(), 30, "the add to time out")
+
+    def add_timed_out() -> bool:
+        said = [line for line in op.text().splitlines() if "not Ready after" in line]
+        if not any("cart-3 not Ready after 5s" in line for line in said):
+            raise AssertionError(f"the log's add time-outs: {said[-3:] or 'none'}")
+        return True
+
+    wait_for(add_timed_out, 30, "the add to time out")
     ready = env.condition("cart", "Ready")
     assert ready["status"] == "False"
     assert "cart-3 Pending: Unschedulable: 0/3 nodes are available" in ready["message"]

@@ -9,6 +9,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,13 +81,29 @@ def kill_group(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
 def wait_until(
     check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
 ) -> None:
-    """Poll ``check`` until it returns True; raise TimeoutError naming ``what``."""
+    """Poll ``check`` until it returns True; raise TimeoutError naming ``what`` and what the
+    last poll saw (its result or its error: see :func:`until_equal`)."""
     deadline = time.monotonic() + timeout
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            if check():
+            last = check()
+            if last:
                 return
-        except Exception:  # noqa: BLE001 - the thing polled may not be up yet
-            pass
+        except Exception as err:  # noqa: BLE001 - the thing polled may not be up yet
+            last = err
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def until_equal(read: Callable[[], T], want: T) -> Callable[[], bool]:
+    """A check for :func:`wait_until` (or the operator tests' ``wait_for``): ``read()``
+    equals ``want``; until then it raises with what it read, which a timeout shows."""
+
+    def check() -> bool:
+        got = read()
+        if got != want:
+            raise AssertionError(f"read {got!r}, want {want!r}")
+        return True
+
+    return check
