@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -29,12 +30,39 @@ from tests.support.image import image_built, image_ref, operator_argv, remove_co
 from tests.support.kubectl import SERVER_SIDE_VALIDATION, kubectl_minor
 
 NAMESPACE = "headroom"
+MAX_RESTARTS = 5
+STARTUP_SECONDS = 120.0
+PORT_LINE = re.compile(r"Serving health and metrics port=(\d+)")
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def _start_operator(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("KUBECONFIG", None)
+    with log.open("ab") as out:
+        # Its own process group: a terminal's Ctrl-C reaches only this script, which stops
+        # the operator in order (podman forwards the SIGTERM into the container).
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def _served_port(
+    operator: subprocess.Popen[bytes], log: Path, since: int, stop: threading.Event
+) -> int | None:
+    """The metrics port the operator logged it bound (it binds port 0: no port can be taken
+    between picking and binding it), or None when it exited or was stopped first."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline and operator.poll() is None and not stop.is_set():
+        with log.open("rb") as lines:
+            lines.seek(since)
+            found = PORT_LINE.findall(lines.read().decode(errors="replace"))
+        if found:
+            return int(found[-1])
+        stop.wait(0.2)
+    if not stop.is_set():
+        state = f"exited ({operator.returncode})" if operator.poll() is not None else "is silent"
+        print(f"error: the operator {state} before serving; see {log}", file=sys.stderr)
+    return None
 
 
 def _display(path: Path) -> str:
@@ -93,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         kubelet = kube.start_kubelet()
         kubeconfig = kube.kubeconfig(workdir / "kubeconfig", namespace=NAMESPACE, tls=True)
-        port = _free_port("127.0.0.1")
         args = [
-            "-n", NAMESPACE, "--host", "127.0.0.1", "--port", str(port),
+            "-n", NAMESPACE, "--host", "127.0.0.1", "--port", "0",
             "--lease-name", access.lease_name, "--identity", "playground",
         ]  # fmt: skip
         if container is not None:
@@ -106,35 +133,50 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [headroom, "operator", "run", "--kubeconfig", str(access.kubeconfig), *args]
             source = f"venv ({headroom})"
         log = workdir / "operator.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("KUBECONFIG", None)
-        with log.open("ab") as out:
-            # Its own process group: a terminal's Ctrl-C reaches only this script, which
-            # stops the operator in order (podman forwards the SIGTERM into the container).
-            operator = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        operator = _start_operator(cmd, log)
+        port = _served_port(operator, log, 0, stop)
+        if port is None:
+            code = 0 if stop.is_set() else 1
+        else:
+            print(
+                f"Playground up in {_display(workdir)}:\n"
+                f"  Kubernetes API emulator  {kube.server.tls_url} (RBAC on; the chart's CRDs, "
+                f"ServiceAccount and roles in namespace {NAMESPACE})\n"
+                f"  kubelet emulator         redis pods as redis-server processes on 127.0.0.x\n"
+                f"  operator                 {source}, as the chart's ServiceAccount; log "
+                f"{_display(log)}, metrics http://127.0.0.1:{port}/metrics\n"
+                "Try, in another terminal:\n"
+                + "".join(f"  {line}\n" for line in try_commands(kubeconfig))
+                + "Ctrl-C stops every process the playground started.",
+                flush=True,
             )
-        print(
-            f"Playground up in {_display(workdir)}:\n"
-            f"  Kubernetes API emulator  {kube.server.tls_url} (RBAC on; the chart's CRDs, "
-            f"ServiceAccount and roles in namespace {NAMESPACE})\n"
-            f"  kubelet emulator         redis pods as redis-server processes on 127.0.0.x\n"
-            f"  operator                 {source}, as the chart's ServiceAccount; log "
-            f"{_display(log)}, metrics http://127.0.0.1:{port}/metrics\n"
-            "Try, in another terminal:\n"
-            + "".join(f"  {line}\n" for line in try_commands(kubeconfig))
-            + "Ctrl-C stops every process the playground started.",
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            if operator.poll() is not None:
+        restarts = 0
+        while code == 0 and not stop.wait(0.5):
+            if operator.poll() is None:
+                continue
+            # As the kubelet restarts the chart's operator container (a lost Lease exits 3).
+            if restarts == MAX_RESTARTS:
                 print(
-                    f"error: the operator exited ({operator.returncode}); see {_display(log)}",
+                    f"error: the operator exited ({operator.returncode}) after {restarts} "
+                    f"restarts; see {_display(log)}",
                     file=sys.stderr,
                     flush=True,
                 )
                 code = 1
                 break
+            restarts += 1
+            print(
+                f"The operator exited ({operator.returncode}); restarting it "
+                f"({restarts} of {MAX_RESTARTS}), as the kubelet would; see {_display(log)}",
+                flush=True,
+            )
+            if container is not None:
+                remove_container(container)
+            since = log.stat().st_size
+            operator = _start_operator(cmd, log)
+            port = _served_port(operator, log, since, stop)
+            if port is not None:
+                print(f"The operator serves metrics at http://127.0.0.1:{port}/metrics", flush=True)
         pods = len(kubelet.pids())
     finally:
         if operator is not None and operator.poll() is None:

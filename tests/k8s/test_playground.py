@@ -38,6 +38,46 @@ def _leftovers(workdir: Path) -> list[str]:
     return found
 
 
+def _operators(workdir: Path) -> list[int]:
+    """Pids of ``headroom operator run`` processes using the playground's kubeconfig."""
+    mine = str(workdir / "operator.kubeconfig")
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"operator" in argv and mine.encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
+def _read_until(play: subprocess.Popen[str], prefix: str, timeout: float) -> str:
+    """The playground's output up to and including its first line starting with ``prefix``."""
+    assert play.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = play.stdout.readline()
+        assert line, "the playground exited:\n" + "".join(lines)
+        lines.append(line)
+        if line.startswith(prefix):
+            return "".join(lines)
+    raise AssertionError(f"no line starting {prefix!r} in {timeout:.0f}s:\n" + "".join(lines))
+
+
+def _stopped(play: subprocess.Popen[str], workdir: Path) -> str:
+    """Stop the playground; what it printed after its banner and its operator log's tail."""
+    if play.poll() is None:
+        os.killpg(play.pid, signal.SIGKILL)
+    out = play.communicate(timeout=30)[0] or ""
+    log = workdir / "operator.log"
+    tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+    return f"playground (exit {play.returncode}) printed:\n{out}\noperator.log ends:\n" + (
+        "\n".join(tail)
+    )
+
+
 def test_playground_runs_the_printed_commands_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     workdir = tmp_path / "playground"
     home = tmp_path / "home"
@@ -48,16 +88,8 @@ def test_playground_runs_the_printed_commands_and_ctrl_c_leaves_nothing(tmp_path
         start_new_session=True,  # a terminal's Ctrl-C goes to the whole process group
     )  # fmt: skip
     try:
-        assert play.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not lines[-1:] == ["Ctrl-C"]:
-            line = play.stdout.readline()
-            assert line, "the playground exited before it was ready:\n" + "".join(lines)
-            lines.append(line)
-            if line.startswith("Ctrl-C stops"):
-                break
-        text = "".join(lines)
+        text = _read_until(play, "Ctrl-C stops", 120)
+        lines = text.splitlines(keepends=True)
         commands = [ln.strip() for ln in lines if ln.startswith(("  export ", "  kubectl "))]
         assert [c.split()[:2] for c in commands] == [
             ["export", commands[0].split()[1]],
@@ -79,20 +111,30 @@ def test_playground_runs_the_printed_commands_and_ctrl_c_leaves_nothing(tmp_path
 
         apply, watch, scale = commands[1:]
         assert kubectl(apply).strip() == "rediscluster.headroom.dev/cart created"
-        watcher = subprocess.Popen(
-            shlex.split(watch), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
-        )
         get = watch.removesuffix(" -w")
 
         def row() -> list[str]:
             rows = table(kubectl(get))
             return rows[1][:4] if len(rows) > 1 else []
 
-        wait_for(lambda: row() == ["cart", "3", "3", "Ready"], 180, "cart 3/3 Ready", KUBECTL_POLL)
-        assert kubectl(scale).strip() == "rediscluster.headroom.dev/cart scaled"
-        wait_for(lambda: row() == ["cart", "4", "4", "Ready"], 240, "cart 4/4 Ready", KUBECTL_POLL)
-        watcher.terminate()
-        watched = watcher.communicate(timeout=30)[0]
+        with subprocess.Popen(
+            shlex.split(watch), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
+        ) as watcher:
+            try:
+                wait_for(lambda: row() == ["cart", "3", "3", "Ready"], 180, "cart 3/3 Ready",
+                         KUBECTL_POLL)  # fmt: skip
+                # A crashed operator is restarted, as the kubelet would; the new one scales.
+                operators = _operators(workdir)
+                assert len(operators) == 1, operators
+                os.kill(operators[0], signal.SIGKILL)
+                restarted = _read_until(play, "The operator serves metrics at", 120)
+                assert "The operator exited (-9); restarting it (1 of 5)" in restarted, restarted
+                assert kubectl(scale).strip() == "rediscluster.headroom.dev/cart scaled"
+                wait_for(lambda: row() == ["cart", "4", "4", "Ready"], 240, "cart 4/4 Ready",
+                         KUBECTL_POLL)  # fmt: skip
+            finally:
+                watcher.terminate()
+                watched = watcher.communicate(timeout=30)[0]
         assert re.search(r"^cart\s+4\s+4\s+Ready", watched, re.M), watched
 
         os.killpg(play.pid, signal.SIGINT)
@@ -100,7 +142,11 @@ def test_playground_runs_the_printed_commands_and_ctrl_c_leaves_nothing(tmp_path
         assert play.returncode == 0, out
         assert "Stopped the operator, 8 redis-server pod(s) and the API emulator." in out, out
         assert _leftovers(workdir) == []
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{_stopped(play, workdir)}") from None
     finally:
         if play.poll() is None:
             os.killpg(play.pid, signal.SIGKILL)
             play.wait(30)
+        if play.stdout is not None:
+            play.stdout.close()
