@@ -122,7 +122,8 @@ class TargetRule:
         self._freeze = _freeze_windows(spec)[0]
         self._scale_in: ScaleInWindows | None = None
         self._near: tuple[FloatArray, FloatArray] | None = None
-        self._bursty: tuple[int, bool] | None = None  # (hour measured, bursty)
+        # (hour measured, bursty, the samples' spacing then)
+        self._bursty: tuple[int, bool, float] | None = None
         self.chain = _chain(target)
         self.step = 60.0  # the forecast's step (set from the driver)
         self._schedules = Schedules()  # the plan's last schedule (project)
@@ -436,19 +437,24 @@ class TargetRule:
             return 0.0
         hour = math.floor(now / 3600.0)
         if self._bursty is None or self._bursty[0] != hour:
-            self._bursty = (hour, self._measure_bursts(now, since))
-        return window if self._bursty[1] else 0.0
+            self._bursty = (hour, *self._measure_bursts(now, since))
+        _, bursty, spacing = self._bursty
+        # A window no longer than the samples' spacing never sees the sample after a burst:
+        # it would order the burst all the same, only later.
+        return window if bursty and window > spacing else 0.0
 
-    def _measure_bursts(self, now: float, since: Since) -> bool:
-        """Whether the last ``BURST_HISTORY`` outside events is bursty (:data:`BURSTY`)."""
+    def _measure_bursts(self, now: float, since: Since) -> tuple[bool, float]:
+        """Whether the last ``BURST_HISTORY`` outside events is bursty (:data:`BURSTY`),
+        and the samples' spacing there (the median)."""
         got = since(now - BURST_HISTORY)
         v = got.v.astype(np.float64, copy=True)
         t = got.t
+        spacing = float(np.median(np.diff(t))) if t.size > 1 else math.inf
         lo, hi = self._near_events()
         for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
             if b > now - BURST_HISTORY and a < now:
                 v[t.searchsorted(a) : t.searchsorted(b)] = np.nan
-        return burst_share(v, self.spec.reactive.tolerance) >= BURSTY
+        return burst_share(v, self.spec.reactive.tolerance) >= BURSTY, spacing
 
     def _near_events(self) -> tuple[FloatArray, FloatArray]:
         """Where events are near (from ``BURST_NEAR`` before each event's window to its

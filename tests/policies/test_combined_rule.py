@@ -168,15 +168,23 @@ def test_on_bursty_demand_a_burst_is_not_chased_a_lasting_rise_is_and_an_event_w
     # half does not wait: Headroom has at least the HPA's units from the first sync.
     for after in (15.0, 60.0, 180.0):
         assert _ordered(ours, show.start + after) >= _ordered(hpa, show.start + after)
-    # At a 2-minute delay the window is a fifth of it (24 s): the rise is ordered within
-    # the minute its first sample came in.
+    # At a 2-minute delay the window would be a fifth of it (24 s), shorter than the
+    # minute between samples: it could never see the sample after a burst and would order
+    # every burst all the same, 30 s later. So there is none: the HPA's orders, on time.
     fast = parse_policy(
         {**spec.model_dump(by_alias=True, exclude_none=True), "targets": [
             {**spec.targets[0].model_dump(by_alias=True, exclude_none=True),
              "provisioning": {"fixedSeconds": "2m"}}
         ]}
     )  # fmt: skip
-    assert _ordered(_run(trace, fast, Calendar.of([show]), False), rise[0] + 60.0) >= need
+    fast_ours = _run(trace, fast, Calendar.of([show]), False)
+    fast_hpa = _run(trace, fast, Calendar.of([show]), True)
+    assert ups(fast_hpa, *quiet) >= 5
+    quiet_orders = [(o.t, o.to_units) for o in fast_hpa.orders if quiet[0] <= o.t < rise[1]]
+    assert [(o.t, o.to_units) for o in fast_ours.orders if quiet[0] <= o.t < rise[1]] == (
+        quiet_orders
+    )
+    assert _ordered(fast_ours, rise[0] + 60.0) >= need
 
 
 def test_scale_in_after_an_event_is_as_fast_as_the_hpa() -> None:
