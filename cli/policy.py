@@ -52,7 +52,8 @@ def sizing_rule(spec: PolicySpec) -> str:
     if spec.forecast.enabled and spec.reactive.burst_window > 0:
         burst = (
             f"; away from events, if past demand bursts, a need that lasted "
-            f"{_minutes(spec.reactive.burst_window)} (at most a fifth of the delay)"
+            f"{_minutes(spec.reactive.burst_window)} (at most a fifth of the delay; none unless "
+            "longer than the samples' spacing)"
         )
     hpa = (
         f"reactive (HPA v2: observed at {spec.reactive_utilization:.0%}, "

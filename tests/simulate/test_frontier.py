@@ -243,7 +243,8 @@ def test_policy_validate_prints_the_sizing_rule_that_runs() -> None:
     out = " ".join(res.stdout.split())
     assert (
         "units = max(reactive (HPA v2: observed at 75%, tolerance 10%; away from events, "
-        "if past demand bursts, a need that lasted 2m (at most a fifth of the delay))"
+        "if past demand bursts, a need that lasted 2m (at most a fifth of the delay; none unless "
+        "longer than the samples' spacing))"
     ) in out
     assert "event start (the base before it x its learned size at p60" in out
     assert "let go once they say the start has come with odds p60" in out
