@@ -72,6 +72,9 @@ HEADROOM_SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# How far :func:`_along_utilization` moves the utilisation from a point.
+MAX_STEP = 0.05
+
 BASES = ("order", "ready")
 FrontierProgress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -271,6 +274,35 @@ def _toward(a: Point, b: Point, goal: float) -> Setting:
     return q, u, a.event_margin if w < 0.5 else b.event_margin
 
 
+def _known(head: Sequence[Point], setting: Setting) -> bool:
+    return any((p.quantile, p.utilization, p.event_margin) == setting for p in head)
+
+
+def _along_utilization(a: Point, head: Sequence[Point], goal: float) -> Setting | None:
+    """Where :func:`_toward` gives one of its two points (they differ only in the event
+    margin): ``a``'s quantile and margin at the utilisation expected to spend ``goal``,
+    by the cost slope between ``a`` and its nearest neighbour in utilisation at the same
+    quantile and margin (at most ``MAX_STEP`` away). None without such a neighbour."""
+    if a.utilization is None:
+        return None
+    same = [
+        p
+        for p in head
+        if (p.quantile, p.event_margin) == (a.quantile, a.event_margin)
+        and p.utilization is not None
+        and p.utilization != a.utilization
+    ]
+    if not same:
+        return None
+    c = min(same, key=lambda p: abs((p.utilization or 0.0) - (a.utilization or 0.0)))
+    slope = (c.unit_hours - a.unit_hours) / ((c.utilization or 0.0) - a.utilization)
+    if slope >= 0:  # a higher target costing no less: nothing to read it by
+        return None
+    step = min(max((goal - a.unit_hours) / slope, -MAX_STEP), MAX_STEP)
+    u = min(max(round(a.utilization + step, 3), 0.05), 1.0)
+    return a.quantile or 0.5, u, a.event_margin
+
+
 def frontier(
     trace: Series,
     calendar: Calendar,
@@ -288,7 +320,9 @@ def frontier(
     """Sweep the HPA over ``hpa_utilizations`` and Headroom over ``headroom_settings``
     (event quantile, target utilisation), plus each as the policy is written; the
     oracle once; then ``refine`` more Headroom settings, each between the two hull points
-    around the HPA's unit-hours where that cost is expected (where the headline is read).
+    around the HPA's unit-hours where that cost is expected (where the headline is read),
+    or, when those two differ only in the event margin, the cheaper one's setting at the
+    utilisation expected to cost that (:func:`_along_utilization`).
     ``strategy_factory`` builds the Headroom strategy for a spec (default:
     :class:`HeadroomStrategy`)."""
     target = pick_target(spec, target_name)
@@ -345,9 +379,11 @@ def frontier(
         )
         if pair is None:
             break
-        q, u, m = _toward(pair[0], pair[1], goal)
-        if any((p.quantile, p.utilization, p.event_margin) == (q, u, m) for p in head):
+        between = _toward(pair[0], pair[1], goal)
+        setting = between if not _known(head, between) else _along_utilization(pair[0], head, goal)
+        if setting is None or _known(head, setting):
             break
+        q, u, m = setting
         total += 1
         s = _with(spec, q, u, m)
         r = replay(make(s, target, calendar), f"headroom {_label(q, u, m)}")

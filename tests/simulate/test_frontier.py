@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from headroom.cli.main import app
 from headroom.policies.baselines.frontier import (
     Point,
+    _along_utilization,
     _toward,
     _with,
     frontier,
@@ -47,6 +48,26 @@ def test_a_refinement_aims_at_the_cost_where_the_headline_is_read() -> None:
     off = Point("headroom", 0.3, 0.9, 400.0, 1000.0, 1000.0, event_margin=False)
     assert _toward(off, dear, 1050.0)[2] is False
     assert _toward(off, dear, 1150.0)[2] is True
+
+
+def test_between_two_points_that_differ_only_in_the_margin_a_refinement_moves_the_utilisation():
+    """The two hull points around the bill are one setting with the margin off (cheaper)
+    and on: :func:`_toward` gives one of them. The refinement then moves the cheaper one's
+    utilisation by the cost slope to its neighbour at the same quantile and margin."""
+    off = Point("headroom", 0.6, 0.8, 320.0, 5945.0, 5945.0, event_margin=False)
+    on = Point("headroom", 0.6, 0.8, 268.0, 6039.0, 6039.0)
+    looser = Point("headroom", 0.6, 0.85, 934.0, 5602.0, 5602.0, event_margin=False)
+    other_q = Point("headroom", 0.3, 0.79, 300.0, 6000.0, 6000.0, event_margin=False)
+    head = [off, on, looser, other_q]
+    assert _toward(off, on, 6027.0) == (0.6, 0.8, True)  # `on` itself: no refinement
+    # 6,860 unit-hours per unit of utilisation: 82 more is 0.012 lower.
+    assert _along_utilization(off, head, 6027.0) == (0.6, 0.788, False)
+    # Never more than MAX_STEP away; nothing without a neighbour, or with a slope that
+    # does not say a lower utilisation costs more.
+    assert _along_utilization(off, head, 9000.0) == (0.6, 0.75, False)
+    assert _along_utilization(off, [off, on, other_q], 6027.0) is None
+    flat = Point("headroom", 0.6, 0.85, 934.0, 6100.0, 6100.0, event_margin=False)
+    assert _along_utilization(off, [off, on, flat], 6027.0) is None
 
 
 def test_hull_keeps_only_points_no_cheaper_point_beats_and_interpolates_linearly() -> None:
