@@ -125,8 +125,7 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
     _deployment(env, "web")
     _deployment(env, "web-dry")
     dry_generation = env.apps.read_namespaced_deployment("web-dry", NS).metadata.generation
-    metrics_port = free_port()
-    env.start_operator("op-a", "--allow-file-dir", str(tmp_path), "--port", str(metrics_port))
+    op = env.start_operator("op-a", "--allow-file-dir", str(tmp_path))
     for name, dep, dry in (("shop", "web", False), ("shop-dry", "web-dry", True)):
         env.custom.create_namespaced_custom_object(
             GROUP, VERSION, NS, "capacitypolicies", _policy(name, dep, history, dry)
@@ -159,7 +158,7 @@ def test_scales_a_deployment_ahead_of_a_learned_event_and_a_dry_run_changes_noth
 
     # /metrics has what the chart's dashboard draws: measured demand, the forecast (p50,
     # p90), capacity per unit, units, the sale ahead and the action.
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    url = f"{op.base_url()}/metrics"
     with urllib.request.urlopen(url, timeout=10) as resp:
         body = resp.read().decode()
     for series in (

@@ -21,7 +21,6 @@ import pytest
 
 from headroom.controller.redis.connection import NodeAddr, RedisAuth, make_cluster_client
 from tests.operator.support import GROUP, NS, VERSION, OperatorEnv, wait_for
-from tests.support.procs import free_port
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
@@ -57,8 +56,7 @@ def _condition(env: OperatorEnv, name: str, type_: str) -> dict[str, Any]:
 
 
 def test_a_policy_measures_a_password_protected_cluster_by_name(env: OperatorEnv) -> None:
-    port = free_port()
-    op = env.start_operator("op-a", "--policy-interval", "2", "--port", str(port))
+    op = env.start_operator("op-a", "--policy-interval", "2")  # metrics on a port it binds
     env.create_cluster("cart", masters=3, replicas=0)
     wait_for(env.ready_with("cart", 3), 120, "cart Ready with 3 masters")
     secret = env.core.read_namespaced_secret("cart-redis-auth", NS)
@@ -97,7 +95,7 @@ def test_a_policy_measures_a_password_protected_cluster_by_name(env: OperatorEnv
         def measured() -> float:
             if errors:
                 return -1.0  # the load failed: stop waiting, say so below
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            with urllib.request.urlopen(f"{op.base_url()}/metrics", timeout=10) as resp:
                 text = resp.read().decode()
             found = re.search(
                 r'^headroom_demand_requests_per_second\{target="cart"\} (\S+)$', text, re.M
