@@ -449,12 +449,11 @@ class TargetRule:
         got = since(now - BURST_HISTORY)
         v = got.v.astype(np.float64, copy=True)
         t = got.t
-        spacing = float(np.median(np.diff(t))) if t.size > 1 else math.inf
         lo, hi = self._near_events()
         for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
             if b > now - BURST_HISTORY and a < now:
                 v[t.searchsorted(a) : t.searchsorted(b)] = np.nan
-        return burst_share(v, self.spec.reactive.tolerance) >= BURSTY, spacing
+        return burst_share(v, self.spec.reactive.tolerance) >= BURSTY, got.step
 
     def _near_events(self) -> tuple[FloatArray, FloatArray]:
         """Where events are near (from ``BURST_NEAR`` before each event's window to its

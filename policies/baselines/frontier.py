@@ -283,23 +283,24 @@ def _along_utilization(a: Point, head: Sequence[Point], goal: float) -> Setting 
     margin): ``a``'s quantile and margin at the utilisation expected to spend ``goal``,
     by the cost slope between ``a`` and its nearest neighbour in utilisation at the same
     quantile and margin (at most ``MAX_STEP`` away). None without such a neighbour."""
-    if a.utilization is None:
+    au = a.utilization
+    if au is None:
         return None
     same = [
-        p
+        (p.utilization, p)
         for p in head
         if (p.quantile, p.event_margin) == (a.quantile, a.event_margin)
         and p.utilization is not None
-        and p.utilization != a.utilization
+        and p.utilization != au
     ]
     if not same:
         return None
-    c = min(same, key=lambda p: abs((p.utilization or 0.0) - (a.utilization or 0.0)))
-    slope = (c.unit_hours - a.unit_hours) / ((c.utilization or 0.0) - a.utilization)
+    cu, c = min(same, key=lambda x: abs(x[0] - au))
+    slope = (c.unit_hours - a.unit_hours) / (cu - au)
     if slope >= 0:  # a higher target costing no less: nothing to read it by
         return None
     step = min(max((goal - a.unit_hours) / slope, -MAX_STEP), MAX_STEP)
-    u = min(max(round(a.utilization + step, 3), 0.05), 1.0)
+    u = min(max(round(au + step, 3), 0.05), 1.0)
     return a.quantile or 0.5, u, a.event_margin
 
 

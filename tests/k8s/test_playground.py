@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,35 +22,34 @@ from tests.support.kubectl import KUBECTL_POLL, table
 pytestmark = [pytest.mark.k8s, pytest.mark.redis, pytest.mark.slow]
 
 
-def _leftovers(workdir: Path) -> list[str]:
-    """Processes whose working directory or command line is inside ``workdir`` (the
-    operator's kubeconfig, each redis pod's --dir), or the playground's container."""
-    found = []
+def _processes() -> Iterator[tuple[int, list[str], str]]:
+    """(pid, argv, working directory) of every process there is to read."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cwd = os.readlink(proc / "cwd")
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue  # gone, or not ours to read
+        yield int(proc.name), argv, cwd
+
+
+def _leftovers(workdir: Path) -> list[str]:
+    """Processes whose working directory or command line is inside ``workdir`` (the
+    operator's kubeconfig, each redis pod's --dir), or the playground's container."""
+    found = []
+    for pid, argv, cwd in _processes():
+        cmd = " ".join(argv).strip()
         if cwd.startswith(str(workdir)) or str(workdir) in cmd:
-            found.append(f"{proc.name}: {cmd.strip()} (cwd {cwd})")
+            found.append(f"{pid}: {cmd} (cwd {cwd})")
     return found
 
 
 def _operators(workdir: Path) -> list[int]:
     """Pids of ``headroom operator run`` processes using the playground's kubeconfig."""
     mine = str(workdir / "operator.kubeconfig")
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"operator" in argv and mine.encode() in argv:
-            found.append(int(proc.name))
-    return found
+    return [pid for pid, argv, _ in _processes() if "operator" in argv and mine in argv]
 
 
 def _read_until(play: subprocess.Popen[str], prefix: str, timeout: float) -> str:
